@@ -1,0 +1,99 @@
+"""The one canonical shape of preference data, read from many formats.
+
+A ``Pair`` is a prompt with two responses; a ``Judgment`` is one annotator's verdict on a
+pair. Readers produce pairs (labelled pairs carry ``preferred``), exporters consume them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, Union
+
+Message = dict[str, str]  # {"role": "user"|"assistant"|"system", "content": "..."}
+Prompt = Union[str, list[Message]]
+
+
+class Outcome(str, Enum):
+    A = "A"
+    B = "B"
+    TIE = "tie"
+    BOTH_BAD = "both_bad"
+    SKIP = "skip"
+
+
+def prompt_text(prompt: Prompt) -> str:
+    """A plain-text rendering of a prompt (the last user turn is what people read first)."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n\n".join(f"{m['role']}: {m['content']}" for m in prompt)
+
+
+@dataclass
+class Pair:
+    """A prompt and two responses.
+
+    ``preferred`` is "A", "B" or "tie" when the source already holds a label (TRL, HH-RLHF,
+    AlpacaEval), else ``None`` for unlabeled pairs that still need judging. For labelled
+    sources A is the chosen response.
+    """
+
+    prompt: Prompt
+    response_a: str
+    response_b: str
+    id: str = ""
+    preferred: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = self.content_id()
+
+    def content_id(self) -> str:
+        """Stable id from the content, so re-importing the same pair finds the same row."""
+        blob = json.dumps([self.prompt, self.response_a, self.response_b], ensure_ascii=False)
+        return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def prompt_text(self) -> str:
+        return prompt_text(self.prompt)
+
+    @property
+    def chosen(self) -> str | None:
+        return {"A": self.response_a, "B": self.response_b}.get(self.preferred or "")
+
+    @property
+    def rejected(self) -> str | None:
+        return {"A": self.response_b, "B": self.response_a}.get(self.preferred or "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Pair:
+        return cls(**{k: d[k] for k in ("prompt", "response_a", "response_b", "id", "preferred", "metadata") if k in d})
+
+
+@dataclass
+class Judgment:
+    """One annotator's verdict on one pair, as stored in the append-only log.
+
+    ``outcome`` is in terms of the pair's canonical A/B; ``displayed_order`` records what
+    the annotator saw ("AB" or "BA") so position bias can be measured.
+    """
+
+    pair_id: str
+    annotator: str
+    outcome: Outcome
+    strength: int | None = None  # 1 = slight, 2 = clear
+    aspects: dict[str, str] = field(default_factory=dict)
+    rationale: str = ""
+    displayed_order: str = "AB"
+    started_at: float | None = None
+    submitted_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["outcome"] = self.outcome.value
+        return d

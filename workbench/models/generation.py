@@ -1,0 +1,117 @@
+"""Text generation with chat templates, explicit sampling settings, seeds and streaming.
+
+Batches are left-padded so every prompt ends at the same position; a seed makes a
+sampled generation reproducible, which the steering and labeling views rely on.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from workbench.data.types import Prompt
+from workbench.errors import ConfigError
+from workbench.models.loading import LoadedModel
+
+
+@dataclass
+class SamplingSettings:
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 50
+    repetition_penalty: float = 1.0
+    do_sample: bool = True
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}.")
+        if self.do_sample and self.temperature <= 0:
+            raise ConfigError("temperature must be > 0 when sampling.", hint="Set do_sample=False for greedy decoding.")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}.")
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        kw = asdict(self)
+        kw.pop("seed")
+        if not self.do_sample:
+            for key in ("temperature", "top_p", "top_k"):
+                kw.pop(key)
+        return kw
+
+
+def to_messages(prompt: Prompt, system: str | None = None) -> list[dict[str, str]]:
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    if system and not (messages and messages[0]["role"] == "system"):
+        messages = [{"role": "system", "content": system}, *messages]
+    return messages
+
+
+def render_prompt(tokenizer: Any, prompt: Prompt, system: str | None = None) -> str:
+    """The exact text the model sees: its chat template if it has one, else the raw text."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(to_messages(prompt, system), tokenize=False, add_generation_prompt=True)
+    text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+    return f"{system}\n\n{text}" if system else text
+
+
+def _encode(lm: LoadedModel, prompts: list[Prompt], system: str | None) -> dict[str, torch.Tensor]:
+    tok = lm.tokenizer
+    texts = [render_prompt(tok, p, system) for p in prompts]
+    side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        # The template already holds BOS/special tokens where the model expects them.
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not getattr(tok, "chat_template", None))
+    finally:
+        tok.padding_side = side
+    return {k: v.to(lm.device) for k, v in enc.items()}
+
+
+def _seed(seed: int | None) -> None:
+    if seed is not None:
+        torch.manual_seed(seed)
+
+
+def generate(lm: LoadedModel, prompts: list[Prompt], settings: SamplingSettings | None = None, system: str | None = None) -> list[str]:
+    """Generate one response per prompt in a single batched call."""
+    settings = settings or SamplingSettings()
+    enc = _encode(lm, prompts, system)
+    _seed(settings.seed)
+    with torch.inference_mode():
+        out = lm.model.generate(**enc, **settings.generate_kwargs(), pad_token_id=lm.tokenizer.pad_token_id)
+    new_tokens = out[:, enc["input_ids"].shape[1]:]
+    return [t.strip() for t in lm.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+def stream(lm: LoadedModel, prompt: Prompt, settings: SamplingSettings | None = None, system: str | None = None) -> Iterator[str]:
+    """Yield the growing response text as tokens arrive (for live UIs)."""
+    from transformers import TextIteratorStreamer
+
+    settings = settings or SamplingSettings()
+    enc = _encode(lm, [prompt], system)
+    streamer = TextIteratorStreamer(lm.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        _seed(settings.seed)
+        try:
+            with torch.inference_mode():
+                lm.model.generate(**enc, **settings.generate_kwargs(), streamer=streamer, pad_token_id=lm.tokenizer.pad_token_id)
+        except BaseException as exc:  # surfaced in the caller's thread below
+            errors.append(exc)
+            streamer.end()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    text = ""
+    for piece in streamer:
+        text += piece
+        yield text
+    thread.join()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,281 @@
+"""Load local checkpoints safely: Hugging Face folders, GGUF files and PEFT adapters.
+
+Nothing is fetched from a hub (``local_files_only``); pickle weights and remote code are
+refused unless the user opts in, because both execute code from the checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from workbench.errors import ModelError, SecurityError
+from workbench.models.adapters import ArchitectureAdapter, adapter_for
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for analyses: weights, tokenizer, layout adapter and where it came from."""
+
+    model: nn.Module
+    tokenizer: Any
+    adapter: ArchitectureAdapter
+    name: str
+    path: Path
+    format: str
+    device: torch.device
+    dtype: torch.dtype
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_encoder(self) -> bool:
+        return self.adapter.is_encoder
+
+    @property
+    def n_layers(self) -> int:
+        return self.adapter.n_layers(self.model)
+
+
+def resolve_device(preference: str = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then CPU; an explicit choice that is absent is an error."""
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(preference)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"Device {preference!r} was requested but no CUDA GPU is visible.", hint="Use --device cpu or auto.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelError(f"Device {preference!r} was requested but MPS is not available.", hint="Use --device cpu or auto.")
+    return device
+
+
+def resolve_dtype(preference: str, device: torch.device) -> torch.dtype:
+    """bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU."""
+    if preference == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "mps":
+            return torch.float16
+        return torch.float32
+    try:
+        return DTYPES[preference.lower()]
+    except KeyError:
+        raise ModelError(f"Unknown dtype {preference!r}.", hint=f"Choose one of: auto, {', '.join(sorted(DTYPES))}.") from None
+
+
+def detect_format(path: Path) -> str:
+    """'gguf' for a .gguf file, 'peft' for an adapter folder, 'hf' for a model folder."""
+    if not path.exists():
+        raise ModelError(f"Checkpoint path {path} does not exist.", hint="Check the path, or run `workbench models` to list what is available.")
+    if path.is_file():
+        if path.suffix == ".gguf":
+            return "gguf"
+        raise ModelError(f"{path} is a file but not a .gguf file.", hint="Point at a Hugging Face model folder, a PEFT adapter folder or a .gguf file.")
+    if (path / "adapter_config.json").exists():
+        return "peft"
+    if (path / "config.json").exists():
+        return "hf"
+    ggufs = sorted(path.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return "gguf"
+    raise ModelError(
+        f"{path} holds neither config.json (Hugging Face model), adapter_config.json (PEFT adapter) nor one .gguf file.",
+        hint="Point at the folder that contains config.json, or at the .gguf file itself.",
+    )
+
+
+def check_weights_safe(folder: Path, *, allow_pickle: bool, stem: str = "") -> bool:
+    """True if the folder has safetensors; raise unless pickle weights are explicitly allowed."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.name.startswith(stem)]
+    if any(p.suffix == ".safetensors" for p in files):
+        return True
+    pickles = [p.name for p in files if p.suffix in PICKLE_SUFFIXES]
+    if not pickles:
+        raise ModelError(f"No weight files (*.safetensors) found in {folder}.", hint="Check that the checkpoint finished saving.")
+    if not allow_pickle:
+        raise SecurityError(
+            f"{folder} only has pickle weights ({', '.join(sorted(pickles))}); loading them can run arbitrary code.",
+            hint="Convert the checkpoint to safetensors, or pass --allow-pickle if you trust its origin.",
+        )
+    return False
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"Cannot read {path}: {exc}.", hint="The checkpoint's JSON file is damaged; re-save the checkpoint.") from exc
+
+
+def check_remote_code(folder: Path, *, trust_remote_code: bool) -> None:
+    """Refuse configs that need custom Python code from the checkpoint unless opted in."""
+    from transformers import CONFIG_MAPPING
+
+    config = _read_json(folder / "config.json")
+    if "auto_map" in config and config.get("model_type") not in CONFIG_MAPPING and not trust_remote_code:
+        raise SecurityError(
+            f"{folder / 'config.json'} asks to run custom code from the checkpoint (auto_map, model_type {config.get('model_type')!r}).",
+            hint="Pass --trust-remote-code only if you trust the checkpoint's origin.",
+        )
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
+    """Dequantize a GGUF once into a safetensors folder; later loads take about a second.
+
+    A GGUF-loaded model refuses ``save_pretrained``, so we rebuild a fresh model from its
+    config, load the state dict and save that. Written to a temporary folder and renamed,
+    so an interrupted conversion leaves nothing half-written.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    digest = file_sha256(gguf_file)
+    manifest_path = out_dir / "workbench-conversion.json"
+    if manifest_path.exists() and _read_json(manifest_path).get("sha256") == digest:
+        return out_dir
+    tmp = out_dir.with_name(out_dir.name + f".tmp-{int(time.time() * 1000)}")
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, local_files_only=True)
+        gguf_model = AutoModelForCausalLM.from_pretrained(
+            gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32, local_files_only=True
+        )
+        fresh = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
+        fresh.load_state_dict(gguf_model.state_dict())
+        fresh.generation_config = gguf_model.generation_config
+        fresh.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        (tmp / "workbench-conversion.json").write_text(
+            json.dumps({"source": str(gguf_file), "sha256": digest, "converted_at": time.time()}, indent=1)
+        )
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, ModelError):
+            raise
+        raise ModelError(f"Could not convert GGUF file {gguf_file}: {exc}", hint="Check that the file is a complete GGUF of a supported architecture.") from exc
+    return out_dir
+
+
+def _load_tokenizer(folder: Path, trust_remote_code: bool) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token or tok.unk_token
+    return tok
+
+
+def _load_hf(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickle: bool, trust_remote_code: bool) -> tuple[nn.Module, Any]:
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    check_remote_code(folder, trust_remote_code=trust_remote_code)
+    safe = check_weights_safe(folder, allow_pickle=allow_pickle)
+    config = AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
+    adapter = adapter_for(config)
+    cls = AutoModel if adapter.is_encoder else AutoModelForCausalLM
+    try:
+        model = cls.from_pretrained(
+            folder, dtype=dtype, local_files_only=True, use_safetensors=safe, trust_remote_code=trust_remote_code
+        )
+    except Exception as exc:
+        raise ModelError(f"Could not load the model in {folder}: {exc}", hint="Check that the folder is a complete checkpoint.") from exc
+    return model, _load_tokenizer(folder, trust_remote_code)
+
+
+def resolve_base(adapter_dir: Path, base: str | Path | None, search_roots: list[Path]) -> Path:
+    """Find a PEFT adapter's base model locally: explicit path, recorded path, or catalog name."""
+    if base is not None:
+        candidate = Path(base).expanduser()
+        if candidate.exists():
+            return candidate
+        raise ModelError(f"Base model {base} does not exist.", hint="Pass the folder of the base model with --base.")
+    recorded = _read_json(adapter_dir / "adapter_config.json").get("base_model_name_or_path") or ""
+    for candidate in (Path(recorded).expanduser(), adapter_dir / recorded):
+        if recorded and (candidate / "config.json").exists():
+            return candidate
+    from workbench.models.catalog import scan_roots
+
+    for entry in scan_roots(search_roots):
+        if entry.format == "hf" and recorded and (entry.name == recorded or entry.name.split("/")[-1] == recorded.split("/")[-1]):
+            return entry.path
+    raise ModelError(
+        f"The base model {recorded!r} named in {adapter_dir / 'adapter_config.json'} is not available locally.",
+        hint="Pass --base /path/to/base-model, or put the base model under a model root.",
+    )
+
+
+def load_model(
+    path: str | Path,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+    base: str | Path | None = None,
+    converted_dir: Path | None = None,
+    search_roots: list[Path] | None = None,
+    name: str | None = None,
+) -> LoadedModel:
+    """Load any supported local checkpoint onto the chosen device, in eval mode.
+
+    ``converted_dir`` is where GGUF files are converted to safetensors (once, keyed by the
+    file's hash); ``search_roots`` are where a PEFT adapter's base is looked up by name.
+    """
+    path = Path(path).expanduser().resolve()
+    fmt = detect_format(path)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    t0 = time.perf_counter()
+    info: dict[str, Any] = {}
+    if fmt == "gguf":
+        gguf_file = path if path.is_file() else next(path.glob("*.gguf"))
+        target = (converted_dir or gguf_file.parent / "converted") / gguf_file.stem
+        folder = convert_gguf(gguf_file, target)
+        info["converted_to"] = str(folder)
+        model, tok = _load_hf(folder, dev, dt, False, False)
+    elif fmt == "peft":
+        from peft import PeftModel
+
+        check_weights_safe(path, allow_pickle=allow_pickle, stem="adapter_model")
+        base_dir = resolve_base(path, base, search_roots or [])
+        info["base"] = str(base_dir)
+        base_model, tok = _load_hf(base_dir, dev, dt, allow_pickle, trust_remote_code)
+        try:
+            # Merged for inference so every analysis sees one plain model with the adapter in it.
+            model = PeftModel.from_pretrained(base_model, path, is_trainable=False).merge_and_unload()
+        except Exception as exc:
+            raise ModelError(f"Could not apply the PEFT adapter {path} to {base_dir}: {exc}", hint="Check that the adapter was trained on this base model.") from exc
+    else:
+        model, tok = _load_hf(path, dev, dt, allow_pickle, trust_remote_code)
+    model.to(dev).eval()
+    info["load_seconds"] = time.perf_counter() - t0
+    return LoadedModel(
+        model=model, tokenizer=tok, adapter=adapter_for(model), name=name or path.name,
+        path=path, format=fmt, device=dev, dtype=dt, info=info,
+    )

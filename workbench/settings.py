@@ -1,0 +1,111 @@
+"""Where the workbench keeps its files and which safety switches are on.
+
+Settings come from environment variables (``WORKBENCH_*``) and CLI flags; nothing is read
+from the network. The home folder holds the SQLite store, the converted demo model, the
+activation cache and training runs.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from workbench.errors import ConfigError, SecurityError
+
+
+def default_home() -> Path:
+    """``WORKBENCH_HOME`` if set, else the per-user data directory."""
+    env = os.environ.get("WORKBENCH_HOME")
+    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("preference-workbench"))
+
+
+def _split_paths(value: str | None) -> list[Path]:
+    return [Path(p).expanduser() for p in (value or "").split(os.pathsep) if p.strip()]
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and 'localhost'."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Settings:
+    """All knobs in one place; every component reads them from the app context."""
+
+    home: Path = field(default_factory=default_home)
+    model_roots: list[Path] = field(default_factory=lambda: _split_paths(os.environ.get("WORKBENCH_MODEL_ROOTS")))
+    data_roots: list[Path] = field(default_factory=lambda: _split_paths(os.environ.get("WORKBENCH_DATA_ROOTS")))
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: tuple[str, str] | None = None
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).expanduser()
+        auth = os.environ.get("WORKBENCH_AUTH")
+        if self.auth is None and auth:
+            self.auth = parse_auth(auth)
+
+    # Folders under home; created on first use so a read-only listing creates nothing.
+    @property
+    def db_path(self) -> Path:
+        return self.home / "workbench.sqlite"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache" / "activations"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.home, self.models_dir, self.cache_dir, self.runs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def all_model_roots(self) -> list[Path]:
+        """The workbench's own models folder first, then the user's roots and the HF cache."""
+        roots = [self.models_dir, *self.model_roots]
+        hf_cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+        if hf_cache:
+            roots.append(Path(hf_cache))
+        return roots
+
+    def all_data_roots(self) -> list[Path]:
+        return [self.home / "data", *self.data_roots]
+
+    def check_bind(self) -> None:
+        """Refuse a non-loopback bind without auth: the labeling UI would be open to anyone."""
+        if not is_loopback(self.host) and self.auth is None:
+            raise SecurityError(
+                f"Refusing to listen on {self.host}: that address is reachable from other machines "
+                "and no login is configured.",
+                hint="Set WORKBENCH_AUTH=user:password (or pass --auth user:password), "
+                "or bind to 127.0.0.1.",
+            )
+
+
+def parse_auth(value: str) -> tuple[str, str]:
+    """Parse ``user:password``."""
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError(
+            f"Auth value {value!r} is not of the form user:password.",
+            hint="Use e.g. --auth alice:s3cret or WORKBENCH_AUTH=alice:s3cret.",
+        )
+    return user, password
