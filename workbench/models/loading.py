@@ -155,7 +155,8 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
 
     digest = file_sha256(gguf_file)
     manifest_path = out_dir / "workbench-conversion.json"
-    if manifest_path.exists() and _read_json(manifest_path).get("sha256") == digest:
+    if (manifest_path.exists() and _read_json(manifest_path).get("sha256") == digest
+            and "quantization_config" not in _read_json(out_dir / "config.json")):  # older conversions kept it: redo them
         return out_dir
     tmp = out_dir.with_name(out_dir.name + f".tmp-{int(time.time() * 1000)}")
     try:
@@ -163,7 +164,12 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
         gguf_model = AutoModelForCausalLM.from_pretrained(
             gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32, local_files_only=True
         )
-        fresh = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
+        config = gguf_model.config
+        # The weights are dequantized: a leftover GGUF quantization_config would make
+        # transformers attach a GGUF quantizer, which refuses training and save_pretrained.
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         fresh.load_state_dict(gguf_model.state_dict())
         fresh.generation_config = gguf_model.generation_config
         fresh.save_pretrained(tmp, safe_serialization=True)

@@ -1,0 +1,1 @@
+"""Runnable entry points: the main app, notebook helpers (and later the standalone labeling server)."""

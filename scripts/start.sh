@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Quick start, command 1: set everything up, then serve the workbench at http://127.0.0.1:7860
+# with the embedded demo model and demo data. Extra arguments go to `workbench serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+exec .venv/bin/workbench serve --model SmolLM2-135M-Instruct "$@"

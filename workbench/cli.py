@@ -1,0 +1,168 @@
+"""The ``workbench`` command line (typer). Plugins add subcommands through ``cli_commands``.
+
+Every WorkbenchError is printed as one clear message and the process exits with code 2.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from workbench.errors import WorkbenchError
+from workbench.settings import Settings, parse_auth
+
+app = typer.Typer(help="Preference Workbench: label, inspect, steer and fine-tune preferences in local models.", no_args_is_help=True)
+data_app = typer.Typer(help="Import, list, show and export preference datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
+
+
+def _context(home: Path | None = None, **settings_kwargs: object):
+    from workbench.context import AppContext
+
+    settings = Settings(home=home, **settings_kwargs) if home else Settings(**settings_kwargs)
+    return AppContext(settings)
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind. Non-loopback addresses require --auth.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the one server (Gradio + Panel).")] = 7860,
+    auth: Annotated[Optional[str], typer.Option(help="user:password required to use the app (or WORKBENCH_AUTH).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model to load at start (catalog name or path).")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow pickle (.bin/.pt) weights: they can run code.")] = False,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow custom model code shipped in a checkpoint.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
+    home: HomeOpt = None,
+) -> None:
+    """Start the browser app (Gradio tabs + Panel dashboards) on one port."""
+    from workbench.app.server import serve as run_server
+
+    ctx = _context(
+        home, host=host, port=port, auth=parse_auth(auth) if auth else None,
+        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, device=device, dtype=dtype,
+    )
+    ctx.settings.check_bind()
+    ctx.ensure_demo_dataset()
+    if model:
+        ctx.load_model(model)
+    run_server(ctx)
+
+
+@app.command()
+def setup(home: HomeOpt = None) -> None:
+    """Prepare the embedded demo model (GGUF → safetensors, once) and the demo dataset."""
+    from workbench.models.embedded import ensure_demo_model
+
+    ctx = _context(home)
+    path = ensure_demo_model(ctx.settings)
+    typer.echo(f"demo model: {path}")
+    typer.echo(f"demo dataset: {ctx.ensure_demo_dataset()} ({ctx.store.count_pairs('demo')} pairs)")
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """List loadable local checkpoints: embedded, workbench home, model roots, HF cache, runs."""
+    rows = [e.to_row() for e in _context(home).catalog()]
+    typer.echo(json.dumps(rows, indent=1) if as_json else _table(rows, ["name", "family", "params", "format", "source", "path"]))
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """List installed plugins with versions, the hooks they implement and any load error."""
+    from dataclasses import asdict
+
+    from workbench.plugins import PluginHost
+
+    rows = [asdict(i) for i in PluginHost().infos]
+    for r in rows:
+        r["hooks"] = ",".join(r["hooks"])
+    typer.echo(json.dumps(rows, indent=1) if as_json else _table(rows, ["name", "version", "status", "hooks", "module", "error"]))
+
+
+@data_app.command("import")
+def data_import(
+    path: Annotated[Path, typer.Argument(help="JSONL(.gz), JSON, CSV, Parquet file or a datasets.save_to_disk folder.")],
+    name: Annotated[Optional[str], typer.Option(help="Dataset name (default: the file name).")] = None,
+    format: Annotated[str, typer.Option("--format", help="auto, trl, hh-rlhf, sharegpt, alpacaeval, unlabeled.")] = "auto",
+    replace: Annotated[bool, typer.Option("--replace", help="Replace an existing dataset of the same name.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Import a pair dataset into the workbench store (all or nothing)."""
+    ctx = _context(home)
+    stored = ctx.import_dataset(path, name=name, format=format, replace=replace)
+    typer.echo(f"imported {ctx.store.count_pairs(stored)} pairs as '{stored}'")
+
+
+@data_app.command("list")
+def data_list(home: HomeOpt = None) -> None:
+    """List imported datasets."""
+    rows = _context(home).store.list_datasets()
+    typer.echo(_table(rows, ["name", "n_pairs", "format", "source"]))
+
+
+@data_app.command("show")
+def data_show(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    limit: Annotated[int, typer.Option(help="How many pairs to print.")] = 5,
+    offset: Annotated[int, typer.Option(help="Start at this pair.")] = 0,
+    home: HomeOpt = None,
+) -> None:
+    """Print pairs of a dataset as JSON lines."""
+    for pair in _context(home).store.get_pairs(name, offset=offset, limit=limit):
+        typer.echo(json.dumps(pair.to_dict(), ensure_ascii=False))
+
+
+@data_app.command("export")
+def data_export(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    out: Annotated[Path, typer.Argument(help="Output file or folder.")],
+    format: Annotated[str, typer.Option("--format", help="trl-jsonl, trl-parquet or hf-dataset.")] = "trl-jsonl",
+    home: HomeOpt = None,
+) -> None:
+    """Export a labelled dataset for trainers (TRL DPO columns)."""
+    from workbench.data.exporters import export_pairs
+
+    report = export_pairs(_context(home).store.get_pairs(name), out, format)
+    typer.echo(json.dumps(report))
+
+
+def main() -> None:
+    """Entry point: plugins' subcommands are added, then errors become clean exits."""
+    from workbench.plugins import PluginHost
+
+    host = PluginHost()
+    host.collect("cli_commands", app=app)
+    try:
+        app(standalone_mode=False)
+    except WorkbenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

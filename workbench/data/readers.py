@@ -1,0 +1,675 @@
+"""Read the preference formats people already have into canonical ``Pair``s.
+
+Two independent axes: the *container* (JSONL, JSONL.gz, JSON, CSV, Parquet, a
+``datasets.save_to_disk`` folder) yields plain dict records with their location, and the
+*record format* (TRL, HH-RLHF, ShareGPT, AlpacaEval, unlabeled) turns one record into a
+``Pair``. The record format is detected from the fields of the first record and every later
+record is checked against it, so a file that mixes shapes fails loudly instead of being
+half-read. ``read_pairs`` returns every pair or raises a ``DataError``; never a partial list.
+
+A new record format is one function registered with ``@record_format(...)``.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import decimal
+import difflib
+import gzip
+import io
+import json
+import math
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.data.types import Message, Pair, Prompt
+from workbench.errors import DataError
+
+MAX_LINE_BYTES = 10 * 1024 * 1024
+"""Longest JSONL line / CSV field accepted; longer ones are almost always a broken file."""
+
+Record = dict[str, Any]
+
+
+class RecordError(Exception):
+    """Raised by a converter; ``read_pairs`` adds the file and line and turns it into a DataError."""
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class RecordFormat:
+    """A record shape: the fields that identify it and the function that converts one record."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    convert: Callable[[Record], Pair]
+    matches: Callable[[Record], bool]
+    shape: str
+
+    @property
+    def expected(self) -> str:
+        fields = list(self.required) + [f"[{f}]" for f in self.optional]
+        return ", ".join(fields)
+
+    def __call__(self, record: Record) -> Pair:
+        return self.convert(record)
+
+
+FORMATS: dict[str, RecordFormat] = {}
+"""Record formats by name, in detection order (the first one whose fields match wins)."""
+
+
+def record_format(
+    name: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+    matches: Callable[[Record], bool] | None = None,
+    shape: str = "",
+) -> Callable[[Callable[[Record], Pair]], Callable[[Record], Pair]]:
+    """Register a converter. ``matches`` (described in words by ``shape``) refines detection
+    when two formats share their required fields."""
+
+    def register(fn: Callable[[Record], Pair]) -> Callable[[Record], Pair]:
+        FORMATS[name] = RecordFormat(name, required, optional, fn, matches or (lambda _r: True), shape)
+        return fn
+
+    return register
+
+
+# ---------------------------------------------------------------------------------------
+# Field helpers shared by the converters
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _text(record: Record, field: str) -> str:
+    value = record.get(field)
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise RecordError("is empty (null); a string is required.", field=field, hint="Fill in the value or drop the record.")
+    raise RecordError(
+        f"must be a string, got {_type_name(value)} ({_preview(value)}).",
+        field=field,
+        hint="Store text as a JSON string; for chat messages use a list of {role, content} objects where the format allows it.",
+    )
+
+
+def _preview(value: Any, n: int = 60) -> str:
+    s = json.dumps(value, ensure_ascii=False, default=str)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+_ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
+                 "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "system": "system"}
+
+
+def _message(value: Any, field: str, index: int | None = None) -> Message:
+    """One chat message from ``{role, content}`` or ShareGPT's ``{from, value}``."""
+    where = f"{field}[{index}]" if index is not None else field
+    if not isinstance(value, dict):
+        raise RecordError(f"must be a message object {{role, content}}, got {_type_name(value)}.", field=where)
+    role = value.get("role", value.get("from"))
+    content = value.get("content", value.get("value"))
+    if not isinstance(role, str):
+        raise RecordError(f"message has no string 'role' (or 'from'); keys: {sorted(value)}.", field=where)
+    if not isinstance(content, str):
+        raise RecordError(
+            f"message content must be a string, got {_type_name(content)}.",
+            field=where,
+            hint="Each message needs 'content' (or 'value') holding text.",
+        )
+    return {"role": _ROLE_ALIASES.get(role.lower(), role), "content": content}
+
+
+def _messages(value: Any, field: str) -> list[Message]:
+    if not isinstance(value, list):
+        raise RecordError(f"must be a list of messages, got {_type_name(value)}.", field=field)
+    if not value:
+        raise RecordError("is an empty message list.", field=field)
+    return [_message(m, field, i) for i, m in enumerate(value)]
+
+
+def _prompt(record: Record, field: str) -> Prompt:
+    """A prompt is either text or a list of chat messages."""
+    value = record.get(field)
+    if isinstance(value, list):
+        return _messages(value, field)
+    return _text(record, field)
+
+
+def _split_reply(value: Any, field: str) -> tuple[list[Message], str]:
+    """A conversational completion: (messages before the last assistant turn, its text)."""
+    messages = _messages(value, field)
+    if messages[-1]["role"] != "assistant":
+        raise RecordError(
+            f"the last message has role '{messages[-1]['role']}'; the response must be the last assistant message.",
+            field=field,
+        )
+    return messages[:-1], messages[-1]["content"]
+
+
+def _jsonable(value: Any) -> Any:
+    """Metadata must survive JSON (store, exporters): dates become ISO text, the rest text."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    return str(value)
+
+
+def _pair(record: Record, consumed: tuple[str, ...], prompt: Prompt, a: str, b: str, preferred: str | None) -> Pair:
+    """Build the Pair; an ``id`` column is kept as the id and every other unused column goes to metadata."""
+    raw_id = record.get("id")
+    if raw_id is not None and not isinstance(raw_id, (str, int)):
+        raise RecordError(f"must be a string or integer, got {_type_name(raw_id)}.", field="id")
+    metadata = {k: _jsonable(v) for k, v in record.items() if k not in consumed and k != "id"}
+    return Pair(prompt=prompt, response_a=a, response_b=b, id="" if raw_id is None else str(raw_id),
+                preferred=preferred, metadata=metadata)
+
+
+# ---------------------------------------------------------------------------------------
+# Record formats (detection order matters: the first whose fields match wins)
+
+
+@record_format("sharegpt", required=("conversations", "chosen", "rejected"), optional=("system",))
+def _sharegpt(record: Record) -> Pair:
+    """LLaMA-Factory style: a conversation plus a chosen and a rejected final turn."""
+    prompt = _messages(record.get("conversations"), "conversations")
+    system = record.get("system")
+    if isinstance(system, str) and system.strip():
+        prompt = [{"role": "system", "content": system}, *prompt]
+
+    def reply(field: str) -> str:
+        value = record.get(field)
+        return _message(value, field)["content"] if isinstance(value, dict) else _text(record, field)
+
+    return _pair(record, ("conversations", "chosen", "rejected", "system"), prompt, reply("chosen"), reply("rejected"), "A")
+
+
+def _alpaca_preference(value: Any) -> str | None:
+    """AlpacaEval: 1 = output_1, 2 = output_2, 1.5 (or legacy 0) = draw, fractional = weighted."""
+    if value is None or value == "":
+        return None
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        raise RecordError(f"must be a number between 1 and 2, got {_preview(value)}.", field="preference",
+                          hint="AlpacaEval uses 1 (output_1 wins), 2 (output_2 wins), 1.5 (tie).") from None
+    if math.isnan(p):
+        return None
+    if p == 0 or p == 1.5:
+        return "tie"
+    if not 1 <= p <= 2:
+        raise RecordError(f"must be between 1 and 2 (or 0 for a draw), got {p}.", field="preference",
+                          hint="AlpacaEval uses 1 (output_1 wins), 2 (output_2 wins), 1.5 (tie).")
+    return "A" if p < 1.5 else "B"
+
+
+@record_format("alpacaeval", required=("instruction", "output_1", "output_2"), optional=("preference", "input"))
+def _alpacaeval(record: Record) -> Pair:
+    """AlpacaEval annotations; A is output_1 so generator_1/generator_2 in metadata stay meaningful."""
+    prompt = _text(record, "instruction")
+    extra_input = record.get("input")
+    if isinstance(extra_input, str) and extra_input.strip():
+        prompt = f"{prompt}\n\n{extra_input}"
+    preferred = _alpaca_preference(record.get("preference"))
+    return _pair(record, ("instruction", "input", "output_1", "output_2"), prompt,
+                 _text(record, "output_1"), _text(record, "output_2"), preferred)
+
+
+_LABELS = {"a": "A", "b": "B", "tie": "tie"}
+
+
+@record_format("unlabeled", required=("prompt", "response_a", "response_b"), optional=("preferred", "metadata"))
+def _unlabeled(record: Record) -> Pair:
+    """Pairs still to be judged; also the canonical ``Pair.to_dict`` shape, so a label there is kept."""
+    raw = record.get("preferred")
+    preferred = None
+    if raw not in (None, ""):
+        preferred = _LABELS.get(str(raw).lower()) if isinstance(raw, str) else None
+        if preferred is None:
+            raise RecordError(f"must be 'A', 'B', 'tie' or empty, got {_preview(raw)}.", field="preferred")
+    pair = _pair(record, ("prompt", "response_a", "response_b", "preferred", "metadata"), _prompt(record, "prompt"),
+                 _text(record, "response_a"), _text(record, "response_b"), preferred)
+    meta = record.get("metadata")
+    if isinstance(meta, dict):
+        pair.metadata = {**_jsonable(meta), **pair.metadata}
+    elif meta is not None:
+        pair.metadata["metadata"] = _jsonable(meta)
+    return pair
+
+
+def _is_trl(record: Record) -> bool:
+    return "prompt" in record or isinstance(record.get("chosen"), list)
+
+
+@record_format("trl", required=("chosen", "rejected"), optional=("prompt",), matches=_is_trl,
+               shape="a 'prompt' field, unless chosen/rejected are message lists that hold the prompt")
+def _trl(record: Record) -> Pair:
+    """TRL preference data: explicit prompt, or conversational chosen/rejected holding it implicitly."""
+    chosen, rejected = record.get("chosen"), record.get("rejected")
+    if isinstance(chosen, list) or isinstance(rejected, list):
+        before_c, text_c = _split_reply(chosen, "chosen")
+        before_r, text_r = _split_reply(rejected, "rejected")
+        if before_c != before_r:
+            raise RecordError(
+                "chosen and rejected differ before their last assistant message, so they do not share one prompt.",
+                field="rejected",
+            )
+        if "prompt" in record:
+            prompt: Prompt = _prompt(record, "prompt")
+            if isinstance(prompt, str):
+                prompt = [{"role": "user", "content": prompt}]
+            prompt = [*prompt, *before_c]
+        elif before_c:
+            prompt = before_c
+        else:
+            raise RecordError("is missing and chosen/rejected hold only the assistant reply, so there is no prompt.",
+                              field="prompt", hint="Add a 'prompt' field (text or a list of messages).")
+        return _pair(record, ("prompt", "chosen", "rejected"), prompt, text_c, text_r, "A")
+    if "prompt" not in record:
+        raise RecordError("is missing.", field="prompt", hint="TRL records need prompt, chosen and rejected.")
+    return _pair(record, ("prompt", "chosen", "rejected"), _prompt(record, "prompt"),
+                 _text(record, "chosen"), _text(record, "rejected"), "A")
+
+
+_TURN = re.compile(r"(?:\A|\n\n)(Human|Assistant):")
+_ASSISTANT = "\n\nAssistant:"
+
+
+def transcript_messages(text: str) -> list[Message]:
+    """Split an HH-RLHF ``\\n\\nHuman: … \\n\\nAssistant: …`` transcript into chat messages."""
+    parts = _TURN.split(text)
+    if parts[0].strip():
+        raise RecordError("the transcript does not start with a 'Human:' turn.", field="chosen",
+                          hint="HH-RLHF transcripts look like '\\n\\nHuman: …\\n\\nAssistant: …'.")
+    roles = {"Human": "user", "Assistant": "assistant"}
+    return [{"role": roles[parts[i]], "content": parts[i + 1].strip()} for i in range(1, len(parts), 2)]
+
+
+def _is_hh(record: Record) -> bool:
+    chosen = record.get("chosen")
+    if "prompt" in record or isinstance(chosen, list):
+        return False
+    return _ASSISTANT in chosen if isinstance(chosen, str) else True  # non-text: let the converter say so
+
+
+@record_format("hh-rlhf", required=("chosen", "rejected"), matches=_is_hh,
+               shape="chosen/rejected as full transcripts containing '\\n\\nAssistant:' and no 'prompt' field")
+def _hh_rlhf(record: Record) -> Pair:
+    """Anthropic HH-RLHF: the prompt is the shared prefix up to the last shared 'Assistant:' turn."""
+    chosen, rejected = _text(record, "chosen"), _text(record, "rejected")
+    # Last marker in chosen whose whole prefix rejected shares (string compares run in C, not per char).
+    cut = chosen.rfind(_ASSISTANT)
+    while cut >= 0 and not rejected.startswith(chosen[: cut + len(_ASSISTANT)]):
+        cut = chosen.rfind(_ASSISTANT, 0, cut)
+    if cut < 0:
+        raise RecordError(
+            "chosen and rejected share no '\\n\\nAssistant:' turn, so the prompt cannot be separated from the responses.",
+            field="chosen",
+            hint="HH-RLHF records hold full transcripts; for separate prompt/response fields use the 'trl' format.",
+        )
+    prompt = transcript_messages(chosen[:cut])
+    if not prompt:
+        raise RecordError("has no 'Human:' turn before the first 'Assistant:' turn, so the prompt is empty.", field="chosen",
+                          hint="HH-RLHF transcripts start with '\\n\\nHuman: …'.")
+    end = cut + len(_ASSISTANT)
+
+    def response(text: str) -> str:
+        rest = text[end:]
+        return rest[1:] if rest.startswith(" ") else rest
+
+    return _pair(record, ("chosen", "rejected"), prompt, response(chosen), response(rejected), "A")
+
+
+# ---------------------------------------------------------------------------------------
+# Detection
+
+
+def classify(record: Record) -> str | None:
+    """The first format whose required fields are all present and whose shape matches, else None."""
+    for fmt in FORMATS.values():
+        if all(f in record for f in fmt.required) and fmt.matches(record):
+            return fmt.name
+    return None
+
+
+def detect_format(records: list[Record], path: str | Path = "") -> str:
+    """The record format of a file, from its first record (later records are checked one by one)."""
+    if not records:
+        raise DataError("contains no records.", path=path or None, hint="Check that the file holds preference pairs.")
+    name = classify(records[0])
+    if name is None:
+        raise _missing_fields_error(records[0], None, path, _Loc(1, None))
+    return name
+
+
+def _known_formats() -> str:
+    return "; ".join(f"{f.name} ({f.expected})" for f in FORMATS.values())
+
+
+def _missing_fields_error(record: Record, fmt: RecordFormat | None, path: str | Path, loc: _Loc) -> DataError:
+    """Say which field is missing, for which format, and suggest a rename when a near-miss exists."""
+    present = list(record)
+    if fmt is None:  # auto-detection: compare with the format this record is closest to
+        scored = [(sum(f in record for f in cand.required) / len(cand.required), -i, cand)
+                  for i, cand in enumerate(FORMATS.values())]
+        score, _, fmt = max(scored, key=lambda t: t[:2])
+        if score == 0:
+            return loc.error(
+                f"does not look like any known preference format; fields present: {', '.join(present) or '(none)'}.",
+                path, hint=f"Known formats: {_known_formats()}. Rename the fields, or pass format= explicitly.",
+            )
+    fields = f"fields present: {', '.join(present) or '(none)'}"
+    missing = [f for f in fmt.required if f not in record]
+    if missing:
+        field = missing[0]
+        message = f"is missing; expected by format '{fmt.name}' ({fmt.expected}); {fields}."
+    else:  # required fields are there but the shape is not (e.g. plain-text chosen/rejected without a prompt)
+        optional = [f for f in fmt.optional if f not in record]
+        field = optional[0] if optional else fmt.required[0]
+        message = (f"{'is missing' if optional else 'has the wrong shape'}; format '{fmt.name}' needs {fmt.shape}; "
+                   f"{fields}.")
+    unused = [f for f in present if f not in fmt.required and f not in fmt.optional]
+    close = difflib.get_close_matches(field, unused, n=1, cutoff=0.6)
+    hint = (f"Did you mean '{close[0]}'? Rename it to '{field}'." if close
+            else f"Format '{fmt.name}' expects: {fmt.expected}. Known formats: {_known_formats()}.")
+    return loc.error(message, path, field=field, hint=hint)
+
+
+# ---------------------------------------------------------------------------------------
+# Containers: each yields (location, record) with 1-based line numbers where lines exist
+
+
+@dataclass(frozen=True)
+class _Loc:
+    """Where a record came from: its ordinal and, for line-based files, its first line."""
+
+    index: int
+    line: int | None
+
+    def error(self, message: str, path: str | Path, *, field: str | None = None, hint: str | None = None) -> DataError:
+        prefix = "" if self.line is not None else f"record {self.index}: "
+        return DataError(prefix + message, path=path, line=self.line, field=field, hint=hint)
+
+
+def _encoding_error(path: Path, line: int | None, err: UnicodeDecodeError) -> DataError:
+    return DataError(
+        f"is not UTF-8 text (byte 0x{err.object[err.start]:02x} cannot be decoded).",
+        path=path, line=line,
+        hint=f"Re-encode the file as UTF-8, e.g. `iconv -f WINDOWS-1252 -t UTF-8 '{path}' > fixed{''.join(path.suffixes)}`.",
+    )
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
+    index = 0
+    try:
+        with _open_binary(path) as f:
+            line_no = 0
+            while True:
+                raw = f.readline(max_line_bytes + 1)
+                if not raw:
+                    break
+                line_no += 1
+                if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                    raise DataError(
+                        f"is longer than {max_line_bytes:,} bytes; refusing to read it.",
+                        path=path, line=line_no,
+                        hint="Each JSONL line must be one record; check that the file is not a single JSON document "
+                             "or binary data. Raise workbench.data.readers.MAX_LINE_BYTES for truly huge records.",
+                    )
+                try:
+                    text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+                except UnicodeDecodeError as err:
+                    raise _encoding_error(path, line_no, err) from None
+                if not text.strip():
+                    continue
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as err:
+                    raise DataError(
+                        f"is not valid JSON ({err.msg} at column {err.colno}).", path=path, line=line_no,
+                        hint="Each line of a .jsonl file must be one complete JSON object; fix or remove this line.",
+                    ) from None
+                index += 1
+                yield _Loc(index, line_no), value
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataError(f"is not a readable gzip file ({err}).", path=path,
+                        hint="Re-compress it with `gzip`, or rename it without .gz if it is plain text.") from None
+
+
+def _decode_whole(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise _encoding_error(path, data.count(b"\n", 0, err.start) + 1, err) from None
+
+
+def _iter_json(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
+    text = _decode_whole(path)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # many ".json" files on the Hub are really JSON Lines
+            yield from _iter_jsonl(path, max_line_bytes)
+            return
+        raise DataError(f"is not valid JSON ({err.msg} at column {err.colno}).", path=path, line=err.lineno,
+                        hint="Fix the JSON syntax, or save the records as JSON Lines (.jsonl).") from None
+    if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+        doc = doc["data"]
+    if not isinstance(doc, list):
+        keys = f" with keys {sorted(doc)[:10]}" if isinstance(doc, dict) else ""
+        raise DataError(f"holds a JSON {_type_name(doc)}{keys}, not a list of records.", path=path,
+                        hint='Use a JSON list of records, {"data": [...]}, or JSON Lines (.jsonl).')
+    for i, value in enumerate(doc, start=1):
+        yield _Loc(i, None), value
+
+
+_CSV_STRUCTURED = ("prompt", "chosen", "rejected", "conversations")
+
+
+def _csv_cell(column: str, value: str) -> Any:
+    """CSV holds only text; chat messages are stored there as JSON lists, so decode those."""
+    if column in _CSV_STRUCTURED and value.lstrip().startswith("["):
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        if isinstance(decoded, list) and decoded and all(isinstance(m, dict) for m in decoded):
+            return decoded
+    return value
+
+
+def _iter_csv(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
+    text = _decode_whole(path)
+    previous_limit = csv.field_size_limit(max_line_bytes)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        header = [h.strip() for h in header]
+        index, start = 0, reader.line_num + 1
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                start = reader.line_num + 1
+                continue
+            index += 1
+            if len(row) != len(header):
+                raise DataError(f"has {len(row)} cells but the header has {len(header)} columns.", path=path, line=start,
+                                hint="Check the quoting: cells with commas or newlines must be in double quotes.")
+            yield _Loc(index, start), {h: _csv_cell(h, v) for h, v in zip(header, row, strict=True)}
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise DataError(f"is not valid CSV ({err}).", path=path, line=reader.line_num,
+                        hint=f"Fix the quoting, or raise MAX_LINE_BYTES (now {max_line_bytes:,}) for very long cells.") from None
+    finally:
+        csv.field_size_limit(previous_limit)
+
+
+def _iter_parquet(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        index = 0
+        for batch in pf.iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                index += 1
+                yield _Loc(index, None), row
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"is not a readable Parquet file ({err}).", path=path,
+                        hint="Re-write it with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table.") from None
+
+
+def _iter_hf_folder(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
+    import datasets
+
+    if not ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists()):
+        raise DataError("is a folder but not a `datasets.Dataset.save_to_disk` folder (no dataset_info.json / "
+                        "dataset_dict.json).", path=path,
+                        hint="Point at a data file (.jsonl, .json, .csv, .parquet) or at a folder written by save_to_disk.")
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as err:
+        raise DataError(f"could not be loaded with datasets.load_from_disk ({err}).", path=path,
+                        hint="Re-save it with Dataset.save_to_disk.") from None
+    if isinstance(ds, datasets.DatasetDict):
+        splits = list(ds)
+        if "train" in ds:
+            ds = ds["train"]
+        elif len(splits) == 1:
+            ds = ds[splits[0]]
+        else:
+            raise DataError(f"holds several splits ({', '.join(splits)}) and none is called 'train'.", path=path,
+                            hint=f"Point at one split's folder, e.g. {path / splits[0]}.")
+    for index, row in enumerate(ds, start=1):
+        yield _Loc(index, None), row
+
+
+CONTAINERS: dict[str, Callable[[Path, int], Iterator[tuple[_Loc, Any]]]] = {
+    ".jsonl": _iter_jsonl, ".ndjson": _iter_jsonl, ".jsonl.gz": _iter_jsonl,
+    ".json": _iter_json, ".csv": _iter_csv, ".parquet": _iter_parquet,
+}
+
+
+def _container(path: Path) -> Callable[[Path, int], Iterator[tuple[_Loc, Any]]]:
+    if path.is_dir():
+        return _iter_hf_folder
+    name = path.name.lower()
+    for suffix in sorted(CONTAINERS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return CONTAINERS[suffix]
+    raise DataError(f"has an unsupported file type '{''.join(path.suffixes) or '(none)'}'.", path=path,
+                    hint=f"Supported: {', '.join(CONTAINERS)} and datasets.save_to_disk folders.")
+
+
+# ---------------------------------------------------------------------------------------
+# Entry point
+
+
+def _records(path: Path, limit: int | None, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
+    """Stream the file's records, stopping after ``limit`` (later lines are never parsed)."""
+    try:
+        for n, item in enumerate(_container(path)(path, max_line_bytes), start=1):
+            yield item
+            if limit is not None and n >= limit:
+                return
+    except OSError as err:
+        raise DataError(f"could not be read ({err.strerror or err}).", path=path,
+                        hint="Check that the file is readable and is not still being written.") from None
+
+
+def read_pairs(path: str | Path, format: str = "auto", limit: int | None = None, *,
+               max_line_bytes: int | None = None) -> list[Pair]:
+    """Read every pair of ``path`` (or the first ``limit``), or raise a DataError saying what to fix.
+
+    ``format`` is "auto" (detect from the first record's fields) or a name in ``FORMATS``.
+    Pair ids come from an ``id`` column when there is one, else from the content; repeated
+    content gets ``-2``, ``-3``… so ids stay unique within the file.
+    """
+    path = Path(path).expanduser()
+    if format != "auto" and format not in FORMATS:
+        close = difflib.get_close_matches(format, list(FORMATS), n=1)
+        raise DataError(f"Unknown format '{format}'.", path=path,
+                        hint=(f"Did you mean '{close[0]}'? " if close else "") + f"Known formats: auto, {', '.join(FORMATS)}.")
+    if not path.exists():
+        raise DataError("does not exist.", path=path, hint="Check the path (relative paths start from the current folder).")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError("is empty.", path=path, hint="Point at a file that holds preference records.")
+    if limit is not None and limit < 0:
+        raise DataError(f"limit must be zero or positive, got {limit}.", path=path)
+    if limit == 0:
+        return []
+
+    _container(path)  # fail on an unsupported file type before anything else
+    fmt: RecordFormat | None = FORMATS[format] if format != "auto" else None
+    first_loc: _Loc | None = None
+    pairs: list[Pair] = []
+    seen: dict[str, int] = {}
+    for loc, record in _records(path, limit, max_line_bytes or MAX_LINE_BYTES):
+        if not isinstance(record, dict):
+            raise loc.error(f"is a JSON {_type_name(record)}, not an object with named fields.", path,
+                            hint="Each record must be an object such as {\"prompt\": …, \"chosen\": …, \"rejected\": …}.")
+        if format == "auto":
+            name = classify(record)
+            if name is None:
+                raise _missing_fields_error(record, fmt, path, loc)
+            if fmt is None:
+                fmt, first_loc = FORMATS[name], loc
+            elif name != fmt.name:
+                where = f"line {first_loc.line}" if first_loc and first_loc.line else "record 1"
+                raise loc.error(
+                    f"looks like format '{name}' while the file was detected as '{fmt.name}' from {where}; "
+                    f"fields present: {', '.join(record)}.", path,
+                    hint="Split the file by format, or fix this record's fields to match the rest.",
+                )
+        elif any(f not in record for f in fmt.required):
+            raise _missing_fields_error(record, fmt, path, loc)
+        try:
+            pair = fmt(record)
+        except RecordError as err:
+            raise loc.error(err.message, path, field=err.field,
+                            hint=err.hint or f"Format '{fmt.name}' expects: {fmt.expected}.") from None
+        if pair.id in seen:
+            if record.get("id") not in (None, ""):
+                raise loc.error(f"repeats id '{pair.id}' (first seen in record {seen[pair.id]}).", path, field="id",
+                                hint="Ids must be unique within a dataset; fix the duplicate or drop the id column.")
+            base, n = pair.id, 2
+            while f"{base}-{n}" in seen:
+                n += 1
+            pair.id = f"{base}-{n}"
+        seen[pair.id] = loc.index
+        pairs.append(pair)
+    if not pairs:
+        raise DataError("contains no records.", path=path, hint="Check that the file holds preference pairs.")
+    return pairs
