@@ -34,13 +34,13 @@ def create_labeling_app(ctx, *, api_only: bool = False):  # noqa: ANN001, ANN201
     app.include_router(build_router(lambda: labeling_store(ctx)))
     if not api_only:
         import gradio as gr
-        from plugins.labeling.tab import KEYBOARD_JS, build_labeling_tab
 
+        from plugins.labeling.tab import build_labeling_tab
         from workbench.app.shell import THEME_CSS, theme
 
         with gr.Blocks(title="Preference Workbench · Labeling", analytics_enabled=False) as blocks:
             build_labeling_tab(ctx)
-        gr.mount_gradio_app(app, blocks, path="/", theme=theme(), css=THEME_CSS, head=KEYBOARD_JS,
+        gr.mount_gradio_app(app, blocks, path="/", theme=theme(), css=THEME_CSS,
                             footer_links=["api"], show_error=True)
     if ctx.settings.auth:
         app.add_middleware(BasicAuthMiddleware, credentials=ctx.settings.auth)

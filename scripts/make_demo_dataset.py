@@ -169,7 +169,7 @@ def degenerate_reason(text: str) -> str | None:
     tokens = WORD.findall(text.lower())
     if len(tokens) < MIN_WORDS:
         return "too_short"
-    trigrams = list(zip(tokens, tokens[1:], tokens[2:]))
+    trigrams = list(zip(tokens, tokens[1:], tokens[2:], strict=False))
     if len(trigrams) >= 20 and len(set(trigrams)) / len(trigrams) < MIN_DISTINCT_TRIGRAMS:
         return "repetitive"
     return None
@@ -213,7 +213,7 @@ def generate_pole(lm: Any, prompts: list[dict[str, str]], pole: Pole, seed: int,
         ids = order[start:start + batch_size]
         settings = SamplingSettings(max_new_tokens=pole.max_new_tokens, seed=seed + b, **DECODING)
         responses = generate(lm, [texts[i] for i in ids], settings, system=pole.system)
-        for pid, text in zip(ids, responses):
+        for pid, text in zip(ids, responses, strict=True):
             out[pid] = {"text": text, "decoding": asdict(settings), "user_turn": texts[pid],
                         "tokens": len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])}
     return out
@@ -287,7 +287,7 @@ def separation(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         highs = [pole_features(r, high.name)[attr.feature] for r in rows]
         result[attr.name] = {
             "feature": attr.feature, "low_pole": low.name, "high_pole": high.name, "pairs": len(rows),
-            "separated": sum(h > lo for h, lo in zip(highs, lows)),
+            "separated": sum(h > lo for h, lo in zip(highs, lows, strict=True)),
             "mean_low": round(sum(lows) / len(rows), 2), "mean_high": round(sum(highs) / len(rows), 2),
             "a_is_high": sum(r["metadata"]["a_pole"] == high.name for r in rows),
         }
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default: the packaged demo_pairs.jsonl (a temp file with --limit)")
     parser.add_argument("--readme", type=Path, default=DEMO_DIR / "README.md", help="README whose stats block is rewritten")
     parser.add_argument("--seed", type=int, default=20240611)
-    parser.add_argument("--batch-size", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64, help="prompts per generate call (large batches amortize weight reads on CPU)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N prompts (a quick trial)")
     args = parser.parse_args(argv)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,7 +18,7 @@ app = typer.Typer(help="Preference Workbench: label, inspect, steer and fine-tun
 data_app = typer.Typer(help="Import, list, show and export preference datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
 
 
 def _context(home: Path | None = None, **settings_kwargs: object):
@@ -39,8 +39,8 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind. Non-loopback addresses require --auth.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the one server (Gradio + Panel).")] = 7860,
-    auth: Annotated[Optional[str], typer.Option(help="user:password required to use the app (or WORKBENCH_AUTH).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model to load at start (catalog name or path).")] = None,
+    auth: Annotated[str | None, typer.Option(help="user:password required to use the app (or WORKBENCH_AUTH).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model to load at start (catalog name or path).")] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow pickle (.bin/.pt) weights: they can run code.")] = False,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow custom model code shipped in a checkpoint.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
@@ -98,7 +98,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
 @data_app.command("import")
 def data_import(
     path: Annotated[Path, typer.Argument(help="JSONL(.gz), JSON, CSV, Parquet file or a datasets.save_to_disk folder.")],
-    name: Annotated[Optional[str], typer.Option(help="Dataset name (default: the file name).")] = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: the file name).")] = None,
     format: Annotated[str, typer.Option("--format", help="auto, trl, hh-rlhf, sharegpt, alpacaeval, unlabeled.")] = "auto",
     replace: Annotated[bool, typer.Option("--replace", help="Replace an existing dataset of the same name.")] = False,
     home: HomeOpt = None,

@@ -9,10 +9,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 
 Message = dict[str, str]  # {"role": "user"|"assistant"|"system", "content": "..."}
-Prompt = Union[str, list[Message]]
+Prompt = str | list[Message]
 
 
 class Outcome(str, Enum):

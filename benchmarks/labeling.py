@@ -1,0 +1,150 @@
+"""Labeling server latency and store throughput.
+
+    .venv/bin/python benchmarks/labeling.py [--votes 100] [--annotators 20]
+
+1. Latency from vote to next pair: a real labeling server process (API only) and real HTTP
+   clients, one annotator and then N concurrent ones; each POST /votes commits the vote and
+   returns the next pair. Reported: the server-side time (``Server-Timing``, lock wait and
+   commit included) and the client round trip, p50 and p99.
+2. Store throughput: ``LabelingStore.vote`` in a loop (one durable transaction per vote)
+   against a bare sqlite3 insert loop with the same pragmas (WAL, synchronous=FULL, one
+   commit per row), measured in the same run; the ratio is the cost of the bookkeeping.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from workbench.data.types import Pair  # noqa: E402
+from workbench.labeling import LabelingStore  # noqa: E402
+from workbench.store import Store  # noqa: E402
+
+API = "/api/labeling"
+
+
+def prepare(home: Path, n_pairs: int, overlap: int) -> None:
+    with Store(home / "workbench.sqlite") as store:
+        store.import_pairs("ds", [Pair(f"prompt {i} " + "word " * 50, "left " * 80, "right " * 80, id=f"p{i:05d}") for i in range(n_pairs)])
+        lab = LabelingStore(store)
+        for name in ("one", "many"):
+            lab.create_session(name, "ds", {"overlap": overlap, "order": "random"})
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "apps.labeling_server", "--api-only", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/api/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit("labeling server did not start")
+
+
+def annotate(url: str, session: str, name: str, votes: int, server_ms: list[float], client_ms: list[float],
+             barrier: threading.Barrier | None) -> None:
+    token = httpx.post(f"{url}{API}/sessions/{session}/annotators", json={"name": name}, timeout=30).json()["token"]
+    with httpx.Client(base_url=url, headers={"x-annotator-token": token}, timeout=60) as http:
+        item = http.get(f"{API}/sessions/{session}/annotators/{name}/next").json()["item"]
+        if barrier:
+            barrier.wait()
+        for k in range(votes):
+            t0 = time.perf_counter()
+            r = http.post(f"{API}/sessions/{session}/annotators/{name}/votes",
+                          json={"pair_id": item["pair_id"], "choice": "left" if k % 2 else "right", "displayed_order": item["displayed_order"]})
+            client_ms.append((time.perf_counter() - t0) * 1000)
+            r.raise_for_status()
+            server_ms.append(float(re.search(r"dur=([0-9.]+)", r.headers["server-timing"]).group(1)))
+            item = r.json()["next"]["item"]
+
+
+def latency(url: str, session: str, annotators: int, votes: int) -> tuple[list[float], list[float], float]:
+    server_ms: list[float] = []
+    client_ms: list[float] = []
+    barrier = threading.Barrier(annotators) if annotators > 1 else None
+    threads = [threading.Thread(target=annotate, args=(url, session, f"a{i}", votes, server_ms, client_ms, barrier)) for i in range(annotators)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return server_ms, client_ms, time.perf_counter() - t0
+
+
+def store_throughput(folder: Path, n: int) -> tuple[float, float]:
+    with Store(folder / "tp.sqlite") as store:
+        store.import_pairs("ds", [Pair(f"q{i}", "a", "b", id=f"p{i:05d}") for i in range(n)])
+        lab = LabelingStore(store)
+        lab.create_session("tp", "ds")
+        lab.join("tp", "x")
+        t0 = time.perf_counter()
+        for i in range(n):
+            lab.vote("tp", "x", f"p{i:05d}", "A")
+        ours = n / (time.perf_counter() - t0)
+    conn = sqlite3.connect(folder / "bare.sqlite", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE votes (id INTEGER PRIMARY KEY, pair_id TEXT, annotator TEXT, outcome TEXT, submitted_at REAL)")
+    t0 = time.perf_counter()
+    for i in range(n):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO votes (pair_id, annotator, outcome, submitted_at) VALUES (?, ?, ?, ?)", (f"p{i:05d}", "x", "A", time.time()))
+        conn.execute("COMMIT")
+    bare = n / (time.perf_counter() - t0)
+    conn.close()
+    return ours, bare
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--votes", type=int, default=100, help="votes per annotator")
+    parser.add_argument("--annotators", type=int, default=20)
+    parser.add_argument("--pairs", type=int, default=500)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        prepare(home, args.pairs, overlap=args.annotators)
+        proc, url = start_server(home)
+        try:
+            print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+            print("vote → next pair latency, ms   server p50   server p99   round trip p50   round trip p99   votes/s")
+            for label, session, n in (("1 annotator", "one", 1), (f"{args.annotators} annotators", "many", args.annotators)):
+                server_ms, client_ms, wall = latency(url, session, n, args.votes)
+                print(f"{label:<31}{pct(server_ms, 50):>11.1f}{pct(server_ms, 99):>13.1f}{pct(client_ms, 50):>17.1f}"
+                      f"{pct(client_ms, 99):>17.1f}{len(server_ms) / wall:>10.0f}")
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        ours, bare = store_throughput(Path(tmp), 300)
+        print(f"store throughput: LabelingStore.vote {ours:.0f} votes/s, bare sqlite3 insert+commit {bare:.0f} rows/s, "
+              f"ratio {ours / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The "finetune" plugin: DPO and PAL training jobs, the Fine-tune tab and CLI commands.
+
+Registered through the same hooks as any third-party plugin. Heavy imports (torch, TRL,
+Gradio) happen only when a hook's result is used, so ``workbench plugins`` stays fast.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.hookspecs import hookimpl
+from workbench.plugin_types import GradioTab
+
+
+@hookimpl
+def job_types() -> dict[str, Any]:
+    from workbench.training.dpo import DPO_JOB
+    from workbench.training.pal_job import PAL_JOB
+
+    return {"dpo": DPO_JOB, "pal": PAL_JOB}
+
+
+@hookimpl
+def cli_commands(app: Any) -> None:
+    from plugins.finetune.cli import runs_app, train_app
+
+    app.add_typer(train_app, name="train")
+    app.add_typer(runs_app, name="runs")
+
+
+def _build_tab(ctx: Any) -> None:
+    from plugins.finetune.tab import build_finetune_tab
+
+    build_finetune_tab(ctx)
+
+
+@hookimpl
+def gradio_tabs(context: Any) -> list[GradioTab]:
+    return [GradioTab("Fine-tune", _build_tab, order=60)]

@@ -1,0 +1,173 @@
+"""What the Fine-tune tab does, without Gradio: start runs, describe them, draw their plots.
+
+Every function takes plain values and returns plain values or matplotlib figures, so it is
+tested without a browser and the tab stays a thin layout.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from workbench.errors import WorkbenchError
+from workbench.jobs import JobManager, Run, describe_failure
+
+RUN_COLUMNS = ["id", "type", "status", "progress", "eta_s", "attempts", "created", "output", "error"]
+DPO_PANELS = (
+    ("loss", ["loss"]),
+    ("rewards", ["rewards/chosen", "rewards/rejected", "rewards/margins"]),
+    ("accuracy", ["rewards/accuracies"]),
+    ("log-probs", ["logps/chosen", "logps/rejected"]),
+)
+
+
+def error_markdown(exc: WorkbenchError) -> str:
+    text = exc.message + (f"\n\n→ {exc.hint}" if exc.hint else "")
+    return "**Error:** " + text.replace("\n", "  \n")
+
+
+def runs_table(manager: JobManager) -> list[list[Any]]:
+    return [[row[c] for c in RUN_COLUMNS] for row in (r.summary_row() for r in manager.runs())]
+
+
+def model_choices(ctx: Any) -> list[str]:
+    """Trainable models: full Hugging Face folders (adapters and GGUF files are not DPO starting points)."""
+    from workbench.models.embedded import DEMO_MODEL_NAME
+
+    names = [e.name for e in ctx.catalog() if e.format == "hf" and not e.family.startswith("unsupported") and e.family != "bert"]
+    return list(dict.fromkeys([DEMO_MODEL_NAME, *names]))
+
+
+def dataset_choices(ctx: Any) -> list[str]:
+    return [d["name"] for d in ctx.store.list_datasets()]
+
+
+def start(manager: JobManager, kind: str, options: dict[str, Any]) -> Run:
+    """Validate and start; a WorkbenchError (bad dataset, model, batch size…) is raised before any run exists."""
+    return manager.submit(kind, {k: v for k, v in options.items() if v not in (None, "")})
+
+
+def status_markdown(run: Run) -> str:
+    m, p = run.manifest, run.progress()
+    lines = [f"**{m.id}** ({m.type}) — **{m.status}**, attempt {m.attempts}"]
+    if p.get("total"):
+        eta = f", ETA {p['eta_s']:.0f} s" if p.get("eta_s") is not None and m.status == "running" else ""
+        lines.append(f"step {p['step']} / {p['total']} ({100 * (p.get('fraction') or 0):.0f} %){eta}" + (f" — {p['message']}" if p.get("message") else ""))
+    if m.status == "finished" and m.output:
+        lines.append(f"output: `{run.dir / m.output}`" + (f" — in the model catalog as `run:{m.id}`" if m.type == "dpo" else ""))
+    if m.status == "failed":
+        lines.append(f"**Error:** {m.error}")
+    if m.status == "cancelled" and run.latest_checkpoint():
+        lines.append(f"checkpoint `{run.latest_checkpoint().name}` saved: press Resume to continue")
+    return "  \n".join(lines)
+
+
+def log_text(run: Run, lines: int = 40) -> str:
+    return describe_failure(run, lines) if run.status == "failed" else run.log_tail(lines)
+
+
+def dpo_figure(rows: list[dict[str, Any]]) -> Any:
+    """Live DPO curves: loss, rewards (chosen/rejected/margins), accuracy, log-probs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(DPO_PANELS), figsize=(14, 3))
+    rows = [r for r in rows if "loss" in r]
+    for ax, (title, keys) in zip(axes, DPO_PANELS, strict=True):
+        for key in keys:
+            pts = [(r["step"], r[key]) for r in rows if key in r]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker=".", label=key.split("/")[-1])
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if len(keys) > 1:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def pal_figure(rows: list[dict[str, Any]]) -> Any:
+    """Training loss per model (PAL-A, PAL-B, BT) by epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+    for name in dict.fromkeys(r["model"] for r in rows if "model" in r):
+        pts = [r for r in rows if r.get("model") == name]
+        axes[0].plot([r["epoch"] for r in pts], [r["loss"] for r in pts], label=name)
+        axes[1].plot([r["epoch"] for r in pts], [r["train_accuracy"] for r in pts], label=name)
+    for ax, title in zip(axes, ("loss", "train accuracy"), strict=True):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def before_after_rows(run: Run) -> list[list[Any]]:
+    """DPO summary as rows: split, pairs, accuracy/margin before → after, implicit-reward accuracy."""
+    out = []
+    for split in ("held_out", "train"):
+        s = run.manifest.summary.get(split)
+        if s:
+            out.append([split, s["n"], round(s["logp_margin_accuracy_before"], 3), round(s["logp_margin_accuracy_after"], 3),
+                         round(s["mean_logp_margin_before"], 3), round(s["mean_logp_margin_after"], 3), round(s["implicit_reward_accuracy"], 3)])
+    return out
+
+
+BEFORE_AFTER_COLUMNS = ["pairs", "n", "accuracy before", "accuracy after", "mean margin before", "mean margin after", "implicit-reward accuracy"]
+SAMPLE_COLUMNS = ["prompt", "before", "after", "chosen"]
+
+
+def samples_rows(run: Run) -> list[list[str]]:
+    path = run.dir / "samples.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [[r["prompt"], r["before"], r["after"], r["chosen"]] for r in rows]
+
+
+def pal_results_rows(run: Run) -> list[list[Any]]:
+    """Seen-user accuracy and unseen users by number of shots, one row per model."""
+    s = run.manifest.summary
+    if "seen" not in s:
+        return []
+    shots = list(s.get("unseen", {}).get("shots", {}))
+    models = list(s["seen"])
+    return [[name, round(s["seen"][name], 3), *[round(s["unseen"]["shots"][k].get(name, float("nan")), 3) for k in shots]] for name in models]
+
+
+def pal_results_columns(run: Run) -> list[str]:
+    return ["model", "seen users", *[f"unseen, {k} shots" for k in run.manifest.summary.get("unseen", {}).get("shots", {})]]
+
+
+def latent_figure(run: Run, model: str = "PAL-A") -> Any:
+    """Prototypes (stars) and users' ideal points, coloured by their true group when known."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = run.dir / "pal" / "latent.json"
+    if not path.exists():
+        return None
+    view = json.loads(path.read_text(encoding="utf-8")).get(model)
+    if view is None:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 4))
+    pts = list(zip(*view["points"], strict=True))
+    groups = view["groups"]
+    colors = [g if isinstance(g, int) else 0 for g in groups]
+    ax.scatter(pts[0], pts[1], c=colors, cmap="tab10", s=18, label="users")
+    protos = list(zip(*view["prototypes"], strict=True))
+    ax.scatter(protos[0], protos[1], marker="*", s=220, c="black", label="prototypes")
+    ax.set_title(f"{model}: " + ("ideal points" if view["variant"] == "A" else "users' simplex weights") + " (PCA)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -1,0 +1,37 @@
+"""The labeling plugin: the Labeling tab (blind A/B with keyboard shortcuts), the vote HTTP
+API and the pair-generation job.
+
+UI libraries are imported only when a hook is called, which keeps the CLI fast.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.hookspecs import hookimpl
+from workbench.plugin_types import GradioTab
+
+
+def _build_tab(ctx: Any) -> None:
+    from plugins.labeling.tab import build_labeling_tab
+
+    build_labeling_tab(ctx)
+
+
+@hookimpl
+def gradio_tabs(context: Any) -> list[GradioTab]:
+    return [GradioTab("Labeling", _build_tab, order=10, requires=["pairs"])]
+
+
+@hookimpl
+def api_routes(context: Any) -> list[Any]:
+    from workbench.labeling.api import build_router
+    from workbench.labeling.state import labeling_store
+
+    return [build_router(lambda: labeling_store(context))]
+
+
+@hookimpl
+def job_types() -> dict[str, Any]:
+    from workbench.labeling.generate import GENERATE_PAIRS
+
+    return {GENERATE_PAIRS.name: GENERATE_PAIRS}

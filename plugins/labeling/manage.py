@@ -1,0 +1,257 @@
+"""The session tools under the labeling view: create, analyse, find disagreements, export, import.
+
+Plots are matplotlib figures built from ``session_report``; the numbers are the same ones
+the notebook and the API see.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import gradio as gr
+
+from workbench.errors import WorkbenchError
+from workbench.labeling.sessions import ORDERS, SessionSettings
+
+FORMATS = {"trl-jsonl": ".jsonl", "trl-parquet": ".parquet", "hf-dataset": "", "long-table-csv": ".csv", "long-table-parquet": ".parquet"}
+
+
+def _num(x: Any) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def ratings_figure(report: dict[str, Any]) -> Any:
+    """Bradley–Terry ratings with bootstrap CIs (left) and the win-rate matrix (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    rows = report["ratings"]
+    if rows:
+        y = np.arange(len(rows))[::-1]
+        theta = np.array([r["theta"] for r in rows])
+        low = np.array([r["low"] if r["low"] is not None else r["theta"] for r in rows])
+        high = np.array([r["high"] if r["high"] is not None else r["theta"] for r in rows])
+        ax1.errorbar(theta, y, xerr=[theta - low, high - theta], fmt="o", capsize=4)
+        ax1.set_yticks(y, [r["source"] for r in rows])
+        ax1.axvline(0, color="#999", lw=0.8)
+        ax1.set_xlabel(f"log-strength θ (95% bootstrap CI, ties: {report['tie_model']})")
+    else:
+        ax1.text(0.5, 0.5, "no source comparisons yet", ha="center", va="center")
+        ax1.set_axis_off()
+    wr = report["win_rate"]
+    if wr["items"]:
+        rate = np.array(wr["rate"], dtype=float)
+        im = ax2.imshow(rate, vmin=0, vmax=1, cmap="RdBu")
+        ax2.set_xticks(range(len(wr["items"])), wr["items"], rotation=45, ha="right")
+        ax2.set_yticks(range(len(wr["items"])), wr["items"])
+        for (i, j), n in np.ndenumerate(np.array(wr["count"])):
+            if n:
+                ax2.text(j, i, f"{rate[i, j]:.2f}\n(n={n})", ha="center", va="center", fontsize=7)
+        fig.colorbar(im, ax=ax2, label="row beats column (ties ½)")
+    else:
+        ax2.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    p, a = report["progress"], report["agreement"]
+    bias = a["position_bias"]
+    lines = [
+        f"**{report['stopping_hint']}**", "",
+        f"Votes: {p['judgments']} · coverage {p['covered']}/{p['needed']} · annotators: {', '.join(a['annotators']) or '—'}",
+        f"Davidson tie parameter ν = {_num(report['davidson_nu'])} · ranking stable in {_num(report['rank_stability'])} of bootstrap resamples", "",
+        "| agreement | value |", "|---|---|",
+        f"| Cohen's κ (mean over annotator pairs) | {_num(a['cohen_mean'])} |",
+        f"| Fleiss' κ ({a['items_with_overlap']} items with ≥ 2 votes) | {_num(a['fleiss_kappa'])} |",
+        f"| Krippendorff's α, nominal outcome | {_num(a['alpha_nominal'])} |",
+        f"| Krippendorff's α, ordinal strength | {_num(a['alpha_ordinal_strength'])} |",
+        f"| left response wins (position bias), p-value | {_num(bias['rate'])} of {bias['decisive']}, p = {_num(bias['p_value'])} |",
+    ]
+    return "\n".join(lines)
+
+
+def build_manage_section(ctx: Any, view: Any) -> None:
+    from workbench.labeling.state import labeling_store
+
+    def datasets() -> list[str]:
+        return [d["name"] for d in ctx.store.list_datasets()]
+
+    with gr.Accordion("New session", open=False):
+        with gr.Row():
+            name = gr.Textbox(label="Session name", elem_id="wb-lab-new-name")
+            dataset = gr.Dropdown(choices=datasets(), label="Dataset", elem_id="wb-lab-new-dataset")
+            order = gr.Dropdown(list(ORDERS), value="sequential", label="Pair order", elem_id="wb-lab-new-order")
+            overlap = gr.Number(1, precision=0, minimum=1, label="Annotators per pair", elem_id="wb-lab-new-overlap")
+        with gr.Row():
+            aspects = gr.Textbox(label="Aspects (comma separated)", placeholder="helpfulness, verbosity, harmlessness")
+            gold = gr.Textbox(label="Gold pairs (JSON: {pair_id: 'A'|'B'|'tie'})", placeholder="{}")
+        with gr.Row():
+            policy = gr.Textbox(label="Policy model for post-vote scores (optional)")
+            reference = gr.Textbox(label="Reference model (optional)")
+            reward = gr.Textbox(label="Reward model (optional)")
+            beta = gr.Number(0.1, label="β")
+        create = gr.Button("Create session", elem_id="wb-lab-create")
+        created = gr.Markdown()
+
+    def make(name: str, dataset: str, order: str, overlap: float, aspects: str, gold: str, policy: str, reference: str,
+             reward: str, beta: float) -> tuple[str, Any, Any]:
+        try:
+            try:
+                gold_map = json.loads(gold) if gold.strip() else {}
+            except json.JSONDecodeError as err:
+                raise WorkbenchError(f"Gold pairs are not valid JSON: {err}.", hint='Write e.g. {"p1": "A"}.') from None
+            settings = SessionSettings(aspects=[a.strip() for a in aspects.split(",") if a.strip()], overlap=int(overlap or 1),
+                                       gold=gold_map, order=order, policy_model=policy.strip(), reference_model=reference.strip(),
+                                       reward_model=reward.strip(), beta=float(beta or 0.1))
+            info = labeling_store(ctx).create_session(name, dataset or "", settings)
+        except WorkbenchError as err:
+            return f"⚠️ {err}", gr.update(), gr.update()
+        names = view.session_names()
+        return f"✓ Created session **{info.name}** over {info.n_pairs} pairs.", gr.update(choices=names), gr.update(choices=names, value=info.name)
+
+    with gr.Accordion("Generate pairs from two sources (background job)", open=False):
+        with gr.Row():
+            gen_dataset = gr.Textbox(label="New dataset name", elem_id="wb-lab-gen-dataset")
+            gen_session = gr.Textbox(label="Open a session on it (name, optional)")
+            gen_tokens = gr.Number(128, precision=0, minimum=1, label="Max new tokens")
+        gen_prompts = gr.Textbox(label="Prompts (one per line)", lines=4)
+        with gr.Row():
+            model_a = gr.Textbox(label="Source A: model (catalog name or path)")
+            system_a = gr.Textbox(label="A: system prompt")
+            temp_a = gr.Number(0.7, label="A: temperature (0 = greedy)")
+        with gr.Row():
+            model_b = gr.Textbox(label="Source B: model")
+            system_b = gr.Textbox(label="B: system prompt")
+            temp_b = gr.Number(1.0, label="B: temperature (0 = greedy)")
+        with gr.Row():
+            gen_btn = gr.Button("Start generating", elem_id="wb-lab-generate")
+            gen_refresh = gr.Button("Refresh progress")
+        gen_status = gr.Markdown()
+        gen_run = gr.State("")
+
+    def source(model: str, system: str, temp: float, label: str) -> dict[str, Any]:
+        temp = float(temp or 0)
+        sampling = {"do_sample": False} if temp <= 0 else {"temperature": temp}
+        name = f"{label}: {model.strip()}" + (f" (t={temp:g})" if temp > 0 else " (greedy)") + (" +system" if system.strip() else "")
+        return {"name": name, "model": model.strip(), "system": system.strip() or None, "sampling": sampling}
+
+    def generate(dataset: str, session: str, tokens: float, prompts: str, ma: str, sa: str, ta: float, mb: str, sb: str,
+                 tb: float) -> tuple[str, str]:
+        from workbench.jobs import JobManager
+
+        try:
+            a, b = source(ma, sa, ta, "A"), source(mb, sb, tb, "B")
+            for src in (a, b):
+                src["sampling"]["max_new_tokens"] = int(tokens or 128)
+            config = {"dataset": dataset.strip(), "prompts": [p for p in prompts.splitlines() if p.strip()], "sources": [a, b]}
+            if session.strip():
+                config["session"] = session.strip()
+            run = JobManager.for_context(ctx).submit("labeling.generate-pairs", config)
+        except WorkbenchError as err:
+            return f"⚠️ {err}", ""
+        return f"Started run `{run.id}`; press Refresh progress.", run.id
+
+    def progress(run_id: str) -> str:
+        from workbench.jobs import JobManager, describe_failure
+
+        if not run_id:
+            return "No generation started in this page."
+        run = JobManager.for_context(ctx).get(run_id)
+        p = run.progress()
+        if run.status == "failed":
+            return f"⚠️ Run `{run.id}` failed:\n\n```\n{describe_failure(run)}\n```"
+        done = f"{p.get('step', 0)}/{p.get('total', '?')} responses" if p else "starting"
+        return f"Run `{run.id}`: **{run.status}** · {done} · {p.get('message', '') if p else ''}"
+
+    gen_btn.click(generate, [gen_dataset, gen_session, gen_tokens, gen_prompts, model_a, system_a, temp_a, model_b, system_b, temp_b],
+                  [gen_status, gen_run])
+    gen_refresh.click(progress, gen_run, gen_status)
+
+    with gr.Accordion("Analysis, disagreements and export", open=False):
+        with gr.Row():
+            which = gr.Dropdown(choices=[s.name for s in labeling_store(ctx).list_sessions()], label="Session", elem_id="wb-lab-an-session")
+            ties = gr.Radio(["davidson", "half"], value="davidson", label="Tie treatment")
+            refresh = gr.Button("Refresh statistics", elem_id="wb-lab-refresh")
+        summary = gr.Markdown()
+        plot = gr.Plot(label="Ratings and win rates")
+        per_annotator = gr.Dataframe(label="Per annotator", interactive=False)
+        with gr.Row():
+            score_btn = gr.Button("Find pairs where the model and humans disagree")
+        disagreements = gr.Dataframe(label="Model–human disagreements", interactive=False)
+        with gr.Row():
+            fmt = gr.Dropdown(list(FORMATS), value="trl-jsonl", label="Export format", elem_id="wb-lab-export-format")
+            aggregate = gr.Radio(["judgment", "majority"], value="judgment", label="DPO rows per")
+            export_btn = gr.Button("Export", elem_id="wb-lab-export")
+        export_msg = gr.Markdown(elem_id="wb-lab-export-msg")
+        export_file = gr.File(label="Download", interactive=False)
+        with gr.Row():
+            alpaca_path = gr.Textbox(label="AlpacaEval annotations file (inside a data folder)")
+            alpaca_session = gr.Textbox(label="New session name")
+            alpaca_btn = gr.Button("Import as judgments")
+        alpaca_msg = gr.Markdown()
+
+    create.click(make, [name, dataset, order, overlap, aspects, gold, policy, reference, reward, beta], [created, which, view.session_dropdown])
+
+    def analyse(session: str, ties: str) -> tuple[str, Any, Any]:
+        from workbench.labeling.analysis import session_report
+
+        try:
+            report = session_report(labeling_store(ctx), session or "", ties=ties)
+        except WorkbenchError as err:
+            return f"⚠️ {err}", None, None
+        rows = [[_num(v) for v in r.values()] for r in report["annotators"]]
+        headers = list(report["annotators"][0]) if report["annotators"] else ["annotator"]
+        return report_markdown(report), ratings_figure(report), gr.update(value=rows, headers=headers)
+
+    def disagree(session: str) -> Any:
+        from workbench.labeling.scores import disagreement_queue, model_scores
+
+        lab = labeling_store(ctx)
+        try:
+            info = lab.session(session or "")
+            if not (info.settings.policy_model and info.settings.reference_model) and not info.settings.reward_model:
+                raise WorkbenchError(f"Session '{info.name}' names no policy/reference or reward model.",
+                                     hint="Create a session with a policy and reference model (or a reward model).")
+            scores = model_scores(ctx, lab.pairs(info.name), info.settings)
+            rows = disagreement_queue(lab.judgments(info.name), scores)
+        except WorkbenchError as err:
+            return gr.update(value=[[str(err)]], headers=["error"])
+        return gr.update(value=[[r["pair_id"], r["humans"], r["model"], f"{r['model_pref']:+.3f}"] for r in rows],
+                         headers=["pair", "humans", "model", "model preference"])
+
+    def export(session: str, fmt: str, aggregate: str) -> tuple[str, Any]:
+        from workbench.labeling.export import export_session, export_session_long_table
+
+        folder = ctx.settings.home / "exports"
+        path = folder / f"{session}-{fmt}{FORMATS.get(fmt, '')}"
+        try:
+            if fmt.startswith("long-table"):
+                n = export_session_long_table(labeling_store(ctx), session or "", path)
+                return f"✓ Wrote {n} rows (one per vote) to `{path}`.", str(path)
+            report = export_session(labeling_store(ctx), session or "", path, fmt, aggregate=aggregate)
+        except WorkbenchError as err:
+            return f"⚠️ {err}", None
+        skipped = ", ".join(f"{n} {k}" for k, n in report["skipped"].items()) or "none"
+        return f"✓ Wrote {report['written']} DPO rows to `{path}`; left out: {skipped}.", None if path.is_dir() else str(path)
+
+    def import_alpaca(path: str, session: str) -> str:
+        from workbench.labeling.alpacaeval import import_alpacaeval
+
+        try:
+            counts = import_alpacaeval(labeling_store(ctx), ctx.check_data_path(path), session.strip())
+        except WorkbenchError as err:
+            return f"⚠️ {err}"
+        return (f"✓ Session **{session}**: {counts['pairs']} pairs, {counts['votes']} votes by {', '.join(counts['annotators'])} "
+                f"({counts['unlabeled']} without a preference, {counts['repeated']} repeated votes ignored).")
+
+    refresh.click(analyse, [which, ties], [summary, plot, per_annotator])
+    score_btn.click(disagree, which, disagreements)
+    export_btn.click(export, [which, fmt, aggregate], [export_msg, export_file])
+    alpaca_btn.click(import_alpaca, [alpaca_path, alpaca_session], alpaca_msg)
+

@@ -1,0 +1,287 @@
+"""The Labeling tab: blind A/B judging with the keyboard, history, undo and progress.
+
+Gradio has no hotkeys, so a small script (installed by an invisible ``gr.HTML`` with
+``js_on_load``) maps keys to clicks on the tab's own controls. Everything it does is also a
+visible button, so the keyboard is a shortcut, never the only way. Which pair comes next,
+the displayed order and the vote log all live in the store (``LabelingStore``); the tab only
+shows them, so a reload or a server restart resumes exactly where the annotator stopped.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gradio as gr
+
+from workbench.data.types import prompt_text
+from workbench.errors import WorkbenchError
+from workbench.labeling.sessions import Item, LabelingStore, to_canonical
+from workbench.labeling.state import labeling_store
+
+MAX_ASPECTS = 4
+CHOICES = [("1 · Left is better", "left"), ("2 · Right is better", "right"), ("3 · Tie", "tie"),
+           ("4 · Both bad", "both_bad"), ("5 · Skip", "skip")]
+STRENGTHS = [("q · slight", 1), ("w · clear", 2)]
+ASPECT_CHOICES = [("left", "left"), ("right", "right"), ("tie", "tie")]
+KEYS_HELP = ("**Keys:** `1`/`a` left · `2`/`b` right · `3`/`t` tie · `4`/`x` both bad · `5`/`s` skip · "
+             "`q` slight · `w` clear · `Enter` submit · `Ctrl+Z` undo · `←`/`→` history. "
+             "Keys are ignored while typing in a text box (`Esc` leaves it, `Ctrl+Enter` submits).")
+
+# Installed once per page; acts only while the labeling view is on screen.
+KEYBOARD_JS = r"""
+if (!window.__wbLabelingKeys) {
+  window.__wbLabelingKeys = true;
+  const pick = (id, value) => {
+    const input = document.querySelector(`#${id} input[type=radio][value="${value}"]`);
+    if (input) { input.click(); return true; }
+    return false;
+  };
+  const click = (id) => { const el = document.getElementById(id); if (el) { el.click(); return true; } return false; };
+  const outcomes = {"1": "left", "a": "left", "2": "right", "b": "right", "3": "tie", "t": "tie",
+                    "4": "both_bad", "x": "both_bad", "5": "skip", "s": "skip"};
+  document.addEventListener("keydown", (ev) => {
+    const view = document.getElementById("wb-lab-view");
+    if (!view || view.offsetParent === null) return;
+    const target = ev.target;
+    const typing = target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type !== "radio"));
+    const key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
+    let done = false;
+    if (typing) {
+      if (key === "Escape") { target.blur(); done = true; }
+      else if (key === "Enter" && (ev.ctrlKey || ev.metaKey)) { done = click("wb-lab-submit"); }
+    } else if ((ev.ctrlKey || ev.metaKey) && key === "z") {
+      done = click("wb-lab-undo");
+    } else if (ev.ctrlKey || ev.metaKey || ev.altKey) {
+      return;
+    } else if (outcomes[key]) {
+      done = pick("wb-lab-outcome", outcomes[key]);
+      if (outcomes[key] === "skip") {
+        const box = document.querySelector("#wb-lab-rationale textarea");
+        if (box) setTimeout(() => box.focus(), 50);
+      }
+    } else if (key === "q" || key === "w") {
+      done = pick("wb-lab-strength", key === "q" ? "1" : "2");
+    } else if (key === "Enter") {
+      done = click("wb-lab-submit");
+    } else if (key === "ArrowLeft") {
+      done = click("wb-lab-prev");
+    } else if (key === "ArrowRight") {
+      done = click("wb-lab-next");
+    }
+    if (done) ev.preventDefault();
+  });
+}
+"""
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA after the first votes"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"ETA {minutes} min {secs:02d} s" if minutes else f"ETA {secs} s"
+
+
+def _displayed(outcome: str | None, order: str) -> str | None:
+    """A canonical outcome in the annotator's terms (A shown on the right is 'right')."""
+    if outcome in ("A", "B"):
+        return "left" if order[0] == outcome else "right"
+    return outcome
+
+
+class LabelingView:
+    """Server-side handlers of the tab; ``state`` is per browser tab, the votes are in the store."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    @property
+    def lab(self) -> LabelingStore:
+        return labeling_store(self.ctx)
+
+    def session_names(self) -> list[str]:
+        return [s.name for s in self.lab.list_sessions() if s.status == "open"]
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def render(self, state: dict[str, Any], item: Item | None, message: str = "") -> tuple:
+        """Every output of the view, for ``item`` (None = nothing left)."""
+        session, annotator = state.get("session"), state.get("annotator")
+        aspects = self.lab.session(session).settings.aspects if session else []
+        history = self.history_rows(state) if session and annotator else []
+        aspect_updates = [gr.update(visible=i < len(aspects), label=aspects[i] if i < len(aspects) else "", value=None)
+                          for i in range(MAX_ASPECTS)]
+        if item is None:
+            state = {**state, "pair_id": None, "order": None, "editing": False}
+            done = self.lab.progress(session, annotator).done if session and annotator else 0
+            text = f"**All done** — {done} pairs judged. Thank you!" if session and annotator else "Choose a session and your name, then Start."
+            return (state, f"{message}\n\n{text}".strip(), "", "", "", gr.update(value=None), gr.update(value=2),
+                    *aspect_updates, gr.update(value=""), history)
+        progress = self.lab.progress(session, annotator)
+        current = item.current or {}
+        state = {**state, "pair_id": item.pair.id, "order": item.displayed_order, "started_at": time.time(),
+                 "editing": bool(current)}
+        where = f"Editing your vote on pair {item.position} of {item.total}" if current else f"Pair {item.position} of {item.total}"
+        status = f"{message}\n\n**{where}** · {progress.done} done · {_fmt_eta(progress.eta_seconds)}".strip()
+        for i, aspect in enumerate(aspects[:MAX_ASPECTS]):
+            aspect_updates[i] = gr.update(visible=True, label=aspect,
+                                          value=_displayed(current.get("aspects", {}).get(aspect), item.displayed_order))
+        return (state, status, f"### Prompt\n\n{prompt_text(item.pair.prompt)}", item.left, item.right,
+                gr.update(value=_displayed(current.get("outcome"), item.displayed_order)),
+                gr.update(value=current.get("strength") or 2), *aspect_updates,
+                gr.update(value=current.get("rationale", "")), history)
+
+    def history_rows(self, state: dict[str, Any]) -> list[list[Any]]:
+        rows = []
+        for k, h in enumerate(self.lab.history(state["session"], state["annotator"]), start=1):
+            rows.append([k, h["pair_id"], _displayed(h["outcome"], h["displayed_order"]),
+                         {1: "slight", 2: "clear"}.get(h["strength"], ""), time.strftime("%H:%M:%S", time.localtime(h["submitted_at"]))])
+        return rows
+
+    def next_or_done(self, state: dict[str, Any], message: str = "") -> tuple:
+        return self.render(state, self.lab.next_item(state["session"], state["annotator"]), message)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def start(self, session: str | None, annotator: str, state: dict[str, Any]) -> tuple:
+        annotator = (annotator or "").strip()
+        if not session or not annotator:
+            return (*self.render({}, None, "⚠️ Choose a session and enter your name."), {})
+        try:
+            self.lab.join(session, annotator)
+        except WorkbenchError as err:
+            return (*self.render({}, None, f"⚠️ {err}"), {})
+        state = {"session": session, "annotator": annotator}
+        return (*self.next_or_done(state), {"session": session, "annotator": annotator})
+
+    def submit(self, state: dict[str, Any], outcome: str | None, strength: int | None, *rest: Any) -> tuple:
+        *aspect_values, rationale = rest
+        if not state.get("pair_id"):
+            return self.render(state, None, "Nothing to submit.")
+        order = state["order"]
+        try:
+            if not outcome:
+                raise WorkbenchError("Pick an outcome first (keys 1–5).")
+            if outcome == "skip" and not (rationale or "").strip():
+                raise WorkbenchError("A skip needs a reason: type it in the rationale box.")
+            aspects = self.lab.session(state["session"]).settings.aspects
+            chosen = {a: to_canonical(v, order) for a, v in zip(aspects, aspect_values, strict=False) if v}
+            canonical = to_canonical(outcome, order)
+            self.lab.vote(state["session"], state["annotator"], state["pair_id"], canonical,
+                          strength=int(strength) if strength and canonical in ("A", "B") else None, aspects=chosen,
+                          rationale=rationale or "", displayed_order=order, started_at=state.get("started_at"),
+                          edit=bool(state.get("editing")))
+        except WorkbenchError as err:
+            item = self.lab.item(state["session"], state["annotator"], state["pair_id"])
+            return self.render(state, item, f"⚠️ {err}")
+        return self.next_or_done({**state, "last": {"pair_id": state["pair_id"], "order": order}}, "✓ Saved.")
+
+    def undo(self, state: dict[str, Any]) -> tuple:
+        if not state.get("annotator"):
+            return self.render(state, None)
+        try:
+            ack = self.lab.undo(state["session"], state["annotator"])
+        except WorkbenchError as err:
+            return self.render(state, self.current_item(state), f"⚠️ {err}")
+        item = self.lab.item(state["session"], state["annotator"], ack.pair_id)
+        return self.render(state, item, "↶ Vote undone; judge this pair again.")
+
+    def current_item(self, state: dict[str, Any]) -> Item | None:
+        if state.get("pair_id"):
+            return self.lab.item(state["session"], state["annotator"], state["pair_id"])
+        return self.lab.next_item(state["session"], state["annotator"]) if state.get("annotator") else None
+
+    def step(self, state: dict[str, Any], delta: int) -> tuple:
+        """Move through the history (←/→); past the newest vote, back to the queue."""
+        if not state.get("annotator"):
+            return self.render(state, None)
+        ids = [h["pair_id"] for h in self.lab.history(state["session"], state["annotator"])]
+        here = ids.index(state["pair_id"]) if state.get("pair_id") in ids else len(ids)
+        target = max(0, here + delta)
+        if target >= len(ids):
+            return self.next_or_done(state)
+        return self.render(state, self.lab.item(state["session"], state["annotator"], ids[target]))
+
+    def open_row(self, state: dict[str, Any], evt: gr.SelectData) -> tuple:
+        if not state.get("annotator"):
+            return self.render(state, None)
+        ids = [h["pair_id"] for h in self.lab.history(state["session"], state["annotator"])]
+        row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        if not 0 <= row < len(ids):
+            return self.render(state, self.current_item(state))
+        return self.render(state, self.lab.item(state["session"], state["annotator"], ids[row]))
+
+    def after_vote(self, state: dict[str, Any]) -> str:
+        """Model scores for the pair just voted on — computed only once the vote is stored."""
+        last = state.get("last")
+        if not last:
+            return ""
+        settings = self.lab.session(state["session"]).settings
+        pair = self.ctx.store.get_pair(self.lab.session(state["session"]).dataset, last["pair_id"])
+        from workbench.labeling.scores import describe_scores, model_scores
+
+        try:
+            row = model_scores(self.ctx, [pair], settings)[pair.id]
+        except WorkbenchError as err:
+            return f"**After your vote** — model scores unavailable: {err}"
+        return f"**After your vote on the previous pair** (`{pair.id}`)\n\n{describe_scores(row, last['order'])}"
+
+    def resume(self, saved: dict[str, Any] | None) -> tuple:
+        """On page load: pick up the session and name this browser used last."""
+        saved = saved or {}
+        names = self.session_names()
+        session = saved.get("session") if saved.get("session") in names else None
+        annotator = saved.get("annotator") or ""
+        if session and annotator:
+            state = {"session": session, "annotator": annotator}
+            return (gr.update(choices=names, value=session), annotator, *self.next_or_done(state, "Resumed where you left off."))
+        return (gr.update(choices=names, value=session or (names[0] if names else None)), annotator, *self.render({}, None))
+
+
+def build_labeling_tab(ctx: Any) -> None:
+    """Build the tab inside the current Blocks: the labeling view, then the session tools."""
+    view = LabelingView(ctx)
+    with gr.Column(elem_id="wb-lab-view"):
+        gr.HTML("", js_on_load=KEYBOARD_JS, elem_id="wb-lab-keys", apply_default_css=False, padding=False)
+        saved = gr.BrowserState({}, storage_key="wb-labeling")
+        state = gr.State({})
+        with gr.Row():
+            session = gr.Dropdown(choices=view.session_names(), label="Session", elem_id="wb-lab-session", scale=2)
+            view.session_dropdown = session
+            annotator = gr.Textbox(label="Your name", elem_id="wb-lab-annotator", scale=2)
+            start = gr.Button("Start / resume", variant="primary", elem_id="wb-lab-start", scale=1)
+        status = gr.Markdown("Choose a session and your name, then Start.", elem_id="wb-lab-status")
+        prompt = gr.Markdown(elem_id="wb-lab-prompt")
+        with gr.Row(equal_height=True):
+            with gr.Column():
+                gr.Markdown("**Left** (`1`)")
+                left = gr.Markdown(elem_id="wb-lab-left", container=True)
+            with gr.Column():
+                gr.Markdown("**Right** (`2`)")
+                right = gr.Markdown(elem_id="wb-lab-right", container=True)
+        outcome = gr.Radio(CHOICES, label="Which response is better?", elem_id="wb-lab-outcome")
+        strength = gr.Radio(STRENGTHS, value=2, label="How much better?", elem_id="wb-lab-strength")
+        aspects = [gr.Radio(ASPECT_CHOICES, visible=False, elem_id=f"wb-lab-aspect-{i}") for i in range(MAX_ASPECTS)]
+        rationale = gr.Textbox(label="Rationale (optional; required for a skip)", lines=2, elem_id="wb-lab-rationale")
+        with gr.Row():
+            prev = gr.Button("← Previous", elem_id="wb-lab-prev")
+            submit = gr.Button("Submit (Enter)", variant="primary", elem_id="wb-lab-submit")
+            undo = gr.Button("Undo (Ctrl+Z)", elem_id="wb-lab-undo")
+            nxt = gr.Button("Next →", elem_id="wb-lab-next")
+        gr.Markdown(KEYS_HELP)
+        after = gr.Markdown(elem_id="wb-lab-after")
+        history = gr.Dataframe(headers=["#", "pair", "your choice", "strength", "time"], interactive=False,
+                               label="Your votes (click a row to revisit and edit)", elem_id="wb-lab-history")
+
+    outputs = [state, status, prompt, left, right, outcome, strength, *aspects, rationale, history]
+    start.click(view.start, [session, annotator, state], [*outputs, saved])
+    annotator.submit(view.start, [session, annotator, state], [*outputs, saved])
+    submit.click(view.submit, [state, outcome, strength, *aspects, rationale], outputs).then(view.after_vote, state, after)
+    undo.click(view.undo, state, outputs)
+    prev.click(lambda s: view.step(s, -1), state, outputs)
+    nxt.click(lambda s: view.step(s, +1), state, outputs)
+    history.select(view.open_row, state, outputs)
+    gr.context.Context.root_block.load(view.resume, saved, [session, annotator, *outputs])
+
+    from plugins.labeling.manage import build_manage_section
+
+    build_manage_section(ctx, view)

@@ -1,0 +1,226 @@
+"""The Panel view: a prompt → layer × position heatmap of lens tokens, and the experiment runner.
+
+Computation lives in ``workbench.lenses``; this module only gathers inputs, runs it off the
+event loop (so the progress bar moves), and shows or exports the results.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh backend, as hv.extension would)
+import pandas as pd
+import panel as pn
+
+from plugins.logit_lens.figures import figure_bytes, latent_figure
+from workbench.context import AppContext
+from workbench.errors import ConfigError, WorkbenchError
+from workbench.lenses import (
+    KINDS,
+    LatentResult,
+    LensGrid,
+    WordTable,
+    lens_grid,
+    make_task,
+    packaged_words,
+    read_word_table,
+    run_latent,
+)
+from workbench.models.embedded import DEMO_MODEL_NAME
+
+PACKAGED = "packaged list (en, fr, de, ru, zh)"
+NONE = "—"
+DEFAULT_PROMPT = 'Français: "fleur" - English: "flower"\nFrançais: "montagne" - English: "mountain"\nFrançais: "nuage" - English: "'
+COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"]
+
+
+def model_choices(ctx: AppContext) -> list[str]:
+    """Loaded models first, then the demo model, then every causal LM in the catalog."""
+    names = list(ctx.models) + [DEMO_MODEL_NAME] + [e.name for e in ctx.catalog() if e.family not in ("bert", "encoder")]
+    return list(dict.fromkeys(names))
+
+
+def grid_heatmap(grid: LensGrid) -> hv.Overlay:
+    """Layer × position heatmap coloured by the top-1 probability; hover lists the top-k."""
+    n_points, n_pos, k = grid.top_probs.shape
+    xs = [f"{i}:{tok!r}" for i, tok in enumerate(grid.input_tokens)]
+    rows = [
+        (xs[p], layer, float(grid.top_probs[layer, p, 0]), grid.top_tokens[layer][p][0],
+         " | ".join(f"{t!r} {q:.2f}" for t, q in zip(grid.top_tokens[layer][p], grid.top_probs[layer, p], strict=True)),
+         float(grid.entropy[layer, p]))
+        for layer in range(n_points) for p in range(n_pos)
+    ]
+    # object columns: HoloViews grids HeatMap values by reshaping, which pandas' Arrow strings refuse
+    frame = pd.DataFrame(rows, columns=["position", "layer", "p_top1", "top1", "top_k", "entropy_bits"]).astype(
+        {"position": object, "top1": object, "top_k": object})
+    heat = hv.HeatMap(frame, kdims=["position", "layer"], vdims=["p_top1", "top1", "top_k", "entropy_bits"]).opts(
+        cmap="Blues", clim=(0, 1), colorbar=True, tools=["hover"], xrotation=60, width=max(500, 60 * n_pos), height=24 * n_points + 140,
+        title="Logit lens: top-1 token per layer (hover for top-k)", invert_yaxis=False,
+    )
+    labels = hv.Labels(frame.assign(text=frame["top1"].map(lambda t: t.strip()[:6] or repr(t))), kdims=["position", "layer"], vdims=["text"])
+    return heat * labels.opts(text_font_size="7pt", text_color="black")
+
+
+def latent_plot(results: list[LatentResult]) -> hv.Layout:
+    """P(language) curves with bands per checkpoint, above an entropy curve per checkpoint."""
+    curves, entropy = [], []
+    languages = list(dict.fromkeys(lang for r in results for lang in r.languages))
+    for m, result in enumerate(results):
+        c = result.curves()
+        dash = ["solid", "dashed", "dotted", "dashdot"][m % 4]
+        for lang in result.languages:
+            color = COLORS[languages.index(lang) % len(COLORS)]
+            label = f"P({lang}) · {result.model_name}"
+            curves.append(hv.Spread((c["layer"], c[f"p_{lang}"], c[f"p_{lang}"] - c[f"p_{lang}_lo"], c[f"p_{lang}_hi"] - c[f"p_{lang}"]),
+                                    kdims="layer", vdims=["p", "lo", "hi"]).opts(color=color, alpha=0.15))
+            curves.append(hv.Curve((c["layer"], c[f"p_{lang}"]), "layer", "probability", label=label).opts(color=color, line_dash=dash, tools=["hover"]))
+        entropy.append(hv.Curve((c["layer"], c["entropy_bits"]), "layer", "entropy (bits)", label=result.model_name).opts(line_dash=dash, color="#444"))
+    top = hv.Overlay(curves).opts(title=results[0].task.title, width=700, height=340, ylim=(0, 1), legend_position="top_left")
+    bottom = hv.Overlay(entropy).opts(width=700, height=150, show_legend=False)
+    return (top + bottom).cols(1)
+
+
+class LogitLensView:
+    """State and widgets of one browser session (or one notebook cell)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.grid: LensGrid | None = None
+        self.results: list[LatentResult] = []
+        choices = model_choices(ctx)
+        self.model = pn.widgets.Select(label="Model", options=choices, value=ctx.active_model_name or choices[0])
+        self.compare = pn.widgets.Select(label="Compare with (optional)", options=[NONE, *choices], value=NONE)
+        self.status = pn.pane.Alert("", alert_type="light", visible=False, sizing_mode="stretch_width")
+        # heatmap
+        self.prompt = pn.widgets.TextAreaInput(label="Prompt", value=DEFAULT_PROMPT, height=110, sizing_mode="stretch_width")
+        self.top_k = pn.widgets.IntSlider(label="Top-k in hover", start=1, end=10, value=5)
+        self.run_grid_button = pn.widgets.Button(label="Run lens", color="primary")
+        self.heatmap = pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width")
+        self.grid_csv = pn.widgets.FileDownload(callback=self._grid_csv, filename="logit_lens_grid.csv", label="Download CSV", disabled=True)
+        self.run_grid_button.on_click(self._on_grid)
+        # experiment
+        self.wordlist = pn.widgets.TextInput(label="Word list (CSV or folder of <lang>/clean.csv; empty = packaged)", placeholder=PACKAGED)
+        self.kind = pn.widgets.Select(label="Task", options=list(KINDS), value="translation")
+        self.source = pn.widgets.TextInput(label="Source language", value="fr", width=120)
+        self.target = pn.widgets.TextInput(label="Target language", value="zh", width=120)
+        self.latent = pn.widgets.TextInput(label="Latent languages (comma-separated)", value="en", width=220)
+        self.shots = pn.widgets.IntInput(label="Shots", value=4, start=0, end=16, width=100)
+        self.limit = pn.widgets.IntInput(label="Max examples", value=40, start=1, end=5000, width=120)
+        self.run_button = pn.widgets.Button(label="Run experiment", color="primary")
+        self.progress = pn.indicators.Progress(label="Progress", value=0, max=100, sizing_mode="stretch_width", bar_color="primary")
+        self.plot = pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width")
+        self.summary = pn.pane.DataFrame(None, index=False, sizing_mode="stretch_width")
+        self.downloads = [
+            pn.widgets.FileDownload(callback=self._results_csv, filename="latent_language.csv", label="Data (CSV)", disabled=True),
+            pn.widgets.FileDownload(callback=lambda: io.BytesIO(self.figure("png")), filename="latent_language.png", label="Figure (PNG)", disabled=True),
+            pn.widgets.FileDownload(callback=lambda: io.BytesIO(self.figure("svg")), filename="latent_language.svg", label="Figure (SVG)", disabled=True),
+        ]
+        self.run_button.on_click(self._on_run)
+
+    # -- actions (plain methods, so notebooks and tests call them directly) -------------
+    def _show_error(self, exc: Exception) -> None:
+        text = exc.message + (f"\n\n→ {exc.hint}" if exc.hint else "") if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+        self.status.object, self.status.alert_type, self.status.visible = text, "danger", True
+
+    def run_grid(self) -> LensGrid:
+        lm = self.ctx.load_model(self.model.value)
+        self.grid = lens_grid(lm, self.prompt.value, top_k=self.top_k.value)
+        self.heatmap.object = grid_heatmap(self.grid)
+        self.grid_csv.disabled = False
+        return self.grid
+
+    def _word_table(self, languages: tuple[str, ...]) -> WordTable:
+        """The chosen list, restricted to the languages in play (a folder then keeps more concepts)."""
+        raw = self.wordlist.value.strip()
+        if not raw:
+            return packaged_words()
+        path = self.ctx.check_data_path(raw)
+        try:
+            return read_word_table(path, languages)
+        except ConfigError:  # a plain word,translation list holds just source and target
+            return read_word_table(path, languages[:2])
+
+    def run_experiment(self, progress: Any = None) -> list[LatentResult]:
+        """Run the chosen task on the model (and the comparison model), updating the progress bar."""
+        latent = tuple(s.strip() for s in self.latent.value.split(",") if s.strip())
+        kind, source, target = self.kind.value, self.source.value.strip(), self.target.value.strip()
+        if not target:
+            raise ConfigError("No target language given.", hint="Type a language code of the word list, e.g. zh.")
+        languages = tuple(dict.fromkeys([source, target, *latent] if kind == "translation" else [target, *latent]))
+        task = make_task(self._word_table(languages), kind, source, target, shots=self.shots.value, limit=self.limit.value)
+        names = [self.model.value] + ([self.compare.value] if self.compare.value not in (NONE, self.model.value) else [])
+        results = []
+        for m, name in enumerate(names):
+            lm = self.ctx.load_model(name)
+
+            def report(done: int, total: int, m: int = m) -> None:
+                value = int(100 * (m + done / total) / len(names))
+                (progress or self._set_progress)(value)
+
+            results.append(run_latent(lm, task, latent=latent, progress=report))
+        self.results = results
+        self.plot.object = latent_plot(results)
+        self.summary.object = pd.DataFrame([r.summary() for r in results])
+        for d in self.downloads:
+            d.disabled = False
+        return results
+
+    def _set_progress(self, value: int) -> None:
+        self.progress.value = value
+
+    def figure(self, fmt: str) -> bytes:
+        if not self.results:
+            raise ConfigError("No experiment has run yet.", hint="Press Run experiment first.")
+        return figure_bytes(latent_figure(self.results), fmt)
+
+    def _grid_csv(self) -> io.StringIO:
+        return io.StringIO(self.grid.to_frame().to_csv(index=False)) if self.grid else io.StringIO("")
+
+    def _results_csv(self) -> io.StringIO:
+        return io.StringIO(pd.concat([r.to_frame() for r in self.results]).to_csv(index=False))
+
+    # -- event handlers: run off the event loop, report errors in the page ----------------
+    async def _on_grid(self, _event: object) -> None:
+        self.status.visible = False
+        self.run_grid_button.loading = True
+        try:
+            await asyncio.to_thread(self.run_grid)
+        except Exception as exc:  # noqa: BLE001 - every failure is shown to the user
+            self._show_error(exc)
+        finally:
+            self.run_grid_button.loading = False
+
+    async def _on_run(self, _event: object) -> None:
+        self.status.visible = False
+        self.run_button.disabled = True
+        self.progress.value = 0
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.to_thread(self.run_experiment, lambda v: loop.call_soon_threadsafe(self._set_progress, v))
+            self.progress.value = 100
+        except Exception as exc:  # noqa: BLE001
+            self._show_error(exc)
+        finally:
+            self.run_button.disabled = False
+
+    # -- layout --------------------------------------------------------------------------
+    def panel(self) -> pn.viewable.Viewable:
+        lens_tab = pn.Column(self.prompt, pn.Row(self.top_k, self.run_grid_button, self.grid_csv), self.heatmap, name="Prompt lens")
+        experiment_tab = pn.Column(
+            self.wordlist, pn.Row(self.kind, self.source, self.target, self.latent), pn.Row(self.shots, self.limit, self.run_button),
+            self.progress, self.plot, self.summary, pn.Row(*self.downloads), name="Latent language",
+        )
+        return pn.Column(
+            "# Logit lens · latent language",
+            pn.pane.Markdown("Each layer's residual stream read out through the final norm and unembedding "
+                             "(layer 0 = embeddings). The last layer equals the model's own prediction."),
+            pn.Row(self.model, self.compare), self.status, pn.Tabs(lens_tab, experiment_tab), sizing_mode="stretch_width",
+        )
+
+
+def build_view(ctx: AppContext) -> pn.viewable.Viewable:
+    return LogitLensView(ctx).panel()
+
+

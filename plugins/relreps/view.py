@@ -1,0 +1,232 @@
+"""The Panel view: two models' spaces of the same inputs, absolute and relative, side by side.
+
+Computation lives in ``workbench.geometry``; this module gathers the choices, runs the
+analysis off the event loop, and shows projections, the similarity table, the stitching
+results and a table of whatever is selected (box or lasso, linked across all four plots).
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+
+from plugins.relreps.plots import hover_text, points_plot
+from workbench.context import DEMO_DATASET, AppContext
+from workbench.errors import ConfigError, DataError, WorkbenchError
+from workbench.geometry import (
+    ANCHOR_METHODS,
+    PROJECTION_METHODS,
+    ProjectionCache,
+    Space,
+    StitchingResult,
+    compare_spaces,
+    encode_items,
+    items_frame,
+    kmeans_labels,
+    pair_items,
+    project,
+    relative_space,
+    select_anchors,
+    stitch,
+)
+from workbench.models.embedded import DEMO_MODEL_NAME, EMBEDDER_NAME
+
+PANELS = (("abs_a", "absolute", "a"), ("abs_b", "absolute", "b"), ("rel_a", "relative", "a"), ("rel_b", "relative", "b"))
+HIDDEN_COLUMNS = {"key", "text", "hover", "prompt", "pair_id"}
+N_CLUSTERS = 8
+
+
+def model_choices(ctx: AppContext) -> list[str]:
+    """Loaded models first, then the demo LM and the sentence embedder, then the catalog."""
+    names = list(ctx.models) + [DEMO_MODEL_NAME, EMBEDDER_NAME] + [e.name for e in ctx.catalog() if not e.family.startswith("unsupported")]
+    return list(dict.fromkeys(names))
+
+
+def selected_rows(frame: pd.DataFrame, expr: Any) -> pd.DataFrame:
+    """The rows a HoloViews selection expression picks; an empty selection is an error that says what to do."""
+    if expr is None:
+        raise DataError("Nothing is selected.", field="selection", hint="Drag a box or lasso over points in any of the four plots.")
+    rows = hv.Dataset(frame).select(selection_expr=expr).data
+    if len(rows) == 0:
+        raise DataError("The selection holds no inputs.", field="selection", hint="Draw the box or lasso over some points.")
+    return rows
+
+
+@dataclass
+class Analysis:
+    """Everything one run computed; the plots are redrawn from it without recomputing."""
+
+    frame: pd.DataFrame
+    spaces: dict[str, Space]
+    anchors: tuple[str, ...]
+    similarity: pd.DataFrame
+    stitching: StitchingResult | None
+    stitching_error: str = ""
+    projections: dict[str, Any] = field(default_factory=dict)
+
+
+class RelRepsView:
+    """State and widgets of one browser session (or one notebook cell)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.analysis: Analysis | None = None
+        self.links: Any = None
+        self.elements: list[Any] = []  # the four plots before selection linking (what is drawn)
+        choices = model_choices(ctx)
+        datasets = [d["name"] for d in ctx.store.list_datasets()] or [DEMO_DATASET]
+        self.model_a = pn.widgets.Select(label="Model A", options=choices, value=ctx.active_model_name or DEMO_MODEL_NAME)
+        self.model_b = pn.widgets.Select(label="Model B", options=choices, value=EMBEDDER_NAME if EMBEDDER_NAME in choices else choices[-1])
+        self.layer_a = pn.widgets.IntInput(label="Layer A (−1 = last)", value=-1, width=130)
+        self.layer_b = pn.widgets.IntInput(label="Layer B (−1 = last)", value=-1, width=130)
+        self.pooling = pn.widgets.Select(label="Pooling", options=["mean", "last"], value="mean", width=100)
+        self.dataset = pn.widgets.Select(label="Dataset", options=datasets, value=DEMO_DATASET if DEMO_DATASET in datasets else datasets[0])
+        self.max_inputs = pn.widgets.IntInput(label="Max inputs (2 per pair)", value=400, start=4, step=100, width=150)
+        self.n_anchors = pn.widgets.IntInput(label="Anchors", value=64, start=1, width=100)
+        self.anchor_method = pn.widgets.Select(label="Anchor selection", options=list(ANCHOR_METHODS), value="random", width=130)
+        self.k = pn.widgets.IntInput(label="k (Jaccard@k)", value=10, start=1, width=110)
+        self.projection = pn.widgets.Select(label="Projection", options=list(PROJECTION_METHODS), value="pca", width=100)
+        self.label = pn.widgets.Select(label="Stitching label", options=[], width=170)
+        self.color_by = pn.widgets.Select(label="Colour by", options=[], width=170)
+        self.run_button = pn.widgets.Button(label="Compare spaces", button_type="primary")
+        self.status = pn.pane.Alert("", alert_type="light", visible=False, sizing_mode="stretch_width")
+        self.plots = pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width", linked_axes=False)
+        self.similarity = pn.pane.DataFrame(None, index=False, sizing_mode="stretch_width")
+        self.stitching = pn.pane.DataFrame(None, index=False, sizing_mode="stretch_width")
+        self.stitching_note = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.selection = pn.widgets.Tabulator(pd.DataFrame(), pagination="local", page_size=10, sizing_mode="stretch_width",
+                                              disabled=True, show_index=False)
+        self.selection_note = pn.pane.Markdown("Select points with the box or lasso tool to list them here.")
+        self.run_button.on_click(self._on_run)
+        self.color_by.param.watch(lambda _e: self.draw(), "value")
+
+    # -- actions (plain methods, so notebooks and tests call them directly) -------------
+    def _show_error(self, exc: Exception) -> None:
+        text = exc.message + (f"\n\n→ {exc.hint}" if exc.hint else "") if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+        self.status.object, self.status.alert_type, self.status.visible = text, "danger", True
+
+    def _items(self) -> list:
+        name = self.dataset.value
+        if name == DEMO_DATASET:
+            self.ctx.ensure_demo_dataset()
+        if self.max_inputs.value < 4:
+            raise ConfigError(f"Max inputs is {self.max_inputs.value}; at least 4 are needed.")
+        pairs = self.ctx.store.get_pairs(name)
+        wanted = self.max_inputs.value // 2
+        if len(pairs) > wanted:  # every k-th pair, so a dataset sorted by attribute keeps all of them
+            pairs = pairs[:: -(-len(pairs) // wanted)][:wanted]
+        if not pairs:
+            raise DataError(f"Dataset {name!r} has no pairs.", field="dataset", hint="Import pairs on the Models & data tab.")
+        return pair_items(pairs)
+
+    def run(self) -> Analysis:
+        """Encode the dataset with both models, compare, stitch and project; then draw."""
+        items = self._items()
+        cache = self.ctx.activation_cache
+        abs_a = encode_items(self.ctx.load_model(self.model_a.value), items, layer=self.layer_a.value, pooling=self.pooling.value, cache=cache)
+        abs_b = encode_items(self.ctx.load_model(self.model_b.value), items, layer=self.layer_b.value, pooling=self.pooling.value, cache=cache)
+        anchors = select_anchors(abs_a, self.n_anchors.value, self.anchor_method.value)
+        spaces = {"abs_a": abs_a, "abs_b": abs_b, "rel_a": relative_space(abs_a, anchors), "rel_b": relative_space(abs_b, anchors)}
+        k = self.k.value
+        similarity = pd.DataFrame([compare_spaces(abs_a, abs_b, k=k).row(), compare_spaces(spaces["rel_a"], spaces["rel_b"], k=k).row()])
+        frame = items_frame(items)
+        frame["anchor"] = frame["key"].isin(set(anchors)).map({True: "anchor", False: "input"})
+        frame["cluster_a"] = [f"c{c}" for c in kmeans_labels(abs_a, min(N_CLUSTERS, abs_a.n))]
+        frame["hover"] = hover_text(frame["text"])
+        projections = {}
+        pcache = ProjectionCache(self.ctx.settings.cache_dir / "projections")
+        for name, space in spaces.items():
+            projections[name] = project(space.vectors, self.projection.value, cache=pcache)
+            frame[f"{name}_x"], frame[f"{name}_y"] = projections[name].coords[:, 0], projections[name].coords[:, 1]
+        labels = [c for c in frame.columns if c not in HIDDEN_COLUMNS and not c.endswith(("_x", "_y")) and frame[c].nunique() > 1]
+        label = self.label.value if self.label.value in labels else next((c for c in ("attribute_pole", "role", "side") if c in labels), None)
+        result, error = None, ""
+        try:
+            if label is None:
+                raise DataError("No metadata column varies across these inputs, so there is nothing to classify.", field="labels")
+            result = stitch(abs_a, abs_b, frame[label].tolist(), anchors, task=label)
+        except WorkbenchError as exc:
+            error = str(exc)
+        self.analysis = Analysis(frame, spaces, anchors, similarity, result, error, projections)
+        self.label.options, self.label.value = labels, label
+        colours = [c for c in frame.columns if c not in HIDDEN_COLUMNS and not c.endswith(("_x", "_y"))]
+        self.color_by.options = colours
+        if self.color_by.value not in colours:
+            self.color_by.value = label if label in colours else colours[0]
+        self.show_tables()
+        self.draw()
+        return self.analysis
+
+    def show_tables(self) -> None:
+        a = self.analysis
+        self.similarity.object = a.similarity.round(4)
+        if a.stitching is None:
+            self.stitching.object, self.stitching_note.object = None, f"**Stitching not run:** {a.stitching_error}"
+            return
+        s = a.stitching
+        self.stitching.object = pd.DataFrame(s.rows).round(4)
+        retained = f"{s.retained:.0%}" if s.retained is not None else "n/a"
+        self.stitching_note.object = (f"Task **{s.task}** ({len(s.classes)} classes, {s.n_train} train / {s.n_test} test, "
+                                      f"majority class {s.chance:.1%}). Relative head trained on A keeps **{retained}** "
+                                      "of B's native accuracy when applied to B.")
+
+    def draw(self) -> None:
+        """(Re)draw the four projections from the last analysis, coloured by the chosen column."""
+        if self.analysis is None or self.color_by.value is None:
+            return
+        frame, names = self.analysis.frame, {"a": self.model_a.value, "b": self.model_b.value}
+        self.elements = plots = [points_plot(frame, f"{p}_x", f"{p}_y", self.color_by.value, f"{kind} · {side.upper()}: {names[side]}")
+                 for p, kind, side in PANELS]
+        self.links = hv.link_selections.instance()
+        self.links.param.watch(lambda e: self.show_selection(e.new), "selection_expr")
+        self.plots.object = self.links(hv.Layout(plots).cols(2))
+
+    def show_selection(self, expr: Any) -> pd.DataFrame | None:
+        """List the selected inputs; an empty selection says so instead of showing an empty table."""
+        try:
+            rows = selected_rows(self.analysis.frame, expr)
+        except DataError as exc:
+            self.selection.value, self.selection_note.object = pd.DataFrame(), f"{exc.message} {exc.hint or ''}"
+            return None
+        keep = [c for c in rows.columns if not c.endswith(("_x", "_y")) and c != "hover"]
+        self.selection.value = rows[keep].reset_index(drop=True)
+        self.selection_note.object = f"{len(rows)} selected input(s)."
+        return rows
+
+    # -- event handlers ------------------------------------------------------------------
+    async def _on_run(self, _event: object) -> None:
+        self.status.visible = False
+        self.run_button.loading = True
+        try:
+            await asyncio.to_thread(self.run)
+        except Exception as exc:  # noqa: BLE001 - every failure is shown to the user
+            self._show_error(exc)
+        finally:
+            self.run_button.loading = False
+
+    # -- layout --------------------------------------------------------------------------
+    def panel(self) -> pn.viewable.Viewable:
+        controls = pn.Column(
+            pn.Row(self.model_a, self.layer_a, self.model_b, self.layer_b, self.pooling),
+            pn.Row(self.dataset, self.max_inputs, self.n_anchors, self.anchor_method, self.k, self.projection),
+            pn.Row(self.label, self.color_by, self.run_button),
+        )
+        return pn.Column(
+            "# Latent explorer · relative representations",
+            pn.pane.Markdown("The same inputs encoded by two models. Absolute spaces are each model's own coordinates; "
+                             "relative spaces describe every input by its cosine similarity to shared anchor inputs, "
+                             "which makes spaces of different models (and widths) comparable."),
+            controls, self.status,
+            pn.Tabs(("Projections", pn.Column(self.plots, self.selection_note, self.selection)),
+                    ("Similarity", self.similarity), ("Stitching", pn.Column(self.stitching_note, self.stitching))),
+            sizing_mode="stretch_width",
+        )
+
+
+def build_view(ctx: AppContext) -> pn.viewable.Viewable:
+    return RelRepsView(ctx).panel()
+

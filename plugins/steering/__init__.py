@@ -1,0 +1,26 @@
+"""The "steering" plugin: the Steering tab (vectors and sliders, dose-response, DPA) and the
+DPA rejection-sampling fine-tuning job. Gradio is imported only when the tab is built."""
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.hookspecs import hookimpl
+from workbench.plugin_types import GradioTab
+
+
+def _build_tab(ctx: Any) -> None:
+    from plugins.steering.tab import build_steering_tab
+
+    build_steering_tab(ctx)
+
+
+@hookimpl
+def gradio_tabs(context: Any) -> list[GradioTab]:
+    return [GradioTab("Steering", _build_tab, order=40, requires=["causal_lm"])]
+
+
+@hookimpl
+def job_types() -> dict[str, Any]:
+    from workbench.steering.rsf import RSF_JOB
+
+    return {RSF_JOB.name: RSF_JOB}

@@ -1,0 +1,238 @@
+"""What the Steering tab does, without any UI library: the tab only wires these to widgets.
+
+Every function takes the application context and plain values and returns plain values
+(rows, HTML strings, messages), so they are tested without a browser.
+"""
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from workbench.context import AppContext
+from workbench.errors import ConfigError, DataError, ModelError
+from workbench.models.generation import SamplingSettings
+from workbench.models.loading import LoadedModel
+from workbench.preference.reward_heads import (
+    RewardModel,
+    comparisons_from_poles,
+    list_reward_models,
+    load_reward_model,
+    reward_models_dir,
+    train_reward_model,
+)
+from workbench.steering.contrastive import METHODS, attribute_set, chosen_rejected_set, contrastive_vectors
+from workbench.steering.decoding import DecodedRow, side_by_side
+from workbench.steering.dpa import BestOfN, angle_direction, best_of_n, dpa_system_prompt, unit_direction
+from workbench.steering.library import list_vectors, load_vector, save_vector
+from workbench.steering.sweep import SweepResult, dose_response
+from workbench.steering.vectors import SteeringVector
+
+CHOSEN_VS_REJECTED = "chosen vs rejected"
+VECTOR_COLUMNS = ["vector", "layer", "method", "scale", "accuracy", "separation", "pairs"]
+N_SLOTS = 3
+
+
+def require_model(ctx: AppContext) -> LoadedModel:
+    lm = ctx.active_model
+    if lm is None:
+        raise ModelError("No model is loaded.", hint="Load one in the Models & data tab first.")
+    if lm.is_encoder:
+        raise ModelError(f"{lm.name} is an encoder; steering needs a causal language model.", hint="Load a decoder model.")
+    return lm
+
+
+def sampling(max_new_tokens: float, temperature: float, seed: float | None) -> SamplingSettings:
+    """Temperature 0 means greedy decoding."""
+    return SamplingSettings(max_new_tokens=int(max_new_tokens), temperature=float(temperature) if temperature > 0 else 1.0,
+                            do_sample=temperature > 0, seed=None if seed is None else int(seed))
+
+
+# -- datasets and vectors ------------------------------------------------------------
+def dataset_choices(ctx: AppContext) -> list[str]:
+    try:
+        ctx.ensure_demo_dataset()
+    except (ImportError, DataError):
+        pass  # no packaged demo data: the user's datasets are still listed
+    return [d["name"] for d in ctx.store.list_datasets()]
+
+
+def attribute_poles(ctx: AppContext, dataset: str) -> dict[str, list[str]]:
+    """Contrastive sets a dataset offers: each metadata attribute with its poles, and chosen vs rejected."""
+    pairs = ctx.store.get_pairs(dataset)
+    options: dict[str, set[str]] = {}
+    for p in pairs:
+        meta = p.metadata or {}
+        if meta.get("attribute") and meta.get("a_pole") and meta.get("b_pole"):
+            options.setdefault(str(meta["attribute"]), set()).update({str(meta["a_pole"]), str(meta["b_pole"])})
+    out = {a: sorted(poles) for a, poles in sorted(options.items())}
+    if any(p.preferred in ("A", "B") for p in pairs):
+        out[CHOSEN_VS_REJECTED] = ["chosen"]
+    return out
+
+
+def parse_layers(text: str, n_layers: int) -> list[int]:
+    try:
+        layers = sorted({int(x) for x in text.replace(",", " ").split()})
+    except ValueError:
+        raise ConfigError(f"Layers {text!r} are not whole numbers.", hint="Write e.g. 8, 12, 16.") from None
+    if not layers or layers[0] < 1 or layers[-1] > n_layers:
+        raise ConfigError(f"Layers must be between 1 and {n_layers}; got {text!r}.")
+    return layers
+
+
+def fit_vectors(ctx: AppContext, dataset: str, attribute: str, positive_pole: str, method: str, layers_text: str) -> list[list[Any]]:
+    """Fit one vector per layer from a dataset's contrastive set, save them all, return table rows."""
+    lm = require_model(ctx)
+    if method not in METHODS:
+        raise ConfigError(f"Unknown method {method!r}.", hint=f"Choose one of {', '.join(METHODS)}.")
+    pairs = ctx.store.get_pairs(dataset)
+    data = chosen_rejected_set(pairs) if attribute == CHOSEN_VS_REJECTED else attribute_set(pairs, attribute, positive_pole)
+    data.name = f"{dataset}:{data.name}"
+    vectors = contrastive_vectors(lm, data, parse_layers(layers_text, lm.n_layers), method=method, cache=ctx.activation_cache)
+    rows = []
+    for layer, vec in vectors.items():
+        named = SteeringVector(name=f"{data.name}@{layer}:{method}", layer=layer, direction=vec.direction, scale=vec.scale,
+                          method=method, info={**vec.info, "model": lm.name})
+        save_vector(ctx.settings, named)
+        rows.append([named.name, layer, method, round(named.scale, 3), round(vec.info["accuracy"], 3),
+                     round(vec.info["separation"], 3), vec.info["n_pairs"]])
+    return rows
+
+
+def vector_choices(ctx: AppContext) -> list[str]:
+    """Saved vectors that fit the active model's residual stream (all of them when none is loaded)."""
+    lm = ctx.active_model
+    d_model = lm.adapter.d_model(lm.model) if lm is not None and not lm.is_encoder else None
+    return [v.name for v in list_vectors(ctx.settings, d_model)]
+
+
+# -- generation ----------------------------------------------------------------------
+def tokens_html(row: DecodedRow, elem_class: str) -> str:
+    """The response as token spans; hovering a token shows its log-probability."""
+    spans = "".join(
+        f'<span class="wb-token" title="log p = {lp:.3f}  (p = {np.exp(lp):.3f})" data-logprob="{lp:.4f}">{html.escape(tok)}</span>'
+        for tok, lp in zip(row.tokens, row.logprobs, strict=True)
+    )
+    mean = f"{np.mean(row.logprobs):.2f}" if row.logprobs else "–"
+    return (f'<div class="{elem_class}" style="white-space: pre-wrap">{spans}</div>'
+            f'<div class="wb-steer-stats"><small>{row.n_tokens} tokens · mean log p {mean}</small></div>')
+
+
+def active_slots(ctx: AppContext, names: Sequence[str | None], coefficients: Sequence[float]) -> list[tuple[Any, float]]:
+    """The (vector, coefficient) pairs of the filled slider slots."""
+    out = []
+    for name, coef in zip(names, coefficients, strict=True):
+        if name:
+            out.append((load_vector(ctx.settings, name), float(coef)))
+    return out
+
+
+def stream_comparison(ctx: AppContext, prompt: str, system: str, steering: list[tuple[Any, float]],
+                      settings: SamplingSettings, every: int = 4) -> Iterator[tuple[str, str]]:
+    """Stream (unsteered HTML, steered HTML) for the same prompt and seed."""
+    lm = require_model(ctx)
+    if not (prompt or "").strip():
+        raise ConfigError("Type a prompt first.")
+    for plain, steered in side_by_side(lm, prompt.strip(), steering, settings, system=system or None, every=every):
+        yield tokens_html(plain, "wb-steer-plain"), tokens_html(steered, "wb-steer-steered")
+
+
+# -- dose-response ---------------------------------------------------------------------
+def run_sweep(ctx: AppContext, vector_name: str, prompts_text: str, low: float, high: float, steps: int,
+              settings: SamplingSettings, reward_model: str | None = None, attribute: str | None = None) -> SweepResult:
+    lm = require_model(ctx)
+    if not vector_name:
+        raise ConfigError("Pick a steering vector to sweep.")
+    prompts = [line.strip() for line in (prompts_text or "").splitlines() if line.strip()]
+    if not prompts:
+        raise ConfigError("Give at least one prompt (one per line).")
+    if steps < 2 or high <= low:
+        raise ConfigError(f"The sweep needs high > low and at least 2 steps; got {low}..{high} in {steps} steps.")
+    score = None
+    if reward_model:
+        rm = load_reward_model(ctx.settings, reward_model)
+        column = rm.index(attribute) if attribute else None
+
+        def score(ps: list[Any], ys: list[str]) -> np.ndarray:
+            r = rm.score(lm, ps, ys)
+            return r[:, column] if column is not None else r.mean(1)
+
+    return dose_response(lm, load_vector(ctx.settings, vector_name), prompts, np.linspace(low, high, int(steps)).round(4),
+                         score=score, settings=settings)
+
+
+# -- reward models and DPA -----------------------------------------------------------------
+def parse_high_poles(text: str) -> dict[str, str]:
+    """``verbosity=verbose, formality=formal`` → {attribute: the pole that scores high}."""
+    out = {}
+    for part in (text or "").replace("\n", ",").split(","):
+        if part.strip():
+            attribute, sep, pole = part.partition("=")
+            if not sep or not attribute.strip() or not pole.strip():
+                raise ConfigError(f"{part.strip()!r} is not of the form attribute=high_pole.", hint="E.g. verbosity=verbose.")
+            out[attribute.strip()] = pole.strip()
+    if not out:
+        raise ConfigError("Name at least one attribute and the pole that should score high.", hint="E.g. verbosity=verbose.")
+    return out
+
+
+def default_high_poles(ctx: AppContext, dataset: str) -> str:
+    """A starting point for the poles text: each attribute with its alphabetically last pole."""
+    options = {a: p for a, p in attribute_poles(ctx, dataset).items() if a != CHOSEN_VS_REJECTED}
+    return ", ".join(f"{a}={poles[-1]}" for a, poles in options.items())
+
+
+def train_reward(ctx: AppContext, dataset: str, high_poles_text: str, layer: int, name: str) -> str:
+    lm = require_model(ctx)
+    comparisons = comparisons_from_poles(ctx.store.get_pairs(dataset), parse_high_poles(high_poles_text))
+    if not comparisons:
+        raise DataError(f"Dataset {dataset!r} has no pairs whose poles match {high_poles_text!r}.",
+                        field="metadata.attribute", hint="Check the attribute names and poles listed above.")
+    rm = train_reward_model(lm, name=name, layer=int(layer), comparisons=comparisons, cache=ctx.activation_cache)
+    path = rm.save(reward_models_dir(ctx.settings))
+    accs = ", ".join(f"{a}: {m['heldout_pairwise_accuracy']:.2f}" for a, m in rm.metrics.items())
+    return f"Saved reward model **{rm.name}** ({path}). Held-out pairwise accuracy — {accs}."
+
+
+def reward_model_choices(ctx: AppContext) -> list[str]:
+    return [r["name"] for r in list_reward_models(ctx.settings)]
+
+
+def reward_model_rows(ctx: AppContext) -> list[list[Any]]:
+    return [[r["name"], r["base_model"], r["layer"], ", ".join(r["attributes"]),
+             ", ".join(f"{a}: {acc:.2f}" for a, acc in r["heldout_accuracy"].items() if acc is not None)]
+            for r in list_reward_models(ctx.settings)]
+
+
+def reward_attributes(ctx: AppContext, name: str | None) -> list[str]:
+    return load_reward_model(ctx.settings, name).attributes if name else []
+
+
+def direction_for(attributes: Sequence[str], theta: float, weights: Sequence[float]) -> np.ndarray:
+    """Two attributes: the angle θ; more: the per-attribute sliders normalised to unit length."""
+    if len(attributes) == 2:
+        return angle_direction(theta)
+    return unit_direction(list(weights)[:len(attributes)])
+
+
+def dpa_prompt_preview(ctx: AppContext, reward_model: str | None, theta: float, weights: Sequence[float]) -> str:
+    if not reward_model:
+        return ""
+    attrs = reward_attributes(ctx, reward_model)
+    return dpa_system_prompt(attrs, direction_for(attrs, theta, weights))
+
+
+def run_best_of_n(ctx: AppContext, reward_model: str, prompt: str, theta: float, weights: Sequence[float], n: int,
+                  settings: SamplingSettings, condition_prompt: bool) -> BestOfN:
+    lm = require_model(ctx)
+    if not reward_model:
+        raise ConfigError("Pick a reward model (or train one above).")
+    if not (prompt or "").strip():
+        raise ConfigError("Type a prompt first.")
+    rm: RewardModel = load_reward_model(ctx.settings, reward_model)
+    direction = direction_for(rm.attributes, theta, weights)
+    system = dpa_system_prompt(rm.attributes, direction) if condition_prompt else None
+    return best_of_n(lm, prompt.strip(), rm, direction, n=int(n), settings=settings, system=system)

@@ -1,0 +1,233 @@
+"""The "Steering" tab: fit vectors, steer with sliders, sweep a coefficient, DPA best-of-n.
+
+Layout and event wiring only; ``plugins.steering.actions`` does the work. Every
+WorkbenchError is shown in the page as its message and hint.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from plugins.home.actions import error_markdown
+from plugins.steering import actions
+from workbench.context import AppContext
+from workbench.errors import WorkbenchError
+from workbench.steering.contrastive import METHODS
+
+CSS = """
+.wb-token:hover { background: #fde68a; cursor: help; }
+.wb-steer-plain, .wb-steer-steered { min-height: 6em; font-family: ui-monospace, monospace; font-size: 0.9em; }
+"""
+
+
+def _vectors_section(ctx: AppContext) -> None:
+    gr.Markdown("### Steering vectors from contrastive sets")
+    with gr.Row():
+        dataset = gr.Dropdown(label="Dataset", choices=[], scale=2, elem_id="steer-dataset")
+        attribute = gr.Dropdown(label="Contrast", choices=[], scale=2, elem_id="steer-attribute")
+        pole = gr.Dropdown(label="Positive pole", choices=[], scale=1, elem_id="steer-pole")
+        method = gr.Dropdown(label="Method", choices=list(METHODS), value="mean_diff", scale=1, elem_id="steer-method")
+        layers = gr.Textbox(label="Layers", value="8, 12, 16", scale=1, elem_id="steer-layers")
+    fit = gr.Button("Fit and save vectors", variant="primary", elem_id="steer-fit")
+    table = gr.Dataframe(headers=actions.VECTOR_COLUMNS, interactive=False, elem_id="steer-vector-table")
+    status = gr.Markdown(elem_id="steer-fit-status")
+    poles_state = gr.State({})
+
+    def on_dataset(name: str | None) -> tuple[Any, Any, Any]:
+        if not name:
+            return {}, gr.Dropdown(choices=[]), gr.Dropdown(choices=[])
+        options = actions.attribute_poles(ctx, name)
+        first = next(iter(options), None)
+        return options, gr.Dropdown(choices=list(options), value=first), gr.Dropdown(
+            choices=options.get(first, []), value=(options.get(first) or [None])[-1])
+
+    def on_attribute(options: dict[str, list[str]], name: str | None) -> Any:
+        poles = options.get(name or "", [])
+        return gr.Dropdown(choices=poles, value=poles[-1] if poles else None)
+
+    def on_fit(*args: Any) -> tuple[Any, str]:
+        try:
+            rows = actions.fit_vectors(ctx, *args)
+        except WorkbenchError as exc:
+            return gr.skip(), error_markdown(exc)
+        return rows, f"Saved {len(rows)} vector(s). Pick them in the slider slots below (press **Refresh vectors**)."
+
+    gr.on(triggers=None, fn=lambda: gr.Dropdown(choices=actions.dataset_choices(ctx)), outputs=dataset)
+    dataset.change(on_dataset, inputs=dataset, outputs=[poles_state, attribute, pole])
+    attribute.change(on_attribute, inputs=[poles_state, attribute], outputs=pole)
+    fit.click(on_fit, inputs=[dataset, attribute, pole, method, layers], outputs=[table, status])
+
+
+def _generation_section(ctx: AppContext) -> list[gr.Dropdown]:
+    gr.Markdown("### Steered vs unsteered, same seed")
+    prompt = gr.Textbox(label="Prompt", value="Tell me about the moon.", lines=2, elem_id="steer-prompt")
+    system = gr.Textbox(label="System prompt (optional)", elem_id="steer-system")
+    slots: list[gr.Dropdown] = []
+    sliders: list[gr.Slider] = []
+    for i in range(actions.N_SLOTS):
+        with gr.Row(equal_height=True):
+            slots.append(gr.Dropdown(label=f"Vector {i + 1}", choices=[], scale=3, elem_id=f"steer-slot-{i}"))
+            sliders.append(gr.Slider(-8, 8, value=0, step=0.25, label=f"Coefficient {i + 1}", scale=2, elem_id=f"steer-coef-{i}"))
+    with gr.Row():
+        max_new = gr.Slider(8, 512, value=96, step=8, label="Max new tokens", elem_id="steer-max-new")
+        temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
+        seed = gr.Number(value=0, precision=0, label="Seed")
+    with gr.Row():
+        go = gr.Button("Generate", variant="primary", elem_id="steer-generate")
+        refresh = gr.Button("Refresh vectors")
+    status = gr.Markdown(elem_id="steer-gen-status")
+    with gr.Row():
+        with gr.Column():
+            gr.Markdown("**Unsteered**")
+            plain = gr.HTML(elem_id="steer-plain")
+        with gr.Column():
+            gr.Markdown("**Steered** (hover a token for its log-probability)")
+            steered = gr.HTML(elem_id="steer-steered")
+
+    def refresh_slots() -> list[Any]:
+        names = actions.vector_choices(ctx)
+        return [gr.Dropdown(choices=[""] + names) for _ in slots]
+
+    def on_generate(text: str, sys_text: str, mx: float, temp: float, seed_value: float | None, *slot_values: Any) -> Iterator[tuple[Any, Any, Any]]:
+        names, coefs = slot_values[:actions.N_SLOTS], slot_values[actions.N_SLOTS:]
+        try:
+            steering = actions.active_slots(ctx, names, coefs)
+            yield gr.skip(), gr.skip(), "Generating…" if steering else "No vector picked: both sides are the unsteered model."
+            for left, right in actions.stream_comparison(ctx, text, sys_text, steering, actions.sampling(mx, temp, seed_value)):
+                yield left, right, gr.skip()
+            yield gr.skip(), gr.skip(), "Done."
+        except WorkbenchError as exc:
+            yield gr.skip(), gr.skip(), error_markdown(exc)
+
+    gr.on(triggers=None, fn=refresh_slots, outputs=slots)
+    refresh.click(refresh_slots, outputs=slots)
+    go.click(on_generate, inputs=[prompt, system, max_new, temperature, seed, *slots, *sliders], outputs=[plain, steered, status])
+    return slots
+
+
+def _sweep_section(ctx: AppContext) -> None:
+    gr.Markdown("### Dose-response sweep")
+    with gr.Row():
+        vector = gr.Dropdown(label="Vector", choices=[], scale=3, elem_id="steer-sweep-vector")
+        low = gr.Number(value=-4, label="From")
+        high = gr.Number(value=4, label="To")
+        steps = gr.Number(value=5, precision=0, label="Steps")
+    with gr.Row():
+        reward = gr.Dropdown(label="Reward model (optional)", choices=[], scale=2)
+        attribute = gr.Dropdown(label="Reward attribute (empty = mean)", choices=[], scale=2)
+        max_new = gr.Slider(8, 256, value=48, step=8, label="Max new tokens")
+    prompts = gr.Textbox(label="Prompts (one per line)", lines=3, value="Tell me about the moon.\nHow do plants grow?")
+    go = gr.Button("Run sweep", elem_id="steer-sweep-run")
+    status = gr.Markdown(elem_id="steer-sweep-status")
+    table = gr.Dataframe(interactive=False, elem_id="steer-sweep-table")
+    plot = gr.LinePlot(x="coefficient", y="value", color="metric", title="Dose-response", height=280)
+
+    def refresh() -> tuple[Any, Any]:
+        return gr.Dropdown(choices=actions.vector_choices(ctx)), gr.Dropdown(choices=[""] + actions.reward_model_choices(ctx))
+
+    def on_reward(name: str | None) -> Any:
+        try:
+            return gr.Dropdown(choices=[""] + actions.reward_attributes(ctx, name or None), value="")
+        except WorkbenchError:
+            return gr.Dropdown(choices=[""], value="")
+
+    def on_run(vec: str, lo: float, hi: float, n: float, rm: str | None, attr: str | None, mx: float, text: str) -> tuple[Any, Any, str]:
+        try:
+            result = actions.run_sweep(ctx, vec, text, lo, hi, int(n), actions.sampling(mx, 0.7, 0), rm or None, attr or None)
+        except WorkbenchError as exc:
+            return gr.skip(), gr.skip(), error_markdown(exc)
+        df = pd.DataFrame(result.rows())
+        metrics = [c for c in ("reward", "kl", "repetition", "compression") if df[c].notna().all()]
+        long = df.melt(id_vars="coefficient", value_vars=metrics, var_name="metric", value_name="value")
+        lo_ok, hi_ok = result.usable
+        return df.round(4), long, f"Suggested usable range: **{lo_ok:g} … {hi_ok:g}** (KL ≤ {result.limits['max_kl']:g} nats/token, no degeneration)."
+
+    gr.on(triggers=None, fn=refresh, outputs=[vector, reward])
+    reward.change(on_reward, inputs=reward, outputs=attribute)
+    go.click(on_run, inputs=[vector, low, high, steps, reward, attribute, max_new, prompts], outputs=[table, plot, status])
+
+
+def _dpa_section(ctx: AppContext) -> None:
+    gr.Markdown("### DPA: a direction in reward space")
+    with gr.Accordion("Train a reward model (per-attribute Bradley–Terry heads)", open=False):
+        with gr.Row():
+            dataset = gr.Dropdown(label="Dataset", choices=[], scale=2, elem_id="steer-rm-dataset")
+            poles = gr.Textbox(label="High poles (attribute=pole, …)", scale=3, elem_id="steer-rm-poles")
+            layer = gr.Number(value=20, precision=0, label="Layer")
+            name = gr.Textbox(value="demo-rewards", label="Name", elem_id="steer-rm-name")
+        train = gr.Button("Train and save", elem_id="steer-rm-train")
+        train_status = gr.Markdown(elem_id="steer-rm-status")
+    models = gr.Dataframe(headers=["name", "base model", "layer", "attributes", "held-out pairwise accuracy"], interactive=False)
+    with gr.Row():
+        reward = gr.Dropdown(label="Reward model", choices=[], scale=2, elem_id="steer-rm")
+        theta = gr.Slider(-180, 180, value=0, step=5, label="θ (two attributes: v = (cos θ, sin θ))", scale=3, elem_id="steer-theta")
+    with gr.Row():
+        weights = [gr.Slider(-1, 1, value=1.0 if i == 0 else 0.0, step=0.05, label=f"weight {i + 1} (3+ attributes)") for i in range(4)]
+    with gr.Row():
+        n = gr.Slider(2, 32, value=8, step=1, label="Candidates n")
+        max_new = gr.Slider(8, 256, value=64, step=8, label="Max new tokens")
+        seed = gr.Number(value=0, precision=0, label="Seed")
+        condition = gr.Checkbox(label="Put the direction in the system prompt (DPA-trained checkpoints)", value=False)
+    prompt = gr.Textbox(label="Prompt", value="Tell me about the moon.", elem_id="steer-dpa-prompt")
+    preview = gr.Textbox(label="DPA system prompt", interactive=False, elem_id="steer-dpa-system")
+    go = gr.Button("Sample and rerank", variant="primary", elem_id="steer-dpa-run")
+    status = gr.Markdown(elem_id="steer-dpa-status")
+    chosen = gr.Textbox(label="Chosen response", lines=4, interactive=False, elem_id="steer-dpa-chosen")
+    front = gr.ScatterPlot(x="x", y="y", color="pick", title="Candidates' attribute trade-off", height=300, elem_id="steer-dpa-front")
+    table = gr.Dataframe(interactive=False, wrap=True, elem_id="steer-dpa-table")
+
+    def refresh() -> tuple[Any, Any, Any]:
+        return (gr.Dropdown(choices=actions.reward_model_choices(ctx)), actions.reward_model_rows(ctx),
+                gr.Dropdown(choices=actions.dataset_choices(ctx)))
+
+    def on_dataset(name: str | None) -> str:
+        return actions.default_high_poles(ctx, name) if name else ""
+
+    def on_train(ds: str, poles_text: str, layer_value: float, model_name: str) -> tuple[str, Any, Any]:
+        try:
+            message = actions.train_reward(ctx, ds, poles_text, int(layer_value), model_name)
+        except WorkbenchError as exc:
+            return error_markdown(exc), gr.skip(), gr.skip()
+        return message, actions.reward_model_rows(ctx), gr.Dropdown(choices=actions.reward_model_choices(ctx), value=model_name)
+
+    def on_preview(rm: str | None, th: float, *ws: float) -> str:
+        try:
+            return actions.dpa_prompt_preview(ctx, rm, th, ws)
+        except WorkbenchError as exc:
+            return str(exc)
+
+    def on_run(rm: str, text: str, th: float, count: float, mx: float, seed_value: float | None, cond: bool, *ws: float) -> tuple[Any, ...]:
+        try:
+            result = actions.run_best_of_n(ctx, rm, text, th, ws, int(count), actions.sampling(mx, 1.0, seed_value), cond)
+        except WorkbenchError as exc:
+            return error_markdown(exc), gr.skip(), gr.skip(), gr.skip()
+        df = pd.DataFrame(result.rows())
+        a = result.attributes
+        points = pd.DataFrame({"x": df[a[0]], "y": df[a[1]] if len(a) > 1 else df["score"],
+                               "pick": ["chosen" if c else ("front" if f else "other") for c, f in zip(df["chosen"], df["on_front"], strict=True)]})
+        message = (f"x = {a[0]}, y = {a[1] if len(a) > 1 else 'vᵀr'} · best of {len(df)} by vᵀr = {result.scores[result.best]:.2f} · "
+                   f"scoring took {result.timings['score_s_per_candidate'] * 1000:.0f} ms per candidate")
+        return message, result.response, points, df.round(3)
+
+    gr.on(triggers=None, fn=refresh, outputs=[reward, models, dataset])
+    dataset.change(on_dataset, inputs=dataset, outputs=poles)
+    train.click(on_train, inputs=[dataset, poles, layer, name], outputs=[train_status, models, reward])
+    for control in (reward, theta, *weights):
+        control.change(on_preview, inputs=[reward, theta, *weights], outputs=preview)
+    go.click(on_run, inputs=[reward, prompt, theta, n, max_new, seed, condition, *weights], outputs=[status, chosen, front, table])
+
+
+def build_steering_tab(ctx: AppContext) -> None:
+    gr.HTML(f"<style>{CSS}</style>")
+    gr.Markdown("Steer the loaded model: activation steering vectors with sliders, a dose-response sweep, "
+                "and DPA best-of-n reranking with a multi-objective reward model.")
+    with gr.Tab("Steer"):
+        _vectors_section(ctx)
+        _generation_section(ctx)
+    with gr.Tab("Dose-response"):
+        _sweep_section(ctx)
+    with gr.Tab("DPA"):
+        _dpa_section(ctx)

@@ -1,0 +1,103 @@
+"""Agreement statistics against published worked examples, and position bias."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.data.types import Judgment, Outcome
+from workbench.preference.agreement import (
+    agreement_report,
+    annotator_stats,
+    cohen_kappa,
+    fleiss_kappa,
+    krippendorff_alpha,
+    position_bias,
+    signed_strength,
+)
+
+NAN = np.nan
+# Krippendorff (2011), "Computing Krippendorff's alpha-reliability", the 4 observers × 12 units example.
+KRIPPENDORFF_DATA = np.array([
+    [1, 2, 3, 3, 2, 1, 4, 1, 2, NAN, NAN, NAN],
+    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NAN, 3],
+    [NAN, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NAN],
+    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NAN],
+])
+# Fleiss (1971) as reproduced on Wikipedia: 10 subjects, 14 raters, 5 categories, κ = 0.210.
+FLEISS_TABLE = np.array([
+    [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+])
+
+
+@pytest.mark.parametrize(("level", "expected"), [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849)])
+def test_krippendorff_alpha_matches_the_published_example(level: str, expected: float) -> None:
+    assert krippendorff_alpha(KRIPPENDORFF_DATA, level) == pytest.approx(expected, abs=5e-4)
+
+
+def test_krippendorff_alpha_perfect_and_undefined() -> None:
+    perfect = np.array([[1, 2, 3, 1], [1, 2, 3, 1.0]])
+    assert krippendorff_alpha(perfect, "ordinal") == pytest.approx(1.0)
+    assert np.isnan(krippendorff_alpha(np.array([[1, 1], [1, 1.0]])))  # one value only: α undefined
+    with pytest.raises(ValueError, match="unknown level"):
+        krippendorff_alpha(perfect, "ratio")
+
+
+def test_ordinal_alpha_punishes_far_disagreement_more_than_near() -> None:
+    near = np.array([[-2, -1, 0, 1, 2, -2, 2, 0], [-1, -1, 0, 2, 2, -2, 1, 0.0]])
+    far = np.array([[-2, -1, 0, 1, 2, -2, 2, 0], [2, -1, 0, -2, 2, -2, -2, 0.0]])
+    assert krippendorff_alpha(near, "ordinal") > 0.7 > krippendorff_alpha(far, "ordinal")
+
+
+def test_fleiss_kappa_matches_the_published_example() -> None:
+    assert fleiss_kappa(FLEISS_TABLE) == pytest.approx(0.210, abs=5e-4)
+
+
+def test_fleiss_drops_items_with_fewer_than_two_ratings() -> None:
+    with_single = np.vstack([FLEISS_TABLE, [[1, 0, 0, 0, 0]]])
+    assert fleiss_kappa(with_single) == pytest.approx(fleiss_kappa(FLEISS_TABLE))
+
+
+def test_cohen_kappa_textbook_value() -> None:
+    # 50 items: both yes 20, yes/no 5, no/yes 10, both no 15 → p_o 0.7, p_e 0.5, κ 0.4.
+    rater_1 = ["y"] * 25 + ["n"] * 25
+    rater_2 = ["y"] * 20 + ["n"] * 5 + ["y"] * 10 + ["n"] * 15
+    assert cohen_kappa(rater_1, rater_2) == pytest.approx(0.4)
+    assert cohen_kappa(rater_1, rater_1) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="differ in length"):
+        cohen_kappa(["y"], ["y", "n"])
+
+
+def _j(pair: str, who: str, outcome: str, order: str = "AB", strength: int | None = None, span: float = 3.0) -> Judgment:
+    return Judgment(pair, who, Outcome(outcome), strength=strength, displayed_order=order, started_at=100.0, submitted_at=100.0 + span)
+
+
+def test_position_bias_counts_left_wins_in_displayed_terms() -> None:
+    # A shown left and chosen; B shown left ("BA") and chosen: both are left wins.
+    js = [_j("p1", "x", "A", "AB"), _j("p2", "x", "B", "BA"), _j("p3", "x", "A", "BA"), _j("p4", "x", "tie")]
+    bias = position_bias(js)
+    assert (bias.decisive, bias.left_wins) == (3, 2)
+    assert bias.rate == pytest.approx(2 / 3)
+    strongly_left = [_j(f"p{i}", "x", "A", "AB") for i in range(30)]
+    assert position_bias(strongly_left).p_value < 1e-6
+
+
+def test_signed_strength_scale() -> None:
+    assert [signed_strength(_j("p", "x", o, strength=s)) for o, s in [("A", 2), ("A", 1), ("tie", None), ("B", 1), ("B", None)]] == [-2, -1, 0, 1, 2]
+    assert signed_strength(_j("p", "x", "skip")) is None
+
+
+def test_agreement_report_and_annotator_stats() -> None:
+    js = []
+    for i in range(10):
+        js += [_j(f"p{i}", "ann", "A", strength=2), _j(f"p{i}", "bea", "A", strength=2 if i % 2 else 1)]
+        js.append(_j(f"p{i}", "cyd", "B" if i < 5 else "A", order="BA"))
+    report = agreement_report(js)
+    assert report["annotators"] == ["ann", "bea", "cyd"] and report["items_with_overlap"] == 10
+    assert report["cohen_pairwise"]["ann|bea"]["n"] == 10
+    expected = fleiss_kappa(np.array([[2, 1, 0, 0]] * 5 + [[3, 0, 0, 0]] * 5))
+    assert report["fleiss_kappa"] == pytest.approx(expected) and report["alpha_ordinal_strength"] < 1
+    stats = {s["annotator"]: s for s in annotator_stats(js, gold={"p0": "A", "p1": "A"})}
+    assert stats["ann"]["gold_accuracy"] == 1.0 and stats["cyd"]["gold_accuracy"] == 0.0
+    assert stats["ann"]["majority_agreement"] > stats["cyd"]["majority_agreement"]
+    assert stats["bea"]["median_seconds"] == pytest.approx(3.0)

@@ -1,0 +1,79 @@
+"""The logit-lens plugin: registered through the hook, and its Panel view runs and exports."""
+from __future__ import annotations
+
+import io
+
+import holoviews as hv
+import pandas as pd
+import pytest
+
+from workbench.context import AppContext
+from workbench.errors import SecurityError
+from workbench.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory, tiny_checkpoint):
+    context = AppContext(Settings(home=tmp_path_factory.mktemp("lens-home")))
+    context.load_model(str(tiny_checkpoint("qwen2")))
+    context.load_model(str(tiny_checkpoint("llama")))
+    return context
+
+
+def test_plugin_contributes_the_panel_view(ctx):
+    from workbench.app.server import collect_panel_views
+
+    views = {v.slug: v for v in collect_panel_views(ctx)}
+    assert "logit-lens" in views
+    built = views["logit-lens"].build(ctx)
+    assert "Logit lens" in built.objects[0].object
+
+
+def test_heatmap_has_every_layer_and_position_with_topk_hover(ctx):
+    from plugins.logit_lens.view import LogitLensView
+
+    view = LogitLensView(ctx)
+    assert view.model.value == "llama" and view.model.options[:2] == ["qwen2", "llama"]
+    view.prompt.value = "The quick brown fox"
+    view.top_k.value = 3
+    grid = view.run_grid()
+    heat = view.heatmap.object.get(0)
+    assert isinstance(heat, hv.HeatMap)
+    n_points = ctx.models["llama"].n_layers + 1
+    assert len(heat.data) == n_points * len(grid.input_tokens)
+    assert heat.data["top_k"].str.count(r"\|").eq(2).all()  # three tokens with probabilities in every hover
+    hv.render(view.heatmap.object, backend="bokeh")  # what the browser gets must render
+    csv = pd.read_csv(io.StringIO(view._grid_csv().getvalue()))
+    assert len(csv) == n_points * len(grid.input_tokens) * 3
+
+
+def test_experiment_runner_compares_checkpoints_and_exports(ctx):
+    from plugins.logit_lens.view import LogitLensView
+
+    view = LogitLensView(ctx)
+    view.compare.value = "qwen2"
+    view.kind.value, view.target.value, view.latent.value, view.shots.value, view.limit.value = "repetition", "zh", "en", 2, 5
+    seen = []
+    results = view.run_experiment(progress=seen.append)
+    assert [r.model_name for r in results] == ["llama", "qwen2"]
+    assert seen == sorted(seen) and seen[-1] == 100
+    curves = [el for el in view.plot.object.values()[0] if isinstance(el, hv.Curve)]
+    assert len(curves) == 4  # P(zh) and P(en) for each checkpoint
+    hv.render(view.plot.object, backend="bokeh")
+    assert list(view.summary.object["model"]) == ["llama", "qwen2"]
+    assert all(not d.disabled for d in view.downloads)
+    assert view.figure("png")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in view.figure("svg")[:400]
+    data = pd.read_csv(io.StringIO(view._results_csv().getvalue()))
+    assert set(data["model"]) == {"llama", "qwen2"} and {"p_zh", "p_en", "entropy_bits"} <= set(data.columns)
+
+
+def test_word_list_path_is_confined_to_data_roots(ctx, tmp_path):
+    from plugins.logit_lens.view import LogitLensView
+
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text("en,zh\nwater,水\n", encoding="utf-8")
+    view = LogitLensView(ctx)
+    view.wordlist.value = str(outside)
+    with pytest.raises(SecurityError):
+        view.run_experiment()

@@ -1,0 +1,110 @@
+"""Multi-objective reward heads: fitting maths on planted data, training/saving on a tiny checkpoint."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from workbench.data.types import Judgment, Outcome, Pair
+from workbench.errors import ConfigError, DataError, ModelError
+from workbench.models.loading import load_model
+from workbench.preference.reward_heads import (
+    AspectComparison,
+    RatedResponse,
+    RewardModel,
+    comparisons_from_judgments,
+    comparisons_from_poles,
+    fit_bt_head,
+    fit_ridge_head,
+    list_reward_models,
+    load_reward_model,
+    reward_models_dir,
+    train_reward_model,
+)
+from workbench.settings import Settings
+
+
+def test_ridge_and_bradley_terry_recover_planted_weights():
+    rng = np.random.default_rng(0)
+    d = 12
+    w_true = rng.normal(size=d)
+    z = rng.normal(size=(300, d))
+    w, b = fit_ridge_head(z, z @ w_true + 3.0, l2=1e-3)
+    assert np.allclose(w, w_true, atol=0.05) and b == pytest.approx(3.0, abs=0.1)
+    w_dual, _ = fit_ridge_head(z[:8], (z @ w_true)[:8], l2=1.0)  # n < d takes the dual form
+    assert w_dual.shape == (d,)
+    za, zb = rng.normal(size=(400, d)), rng.normal(size=(400, d))
+    p = 1 / (1 + np.exp(-(za - zb) @ w_true))
+    a_wins = rng.random(400) < p
+    w_bt = fit_bt_head(za, zb, a_wins, l2=0.1)
+    assert np.corrcoef(w_bt, w_true)[0, 1] > 0.9
+
+
+def test_comparisons_from_poles_and_judgments():
+    pairs = [
+        Pair("q1", "short", "long long", metadata={"attribute": "verbosity", "a_pole": "concise", "b_pole": "verbose"}),
+        Pair("q2", "long long", "short", metadata={"attribute": "verbosity", "a_pole": "verbose", "b_pole": "concise"}),
+        Pair("q3", "Hey", "Good day", metadata={"attribute": "formality", "a_pole": "casual", "b_pole": "formal"}),
+    ]
+    comps = comparisons_from_poles(pairs, {"verbosity": "verbose"})
+    assert [(c.aspect, c.winner) for c in comps] == [("verbosity", "B"), ("verbosity", "A")]
+    judgments = [
+        Judgment(pairs[2].id, "ann", Outcome.A, aspects={"formality": "B", "clarity": "tie"}),
+        Judgment("unknown", "ann", Outcome.B, aspects={"formality": "A"}),
+    ]
+    got = comparisons_from_judgments(pairs, judgments, overall="overall")
+    assert sorted((c.aspect, c.winner) for c in got) == [("formality", "B"), ("overall", "A")]
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_checkpoint):
+    return load_model(tiny_checkpoint("llama"))
+
+
+def _length_comparisons(n: int) -> list[AspectComparison]:
+    words = ["fox", "dog", "answer", "preference", "brown", "lazy"]
+    out = []
+    for i in range(n):
+        short = words[i % len(words)]
+        long = " ".join(words[(i + k) % len(words)] for k in range(12))
+        out.append(AspectComparison(f"Question {i}?", long, short, "verbosity", "A") if i % 2 else
+                   AspectComparison(f"Question {i}?", short, long, "verbosity", "B"))
+    return out
+
+
+def test_train_score_save_list_and_load(llama, tmp_path):
+    ratings = [RatedResponse(f"Q{i}", "word " * (i % 7 + 1), {"length": float(i % 7)}) for i in range(24)]
+    rm = train_reward_model(llama, name="tiny-rm", layer=2, ratings=ratings, comparisons=_length_comparisons(24), l2=1.0)
+    assert rm.attributes == ["length", "verbosity"] and rm.kinds == ["ridge", "bradley_terry"]
+    for attr in rm.attributes:
+        m = rm.metrics[attr]
+        assert m["n_test"] == 6 and 0.0 <= m["heldout_pairwise_accuracy"] <= 1.0
+    # Length is easy to read off even a random tiny model's mean-pooled states.
+    assert rm.metrics["verbosity"]["heldout_pairwise_accuracy"] >= 0.8
+    scores = rm.score(llama, ["Q"] * 2, ["fox", "fox dog answer preference brown lazy fox dog answer"])
+    assert scores.shape == (2, 2) and scores[1, 1] > scores[0, 1]
+    settings = Settings(home=tmp_path)
+    rm.save(reward_models_dir(settings))
+    listed = list_reward_models(settings)
+    assert [r["name"] for r in listed] == ["tiny-rm"] and listed[0]["attributes"] == ["length", "verbosity"]
+    again = load_reward_model(settings, "tiny-rm")
+    assert np.allclose(again.score_features(np.ones((1, 32))), rm.score_features(np.ones((1, 32))))
+    meta = json.loads((reward_models_dir(settings) / "tiny-rm" / "reward_model.json").read_text())
+    assert meta["base_model"] == llama.name and meta["layer"] == 2
+    with pytest.raises(ModelError, match="No reward model named 'nope'"):
+        load_reward_model(settings, "nope")
+
+
+def test_reward_model_errors(llama, tiny_checkpoint):
+    with pytest.raises(DataError, match="No training data"):
+        train_reward_model(llama, name="x", layer=1)
+    with pytest.raises(ConfigError, match="safe folder name"):
+        train_reward_model(llama, name="../evil", layer=1, comparisons=_length_comparisons(4))
+    with pytest.raises(ConfigError, match="out of range"):
+        train_reward_model(llama, name="x", layer=7, comparisons=_length_comparisons(4))
+    rm = RewardModel("r", "other", "/x", 1, ["a"], ["ridge"], np.ones((1, 16)), np.zeros(1), np.zeros(16), np.ones(16))
+    with pytest.raises(ModelError, match="d=16"):
+        rm.check_model(llama)
+    with pytest.raises(ConfigError, match="no attribute 'b'"):
+        rm.index("b")

@@ -1,0 +1,71 @@
+"""The Steering tab in a real headless Chromium: pick a saved vector, move its slider, generate.
+
+Runs the real demo model behind ``workbench serve --model``; Chromium is the Debian package
+driven by Playwright through ``executable_path``.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from playwright.sync_api import expect, sync_playwright
+from test_server import Server, make_home, start_server
+
+from workbench.models.embedded import DEMO_MODEL_NAME
+from workbench.settings import Settings
+from workbench.steering.library import save_vector
+from workbench.steering.vectors import SteeringVector
+
+pytestmark = [pytest.mark.browser, pytest.mark.demo_model]
+
+CHROMIUM = "/usr/bin/chromium"
+UI_TIMEOUT_MS = 60_000
+MODEL_TIMEOUT_MS = 300_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, demo_model_dir) -> Iterator[Server]:
+    home = make_home(tmp_path_factory.mktemp("steer-browser"), demo_model_dir)
+    direction = torch.randn(576, generator=torch.Generator().manual_seed(0))
+    save_vector(Settings(home=home), SteeringVector("random@12", 12, direction, scale=40.0))
+    srv = start_server(home, "--model", DEMO_MODEL_NAME)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+def test_slider_steers_the_right_panel_only(browser, server: Server) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
+    page.get_by_role("tab", name="Steering").click()
+    page.locator("#steer-slot-0 input").click()
+    page.get_by_role("option", name="random@12").click()
+    for elem, value in (("#steer-coef-0", "1"), ("#steer-max-new", "16")):
+        box = page.locator(f"{elem} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#steer-prompt textarea").fill("Name a primary color.")
+    page.locator("#steer-generate").click()
+    expect(page.locator("#steer-gen-status")).to_contain_text("Done.", timeout=MODEL_TIMEOUT_MS)
+    plain = page.locator("#steer-plain .wb-token")
+    steered = page.locator("#steer-steered .wb-token")
+    assert plain.count() > 0 and steered.count() > 0
+    assert plain.first.get_attribute("title").startswith("log p = ")  # the hover text
+    assert page.locator("#steer-plain").inner_text() != page.locator("#steer-steered").inner_text()
+    page.close()

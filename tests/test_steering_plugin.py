@@ -1,0 +1,84 @@
+"""The Steering tab's actions on a real context, store and tiny checkpoint; the tab builds."""
+from __future__ import annotations
+
+import pytest
+
+from plugins.steering import actions
+from workbench.context import AppContext
+from workbench.data.types import Pair
+from workbench.errors import ConfigError, ModelError
+from workbench.settings import Settings
+
+WORDS = ["fox", "dog", "answer", "preference", "brown", "lazy", "quick", "chosen"]
+
+
+def demo_like_pairs(n: int = 16) -> list[Pair]:
+    out = []
+    for i in range(n):
+        short = WORDS[i % len(WORDS)]
+        long = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(10))
+        a_first = i % 2 == 0
+        out.append(Pair(f"Question {i}?", short if a_first else long, long if a_first else short,
+                        metadata={"attribute": "verbosity", "a_pole": "concise" if a_first else "verbose",
+                                  "b_pole": "verbose" if a_first else "concise"}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory, tiny_checkpoint):
+    context = AppContext(Settings(home=tmp_path_factory.mktemp("steer-home")))
+    context.store.import_pairs("toy", demo_like_pairs(), source="test", format="unlabeled")
+    return context
+
+
+def test_actions_need_a_loaded_causal_model(tmp_path):
+    with pytest.raises(ModelError, match="No model is loaded"):
+        actions.require_model(AppContext(Settings(home=tmp_path)))
+
+
+def test_fit_vectors_then_stream_side_by_side(ctx, tiny_checkpoint):
+    ctx.load_model(str(tiny_checkpoint("llama")))
+    assert actions.attribute_poles(ctx, "toy") == {"verbosity": ["concise", "verbose"]}
+    rows = actions.fit_vectors(ctx, "toy", "verbosity", "verbose", "mean_diff", "1, 2")
+    assert [r[1] for r in rows] == [1, 2] and all(r[3] > 0 for r in rows)
+    names = actions.vector_choices(ctx)
+    assert names == sorted(r[0] for r in rows)
+    steering = actions.active_slots(ctx, [names[0], None, ""], [40.0, 1.0, 1.0])
+    assert len(steering) == 1
+    frames = list(actions.stream_comparison(ctx, "Hello", "", steering, actions.sampling(8, 0.0, 0), every=2))
+    plain, steered = frames[-1]
+    assert 'title="log p = ' in plain and "wb-steer-steered" in steered and plain != steered.replace("steered", "plain")
+    with pytest.raises(ConfigError, match="between 1 and 2"):
+        actions.fit_vectors(ctx, "toy", "verbosity", "verbose", "pca", "0, 5")
+    with pytest.raises(ConfigError, match="prompt"):
+        list(actions.stream_comparison(ctx, "  ", "", steering, actions.sampling(8, 0.0, 0)))
+
+
+def test_reward_training_dpa_and_sweep(ctx, tiny_checkpoint):
+    ctx.load_model(str(tiny_checkpoint("llama")))
+    assert actions.default_high_poles(ctx, "toy") == "verbosity=verbose"
+    message = actions.train_reward(ctx, "toy", "verbosity=verbose", 2, "toy-rm")
+    assert "toy-rm" in message and "verbosity" in message
+    assert actions.reward_model_choices(ctx) == ["toy-rm"] and actions.reward_model_rows(ctx)[0][0] == "toy-rm"
+    assert actions.dpa_prompt_preview(ctx, "toy-rm", 0, [1.0, 0, 0, 0]).endswith("verbosity*100")
+    result = actions.run_best_of_n(ctx, "toy-rm", "Hello", 0, [1.0, 0, 0, 0], 4, actions.sampling(6, 1.0, 0), True)
+    assert len(result.candidates) == 4 and result.attributes == ["verbosity"]
+    with pytest.raises(ConfigError, match="attribute=high_pole"):
+        actions.parse_high_poles("verbosity")
+    vector = actions.vector_choices(ctx)[0] if actions.vector_choices(ctx) else None
+    if vector is None:
+        actions.fit_vectors(ctx, "toy", "verbosity", "verbose", "mean_diff", "1")
+        vector = actions.vector_choices(ctx)[0]
+    sweep = actions.run_sweep(ctx, vector, "Hello", -1, 1, 3, actions.sampling(6, 0.7, 0), "toy-rm", "verbosity")
+    assert [p.coefficient for p in sweep.points] == [-1.0, 0.0, 1.0] and all(p.reward is not None for p in sweep.points)
+
+
+def test_tab_builds_in_blocks(ctx):
+    import gradio as gr
+
+    from plugins.steering.tab import build_steering_tab
+
+    with gr.Blocks() as demo:
+        build_steering_tab(ctx)
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert {"steer-generate", "steer-plain", "steer-steered", "steer-theta", "steer-sweep-run", "steer-dpa-front"} <= ids

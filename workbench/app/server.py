@@ -1,0 +1,145 @@
+"""One server for the whole browser app: Gradio tabs at ``/``, Panel views at ``/panel/<slug>``.
+
+Both UIs share one process, so they share the loaded model and the store through the
+application context. With ``settings.auth`` set, a single middleware guards every route.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.routing import Mount
+
+from workbench import __version__
+from workbench.app.auth import BasicAuthMiddleware
+from workbench.context import AppContext
+from workbench.errors import ConfigError
+from workbench.plugin_types import PanelView
+
+log = logging.getLogger(__name__)
+
+PANEL_PREFIX = "/panel"
+SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def panel_url(slug: str) -> str:
+    return f"{PANEL_PREFIX}/{slug}"
+
+
+def collect_panel_views(ctx: AppContext) -> list[PanelView]:
+    """Every plugin's Panel views with a usable, unique slug (others are logged and left out)."""
+    views: dict[str, PanelView] = {}
+    for view in ctx.plugins.collect("panel_views", context=ctx):
+        if not SLUG.fullmatch(view.slug) or view.slug in views:
+            log.warning("Panel view %r left out: its slug is not unique or not of the form %s", view.slug, SLUG.pattern)
+            continue
+        views[view.slug] = view
+    return list(views.values())
+
+
+def health(ctx: AppContext) -> dict[str, Any]:
+    """What runs in this process: version, loaded models, plugins and their status."""
+    models = [
+        {"name": name, "format": lm.format, "device": str(lm.device), "dtype": str(lm.dtype).removeprefix("torch."), "layers": lm.n_layers}
+        for name, lm in ctx.models.items()
+    ]
+    return {
+        "status": "ok",
+        "version": __version__,
+        "active_model": ctx.active_model_name,
+        "models": models,
+        "plugins": [asdict(info) for info in ctx.plugins.infos],
+    }
+
+
+def _session_builder(view: PanelView, ctx: AppContext) -> Callable[[], Any]:
+    """Build the view per browser session; a view that raises shows its error instead."""
+
+    def build() -> Any:
+        try:
+            return view.build(ctx)
+        except Exception as exc:
+            log.exception("Panel view %s failed to build", view.slug)
+            import panel as pn
+
+            return pn.pane.Alert(f"The view '{view.title}' failed to build: {type(exc).__name__}: {exc}", alert_type="danger")
+
+    return build
+
+
+def _mount_panel_views(app: FastAPI, ctx: AppContext, views: list[PanelView]) -> None:
+    from panel.io.fastapi import add_applications
+
+    add_applications(
+        {f"/{v.slug}": _session_builder(v, ctx) for v in views},
+        app=app, title={f"/{v.slug}": v.title for v in views}, prefix=PANEL_PREFIX,
+    )
+    # Bokeh mounts its JS at /static, where Gradio serves its own files, while Panel's pages
+    # ask for them under the prefix. Move those mounts under /panel so both UIs find theirs.
+    routes = app.router.routes
+    for i, route in enumerate(routes):
+        if isinstance(route, Mount) and (route.path == "/static" or route.path.startswith("/static/")):
+            routes[i] = Mount(PANEL_PREFIX + route.path, app=route.app, name=route.name)
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    """The ASGI app: /api/health, the Panel views under /panel/, Gradio at / (mounted last)."""
+    import gradio as gr
+
+    from workbench.app.shell import THEME_CSS, build_blocks, theme
+
+    app = FastAPI(title="Preference Workbench", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/api/health")
+    def api_health() -> dict[str, Any]:
+        return health(ctx)
+
+    for router in ctx.plugins.collect("api_routes", context=ctx):
+        app.include_router(router)
+    views = collect_panel_views(ctx)
+    if views:
+        _mount_panel_views(app, ctx, views)
+    blocks = build_blocks(ctx, views)
+    gr.mount_gradio_app(
+        app, blocks, path="/", theme=theme(), css=THEME_CSS,
+        footer_links=["api", "settings"], run_history=False, show_error=True,
+    )
+    if ctx.settings.auth:
+        app.add_middleware(BasicAuthMiddleware, credentials=ctx.settings.auth)
+    return app
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Claim the port before the slow app build, so a busy port fails fast with a clear message."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            hint="Choose another port with --port, or stop the program that uses this one.",
+        ) from exc
+    return sock
+
+
+def serve(ctx: AppContext) -> None:
+    """Run the app with uvicorn on settings.host:settings.port until interrupted."""
+    import uvicorn
+
+    settings = ctx.settings
+    settings.check_bind()
+    sock = bind_socket(settings.host, settings.port)
+    app = create_app(ctx)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = f"http://{host}:{settings.port}/"
+    print(f"Preference Workbench {__version__} on {url}  (Panel views under {url}panel/, health at {url}api/health)", flush=True)
+    config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=3)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,97 @@
+"""The Gradio shell: a header, one tab per plugin tab (by ``order``) and a Plugins tab.
+
+Tabs come only from the ``gradio_tabs`` hook, the first-party ones included. A tab whose
+build raises is replaced by its error text, so one faulty plugin never takes the app down.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from types import ModuleType
+from typing import Any
+
+import gradio as gr
+
+from workbench import __version__
+from workbench.app.server import collect_panel_views, panel_url
+from workbench.context import AppContext
+from workbench.plugin_types import GradioTab, PanelView
+
+log = logging.getLogger(__name__)
+
+THEME_CSS = """
+.wb-header h1 { margin-bottom: 0.1em; }
+.wb-error { border-left: 4px solid #dc2626; padding-left: 0.75em; }
+"""
+
+
+def theme() -> gr.themes.Base:
+    """A theme with system fonts only: the app must look right without internet access."""
+    return gr.themes.Soft(
+        font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    )
+
+
+def _owner(ctx: AppContext, fn: Any) -> str | None:
+    """The plugin that provided ``fn`` (its bound method or a function of its module), if any."""
+    module = getattr(fn, "__module__", "") or ""
+    for info in ctx.plugins.infos:
+        plugin = ctx.plugins.pm.get_plugin(info.name)
+        if plugin is None:
+            continue
+        if getattr(fn, "__self__", None) is plugin:
+            return info.name
+        if isinstance(plugin, ModuleType) and (module == plugin.__name__ or module.startswith(plugin.__name__ + ".")):
+            return info.name
+    return None
+
+
+def _build_tab(ctx: AppContext, tab: GradioTab) -> None:
+    """Build one tab's body; on failure hide what was half-built and show the error."""
+    with gr.Column() as body:
+        try:
+            tab.build(ctx)
+            return
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("Tab %r failed to build:\n%s", tab.title, traceback.format_exc())
+    body.visible = False
+    owner = _owner(ctx, tab.build)
+    if owner:
+        ctx.plugins.mark_broken(owner, f"gradio tab {tab.title!r}: {error}")
+    gr.Markdown(
+        f"**This tab failed to build** (plugin {owner or 'unknown'}):\n\n```\n{error}\n```\n\n"
+        "The rest of the app works; see the Plugins tab and the server log.",
+        elem_classes=["wb-error"],
+    )
+
+
+def _plugins_tab(ctx: AppContext, views: list[PanelView]) -> None:
+    rows = [[i.name, i.version, i.status, ", ".join(i.hooks), i.error] for i in ctx.plugins.infos]
+    gr.Dataframe(
+        value=rows, headers=["plugin", "version", "status", "hooks", "error"],
+        interactive=False, wrap=True, label="Installed plugins (entry-point group workbench.plugins)",
+    )
+    links = "\n".join(f"- [{v.title}]({panel_url(v.slug)}) — `{panel_url(v.slug)}`" for v in views) or "_No Panel views installed._"
+    gr.Markdown(f"### Panel views\n\nDashboards served by this same server (they also work in notebooks):\n\n{links}")
+
+
+def build_blocks(ctx: AppContext, views: list[PanelView] | None = None) -> gr.Blocks:
+    """The whole Gradio UI for ``ctx``; ``views`` are the Panel views to link to."""
+    tabs = sorted(ctx.plugins.collect("gradio_tabs", context=ctx), key=lambda t: t.order)
+    if views is None:
+        views = collect_panel_views(ctx)
+    with gr.Blocks(title="Preference Workbench", analytics_enabled=False) as blocks:
+        gr.Markdown(
+            f"# Preference Workbench\nLabel, inspect, steer and fine-tune preferences in local models · v{__version__}",
+            elem_classes=["wb-header"],
+        )
+        with gr.Tabs():
+            for tab in tabs:
+                with gr.Tab(tab.title):
+                    _build_tab(ctx, tab)
+            # Built last, so it shows tabs that failed above as broken.
+            with gr.Tab("Plugins"):
+                _plugins_tab(ctx, views)
+    return blocks

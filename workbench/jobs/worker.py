@@ -1,0 +1,84 @@
+"""The child process that runs one job: ``python -m workbench.jobs.worker <run_dir>``.
+
+Its stdout/stderr are the run's log file (opened by the parent), so nothing blocks on an
+unread pipe. It owns the manifest while it runs: running → finished | failed | cancelled.
+SIGTERM/SIGINT only request a cancel; the job function checkpoints and returns.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from workbench.jobs import manifest as files
+from workbench.jobs.context import JobCancelled, JobContext
+from workbench.settings import Settings
+
+
+def import_entry(entry: str) -> Any:
+    """Resolve ``"package.module:function"``."""
+    module, _, name = entry.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def settings_from(data: dict[str, Any]) -> Settings:
+    data = dict(data)
+    for key in ("model_roots", "data_roots"):
+        data[key] = [Path(p) for p in data.get(key, [])]
+    return Settings(**data)
+
+
+def _request_cancel(run_dir: Path) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        (run_dir / files.CANCEL).touch()
+        logging.getLogger("workbench.jobs").warning("received signal %d: cancelling after the current step", signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run(run_dir: Path) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    log = logging.getLogger("workbench.jobs")
+    m = files.read_manifest(run_dir)
+    m.status, m.started, m.finished, m.pid = "running", time.time(), None, os.getpid()
+    m.attempts += 1
+    m.error = m.error_traceback = m.exit_code = None
+    files.write_manifest(run_dir, m)
+    _request_cancel(run_dir)
+    log.info("run %s (%s) attempt %d%s", m.id, m.type, m.attempts, " (resume)" if m.resume else "")
+    ctx = JobContext(run_dir, files.read_config(run_dir), settings_from(m.settings), resume=m.resume, run_id=m.id)
+    output, error, tb, status = None, None, None, "finished"
+    try:
+        output = import_entry(m.entry)(ctx)
+        if ctx.should_stop():
+            status = "cancelled"
+        elif output is not None and not (run_dir / output).exists():
+            raise RuntimeError(f"the job returned output {output!r} but {run_dir / output} does not exist")
+    except JobCancelled:
+        status = "cancelled"
+    except BaseException as exc:  # the run records every failure, then the process exits non-zero
+        status, tb = "failed", traceback.format_exc()
+        error = str(exc) if getattr(exc, "message", None) else f"{type(exc).__name__}: {exc}"
+        log.error("run failed:\n%s", tb)
+    m = files.read_manifest(run_dir)  # the job may have added a summary
+    m.status, m.finished, m.error, m.error_traceback = status, time.time(), error, tb
+    m.exit_code = 0 if status != "failed" else 1
+    if status == "finished":
+        m.output = output
+    files.write_manifest(run_dir, m)
+    log.info("run %s %s", m.id, status)
+    return m.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(run(Path(sys.argv[1])))

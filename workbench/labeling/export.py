@@ -1,0 +1,95 @@
+"""Export a session's votes: TRL DPO data for trainers, the raw long table for analysts.
+
+DPO rows come from the votes that currently count (undone votes never appear). With
+``aggregate="judgment"`` every A/B vote is one row (an ``annotator`` column says whose);
+with ``"majority"`` each pair gives at most one row, when A or B has strictly more votes
+than every other outcome. Ties, both-bad, skips and pairs without a majority cannot be
+trained on; they are left out and counted in the report. Strength (1 slight, 2 clear) is
+written as an optional ``margin`` column (mean strength of the winning votes, empty when
+no vote had one). Files are written through the exporters' atomic rename.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from workbench.data.exporters import EXPORT_FORMATS, atomic_path, export_long_table, trl_rows
+from workbench.data.types import Pair
+from workbench.errors import DataError
+from workbench.labeling.sessions import LabelingStore
+
+AGGREGATES = ("judgment", "majority")
+
+
+def dpo_rows(labeling: LabelingStore, session: str, aggregate: str = "judgment") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """TRL rows (prompt/chosen/rejected/id[/annotator]/margin) and ``{"written", "skipped": {reason: n}}``."""
+    if aggregate not in AGGREGATES:
+        raise DataError(f"Unknown aggregation {aggregate!r}.", hint=f"Choose one of: {', '.join(AGGREGATES)}.")
+    pairs = {p.id: p for p in labeling.pairs(session)}
+    judgments = labeling.judgments(session)
+    skipped: Counter[str] = Counter()
+    chosen: list[tuple[Pair, dict[str, Any]]] = []
+    if aggregate == "judgment":
+        for j in judgments:
+            outcome = j.outcome.value
+            if outcome in ("A", "B"):
+                chosen.append((replace(pairs[j.pair_id], preferred=outcome), {"annotator": j.annotator, "margin": j.strength}))
+            else:
+                skipped[outcome] += 1
+    else:
+        by_pair: dict[str, list[Any]] = defaultdict(list)
+        for j in judgments:
+            by_pair[j.pair_id].append(j)
+        for pid, votes in by_pair.items():
+            tally = Counter(v.outcome.value for v in votes if v.outcome.value != "skip")
+            ranked = tally.most_common()
+            if not ranked:
+                skipped["skip"] += 1
+                continue
+            top, n_top = ranked[0]
+            if top not in ("A", "B") or (len(ranked) > 1 and ranked[1][1] == n_top):
+                skipped[top if len(ranked) == 1 or ranked[1][1] < n_top else "no_majority"] += 1
+                continue
+            strengths = [v.strength for v in votes if v.outcome.value == top and v.strength is not None]
+            chosen.append((replace(pairs[pid], preferred=top),
+                           {"votes": n_top, "margin": sum(strengths) / len(strengths) if strengths else None}))
+    rows, _ = trl_rows([p for p, _ in chosen])
+    for row, (_, extra) in zip(rows, chosen, strict=True):
+        row.update(extra)
+    return rows, {"written": len(rows), "skipped": dict(skipped)}
+
+
+def export_session(labeling: LabelingStore, session: str, path: str | Path, format: str = "trl-jsonl", *,
+                   aggregate: str = "judgment") -> dict[str, Any]:
+    """Write DPO data (``trl-jsonl``, ``trl-parquet``, ``hf-dataset``); returns the report with counts."""
+    path = Path(path).expanduser()
+    if format not in EXPORT_FORMATS:
+        raise DataError(f"Unknown export format '{format}'.", path=path, hint=f"Choose one of: {', '.join(EXPORT_FORMATS)}.")
+    rows, report = dpo_rows(labeling, session, aggregate)
+    if not rows:
+        counts = ", ".join(f"{n} {k}" for k, n in report["skipped"].items()) or "no votes at all"
+        raise DataError(f"Nothing to export from session '{session}': no A/B preference ({counts}).", path=path,
+                        hint="Label some pairs first; ties, both-bad and skips cannot be trained on.")
+    with atomic_path(path) as tmp:
+        if format == "trl-jsonl":
+            with open(tmp, "w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        elif format == "trl-parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist(rows), tmp)
+        else:
+            import datasets
+
+            datasets.Dataset.from_list(rows).save_to_disk(str(tmp))
+    return {"path": str(path), "format": format, "aggregate": aggregate, **report}
+
+
+def export_session_long_table(labeling: LabelingStore, session: str, path: str | Path) -> int:
+    """One row per vote that counts (CSV or Parquet by suffix), ties and disagreement kept."""
+    return export_long_table(labeling.judgments(session), labeling.pairs(session), path)

@@ -1,0 +1,633 @@
+"""Labeling sessions: who judges which pair next, and the append-only log of their votes.
+
+Every vote and every undo is a new row in ``labeling_events``; nothing is updated or deleted,
+so the log is the audit trail and exports can always be rebuilt from it. ``labeling_current``
+is a derived index (one row per annotator and pair: the vote that currently counts), written
+in the same transaction as the event, so "what is left for Alice" is one indexed query.
+
+A vote is acknowledged only after its transaction commits (WAL, ``synchronous=FULL``): an
+acknowledged vote survives a crash. A client that did not get the acknowledgement retries
+with the same ``request_id``; the store answers with the original event instead of a copy.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from workbench.data.types import Judgment, Outcome, Pair
+from workbench.labeling.errors import Conflict, Forbidden, Invalid, NotFound
+from workbench.preference.bradley_terry import BTResult, Comparisons, fit_bradley_terry
+from workbench.store import Store
+
+ORDERS = ("sequential", "random", "active")
+ASPECT_OUTCOMES = ("A", "B", "tie")
+NAME_MAX = 100
+RATIONALE_MAX = 10_000
+
+
+@dataclass
+class SessionSettings:
+    """What a session asks of its annotators.
+
+    ``overlap`` is how many annotators should judge each pair; ``gold`` maps pair ids with a
+    known answer ("A", "B" or "tie") that every annotator sees, to measure their accuracy;
+    ``order`` is how the next pair is picked. The model fields name what the post-vote panel
+    scores with (catalog names; empty = not shown).
+    """
+
+    aspects: list[str] = field(default_factory=list)
+    overlap: int = 1
+    gold: dict[str, str] = field(default_factory=dict)
+    order: str = "sequential"
+    policy_model: str = ""
+    reference_model: str = ""
+    reward_model: str = ""
+    beta: float = 0.1
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> SessionSettings:
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise Invalid(f"Unknown session setting(s): {', '.join(unknown)}.",
+                          hint=f"Known settings: {', '.join(cls.__dataclass_fields__)}.")
+        return cls(**data)
+
+    def check(self, pair_ids: set[str]) -> None:
+        """Refuse settings that would make a session that cannot be labelled as meant."""
+        if not isinstance(self.overlap, int) or self.overlap < 1:
+            raise Invalid(f"overlap must be a whole number ≥ 1, got {self.overlap!r}.", hint="Use 1 for one vote per pair, 3 for three.")
+        if self.order not in ORDERS:
+            raise Invalid(f"Unknown pair order {self.order!r}.", hint=f"Choose one of: {', '.join(ORDERS)}.")
+        if not isinstance(self.aspects, list) or not all(isinstance(a, str) and a.strip() for a in self.aspects):
+            raise Invalid("aspects must be a list of non-empty names.", hint="E.g. ['helpfulness', 'verbosity'].")
+        if len(set(self.aspects)) != len(self.aspects):
+            raise Invalid("An aspect is listed twice.", hint="Give each aspect once.")
+        for pid, answer in self.gold.items():
+            if pid not in pair_ids:
+                raise NotFound(f"Gold pair '{pid}' is not in the dataset.", hint="Use ids from the session's dataset.")
+            if answer not in ASPECT_OUTCOMES:
+                raise Invalid(f"Gold answer for '{pid}' is {answer!r}.", hint="Gold answers are 'A', 'B' or 'tie'.")
+        if not (isinstance(self.beta, int | float) and self.beta > 0):
+            raise Invalid(f"beta must be a positive number, got {self.beta!r}.", hint="DPO commonly uses 0.1.")
+
+
+@dataclass
+class SessionInfo:
+    id: int
+    name: str
+    dataset: str
+    settings: SessionSettings
+    status: str
+    created_at: float
+    n_pairs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "settings": asdict(self.settings)}
+
+
+@dataclass
+class Item:
+    """One pair as one annotator sees it: ``left``/``right`` already in displayed order."""
+
+    session: str
+    annotator: str
+    pair: Pair
+    displayed_order: str
+    position: int  # 1-based: this is item ``position`` of ``total`` for the annotator
+    total: int
+    current: dict[str, Any] | None = None  # the annotator's own vote, when revisiting
+
+    @property
+    def left(self) -> str:
+        return self.pair.response_a if self.displayed_order == "AB" else self.pair.response_b
+
+    @property
+    def right(self) -> str:
+        return self.pair.response_b if self.displayed_order == "AB" else self.pair.response_a
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API view: content and displayed order, never the canonical A/B or others' votes."""
+        return {"session": self.session, "annotator": self.annotator, "pair_id": self.pair.id,
+                "prompt": self.pair.prompt, "left": self.left, "right": self.right,
+                "displayed_order": self.displayed_order, "position": self.position, "total": self.total,
+                "current": self.current}
+
+
+@dataclass
+class VoteAck:
+    event_id: int
+    pair_id: str
+    outcome: str
+    replayed: bool = False
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    seconds_per_item: float | None
+    eta_seconds: float | None
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.done
+
+
+def assigned_order(session_id: int, annotator: str, pair_id: str) -> str:
+    """The A/B order one annotator sees for one pair: random across pairs, stable across reloads."""
+    digest = hashlib.sha256(f"order:{session_id}:{annotator}:{pair_id}".encode()).digest()
+    return "AB" if digest[0] % 2 == 0 else "BA"
+
+
+def to_canonical(choice: str, order: str) -> str:
+    """A displayed choice (left/right/tie/both_bad/skip) as a canonical outcome."""
+    if choice == "left":
+        return order[0]
+    if choice == "right":
+        return order[1]
+    return choice
+
+
+def _payload_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > NAME_MAX:
+        raise Invalid(f"{what} must be a non-empty name of at most {NAME_MAX} characters, got {str(value)[:40]!r}.",
+                      hint=f"Give the {what.lower()} as text, e.g. 'alice'.")
+    return value.strip()
+
+
+class LabelingStore:
+    """Sessions, annotators and votes in the workbench store; safe to share between threads."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pair_cache: dict[int, tuple[list[str], dict[str, tuple[str, str]]]] = {}
+        self._bt_cache: dict[int, tuple[int, BTResult | None]] = {}
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], Future]] = []
+        self._pending_lock = threading.Lock()
+        self._leader = threading.Lock()
+        self._local = threading.local()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A per-thread read connection holding one snapshot for the block.
+
+        WAL lets these read while the writer waits for its fsync, so fetching the next pair
+        never queues behind other annotators' commits (the store's shared connection would).
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.store.path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+            self._local.conn = conn
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def create_session(self, name: str, dataset: str, settings: SessionSettings | dict[str, Any] | None = None) -> SessionInfo:
+        """A new open session over a stored dataset."""
+        name = _name(name, "Session name")
+        settings = settings if isinstance(settings, SessionSettings) else SessionSettings.from_dict(settings)
+        with self.store.transaction() as conn:
+            ids, _ = self._dataset_pairs(conn, dataset)
+            settings.check(set(ids))
+            if conn.execute("SELECT 1 FROM labeling_sessions WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"A labeling session named '{name}' already exists.", hint="Choose another name or open that session.")
+            conn.execute("INSERT INTO labeling_sessions (name, dataset, settings, created_at) VALUES (?, ?, ?, ?)",
+                         (name, dataset, json.dumps(asdict(settings)), time.time()))
+        return self.session(name)
+
+    def session(self, name: str) -> SessionInfo:
+        with self._reading() as conn:
+            return self._session(conn, name)
+
+    def list_sessions(self) -> list[SessionInfo]:
+        with self._reading() as conn:
+            names = [r[0] for r in conn.execute("SELECT name FROM labeling_sessions ORDER BY id")]
+            return [self._session(conn, n) for n in names]
+
+    def set_status(self, name: str, status: str) -> SessionInfo:
+        """Close a session (no more votes) or reopen it."""
+        if status not in ("open", "closed"):
+            raise Invalid(f"Unknown session status {status!r}.", hint="Use 'open' or 'closed'.")
+        with self.store.transaction() as conn:
+            sid = self._session(conn, name).id
+            conn.execute("UPDATE labeling_sessions SET status = ? WHERE id = ?", (status, sid))
+        return self.session(name)
+
+    def pairs(self, name: str) -> list[Pair]:
+        return self.store.get_pairs(self.session(name).dataset)
+
+    def _session(self, conn: sqlite3.Connection, name: str) -> SessionInfo:
+        row = conn.execute("SELECT id, name, dataset, settings, status, created_at FROM labeling_sessions WHERE name = ?",
+                           (name,)).fetchone()
+        if row is None:
+            known = [r[0] for r in conn.execute("SELECT name FROM labeling_sessions ORDER BY id")]
+            raise NotFound(f"No labeling session named '{name}'.",
+                           hint=f"Known sessions: {', '.join(known)}." if known else "Create one first (create_session).")
+        ids, _ = self._dataset_pairs(conn, row[2])
+        return SessionInfo(row[0], row[1], row[2], SessionSettings(**json.loads(row[3])), row[4], row[5], len(ids))
+
+    def _dataset_pairs(self, conn: sqlite3.Connection, dataset: str) -> tuple[list[str], dict[str, tuple[str, str]]]:
+        """Pair ids in dataset order and each pair's (source A, source B), cached per dataset row."""
+        row = conn.execute("SELECT id FROM datasets WHERE name = ?", (dataset,)).fetchone()
+        if row is None:
+            raise NotFound(f"No dataset named '{dataset}'.", hint="Import it first (workbench data import).")
+        if row[0] not in self._pair_cache:
+            ids, sources = [], {}
+            for pid, meta in conn.execute("SELECT pair_id, metadata FROM pairs WHERE dataset_id = ? ORDER BY position", (row[0],)):
+                ids.append(pid)
+                src = pair_sources(json.loads(meta))
+                if src:
+                    sources[pid] = src
+            self._pair_cache[row[0]] = (ids, sources)
+        return self._pair_cache[row[0]]
+
+    # -- annotators ------------------------------------------------------------------------
+
+    def join(self, session: str, annotator: str) -> str:
+        """Register ``annotator`` in ``session`` (once) and return their secret API token."""
+        annotator = _name(annotator, "Annotator name")
+        with self.store.transaction() as conn:
+            sid = self._session(conn, session).id
+            row = conn.execute("SELECT token FROM labeling_annotators WHERE session_id = ? AND name = ?", (sid, annotator)).fetchone()
+            if row:
+                return row[0]
+            token = secrets.token_urlsafe(24)
+            conn.execute("INSERT INTO labeling_annotators (session_id, name, token, created_at) VALUES (?, ?, ?, ?)",
+                         (sid, annotator, token, time.time()))
+            return token
+
+    def annotators(self, session: str) -> list[str]:
+        with self._reading() as conn:
+            sid = self._session(conn, session).id
+            return [r[0] for r in conn.execute("SELECT name FROM labeling_annotators WHERE session_id = ? ORDER BY id", (sid,))]
+
+    def authenticate(self, session: str, annotator: str, token: str | None) -> None:
+        """Refuse a request whose token is missing or belongs to someone else (constant-time compare)."""
+        with self._reading() as conn:
+            sid = self._session(conn, session).id
+            row = conn.execute("SELECT token FROM labeling_annotators WHERE session_id = ? AND name = ?", (sid, annotator)).fetchone()
+        if row is None:
+            raise NotFound(f"'{annotator}' has not joined session '{session}'.", hint="Join first: POST .../annotators with your name.")
+        if not token or not secrets.compare_digest(token.encode(), row[0].encode()):
+            raise Forbidden(f"This token does not belong to annotator '{annotator}' of session '{session}'.",
+                            hint="Use the token you got when you joined; each annotator can only vote as themselves.")
+
+    def _annotator_id(self, conn: sqlite3.Connection, sid: int, session: str, annotator: str) -> int:
+        row = conn.execute("SELECT id FROM labeling_annotators WHERE session_id = ? AND name = ?", (sid, annotator)).fetchone()
+        if row is None:
+            raise NotFound(f"'{annotator}' has not joined session '{session}'.", hint="Call join(session, annotator) first.")
+        return row[0]
+
+    # -- what to judge next ----------------------------------------------------------------
+
+    def next_item(self, session: str, annotator: str) -> Item | None:
+        """The next pair for ``annotator`` (None when nothing is left for them)."""
+        with self._reading() as conn:
+            info = self._session(conn, session)
+            aid = self._annotator_id(conn, info.id, session, annotator)
+            queue, done = self._queue(conn, info, aid, annotator)
+            if not queue:
+                return None
+            pair = self._pair(conn, info, queue[0])
+        return Item(session, annotator, pair, assigned_order(info.id, annotator, pair.id), done + 1, done + len(queue))
+
+    def item(self, session: str, annotator: str, pair_id: str) -> Item:
+        """A given pair for ``annotator`` (to revisit from the history), with their current vote."""
+        with self._reading() as conn:
+            info = self._session(conn, session)
+            aid = self._annotator_id(conn, info.id, session, annotator)
+            pair = self._pair(conn, info, pair_id)
+            queue, done = self._queue(conn, info, aid, annotator)
+            current = self._current(conn, info.id, aid, pair_id)
+            mine = [r[0] for r in conn.execute(
+                "SELECT pair_id FROM labeling_current WHERE session_id = ? AND annotator_id = ? ORDER BY event_id", (info.id, aid))]
+        position = mine.index(pair_id) + 1 if pair_id in mine else done + 1
+        return Item(session, annotator, pair, assigned_order(info.id, annotator, pair_id), position, done + len(queue), current)
+
+    def _pair(self, conn: sqlite3.Connection, info: SessionInfo, pair_id: Any) -> Pair:
+        ids, _ = self._dataset_pairs(conn, info.dataset)
+        if not isinstance(pair_id, str) or pair_id not in set(ids):
+            raise NotFound(f"Session '{info.name}' has no pair with id {str(pair_id)[:60]!r}.",
+                           hint=f"Its dataset '{info.dataset}' has {len(ids)} pairs; ask for the next item to get a valid id.")
+        prompt, a, b, preferred, meta = conn.execute(
+            "SELECT p.prompt, p.response_a, p.response_b, p.preferred, p.metadata FROM pairs p JOIN datasets d ON d.id = p.dataset_id"
+            " WHERE d.name = ? AND p.pair_id = ?", (info.dataset, pair_id)).fetchone()
+        return Pair(json.loads(prompt), a, b, id=pair_id, preferred=preferred, metadata=json.loads(meta))
+
+    def _queue(self, conn: sqlite3.Connection, info: SessionInfo, aid: int, annotator: str) -> tuple[list[str], int]:
+        """Pair ids still open to this annotator, best first, and how many they have done."""
+        ids, sources = self._dataset_pairs(conn, info.dataset)
+        mine = {r[0] for r in conn.execute(
+            "SELECT pair_id FROM labeling_current WHERE session_id = ? AND annotator_id = ?", (info.id, aid))}
+        counts = dict(conn.execute(
+            "SELECT pair_id, COUNT(*) FROM labeling_current WHERE session_id = ? AND outcome != 'skip' GROUP BY pair_id", (info.id,)))
+        s = info.settings
+        open_ids = [p for p in ids if p not in mine and (p in s.gold or counts.get(p, 0) < s.overlap)]
+        if s.order == "random":
+            open_ids.sort(key=lambda p: hashlib.sha256(f"rank:{info.id}:{annotator}:{p}".encode()).digest())
+        elif s.order == "active":
+            from workbench.labeling.selection import rank_active
+
+            votes = conn.execute("SELECT pair_id, outcome FROM labeling_current WHERE session_id = ?", (info.id,)).fetchall()
+            open_ids = rank_active(open_ids, votes, sources, counts, salt=f"{info.id}:{annotator}",
+                                   bt=self._source_ratings(info.id, votes, sources))
+        return open_ids, len(mine)
+
+    def _source_ratings(self, sid: int, votes: list[tuple[str, str]], sources: dict[str, tuple[str, str]]) -> BTResult | None:
+        """A point Bradley–Terry fit of the sources for active selection, refitted only when the
+        number of source-labelled votes grew by 10% (at least 5), so picking stays fast."""
+        records = [(*sources[pid], o) for pid, o in votes if pid in sources and o in ("A", "B", "tie")]
+        cached = self._bt_cache.get(sid)
+        if cached and len(records) - cached[0] < max(5, cached[0] // 10):
+            return cached[1]
+        comparisons = Comparisons.from_records(records)
+        fit = fit_bradley_terry(comparisons, n_boot=0) if len(comparisons) and len(comparisons.items) >= 2 else None
+        self._bt_cache[sid] = (len(records), fit)
+        return fit
+
+    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``work`` in a write transaction shared with the writes queued meanwhile (group commit).
+
+        Concurrent votes would each wait for their own fsync; instead the first writer to get
+        the lead commits everything queued so far in one transaction, each piece inside its own
+        SAVEPOINT so a refused vote rolls back alone. A result is returned only after COMMIT,
+        so an acknowledged vote is still durable.
+        """
+        done: Future = Future()
+        with self._pending_lock:
+            self._pending.append((work, done))
+        while not done.done():
+            # Lead when nobody does; otherwise wait for the leader to settle our future (a
+            # blocking acquire would let an unfair lock starve a follower that is already done).
+            if not self._leader.acquire(blocking=False):
+                wait_futures([done], timeout=0.002)
+                continue
+            try:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                if batch:
+                    self._settle(batch)
+            finally:
+                self._leader.release()
+        return done.result()
+
+    def _settle(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future]]) -> None:
+        try:
+            results = self._commit_batch(batch)
+        except BaseException as err:
+            for _, fut in batch:
+                fut.set_exception(err)
+            return
+        for (_, fut), (ok, value) in zip(batch, results, strict=True):
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    def _commit_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future]]) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        with self.store.transaction() as conn:
+            for work, _ in batch:
+                conn.execute("SAVEPOINT vote")
+                try:
+                    results.append((True, work(conn)))
+                except Exception as err:
+                    conn.execute("ROLLBACK TO vote")
+                    results.append((False, err))
+                conn.execute("RELEASE vote")
+        return results
+
+    # -- votes -----------------------------------------------------------------------------
+
+    def vote(self, session: str, annotator: str, pair_id: str, outcome: str | Outcome, *, strength: int | None = None,
+             aspects: dict[str, str] | None = None, rationale: str = "", displayed_order: str | None = None,
+             started_at: float | None = None, request_id: str | None = None, edit: bool = False,
+             imported: bool = False) -> VoteAck:
+        """Append a vote (``outcome`` in canonical A/B terms) and make it the annotator's current one.
+
+        Voting again on a judged pair needs ``edit=True`` (else it is a double submit and is
+        refused). A repeated ``request_id`` returns the first acknowledgement, marked ``replayed``.
+        ``imported=True`` records ``displayed_order`` as given (votes of an external judge, whose
+        order was the file's) instead of checking it against the order this store assigned.
+        """
+        outcome = _outcome(outcome)
+        aspects = dict(aspects or {})
+        if strength is not None and (isinstance(strength, bool) or strength not in (1, 2)):
+            raise Invalid(f"strength must be 1 (slight) or 2 (clear), got {strength!r}.", hint="Leave it empty for no strength.")
+        if strength is not None and outcome not in ("A", "B"):
+            raise Invalid(f"A strength only goes with an A or B vote, not with '{outcome}'.", hint="Leave strength empty.")
+        if not isinstance(rationale, str) or len(rationale) > RATIONALE_MAX:
+            raise Invalid(f"rationale must be text of at most {RATIONALE_MAX} characters.", hint="Shorten the rationale.")
+        if started_at is not None and (not isinstance(started_at, int | float) or not math.isfinite(started_at)):
+            raise Invalid(f"started_at must be Unix seconds, got {started_at!r}.", hint="Send time.time() of when the pair was shown.")
+        if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= NAME_MAX):
+            raise Invalid("request_id must be a non-empty text of at most 100 characters.", hint="Use a fresh UUID per vote.")
+        payload = {"kind": "vote", "pair_id": pair_id, "outcome": outcome, "strength": strength, "aspects": aspects,
+                   "rationale": rationale, "displayed_order": displayed_order, "edit": bool(edit)}
+
+        def work(conn: sqlite3.Connection) -> VoteAck:
+            info = self._session(conn, session)
+            aid = self._annotator_id(conn, info.id, session, annotator)
+            replay = self._replay(conn, info.id, aid, request_id, payload)
+            if replay:
+                return replay
+            if info.status != "open":
+                raise Conflict(f"Session '{session}' is closed; it takes no more votes.", hint="Reopen it to continue labeling.")
+            self._pair(conn, info, pair_id)
+            assigned = assigned_order(info.id, annotator, pair_id)
+            if imported and displayed_order in ("AB", "BA"):
+                assigned = displayed_order
+            elif displayed_order is not None and displayed_order != assigned:
+                raise Invalid(f"displayed_order {displayed_order!r} is not what '{annotator}' was shown for this pair ('{assigned}').",
+                              hint="Send back the displayed_order of the item you were given.")
+            unknown = sorted(set(aspects) - set(info.settings.aspects))
+            if unknown:
+                raise Invalid(f"Unknown aspect(s): {', '.join(unknown)}.",
+                              hint=f"This session judges: {', '.join(info.settings.aspects) or 'no aspects'}.")
+            bad = {k: v for k, v in aspects.items() if v not in ASPECT_OUTCOMES}
+            if bad:
+                raise Invalid(f"Aspect '{next(iter(bad))}' has outcome {next(iter(bad.values()))!r}.", hint="Aspect outcomes are A, B or tie.")
+            current = self._current(conn, info.id, aid, pair_id)
+            if current and not edit:
+                raise Conflict(f"'{annotator}' already voted on pair '{pair_id}' (event {current['event_id']}).",
+                               hint="To change that vote, send it again with edit=true.")
+            if edit and not current:
+                raise Conflict(f"'{annotator}' has no vote on pair '{pair_id}' to edit.", hint="Send it without edit=true.")
+            event_id = conn.execute(
+                "INSERT INTO labeling_events (session_id, annotator_id, kind, pair_id, outcome, strength, aspects, rationale,"
+                " displayed_order, started_at, submitted_at, request_id, payload_hash) VALUES (?, ?, 'vote', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (info.id, aid, pair_id, outcome, strength, json.dumps(aspects, sort_keys=True), rationale, assigned,
+                 started_at, time.time(), request_id, _payload_hash(payload)),
+            ).lastrowid
+            conn.execute("INSERT OR REPLACE INTO labeling_current (session_id, annotator_id, pair_id, event_id, outcome) VALUES (?, ?, ?, ?, ?)",
+                         (info.id, aid, pair_id, event_id, outcome))
+            return VoteAck(event_id, pair_id, outcome)
+
+        return self._write(work)
+
+    def undo(self, session: str, annotator: str, event_id: int | None = None, *, request_id: str | None = None) -> VoteAck:
+        """Append an undo of ``event_id`` (default: the annotator's latest vote that still counts).
+
+        The pair's previous vote by the same annotator, if any, counts again; otherwise the pair
+        goes back into their queue. Returns the undo event, ``outcome`` being the vote undone.
+        """
+        payload = {"kind": "undo", "event_id": event_id}
+
+        def work(conn: sqlite3.Connection) -> VoteAck:
+            info = self._session(conn, session)
+            aid = self._annotator_id(conn, info.id, session, annotator)
+            replay = self._replay(conn, info.id, aid, request_id, payload)
+            if replay:
+                return replay
+            if info.status != "open":
+                raise Conflict(f"Session '{session}' is closed; its votes cannot be undone.", hint="Reopen it first.")
+            if event_id is None:
+                row = conn.execute("SELECT event_id, pair_id, outcome FROM labeling_current WHERE session_id = ? AND annotator_id = ?"
+                                   " ORDER BY event_id DESC LIMIT 1", (info.id, aid)).fetchone()
+                if row is None:
+                    raise Conflict(f"'{annotator}' has no vote to undo in session '{session}'.", hint="Vote first.")
+            else:
+                row = conn.execute("SELECT c.event_id, c.pair_id, c.outcome FROM labeling_current c WHERE c.session_id = ?"
+                                   " AND c.annotator_id = ? AND c.event_id = ?", (info.id, aid, event_id)).fetchone()
+                if row is None:
+                    raise Conflict(f"Event {event_id} is not a vote of '{annotator}' that currently counts.",
+                                   hint="Only your own latest vote on a pair can be undone; see the history.")
+            target, pair_id, undone = row
+            undo_id = conn.execute(
+                "INSERT INTO labeling_events (session_id, annotator_id, kind, pair_id, target, submitted_at, request_id, payload_hash)"
+                " VALUES (?, ?, 'undo', ?, ?, ?, ?, ?)",
+                (info.id, aid, pair_id, target, time.time(), request_id, _payload_hash(payload)),
+            ).lastrowid
+            previous = conn.execute(
+                "SELECT id, outcome FROM labeling_events WHERE session_id = ? AND annotator_id = ? AND pair_id = ? AND kind = 'vote'"
+                " AND id < ? AND id NOT IN (SELECT target FROM labeling_events WHERE session_id = ? AND kind = 'undo')"
+                " ORDER BY id DESC LIMIT 1", (info.id, aid, pair_id, target, info.id)).fetchone()
+            if previous:
+                conn.execute("UPDATE labeling_current SET event_id = ?, outcome = ? WHERE session_id = ? AND annotator_id = ? AND pair_id = ?",
+                             (previous[0], previous[1], info.id, aid, pair_id))
+            else:
+                conn.execute("DELETE FROM labeling_current WHERE session_id = ? AND annotator_id = ? AND pair_id = ?", (info.id, aid, pair_id))
+            return VoteAck(undo_id, pair_id, undone)
+
+        return self._write(work)
+
+    def _replay(self, conn: sqlite3.Connection, sid: int, aid: int, request_id: str | None, payload: dict[str, Any]) -> VoteAck | None:
+        if request_id is None:
+            return None
+        row = conn.execute("SELECT id, pair_id, kind, outcome, target, payload_hash FROM labeling_events"
+                           " WHERE session_id = ? AND annotator_id = ? AND request_id = ?", (sid, aid, request_id)).fetchone()
+        if row is None:
+            return None
+        if row[5] != _payload_hash(payload):
+            raise Conflict(f"request_id '{request_id}' was already used for a different request (event {row[0]}).",
+                           hint="Use a fresh request_id for every new vote; reuse one only to retry the same request.")
+        outcome = row[3]
+        if row[2] == "undo":
+            outcome = conn.execute("SELECT outcome FROM labeling_events WHERE id = ?", (row[4],)).fetchone()[0]
+        return VoteAck(row[0], row[1], outcome, replayed=True)
+
+    def _current(self, conn: sqlite3.Connection, sid: int, aid: int, pair_id: str) -> dict[str, Any] | None:
+        row = conn.execute(
+            "SELECT e.id, e.outcome, e.strength, e.aspects, e.rationale FROM labeling_current c JOIN labeling_events e ON e.id = c.event_id"
+            " WHERE c.session_id = ? AND c.annotator_id = ? AND c.pair_id = ?", (sid, aid, pair_id)).fetchone()
+        if row is None:
+            return None
+        return {"event_id": row[0], "outcome": row[1], "strength": row[2], "aspects": json.loads(row[3]), "rationale": row[4]}
+
+    # -- reading back ----------------------------------------------------------------------
+
+    def history(self, session: str, annotator: str) -> list[dict[str, Any]]:
+        """The annotator's votes that currently count, oldest first (for the history panel)."""
+        with self._reading() as conn:
+            info = self._session(conn, session)
+            aid = self._annotator_id(conn, info.id, session, annotator)
+            rows = conn.execute(
+                "SELECT e.id, e.pair_id, e.outcome, e.strength, e.aspects, e.rationale, e.displayed_order, e.started_at, e.submitted_at"
+                " FROM labeling_current c JOIN labeling_events e ON e.id = c.event_id"
+                " WHERE c.session_id = ? AND c.annotator_id = ? ORDER BY e.id", (info.id, aid)).fetchall()
+        cols = ("event_id", "pair_id", "outcome", "strength", "aspects", "rationale", "displayed_order", "started_at", "submitted_at")
+        out = [dict(zip(cols, r, strict=True)) for r in rows]
+        for r in out:
+            r["aspects"] = json.loads(r["aspects"])
+        return out
+
+    def judgments(self, session: str) -> list[Judgment]:
+        """Every vote that currently counts, all annotators, in submission order."""
+        with self._reading() as conn:
+            info = self._session(conn, session)
+            rows = conn.execute(
+                "SELECT e.pair_id, a.name, e.outcome, e.strength, e.aspects, e.rationale, e.displayed_order, e.started_at, e.submitted_at"
+                " FROM labeling_current c JOIN labeling_events e ON e.id = c.event_id JOIN labeling_annotators a ON a.id = c.annotator_id"
+                " WHERE c.session_id = ? ORDER BY e.id", (info.id,)).fetchall()
+        return [Judgment(pair_id=r[0], annotator=r[1], outcome=Outcome(r[2]), strength=r[3], aspects=json.loads(r[4]),
+                         rationale=r[5], displayed_order=r[6], started_at=r[7], submitted_at=r[8]) for r in rows]
+
+    def events(self, session: str) -> list[dict[str, Any]]:
+        """The raw append-only log (votes and undos), for audits and tests."""
+        with self._reading() as conn:
+            info = self._session(conn, session)
+            cur = conn.execute(
+                "SELECT e.id, a.name AS annotator, e.kind, e.pair_id, e.target, e.outcome, e.strength, e.displayed_order,"
+                " e.request_id, e.submitted_at FROM labeling_events e JOIN labeling_annotators a ON a.id = e.annotator_id"
+                " WHERE e.session_id = ? ORDER BY e.id", (info.id,))
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur]
+
+    def progress(self, session: str, annotator: str) -> Progress:
+        """n of N for the annotator, with an ETA from their median time per item."""
+        with self._reading() as conn:
+            info = self._session(conn, session)
+            aid = self._annotator_id(conn, info.id, session, annotator)
+            queue, done = self._queue(conn, info, aid, annotator)
+            spans = [r[0] for r in conn.execute(
+                "SELECT e.submitted_at - e.started_at FROM labeling_current c JOIN labeling_events e ON e.id = c.event_id"
+                " WHERE c.session_id = ? AND c.annotator_id = ? AND e.started_at IS NOT NULL ORDER BY e.id DESC LIMIT 50", (info.id, aid))]
+        spans = [s for s in spans if s is not None and s >= 0]
+        per_item = statistics.median(spans) if spans else None
+        return Progress(done, done + len(queue), per_item, per_item * len(queue) if per_item is not None else None)
+
+    def session_progress(self, session: str) -> dict[str, int]:
+        """How far the whole session is: votes that count toward overlap, against what it needs."""
+        with self._reading() as conn:
+            info = self._session(conn, session)
+            counts = [r[0] for r in conn.execute(
+                "SELECT COUNT(*) FROM labeling_current WHERE session_id = ? AND outcome != 'skip' GROUP BY pair_id", (info.id,))]
+        need = info.n_pairs * info.settings.overlap
+        return {"pairs": info.n_pairs, "needed": need, "covered": sum(min(c, info.settings.overlap) for c in counts),
+                "judgments": sum(counts)}
+
+
+def pair_sources(metadata: dict[str, Any]) -> tuple[str, str] | None:
+    """Which systems wrote response A and B, from the usual metadata keys (None when unknown)."""
+    for a, b in (("source_a", "source_b"), ("model_a", "model_b"), ("generator_1", "generator_2"), ("a_pole", "b_pole")):
+        if isinstance(metadata.get(a), str) and isinstance(metadata.get(b), str):
+            return metadata[a], metadata[b]
+    return None
+
+
+def _outcome(value: Any) -> str:
+    try:
+        return Outcome(value).value
+    except ValueError:
+        raise Invalid(f"Unknown outcome {str(value)[:40]!r}.", hint=f"Outcomes are: {', '.join(o.value for o in Outcome)}.") from None

@@ -1,0 +1,205 @@
+"""How far annotators agree, and whether the side a response was shown on swayed them.
+
+- Cohen's κ: two annotators, the items both judged (nominal).
+- Fleiss' κ: any number of annotators per item (items with fewer than two are left out); a
+  varying number of raters per item uses each item's own n_i in its observed agreement.
+- Krippendorff's α: missing data allowed, with a nominal, ordinal or interval distance. For
+  vote strength use the ordinal scale of ``signed_strength`` (A clear < A slight < tie <
+  B slight < B clear).
+- Position bias: among decisive votes (A or B), the share won by the response shown on the
+  left, with a two-sided binomial test against 0.5.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+from scipy.stats import binomtest
+
+from workbench.data.types import Judgment
+
+NOMINAL_OUTCOMES = ("A", "B", "tie", "both_bad")
+
+
+def cohen_kappa(labels_1: Sequence[Hashable], labels_2: Sequence[Hashable]) -> float:
+    """κ = (p_o − p_e) / (1 − p_e) for two aligned label lists; NaN when undefined (p_e = 1)."""
+    if len(labels_1) != len(labels_2):
+        raise ValueError(f"label lists differ in length ({len(labels_1)} vs {len(labels_2)})")
+    n = len(labels_1)
+    if n == 0:
+        return float("nan")
+    p_o = sum(x == y for x, y in zip(labels_1, labels_2, strict=True)) / n
+    c1, c2 = Counter(labels_1), Counter(labels_2)
+    p_e = sum(c1[k] * c2[k] for k in c1) / n**2
+    return float("nan") if p_e == 1 else (p_o - p_e) / (1 - p_e)
+
+
+def fleiss_kappa(counts: np.ndarray) -> float:
+    """Fleiss' κ from an ``[items, categories]`` count table (rows with < 2 ratings are dropped)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n_i = counts.sum(axis=1)
+    counts, n_i = counts[n_i >= 2], n_i[n_i >= 2]
+    if len(counts) == 0:
+        return float("nan")
+    p_i = (np.sum(counts**2, axis=1) - n_i) / (n_i * (n_i - 1))
+    p_bar = p_i.mean()
+    p_j = counts.sum(axis=0) / n_i.sum()
+    p_e = np.sum(p_j**2)
+    return float("nan") if p_e == 1 else float((p_bar - p_e) / (1 - p_e))
+
+
+def krippendorff_alpha(data: np.ndarray, level: str = "nominal") -> float:
+    """α for a ``[annotators, items]`` matrix of numeric codes with NaN for missing ratings.
+
+    Built from the coincidence matrix (Krippendorff 2011); ``level`` picks the distance:
+    nominal (0/1), ordinal (rank-based, cumulative marginals) or interval (squared difference).
+    """
+    data = np.asarray(data, dtype=np.float64)
+    values = np.unique(data[~np.isnan(data)])
+    if len(values) < 2:
+        return float("nan")
+    index = {v: i for i, v in enumerate(values)}
+    k = len(values)
+    o = np.zeros((k, k))
+    for col in data.T:
+        present = col[~np.isnan(col)]
+        m = len(present)
+        if m < 2:
+            continue
+        codes = np.array([index[v] for v in present])
+        pair_counts = np.zeros((k, k))
+        np.add.at(pair_counts, (codes[:, None].repeat(m, 1), codes[None, :].repeat(m, 0)), 1)
+        pair_counts[np.diag_indices(k)] -= np.bincount(codes, minlength=k)  # no self-pairs
+        o += pair_counts / (m - 1)
+    n_c = o.sum(axis=1)
+    n = n_c.sum()
+    if n <= 1:
+        return float("nan")
+    if level == "nominal":
+        delta = 1.0 - np.eye(k)
+    elif level == "ordinal":
+        cum = np.cumsum(n_c)
+        lo, hi = np.minimum.outer(np.arange(k), np.arange(k)), np.maximum.outer(np.arange(k), np.arange(k))
+        between = cum[hi] - np.where(lo > 0, cum[np.maximum(lo - 1, 0)], 0)  # sum of n_g for g in [lo, hi]
+        delta = (between - (n_c[lo] + n_c[hi]) / 2) ** 2
+    elif level == "interval":
+        delta = np.subtract.outer(values, values) ** 2
+    else:
+        raise ValueError(f"unknown level {level!r}; use nominal, ordinal or interval")
+    d_o = np.sum(o * delta)
+    d_e = np.sum(np.outer(n_c, n_c) * delta) / (n - 1)
+    return float("nan") if d_e == 0 else float(1 - d_o / d_e)
+
+
+def signed_strength(j: Judgment) -> float | None:
+    """A vote on the ordinal scale −2 (A clear) … 0 (tie) … 2 (B clear); None for both-bad/skip.
+
+    A vote without a strength counts as clear (the labeling view's default)."""
+    outcome = getattr(j.outcome, "value", j.outcome)
+    if outcome == "tie":
+        return 0.0
+    if outcome not in ("A", "B"):
+        return None
+    s = float(j.strength or 2)
+    return -s if outcome == "A" else s
+
+
+@dataclass
+class PositionBias:
+    decisive: int
+    left_wins: int
+    rate: float  # share of decisive votes that went to the left response
+    p_value: float
+
+
+def position_bias(judgments: Sequence[Judgment]) -> PositionBias:
+    left = 0
+    decisive = 0
+    for j in judgments:
+        outcome = getattr(j.outcome, "value", j.outcome)
+        if outcome in ("A", "B"):
+            decisive += 1
+            left += outcome == j.displayed_order[0]
+    if decisive == 0:
+        return PositionBias(0, 0, float("nan"), float("nan"))
+    return PositionBias(decisive, left, left / decisive, float(binomtest(left, decisive, 0.5).pvalue))
+
+
+def _by_item(judgments: Sequence[Judgment]) -> dict[str, dict[str, Judgment]]:
+    items: dict[str, dict[str, Judgment]] = defaultdict(dict)
+    for j in judgments:
+        items[j.pair_id][j.annotator] = j
+    return items
+
+
+def agreement_report(judgments: Sequence[Judgment]) -> dict[str, Any]:
+    """Cohen's κ per annotator pair (and their mean), Fleiss' κ, Krippendorff's α (nominal
+    outcome and ordinal strength) and the position bias, over the non-skip votes."""
+    votes = [j for j in judgments if getattr(j.outcome, "value", j.outcome) in NOMINAL_OUTCOMES]
+    items = _by_item(votes)
+    annotators = sorted({j.annotator for j in votes})
+    pairwise = {}
+    for x, y in combinations(annotators, 2):
+        shared = [pid for pid, by in items.items() if x in by and y in by]
+        if shared:
+            kappa = cohen_kappa([items[p][x].outcome for p in shared], [items[p][y].outcome for p in shared])
+            pairwise[f"{x}|{y}"] = {"kappa": kappa, "n": len(shared)}
+    counts = np.array([[sum(getattr(j.outcome, "value", j.outcome) == c for j in by.values()) for c in NOMINAL_OUTCOMES]
+                       for by in items.values()]).reshape(-1, len(NOMINAL_OUTCOMES))
+    pair_ids = list(items)
+    code = {c: i for i, c in enumerate(NOMINAL_OUTCOMES)}
+    nominal = np.full((len(annotators), len(pair_ids)), np.nan)
+    ordinal = np.full_like(nominal, np.nan)
+    for col, pid in enumerate(pair_ids):
+        for row, name in enumerate(annotators):
+            j = items[pid].get(name)
+            if j is not None:
+                nominal[row, col] = code[getattr(j.outcome, "value", j.outcome)]
+                s = signed_strength(j)
+                ordinal[row, col] = np.nan if s is None else s
+    kappas = [v["kappa"] for v in pairwise.values() if not np.isnan(v["kappa"])]
+    bias = position_bias(votes)
+    return {
+        "annotators": annotators,
+        "items_with_overlap": int(np.sum(counts.sum(axis=1) >= 2)) if len(counts) else 0,
+        "cohen_pairwise": pairwise,
+        "cohen_mean": float(np.mean(kappas)) if kappas else float("nan"),
+        "fleiss_kappa": fleiss_kappa(counts) if len(counts) else float("nan"),
+        "alpha_nominal": krippendorff_alpha(nominal, "nominal"),
+        "alpha_ordinal_strength": krippendorff_alpha(ordinal, "ordinal"),
+        "position_bias": bias.__dict__,
+    }
+
+
+def annotator_stats(judgments: Sequence[Judgment], gold: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Per annotator: votes, outcome shares, left-side rate, median seconds per item, gold accuracy,
+    and agreement with the majority of the other annotators on shared items."""
+    gold = gold or {}
+    items = _by_item(judgments)
+    out = []
+    for name in sorted({j.annotator for j in judgments}):
+        mine = [j for j in judgments if j.annotator == name]
+        outcomes = Counter(getattr(j.outcome, "value", j.outcome) for j in mine)
+        spans = [j.submitted_at - j.started_at for j in mine if j.started_at is not None and j.submitted_at is not None]
+        graded = [j for j in mine if j.pair_id in gold and getattr(j.outcome, "value", j.outcome) != "skip"]
+        agree, shared = 0, 0
+        for j in mine:
+            others = Counter(getattr(o.outcome, "value", o.outcome) for a, o in items[j.pair_id].items() if a != name)
+            others.pop("skip", None)
+            if others and getattr(j.outcome, "value", j.outcome) != "skip":
+                (top, n_top), *rest = others.most_common()
+                if not rest or rest[0][1] < n_top:  # a clear majority among the others
+                    shared += 1
+                    agree += getattr(j.outcome, "value", j.outcome) == top
+        out.append({
+            "annotator": name, "votes": len(mine), **{f"share_{k}": outcomes[k] / len(mine) for k in ("A", "B", "tie", "both_bad", "skip")},
+            "left_rate": position_bias(mine).rate,
+            "median_seconds": float(np.median(spans)) if spans else None,
+            "gold_accuracy": (sum(getattr(j.outcome, "value", j.outcome) == gold[j.pair_id] for j in graded) / len(graded)) if graded else None,
+            "majority_agreement": agree / shared if shared else None,
+        })
+    return out

@@ -1,0 +1,329 @@
+"""Multi-objective reward heads on frozen features of any local model.
+
+A reward model here is a frozen language model plus one linear head per attribute
+(verbosity, helpfulness, …) on the mean-pooled residual stream of the response at one
+layer. Two kinds of head, one per kind of supervision:
+
+- ``ridge``: ridge regression on absolute attribute ratings of single responses;
+- ``bradley_terry``: logistic regression on feature differences of per-aspect pairwise
+  judgments, P(a beats b on aspect k) = sigmoid(w_k · (f(a) - f(b))).
+
+Heads live in a standardised feature space (mean and scale stored with them) so one L2
+strength suits every layer, and their outputs are standardised over the training responses
+(mean 0, std 1 per attribute) so rewards of different attributes share a unit. Quality is reported as held-out pairwise accuracy per
+attribute. Saved reward models are folders under ``<home>/reward_models/<name>/`` and
+``list_reward_models`` lists them.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.activations import ActivationCache, chat_texts, extract_activations
+from workbench.data.types import Judgment, Pair, Prompt
+from workbench.errors import ConfigError, DataError, ModelError
+from workbench.models.loading import LoadedModel
+
+HEAD_KINDS = ("ridge", "bradley_terry")
+MODEL_FILE = "reward_model.json"
+WEIGHTS_FILE = "heads.npz"
+
+
+@dataclass
+class RatedResponse:
+    """One response with absolute ratings per attribute (any numeric scale)."""
+
+    prompt: Prompt
+    response: str
+    ratings: dict[str, float]
+
+
+@dataclass
+class AspectComparison:
+    """A pairwise judgment on one aspect: ``winner`` is "A" or "B"."""
+
+    prompt: Prompt
+    response_a: str
+    response_b: str
+    aspect: str
+    winner: str
+
+
+def comparisons_from_poles(pairs: Sequence[Pair], high_poles: dict[str, str]) -> list[AspectComparison]:
+    """Pairs that differ along ``metadata.attribute`` as comparisons: the response at the
+    attribute's high pole (``high_poles[attribute]``, e.g. ``{"verbosity": "verbose"}``) wins."""
+    out = []
+    for p in pairs:
+        meta = p.metadata or {}
+        attribute = meta.get("attribute")
+        high = high_poles.get(attribute or "")
+        if high is None:
+            continue
+        if meta.get("a_pole") == high:
+            out.append(AspectComparison(p.prompt, p.response_a, p.response_b, attribute, "A"))
+        elif meta.get("b_pole") == high:
+            out.append(AspectComparison(p.prompt, p.response_a, p.response_b, attribute, "B"))
+    return out
+
+
+def comparisons_from_judgments(pairs: Sequence[Pair], judgments: Sequence[Judgment], overall: str | None = None) -> list[AspectComparison]:
+    """Per-aspect outcomes of labeling judgments (ties and skips dropped); with ``overall``
+    set, the overall outcome also counts as a comparison on an aspect of that name."""
+    by_id = {p.id: p for p in pairs}
+    out = []
+    for j in judgments:
+        pair = by_id.get(j.pair_id)
+        if pair is None:
+            continue
+        aspects = dict(j.aspects)
+        if overall:
+            aspects[overall] = j.outcome.value if hasattr(j.outcome, "value") else str(j.outcome)
+        for aspect, outcome in aspects.items():
+            if outcome in ("A", "B"):
+                out.append(AspectComparison(pair.prompt, pair.response_a, pair.response_b, aspect, outcome))
+    return out
+
+
+@dataclass
+class RewardModel:
+    """Linear heads ``r_k(x, y) = w_k · (f(x, y) - mean) / scale + b_k`` on frozen features."""
+
+    name: str
+    base_model: str
+    base_path: str
+    layer: int
+    attributes: list[str]
+    kinds: list[str]
+    weights: np.ndarray  # [k, d]
+    bias: np.ndarray  # [k]
+    mean: np.ndarray  # [d]
+    scale: np.ndarray  # [d]
+    system: str | None = None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        """Rewards ``[n, k]`` for pooled features ``[n, d]``."""
+        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
+        return z @ self.weights.T + self.bias
+
+    def score(self, lm: LoadedModel, prompts: Sequence[Prompt], responses: Sequence[str], *,
+              cache: ActivationCache | None = None, batch_size: int = 16) -> np.ndarray:
+        """Rewards ``[n, k]`` of responses to prompts, read through the frozen base model."""
+        self.check_model(lm)
+        return self.score_features(featurize(lm, prompts, responses, self.layer, system=self.system, cache=cache, batch_size=batch_size))
+
+    def check_model(self, lm: LoadedModel) -> None:
+        d = lm.adapter.d_model(lm.model)
+        if d != self.weights.shape[1] or self.layer > lm.n_layers:
+            raise ModelError(
+                f"Reward model {self.name!r} was trained on {self.base_model} (d={self.weights.shape[1]}, layer {self.layer}); "
+                f"{lm.name} has d={d} and {lm.n_layers} layers.",
+                hint=f"Load {self.base_model} ({self.base_path}) to use this reward model.",
+            )
+
+    def index(self, attribute: str) -> int:
+        try:
+            return self.attributes.index(attribute)
+        except ValueError:
+            raise ConfigError(f"Reward model {self.name!r} has no attribute {attribute!r}.",
+                              hint=f"Its attributes are: {', '.join(self.attributes)}.") from None
+
+    # -- persistence -----------------------------------------------------------------
+    def save(self, root: str | Path) -> Path:
+        """Write ``root/<name>/`` atomically (temp folder, then rename)."""
+        folder = Path(root) / self.name
+        tmp = folder.with_name(folder.name + f".tmp-{int(time.time() * 1000)}")
+        tmp.mkdir(parents=True)
+        try:
+            np.savez(tmp / WEIGHTS_FILE, weights=self.weights, bias=self.bias, mean=self.mean, scale=self.scale)
+            meta = {k: getattr(self, k) for k in ("name", "base_model", "base_path", "layer", "attributes", "kinds", "system", "metrics", "created_at")}
+            (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            if folder.exists():
+                shutil.rmtree(folder)
+            tmp.rename(folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RewardModel:
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
+            with np.load(folder / WEIGHTS_FILE) as arrays:
+                tensors = {k: arrays[k] for k in ("weights", "bias", "mean", "scale")}
+        except (OSError, json.JSONDecodeError, KeyError, ValueError) as exc:
+            raise DataError(f"Cannot read reward model: {exc}.", path=folder,
+                            hint="The folder should hold reward_model.json and heads.npz written by RewardModel.save().") from exc
+        return cls(**meta, **tensors)
+
+
+def reward_models_dir(settings: Any) -> Path:
+    return Path(settings.home) / "reward_models"
+
+
+def list_reward_models(settings: Any) -> list[dict[str, Any]]:
+    """Saved reward models with their base model, attributes and held-out accuracies."""
+    rows = []
+    for path in sorted(reward_models_dir(settings).glob(f"*/{MODEL_FILE}")):
+        if ".tmp-" in path.parent.name:
+            continue
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        rows.append({"name": meta["name"], "path": str(path.parent), "base_model": meta["base_model"], "layer": meta["layer"],
+                     "attributes": meta["attributes"], "kinds": meta["kinds"],
+                     "heldout_accuracy": {a: m.get("heldout_pairwise_accuracy") for a, m in meta.get("metrics", {}).items()}})
+    return rows
+
+
+def load_reward_model(settings: Any, name: str) -> RewardModel:
+    folder = reward_models_dir(settings) / name
+    if not (folder / MODEL_FILE).exists():
+        names = [r["name"] for r in list_reward_models(settings)]
+        raise ModelError(f"No reward model named {name!r} in {reward_models_dir(settings)}.",
+                         hint=f"Saved reward models: {', '.join(names) or 'none yet — train one first'}.")
+    return RewardModel.load(folder)
+
+
+# -- features and fitting --------------------------------------------------------------
+def featurize(lm: LoadedModel, prompts: Sequence[Prompt], responses: Sequence[str], layer: int, *, system: str | None = None,
+              cache: ActivationCache | None = None, batch_size: int = 16) -> np.ndarray:
+    """Mean-pooled residual stream over the response tokens at ``layer`` (``[n, d]``, float64).
+
+    An empty response is read as the end-of-sequence token, which is what the model produced.
+    """
+    eos = lm.tokenizer.eos_token or " "
+    rendered = chat_texts(list(prompts), [r if r.strip() else eos for r in responses], lm.tokenizer, system=system)
+    acts = extract_activations(lm, rendered.texts, layers=[layer], pooling="mean", prefix_lengths=rendered.prefix_lengths,
+                               batch_size=batch_size, cache=cache, add_special_tokens=rendered.add_special_tokens)
+    return np.asarray(acts.get(layer), dtype=np.float64)
+
+
+def fit_ridge_head(z: np.ndarray, y: np.ndarray, l2: float = 1.0) -> tuple[np.ndarray, float]:
+    """Closed-form ridge on standardised features (dual form when n < d)."""
+    y = np.asarray(y, dtype=np.float64)
+    b = float(y.mean())
+    yc = y - b
+    n, d = z.shape
+    if n < d:
+        w = z.T @ np.linalg.solve(z @ z.T + l2 * np.eye(n), yc)
+    else:
+        w = np.linalg.solve(z.T @ z + l2 * np.eye(d), z.T @ yc)
+    return w, b
+
+
+def fit_bt_head(z_a: np.ndarray, z_b: np.ndarray, a_wins: np.ndarray, l2: float = 1.0) -> np.ndarray:
+    """Bradley–Terry head: logistic regression on ``z_a - z_b`` with no intercept.
+
+    Both orientations of every comparison are used, so the fit is symmetric by construction.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    diff = z_a - z_b
+    x = np.concatenate([diff, -diff])
+    y = np.concatenate([a_wins, ~a_wins]).astype(int)
+    if len(np.unique(y)) < 2:
+        raise DataError("Bradley–Terry needs comparisons won by both sides.")
+    clf = LogisticRegression(C=1.0 / l2, fit_intercept=False, max_iter=5000).fit(x, y)
+    return clf.coef_[0]
+
+
+def _pairwise_accuracy_ratings(pred: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of response pairs with different ratings that the predictions order correctly."""
+    dy = np.sign(y[:, None] - y[None, :])
+    dp = np.sign(pred[:, None] - pred[None, :])
+    mask = np.triu(dy != 0, k=1)
+    return float((dy == dp)[mask].mean()) if mask.any() else float("nan")
+
+
+def _split(n: int, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    order = rng.permutation(n)
+    n_test = int(round(n * test_fraction)) if n >= 4 else 0
+    return order[n_test:], order[:n_test]
+
+
+def train_reward_model(
+    lm: LoadedModel,
+    *,
+    name: str,
+    layer: int,
+    ratings: Sequence[RatedResponse] = (),
+    comparisons: Sequence[AspectComparison] = (),
+    l2: float = 1.0,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    system: str | None = None,
+    cache: ActivationCache | None = None,
+    batch_size: int = 16,
+) -> RewardModel:
+    """Fit one head per attribute (ridge on ratings, Bradley–Terry on comparisons) and report
+    held-out pairwise accuracy; after evaluation each head is refitted on all of its data."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}", name):
+        raise ConfigError(f"Reward model name {name!r} is not a safe folder name.", hint="Use letters, digits, '-', '_' and '.'.")
+    if not ratings and not comparisons:
+        raise DataError("No training data: give attribute ratings and/or per-aspect comparisons.",
+                        hint="E.g. comparisons_from_poles(load_demo_pairs(), {'verbosity': 'verbose'}).")
+    if not 1 <= layer <= lm.n_layers:
+        raise ConfigError(f"Layer {layer} is out of range for {lm.name} (1..{lm.n_layers}).")
+    rated_attrs = sorted({a for r in ratings for a in r.ratings})
+    compared_attrs = sorted({c.aspect for c in comparisons})
+    if clash := set(rated_attrs) & set(compared_attrs):
+        raise DataError(f"Attribute(s) {', '.join(sorted(clash))} have both ratings and comparisons; a head takes one kind.",
+                        hint="Rename one of them, or train two reward models.")
+    for c in comparisons:
+        if c.winner not in ("A", "B"):
+            raise DataError(f"Comparison winner must be 'A' or 'B', got {c.winner!r}.", field="winner")
+    # One feature pass for every text involved.
+    prompts = [r.prompt for r in ratings] + [c.prompt for c in comparisons] * 2
+    responses = [r.response for r in ratings] + [c.response_a for c in comparisons] + [c.response_b for c in comparisons]
+    feats = featurize(lm, prompts, responses, layer, system=system, cache=cache, batch_size=batch_size)
+    mean, scale = feats.mean(0), feats.std(0) + 1e-6
+    z = (feats - mean) / scale
+    n_r, n_c = len(ratings), len(comparisons)
+    z_r, z_a, z_b = z[:n_r], z[n_r:n_r + n_c], z[n_r + n_c:]
+    rng = np.random.default_rng(seed)
+    attributes, kinds, weights, biases, metrics = [], [], [], [], {}
+    for attr in rated_attrs:
+        idx = np.array([i for i, r in enumerate(ratings) if attr in r.ratings])
+        y = np.array([ratings[i].ratings[attr] for i in idx], dtype=np.float64)
+        train, test = _split(len(idx), test_fraction, rng)
+        acc = float("nan")
+        if len(test) >= 2:
+            w, b = fit_ridge_head(z_r[idx[train]], y[train], l2)
+            acc = _pairwise_accuracy_ratings(z_r[idx[test]] @ w + b, y[test])
+        w, b = fit_ridge_head(z_r[idx], y, l2)
+        attributes.append(attr), kinds.append("ridge"), weights.append(w), biases.append(b)
+        metrics[attr] = {"heldout_pairwise_accuracy": acc, "n_train": len(train), "n_test": len(test)}
+    for attr in compared_attrs:
+        idx = np.array([i for i, c in enumerate(comparisons) if c.aspect == attr])
+        a_wins = np.array([comparisons[i].winner == "A" for i in idx])
+        train, test = _split(len(idx), test_fraction, rng)
+        acc = float("nan")
+        if len(test):
+            w = fit_bt_head(z_a[idx[train]], z_b[idx[train]], a_wins[train], l2)
+            margin = (z_a[idx[test]] - z_b[idx[test]]) @ w
+            acc = float(((margin > 0) == a_wins[test]).mean())
+        w = fit_bt_head(z_a[idx], z_b[idx], a_wins, l2)
+        attributes.append(attr), kinds.append("bradley_terry"), weights.append(w), biases.append(0.0)
+        metrics[attr] = {"heldout_pairwise_accuracy": acc, "n_train": len(train), "n_test": len(test)}
+    # Standardise every head over the training responses, so rewards of different kinds and
+    # attributes share one unit and a direction v over them means what its angles say.
+    w_all, b_all = np.stack(weights), np.asarray(biases, dtype=np.float64)
+    train_scores = np.concatenate([z_r, z_a, z_b]) @ w_all.T + b_all
+    centre, spread = train_scores.mean(0), train_scores.std(0) + 1e-12
+    return RewardModel(
+        name=name, base_model=lm.name, base_path=str(lm.path), layer=layer, attributes=attributes, kinds=kinds,
+        weights=w_all / spread[:, None], bias=(b_all - centre) / spread, mean=mean, scale=scale, system=system, metrics=metrics,
+    )

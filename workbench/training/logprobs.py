@@ -1,0 +1,60 @@
+"""Summed log-probabilities of responses given prompts: the quantity DPO moves.
+
+Used for the before/after panel (does the policy now prefer the chosen response?) and for
+DPO's implicit reward β·(log π − log π_ref). Batched, sorted by length, one forward pass
+per batch, no loop over tokens.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.data.types import Prompt
+from workbench.models.generation import render_prompt
+
+
+def _encode_pair(tokenizer: Any, prompt: Prompt, response: str, max_length: int) -> tuple[list[int], int]:
+    """Prompt ids (templated) + response ids + EOS; returns ids and the response's start index."""
+    p = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=not getattr(tokenizer, "chat_template", None))["input_ids"]
+    r = tokenizer(response, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        r = [*r, tokenizer.eos_token_id]
+    ids = (p + r)[-max_length:]  # keep the response; cut the prompt's start if too long
+    return ids, max(1, len(ids) - len(r))
+
+
+def sequence_logprobs(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[Prompt], responses: Sequence[str],
+                      *, batch_size: int = 8, max_length: int = 512) -> np.ndarray:
+    """log p(response | prompt) summed over the response tokens (and EOS), one value per row."""
+    encoded = [_encode_pair(tokenizer, p, r, max_length) for p, r in zip(prompts, responses, strict=True)]
+    order = np.argsort([len(ids) for ids, _ in encoded])
+    out = np.zeros(len(encoded), dtype=np.float64)
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            width = max(len(encoded[i][0]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            resp = torch.zeros((len(idx), width), dtype=torch.bool)
+            for row, i in enumerate(idx):
+                seq, r0 = encoded[i]
+                ids[row, :len(seq)] = torch.tensor(seq)
+                mask[row, :len(seq)] = 1
+                resp[row, r0:len(seq)] = True
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
+            out[idx] = (logp * resp[:, 1:].to(device)).sum(-1).cpu().numpy()
+    return out
+
+
+def preference_margins(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[Prompt], chosen: Sequence[str],
+                       rejected: Sequence[str], **kw: Any) -> np.ndarray:
+    """log p(chosen) − log p(rejected) per pair (positive = the model prefers the chosen one)."""
+    n = len(prompts)
+    both = sequence_logprobs(model, tokenizer, [*prompts, *prompts], [*chosen, *rejected], **kw)
+    return both[:n] - both[n:]

@@ -1,0 +1,253 @@
+"""PAL as a job: embed pairs with a frozen model, train PAL-A/PAL-B and a BT baseline,
+evaluate seen users and unseen users by number of shots, save models and the latent view.
+
+Resume granularity is one model: each trained model is saved under
+``checkpoints/checkpoint-<n>/``; a resumed run loads those and trains the rest (an epoch on
+10k pairs takes well under a second on a CPU, so finer checkpoints would cost more than
+they save).
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.errors import ConfigError, DataError, ModelError
+from workbench.jobs.context import JobCancelled, JobContext
+from workbench.jobs.registry import JobType
+from workbench.settings import Settings
+from workbench.training.pal import BTModel, PALModel, PrefData, accuracy, adapt_new_users, fit
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": None, "format": "auto", "model": "all-MiniLM-L6-v2", "layer": None, "pooling": "mean",
+    "user_field": "user", "unseen_field": "user_kind", "split_field": "split", "oracle_field": "p_a", "group_field": "group",
+    "unseen_fraction": 0.0, "test_fraction": 0.2,
+    "variant": "both", "k": 4, "dim": 16, "hidden": 64, "epochs": 40, "learning_rate": 3e-3, "batch_size": 256,
+    "weight_decay": 1e-4, "shots": [1, 5, 10, 20, 50, 100], "adapt_steps": 300, "adapt_lr": 0.1, "seed": 0,
+}
+OUTPUT = "pal"
+
+
+def resolve_feature_model(model: str, settings: Settings) -> Path:
+    """Catalog name, embedded name or path of the frozen feature model."""
+    from workbench.models import embedded
+    from workbench.models.catalog import find_entry, scan_catalog
+
+    if model == embedded.EMBEDDER_NAME:
+        return embedded.embedder_path()
+    if model == embedded.DEMO_MODEL_NAME:
+        return embedded.ensure_demo_model(settings)
+    entry = find_entry(scan_catalog(settings), model)
+    path = entry.path if entry else Path(model).expanduser()
+    if not path.exists():
+        raise ModelError(f"Unknown feature model {model!r}: not in the catalog and no such path.",
+                         hint="Run `workbench models`; the default all-MiniLM-L6-v2 sentence embedder needs no download.")
+    return path.resolve()
+
+
+def validate_pal(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    from workbench.training.pairs import load_pairs
+
+    unknown = sorted(set(config) - set(DEFAULTS))
+    if unknown:
+        close = {k: difflib.get_close_matches(k, list(DEFAULTS), n=1) for k in unknown}
+        raise ConfigError(f"Unknown PAL option(s): {', '.join(unknown)}.",
+                          hint="; ".join(f"{k}: did you mean {c[0]!r}?" for k, c in close.items() if c) or f"Known options: {', '.join(DEFAULTS)}.")
+    cfg = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+    cfg["variant"] = str(cfg["variant"]).upper() if str(cfg["variant"]).lower() != "both" else "both"
+    if cfg["variant"] not in ("A", "B", "both"):
+        raise ConfigError(f"Unknown PAL variant {cfg['variant']!r}.", hint="Use A (ideal point), B (mixture of prompt maps) or both.")
+    for key in ("k", "dim", "hidden", "epochs", "batch_size", "adapt_steps"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ConfigError(f"PAL option {key} must be a whole number ≥ 1, got {cfg[key]!r}.")
+    shots = cfg["shots"]
+    if not isinstance(shots, list) or not all(isinstance(s, int) and 1 <= s <= 100 for s in shots):
+        raise ConfigError(f"shots must be a list of whole numbers from 1 to 100, got {shots!r}.")
+    if not cfg["dataset"]:
+        raise ConfigError("No dataset given.", hint="Pass a pair file with a user id per pair (e.g. from scripts/make_persona_benchmark.py).")
+    pairs = load_pairs(str(cfg["dataset"]), settings, cfg["format"])
+    labelled = [p for p in pairs if p.preferred in ("A", "B")]
+    if not labelled:
+        raise DataError(f"None of the {len(pairs)} pairs is labelled 'A' or 'B'.", path=str(cfg["dataset"]))
+    no_user = [p for p in labelled if cfg["user_field"] not in p.metadata]
+    if no_user:
+        raise DataError(f"{len(no_user)} of {len(labelled)} labelled pairs have no user id (first: pair {no_user[0].id!r}).",
+                        path=str(cfg["dataset"]), field=cfg["user_field"],
+                        hint="PAL learns one point per user: add a user column, or set user_field to the column that holds it.")
+    n_users = len({p.metadata[cfg["user_field"]] for p in labelled})
+    if cfg["k"] > n_users:
+        raise ConfigError(f"k = {cfg['k']} prototypes for only {n_users} users.", hint="Use k ≤ the number of users.")
+    if Path(str(cfg["dataset"])).expanduser().exists():
+        cfg["dataset"] = str(Path(str(cfg["dataset"])).expanduser().resolve())
+    cfg["model_path"] = str(resolve_feature_model(str(cfg["model"]), settings))
+    cfg["n_pairs"], cfg["n_users"] = len(labelled), n_users
+    return cfg
+
+
+def _hash01(text: str, seed: int) -> float:
+    return int.from_bytes(hashlib.sha1(f"{seed}:{text}".encode()).digest()[:8], "big") / 2**64
+
+
+def split_users_and_pairs(pairs: list[Any], cfg: dict[str, Any]) -> dict[str, list[Any]]:
+    """seen-train / seen-test / unseen-train (shots pool) / unseen-test, from metadata or hashes."""
+    uf, seed = cfg["user_field"], cfg["seed"]
+    users = sorted({str(p.metadata[uf]) for p in pairs})
+    if any(cfg["unseen_field"] in p.metadata for p in pairs):
+        unseen = {str(p.metadata[uf]) for p in pairs if p.metadata.get(cfg["unseen_field"]) == "unseen"}
+    else:
+        unseen = {u for u in users if _hash01(u, seed) < cfg["unseen_fraction"]}
+    out: dict[str, list[Any]] = {"seen_train": [], "seen_test": [], "unseen_train": [], "unseen_test": []}
+    for p in pairs:
+        split = p.metadata.get(cfg["split_field"])
+        test = split == "test" if split in ("train", "test") else _hash01(p.id, seed) < cfg["test_fraction"]
+        out[("unseen_" if str(p.metadata[uf]) in unseen else "seen_") + ("test" if test else "train")].append(p)
+    return out
+
+
+def _oracle(pairs: list[Any], field: str) -> float | None:
+    if not pairs or any(field not in p.metadata for p in pairs):
+        return None
+    return float(np.mean([(float(p.metadata[field]) > 0.5) == (p.preferred == "A") for p in pairs]))
+
+
+def _first_shots(data: PrefData, n: int, seed: int) -> PrefData:
+    """Each user's first ``n`` pairs in a seeded order (the same across shot counts)."""
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    keep, count = [], {}
+    for i in order.tolist():
+        u = int(data.user[i])
+        if count.get(u, 0) < n:
+            count[u] = count.get(u, 0) + 1
+            keep.append(i)
+    return data.subset(torch.tensor(sorted(keep), dtype=torch.long))
+
+
+def latent_view(model: PALModel, users: list[str], groups: dict[str, Any]) -> dict[str, Any]:
+    """2-D PCA of PAL-A prototypes and ideal points (PAL-B: of the users' simplex weights)."""
+    from sklearn.decomposition import PCA
+
+    with torch.no_grad():
+        weights = model.user_weights().numpy()
+        if model.variant == "A":
+            points, protos = model.ideal_points().numpy(), model.prototypes.numpy()
+        else:
+            points, protos = weights, np.eye(model.k)
+    pca = PCA(n_components=2).fit(np.vstack([points, protos]))
+    return {"variant": model.variant, "prototypes": pca.transform(protos).tolist(), "users": users,
+            "points": pca.transform(points).tolist(), "weights": weights.tolist(),
+            "groups": [groups.get(u) for u in users]}
+
+
+def run_pal(job: JobContext) -> str:
+    from safetensors.torch import load_file, save_file
+
+    from workbench.activations import ActivationCache
+    from workbench.models.loading import load_model
+    from workbench.training.pairs import load_pairs
+    from workbench.training.pal_data import build_pref_data, embed_texts
+
+    cfg, s = job.config, job.settings
+    random.seed(cfg["seed"])
+    torch.manual_seed(cfg["seed"])
+    pairs = [p for p in load_pairs(cfg["dataset"], s, cfg["format"]) if p.preferred in ("A", "B")]
+    parts = split_users_and_pairs(pairs, cfg)
+    job.progress(0, 1, "embedding texts with the frozen model")
+    lm = load_model(cfg["model_path"], device=s.device, dtype=s.dtype, allow_pickle=s.allow_pickle, trust_remote_code=s.trust_remote_code)
+    cache = ActivationCache(s.cache_dir)
+    texts = list(dict.fromkeys([p.prompt_text for p in pairs] + [t for p in pairs for t in (p.response_a, p.response_b)]))
+    table = dict(zip(texts, embed_texts(lm, texts, layer=cfg["layer"], pooling=cfg["pooling"], cache=cache), strict=True))
+    del lm
+
+    def embed(batch: list[str]) -> np.ndarray:
+        return np.stack([table[t] for t in batch])
+
+    uf = cfg["user_field"]
+    seen = build_pref_data(parts["seen_train"] + parts["seen_test"], embed, user_field=uf)
+    n_tr = len(parts["seen_train"])
+    train, test = seen.data.subset(torch.arange(n_tr)), seen.data.subset(torch.arange(n_tr, len(seen.data)))
+    d_item, d_prompt = seen.data.items.shape[1], seen.data.prompts.shape[1]
+    variants = ["A", "B"] if cfg["variant"] == "both" else [cfg["variant"]]
+    models: dict[str, torch.nn.Module] = {"BT": BTModel(d_item, d_prompt, cfg["hidden"], cfg["seed"])}
+    for v in variants:
+        models[f"PAL-{v}"] = PALModel(d_item, d_prompt, len(seen.users), cfg["k"], cfg["dim"], v, cfg["hidden"], cfg["seed"])
+    total = cfg["epochs"] * len(models)
+    done_models = 0
+    for i, (name, model) in enumerate(models.items()):
+        ckpt = job.checkpoints_dir / f"checkpoint-{i + 1}" / f"{name}.safetensors"
+        if job.resume and ckpt.exists():
+            model.load_state_dict(load_file(ckpt))
+            job.log.info("resumed %s from %s", name, ckpt.parent.name)
+            done_models += 1
+            continue
+
+        def on_epoch(epoch: int, loss: float, acc: float, name: str = name, base: int = done_models * cfg["epochs"]) -> bool:
+            job.log_metrics({"model": name, "epoch": epoch + 1, "loss": loss, "train_accuracy": acc})
+            job.progress(base + epoch + 1, total, f"training {name}")
+            return job.should_stop()
+
+        fit(model, train, epochs=cfg["epochs"], lr=cfg["learning_rate"], batch_size=cfg["batch_size"],
+            weight_decay=cfg["weight_decay"], seed=cfg["seed"], on_epoch=on_epoch)
+        if job.should_stop():
+            raise JobCancelled
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
+        done_models += 1
+
+    results: dict[str, Any] = {"n_seen_users": len(seen.users), "n_train_pairs": len(train), "n_test_pairs": len(test),
+                               "seen": {name: accuracy(m, test) for name, m in models.items()}}
+    oracle = _oracle(parts["seen_test"], cfg["oracle_field"])
+    if oracle is not None:
+        results["seen"]["oracle"] = oracle
+    if parts["unseen_train"] and parts["unseen_test"]:
+        results["unseen"] = evaluate_unseen(models, seen.users, parts, embed, cfg)
+    out = job.run_dir / OUTPUT
+    out.mkdir(exist_ok=True)
+    for name, model in models.items():
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out / f"{name}.safetensors")
+    groups = {str(p.metadata[uf]): p.metadata.get(cfg["group_field"]) for p in pairs}
+    latent = {name: latent_view(m, seen.users, groups) for name, m in models.items() if isinstance(m, PALModel)}
+    (out / "latent.json").write_text(json.dumps(latent), encoding="utf-8")
+    (out / "pal_config.json").write_text(json.dumps({
+        "feature_model": cfg["model_path"], "layer": cfg["layer"], "pooling": cfg["pooling"], "k": cfg["k"], "dim": cfg["dim"],
+        "hidden": cfg["hidden"], "d_item": d_item, "d_prompt": d_prompt, "users": seen.users, "models": list(models)}, indent=1), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    job.set_summary(**results)
+    return OUTPUT
+
+
+def evaluate_unseen(models: dict[str, torch.nn.Module], seen_users: list[str], parts: dict[str, list[Any]], embed: Any,
+                    cfg: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy on unseen users' test pairs after n-shot adaptation (BT: the same global reward)."""
+    import copy
+
+    from workbench.training.pal_data import build_pref_data
+
+    uf = cfg["user_field"]
+    new = build_pref_data(parts["unseen_train"] + parts["unseen_test"], embed, user_field=uf, users=list(seen_users))
+    n_tr = len(parts["unseen_train"])
+    pool, test = new.data.subset(torch.arange(n_tr)), new.data.subset(torch.arange(n_tr, len(new.data)))
+    n_new = len(new.users) - len(seen_users)
+    out: dict[str, Any] = {"n_users": n_new, "n_test_pairs": len(test), "shots": {}}
+    oracle = _oracle(parts["unseen_test"], cfg["oracle_field"])
+    for n in cfg["shots"]:
+        shots = _first_shots(pool, n, cfg["seed"])
+        row: dict[str, float] = {"BT": accuracy(models["BT"], test)}
+        for name, model in models.items():
+            if isinstance(model, PALModel):
+                adapted = copy.deepcopy(model)
+                adapted.add_users(n_new)
+                adapt_new_users(adapted, shots, steps=cfg["adapt_steps"], lr=cfg["adapt_lr"])
+                row[name] = accuracy(adapted, test)
+        if oracle is not None:
+            row["oracle"] = oracle
+        out["shots"][str(n)] = row
+    return out
+
+
+PAL_JOB = JobType("pal", run_pal, validate_pal, description="PAL pluralistic reward models (A/B) vs a Bradley–Terry baseline")
