@@ -132,7 +132,7 @@ def test_overview_renders_dataset_charts(browser, server: Server) -> None:
         page.get_by_text(DEMO_MODEL_NAME).first.wait_for()
         expect(page.locator(".bk-Figure")).not_to_have_count(0, timeout=UI_TIMEOUT_MS)
         # Demo pairs carry categorical metadata: one bar chart per such field plus the length histogram.
-        assert page.locator(".bk-Figure").count() >= 2
+        assert page.locator(".bk-Figure").count() >= 3  # at least metadata.attribute, metadata.topic, lengths
         page.screenshot(path="/tmp/wb-overview.png", full_page=True)
     finally:
         page.close()

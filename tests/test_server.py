@@ -40,9 +40,6 @@ def make_home(root: Path, demo_model_dir: Path) -> Path:
     home = root / "home"
     (home / "models").mkdir(parents=True)
     (home / "models" / DEMO_MODEL_NAME).symlink_to(demo_model_dir, target_is_directory=True)
-    from workbench.data.types import Pair
-    from workbench.store import Store
-    Store(home / "workbench.sqlite").import_pairs("demo", [Pair(f"q{i}", "a " * i, "b " * (2 * i), metadata={"attribute": ["x", "y"][i % 2], "topic": ["m", "n", "o"][i % 3]}) for i in range(12)], source="TEMP", format="unlabeled")
     return home
 
 

@@ -25,6 +25,7 @@ from workbench.models.generation import SamplingSettings, stream
 CATALOG_COLUMNS = ["name", "family", "params", "format", "source", "path"]
 STATS_SAMPLE = 5000  # pairs read for the overview's charts; counts always cover the whole dataset
 MAX_CATEGORIES = 30
+MAX_LABEL_CHARS = 40  # longer values are text (system prompts, turns), not category labels
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|])")
 
@@ -161,13 +162,16 @@ class DatasetStats:
 
 
 def _categorical(pairs: list[Pair]) -> dict[str, Counter]:
-    """Metadata fields with a few distinct text values (attributes, topics…), counted."""
+    """Metadata fields with a few distinct short labels (attributes, topics…), counted."""
     columns: dict[str, Counter] = {}
     for pair in pairs:
         for key, value in pair.metadata.items():
             if isinstance(value, (str, bool)):
                 columns.setdefault(key, Counter())[str(value)] += 1
-    return {k: c for k, c in columns.items() if 2 <= len(c) <= MAX_CATEGORIES and c.total() > len(pairs) // 2}
+    return {
+        k: c for k, c in columns.items()
+        if 2 <= len(c) <= MAX_CATEGORIES and c.total() > len(pairs) // 2 and max(map(len, c)) <= MAX_LABEL_CHARS
+    }
 
 
 def dataset_stats(ctx: AppContext, name: str, sample: int = STATS_SAMPLE) -> DatasetStats:

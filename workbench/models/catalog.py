@@ -7,6 +7,7 @@ listing reads no weights.
 """
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from dataclasses import asdict, dataclass
@@ -67,6 +68,13 @@ def safetensors_params(folder: Path) -> int | None:
 
 
 def gguf_params(path: Path) -> int | None:
+    """Parameter count from the GGUF tensor table (memoized: parsing takes seconds)."""
+    stat = path.stat()
+    return _gguf_params(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _gguf_params(path: str, _size: int, _mtime_ns: int) -> int | None:
     try:
         from gguf import GGUFReader
 
