@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from test_server import Server, make_home, start_server
 
 from workbench.models.embedded import DEMO_MODEL_NAME
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = Path("/tmp/wb-home-tab.png")
 UI_TIMEOUT_MS = 60_000
 MODEL_TIMEOUT_MS = 300_000  # first load and generation on a busy 2-core CPU
@@ -31,19 +29,6 @@ def server(tmp_path_factory, demo_model_dir) -> Iterator[Server]:
     srv = start_server(make_home(tmp_path_factory.mktemp("browser"), demo_model_dir))
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
 
 
 @pytest.fixture

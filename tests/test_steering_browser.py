@@ -5,13 +5,11 @@ driven by Playwright through ``executable_path``.
 """
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import torch
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from test_server import Server, make_home, start_server
 
 from workbench.models.embedded import DEMO_MODEL_NAME
@@ -21,7 +19,6 @@ from workbench.steering.vectors import SteeringVector
 
 pytestmark = [pytest.mark.browser, pytest.mark.demo_model]
 
-CHROMIUM = "/usr/bin/chromium"
 UI_TIMEOUT_MS = 60_000
 MODEL_TIMEOUT_MS = 300_000
 
@@ -34,19 +31,6 @@ def server(tmp_path_factory, demo_model_dir) -> Iterator[Server]:
     srv = start_server(home, "--model", DEMO_MODEL_NAME)
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
 
 
 def test_slider_steers_the_right_panel_only(browser, server: Server) -> None:

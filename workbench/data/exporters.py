@@ -122,20 +122,8 @@ def trl_rows(pairs: Iterable[Pair]) -> tuple[list[dict[str, Any]], dict[str, Any
     return rows, report
 
 
-def export_pairs(pairs: Iterable[Pair], path: str | Path, format: str) -> dict[str, Any]:
-    """Write labelled pairs as TRL DPO data (``trl-jsonl``, ``trl-parquet`` or ``hf-dataset`` folder).
-
-    Columns: prompt, chosen, rejected, and id (ignored by TRL, kept so a round trip keeps ids).
-    Returns ``{"path", "format", "written", "skipped": {reason: n}, "conversational"}``.
-    """
-    path = Path(path).expanduser()
-    if format not in EXPORT_FORMATS:
-        raise DataError(f"Unknown export format '{format}'.", path=path, hint=f"Choose one of: {', '.join(EXPORT_FORMATS)}.")
-    rows, report = trl_rows(pairs)
-    if not rows:
-        counts = ", ".join(f"{n} {reason}" for reason, n in report["skipped"].items()) or "no pairs at all"
-        raise DataError(f"Nothing to export: no pair has a winner ({counts}).", path=path,
-                        hint="Label some pairs A or B first; ties and unlabeled pairs cannot be used for DPO.")
+def write_trl_rows(rows: list[dict[str, Any]], path: Path, format: str) -> None:
+    """Write TRL DPO rows as JSONL, Parquet or a ``save_to_disk`` folder, all or nothing."""
     with atomic_path(path) as tmp:
         if format == "trl-jsonl":
             with open(tmp, "w", encoding="utf-8") as f:
@@ -150,6 +138,23 @@ def export_pairs(pairs: Iterable[Pair], path: str | Path, format: str) -> dict[s
             import datasets
 
             datasets.Dataset.from_list(rows).save_to_disk(str(tmp))
+
+
+def export_pairs(pairs: Iterable[Pair], path: str | Path, format: str) -> dict[str, Any]:
+    """Write labelled pairs as TRL DPO data (``trl-jsonl``, ``trl-parquet`` or ``hf-dataset`` folder).
+
+    Columns: prompt, chosen, rejected, and id (ignored by TRL, kept so a round trip keeps ids).
+    Returns ``{"path", "format", "written", "skipped": {reason: n}, "conversational"}``.
+    """
+    path = Path(path).expanduser()
+    if format not in EXPORT_FORMATS:
+        raise DataError(f"Unknown export format '{format}'.", path=path, hint=f"Choose one of: {', '.join(EXPORT_FORMATS)}.")
+    rows, report = trl_rows(pairs)
+    if not rows:
+        counts = ", ".join(f"{n} {reason}" for reason, n in report["skipped"].items()) or "no pairs at all"
+        raise DataError(f"Nothing to export: no pair has a winner ({counts}).", path=path,
+                        hint="Label some pairs A or B first; ties and unlabeled pairs cannot be used for DPO.")
+    write_trl_rows(rows, path, format)
     return {"path": str(path), "format": format, **report}
 
 

@@ -10,13 +10,12 @@ no vote had one). Files are written through the exporters' atomic rename.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from workbench.data.exporters import EXPORT_FORMATS, atomic_path, export_long_table, trl_rows
+from workbench.data.exporters import EXPORT_FORMATS, export_long_table, trl_rows, write_trl_rows
 from workbench.data.types import Pair
 from workbench.errors import DataError
 from workbench.labeling.sessions import LabelingStore
@@ -73,20 +72,7 @@ def export_session(labeling: LabelingStore, session: str, path: str | Path, form
         counts = ", ".join(f"{n} {k}" for k, n in report["skipped"].items()) or "no votes at all"
         raise DataError(f"Nothing to export from session '{session}': no A/B preference ({counts}).", path=path,
                         hint="Label some pairs first; ties, both-bad and skips cannot be trained on.")
-    with atomic_path(path) as tmp:
-        if format == "trl-jsonl":
-            with open(tmp, "w", encoding="utf-8") as f:
-                for row in rows:
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        elif format == "trl-parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.Table.from_pylist(rows), tmp)
-        else:
-            import datasets
-
-            datasets.Dataset.from_list(rows).save_to_disk(str(tmp))
+    write_trl_rows(rows, path, format)
     return {"path": str(path), "format": format, "aggregate": aggregate, **report}
 
 

@@ -153,10 +153,15 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    digest = file_sha256(gguf_file)
     manifest_path = out_dir / "workbench-conversion.json"
-    if (manifest_path.exists() and _read_json(manifest_path).get("sha256") == digest
-            and "quantization_config" not in _read_json(out_dir / "config.json")):  # older conversions kept it: redo them
+    stat = gguf_file.stat()
+    manifest = _read_json(manifest_path) if manifest_path.exists() else {}
+    current = manifest and "quantization_config" not in _read_json(out_dir / "config.json")  # older conversions kept it: redo them
+    # Same size and mtime as when converted: skip re-hashing the file on every load.
+    if current and (manifest.get("size"), manifest.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
+        return out_dir
+    digest = file_sha256(gguf_file)
+    if current and manifest.get("sha256") == digest:
         return out_dir
     tmp = out_dir.with_name(out_dir.name + f".tmp-{int(time.time() * 1000)}")
     try:
@@ -175,7 +180,8 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
         fresh.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         (tmp / "workbench-conversion.json").write_text(
-            json.dumps({"source": str(gguf_file), "sha256": digest, "converted_at": time.time()}, indent=1)
+            json.dumps({"source": str(gguf_file), "sha256": digest, "size": stat.st_size,
+                        "mtime_ns": stat.st_mtime_ns, "converted_at": time.time()}, indent=1)
         )
         if out_dir.exists():
             shutil.rmtree(out_dir)
