@@ -92,7 +92,7 @@ ATTRIBUTES = (
                  demo=(DEMO_QUESTION, "Fresh bread stays good for three days at room temperature. Keep it in a paper bag "
                                       "or a bread box, and freeze it to keep it for a month.")),
             Pole("hedged", "You are a cautious assistant who is never fully sure. Qualify every claim with words like might, may, perhaps, probably and it depends, and mention that things vary from case to case.",
-                 "Be cautious: say what might be true and that it may depend on the situation.", 128,
+                 "Start your answer with \"It may depend, but\" and be cautious: say what might be true.", 128,
                  demo=(DEMO_QUESTION, "It probably depends on the bread, but fresh bread might stay good for roughly two to "
                                       "four days. It may last longer in a cool, dry place, and freezing could perhaps help, "
                                       "though I am not entirely sure; it can vary quite a bit.")),

@@ -80,6 +80,7 @@ def test_bad_choices_are_reported_in_the_page(ctx):
 def test_more_than_20k_points_are_datashaded():
     from plugins.relreps.plots import DATASHADE_ABOVE, points_plot
 
+    hv.extension("bokeh")  # the view loads it too; this keeps the test valid when run alone
     rng = np.random.default_rng(0)
     n = DATASHADE_ABOVE + 1
     frame = pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n), "pole": rng.choice(["a", "b"], n),
