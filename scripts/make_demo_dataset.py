@@ -41,16 +41,12 @@ class Pole:
 
     ``instruction`` is appended to the user turn as well, because a 135M model follows an
     instruction next to the question more reliably than one in the system prompt alone.
-    ``demo`` is an optional one-shot demonstration (a question and an answer in this pole's
-    style, shown as an earlier chat turn): the model imitates a demonstration where it
-    ignores an instruction.
     """
 
     name: str
     system: str
     instruction: str
     max_new_tokens: int
-    demo: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,9 +55,6 @@ class Attribute:
     poles: tuple[Pole, Pole]
     feature: str  # the measured feature expected to be higher on poles[1]
 
-
-# Both poles of an attribute share the demonstration question, so only the style differs.
-DEMO_QUESTION = "How long does fresh bread stay good?"
 
 ATTRIBUTES = (
     Attribute(
@@ -88,14 +81,9 @@ ATTRIBUTES = (
         "confidence",
         (
             Pole("direct", "You are a confident expert. State your answer plainly and decisively, as firm facts and clear instructions.",
-                 "Give a direct, confident answer.", 128,
-                 demo=(DEMO_QUESTION, "Fresh bread stays good for three days at room temperature. Keep it in a paper bag "
-                                      "or a bread box, and freeze it to keep it for a month.")),
+                 "Give a direct, confident answer.", 128),
             Pole("hedged", "You are a cautious assistant who is never fully sure. Qualify every claim with words like might, may, perhaps, probably and it depends, and mention that things vary from case to case.",
-                 "Start your answer with \"It may depend, but\" and be cautious: say what might be true.", 128,
-                 demo=(DEMO_QUESTION, "It probably depends on the bread, but fresh bread might stay good for roughly two to "
-                                      "four days. It may last longer in a cool, dry place, and freezing could perhaps help, "
-                                      "though I am not entirely sure; it can vary quite a bit.")),
+                 "Be cautious: say what might be true and that it may depend on the situation.", 128),
         ),
         feature="hedges_per_100_words",
     ),
@@ -103,14 +91,9 @@ ATTRIBUTES = (
         "example",
         (
             Pole("without_example", "You are a helpful assistant. Explain the general principle only, in abstract terms.",
-                 "Explain the general principle.", 128,
-                 demo=(DEMO_QUESTION, "Bread goes stale as its starch dries out and hardens, so it stays soft longest when "
-                                      "it is kept airtight and cool. Freezing stops the process almost completely.")),
+                 "Explain the general principle.", 128),
             Pole("with_example", "You are a helpful assistant who always illustrates the answer with one concrete example, introduced with the words 'For example'.",
-                 "Include one concrete example, starting with 'For example'.", 128,
-                 demo=(DEMO_QUESTION, "Bread goes stale as its starch dries out and hardens. For example, a baguette left on "
-                                      "the counter is hard by the next morning, while a sliced loaf in a plastic bag stays "
-                                      "soft for about three days.")),
+                 "Include one concrete example, starting with 'For example'.", 128),
         ),
         feature="example_markers",
     ),
@@ -139,8 +122,7 @@ FORMAL_WORDS = (
     "regarding", "in conclusion", "nevertheless", "whereas", "subsequently", "accordingly", "in addition",
     "it is recommended", "one should", "individuals", "utilize", "ensure", "significant", "approximately",
 )
-# Phrases that introduce a worked example ("such as" only lists members of a category).
-EXAMPLE_MARKERS = ("for example", "for instance", "e.g.", "as an example", "to illustrate", "imagine", "suppose", "let's say", "let’s say", "```")
+EXAMPLE_MARKERS = ("for example", "for instance", "e.g.", "such as", "imagine", "let's say", "let’s say", "say you", "like when", "```")
 EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF]")
 
 
@@ -180,23 +162,16 @@ def measure(text: str) -> dict[str, Any]:
 
 MIN_WORDS = 5
 MIN_DISTINCT_TRIGRAMS = 0.5
-COPY_NGRAM = 6
 
 
-def _ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
-    return set(zip(*(tokens[i:] for i in range(n)), strict=False))
-
-
-def degenerate_reason(text: str, demo_answer: str | None = None) -> str | None:
-    """Why a generation is unusable (a few words, looping, or parroting the demo), else None."""
+def degenerate_reason(text: str) -> str | None:
+    """Why a generation is unusable (empty, a few words, or looping), else None."""
     tokens = WORD.findall(text.lower())
     if len(tokens) < MIN_WORDS:
         return "too_short"
     trigrams = list(zip(tokens, tokens[1:], tokens[2:], strict=False))
     if len(trigrams) >= 20 and len(set(trigrams)) / len(trigrams) < MIN_DISTINCT_TRIGRAMS:
         return "repetitive"
-    if demo_answer and _ngrams(tokens, COPY_NGRAM) & _ngrams(WORD.findall(demo_answer.lower()), COPY_NGRAM):
-        return "copied_demo"
     return None
 
 
@@ -227,27 +202,17 @@ def user_turn(prompt: str, pole: Pole) -> str:
     return f"{prompt}\n\n{pole.instruction}"
 
 
-def chat(prompt: str, pole: Pole) -> list[dict[str, str]]:
-    """The turns the model sees after the system prompt: the demonstration, then the question."""
-    demo = [] if pole.demo is None else [
-        {"role": "user", "content": user_turn(pole.demo[0], pole)},
-        {"role": "assistant", "content": pole.demo[1]},
-    ]
-    return [*demo, {"role": "user", "content": user_turn(prompt, pole)}]
-
-
 def generate_pole(lm: Any, prompts: list[dict[str, str]], pole: Pole, seed: int, batch_size: int) -> dict[str, dict[str, Any]]:
     """Answer every prompt under one pole, in batches of similar length; keyed by prompt id."""
     from workbench.models.generation import SamplingSettings, generate
 
     texts = {p["id"]: user_turn(p["prompt"], pole) for p in prompts}
-    chats = {p["id"]: chat(p["prompt"], pole) for p in prompts}
     order = sorted(texts, key=lambda pid: len(lm.tokenizer(texts[pid])["input_ids"]))
     out: dict[str, dict[str, Any]] = {}
     for b, start in enumerate(range(0, len(order), batch_size)):
         ids = order[start:start + batch_size]
         settings = SamplingSettings(max_new_tokens=pole.max_new_tokens, seed=seed + b, **DECODING)
-        responses = generate(lm, [chats[i] for i in ids], settings, system=pole.system)
+        responses = generate(lm, [texts[i] for i in ids], settings, system=pole.system)
         for pid, text in zip(ids, responses, strict=True):
             out[pid] = {"text": text, "decoding": asdict(settings), "user_turn": texts[pid],
                         "tokens": len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])}
@@ -263,10 +228,10 @@ def build_records(prompts: list[dict[str, str]], generations: dict[tuple[str, st
     for attr in ATTRIBUTES:
         for p in prompts:
             swap = rng.random() < 0.5  # drawn for every pair, kept or not, so ids keep their draw
-            gens = [generations.get((attr.name, pole.name), {}).get(p["id"]) for pole in attr.poles]
+            gens = [generations[(attr.name, pole.name)].get(p["id"]) for pole in attr.poles]
             if gens[0] is None or gens[1] is None:
                 continue
-            reasons = [degenerate_reason(g["text"], pole.demo[1] if pole.demo else None) for g, pole in zip(gens, attr.poles, strict=True)]
+            reasons = [degenerate_reason(g["text"]) for g in gens]
             if any(reasons):
                 dropped[next(r for r in reasons if r)] += 1
                 continue
@@ -290,8 +255,6 @@ def build_records(prompts: list[dict[str, str]], generations: dict[tuple[str, st
                     "b_system": pb.system,
                     "a_user_turn": ga["user_turn"],
                     "b_user_turn": gb["user_turn"],
-                    "a_demo": None if pa.demo is None else {"user": user_turn(pa.demo[0], pa), "assistant": pa.demo[1]},
-                    "b_demo": None if pb.demo is None else {"user": user_turn(pb.demo[0], pb), "assistant": pb.demo[1]},
                     "source_model": SOURCE_MODEL,
                     "a_decoding": ga["decoding"],
                     "b_decoding": gb["decoding"],
@@ -384,8 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default: the packaged demo_pairs.jsonl (a temp file with --limit)")
     parser.add_argument("--readme", type=Path, default=DEMO_DIR / "README.md", help="README whose stats block is rewritten")
     parser.add_argument("--seed", type=int, default=20240611)
-    parser.add_argument("--batch-size", type=int, default=20, help="prompts per generate call (part of what the seed reproduces)")
-    parser.add_argument("--attributes", default=",".join(a.name for a in ATTRIBUTES), help="comma-separated subset (trials only)")
+    parser.add_argument("--batch-size", type=int, default=64, help="prompts per generate call (large batches amortize weight reads on CPU)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N prompts (a quick trial)")
     args = parser.parse_args(argv)
 
@@ -393,19 +355,13 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.models.loading import load_model
     from workbench.settings import Settings
 
-    wanted = set(args.attributes.split(","))
-    unknown = wanted - {a.name for a in ATTRIBUTES}
-    if unknown:
-        parser.error(f"unknown attributes: {', '.join(sorted(unknown))}")
     prompts = load_prompts(args.prompts)[: args.limit]
-    trial = args.limit is not None or wanted != {a.name for a in ATTRIBUTES}
+    trial = args.limit is not None
     out = args.out or (Path(tempfile.gettempdir()) / "demo_pairs.trial.jsonl" if trial else DEMO_DIR / "demo_pairs.jsonl")
     lm = load_model(ensure_demo_model(Settings()))
     t0 = time.perf_counter()
     generations = {}
     for ai, attr in enumerate(ATTRIBUTES):
-        if attr.name not in wanted:
-            continue
         for pi, pole in enumerate(attr.poles):
             t = time.perf_counter()
             generations[(attr.name, pole.name)] = generate_pole(lm, prompts, pole, args.seed + 1000 * ai + 100 * pi, args.batch_size)
