@@ -1,0 +1,223 @@
+"""SASRec (Kang & McAuley, 2018): a causal self-attention next-item recommender in torch.
+
+The user state is the last position's output; item scores are its dot products with the
+item embeddings, so a latent edit of the state moves the whole ranking. Trained with a
+full softmax over all items (no negative sampling: every catalog here is small enough),
+evaluated leave-one-out: train on all but the last two items, validate on the second to
+last, test on the last, ranked over all items the user has not seen.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from workbench.errors import ModelError
+from workbench.sae.interactions import Interactions
+
+CONFIG_FILE = "sasrec_config.json"
+WEIGHTS_FILE = "sasrec.safetensors"
+
+
+@dataclass
+class SASRecConfig:
+    n_items: int
+    max_len: int = 50
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 1
+    dropout: float = 0.2
+
+
+class SASRec(nn.Module):
+    def __init__(self, cfg: SASRecConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.item_emb = nn.Embedding(cfg.n_items + 1, cfg.d_model, padding_idx=0)
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model)
+        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, dim_feedforward=cfg.d_model, dropout=cfg.dropout,
+                                           batch_first=True, norm_first=True, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        nn.init.normal_(self.item_emb.weight, std=0.02)
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        """``[batch, max_len]`` item indices (left-padded with 0) → states ``[batch, max_len, d]``."""
+        length = seqs.shape[1]
+        x = self.item_emb(seqs) * math.sqrt(self.cfg.d_model) + self.pos_emb(torch.arange(length, device=seqs.device))
+        x = self.drop(x) * (seqs > 0).unsqueeze(-1)
+        causal = torch.triu(torch.full((length, length), float("-inf"), device=seqs.device), diagonal=1)
+        h = self.encoder(x, mask=causal, is_causal=True)
+        return self.norm(h)
+
+    def scores(self, states: torch.Tensor) -> torch.Tensor:
+        """Item scores for user states ``[..., d]`` → ``[..., n_items + 1]`` (column 0 is padding)."""
+        return states @ self.item_emb.weight.T
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / WEIGHTS_FILE))
+        (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.cfg), indent=2))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> SASRec:
+        folder = Path(folder)
+        if not (folder / CONFIG_FILE).exists() or not (folder / WEIGHTS_FILE).exists():
+            raise ModelError(f"{folder} is not a saved SASRec model (needs {CONFIG_FILE} and {WEIGHTS_FILE}).",
+                             hint="Train one with `workbench sae recsae` or `train_sasrec()`.")
+        model = cls(SASRecConfig(**json.loads((folder / CONFIG_FILE).read_text())))
+        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        return model.eval()
+
+
+def left_pad(seq: np.ndarray, max_len: int) -> np.ndarray:
+    out = np.zeros(max_len, dtype=np.int64)
+    tail = seq[-max_len:]
+    if len(tail):
+        out[-len(tail):] = tail
+    return out
+
+
+def training_windows(sequences: list[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and next-item targets from each training sequence, in windows of ``max_len`` + 1."""
+    inputs, targets = [], []
+    for seq in sequences:
+        for end in range(len(seq), 1, -max_len):
+            window = seq[max(0, end - max_len - 1):end]
+            inputs.append(left_pad(window[:-1], max_len))
+            targets.append(left_pad(window[1:], max_len))
+    return np.stack(inputs), np.stack(targets)
+
+
+@dataclass
+class RankingMetrics:
+    hr_at_10: float
+    ndcg_at_10: float
+    n_users: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {"hr@10": self.hr_at_10, "ndcg@10": self.ndcg_at_10, "n_users": self.n_users}
+
+
+@torch.inference_mode()
+def user_states(model: SASRec, histories: list[np.ndarray], batch_size: int = 256) -> torch.Tensor:
+    """Last-position state of each history ``[n, d]`` (histories longer than ``max_len`` are cut)."""
+    model.eval()
+    out = []
+    for start in range(0, len(histories), batch_size):
+        batch = torch.from_numpy(np.stack([left_pad(h, model.cfg.max_len) for h in histories[start:start + batch_size]]))
+        out.append(model(batch)[:, -1])
+    return torch.cat(out) if out else torch.zeros(0, model.cfg.d_model)
+
+
+def seen_mask(histories: list[np.ndarray], n_items: int) -> torch.Tensor:
+    mask = torch.zeros(len(histories), n_items + 1, dtype=torch.bool)
+    for row, h in enumerate(histories):
+        mask[row, torch.from_numpy(h)] = True
+    mask[:, 0] = True
+    return mask
+
+
+def rank_metrics(scores: torch.Tensor, targets: np.ndarray, histories: list[np.ndarray], k: int = 10) -> RankingMetrics:
+    """HR@k and NDCG@k of each target among all items the user has not interacted with."""
+    scores = scores.clone()
+    scores[seen_mask(histories, scores.shape[1] - 1)] = float("-inf")
+    target = torch.from_numpy(targets)
+    target_score = scores.gather(1, target[:, None])
+    rank = (scores > target_score).sum(1)  # 0-based
+    hit = rank < k
+    ndcg = torch.where(hit, 1.0 / torch.log2(rank.float() + 2.0), torch.zeros_like(rank, dtype=torch.float))
+    return RankingMetrics(float(hit.float().mean()), float(ndcg.mean()), len(targets))
+
+
+@torch.inference_mode()
+def evaluate(model: SASRec, data: Interactions, split: str = "test") -> RankingMetrics:
+    """Leave-one-out: ``test`` predicts the last item from the rest, ``valid`` the one before."""
+    cut = 1 if split == "test" else 2
+    histories = [s[:-cut] for s in data.sequences]
+    targets = np.array([s[-cut] for s in data.sequences])
+    return rank_metrics(model.scores(user_states(model, histories)), targets, histories)
+
+
+def train_sasrec(data: Interactions, cfg: SASRecConfig | None = None, *, epochs: int = 40, batch_size: int = 64,
+                 lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0, eval_every: int = 5,
+                 on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> tuple[SASRec, list[dict[str, float]]]:
+    """Train on every user's sequence minus the last two items; keep the best validation NDCG@10."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    cfg = cfg or SASRecConfig(n_items=data.n_items)
+    model = SASRec(cfg)
+    inputs, targets = training_windows([s[:-2] for s in data.sequences], cfg.max_len)
+    x_all, y_all = torch.from_numpy(inputs), torch.from_numpy(targets)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
+    history: list[dict[str, float]] = []
+    best, best_state = -1.0, None
+    for epoch in range(1, epochs + 1):
+        model.train()
+        t0, total, count = time.perf_counter(), 0.0, 0
+        for idx in np.array_split(rng.permutation(len(x_all)), max(1, len(x_all) // batch_size)):
+            x, y = x_all[idx], y_all[idx]
+            logits = model.scores(model(x))
+            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, count = total + float(loss.detach()) * len(idx), count + len(idx)
+        row = {"epoch": epoch, "loss": total / count, "epoch_s": time.perf_counter() - t0}
+        if epoch % eval_every == 0 or epoch == epochs:
+            valid = evaluate(model, data, "valid")
+            row.update({"valid_hr@10": valid.hr_at_10, "valid_ndcg@10": valid.ndcg_at_10})
+            if valid.ndcg_at_10 > best:
+                best, best_state = valid.ndcg_at_10, {k: v.clone() for k, v in model.state_dict().items()}
+        history.append(row)
+        if on_epoch:
+            on_epoch(epoch, row)
+        if should_stop and should_stop():
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model.eval(), history
+
+
+def all_prefix_states(model: SASRec, data: Interactions, *, drop_last: int = 1,
+                      min_prefix: int = 1) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """States at every position of every user's history (one forward pass per window).
+
+    Returns states ``[n, d]``, the user row and the prefix end (exclusive) of each state, so
+    the sequence behind state ``j`` is ``data.sequences[user[j]][:end[j]]``.
+    """
+    max_len = model.cfg.max_len
+    windows, owners, ends = [], [], []
+    for u, seq in enumerate(data.sequences):
+        seq = seq[: len(seq) - drop_last] if drop_last else seq
+        for end in range(len(seq), min_prefix - 1, -max_len):
+            start = max(0, end - max_len)
+            windows.append((u, start, end))
+    states, users, prefix_ends = [], [], []
+    model.eval()
+    with torch.inference_mode():
+        for lo in range(0, len(windows), 256):
+            chunk = windows[lo:lo + 256]
+            batch = torch.from_numpy(np.stack([left_pad(data.sequences[u][s:e], max_len) for u, s, e in chunk]))
+            h = model(batch)
+            for row, (u, s, e) in enumerate(chunk):
+                n = e - s
+                first = max(min_prefix, s + 1) - s  # positions whose prefix is long enough
+                if first > n:
+                    continue
+                states.append(h[row, max_len - n + first - 1:])
+                users.append(np.full(n - first + 1, u))
+                prefix_ends.append(np.arange(s + first, e + 1))
+    owners = np.concatenate(users) if users else np.zeros(0, dtype=np.int64)
+    ends = np.concatenate(prefix_ends) if prefix_ends else np.zeros(0, dtype=np.int64)
+    return torch.cat(states) if states else torch.zeros(0, model.cfg.d_model), owners, ends

@@ -1,0 +1,223 @@
+"""Train TopK / BatchTopK sparse autoencoders with sae-lens on activations we already hold.
+
+sae-lens's ``SAETrainer`` runs the loop (aux loss for dead latents, sparsity tracking,
+checkpoints); we only supply what it lacks here: a data provider over an in-memory
+activation matrix, a held-out evaluation (FVU, L0, dead fraction) and a metadata file. The
+saved folder is sae-lens's inference format, so ``sae_lens.SAE.load_from_disk`` opens it
+(a BatchTopK SAE is saved as JumpReLU, as sae-lens does).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.errors import ConfigError, ModelError
+
+ARCHITECTURES = ("topk", "batchtopk")
+META_FILE = "workbench_sae.json"
+
+
+@dataclass
+class SAESpec:
+    """What to train: ``d_sae = expansion × d_in`` latents with ``k`` active per input."""
+
+    architecture: str = "topk"
+    expansion: int = 8
+    k: int = 8
+    lr: float = 1e-3
+    batch_size: int = 512
+    training_samples: int = 500_000
+    held_out_fraction: float = 0.1
+    dead_window_samples: int = 50_000
+    n_checkpoints: int = 0
+    seed: int = 0
+
+    def check(self, n_rows: int, d_in: int) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"Unknown SAE architecture {self.architecture!r}.", hint=f"Use one of {', '.join(ARCHITECTURES)}.")
+        if self.expansion < 1 or self.k < 1 or self.batch_size < 1 or self.training_samples < self.batch_size:
+            raise ConfigError("expansion, k and batch_size must be ≥ 1 and training_samples ≥ batch_size "
+                              f"(got expansion={self.expansion}, k={self.k}, batch_size={self.batch_size}, "
+                              f"training_samples={self.training_samples}).")
+        if self.k >= self.expansion * d_in:
+            raise ConfigError(f"k = {self.k} is not below d_sae = {self.expansion * d_in}.", hint="Use a smaller k or a larger expansion.")
+        if not 0.0 < self.held_out_fraction < 0.5:
+            raise ConfigError(f"held_out_fraction must be in (0, 0.5), got {self.held_out_fraction}.")
+        if n_rows < 2 * self.batch_size:
+            raise ConfigError(f"Only {n_rows} activation rows for batches of {self.batch_size}.",
+                              hint="Collect more activations (more texts or sequences) or use a smaller batch_size.")
+
+
+@dataclass
+class SAEMetrics:
+    fvu: float
+    l0: float
+    dead_fraction: float
+    n_eval: int
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass
+class TrainedSAE:
+    sae: Any
+    metrics: SAEMetrics
+    folder: Path | None
+    samples_per_s: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """Endless epochs of shuffled batches: the data provider sae-lens's trainer pulls from."""
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(acts), generator=gen)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            yield acts[order[start:start + batch_size]]
+
+
+def split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    cut = max(1, int(round(n * fraction)))
+    return np.sort(order[cut:]), np.sort(order[:cut])
+
+
+def _sae_config(spec: SAESpec, d_in: int, metadata: dict[str, Any]) -> Any:
+    from sae_lens.saes.batchtopk_sae import BatchTopKTrainingSAEConfig
+    from sae_lens.saes.topk_sae import TopKTrainingSAEConfig
+
+    cls = TopKTrainingSAEConfig if spec.architecture == "topk" else BatchTopKTrainingSAEConfig
+    cfg = cls(d_in=d_in, d_sae=spec.expansion * d_in, k=spec.k, dtype="float32", device="cpu",
+              normalize_activations="expected_average_only_in")
+    for key in ("model_name", "hook_name"):
+        if key in metadata:
+            setattr(cfg.metadata, key, metadata[key])
+    return cfg
+
+
+@torch.no_grad()
+def _init_decoder_bias(sae: Any, acts: torch.Tensor) -> None:
+    """Start b_dec at the mean input, in the units the trainer's norm scaling will use.
+
+    Without it a large shared offset (a LayerNorm output has one) lets the same k latents
+    win on every input and the rest die.
+    """
+    scale = (acts.shape[1] ** 0.5) / float(acts.norm(dim=1).mean())
+    sae.b_dec.copy_(acts.mean(0) * scale)
+
+
+@torch.inference_mode()
+def evaluate_sae(sae: Any, acts: torch.Tensor, batch_size: int = 4096) -> SAEMetrics:
+    """Fraction of variance unexplained, mean L0 and the share of latents that never fire."""
+    sse = 0.0
+    fired = None
+    l0 = 0.0
+    mean = acts.mean(0)
+    total_var = float(((acts - mean) ** 2).sum())
+    for start in range(0, len(acts), batch_size):
+        x = acts[start:start + batch_size]
+        f = sae.encode(x)
+        sse += float(((sae.decode(f) - x) ** 2).sum())
+        active = f > 0
+        l0 += float(active.sum())
+        fired = active.any(0) if fired is None else fired | active.any(0)
+    return SAEMetrics(fvu=sse / max(total_var, 1e-12), l0=l0 / len(acts),
+                      dead_fraction=float((~fired).float().mean()) if fired is not None else 1.0, n_eval=len(acts))
+
+
+def train_sae(acts: torch.Tensor | np.ndarray, spec: SAESpec, *, folder: str | Path | None = None,
+              metadata: dict[str, Any] | None = None, on_progress: Callable[[int, int, dict[str, float]], None] | None = None,
+              should_stop: Callable[[], bool] | None = None, log_every: int = 50) -> TrainedSAE:
+    """Train on a held-in split of ``acts`` ``[n, d_in]``, evaluate on the rest, save to ``folder``.
+
+    ``on_progress(samples_done, total, row)`` gets the loss, the batch's FVU and L0 every
+    ``log_every`` steps; ``should_stop()`` ends training early (the SAE so far is still
+    evaluated and saved).
+    """
+    from sae_lens.config import SAETrainerConfig
+    from sae_lens.saes.sae import TrainingSAE
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    acts = torch.as_tensor(np.asarray(acts, dtype=np.float32))
+    if acts.ndim != 2 or not torch.isfinite(acts).all():
+        raise ConfigError(f"Activations must be a finite [n, d] matrix; got shape {tuple(acts.shape)}"
+                          + ("" if acts.ndim != 2 else " with non-finite values") + ".")
+    spec.check(len(acts), acts.shape[1])
+    torch.manual_seed(spec.seed)
+    train_rows, eval_rows = split_rows(len(acts), spec.held_out_fraction, spec.seed)
+    train, held_out = acts[train_rows], acts[eval_rows]
+    metadata = dict(metadata or {})
+    sae = TrainingSAE.from_dict(_sae_config(spec, acts.shape[1], metadata).to_dict())
+    checkpoint_path = str(Path(folder) / "checkpoints") if folder and spec.n_checkpoints else None
+    trainer_cfg = SAETrainerConfig(
+        total_training_samples=spec.training_samples, train_batch_size_samples=spec.batch_size, lr=spec.lr, lr_end=spec.lr,
+        lr_scheduler_name="constant", dead_feature_window=max(1, spec.dead_window_samples // spec.batch_size),
+        feature_sampling_window=max(1, spec.dead_window_samples // spec.batch_size), n_checkpoints=spec.n_checkpoints,
+        checkpoint_path=checkpoint_path, n_batches_for_norm_estimate=min(100, max(1, len(train) // spec.batch_size)),
+    )
+    _init_decoder_bias(sae, train)
+    trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=shuffled_batches(train, spec.batch_size, spec.seed))
+    history: list[dict[str, float]] = []
+    original_step = trainer.step
+
+    def step(batch: torch.Tensor) -> Any:  # report through sae-lens's own step seam
+        out = original_step(batch)
+        n = trainer.n_training_steps
+        if n % log_every == 0 or trainer.n_training_samples >= spec.training_samples:
+            with torch.no_grad():
+                err = ((out.sae_out - out.sae_in) ** 2).sum()
+                var = ((out.sae_in - out.sae_in.mean(0)) ** 2).sum()
+                row = {"step": n, "samples": trainer.n_training_samples, "loss": float(out.loss),
+                       "fvu": float(err / var.clamp_min(1e-12)), "l0": float((out.feature_acts > 0).sum(-1).float().mean()),
+                       "dead_fraction": float(trainer.dead_neurons.float().mean())}
+            history.append(row)
+            if on_progress:
+                on_progress(trainer.n_training_samples, spec.training_samples, row)
+        if should_stop and should_stop():
+            trainer.cfg.total_training_samples = trainer.n_training_samples  # ends fit() after this step
+        return out
+
+    trainer.step = step  # type: ignore[method-assign]
+    t0 = time.perf_counter()
+    trained = trainer.fit()
+    rate = trainer.n_training_samples / max(time.perf_counter() - t0, 1e-9)
+    trained.eval()
+    metrics = evaluate_sae(trained, held_out)
+    out = None
+    if folder is not None:
+        out = Path(folder)
+        trained.save_inference_model(out)
+        (out / META_FILE).write_text(json.dumps({
+            "spec": asdict(spec), "metrics": metrics.as_dict(), "samples_per_s": rate, "d_in": int(acts.shape[1]),
+            "n_rows": len(acts), **metadata}, indent=2, default=str))
+    return TrainedSAE(sae=load_sae(out) if out else trained, metrics=metrics, folder=out, samples_per_s=rate, history=history)
+
+
+def load_sae(folder: str | Path) -> Any:
+    """An SAE saved by ``train_sae`` (or any sae-lens inference folder), for inference."""
+    from sae_lens import SAE
+
+    folder = Path(folder)
+    if not (folder / "cfg.json").exists():
+        raise ModelError(f"{folder} holds no sae-lens SAE (cfg.json is missing).", hint="Train one with `workbench sae train` first.")
+    return SAE.load_from_disk(str(folder), device="cpu").eval()
+
+
+def sae_metadata(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / META_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@torch.inference_mode()
+def encode(sae: Any, acts: torch.Tensor | np.ndarray, batch_size: int = 8192) -> torch.Tensor:
+    """Latent activations ``[n, d_sae]`` in batches."""
+    x = torch.as_tensor(np.asarray(acts, dtype=np.float32))
+    return torch.cat([sae.encode(x[s:s + batch_size]) for s in range(0, len(x), batch_size)]) if len(x) else torch.zeros(0, sae.cfg.d_sae)
