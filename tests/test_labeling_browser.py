@@ -28,6 +28,13 @@ def status_has(page, text: str) -> None:
     page.wait_for_function("t => (document.querySelector('#wb-lab-status')?.innerText ?? '').includes(t)", arg=text)
 
 
+def stream_done(page) -> None:
+    """Both responses fully streamed (the 'streaming' note is gone and they have text)."""
+    page.wait_for_function("!(document.querySelector('#wb-lab-stream')?.innerText ?? 'x').includes('streaming')"
+                           " && ['#wb-lab-left', '#wb-lab-right'].every(s => (document.querySelector(s)?.innerText ?? '').trim()"
+                           " && !document.querySelector(s).innerText.includes('processing'))")
+
+
 def test_keyboard_labeling_undo_reload_resume_export(tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium)")
@@ -45,13 +52,14 @@ def test_keyboard_labeling_undo_reload_resume_export(tmp_path: Path) -> None:
             name = page.locator("#wb-lab-annotator textarea, #wb-lab-annotator input").first
             name.wait_for()
             page.wait_for_function("document.querySelector('#wb-lab-session input')?.value === 's'")
+            status_has(page, "Choose a session and your name")  # the page-load event has finished
             name.focus()
             page.keyboard.type("kim")
             page.keyboard.press("Enter")
             status_has(page, "Pair 1 of 12")
             page.keyboard.press("Escape")
             for k, (outcome_key, strength_key) in enumerate(keys, start=1):
-                page.wait_for_function("['#wb-lab-left', '#wb-lab-right'].every(s => !(document.querySelector(s)?.innerText ?? 'processing').includes('processing'))")
+                stream_done(page)
                 left = page.locator("#wb-lab-left").inner_text().strip()
                 right = page.locator("#wb-lab-right").inner_text().strip()
                 page.keyboard.press(outcome_key)

@@ -57,7 +57,7 @@ class Proc:
             self.proc.wait(timeout=30)
 
 
-def start(home: Path, argv: list[str], port: int) -> Proc:
+def start(home: Path, argv: list[str], port: int, auth: tuple[str, str] | None = None) -> Proc:
     log = home / f"server-{port}-{time.monotonic_ns()}.log"
     env = {**os.environ, "WORKBENCH_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
     env.pop("WORKBENCH_AUTH", None)
@@ -70,7 +70,7 @@ def start(home: Path, argv: list[str], port: int) -> Proc:
         if proc.poll() is not None:
             raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{server.url}/api/health", timeout=5).status_code == 200:
+            if httpx.get(f"{server.url}/api/health", auth=auth, timeout=5).status_code == 200:
                 return server
         except httpx.TransportError:
             pass

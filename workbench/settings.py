@@ -46,6 +46,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     auth: tuple[str, str] | None = None
+    # Named annotators (name -> password) who log in under their own name; see load_users.
+    users: dict[str, str] = field(default_factory=dict)
     allow_pickle: bool = False
     trust_remote_code: bool = False
     device: str = "auto"
@@ -56,6 +58,17 @@ class Settings:
         auth = os.environ.get("WORKBENCH_AUTH")
         if self.auth is None and auth:
             self.auth = parse_auth(auth)
+        users_file = os.environ.get("WORKBENCH_USERS")
+        if not self.users and users_file:
+            self.users = load_users(Path(users_file).expanduser())
+        if self.auth and self.auth[0] in self.users:
+            raise ConfigError(f"'{self.auth[0]}' is both the owner login (--auth) and an annotator in the users file.",
+                              hint="Give the owner and each annotator a different name.")
+
+    @property
+    def logins(self) -> dict[str, str]:
+        """Every accepted login (the owner from ``auth`` and the annotators), name -> password."""
+        return {**self.users, **({self.auth[0]: self.auth[1]} if self.auth else {})}
 
     # Folders under home; created on first use so a read-only listing creates nothing.
     @property
@@ -91,12 +104,12 @@ class Settings:
 
     def check_bind(self) -> None:
         """Refuse a non-loopback bind without auth: the labeling UI would be open to anyone."""
-        if not is_loopback(self.host) and self.auth is None:
+        if not is_loopback(self.host) and not self.logins:
             raise SecurityError(
                 f"Refusing to listen on {self.host}: that address is reachable from other machines "
                 "and no login is configured.",
-                hint="Set WORKBENCH_AUTH=user:password (or pass --auth user:password), "
-                "or bind to 127.0.0.1.",
+                hint="Set WORKBENCH_AUTH=user:password (or pass --auth user:password), give annotators "
+                "their own logins with WORKBENCH_USERS=<users file>, or bind to 127.0.0.1.",
             )
 
 
@@ -109,3 +122,30 @@ def parse_auth(value: str) -> tuple[str, str]:
             hint="Use e.g. --auth alice:s3cret or WORKBENCH_AUTH=alice:s3cret.",
         )
     return user, password
+
+
+def load_users(path: Path) -> dict[str, str]:
+    """Read a users file: one ``name:password`` per line; blank lines and ``#`` comments ignored.
+
+    Each name is an annotator who logs in under that name and labels only as themselves.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the users file {path}: {exc.strerror or exc}.",
+                          hint="Point WORKBENCH_USERS (or --users) at a file of name:password lines.") from None
+    users: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        user = user.strip()
+        if not sep or not user or not password:
+            raise ConfigError(f"{path}, line {lineno}: not of the form name:password.", hint="Write e.g. alice:s3cret, one per line.")
+        if user in users:
+            raise ConfigError(f"{path}, line {lineno}: '{user}' is listed twice.", hint="Give each annotator one line.")
+        users[user] = password
+    if not users:
+        raise ConfigError(f"The users file {path} lists nobody.", hint="Write one name:password per line.")
+    return users

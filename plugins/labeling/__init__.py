@@ -1,5 +1,5 @@
 """The labeling plugin: the Labeling tab (blind A/B with keyboard shortcuts), the vote HTTP
-API and the pair-generation job.
+API, the pair-generation job and the ``workbench label`` commands.
 
 UI libraries are imported only when a hook is called, which keeps the CLI fast.
 """
@@ -27,7 +27,7 @@ def api_routes(context: Any) -> list[Any]:
     from workbench.labeling.api import build_router
     from workbench.labeling.state import labeling_store
 
-    return [build_router(lambda: labeling_store(context))]
+    return [build_router(lambda: labeling_store(context), annotator_logins=context.settings.users)]
 
 
 @hookimpl
@@ -35,3 +35,10 @@ def job_types() -> dict[str, Any]:
     from workbench.labeling.generate import GENERATE_PAIRS
 
     return {GENERATE_PAIRS.name: GENERATE_PAIRS}
+
+
+@hookimpl
+def cli_commands(app: Any) -> None:
+    from plugins.labeling.cli import label_app
+
+    app.add_typer(label_app, name="label")

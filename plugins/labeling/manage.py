@@ -14,6 +14,15 @@ import gradio as gr
 from workbench.errors import WorkbenchError
 from workbench.labeling.sessions import ORDERS, SessionSettings
 
+def owner_only(ctx: Any, request: gr.Request | None) -> None:
+    """Refuse a named annotator's login: these tools show (or act on) everyone's votes."""
+    from plugins.labeling.tab import is_annotator_login, login_name
+
+    if is_annotator_login(ctx, request):
+        raise WorkbenchError(f"You are logged in as annotator '{login_name(request)}'; the session tools are for the workbench owner.",
+                             hint="Annotators label blind to each other's votes; ask the owner for statistics or exports.")
+
+
 FORMATS = {"trl-jsonl": ".jsonl", "trl-parquet": ".parquet", "hf-dataset": "", "long-table-csv": ".csv", "long-table-parquet": ".parquet"}
 
 
@@ -82,7 +91,7 @@ def build_manage_section(ctx: Any, view: Any) -> None:
     def datasets() -> list[str]:
         return [d["name"] for d in ctx.store.list_datasets()]
 
-    with gr.Accordion("New session", open=False):
+    with gr.Accordion("New session", open=False) as acc_new:
         with gr.Row():
             name = gr.Textbox(label="Session name", elem_id="wb-lab-new-name")
             dataset = gr.Dropdown(choices=datasets(), label="Dataset", elem_id="wb-lab-new-dataset")
@@ -100,8 +109,9 @@ def build_manage_section(ctx: Any, view: Any) -> None:
         created = gr.Markdown()
 
     def make(name: str, dataset: str, order: str, overlap: float, aspects: str, gold: str, policy: str, reference: str,
-             reward: str, beta: float) -> tuple[str, Any, Any]:
+             reward: str, beta: float, request: gr.Request) -> tuple[str, Any, Any]:
         try:
+            owner_only(ctx, request)
             try:
                 gold_map = json.loads(gold) if gold.strip() else {}
             except json.JSONDecodeError as err:
@@ -115,7 +125,7 @@ def build_manage_section(ctx: Any, view: Any) -> None:
         names = view.session_names()
         return f"✓ Created session **{info.name}** over {info.n_pairs} pairs.", gr.update(choices=names), gr.update(choices=names, value=info.name)
 
-    with gr.Accordion("Generate pairs from two sources (background job)", open=False):
+    with gr.Accordion("Generate pairs from two sources (background job)", open=False) as acc_gen:
         with gr.Row():
             gen_dataset = gr.Textbox(label="New dataset name", elem_id="wb-lab-gen-dataset")
             gen_session = gr.Textbox(label="Open a session on it (name, optional)")
@@ -142,10 +152,11 @@ def build_manage_section(ctx: Any, view: Any) -> None:
         return {"name": name, "model": model.strip(), "system": system.strip() or None, "sampling": sampling}
 
     def generate(dataset: str, session: str, tokens: float, prompts: str, ma: str, sa: str, ta: float, mb: str, sb: str,
-                 tb: float) -> tuple[str, str]:
+                 tb: float, request: gr.Request) -> tuple[str, str]:
         from workbench.jobs import JobManager
 
         try:
+            owner_only(ctx, request)
             a, b = source(ma, sa, ta, "A"), source(mb, sb, tb, "B")
             for src in (a, b):
                 src["sampling"]["max_new_tokens"] = int(tokens or 128)
@@ -157,9 +168,13 @@ def build_manage_section(ctx: Any, view: Any) -> None:
             return f"⚠️ {err}", ""
         return f"Started run `{run.id}`; press Refresh progress.", run.id
 
-    def progress(run_id: str) -> str:
+    def progress(run_id: str, request: gr.Request) -> str:
         from workbench.jobs import JobManager, describe_failure
 
+        try:
+            owner_only(ctx, request)
+        except WorkbenchError as err:
+            return f"⚠️ {err}"
         if not run_id:
             return "No generation started in this page."
         run = JobManager.for_context(ctx).get(run_id)
@@ -173,7 +188,7 @@ def build_manage_section(ctx: Any, view: Any) -> None:
                   [gen_status, gen_run])
     gen_refresh.click(progress, gen_run, gen_status)
 
-    with gr.Accordion("Analysis, disagreements and export", open=False):
+    with gr.Accordion("Analysis, disagreements and export", open=False) as acc_an:
         with gr.Row():
             which = gr.Dropdown(choices=[s.name for s in labeling_store(ctx).list_sessions()], label="Session", elem_id="wb-lab-an-session")
             ties = gr.Radio(["davidson", "half"], value="davidson", label="Tie treatment")
@@ -198,10 +213,11 @@ def build_manage_section(ctx: Any, view: Any) -> None:
 
     create.click(make, [name, dataset, order, overlap, aspects, gold, policy, reference, reward, beta], [created, which, view.session_dropdown])
 
-    def analyse(session: str, ties: str) -> tuple[str, Any, Any]:
+    def analyse(session: str, ties: str, request: gr.Request) -> tuple[str, Any, Any]:
         from workbench.labeling.analysis import session_report
 
         try:
+            owner_only(ctx, request)
             report = session_report(labeling_store(ctx), session or "", ties=ties)
         except WorkbenchError as err:
             return f"⚠️ {err}", None, None
@@ -209,11 +225,12 @@ def build_manage_section(ctx: Any, view: Any) -> None:
         headers = list(report["annotators"][0]) if report["annotators"] else ["annotator"]
         return report_markdown(report), ratings_figure(report), gr.update(value=rows, headers=headers)
 
-    def disagree(session: str) -> Any:
+    def disagree(session: str, request: gr.Request) -> Any:
         from workbench.labeling.scores import disagreement_queue, model_scores
 
         lab = labeling_store(ctx)
         try:
+            owner_only(ctx, request)
             info = lab.session(session or "")
             if not (info.settings.policy_model and info.settings.reference_model) and not info.settings.reward_model:
                 raise WorkbenchError(f"Session '{info.name}' names no policy/reference or reward model.",
@@ -225,12 +242,13 @@ def build_manage_section(ctx: Any, view: Any) -> None:
         return gr.update(value=[[r["pair_id"], r["humans"], r["model"], f"{r['model_pref']:+.3f}"] for r in rows],
                          headers=["pair", "humans", "model", "model preference"])
 
-    def export(session: str, fmt: str, aggregate: str) -> tuple[str, Any]:
+    def export(session: str, fmt: str, aggregate: str, request: gr.Request) -> tuple[str, Any]:
         from workbench.labeling.export import export_session, export_session_long_table
 
         folder = ctx.settings.home / "exports"
         path = folder / f"{session}-{fmt}{FORMATS.get(fmt, '')}"
         try:
+            owner_only(ctx, request)
             if fmt.startswith("long-table"):
                 n = export_session_long_table(labeling_store(ctx), session or "", path)
                 return f"✓ Wrote {n} rows (one per vote) to `{path}`.", str(path)
@@ -240,10 +258,11 @@ def build_manage_section(ctx: Any, view: Any) -> None:
         skipped = ", ".join(f"{n} {k}" for k, n in report["skipped"].items()) or "none"
         return f"✓ Wrote {report['written']} DPO rows to `{path}`; left out: {skipped}.", None if path.is_dir() else str(path)
 
-    def import_alpaca(path: str, session: str) -> str:
+    def import_alpaca(path: str, session: str, request: gr.Request) -> str:
         from workbench.labeling.alpacaeval import import_alpacaeval
 
         try:
+            owner_only(ctx, request)
             counts = import_alpacaeval(labeling_store(ctx), ctx.check_data_path(path), session.strip())
         except WorkbenchError as err:
             return f"⚠️ {err}"
@@ -255,3 +274,10 @@ def build_manage_section(ctx: Any, view: Any) -> None:
     export_btn.click(export, [which, fmt, aggregate], [export_msg, export_file])
     alpaca_btn.click(import_alpaca, [alpaca_path, alpaca_session], alpaca_msg)
 
+    def tools_visible(request: gr.Request) -> list[Any]:
+        visible = not is_annotator_login(ctx, request)
+        return [gr.update(visible=visible)] * 3
+
+    from plugins.labeling.tab import is_annotator_login
+
+    gr.context.Context.root_block.load(tools_visible, None, [acc_new, acc_gen, acc_an])

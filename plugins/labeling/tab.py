@@ -5,10 +5,23 @@ Gradio has no hotkeys, so a small script (installed by an invisible ``gr.HTML`` 
 visible button, so the keyboard is a shortcut, never the only way. Which pair comes next,
 the displayed order and the vote log all live in the store (``LabelingStore``); the tab only
 shows them, so a reload or a server restart resumes exactly where the annotator stopped.
+
+The two responses stream in (an async generator yields them a few words at a time, both
+sides together); the vote controls stay live meanwhile, so an annotator can vote as soon as
+they have read enough. A vote always names the pair in the tab's state, which is set before
+the stream starts, and a newer stream in the same page stops the older one.
+
+When the server has logins, the annotator is whoever logged in (``gr.Request.username``):
+the name box is locked to it and the handlers ignore anything else, so nobody can vote as,
+or read the history of, another annotator. Annotator logins (the users file) also cannot
+use the session tools below the view, which show everyone's votes.
 """
 from __future__ import annotations
 
+import asyncio
+import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import gradio as gr
@@ -26,6 +39,23 @@ ASPECT_CHOICES = [("left", "left"), ("right", "right"), ("tie", "tie")]
 KEYS_HELP = ("**Keys:** `1`/`a` left · `2`/`b` right · `3`/`t` tie · `4`/`x` both bad · `5`/`s` skip · "
              "`q` slight · `w` clear · `Enter` submit · `Ctrl+Z` undo · `←`/`→` history. "
              "Keys are ignored while typing in a text box (`Esc` leaves it, `Ctrl+Enter` submits).")
+
+STREAM_TICK_S = 0.03  # one streamed chunk per tick ...
+STREAM_WORDS = 4  # ... of this many words per side
+STREAMING_NOTE = "⏳ *Responses are streaming — you can vote already.*"
+_WORDS = re.compile(r"\s*\S+")
+
+
+def login_name(request: gr.Request | None) -> str | None:
+    """The logged-in user of a Gradio request (None when the server has no logins)."""
+    return getattr(request, "username", None) or None if request is not None else None
+
+
+def is_annotator_login(ctx: Any, request: gr.Request | None) -> bool:
+    """True for a named annotator's login (they may label, but not see others' votes)."""
+    user = login_name(request)
+    return user is not None and user in ctx.settings.users
+
 
 # Installed once per page; acts only while the labeling view is on screen.
 KEYBOARD_JS = r"""
@@ -93,6 +123,7 @@ class LabelingView:
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
+        self._streams: dict[str, object] = {}  # page (session hash) -> the one stream that may write to it
 
     @property
     def lab(self) -> LabelingStore:
@@ -115,7 +146,7 @@ class LabelingView:
             done = self.lab.progress(session, annotator).done if session and annotator else 0
             text = f"**All done** — {done} pairs judged. Thank you!" if session and annotator else "Choose a session and your name, then Start."
             return (state, f"{message}\n\n{text}".strip(), "", "", "", gr.update(value=None), gr.update(value=2),
-                    *aspect_updates, gr.update(value=""), history)
+                    *aspect_updates, gr.update(value=""), history, "")
         progress = self.lab.progress(session, annotator)
         current = item.current or {}
         state = {**state, "pair_id": item.pair.id, "order": item.displayed_order, "started_at": time.time(),
@@ -125,10 +156,11 @@ class LabelingView:
         for i, aspect in enumerate(aspects[:MAX_ASPECTS]):
             aspect_updates[i] = gr.update(visible=True, label=aspect,
                                           value=_displayed(current.get("aspects", {}).get(aspect), item.displayed_order))
-        return (state, status, f"### Prompt\n\n{prompt_text(item.pair.prompt)}", item.left, item.right,
+        # The responses start empty and stream in (``stream``, chained after every render).
+        return (state, status, f"### Prompt\n\n{prompt_text(item.pair.prompt)}", "", "",
                 gr.update(value=_displayed(current.get("outcome"), item.displayed_order)),
                 gr.update(value=current.get("strength") or 2), *aspect_updates,
-                gr.update(value=current.get("rationale", "")), history)
+                gr.update(value=current.get("rationale", "")), history, STREAMING_NOTE)
 
     def history_rows(self, state: dict[str, Any]) -> list[list[Any]]:
         rows = []
@@ -142,8 +174,8 @@ class LabelingView:
 
     # -- actions ----------------------------------------------------------------------------
 
-    def start(self, session: str | None, annotator: str, state: dict[str, Any]) -> tuple:
-        annotator = (annotator or "").strip()
+    def start(self, session: str | None, annotator: str, state: dict[str, Any], request: gr.Request) -> tuple:
+        annotator = login_name(request) or (annotator or "").strip()
         if not session or not annotator:
             return (*self.render({}, None, "⚠️ Choose a session and enter your name."), {})
         try:
@@ -225,16 +257,50 @@ class LabelingView:
             return f"**After your vote** — model scores unavailable: {err}"
         return f"**After your vote on the previous pair** (`{pair.id}`)\n\n{describe_scores(row, last['order'])}"
 
-    def resume(self, saved: dict[str, Any] | None) -> tuple:
-        """On page load: pick up the session and name this browser used last."""
+    def resume(self, saved: dict[str, Any] | None, request: gr.Request) -> tuple:
+        """On page load: pick up the session and name this browser used last.
+
+        With a login the name is the login's (locked); the saved session resumes only if
+        that login has joined it, whatever name the browser remembers.
+        """
         saved = saved or {}
         names = self.session_names()
         session = saved.get("session") if saved.get("session") in names else None
-        annotator = saved.get("annotator") or ""
-        if session and annotator:
+        user = login_name(request)
+        annotator = user or saved.get("annotator") or ""
+        # Only a login changes the box's props (a props update re-mounts it and would drop typing).
+        # Nothing saved: leave the box alone, so a name typed while the page loads is kept.
+        name_box = (annotator or gr.update()) if user is None else gr.update(value=user, interactive=False, label="Logged in as")
+        if session and annotator and (user is None or annotator in self.lab.annotators(session)):
             state = {"session": session, "annotator": annotator}
-            return (gr.update(choices=names, value=session), annotator, *self.next_or_done(state, "Resumed where you left off."))
-        return (gr.update(choices=names, value=session or (names[0] if names else None)), annotator, *self.render({}, None))
+            return (gr.update(choices=names, value=session), name_box, *self.next_or_done(state, "Resumed where you left off."))
+        return (gr.update(choices=names, value=session or (names[0] if names else None)), name_box, *self.render({}, None))
+
+    async def stream(self, state: dict[str, Any], request: gr.Request) -> AsyncIterator[tuple[Any, Any, str]]:
+        """Stream the shown pair's two responses, a few words per tick, until done or superseded.
+
+        ``state`` was written by the render that showed the pair, so a vote made meanwhile
+        already names this pair. A later render in the same page starts a new stream, which
+        takes over the page's slot; this one then stops without writing again.
+        """
+        if not state.get("pair_id"):
+            yield gr.update(), gr.update(), ""
+            return
+        slot, token = request.session_hash or "", object()  # this very stream: the newest one owns the slot
+        self._streams[slot] = token
+        try:
+            item = await asyncio.to_thread(self.lab.item, state["session"], state["annotator"], state["pair_id"])
+            left, right = _WORDS.findall(item.left), _WORDS.findall(item.right)
+            for n in range(STREAM_WORDS, max(len(left), len(right)) + STREAM_WORDS, STREAM_WORDS):
+                if self._streams.get(slot) != token:
+                    return
+                yield "".join(left[:n]), "".join(right[:n]), STREAMING_NOTE
+                await asyncio.sleep(STREAM_TICK_S)
+            if self._streams.get(slot) == token:
+                yield item.left, item.right, ""
+        finally:
+            if self._streams.get(slot) == token:
+                del self._streams[slot]
 
 
 def build_labeling_tab(ctx: Any) -> None:
@@ -268,19 +334,28 @@ def build_labeling_tab(ctx: Any) -> None:
             undo = gr.Button("Undo (Ctrl+Z)", elem_id="wb-lab-undo")
             nxt = gr.Button("Next →", elem_id="wb-lab-next")
         gr.Markdown(KEYS_HELP)
+        streaming = gr.Markdown("", elem_id="wb-lab-stream")
         after = gr.Markdown(elem_id="wb-lab-after")
         history = gr.Dataframe(headers=["#", "pair", "your choice", "strength", "time"], interactive=False,
                                label="Your votes (click a row to revisit and edit)", elem_id="wb-lab-history")
 
-    outputs = [state, status, prompt, left, right, outcome, strength, *aspects, rationale, history]
-    start.click(view.start, [session, annotator, state], [*outputs, saved])
-    annotator.submit(view.start, [session, annotator, state], [*outputs, saved])
-    submit.click(view.submit, [state, outcome, strength, *aspects, rationale], outputs).then(view.after_vote, state, after)
-    undo.click(view.undo, state, outputs)
-    prev.click(lambda s: view.step(s, -1), state, outputs)
-    nxt.click(lambda s: view.step(s, +1), state, outputs)
-    history.select(view.open_row, state, outputs)
-    gr.context.Context.root_block.load(view.resume, saved, [session, annotator, *outputs])
+    outputs = [state, status, prompt, left, right, outcome, strength, *aspects, rationale, history, streaming]
+
+    def streamed(event: Any) -> Any:
+        # Runs beside the vote controls: no progress overlay, any number at once, and a new
+        # one may start while the previous is pending (it supersedes it, see ``stream``).
+        event.then(view.stream, state, [left, right, streaming], show_progress="hidden", concurrency_limit=None,
+                   trigger_mode="multiple", queue=True)
+        return event
+
+    streamed(start.click(view.start, [session, annotator, state], [*outputs, saved]))
+    streamed(annotator.submit(view.start, [session, annotator, state], [*outputs, saved]))
+    streamed(submit.click(view.submit, [state, outcome, strength, *aspects, rationale], outputs)).then(view.after_vote, state, after)
+    streamed(undo.click(view.undo, state, outputs))
+    streamed(prev.click(lambda s: view.step(s, -1), state, outputs))
+    streamed(nxt.click(lambda s: view.step(s, +1), state, outputs))
+    streamed(history.select(view.open_row, state, outputs))
+    streamed(gr.context.Context.root_block.load(view.resume, saved, [session, annotator, *outputs]))
 
     from plugins.labeling.manage import build_manage_section
 

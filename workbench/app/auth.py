@@ -2,19 +2,25 @@
 
 It sits in front of the whole ASGI app, so no route can be forgotten; credentials are
 compared in constant time so a timing side channel does not leak the password.
+
+Several logins can be accepted (the owner's ``--auth`` and named annotators from a users
+file). The middleware records who logged in under ``scope["workbench.user"]``; the Gradio
+app reads it back as ``gr.Request.username`` (``gradio_user``) and the labeling API uses it
+so an annotator can only vote as, and read the votes of, themselves.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 REALM = "Preference Workbench"
+USER_KEY = "workbench.user"
 
 
 def credentials_match(header: bytes | None, user: str, password: str) -> bool:
@@ -32,19 +38,48 @@ def credentials_match(header: bytes | None, user: str, password: str) -> bool:
     return bool(sep) & user_ok & password_ok
 
 
-class BasicAuthMiddleware:
-    """Answer 401 (HTTP) or close the socket (websocket) unless the request has the credentials."""
+def login_of(header: bytes | None, logins: Mapping[str, str]) -> str | None:
+    """The login name whose credentials the ``Authorization`` header carries, else None."""
+    if not header or not header[:6].lower() == b"basic ":
+        return None
+    try:
+        given = base64.b64decode(header[6:].strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    name = given.partition(b":")[0].decode("utf-8", "replace")
+    # An unknown name is still checked against a dummy so the timing does not tell which names exist.
+    user, password = (name, logins[name]) if name in logins else ("\0", "\0")
+    return name if credentials_match(header, user, password) and name in logins else None
 
-    def __init__(self, app: ASGIApp, credentials: tuple[str, str]) -> None:
+
+def request_user(request: Any) -> str | None:
+    """Who logged in for this Starlette/FastAPI request (None when the server has no logins)."""
+    return request.scope.get(USER_KEY)
+
+
+def gradio_user(request: Any) -> str | None:
+    """``auth_dependency`` for Gradio: the login recorded by the middleware becomes ``request.username``."""
+    return request_user(request)
+
+
+class BasicAuthMiddleware:
+    """Answer 401 (HTTP) or close the socket (websocket) unless the request has valid credentials.
+
+    ``credentials`` is one ``(user, password)`` or a mapping of several logins.
+    """
+
+    def __init__(self, app: ASGIApp, credentials: tuple[str, str] | Mapping[str, str]) -> None:
         self.app = app
-        self.user, self.password = credentials
+        self.logins = dict(credentials) if isinstance(credentials, Mapping) else {credentials[0]: credentials[1]}
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization")
-        if credentials_match(header, self.user, self.password):
+        user = login_of(header, self.logins)
+        if user is not None:
+            scope[USER_KEY] = user
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":

@@ -1,7 +1,8 @@
 """One server for the whole browser app: Gradio tabs at ``/``, Panel views at ``/panel/<slug>``.
 
 Both UIs share one process, so they share the loaded model and the store through the
-application context. With ``settings.auth`` set, a single middleware guards every route.
+application context. With logins configured (``settings.auth`` and/or named annotators in
+``settings.users``), a single middleware guards every route and tells Gradio who logged in.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from workbench import __version__
-from workbench.app.auth import BasicAuthMiddleware
+from workbench.app.auth import BasicAuthMiddleware, gradio_user
 from workbench.context import AppContext
 from workbench.errors import ConfigError
 from workbench.plugin_types import PanelView
@@ -105,12 +106,14 @@ def create_app(ctx: AppContext) -> FastAPI:
     if views:
         _mount_panel_views(app, ctx, views)
     blocks = build_blocks(ctx, views)
+    logins = ctx.settings.logins
     gr.mount_gradio_app(
         app, blocks, path="/", theme=theme(), css=THEME_CSS,
         footer_links=["api", "settings"], run_history=False, show_error=True,
+        auth_dependency=gradio_user if logins else None,
     )
-    if ctx.settings.auth:
-        app.add_middleware(BasicAuthMiddleware, credentials=ctx.settings.auth)
+    if logins:
+        app.add_middleware(BasicAuthMiddleware, credentials=logins)
     return app
 
 

@@ -4,7 +4,11 @@ Mounted on the main app (through the ``api_routes`` hook) and by the standalone 
 server. Each annotator gets a secret token when joining and sends it as
 ``X-Annotator-Token``; a request for another annotator's queue is refused (403). Items are
 served in displayed order (``left``/``right``) and votes name the displayed side, so a
-client cannot mix up the randomised order. A vote is answered only after it is committed,
+client cannot mix up the randomised order.
+
+When the server has named annotator logins (``settings.users``), a request logged in as an
+annotator may only join, read and vote under that same name (the token is still required),
+and may not create, close or reopen sessions; the owner login (``--auth``) may. A vote is answered only after it is committed,
 and the answer carries the next item, so "vote to next pair" is one round trip.
 
 Every refusal is JSON ``{"error", "hint"}`` with 400/403/404/409/422, and changes nothing.
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict
 from typing import Any
 
@@ -21,13 +25,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from workbench.app.auth import request_user
 from workbench.errors import WorkbenchError
-from workbench.labeling.errors import Conflict, Invalid, LabelingError
+from workbench.labeling.errors import Conflict, Forbidden, Invalid, LabelingError
 from workbench.labeling.sessions import LabelingStore, to_canonical
 
 PREFIX = "/api/labeling"
 TOKEN_HEADER = "x-annotator-token"
 CHOICES = ("left", "right", "tie", "both_bad", "skip")
+NAME_SHOWN = 40
 VOTE_FIELDS = {"pair_id", "choice", "strength", "aspects", "rationale", "reason", "displayed_order", "started_at",
                "request_id", "edit"}
 
@@ -64,9 +70,26 @@ def _typed(data: dict[str, Any], key: str, types: type | tuple[type, ...], defau
     return value
 
 
-def build_router(labeling_for: Callable[[], LabelingStore]) -> APIRouter:
-    """The API routes; ``labeling_for()`` gives the process's LabelingStore (opened lazily)."""
+def build_router(labeling_for: Callable[[], LabelingStore], annotator_logins: Collection[str] = ()) -> APIRouter:
+    """The API routes; ``labeling_for()`` gives the process's LabelingStore (opened lazily).
+
+    ``annotator_logins`` are the login names that are annotators (not the owner): requests
+    logged in under one of them are held to that annotator's own queue.
+    """
     router = APIRouter(prefix=PREFIX)
+    annotator_logins = frozenset(annotator_logins)
+
+    def check_login(request: Request, annotator: str | None = None) -> None:
+        """Refuse an annotator login acting for someone else (``annotator=None``: owner-only action)."""
+        user = request_user(request)
+        if user is None or user not in annotator_logins:
+            return
+        if annotator is None:
+            raise Forbidden(f"You are logged in as annotator '{user}'; only the workbench owner can do this.",
+                            hint="Ask the owner (the --auth login) to create, close or reopen sessions.")
+        if annotator.strip() != user:
+            raise Forbidden(f"You are logged in as '{user}' and cannot act as annotator '{annotator[:NAME_SHOWN]}'.",
+                            hint=f"Use your own name, '{user}', in the URL and when joining.")
 
     async def call(fn: Callable[[], Any], status: int = 200) -> JSONResponse:
         """Run ``fn`` off the event loop; ``Server-Timing`` reports its time (lock wait included)."""
@@ -79,6 +102,7 @@ def build_router(labeling_for: Callable[[], LabelingStore]) -> APIRouter:
         return response
 
     def authed(request: Request, session: str, annotator: str) -> LabelingStore:
+        check_login(request, annotator)
         labeling = labeling_for()
         labeling.authenticate(session, annotator, request.headers.get(TOKEN_HEADER))
         return labeling
@@ -94,6 +118,7 @@ def build_router(labeling_for: Callable[[], LabelingStore]) -> APIRouter:
     @router.post("/sessions")
     async def create_session(request: Request) -> JSONResponse:
         try:
+            check_login(request)
             data = await _body(request, {"name", "dataset", "settings"})
         except WorkbenchError as err:
             return _error(err)
@@ -111,6 +136,7 @@ def build_router(labeling_for: Callable[[], LabelingStore]) -> APIRouter:
     @router.post("/sessions/{session}/status")
     async def set_status(session: str, request: Request) -> JSONResponse:
         try:
+            check_login(request)
             data = await _body(request, {"status"})
         except WorkbenchError as err:
             return _error(err)
@@ -126,6 +152,7 @@ def build_router(labeling_for: Callable[[], LabelingStore]) -> APIRouter:
         def run() -> dict[str, Any]:
             labeling = labeling_for()
             name = _typed(data, "name", str, required=True)
+            check_login(request, name)
             if name.strip() in labeling.annotators(session):
                 raise Conflict(f"'{name}' has already joined session '{session}'.",
                                hint="Use the token you got then, or join under another name.")
