@@ -14,6 +14,7 @@ import gradio as gr
 from workbench.errors import WorkbenchError
 from workbench.labeling.sessions import ORDERS, SessionSettings
 
+
 def owner_only(ctx: Any, request: gr.Request | None) -> None:
     """Refuse a named annotator's login: these tools show (or act on) everyone's votes."""
     from plugins.labeling.tab import is_annotator_login, login_name

@@ -1,0 +1,196 @@
+"""``workbench label sessions|create|stats|export|close|reopen``: labeling sessions from the shell.
+
+The same store and functions as the Labeling tab and the notebook: ``LabelingStore``,
+``session_report`` and the session exporters. Every refusal is a ``WorkbenchError``, which
+``workbench`` prints as one message and turns into exit code 2.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from workbench.errors import ConfigError, DataError
+
+label_app = typer.Typer(help="Labeling sessions: list, create, statistics (Bradley–Terry, agreement) and export.",
+                        no_args_is_help=True)
+
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+EXPORTS = {"trl-jsonl": "trl-jsonl", "parquet": "trl-parquet", "hf": "hf-dataset", "long": "long"}
+
+
+def _labeling(home: Path | None) -> Any:
+    from workbench.context import AppContext
+    from workbench.labeling.state import labeling_store
+    from workbench.settings import Settings
+
+    return labeling_store(AppContext(Settings(home=home) if home else Settings()))
+
+
+def _num(x: Any, fmt: str = ".3f") -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt) if isinstance(x, float) else str(x)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def _clean(x: Any) -> Any:
+    """JSON without NaN (which is not JSON): NaN becomes null."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    return x
+
+
+@label_app.command("sessions")
+def sessions(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+    """List labeling sessions with their progress (pairs covered to the overlap asked for)."""
+    lab = _labeling(home)
+    rows = []
+    for info in lab.list_sessions():
+        p = lab.session_progress(info.name)
+        rows.append({"name": info.name, "dataset": info.dataset, "status": info.status, "order": info.settings.order,
+                     "overlap": info.settings.overlap, "pairs": info.n_pairs, "judgments": p["judgments"],
+                     "annotators": len(lab.annotators(info.name)), "covered": p["covered"], "needed": p["needed"],
+                     "progress": f"{100 * p['covered'] / p['needed']:.0f}%" if p["needed"] else "—"})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+    elif not rows:
+        typer.echo("no labeling sessions yet; create one with `workbench label create NAME --dataset DATASET`")
+    else:
+        typer.echo(_table(rows, ["name", "dataset", "status", "order", "overlap", "pairs", "annotators", "judgments", "covered",
+                                 "needed", "progress"]))
+
+
+@label_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Session name.")],
+    dataset: Annotated[str, typer.Option("--dataset", help="An imported dataset (see `workbench data list`).")],
+    aspects: Annotated[str, typer.Option("--aspects", help="Aspects to judge, comma separated, e.g. helpfulness,verbosity.")] = "",
+    overlap: Annotated[int, typer.Option("--overlap", help="Annotators per pair.")] = 1,
+    order: Annotated[str, typer.Option("--order", help="Pair order: sequential, random or active.")] = "sequential",
+    gold: Annotated[Path | None, typer.Option("--gold", help="JSON file {pair_id: 'A'|'B'|'tie'} of gold pairs.")] = None,
+    policy_model: Annotated[str, typer.Option("--policy-model", help="Model for the post-vote log-probs (catalog name).")] = "",
+    reference_model: Annotated[str, typer.Option("--reference-model", help="Reference model for the DPO margin.")] = "",
+    reward_model: Annotated[str, typer.Option("--reward-model", help="Reward model to score responses after the vote.")] = "",
+    beta: Annotated[float, typer.Option("--beta", help="β of the implicit DPO reward margin.")] = 0.1,
+    home: HomeOpt = None,
+) -> None:
+    """Create an open labeling session over an imported dataset."""
+    from workbench.labeling.sessions import SessionSettings
+
+    gold_map: dict[str, str] = {}
+    if gold is not None:
+        try:
+            gold_map = json.loads(gold.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ConfigError(f"Cannot read the gold file {gold}: {err.strerror or err}.", hint="Give a JSON file path.") from None
+        except json.JSONDecodeError as err:
+            raise DataError(f"The gold file is not valid JSON: {err.msg}.", path=gold, line=err.lineno,
+                            hint='Write e.g. {"p1": "A", "p7": "tie"}.') from None
+        if not isinstance(gold_map, dict):
+            raise DataError("The gold file must hold one JSON object {pair_id: answer}.", path=gold, hint='E.g. {"p1": "A"}.')
+    settings = SessionSettings(aspects=[a.strip() for a in aspects.split(",") if a.strip()], overlap=overlap, gold=gold_map,
+                               order=order, policy_model=policy_model, reference_model=reference_model,
+                               reward_model=reward_model, beta=beta)
+    info = _labeling(home).create_session(name, dataset, settings)
+    typer.echo(f"created session '{info.name}' over {info.n_pairs} pairs of '{info.dataset}' "
+               f"(order {info.settings.order}, overlap {info.settings.overlap}"
+               + (f", aspects {', '.join(info.settings.aspects)}" if info.settings.aspects else "") + ")")
+
+
+@label_app.command("stats")
+def stats(
+    session: Annotated[str, typer.Argument(help="Session name.")],
+    ties: Annotated[str, typer.Option("--ties", help="Tie treatment: davidson or half (half-wins).")] = "davidson",
+    n_boot: Annotated[int, typer.Option("--boot", help="Bootstrap resamples for the confidence intervals.")] = 200,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Bradley–Terry ratings of the sources with bootstrap CIs, win rates, agreement and annotators."""
+    from workbench.labeling.analysis import session_report
+
+    if ties not in ("davidson", "half"):
+        raise ConfigError(f"Unknown tie treatment {ties!r}.", hint="Use --ties davidson or --ties half.")
+    if n_boot < 0:
+        raise ConfigError(f"--boot must be 0 or more, got {n_boot}.", hint="200 is a good default; 0 skips the CIs.")
+    report = session_report(_labeling(home), session, ties=ties, n_boot=n_boot)
+    if as_json:
+        typer.echo(json.dumps(_clean(report), indent=1))
+        return
+    p, a = report["progress"], report["agreement"]
+    typer.echo(f"session {session}: {p['judgments']} votes, coverage {p['covered']}/{p['needed']}, "
+               f"annotators: {', '.join(a['annotators']) or '—'}")
+    typer.echo(report["stopping_hint"])
+    if report["ratings"]:
+        typer.echo(f"\nBradley–Terry ratings (ties: {ties}; 95% bootstrap CI over {n_boot} resamples)")
+        rows = [{"source": r["source"], "theta": _num(r["theta"]), "ci_low": _num(r["low"]), "ci_high": _num(r["high"]),
+                 "elo": _num(r["elo"], ".0f")} for r in report["ratings"]]
+        typer.echo(_table(rows, ["source", "theta", "ci_low", "ci_high", "elo"]))
+        if ties == "davidson":
+            typer.echo(f"Davidson tie parameter ν = {_num(report['davidson_nu'])}")
+    else:
+        typer.echo("\nno source comparisons yet (the pairs need source_a/source_b or model_a/model_b metadata, and A/B/tie votes)")
+    bias = a["position_bias"]
+    typer.echo("\nagreement")
+    typer.echo(_table([
+        {"measure": "Cohen's κ (mean over annotator pairs)", "value": _num(a["cohen_mean"])},
+        {"measure": f"Fleiss' κ ({a['items_with_overlap']} items with ≥ 2 votes)", "value": _num(a["fleiss_kappa"])},
+        {"measure": "Krippendorff's α, nominal outcome", "value": _num(a["alpha_nominal"])},
+        {"measure": "Krippendorff's α, ordinal strength", "value": _num(a["alpha_ordinal_strength"])},
+        {"measure": "left response wins (position bias)", "value": f"{_num(bias['rate'])} of {bias['decisive']}, p = {_num(bias['p_value'])}"},
+    ], ["measure", "value"]))
+    if report["annotators"]:
+        typer.echo("\nannotators")
+        cols = list(report["annotators"][0])
+        typer.echo(_table([{c: _num(v) for c, v in r.items()} for r in report["annotators"]], cols))
+
+
+@label_app.command("export")
+def export(
+    session: Annotated[str, typer.Argument(help="Session name.")],
+    path: Annotated[Path, typer.Argument(help="Output file (or folder for --format hf).")],
+    format: Annotated[str, typer.Option("--format", help="trl-jsonl, parquet (TRL columns), hf (datasets folder) or long "
+                                                        "(one row per vote; .csv or .parquet by the file name).")] = "trl-jsonl",
+    aggregate: Annotated[str, typer.Option("--aggregate", help="DPO rows per judgment, or per pair by majority.")] = "judgment",
+    home: HomeOpt = None,
+) -> None:
+    """Export a session's votes for trainers (TRL DPO) or analysts (the long table)."""
+    from workbench.labeling.export import export_session, export_session_long_table
+
+    if format not in EXPORTS:
+        raise DataError(f"Unknown export format '{format}'.", path=path, hint=f"Choose one of: {', '.join(EXPORTS)}.")
+    lab = _labeling(home)
+    if format == "long":
+        n = export_session_long_table(lab, session, path)
+        typer.echo(json.dumps({"path": str(path), "format": "long", "rows": n}))
+        return
+    typer.echo(json.dumps(export_session(lab, session, path, EXPORTS[format], aggregate=aggregate)))
+
+
+def _set_status(session: str, status: str, home: Path | None) -> None:
+    info = _labeling(home).set_status(session, status)
+    typer.echo(f"session '{info.name}' is {info.status}")
+
+
+@label_app.command("close")
+def close(session: Annotated[str, typer.Argument(help="Session name.")], home: HomeOpt = None) -> None:
+    """Close a session: it takes no more votes (its votes stay)."""
+    _set_status(session, "closed", home)
+
+
+@label_app.command("reopen")
+def reopen(session: Annotated[str, typer.Argument(help="Session name.")], home: HomeOpt = None) -> None:
+    """Reopen a closed session."""
+    _set_status(session, "open", home)
