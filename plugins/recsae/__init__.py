@@ -1,0 +1,40 @@
+"""The "recsae" plugin: SAE concept dictionaries as background jobs, a ``workbench sae`` CLI
+group and the Panel view "RecSAE · concept dictionary".
+
+Registered through the same hooks as any third-party plugin. The compute lives in
+``workbench.sae``; torch, sae-lens, Panel and HoloViews are imported only when a hook's
+result is used, so ``workbench plugins`` stays fast.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.hookspecs import hookimpl
+from workbench.plugin_types import PanelView
+
+
+@hookimpl
+def job_types() -> dict[str, Any]:
+    from workbench.sae.jobs import RECSAE_JOB
+
+    # One entry per SAE pipeline in workbench.sae.jobs: the recommender path (RecSAE) here;
+    # the language-model path's job type is added to this mapping beside it.
+    return {"recsae": RECSAE_JOB}
+
+
+@hookimpl
+def cli_commands(app: Any) -> None:
+    from plugins.recsae.cli import sae_app
+
+    app.add_typer(sae_app, name="sae")
+
+
+def _build(ctx: Any) -> Any:
+    from plugins.recsae.view import build_view
+
+    return build_view(ctx)
+
+
+@hookimpl
+def panel_views(context: Any) -> list[PanelView]:
+    return [PanelView("recsae", "RecSAE · concept dictionary", _build)]

@@ -1,0 +1,184 @@
+"""``workbench sae recsae|concepts|intervene``: train a RecSAE concept dictionary as a
+background job, print its latent table, and ablate or boost one latent."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from plugins.recsae import actions
+from workbench.errors import ConfigError
+
+sae_app = typer.Typer(help="SAE concept dictionaries: train RecSAE on interaction data, list its concepts, intervene on latents.",
+                      no_args_is_help=True)
+
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file with job options (command-line options win).")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Any job option as key=value (YAML value), repeatable; SAE options as sae.key=value.")]
+WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the run until it ends (Ctrl-C stops following, not the run).")]
+RunArg = Annotated[str, typer.Argument(help="RecSAE run id (or a unique prefix), a run folder, or a RecSAE result folder.")]
+SAE_OPTIONS = ("expansion", "k", "training_samples", "architecture")
+
+
+def _settings(home: Path | None) -> Any:
+    from workbench.settings import Settings
+
+    return Settings(home=home) if home else Settings()
+
+
+def _manager(home: Path | None) -> Any:
+    """The submitting manager: job types come from the installed plugins (this one included)."""
+    from workbench.context import AppContext
+    from workbench.jobs import JobManager
+
+    return JobManager.for_context(AppContext(_settings(home)))
+
+
+def _set(opts: dict[str, Any], key: str, value: Any) -> None:
+    head, dot, rest = key.partition(".")
+    if dot:
+        if head != "sae":
+            raise ConfigError(f"--set {key}: only SAE options are nested (sae.<option>).", hint="Example: --set sae.lr=0.0005")
+        sae = opts.setdefault("sae", {})
+        if not isinstance(sae, dict):
+            raise ConfigError(f"--set {key}: 'sae' must be a mapping of SAE options.")
+        sae[rest] = value
+    else:
+        opts[key] = value
+
+
+def _options(config: Path | None, sets: list[str] | None, explicit: dict[str, Any], sae: dict[str, Any]) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if config:
+        try:
+            loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"Cannot read the config file {config}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config} must hold a mapping of option: value.")
+        opts.update(loaded)
+        if "sae" in opts and not isinstance(opts["sae"], dict):
+            raise ConfigError(f"{config}: 'sae' must be a mapping of SAE options (expansion, k, …).")
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r} is not of the form key=value.", hint="Example: --set top_k=30 or --set sae.lr=0.0005")
+        _set(opts, key.strip(), yaml.safe_load(value))
+    opts.update({k: v for k, v in explicit.items() if v is not None})
+    given = {k: v for k, v in sae.items() if v is not None}
+    if given:
+        opts["sae"] = {**(opts.get("sae") or {}), **given}
+    return opts
+
+
+def _follow(run: Any) -> None:
+    last = None
+    try:
+        while run.is_active():
+            p = run.progress()
+            line = f"{run.status}: {p.get('message') or 'starting'}" + (f" {p['fraction']:.0%}" if p.get("fraction") is not None else "") \
+                + (f", ETA {p['eta_s']:.0f} s" if p.get("eta_s") else "")
+            if line != last:
+                typer.echo(line)
+                last = line
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        typer.echo(f"stopped following; the run goes on. `workbench runs show {run.id}`")
+        return
+    _report_end(run)
+
+
+def _report_end(run: Any) -> None:
+    from workbench.jobs import describe_failure
+
+    m = run.manifest
+    typer.echo(f"run {m.id}: {m.status}" + (f", output {run.dir / m.output}" if m.output else ""))
+    if m.summary:
+        typer.echo(json.dumps(m.summary, indent=1))
+    if m.status == "failed":
+        typer.echo(describe_failure(run), err=True)
+        sys.exit(1)
+    if m.status == "finished":
+        typer.echo(f"concepts: `workbench sae concepts {m.id}`")
+
+
+@sae_app.command("recsae")
+def recsae(
+    interactions: Annotated[str | None, typer.Option(help="CSV of user, item, timestamp (MovieLens ratings.csv works as is).")] = None,
+    attributes: Annotated[str | None, typer.Option(help="Item attribute CSV: item id and e.g. 'Comedy|Drama' (MovieLens movies.csv).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="SASRec training epochs.")] = None,
+    max_len: Annotated[int | None, typer.Option(help="Longest history SASRec reads (most recent items).")] = None,
+    d_model: Annotated[int | None, typer.Option(help="SASRec width (the SAE's input size).")] = None,
+    expansion: Annotated[int | None, typer.Option(help="SAE latents per input dimension (d_sae = expansion × d_model).")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Active SAE latents per input (TopK) or on average (BatchTopK).")] = None,
+    samples: Annotated[int | None, typer.Option(help="SAE training samples.")] = None,
+    architecture: Annotated[str | None, typer.Option(help="SAE architecture: topk or batchtopk.")] = None,
+    config: ConfigOpt = None, set_: SetOpt = None, wait: WaitOpt = False, home: HomeOpt = None,
+) -> None:
+    """Train SASRec, an SAE on its user states, the concept dictionary and interventions (a background job)."""
+    explicit = dict(interactions=interactions, attributes=attributes, epochs=epochs, max_len=max_len, d_model=d_model)
+    sae = dict(expansion=expansion, k=k, training_samples=samples, architecture=architecture)
+    run = _manager(home).submit(actions.JOB_TYPE, _options(config, set_, explicit, sae))
+    typer.echo(f"started {run.id} in {run.dir}")
+    if wait:
+        _follow(run)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
+    return str(value)
+
+
+@sae_app.command("concepts")
+def concepts(
+    run: RunArg,
+    top: Annotated[int, typer.Option(help="Rows to print (latents ranked by concept F1).")] = 20,
+    all_latents: Annotated[bool, typer.Option("--all", help="Include latents without an enriched concept.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """The concept dictionary: latents sorted by confidence (held-out F1 of predicting the latent from its concept)."""
+    if top < 1:
+        raise ConfigError(f"--top must be at least 1, got {top}.")
+    result = actions.load_result(_settings(home), run)
+    table = actions.latent_table(result, only_concepts=not all_latents).head(top)
+    if as_json:
+        typer.echo(json.dumps(table.to_dict("records"), indent=1, default=float))
+        return
+    typer.echo(f"{result.folder}\n{actions.format_numbers(actions.summary_numbers(result))}")
+    if table.empty:
+        typer.echo("no latent has an enriched concept (try --all)")
+        return
+    columns = ["latent", "concept", "f1", "precision", "recall", "enrichment", "p_value", "frequency"]
+    rows = [{c: _fmt(r[c]) for c in columns} for r in table.to_dict("records")]
+    widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in columns}
+    typer.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    for r in rows:
+        typer.echo("  ".join(r[c].ljust(widths[c]) for c in columns))
+
+
+@sae_app.command("intervene")
+def intervene(
+    run: RunArg,
+    latent: Annotated[int, typer.Option(help="The SAE latent to edit.")],
+    mode: Annotated[str, typer.Option(help="boost (set it to strength × its largest activation) or ablate (set it to 0).")] = "boost",
+    strength: Annotated[float | None, typer.Option(help="Boost factor (default: the run's boost_strength).")] = None,
+    concept: Annotated[str | None, typer.Option(help="Attribute whose share in the top-N is measured (default: the latent's concept).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Edit one latent in every user's state and print the share of concept items in the top-N, before vs after."""
+    result = actions.load_result(_settings(home), run)
+    out = result.intervene(latent, mode, strength, concept)
+    if as_json:
+        typer.echo(json.dumps(out.as_dict(), indent=1))
+        return
+    typer.echo(f"latent {out.latent} · {out.mode} (value {out.value:.3f}) · concept {out.concept} · top-{out.top_n} of {out.n_users} users")
+    typer.echo(f"share of {out.concept} items: before {out.share_before:.1%}, after {out.share_after:.1%} "
+               f"(shift {out.shift:+.1%}; catalog share {out.catalog_share:.1%}); users whose top-{out.top_n} changed: {out.users_changed:.1%}")

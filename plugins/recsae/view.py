@@ -1,0 +1,242 @@
+"""The Panel view "RecSAE · concept dictionary": open a finished RecSAE run, rank its SAE
+latents by concept confidence, and inspect one latent in a feature card (top-activating
+sequences, attribute enrichment, activation histogram, ablate/boost intervention).
+
+Computation lives in ``workbench.sae``; ``plugins.recsae.actions`` finds and tabulates
+results. Every action is a plain method (notebooks and tests call them directly); the
+event handlers run them off the event loop and show any failure as an alert in the page.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+from bokeh.models.widgets.tables import NumberFormatter, ScientificFormatter
+
+from plugins.recsae import actions
+from workbench.context import AppContext
+from workbench.errors import ConfigError, WorkbenchError
+from workbench.sae.interventions import MODES, InterventionResult
+
+TITLE = "RecSAE · concept dictionary"
+FLOAT3 = NumberFormatter(format="0.000")
+FORMATTERS = {"f1": FLOAT3, "precision": FLOAT3, "recall": FLOAT3, "enrichment": NumberFormatter(format="0.00"),
+              "p_value": ScientificFormatter(precision=2), "frequency": NumberFormatter(format="0.0%"),
+              "threshold": NumberFormatter(format="0.00"), "max_activation": FLOAT3}
+
+
+class RecSAEView:
+    """State and widgets of one browser session (or one notebook cell)."""
+
+    def __init__(self, ctx: AppContext, run: str | None = None) -> None:
+        self.ctx = ctx
+        self.result: Any = None
+        self.latent: int | None = None
+        self.last_intervention: InterventionResult | None = None
+        self.numbers: dict[str, Any] = {}
+        self.run_select = pn.widgets.Select(label="RecSAE run", options={}, sizing_mode="stretch_width")
+        self.refresh_button = pn.widgets.Button(label="↻ Refresh list", width=110, align="end")
+        self.open_button = pn.widgets.Button(label="Open run", button_type="primary", width=110, align="end")
+        self.folder = pn.widgets.TextInput(label="…or a RecSAE folder (under the runs folder or a data folder)",
+                                           placeholder="/path/to/runs/recsae-…/recsae", sizing_mode="stretch_width")
+        self.folder_button = pn.widgets.Button(label="Open folder", width=110, align="end")
+        self.status = pn.pane.Alert("", alert_type="light", visible=False, sizing_mode="stretch_width")
+        self.summary = pn.pane.Markdown("Open a finished RecSAE run to see its concept dictionary.", sizing_mode="stretch_width")
+        self.only_concepts = pn.widgets.Checkbox(label="Only latents with an enriched concept", value=False)
+        self.table = pn.widgets.Tabulator(pd.DataFrame(columns=actions.TABLE_COLUMNS), selectable=1, disabled=True, show_index=False,
+                                          pagination="local", page_size=15, sizing_mode="stretch_width", formatters=FORMATTERS,
+                                          sorters=[{"field": "f1", "dir": "desc"}])
+        # The feature card.
+        self.card_title = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.card_stats = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.sequences = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, pagination="local", page_size=10,
+                                              sizing_mode="stretch_width", layout="fit_data_stretch")
+        self.attributes_plot = pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width")
+        self.histogram_plot = pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width")
+        self.mode = pn.widgets.Select(label="Intervention", options=list(MODES), value="boost", width=120)
+        self.strength = pn.widgets.FloatSlider(label="Boost strength (× largest activation)", start=0.0, end=10.0, step=0.25, value=2.0, width=260)
+        self.concept = pn.widgets.Select(label="Measure the share of", options=[], width=180)
+        self.intervene_button = pn.widgets.Button(label="Run intervention", button_type="primary", align="end")
+        self.intervention_plot = pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width")
+        self.intervention_note = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.card = pn.Card(
+            self.card_title, self.card_stats,
+            pn.Tabs(("Top sequences", self.sequences), ("Attributes", self.attributes_plot), ("Activations", self.histogram_plot),
+                    ("Intervention", pn.Column(pn.Row(self.mode, self.strength, self.concept, self.intervene_button),
+                                               self.intervention_note, self.intervention_plot)),
+                    dynamic=False),
+            title="Feature card", collapsible=False, visible=False, sizing_mode="stretch_width",
+        )
+        self.refresh_button.on_click(lambda _e: self.refresh_runs())
+        self.open_button.on_click(self._on_open_run)
+        self.folder_button.on_click(self._on_open_folder)
+        self.intervene_button.on_click(self._on_intervene)
+        self.table.param.watch(self._on_select, "selection")
+        self.only_concepts.param.watch(lambda _e: self.show_table(), "value")
+        self.mode.param.watch(lambda e: setattr(self.strength, "disabled", e.new == "ablate"), "value")
+        self.refresh_runs()
+        if run is not None:
+            self.open(run)
+
+    # -- actions (plain methods, so notebooks and tests call them directly) -------------
+    def _show_error(self, exc: Exception) -> None:
+        text = exc.message + (f"\n\n→ {exc.hint}" if exc.hint else "") if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+        self.status.object, self.status.alert_type, self.status.visible = text, "danger", True
+
+    def refresh_runs(self) -> dict[str, str]:
+        """List the RecSAE runs (newest first, any status: picking an unfinished one says so)."""
+        options = {actions.run_label(r): r.id for r in actions.recsae_runs(self.ctx.settings)}
+        self.run_select.options = options
+        if options and self.run_select.value not in options.values():
+            self.run_select.value = next(iter(options.values()))
+        return options
+
+    def open(self, ref: str, *, confined: bool = False) -> Any:
+        """Load a result by run id or folder; ``confined`` applies the browser's folder rule."""
+        result = actions.load_result(self.ctx.settings, ref, confined=confined)
+        _ = result.latents  # encode every state once, here (off the event loop in the handlers)
+        self.result, self.latent, self.last_intervention = result, None, None
+        self.status.visible = False
+        self.show_summary()
+        self.show_table()
+        self.card.visible = False
+        self.concept.options = list(result.data.attributes)
+        self.strength.value = float(result.config.boost_strength)
+        return result
+
+    def open_selected_run(self) -> Any:
+        if not self.run_select.value:
+            raise ConfigError("There is no RecSAE run to open.", hint="Start one with `workbench sae recsae --interactions … --attributes …`.")
+        return self.open(self.run_select.value)
+
+    def open_folder(self) -> Any:
+        return self.open(self.folder.value, confined=True)
+
+    def show_summary(self) -> None:
+        r = self.result
+        self.numbers = actions.summary_numbers(r)
+        s = r.summary
+        self.summary.object = (
+            f"**{r.folder}**\n\n"
+            + " · ".join(f"{label} **{actions.format_value(label, value)}**" for label, value in self.numbers.items())
+            + f"\n\n{s.get('users', '?')} users · {s.get('items', '?')} items · {s.get('sequences', '?')} sequences probed · "
+              f"{len(r.dictionary.latents)} latents, {s.get('n_with_concept', '?')} with an enriched concept "
+              f"(chance F1 {r.dictionary.chance_f1:.2f}). Confidence = held-out F1 of predicting the latent from its concept."
+        )
+
+    def show_table(self) -> pd.DataFrame | None:
+        if self.result is None:
+            return None
+        table = actions.latent_table(self.result, only_concepts=self.only_concepts.value)
+        self.table.selection = []
+        self.table.value = table
+        return table
+
+    def show_latent(self, latent: int) -> None:
+        """Fill the feature card for one latent."""
+        r = self.result
+        if r is None:
+            raise ConfigError("No RecSAE run is open.", hint="Open a run first.")
+        c = r.dictionary.get(int(latent))
+        self.latent = c.latent
+        concept = c.concept or "no enriched concept"
+        self.card.title = f"Latent {c.latent} · {concept}"
+        self.card_title.object = f"### Latent {c.latent} · {concept}"
+        counts, edges, fires = r.histogram(c.latent)
+        stats = (f"F1 **{c.f1:.3f}** (precision {c.precision:.3f}, recall {c.recall:.3f}; chance {c.chance_f1:.3f}) · "
+                 f"enrichment **{c.enrichment:.2f}×** (p = {c.p_value:.2g}, Mann–Whitney, Bonferroni) · "
+                 f"fires on **{fires:.1%}** of sequences · largest activation {c.max_activation:.3f}")
+        if c.concept and c.threshold == c.threshold:
+            stats += f" · predicted to fire when ≥ {c.threshold:.0%} of the recent items are {c.concept}"
+        self.card_stats.object = stats
+        self.sequences.value = actions.top_sequences(r, c.latent)
+        scores = pd.DataFrame(sorted(c.attribute_scores.items(), key=lambda kv: -kv[1]), columns=["attribute", "enrichment"])
+        self.attributes_plot.object = hv.Bars(scores, "attribute", "enrichment").opts(
+            title=f"Attribute enrichment in the top {len(c.top_sequences)} sequences (1 = as common as overall)",
+            xrotation=30, height=320, responsive=True, tools=["hover"], color="#4c78a8") * hv.HLine(1.0).opts(color="grey", line_dash="dashed")
+        self.histogram_plot.object = hv.Histogram((edges, counts), kdims=["activation"], vdims=["sequences"]).opts(
+            title=f"Non-zero activations (fires on {fires:.1%} of {len(r.states)} sequences)", height=320, responsive=True,
+            tools=["hover"], color="#72b7b2")
+        self.concept.value = c.concept or (self.concept.value if self.concept.value in r.data.attributes else r.data.attributes[0])
+        self.intervention_plot.object = None
+        self.last_intervention = None
+        stored = [i for i in r.interventions if i.get("latent") == c.latent]
+        self.intervention_note.object = ("Computed when the run finished: " + "; ".join(
+            f"{i['mode']} → {i['concept']} share {i['share_before']:.1%} → {i['share_after']:.1%}" for i in stored)
+            if stored else "Choose a mode and run the intervention: every user's state is edited and re-ranked.")
+        self.card.visible = True
+
+    def select_latent(self, latent: int) -> None:
+        """Select the latent's row in the table (which fills the card)."""
+        rows = self.table.value.index[self.table.value["latent"] == int(latent)].tolist()
+        if not rows:
+            raise ConfigError(f"Latent {latent} is not in the table.", hint="Untick 'Only latents with an enriched concept'.")
+        self.table.selection = rows[:1]
+
+    def intervene(self) -> InterventionResult:
+        """Ablate or boost the card's latent and show the share of concept items in the top-N before vs after."""
+        r = self.result
+        if r is None or self.latent is None:
+            raise ConfigError("No latent is selected.", hint="Click a row of the latent table first.")
+        out = r.intervene(self.latent, self.mode.value, float(self.strength.value), self.concept.value)
+        self.last_intervention = out
+        bars = pd.DataFrame({"ranking": ["before", "after", "catalog"], "share": [out.share_before, out.share_after, out.catalog_share]})
+        self.intervention_plot.object = hv.Bars(bars, "ranking", "share").opts(
+            title=f"Share of {out.concept} items in the top-{out.top_n}", ylim=(0, 1), height=300, responsive=True,
+            tools=["hover"], color=hv.dim("ranking").categorize({"before": "#9e9e9e", "after": "#e45756", "catalog": "#d0d0d0"}))
+        edit = "set to 0" if out.mode == "ablate" else f"set to {out.value:.3f} ({self.strength.value:g} × its largest activation)"
+        self.intervention_note.object = (
+            f"**{out.mode}** latent {out.latent} ({edit}) for all {out.n_users} users: share of **{out.concept}** items in the "
+            f"top-{out.top_n} **{out.share_before:.1%} → {out.share_after:.1%}** (shift {out.shift:+.1%}; "
+            f"catalog share {out.catalog_share:.1%}); top-{out.top_n} changed for {out.users_changed:.1%} of users."
+            + (" Ablation changes only users whose current state fires the latent." if out.mode == "ablate"
+               and out.users_changed == 0 else ""))
+        return out
+
+    # -- event handlers ------------------------------------------------------------------
+    async def _guarded(self, button: Any, fn: Any) -> None:
+        self.status.visible = False
+        button.loading = True
+        try:
+            await asyncio.to_thread(fn)
+        except Exception as exc:  # noqa: BLE001 - every failure is shown to the user
+            self._show_error(exc)
+        finally:
+            button.loading = False
+
+    async def _on_open_run(self, _event: object) -> None:
+        await self._guarded(self.open_button, self.open_selected_run)
+
+    async def _on_open_folder(self, _event: object) -> None:
+        await self._guarded(self.folder_button, self.open_folder)
+
+    async def _on_intervene(self, _event: object) -> None:
+        await self._guarded(self.intervene_button, self.intervene)
+
+    def _on_select(self, event: Any) -> None:
+        if not event.new or self.result is None:
+            return
+        try:
+            self.show_latent(int(self.table.value.iloc[event.new[0]]["latent"]))
+        except Exception as exc:  # noqa: BLE001
+            self._show_error(exc)
+
+    # -- layout --------------------------------------------------------------------------
+    def panel(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            f"# {TITLE}",
+            pn.pane.Markdown("A sparse autoencoder on a sequential recommender's user state: each latent is described by the item "
+                             "attributes enriched among its top-activating sequences, and ranked by how well that concept predicts "
+                             "the latent on held-out users. Start runs with `workbench sae recsae`."),
+            pn.Row(self.run_select, self.refresh_button, self.open_button, sizing_mode="stretch_width"),
+            pn.Row(self.folder, self.folder_button, sizing_mode="stretch_width"),
+            self.status, self.summary, self.only_concepts, self.table, self.card,
+            sizing_mode="stretch_width",
+        )
+
+
+def build_view(ctx: AppContext, run: str | None = None) -> pn.viewable.Viewable:
+    return RecSAEView(ctx, run).panel()
