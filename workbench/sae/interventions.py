@@ -39,6 +39,7 @@ class InterventionResult:
         return {**asdict(self), "shift": self.shift}
 
 
+@torch.inference_mode()
 def edited_states(sae: object, states: torch.Tensor, latent: int, value: float | None) -> torch.Tensor:
     """States with latent ``latent`` set to ``value`` (None leaves it: the identity edit)."""
     f = sae.encode(states)  # type: ignore[attr-defined]
@@ -49,6 +50,7 @@ def edited_states(sae: object, states: torch.Tensor, latent: int, value: float |
     return states + sae.decode(g) - sae.decode(f)  # type: ignore[attr-defined]
 
 
+@torch.inference_mode()
 def top_n(model: SASRec, states: torch.Tensor, histories: list[np.ndarray], n: int) -> torch.Tensor:
     scores = model.scores(states)
     scores[seen_mask(histories, scores.shape[1] - 1)] = float("-inf")
