@@ -203,3 +203,23 @@ def test_cli_missing_file_exits_2_and_starts_nothing(tmp_path):
     out = wb("sae", "recsae", "--interactions", str(tmp_path / "nope.csv"), "--attributes", str(ITEMS), home=home)
     assert out.returncode == 2 and "nope.csv" in out.stderr and "No such file" in out.stderr and "Traceback" not in out.stderr
     assert not (home / "runs").exists() or not any((home / "runs").iterdir())
+
+
+def test_lm_sae_job_from_the_cli(tmp_path, tiny_checkpoint):
+    """`workbench sae lm … --wait` runs the LM path as a job on a tiny checkpoint and a pair file."""
+    import json
+
+    from workbench.sae.lm import LMSAEResult
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"Q{i}?", "chosen": f"A long and careful answer {i} with detail.",
+                                         "rejected": f"No {i}."}) + "\n" for i in range(10)), encoding="utf-8")
+    home = tmp_path / "home"
+    out = wb("sae", "lm", "--model", str(tiny_checkpoint("llama")), "--dataset", str(pairs), "--layer", "1",
+             "--expansion", "2", "--k", "4", "--samples", "4000", "--set", "sae.batch_size=32", "--wait", home=home)
+    assert out.returncode == 0, out.stdout + out.stderr
+    folder = Path(re.search(r"latents: (\S+)lm_latents.json", out.stdout).group(1))
+    result = LMSAEResult.load(folder)
+    assert result.n_pairs == 10 and result.layer == 1 and result.separating(1)[0].logits_up
+    bad = wb("sae", "lm", "--model", str(tiny_checkpoint("llama")), "--dataset", str(tmp_path / "none.jsonl"), home=home)
+    assert bad.returncode == 2 and "none.jsonl" in bad.stderr + bad.stdout

@@ -15,11 +15,9 @@ from workbench.plugin_types import PanelView
 
 @hookimpl
 def job_types() -> dict[str, Any]:
-    from workbench.sae.jobs import RECSAE_JOB
+    from workbench.sae.jobs import LM_SAE_JOB, RECSAE_JOB
 
-    # One entry per SAE pipeline in workbench.sae.jobs: the recommender path (RecSAE) here;
-    # the language-model path's job type is added to this mapping beside it.
-    return {"recsae": RECSAE_JOB}
+    return {"recsae": RECSAE_JOB, "lm-sae": LM_SAE_JOB}
 
 
 @hookimpl

@@ -103,8 +103,10 @@ def _report_end(run: Any) -> None:
     if m.status == "failed":
         typer.echo(describe_failure(run), err=True)
         sys.exit(1)
-    if m.status == "finished":
+    if m.status == "finished" and m.type == actions.JOB_TYPE:
         typer.echo(f"concepts: `workbench sae concepts {m.id}`")
+    elif m.status == "finished":
+        typer.echo(f"latents: {run.dir / m.output / 'lm_latents.json'} (open with workbench.sae.lm.LMSAEResult.load)")
 
 
 @sae_app.command("recsae")
@@ -124,6 +126,28 @@ def recsae(
     explicit = dict(interactions=interactions, attributes=attributes, epochs=epochs, max_len=max_len, d_model=d_model)
     sae = dict(expansion=expansion, k=k, training_samples=samples, architecture=architecture)
     run = _manager(home).submit(actions.JOB_TYPE, _options(config, set_, explicit, sae))
+    typer.echo(f"started {run.id} in {run.dir}")
+    if wait:
+        _follow(run)
+
+
+@sae_app.command("lm")
+def lm(
+    model: Annotated[str | None, typer.Option(help="Language model: catalog name or path (e.g. SmolLM2-135M-Instruct).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Pair dataset: imported name or file.")] = None,
+    layer: Annotated[int | None, typer.Option(help="Residual-stream layer (default: the middle one).")] = None,
+    prefer_pole: Annotated[str | None, typer.Option(help="Label unlabeled demo-style pairs: the response with this pole is chosen (e.g. verbose).")] = None,
+    max_pairs: Annotated[int | None, typer.Option(help="Use at most this many labelled pairs.")] = None,
+    expansion: Annotated[int | None, typer.Option(help="SAE latents per input dimension.")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Active SAE latents per token.")] = None,
+    samples: Annotated[int | None, typer.Option(help="SAE training samples.")] = None,
+    architecture: Annotated[str | None, typer.Option(help="SAE architecture: topk or batchtopk.")] = None,
+    config: ConfigOpt = None, set_: SetOpt = None, wait: WaitOpt = False, home: HomeOpt = None,
+) -> None:
+    """Train an SAE on a language model's response tokens and rank latents by how they separate chosen from rejected."""
+    explicit = dict(model=model, dataset=dataset, layer=layer, prefer_pole=prefer_pole, max_pairs=max_pairs)
+    sae = dict(expansion=expansion, k=k, training_samples=samples, architecture=architecture)
+    run = _manager(home).submit("lm-sae", _options(config, set_, explicit, sae))
     typer.echo(f"started {run.id} in {run.dir}")
     if wait:
         _follow(run)
