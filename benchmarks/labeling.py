@@ -5,7 +5,8 @@
 1. Latency from vote to next pair: a real labeling server process (API only) and real HTTP
    clients, one annotator and then N concurrent ones; each POST /votes commits the vote and
    returns the next pair. Reported: the server-side time (``Server-Timing``, lock wait and
-   commit included) and the client round trip, p50 and p99.
+   commit included) and the client round trip, p50 and p99, the server process's CPU time
+   per vote, and the load average before and after (the machine is shared: say which).
 2. Store throughput: ``LabelingStore.vote`` in a loop (one durable transaction per vote)
    against a bare sqlite3 insert loop with the same pragmas (WAL, synchronous=FULL, one
    commit per row), measured in the same run; the ratio is the cost of the bookkeeping.
@@ -117,6 +118,15 @@ def store_throughput(folder: Path, n: int) -> tuple[float, float]:
     return ours, bare
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
@@ -133,11 +143,15 @@ def main() -> None:
         proc, url = start_server(home)
         try:
             print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-            print("vote → next pair latency, ms   server p50   server p99   round trip p50   round trip p99   votes/s")
+            print("vote → next pair latency, ms   server p50   server p99   round trip p50   round trip p99   votes/s"
+                  "   server CPU ms/vote")
             for label, session, n in (("1 annotator", "one", 1), (f"{args.annotators} annotators", "many", args.annotators)):
+                cpu0 = cpu_seconds(proc.pid)
                 server_ms, client_ms, wall = latency(url, session, n, args.votes)
+                cpu = (cpu_seconds(proc.pid) - cpu0) * 1000 / len(server_ms)
                 print(f"{label:<31}{pct(server_ms, 50):>11.1f}{pct(server_ms, 99):>13.1f}{pct(client_ms, 50):>17.1f}"
-                      f"{pct(client_ms, 99):>17.1f}{len(server_ms) / wall:>10.0f}")
+                      f"{pct(client_ms, 99):>17.1f}{len(server_ms) / wall:>10.0f}{cpu:>21.1f}")
+            print(f"load average after: {os.getloadavg()[0]:.1f}")
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)

@@ -120,7 +120,10 @@ def create_app(ctx: AppContext) -> FastAPI:
 def bind_socket(host: str, port: int) -> socket.socket:
     """Claim the port before the slow app build, so a busy port fails fast with a clear message."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: asyncio turns on TCP_NODELAY only for sockets that say they are
+    # TCP, and accepted sockets inherit it. Without it, a response written as headers then body
+    # waits ~40 ms for the client's delayed ACK (Nagle) on every keep-alive request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

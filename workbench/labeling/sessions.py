@@ -179,6 +179,8 @@ class LabelingStore:
         self.store = store
         self._pair_cache: dict[int, tuple[list[str], dict[str, tuple[str, str]]]] = {}
         self._bt_cache: dict[int, tuple[int, BTResult | None]] = {}
+        self._rank_cache: dict[tuple[int, str], tuple[list[str], list[str]]] = {}
+        self._tokens: dict[tuple[str, str], tuple[str]] = {}
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], Future]] = []
         self._pending_lock = threading.Lock()
         self._leader = threading.Lock()
@@ -283,10 +285,18 @@ class LabelingStore:
             return [r[0] for r in conn.execute("SELECT name FROM labeling_annotators WHERE session_id = ? ORDER BY id", (sid,))]
 
     def authenticate(self, session: str, annotator: str, token: str | None) -> None:
-        """Refuse a request whose token is missing or belongs to someone else (constant-time compare)."""
-        with self._reading() as conn:
-            sid = self._session(conn, session).id
-            row = conn.execute("SELECT token FROM labeling_annotators WHERE session_id = ? AND name = ?", (sid, annotator)).fetchone()
+        """Refuse a request whose token is missing or belongs to someone else (constant-time compare).
+
+        Tokens never change once issued (sessions and annotators are never deleted), so each
+        is read from the store once and then checked from memory on every vote.
+        """
+        row = self._tokens.get((session, annotator))
+        if row is None:
+            with self._reading() as conn:
+                sid = self._session(conn, session).id
+                row = conn.execute("SELECT token FROM labeling_annotators WHERE session_id = ? AND name = ?", (sid, annotator)).fetchone()
+            if row is not None:
+                self._tokens[(session, annotator)] = row
         if row is None:
             raise NotFound(f"'{annotator}' has not joined session '{session}'.", hint="Join first: POST .../annotators with your name.")
         if not token or not secrets.compare_digest(token.encode(), row[0].encode()):
@@ -340,19 +350,33 @@ class LabelingStore:
         ids, sources = self._dataset_pairs(conn, info.dataset)
         mine = {r[0] for r in conn.execute(
             "SELECT pair_id FROM labeling_current WHERE session_id = ? AND annotator_id = ?", (info.id, aid))}
-        counts = dict(conn.execute(
-            "SELECT pair_id, COUNT(*) FROM labeling_current WHERE session_id = ? AND outcome != 'skip' GROUP BY pair_id", (info.id,)))
         s = info.settings
-        open_ids = [p for p in ids if p not in mine and (p in s.gold or counts.get(p, 0) < s.overlap)]
+        # A pair is full once ``overlap`` others judged it. With no more annotators than the
+        # overlap, none can be full for someone who has not judged it yet (at most n - 1 others
+        # have), so the per-pair count, a scan of all the session's votes, is not needed.
+        n_annotators = conn.execute("SELECT COUNT(*) FROM labeling_annotators WHERE session_id = ?", (info.id,)).fetchone()[0]
+        counts: dict[str, int] = {}
+        if s.order == "active" or n_annotators > s.overlap:
+            counts = dict(conn.execute(
+                "SELECT pair_id, COUNT(*) FROM labeling_current WHERE session_id = ? AND outcome != 'skip' GROUP BY pair_id", (info.id,)))
         if s.order == "random":
-            open_ids.sort(key=lambda p: hashlib.sha256(f"rank:{info.id}:{annotator}:{p}".encode()).digest())
-        elif s.order == "active":
+            ids = self._random_rank(info.id, annotator, ids)
+        open_ids = [p for p in ids if p not in mine and (p in s.gold or counts.get(p, 0) < s.overlap)]
+        if s.order == "active":
             from workbench.labeling.selection import rank_active
 
             votes = conn.execute("SELECT pair_id, outcome FROM labeling_current WHERE session_id = ?", (info.id,)).fetchall()
             open_ids = rank_active(open_ids, votes, sources, counts, salt=f"{info.id}:{annotator}",
                                    bt=self._source_ratings(info.id, votes, sources))
         return open_ids, len(mine)
+
+    def _random_rank(self, sid: int, annotator: str, ids: list[str]) -> list[str]:
+        """The dataset's pair ids in this annotator's random order (stable; hashed once, then cached)."""
+        cached = self._rank_cache.get((sid, annotator))
+        if cached is None or cached[0] is not ids:
+            ranked = sorted(ids, key=lambda p: hashlib.sha256(f"rank:{sid}:{annotator}:{p}".encode()).digest())
+            cached = self._rank_cache[(sid, annotator)] = (ids, ranked)
+        return cached[1]
 
     def _source_ratings(self, sid: int, votes: list[tuple[str, str]], sources: dict[str, tuple[str, str]]) -> BTResult | None:
         """A point Bradley–Terry fit of the sources for active selection, refitted only when the
