@@ -94,7 +94,7 @@ def latency(url: str, session: str, annotators: int, votes: int) -> tuple[list[f
     return server_ms, client_ms, time.perf_counter() - t0
 
 
-def store_throughput(folder: Path, n: int) -> tuple[float, float]:
+def store_throughput(folder: Path, n: int) -> tuple[float, float, list[float]]:
     with Store(folder / "tp.sqlite") as store:
         store.import_pairs("ds", [Pair(f"q{i}", "a", "b", id=f"p{i:05d}") for i in range(n)])
         lab = LabelingStore(store)
@@ -108,14 +108,17 @@ def store_throughput(folder: Path, n: int) -> tuple[float, float]:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("CREATE TABLE votes (id INTEGER PRIMARY KEY, pair_id TEXT, annotator TEXT, outcome TEXT, submitted_at REAL)")
+    commit_ms = []
     t0 = time.perf_counter()
     for i in range(n):
+        t1 = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("INSERT INTO votes (pair_id, annotator, outcome, submitted_at) VALUES (?, ?, ?, ?)", (f"p{i:05d}", "x", "A", time.time()))
         conn.execute("COMMIT")
+        commit_ms.append((time.perf_counter() - t1) * 1000)
     bare = n / (time.perf_counter() - t0)
     conn.close()
-    return ours, bare
+    return ours, bare, commit_ms
 
 
 def cpu_seconds(pid: int) -> float:
@@ -155,9 +158,11 @@ def main() -> None:
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
-        ours, bare = store_throughput(Path(tmp), 300)
+        ours, bare, commit_ms = store_throughput(Path(tmp), 300)
         print(f"store throughput: LabelingStore.vote {ours:.0f} votes/s, bare sqlite3 insert+commit {bare:.0f} rows/s, "
               f"ratio {ours / bare:.2f}")
+        print(f"one bare durable commit (the fsync floor of every vote), ms: p50 {pct(commit_ms, 50):.1f}, "
+              f"p99 {pct(commit_ms, 99):.1f}, max {max(commit_ms):.1f}")
 
 
 if __name__ == "__main__":
