@@ -78,6 +78,25 @@ def attribute_set(pairs: Sequence[Pair], attribute: str, positive_pole: str) -> 
     return ContrastiveSet(f"{attribute}:{positive_pole}", prompts, pos, neg)
 
 
+CLIP_MARGIN = 8  # tokens kept beyond ``first_tokens``, so re-tokenising the cut text cannot change the pooled ones
+
+
+def clip_responses(tokenizer, responses: Sequence[str], keep: int) -> list[str]:
+    """Each response cut after its first ``keep`` tokens (tokenised on its own).
+
+    The model is causal, so the activations of the first k response tokens do not depend on
+    anything after them; cutting the text first makes the forward passes several times
+    shorter for long responses. Needs a fast tokenizer (offsets); otherwise texts stay whole.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        return list(responses)
+    enc = tokenizer(list(responses), add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for text, offsets in zip(responses, enc["offset_mapping"], strict=True):
+        out.append(text if len(offsets) <= keep else text[: offsets[keep - 1][1]])
+    return out
+
+
 def contrastive_activations(lm: LoadedModel, data: ContrastiveSet, layers: list[int], *, system: str | None = None,
                             first_tokens: int | None = 16, batch_size: int = 16,
                             cache: ActivationCache | None = None) -> tuple[dict[int, np.ndarray], int]:
@@ -86,9 +105,13 @@ def contrastive_activations(lm: LoadedModel, data: ContrastiveSet, layers: list[
     With ``first_tokens`` = k only the first k response tokens are averaged, so both groups are
     compared at the same positions. A mean over whole responses confounds the property with
     position: a long response's mean sits "deep into the answer", and adding that makes the
-    model wrap up sooner, the opposite of what a verbosity direction should do.
+    model wrap up sooner, the opposite of what a verbosity direction should do. Responses are
+    then cut a few tokens past k before the forward pass (``clip_responses``): same result, less work.
     """
-    rendered = chat_texts(data.prompts * 2, data.positive + data.negative, lm.tokenizer, system=system)
+    responses = data.positive + data.negative
+    if first_tokens is not None:
+        responses = clip_responses(lm.tokenizer, responses, first_tokens + CLIP_MARGIN)
+    rendered = chat_texts(data.prompts * 2, responses, lm.tokenizer, system=system)
     common = dict(layers=layers, prefix_lengths=rendered.prefix_lengths, batch_size=batch_size, cache=cache,
                   add_special_tokens=rendered.add_special_tokens)
     if first_tokens is None:
