@@ -81,6 +81,8 @@ def test_sae_trains_saves_and_loads_with_sae_lens(tmp_path, architecture):
                        folder=tmp_path / "sae", on_progress=lambda done, total, row: rows.append(row))
     assert result.metrics.fvu < 0.35, result.metrics  # the data is exactly 3-sparse; an untrained SAE sits near 1
     assert rows and rows[-1]["samples"] >= 120_000 and 0.0 <= rows[-1]["dead_fraction"] <= 1.0
+    checkpoints = sorted((tmp_path / "sae" / "checkpoints").iterdir())
+    assert len(checkpoints) == 2 and all((c / "cfg.json").exists() for c in checkpoints)  # sae-lens's own checkpoints
     loaded = SAE.load_from_disk(str(tmp_path / "sae"))
     assert type(loaded).__name__ == ("TopKSAE" if architecture == "topk" else "JumpReLUSAE")
     again = evaluate_sae(load_sae(tmp_path / "sae"), acts[:2000])

@@ -36,7 +36,7 @@ class SAESpec:
     training_samples: int = 500_000
     held_out_fraction: float = 0.1
     dead_window_samples: int = 50_000
-    n_checkpoints: int = 0
+    n_checkpoints: int = 2  # intermediate sae-lens checkpoints under <folder>/checkpoints
     seed: int = 0
 
     def check(self, n_rows: int, d_in: int) -> None:
