@@ -7,8 +7,8 @@ items are sorted by time. Every problem names the file, line and column.
 from __future__ import annotations
 
 import csv
-import io
 import difflib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
