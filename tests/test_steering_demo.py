@@ -28,7 +28,7 @@ from workbench.steering.dpa import angle_direction, best_of_n, rerank
 
 pytestmark = pytest.mark.demo_model
 
-STEER_LAYER = 10  # layers 10-14 lengthen/shorten answers; at 20 the sign of the effect flips
+STEER_LAYER = 10  # the layer scan in docs/steering.md: monotonic here out to ±6; at layer 20 the sign flips
 FIRST_TOKENS = 32  # pool the first 32 response tokens (16 shortened answers less reliably)
 COEF = 6.0
 # Held-out questions (not in the demo dataset). The length instruction puts the unsteered
@@ -85,6 +85,7 @@ def test_verbosity_vector_changes_mean_length_monotonically(demo_lm, demo_pairs)
             lengths.append(_token_lengths(demo_lm, generate(demo_lm, prompts, settings)))
     lengths = np.stack(lengths)  # [coefficient, prompt]
     mean = lengths.mean(1)
+    print(f"vector {vector.info}; scale {vector.scale:.2f}")
     print(f"mean response length (tokens) at c = -{COEF:g}, 0, +{COEF:g}: {np.round(mean, 1).tolist()}; per prompt:\n{lengths}")
     assert mean[0] < mean[1] < mean[2], lengths
     # Not a near-tie: each step moves the mean by several tokens.
