@@ -23,7 +23,9 @@ from workbench.geometry import (
     ProjectionCache,
     Space,
     StitchingResult,
+    add_vote_columns,
     compare_spaces,
+    dataset_judgments,
     encode_items,
     items_frame,
     kmeans_labels,
@@ -123,6 +125,12 @@ class RelRepsView:
             raise DataError(f"Dataset {name!r} has no pairs.", field="dataset", hint="Import pairs on the Models & data tab.")
         return pair_items(pairs)
 
+    def _judgments(self) -> dict:
+        """Current labeling votes on the chosen dataset, by annotator (empty without sessions)."""
+        from workbench.labeling.state import labeling_store
+
+        return dataset_judgments(labeling_store(self.ctx), self.dataset.value)
+
     def run(self) -> Analysis:
         """Encode the dataset with both models, compare, stitch and project; then draw."""
         items = self._items()
@@ -133,7 +141,7 @@ class RelRepsView:
         spaces = {"abs_a": abs_a, "abs_b": abs_b, "rel_a": relative_space(abs_a, anchors), "rel_b": relative_space(abs_b, anchors)}
         k = self.k.value
         similarity = pd.DataFrame([compare_spaces(abs_a, abs_b, k=k).row(), compare_spaces(spaces["rel_a"], spaces["rel_b"], k=k).row()])
-        frame = items_frame(items)
+        frame = add_vote_columns(items_frame(items), self._judgments())
         frame["anchor"] = frame["key"].isin(set(anchors)).map({True: "anchor", False: "input"})
         frame["cluster_a"] = [f"c{c}" for c in kmeans_labels(abs_a, min(N_CLUSTERS, abs_a.n))]
         frame["hover"] = hover_text(frame["text"])

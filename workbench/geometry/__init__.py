@@ -15,10 +15,12 @@ from workbench.geometry.projection import PROJECTION_METHODS, Projection, Projec
 from workbench.geometry.relative import NORMALIZATIONS, relative_encode, relative_space
 from workbench.geometry.space import Space, check_same_inputs
 from workbench.geometry.stitching import StitchingResult, make_head, stitch
+from workbench.geometry.votes import MAJORITY, VOTE_PREFIX, add_vote_columns, dataset_judgments, vote_columns
 
 __all__ = [
-    "ANCHOR_METHODS", "NORMALIZATIONS", "PROJECTION_METHODS", "Item", "Projection", "ProjectionCache", "Space", "SpaceComparison", "StitchingResult",
+    "ANCHOR_METHODS", "MAJORITY", "NORMALIZATIONS", "PROJECTION_METHODS", "Item", "Projection", "ProjectionCache", "Space", "SpaceComparison", "StitchingResult",
+    "VOTE_PREFIX", "add_vote_columns", "dataset_judgments",
     "check_same_inputs", "compare_spaces", "encode_items", "encode_items_layers", "items_frame", "jaccard_at_k", "kmeans_labels", "knn_overlap",
     "make_head", "mean_cosine", "mean_reciprocal_rank", "nearest_neighbours", "pair_items", "project", "projection_key",
-    "relative_encode", "relative_space", "select_anchors", "stitch",
+    "relative_encode", "relative_space", "select_anchors", "stitch", "vote_columns",
 ]
