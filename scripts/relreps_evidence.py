@@ -6,7 +6,7 @@ stream, several layers) and the sentence embedder (all-MiniLM-L6-v2). We compare
 absolute and relative spaces and stitch a trait classifier across them. With ``--tuned PATH``
 the LM is also compared with a fine-tuned copy (equal widths, so absolute metrics exist too).
 
-    WORKBENCH_HOME=/tmp/wbhome-dev .venv/bin/python scripts/relreps_evidence.py [--tuned RUN_DIR]
+    WORKBENCH_HOME=/tmp/wbhome-dev .venv/bin/python scripts/relreps_evidence.py [--tuned RUN_DIR/adapter [--demo-pairs]]
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from workbench.geometry import (
     ProjectionCache,
     compare_spaces,
     encode_items_layers,
+    pair_items,
     project,
     relative_space,
     select_anchors,
@@ -63,6 +64,8 @@ def fmt(v: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tuned", type=Path, help="a fine-tuned copy of the demo LM (folder, e.g. a DPO run's final adapter or model)")
+    parser.add_argument("--demo-pairs", action="store_true",
+                        help="with --tuned: also compare base and tuned on the demo pairs' 480 responses (in-domain for a DPO run on them; chat template)")
     parser.add_argument("--img", type=Path, default=ROOT / "docs" / "img")
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -129,16 +132,49 @@ def main() -> None:
         tuned = load_model(args.tuned, name="tuned")
         tuned_spaces = encode_items_layers(tuned, items, layers=LAYERS, pooling="mean", cache=cache)
         print(f"\n## Demo LM vs tuned copy ({args.tuned})\n")
-        trows = []
+        trows, srows = [], []
         for layer in LAYERS:
             a = compare_spaces(lm_spaces[layer], tuned_spaces[layer], k=K)
             r = compare_spaces(relative_space(lm_spaces[layer], anchors), relative_space(tuned_spaces[layer], anchors), k=K)
-            trows.append({"layer": layer, "abs_jaccard": a.jaccard, "abs_mrr": a.mrr, "rel_jaccard": r.jaccard, "rel_mrr": r.mrr})
+            trows.append({"layer": layer, "abs_jaccard": a.jaccard, "abs_mrr": a.mrr, "abs_cosine": a.mean_cosine, "abs_knn_overlap": a.knn_overlap,
+                          "rel_jaccard": r.jaccard, "rel_mrr": r.mrr, "rel_cosine": r.mean_cosine, "rel_knn_overlap": r.knn_overlap})
+            s = stitch(lm_spaces[layer], tuned_spaces[layer], labels, anchors, task="trait")  # A = base, B = tuned
+            srows.append({"layer": layer, "rel_native_base": s.accuracy("relative", "A", "A"), "rel_base_to_tuned": s.accuracy("relative", "A", "B"),
+                          "rel_native_tuned": s.accuracy("relative", "B", "B"), "abs_native_base": s.accuracy("absolute", "A", "A"),
+                          "abs_base_to_tuned": s.accuracy("absolute", "A", "B"), "abs_native_tuned": s.accuracy("absolute", "B", "B")})
         print(markdown(pd.DataFrame(trows), index=False))
+        print(f"\n## Stitching (trait, 6 classes) base -> tuned, same layer (chance {s.chance:.3f})\n")
+        print(markdown(pd.DataFrame(srows), index=False))
+        print("\n## Demo LM vs tuned copy, precise (persona statements)\n")
+        print(drift_table(lm_spaces, tuned_spaces, anchors))
+        if args.demo_pairs:
+            from workbench.context import AppContext
+
+            ctx = AppContext(settings)
+            demo = pair_items(ctx.store.get_pairs(ctx.ensure_demo_dataset()))
+            base_demo = encode_items_layers(lm, demo, layers=LAYERS, pooling="mean", cache=cache)
+            tuned_demo = encode_items_layers(tuned, demo, layers=LAYERS, pooling="mean", cache=cache)
+            demo_anchors = select_anchors(base_demo[LAYERS[0]], N_ANCHORS, "random", seed=0)
+            print(f"\n## Demo LM vs tuned copy on the demo pairs' {len(demo)} responses (chat template, response tokens)\n")
+            print(drift_table(base_demo, tuned_demo, demo_anchors))
     else:
         print("\n## Demo LM vs tuned copy: pending (pass --tuned PATH once a fine-tuned checkpoint exists)")
 
     figures(mean, lm_spaces[best], emb, anchors, labels, best, args.img, settings)
+
+
+def drift_table(base: dict, tuned: dict, anchors) -> str:
+    """Per layer: absolute and relative Jaccard@K / MRR / 1 - mean cosine, and rel_change = mean ‖tuned − base‖ / ‖base‖."""
+    rows = []
+    for layer in LAYERS:
+        a = compare_spaces(base[layer], tuned[layer], k=K)
+        r = compare_spaces(relative_space(base[layer], anchors), relative_space(tuned[layer], anchors), k=K)
+        x, y = base[layer].vectors, tuned[layer].vectors
+        change = float(np.mean(np.linalg.norm(y - x, axis=1) / np.linalg.norm(x, axis=1)))
+        rows.append({"layer": layer, "abs_jaccard": f"{a.jaccard:.3f}", "abs_mrr": f"{a.mrr:.4f}", "abs_1-cos": f"{1 - a.mean_cosine:.1e}",
+                     "rel_jaccard": f"{r.jaccard:.3f}", "rel_mrr": f"{r.mrr:.4f}", "rel_1-cos": f"{1 - r.mean_cosine:.1e}",
+                     "rel_change": f"{change:.4f}"})
+    return markdown(pd.DataFrame(rows), index=False)
 
 
 def figures(mean: pd.DataFrame, lm_space, emb, anchors, labels, best: int, img: Path, settings: Settings) -> None:
