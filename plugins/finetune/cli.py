@@ -2,87 +2,14 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
-from workbench.errors import ConfigError
+from workbench.jobs.cli import ConfigOpt, HomeOpt, SetOpt, WaitOpt, follow, job_options, manager_for, submit
 
 train_app = typer.Typer(help="Start fine-tuning jobs (each runs as a background process with its own run folder).", no_args_is_help=True)
 runs_app = typer.Typer(help="List, inspect, cancel and resume training runs.", no_args_is_help=True)
-
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file with job options (command-line options win).")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Any job option as key=value (YAML value), repeatable.")]
-WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the run until it ends (Ctrl-C stops following, not the run).")]
-
-
-def _manager(home: Path | None):
-    from workbench.context import AppContext
-    from workbench.jobs import JobManager
-    from workbench.settings import Settings
-
-    ctx = AppContext(Settings(home=home) if home else Settings())
-    return JobManager.for_context(ctx)
-
-
-def _options(config: Path | None, sets: list[str] | None, explicit: dict[str, Any]) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if config:
-        try:
-            loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"Cannot read the config file {config}: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{config} must hold a mapping of option: value.")
-        opts.update(loaded)
-    for item in sets or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r} is not of the form key=value.", hint="Example: --set lora_r=16")
-        opts[key.strip()] = yaml.safe_load(value)
-    opts.update({k: v for k, v in explicit.items() if v is not None})
-    return opts
-
-
-def _follow(run: Any) -> None:
-    last = None
-    try:
-        while run.is_active():
-            p = run.progress()
-            line = f"{run.status}: step {p.get('step', 0)}/{p.get('total', '?')}" + (f", ETA {p['eta_s']:.0f} s" if p.get("eta_s") else "")
-            if line != last:
-                typer.echo(line)
-                last = line
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        typer.echo(f"stopped following; the run goes on. `workbench runs show {run.id}`")
-        return
-    _report_end(run)
-
-
-def _report_end(run: Any) -> None:
-    from workbench.jobs import describe_failure
-
-    m = run.manifest
-    typer.echo(f"run {m.id}: {m.status}" + (f", output {run.dir / m.output}" if m.output else ""))
-    if m.summary:
-        typer.echo(json.dumps(m.summary, indent=1))
-    if m.status == "failed":
-        typer.echo(describe_failure(run), err=True)
-        sys.exit(1)
-
-
-def _submit(kind: str, opts: dict[str, Any], home: Path | None, wait: bool) -> None:
-    run = _manager(home).submit(kind, opts)
-    typer.echo(f"started {run.id} in {run.dir}")
-    if wait:
-        _follow(run)
-
 
 @train_app.command("dpo")
 def train_dpo(
@@ -103,7 +30,7 @@ def train_dpo(
     explicit = dict(model=model, dataset=dataset, method=method, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
                     beta=beta, max_length=max_length, precompute_ref_log_probs=precompute_ref_log_probs,
                     num_processes=num_processes, distributed=distributed)
-    _submit("dpo", _options(config, set_, explicit), home, wait)
+    submit("dpo", job_options(config, set_, explicit), home, wait)
 
 
 @train_app.command("pal")
@@ -116,7 +43,7 @@ def train_pal(
     config: ConfigOpt = None, set_: SetOpt = None, wait: WaitOpt = False, home: HomeOpt = None,
 ) -> None:
     """Train a PAL pluralistic reward model (and a Bradley–Terry baseline) on frozen features."""
-    _submit("pal", _options(config, set_, dict(dataset=dataset, model=model, variant=variant, k=k, epochs=epochs)), home, wait)
+    submit("pal", job_options(config, set_, dict(dataset=dataset, model=model, variant=variant, k=k, epochs=epochs)), home, wait)
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -133,7 +60,7 @@ def runs_list(
     home: HomeOpt = None,
 ) -> None:
     """All runs, newest first, with status, progress and ETA."""
-    rows = [r.summary_row() for r in _manager(home).runs(type)]
+    rows = [r.summary_row() for r in manager_for(home).runs(type)]
     typer.echo(json.dumps(rows, indent=1) if as_json else _table(rows, ["id", "type", "status", "progress", "eta_s", "attempts", "created", "output", "error"]))
 
 
@@ -148,7 +75,7 @@ def runs_show(
 
     from workbench.training.dpo import falling_logps_warning
 
-    run = _manager(home).get(run_id)
+    run = manager_for(home).get(run_id)
     m = asdict(run.manifest)
     m.pop("error_traceback", None)
     typer.echo(json.dumps({"manifest": m, "progress": run.progress(), "config": run.config}, indent=1, default=str))
@@ -164,7 +91,7 @@ def runs_show(
 @runs_app.command("cancel")
 def runs_cancel(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")], wait: WaitOpt = False, home: HomeOpt = None) -> None:
     """Ask a run to save a checkpoint and stop (resume it later)."""
-    run = _manager(home).cancel(run_id)
+    run = manager_for(home).cancel(run_id)
     typer.echo(f"cancel requested for {run.id}")
     if wait:
         typer.echo(f"run {run.id}: {run.wait().status}")
@@ -173,7 +100,7 @@ def runs_cancel(run_id: Annotated[str, typer.Argument(help="Run id (or a unique 
 @runs_app.command("resume")
 def runs_resume(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")], wait: WaitOpt = False, home: HomeOpt = None) -> None:
     """Continue a cancelled or failed run from its last checkpoint."""
-    run = _manager(home).resume(run_id)
+    run = manager_for(home).resume(run_id)
     typer.echo(f"resumed {run.id}" + (f" from {run.latest_checkpoint().name}" if run.latest_checkpoint() else " from the start (no checkpoint)"))
     if wait:
-        _follow(run)
+        follow(run)

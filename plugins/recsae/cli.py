@@ -3,110 +3,26 @@ background job, print its latent table, and ablate or boost one latent."""
 from __future__ import annotations
 
 import json
-import sys
-import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from plugins.recsae import actions
 from workbench.errors import ConfigError
+from workbench.jobs.cli import ConfigOpt, HomeOpt, SetOpt, WaitOpt, job_options, settings_for, submit
 
 sae_app = typer.Typer(help="SAE concept dictionaries: train RecSAE on interaction data, list its concepts, intervene on latents.",
                       no_args_is_help=True)
 
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file with job options (command-line options win).")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Any job option as key=value (YAML value), repeatable; SAE options as sae.key=value.")]
-WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the run until it ends (Ctrl-C stops following, not the run).")]
 RunArg = Annotated[str, typer.Argument(help="RecSAE run id (or a unique prefix), a run folder, or a RecSAE result folder.")]
-SAE_OPTIONS = ("expansion", "k", "training_samples", "architecture")
 
 
-def _settings(home: Path | None) -> Any:
-    from workbench.settings import Settings
-
-    return Settings(home=home) if home else Settings()
+def _show_concepts_hint(run: Any) -> None:
+    typer.echo(f"concepts: `workbench sae concepts {run.manifest.id}`")
 
 
-def _manager(home: Path | None) -> Any:
-    """The submitting manager: job types come from the installed plugins (this one included)."""
-    from workbench.context import AppContext
-    from workbench.jobs import JobManager
-
-    return JobManager.for_context(AppContext(_settings(home)))
-
-
-def _set(opts: dict[str, Any], key: str, value: Any) -> None:
-    head, dot, rest = key.partition(".")
-    if dot:
-        if head != "sae":
-            raise ConfigError(f"--set {key}: only SAE options are nested (sae.<option>).", hint="Example: --set sae.lr=0.0005")
-        sae = opts.setdefault("sae", {})
-        if not isinstance(sae, dict):
-            raise ConfigError(f"--set {key}: 'sae' must be a mapping of SAE options.")
-        sae[rest] = value
-    else:
-        opts[key] = value
-
-
-def _options(config: Path | None, sets: list[str] | None, explicit: dict[str, Any], sae: dict[str, Any]) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if config:
-        try:
-            loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"Cannot read the config file {config}: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{config} must hold a mapping of option: value.")
-        opts.update(loaded)
-        if "sae" in opts and not isinstance(opts["sae"], dict):
-            raise ConfigError(f"{config}: 'sae' must be a mapping of SAE options (expansion, k, …).")
-    for item in sets or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r} is not of the form key=value.", hint="Example: --set top_k=30 or --set sae.lr=0.0005")
-        _set(opts, key.strip(), yaml.safe_load(value))
-    opts.update({k: v for k, v in explicit.items() if v is not None})
-    given = {k: v for k, v in sae.items() if v is not None}
-    if given:
-        opts["sae"] = {**(opts.get("sae") or {}), **given}
-    return opts
-
-
-def _follow(run: Any) -> None:
-    last = None
-    try:
-        while run.is_active():
-            p = run.progress()
-            line = f"{run.status}: {p.get('message') or 'starting'}" + (f" {p['fraction']:.0%}" if p.get("fraction") is not None else "") \
-                + (f", ETA {p['eta_s']:.0f} s" if p.get("eta_s") else "")
-            if line != last:
-                typer.echo(line)
-                last = line
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        typer.echo(f"stopped following; the run goes on. `workbench runs show {run.id}`")
-        return
-    _report_end(run)
-
-
-def _report_end(run: Any) -> None:
-    from workbench.jobs import describe_failure
-
-    m = run.manifest
-    typer.echo(f"run {m.id}: {m.status}" + (f", output {run.dir / m.output}" if m.output else ""))
-    if m.summary:
-        typer.echo(json.dumps(m.summary, indent=1))
-    if m.status == "failed":
-        typer.echo(describe_failure(run), err=True)
-        sys.exit(1)
-    if m.status == "finished" and m.type == actions.JOB_TYPE:
-        typer.echo(f"concepts: `workbench sae concepts {m.id}`")
-    elif m.status == "finished":
-        typer.echo(f"latents: {run.dir / m.output / 'lm_latents.json'} (open with workbench.sae.lm.LMSAEResult.load)")
+def _show_latents_file(run: Any) -> None:
+    typer.echo(f"latents: {run.dir / run.manifest.output / 'lm_latents.json'} (open with workbench.sae.lm.LMSAEResult.load)")
 
 
 @sae_app.command("recsae")
@@ -125,10 +41,7 @@ def recsae(
     """Train SASRec, an SAE on its user states, the concept dictionary and interventions (a background job)."""
     explicit = dict(interactions=interactions, attributes=attributes, epochs=epochs, max_len=max_len, d_model=d_model)
     sae = dict(expansion=expansion, k=k, training_samples=samples, architecture=architecture)
-    run = _manager(home).submit(actions.JOB_TYPE, _options(config, set_, explicit, sae))
-    typer.echo(f"started {run.id} in {run.dir}")
-    if wait:
-        _follow(run)
+    submit(actions.JOB_TYPE, job_options(config, set_, explicit, {"sae": sae}), home, wait, _show_concepts_hint)
 
 
 @sae_app.command("lm")
@@ -147,10 +60,7 @@ def lm(
     """Train an SAE on a language model's response tokens and rank latents by how they separate chosen from rejected."""
     explicit = dict(model=model, dataset=dataset, layer=layer, prefer_pole=prefer_pole, max_pairs=max_pairs)
     sae = dict(expansion=expansion, k=k, training_samples=samples, architecture=architecture)
-    run = _manager(home).submit("lm-sae", _options(config, set_, explicit, sae))
-    typer.echo(f"started {run.id} in {run.dir}")
-    if wait:
-        _follow(run)
+    submit("lm-sae", job_options(config, set_, explicit, {"sae": sae}), home, wait, _show_latents_file)
 
 
 def _fmt(value: Any) -> str:
@@ -170,7 +80,7 @@ def concepts(
     """The concept dictionary: latents sorted by confidence (held-out F1 of predicting the latent from its concept)."""
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}.")
-    result = actions.load_result(_settings(home), run)
+    result = actions.load_result(settings_for(home), run)
     table = actions.latent_table(result, only_concepts=not all_latents).head(top)
     if as_json:
         typer.echo(json.dumps(table.to_dict("records"), indent=1, default=float))
@@ -198,7 +108,7 @@ def intervene(
     home: HomeOpt = None,
 ) -> None:
     """Edit one latent in every user's state and print the share of concept items in the top-N, before vs after."""
-    result = actions.load_result(_settings(home), run)
+    result = actions.load_result(settings_for(home), run)
     out = result.intervene(latent, mode, strength, concept)
     if as_json:
         typer.echo(json.dumps(out.as_dict(), indent=1))
