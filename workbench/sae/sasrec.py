@@ -193,6 +193,9 @@ def all_prefix_states(model: SASRec, data: Interactions, *, drop_last: int = 1,
                       min_prefix: int = 1) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """States at every position of every user's history (one forward pass per window).
 
+    Histories are cut into windows of ``max_len`` from the end, as in training, so a position
+    early in a later window sees only the items since its window began (the model's view
+    during training), while ``user_states`` gives the last position the full ``max_len``.
     Returns states ``[n, d]``, the user row and the prefix end (exclusive) of each state, so
     the sequence behind state ``j`` is ``data.sequences[user[j]][:end[j]]``.
     """
