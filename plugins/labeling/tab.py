@@ -315,7 +315,7 @@ def build_labeling_tab(ctx: Any) -> None:
             view.session_dropdown = session
             annotator = gr.Textbox(label="Your name", elem_id="wb-lab-annotator", scale=2)
             start = gr.Button("Start / resume", variant="primary", elem_id="wb-lab-start", scale=1)
-        status = gr.Markdown("Choose a session and your name, then Start.", elem_id="wb-lab-status")
+        status = gr.Markdown("Loading…", elem_id="wb-lab-status")  # the page-load event replaces it; tests wait for that
         prompt = gr.Markdown(elem_id="wb-lab-prompt")
         with gr.Row(equal_height=True):
             with gr.Column():
