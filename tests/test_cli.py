@@ -64,3 +64,9 @@ def test_help_lists_commands():
     assert out.returncode == 0
     for command in ("serve", "models", "data", "plugins", "setup"):
         assert command in out.stdout
+
+
+def test_unknown_option_is_a_usage_error_not_a_traceback(tmp_path):
+    out = wb("data", "list", "--bogus", home=tmp_path)
+    assert out.returncode == 2
+    assert "No such option: --bogus" in out.stderr and "Traceback" not in out.stderr + out.stdout
