@@ -5,7 +5,8 @@ importable by its module path, because the worker process imports it by name.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,3 +57,13 @@ def collect_job_types(plugins: Any | None) -> dict[str, JobType]:
         for name, value in (mapping or {}).items():
             out[name] = as_job_type(name, value)
     return out
+
+
+def check_options(config: dict[str, Any], known: Collection[str], what: str) -> None:
+    """Refuse option names a job does not know, suggesting the closest known one."""
+    known = list(known)
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
+        raise ConfigError(f"Unknown {what} option(s): {', '.join(unknown)}.",
+                          hint="; ".join(f"{k}: did you mean {c[0]!r}?" for k, c in close.items() if c) or f"Known options: {', '.join(known)}.")

@@ -1,28 +1,19 @@
 """RecSAE and LM-SAE pipelines as background jobs (progress, metrics, summary in the run folder)."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError
 from workbench.jobs.context import JobCancelled, JobContext
-from workbench.jobs.registry import JobType
+from workbench.jobs.registry import JobType, check_options
 from workbench.sae.recsae import RecSAEConfig, load_data, run_recsae
 from workbench.sae.training import SAESpec
 from workbench.settings import Settings
 
 RECSAE_OUTPUT = "recsae"
 LM_OUTPUT = "lmsae"
-
-
-def check_options(config: dict[str, Any], known: list[str], what: str) -> None:
-    unknown = sorted(set(config) - set(known))
-    if unknown:
-        close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
-        raise ConfigError(f"Unknown {what} option(s): {', '.join(unknown)}.",
-                          hint="; ".join(f"{k}: did you mean {c[0]!r}?" for k, c in close.items() if c) or f"Known options: {', '.join(known)}.")
 
 
 def sae_spec(raw: dict[str, Any] | None) -> SAESpec:

@@ -8,7 +8,6 @@ evaluates the result on held-out pairs and writes sample generations side by sid
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import os
 import random
@@ -21,7 +20,7 @@ from typing import Any
 from workbench.errors import ConfigError, ModelError
 from workbench.jobs import manifest as files
 from workbench.jobs.context import JobCancelled, JobContext
-from workbench.jobs.registry import JobType
+from workbench.jobs.registry import JobType, check_options
 from workbench.settings import Settings
 
 DEFAULTS: dict[str, Any] = {
@@ -62,11 +61,7 @@ def validate_dpo(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Fill defaults and check the dataset, model and batch size before any run starts."""
     from workbench.training.pairs import load_pairs, split_pairs
 
-    unknown = sorted(set(config) - set(DEFAULTS))
-    if unknown:
-        close = {k: difflib.get_close_matches(k, list(DEFAULTS), n=1) for k in unknown}
-        raise ConfigError(f"Unknown DPO option(s): {', '.join(unknown)}.",
-                          hint="; ".join(f"{k}: did you mean {c[0]!r}?" for k, c in close.items() if c) or f"Known options: {', '.join(DEFAULTS)}.")
+    check_options(config, DEFAULTS, "DPO")
     cfg = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
     for key in POSITIVE_INT:
         if not isinstance(cfg[key], int) or cfg[key] < 1:

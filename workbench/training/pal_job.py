@@ -8,7 +8,6 @@ they save).
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import random
@@ -20,7 +19,7 @@ import torch
 
 from workbench.errors import ConfigError, DataError, ModelError
 from workbench.jobs.context import JobCancelled, JobContext
-from workbench.jobs.registry import JobType
+from workbench.jobs.registry import JobType, check_options
 from workbench.settings import Settings
 from workbench.training.pal import BTModel, PALModel, PrefData, accuracy, adapt_new_users, fit
 
@@ -54,11 +53,7 @@ def resolve_feature_model(model: str, settings: Settings) -> Path:
 def validate_pal(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
     from workbench.training.pairs import load_pairs
 
-    unknown = sorted(set(config) - set(DEFAULTS))
-    if unknown:
-        close = {k: difflib.get_close_matches(k, list(DEFAULTS), n=1) for k in unknown}
-        raise ConfigError(f"Unknown PAL option(s): {', '.join(unknown)}.",
-                          hint="; ".join(f"{k}: did you mean {c[0]!r}?" for k, c in close.items() if c) or f"Known options: {', '.join(DEFAULTS)}.")
+    check_options(config, DEFAULTS, "PAL")
     cfg = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
     cfg["variant"] = str(cfg["variant"]).upper() if str(cfg["variant"]).lower() != "both" else "both"
     if cfg["variant"] not in ("A", "B", "both"):
