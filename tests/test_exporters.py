@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.data.exporters import LONG_TABLE_COLUMNS, atomic_path, export_long_table, export_pairs
+from workbench.data.exporters import LONG_TABLE_COLUMNS, export_long_table, export_pairs
+from workbench.files import atomic_path
 from workbench.data.readers import read_pairs
 from workbench.data.types import Judgment, Outcome, Pair
 from workbench.errors import DataError

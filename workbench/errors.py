@@ -54,3 +54,9 @@ class SecurityError(WorkbenchError):
 
 class ConfigError(WorkbenchError):
     """A setting or command-line option is invalid."""
+
+
+class PermissionDenied(WorkbenchError):
+    """The logged-in user's role does not allow this action (checked on the server)."""
+
+    status = 403

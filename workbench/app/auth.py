@@ -16,11 +16,31 @@ import hmac
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
+from workbench.errors import PermissionDenied
+
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 REALM = "Preference Workbench"
 USER_KEY = "workbench.user"
+
+# The two roles, defined here and nowhere else. The owner is the ``--auth`` login, or whoever
+# uses a server that has no logins (loopback only); an annotator is a login from the users
+# file and may only label in sessions, as themselves, and see their own progress.
+OWNER = "owner"
+ANNOTATOR = "annotator"
+
+
+def role_of(settings: Any, user: str | None) -> str:
+    """The role of login ``user`` (None: no login, which only a loopback server without auth allows)."""
+    return ANNOTATOR if user is not None and user in settings.users else OWNER
+
+
+def require_owner(settings: Any, user: str | None, action: str) -> None:
+    """Refuse ``action`` (in the user's words, e.g. "import a dataset") unless ``user`` is the owner."""
+    if role_of(settings, user) != OWNER:
+        raise PermissionDenied(f"You are logged in as annotator '{user}'; only the workbench owner can {action}.",
+                               hint="Annotators can label in the sessions they are assigned to; ask the owner for the rest.")
 
 
 def credentials_match(header: bytes | None, user: str, password: str) -> bool:

@@ -14,69 +14,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from workbench.data.types import Judgment, Message, Outcome, Pair, Prompt
 from workbench.errors import DataError
+from workbench.files import atomic_path
 
 EXPORT_FORMATS = ("trl-jsonl", "trl-parquet", "hf-dataset")
 LONG_TABLE_COLUMNS = (
     "pair_id", "prompt", "prompt_json", "response_a", "response_b", "annotator", "outcome", "strength",
     "aspects", "rationale", "displayed_order", "started_at", "submitted_at",
 )
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; on success it replaces ``path``, on failure it vanishes.
-
-    Works for files and folders. Parent folders created here are removed again on failure.
-    """
-    created: list[Path] = []
-    parent = path.parent
-    while not parent.exists():
-        created.append(parent)
-        parent = parent.parent
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        yield tmp
-        if tmp.is_dir() and path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-            try:
-                os.replace(tmp, path)
-            except BaseException:
-                os.replace(old, path)
-                raise
-            _remove(old)
-        else:
-            os.replace(tmp, path)
-    except BaseException as err:
-        _remove(tmp)
-        for folder in created:
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-        if isinstance(err, OSError):
-            raise DataError(f"could not be written ({err.strerror or err}).", path=path,
-                            hint="Check free disk space and permissions, and that the path is not an existing folder.") from err
-        raise
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p, ignore_errors=True)
-    elif p.exists() or p.is_symlink():
-        p.unlink()
 
 
 def _messages(prompt: Prompt) -> list[Message]:

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from workbench.files import atomic_write_text
+
 STATUSES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 
@@ -52,13 +54,6 @@ class Manifest:
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_manifest(run_dir: Path) -> Manifest:
