@@ -15,24 +15,37 @@ from pathlib import Path
 from typing import Any
 
 from workbench.models.adapters import ADAPTERS
+from workbench.models.capabilities import model_capabilities
 
 MAX_DEPTH = 4
 
 
 @dataclass
 class CatalogEntry:
+    """One loadable (or visibly unloadable) checkpoint, described from its files alone.
+
+    ``family`` is the architecture family (None when unknown), ``format`` how it is stored,
+    ``status`` whether it can be loaded ("ok", "unsupported", "broken") with ``error`` saying why
+    not, and ``capabilities`` what it can be used for (``workbench.plugin_types.MODEL_CAPABILITIES``).
+    """
+
     name: str
     path: Path
     format: str  # hf | peft | gguf
-    family: str
+    family: str | None
     n_params: int | None
     source: str  # models | root | hf-cache | run | embedded
     base: str | None = None
+    status: str = "ok"  # ok | unsupported | broken
+    error: str | None = None
+    capabilities: frozenset[str] = frozenset()
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
         row["path"] = str(self.path)
         row["params"] = _human(self.n_params)
+        row["family"] = self.family or "?"
+        row["capabilities"] = ", ".join(sorted(self.capabilities))
         return row
 
 
@@ -83,11 +96,6 @@ def _gguf_params(path: str, _size: int, _mtime_ns: int) -> int | None:
         return None
 
 
-def _family(model_type: str | None) -> str:
-    adapter = ADAPTERS.get(model_type or "")
-    return adapter.family if adapter else f"unsupported ({model_type})"
-
-
 def _model_type(folder: Path) -> str | None:
     try:
         return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
@@ -95,10 +103,30 @@ def _model_type(folder: Path) -> str | None:
         return None
 
 
+def _has_chat_template(folder: Path) -> bool:
+    if (folder / "chat_template.jinja").exists():
+        return True
+    try:
+        return bool(json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template"))
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def _hf_entry(path: Path, name: str | None, source: str) -> CatalogEntry:
+    model_type = _model_type(path)
+    adapter = ADAPTERS.get(model_type or "")
+    entry = CatalogEntry(name or path.name, path, "hf", adapter.family if adapter else None, safetensors_params(path), source,
+                         capabilities=model_capabilities(adapter, "hf", chat=_has_chat_template(path)))
+    if adapter is None:
+        entry.status, entry.error = "unsupported", f"model_type {model_type!r} has no architecture adapter"
+    return entry
+
+
 def describe(path: Path, name: str | None = None, source: str = "root") -> CatalogEntry | None:
     """A catalog entry for one checkpoint path, or None if it is not one."""
     if path.is_file() and path.suffix == ".gguf":
-        return CatalogEntry(name or path.stem, path, "gguf", "gguf", gguf_params(path), source)
+        return CatalogEntry(name or path.stem, path, "gguf", None, gguf_params(path), source,
+                            capabilities=model_capabilities(None, "gguf", chat=True))
     if not path.is_dir():
         return None
     if (path / "adapter_config.json").exists():
@@ -106,10 +134,11 @@ def describe(path: Path, name: str | None = None, source: str = "root") -> Catal
             cfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             cfg = {}
-        return CatalogEntry(name or path.name, path, "peft", cfg.get("peft_type", "peft").lower(),
-                            safetensors_params(path), source, base=cfg.get("base_model_name_or_path"))
+        return CatalogEntry(name or path.name, path, "peft", None, safetensors_params(path), source,
+                            base=cfg.get("base_model_name_or_path"),
+                            capabilities=model_capabilities(None, "peft", chat=_has_chat_template(path)))
     if (path / "config.json").exists() and (any(path.glob("*.safetensors")) or any(path.glob("*.bin"))):
-        return CatalogEntry(name or path.name, path, "hf", _family(_model_type(path)), safetensors_params(path), source)
+        return _hf_entry(path, name, source)
     return None
 
 
