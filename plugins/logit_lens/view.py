@@ -15,6 +15,7 @@ import pandas as pd
 import panel as pn
 
 from plugins.logit_lens.figures import figure_bytes, latent_figure
+from workbench.app.ui import model_choices
 from workbench.context import AppContext
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.lenses import (
@@ -28,18 +29,11 @@ from workbench.lenses import (
     read_word_table,
     run_latent,
 )
-from workbench.models.embedded import DEMO_MODEL_NAME
 
 PACKAGED = "packaged list (en, fr, de, ru, zh)"
 NONE = "—"
 DEFAULT_PROMPT = 'Français: "fleur" - English: "flower"\nFrançais: "montagne" - English: "mountain"\nFrançais: "nuage" - English: "'
 COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"]
-
-
-def model_choices(ctx: AppContext) -> list[str]:
-    """Loaded models first, then the demo model, then every causal LM in the catalog."""
-    names = list(ctx.models) + [DEMO_MODEL_NAME] + [e.name for e in ctx.catalog() if e.family not in ("bert", "encoder")]
-    return list(dict.fromkeys(names))
 
 
 def grid_heatmap(grid: LensGrid) -> hv.Overlay:
@@ -89,7 +83,7 @@ class LogitLensView:
         self.ctx = ctx
         self.grid: LensGrid | None = None
         self.results: list[LatentResult] = []
-        choices = model_choices(ctx)
+        choices = model_choices(ctx, ["causal_lm"])
         self.model = pn.widgets.Select(label="Model", options=choices, value=ctx.active_model_name or choices[0])
         self.compare = pn.widgets.Select(label="Compare with (optional)", options=[NONE, *choices], value=NONE)
         self.status = pn.pane.Alert("", alert_type="light", visible=False, sizing_mode="stretch_width")

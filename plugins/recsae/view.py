@@ -8,7 +8,6 @@ event handlers run them off the event loop and show any failure as an alert in t
 """
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import holoviews as hv
@@ -17,8 +16,9 @@ import panel as pn
 from bokeh.models.widgets.tables import NumberFormatter, ScientificFormatter
 
 from plugins.recsae import actions
+from workbench.app.ui import run_guarded, show_alert
 from workbench.context import AppContext
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError
 from workbench.sae.interventions import MODES, InterventionResult
 
 TITLE = "RecSAE · concept dictionary"
@@ -83,8 +83,7 @@ class RecSAEView:
 
     # -- actions (plain methods, so notebooks and tests call them directly) -------------
     def _show_error(self, exc: Exception) -> None:
-        text = exc.message + (f"\n\n→ {exc.hint}" if exc.hint else "") if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
-        self.status.object, self.status.alert_type, self.status.visible = text, "danger", True
+        show_alert(self.status, exc)
 
     def refresh_runs(self) -> dict[str, str]:
         """List the RecSAE runs (newest first, any status: picking an unfinished one says so)."""
@@ -197,24 +196,14 @@ class RecSAEView:
         return out
 
     # -- event handlers ------------------------------------------------------------------
-    async def _guarded(self, button: Any, fn: Any) -> None:
-        self.status.visible = False
-        button.loading = True
-        try:
-            await asyncio.to_thread(fn)
-        except Exception as exc:  # noqa: BLE001 - every failure is shown to the user
-            self._show_error(exc)
-        finally:
-            button.loading = False
-
     async def _on_open_run(self, _event: object) -> None:
-        await self._guarded(self.open_button, self.open_selected_run)
+        await run_guarded(self.open_button, self.status, self.open_selected_run)
 
     async def _on_open_folder(self, _event: object) -> None:
-        await self._guarded(self.folder_button, self.open_folder)
+        await run_guarded(self.folder_button, self.status, self.open_folder)
 
     async def _on_intervene(self, _event: object) -> None:
-        await self._guarded(self.intervene_button, self.intervene)
+        await run_guarded(self.intervene_button, self.status, self.intervene)
 
     def _on_select(self, event: Any) -> None:
         if not event.new or self.result is None:

@@ -6,7 +6,6 @@ results and a table of whatever is selected (box or lasso, linked across all fou
 """
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +14,7 @@ import pandas as pd
 import panel as pn
 
 from plugins.relreps.plots import hover_text, points_plot
+from workbench.app.ui import model_choices, run_guarded, show_alert
 from workbench.context import DEMO_DATASET, AppContext
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.geometry import (
@@ -40,12 +40,7 @@ from workbench.models.embedded import DEMO_MODEL_NAME, EMBEDDER_NAME
 PANELS = (("abs_a", "absolute", "a"), ("abs_b", "absolute", "b"), ("rel_a", "relative", "a"), ("rel_b", "relative", "b"))
 HIDDEN_COLUMNS = {"key", "text", "hover", "prompt", "pair_id"}
 N_CLUSTERS = 8
-
-
-def model_choices(ctx: AppContext) -> list[str]:
-    """Loaded models first, then the demo LM and the sentence embedder, then the catalog."""
-    names = list(ctx.models) + [DEMO_MODEL_NAME, EMBEDDER_NAME] + [e.name for e in ctx.catalog() if not e.family.startswith("unsupported")]
-    return list(dict.fromkeys(names))
+REQUIRES = ["causal_lm|encoder"]  # any model with hidden states
 
 
 def selected_rows(frame: pd.DataFrame, expr: Any) -> pd.DataFrame:
@@ -79,7 +74,7 @@ class RelRepsView:
         self.analysis: Analysis | None = None
         self.links: Any = None
         self.elements: list[Any] = []  # the four plots before selection linking (what is drawn)
-        choices = model_choices(ctx)
+        choices = model_choices(ctx, REQUIRES)
         datasets = [d["name"] for d in ctx.store.list_datasets()] or [DEMO_DATASET]
         self.model_a = pn.widgets.Select(label="Model A", options=choices, value=ctx.active_model_name or DEMO_MODEL_NAME)
         self.model_b = pn.widgets.Select(label="Model B", options=choices, value=EMBEDDER_NAME if EMBEDDER_NAME in choices else choices[-1])
@@ -108,8 +103,7 @@ class RelRepsView:
 
     # -- actions (plain methods, so notebooks and tests call them directly) -------------
     def _show_error(self, exc: Exception) -> None:
-        text = exc.message + (f"\n\n→ {exc.hint}" if exc.hint else "") if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
-        self.status.object, self.status.alert_type, self.status.visible = text, "danger", True
+        show_alert(self.status, exc)
 
     def _items(self) -> list:
         name = self.dataset.value
@@ -207,14 +201,7 @@ class RelRepsView:
 
     # -- event handlers ------------------------------------------------------------------
     async def _on_run(self, _event: object) -> None:
-        self.status.visible = False
-        self.run_button.loading = True
-        try:
-            await asyncio.to_thread(self.run)
-        except Exception as exc:  # noqa: BLE001 - every failure is shown to the user
-            self._show_error(exc)
-        finally:
-            self.run_button.loading = False
+        await run_guarded(self.run_button, self.status, self.run)
 
     # -- layout --------------------------------------------------------------------------
     def panel(self) -> pn.viewable.Viewable:

@@ -11,8 +11,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from plugins.home.actions import error_markdown
 from plugins.steering import actions
+from workbench.app.ui import error_markdown
 from workbench.context import AppContext
 from workbench.errors import WorkbenchError
 from workbench.steering.contrastive import METHODS
