@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.errors import ConfigError, ModelError
+from workbench.errors import ConfigError, DataError, ModelError
+from workbench.files import atomic_write_text
 from workbench.models.adapters import ArchitectureAdapter, adapter_for
 from workbench.models.loading import LoadedModel
 
@@ -125,18 +126,13 @@ class SteeringVector:
             raise ConfigError(f"Not a steering vector record: {exc}.", hint="Save vectors with SteeringVector.save().") from exc
 
     def save(self, path: str | Path) -> Path:
-        """Write the vector as one small JSON file (written to a temp file, then renamed)."""
+        """Write the vector as one small JSON file, atomically (two saves at once never share a temp file)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict()), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.to_dict()))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> SteeringVector:
-        from workbench.errors import DataError
-
         try:
             d = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
