@@ -101,3 +101,34 @@ def test_agreement_report_and_annotator_stats() -> None:
     assert stats["ann"]["gold_accuracy"] == 1.0 and stats["cyd"]["gold_accuracy"] == 0.0
     assert stats["ann"]["majority_agreement"] > stats["cyd"]["majority_agreement"]
     assert stats["bea"]["median_seconds"] == pytest.approx(3.0)
+
+
+def test_position_bias_is_reported_as_confounded_when_one_source_is_always_left(tmp_path) -> None:
+    """AlpacaEval's output_1 is always the baseline and shown first: position is source there."""
+    import json
+
+    from workbench.labeling import LabelingStore
+    from workbench.labeling.alpacaeval import import_alpacaeval
+    from workbench.labeling.sessions import pair_sources
+    from workbench.store import Store
+
+    rows = [{"instruction": f"task {i}", "output_1": f"baseline answer {i}", "output_2": f"model answer {i}",
+             "generator_1": "gpt4_turbo", "generator_2": "my_model", "preference": 1 if i % 7 < 2 else 2} for i in range(70)]
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps(rows))
+    lab = LabelingStore(Store(tmp_path / "wb.sqlite"))
+    import_alpacaeval(lab, path, "ae")
+    judgments = lab.judgments("ae")
+    sources = {p.id: pair_sources(p.metadata) for p in lab.pairs("ae")}
+    bias = position_bias(judgments, sources)
+    assert bias.confounded and np.isnan(bias.p_value) and bias.decisive == 70
+    assert bias.rate == pytest.approx(20 / 70)
+    assert bias.note.startswith("position bias cannot be separated from model quality in this session")
+    assert "gpt4_turbo always left" in bias.note
+    assert agreement_report(judgments, sources)["position_bias"]["confounded"] is True
+    assert not np.isnan(position_bias(judgments).p_value)  # without sources the check cannot run
+
+    # The same votes with the order randomised per pair: the test is valid again.
+    mixed = [Judgment(j.pair_id, j.annotator, j.outcome, displayed_order="AB" if k % 2 else "BA") for k, j in enumerate(judgments)]
+    fair = position_bias(mixed, sources)
+    assert not fair.confounded and fair.note is None and 0 <= fair.p_value <= 1

@@ -7,12 +7,15 @@
   vote strength use the ordinal scale of ``signed_strength`` (A clear < A slight < tie <
   B slight < B clear).
 - Position bias: among decisive votes (A or B), the share won by the response shown on the
-  left, with a two-sided binomial test against 0.5.
+  left, with a two-sided binomial test against 0.5. When the pairs' sources are known and no
+  source was ever shown on both sides (AlpacaEval: output_1 is always the baseline, shown
+  left), "left wins" is the same event as "that source wins", so no test can separate
+  position from quality: the report says so (``confounded``) and gives no p-value.
 """
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -108,24 +111,39 @@ def signed_strength(j: Judgment) -> float | None:
     return -s if outcome == "A" else s
 
 
+CONFOUNDED_NOTE = "position bias cannot be separated from model quality in this session"
+
+
 @dataclass
 class PositionBias:
     decisive: int
     left_wins: int
     rate: float  # share of decisive votes that went to the left response
-    p_value: float
+    p_value: float  # NaN when confounded: there is no valid test
+    confounded: bool = False
+    note: str | None = None
 
 
-def position_bias(judgments: Sequence[Judgment]) -> PositionBias:
+def position_bias(judgments: Sequence[Judgment], sources: Mapping[str, tuple[str, str]] | None = None) -> PositionBias:
+    """Left-side wins among decisive votes; ``sources`` (pair id → (source A, source B)) enables
+    the confound check: every source shown on one side only means position is source."""
     left = 0
     decisive = 0
+    sides: dict[str, set[str]] = defaultdict(set)
     for j in judgments:
         outcome = getattr(j.outcome, "value", j.outcome)
         if outcome in ("A", "B"):
             decisive += 1
             left += outcome == j.displayed_order[0]
+            if sources and (src := sources.get(j.pair_id)):
+                shown = dict(zip("AB", src, strict=True))
+                sides[shown[j.displayed_order[0]]].add("left")
+                sides[shown[j.displayed_order[1]]].add("right")
     if decisive == 0:
         return PositionBias(0, 0, float("nan"), float("nan"))
+    if sides and all(len(s) == 1 for s in sides.values()):
+        always = ", ".join(f"{name} always {next(iter(s))}" for name, s in sorted(sides.items()))
+        return PositionBias(decisive, left, left / decisive, float("nan"), True, f"{CONFOUNDED_NOTE} ({always})")
     return PositionBias(decisive, left, left / decisive, float(binomtest(left, decisive, 0.5).pvalue))
 
 
@@ -136,9 +154,10 @@ def _by_item(judgments: Sequence[Judgment]) -> dict[str, dict[str, Judgment]]:
     return items
 
 
-def agreement_report(judgments: Sequence[Judgment]) -> dict[str, Any]:
+def agreement_report(judgments: Sequence[Judgment], sources: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     """Cohen's κ per annotator pair (and their mean), Fleiss' κ, Krippendorff's α (nominal
-    outcome and ordinal strength) and the position bias, over the non-skip votes."""
+    outcome and ordinal strength) and the position bias (confound-checked when ``sources``
+    maps pair ids to their two sources), over the non-skip votes."""
     votes = [j for j in judgments if getattr(j.outcome, "value", j.outcome) in NOMINAL_OUTCOMES]
     items = _by_item(votes)
     annotators = sorted({j.annotator for j in votes})
@@ -162,7 +181,7 @@ def agreement_report(judgments: Sequence[Judgment]) -> dict[str, Any]:
                 s = signed_strength(j)
                 ordinal[row, col] = np.nan if s is None else s
     kappas = [v["kappa"] for v in pairwise.values() if not np.isnan(v["kappa"])]
-    bias = position_bias(votes)
+    bias = position_bias(votes, sources)
     return {
         "annotators": annotators,
         "items_with_overlap": int(np.sum(counts.sum(axis=1) >= 2)) if len(counts) else 0,
