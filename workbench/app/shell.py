@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from html import escape
 from types import ModuleType
 from typing import Any
 
@@ -14,14 +15,16 @@ import gradio as gr
 
 from workbench import __version__
 from workbench.app.server import collect_panel_views, panel_url
+from workbench.app.ui import dataset_capabilities, md_escape, model_choices
 from workbench.context import AppContext
-from workbench.plugin_types import GradioTab, PanelView
+from workbench.plugin_types import DATASET_CAPABILITIES, GradioTab, PanelView, is_compatible
 
 log = logging.getLogger(__name__)
 
 THEME_CSS = """
 .wb-header h1 { margin-bottom: 0.1em; }
 .wb-error { border-left: 4px solid #dc2626; padding-left: 0.75em; }
+.wb-view iframe { width: 100%; height: 1400px; border: 0; }
 """
 
 
@@ -67,6 +70,48 @@ def _build_tab(ctx: AppContext, tab: GradioTab) -> None:
     )
 
 
+def unmet_requirements(ctx: AppContext, requires: list[str]) -> str | None:
+    """Why nothing in this workbench can feed a tab or view that ``requires`` these capabilities (None: something can).
+
+    Model needs are checked against every model on offer, dataset needs against the stored
+    datasets (the demo dataset counts: it is imported on first use).
+    """
+    model_needs = [r for r in requires if not set(r.split("|")) <= set(DATASET_CAPABILITIES)]
+    data_needs = [r for r in requires if set(r.split("|")) <= set(DATASET_CAPABILITIES)]
+    reasons = []
+    if model_needs and not model_choices(ctx, model_needs):
+        reasons.append(f"a model that {is_compatible(model_needs, ())[1].removeprefix('needs ')}; "
+                       "add one under the workbench home's models folder or WORKBENCH_MODEL_ROOTS")
+    datasets = dataset_capabilities(ctx) or {"demo": frozenset({"pairs"})}
+    if data_needs and not any(is_compatible(data_needs, caps)[0] for caps in datasets.values()):
+        reasons.append(f"a dataset with {is_compatible(data_needs, ())[1].removeprefix('needs ')}; import one on the Models & data tab")
+    return " and ".join(reasons) or None
+
+
+def _build_tab_if_compatible(ctx: AppContext, tab: GradioTab) -> None:
+    missing = unmet_requirements(ctx, tab.requires)
+    if missing:
+        gr.Markdown(f"**{md_escape(tab.title)} cannot run here yet:** it needs {md_escape(missing)}. "
+                    "Restart the server once it exists.", elem_classes=["wb-error"])
+        return
+    _build_tab(ctx, tab)
+
+
+def _view_tab(ctx: AppContext, view: PanelView) -> gr.Tab:
+    """A navigation tab that embeds one Panel view; the view loads only when the tab is opened."""
+    missing = unmet_requirements(ctx, view.requires)
+    with gr.Tab(view.title) as tab:
+        if missing:
+            gr.Markdown(f"**{md_escape(view.title)} cannot run here yet:** it needs {md_escape(missing)}.", elem_classes=["wb-error"])
+            return tab
+        url = panel_url(view.slug)
+        gr.Markdown(f"Also usable on its own page: [{url}]({url}) and in notebooks.")
+        frame = gr.HTML("", elem_classes=["wb-view"])
+    html = f"<iframe src=\"{url}\" title=\"{escape(view.title)}\"></iframe>"
+    tab.select(lambda: html, outputs=frame, queue=False, show_progress="hidden")
+    return tab
+
+
 def _plugins_tab(ctx: AppContext, views: list[PanelView]) -> None:
     rows = [[i.name, i.version, i.status, ", ".join(i.hooks), i.error] for i in ctx.plugins.infos]
     gr.Dataframe(
@@ -90,7 +135,9 @@ def build_blocks(ctx: AppContext, views: list[PanelView] | None = None) -> gr.Bl
         with gr.Tabs():
             for tab in tabs:
                 with gr.Tab(tab.title):
-                    _build_tab(ctx, tab)
+                    _build_tab_if_compatible(ctx, tab)
+            for view in views:
+                _view_tab(ctx, view)
             # Built last, so it shows tabs that failed above as broken.
             with gr.Tab("Plugins"):
                 _plugins_tab(ctx, views)
