@@ -35,6 +35,7 @@ class RecSAEConfig:
     item_column: str | None = None
     time_column: str | None = None
     attribute_column: str | None = None
+    sep: str | None = None  # file separator; None detects it from each file's header
     max_len: int = 50
     d_model: int = 64
     n_layers: int = 2
@@ -56,7 +57,7 @@ class RecSAEConfig:
 
 def load_data(cfg: RecSAEConfig) -> Interactions:
     return read_interactions(cfg.interactions, cfg.attributes, user_column=cfg.user_column, item_column=cfg.item_column,
-                             time_column=cfg.time_column, attribute_column=cfg.attribute_column)
+                             time_column=cfg.time_column, attribute_column=cfg.attribute_column, sep=cfg.sep)
 
 
 def test_histories(data: Interactions) -> list[np.ndarray]:
