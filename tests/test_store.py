@@ -1,6 +1,7 @@
 """The SQLite store on real files: all-or-nothing imports, persistence, migrations, threads."""
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -118,8 +119,15 @@ def test_unknown_names_and_bad_input(tmp_path: Path) -> None:
             st.count_pairs("nope")
         with pytest.raises(DataError, match="no pair with id 'zzz'"):
             st.get_pair("a", "zzz")
-        with pytest.raises(DataError, match="non-empty name"):
+        with pytest.raises(DataError, match="it is empty"):
             st.import_pairs("  ", make_pairs(1))
+        # Names are printed by `workbench data list`: a terminal escape or a bidi override is refused.
+        for bad, char in (("red\x1b[31m", "U+001B"), ("evil\u202etxt", "U+202E"), ("a\nb", "U+000A")):
+            with pytest.raises(DataError, match=re.escape(char)):
+                st.import_pairs(bad, make_pairs(1))
+        with pytest.raises(DataError, match="lone surrogate"):
+            st.import_pairs("a\ud800", make_pairs(1))
+        assert [d["name"] for d in st.list_datasets()] == ["a"]
         with pytest.raises(DataError, match="no pairs given"):
             st.import_pairs("empty", [])
         dup = make_pairs(2)

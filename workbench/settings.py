@@ -52,6 +52,13 @@ class Settings:
     trust_remote_code: bool = False
     device: str = "auto"
     dtype: str = "auto"
+    # Bounds on what one HTTP request may carry (checked before the body is parsed).
+    max_body_bytes: int = 1_000_000
+    max_json_depth: int = 32
+    # Failed Basic-auth logins or annotator tokens from one client before it is locked out
+    # (the lockout then doubles with each further failure, up to login_lockout_max_s).
+    login_failures_allowed: int = 10
+    login_lockout_max_s: float = 300.0
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()

@@ -1,4 +1,4 @@
-"""The workbench's one SQLite database: datasets and their pairs (later: sessions, judgments).
+"""The workbench's one SQLite database: datasets and their pairs, labeling sessions and votes.
 
 WAL mode lets the web server read while a job process writes; ``synchronous=FULL`` means a
 committed write (an acknowledged vote) survives a power cut. The schema is created and
@@ -6,15 +6,22 @@ migrated on open: ``MIGRATIONS[i]`` takes the database from version ``i`` to ``i
 ``PRAGMA user_version`` records how far it got, so later features append a migration and
 never edit an old one. One connection is shared by all threads behind a lock; every write
 runs in one ``BEGIN IMMEDIATE`` transaction, so an import is all or nothing.
+
+For many small concurrent writes (votes) ``write_batched`` commits whatever is queued in one
+transaction (group commit), and ``snapshot`` gives each thread its own read-only connection,
+so readers never queue behind a writer's fsync.
 """
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -95,7 +102,31 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-_PAIR_COLUMNS = "pair_id, prompt, response_a, response_b, preferred, metadata"
+PAIR_COLUMNS = "pair_id, prompt, response_a, response_b, preferred, metadata"
+NAME_MAX = 100
+# C0/C1 control characters (terminal escapes), and the bidi/invisible format characters
+# that make a name display as something else.
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a dataset, session or annotator (None: it can).
+
+    Names are printed by the CLI and shown in the UI, so they must be short, non-empty text
+    without control characters; the caller raises its own error with this reason.
+    """
+    if not isinstance(name, str) or not name.strip():
+        return "it is empty"
+    if len(name) > NAME_MAX:
+        return f"it is longer than {NAME_MAX} characters"
+    bad = _UNSAFE_NAME.search(name)
+    if bad:
+        return f"it contains the control or invisible character U+{ord(bad.group()):04X}"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it contains invalid Unicode (a lone surrogate)"
+    return None
 
 
 class Store:
@@ -105,6 +136,10 @@ class Store:
         self.path = Path(db_path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], Future]] = []
+        self._pending_lock = threading.Lock()
+        self._leader = threading.Lock()
+        self._local = threading.local()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         try:
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -141,6 +176,75 @@ class Store:
         """The connection, held for a consistent read (no other thread uses it meanwhile)."""
         with self._lock:
             yield self._conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A per-thread read-only connection holding one snapshot for the block.
+
+        WAL lets these read while the writer waits for its fsync, so e.g. fetching the next
+        pair never queues behind other annotators' commits (the shared connection would).
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+            self._local.conn = conn
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def write_batched(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``work`` in a write transaction shared with the writes queued meanwhile (group commit).
+
+        Concurrent small writes would each wait for their own fsync; instead the first writer
+        to get the lead commits everything queued so far in one transaction, each piece inside
+        its own SAVEPOINT so a refused one rolls back alone. A result is returned only after
+        COMMIT, so an acknowledged write is durable.
+        """
+        done: Future = Future()
+        with self._pending_lock:
+            self._pending.append((work, done))
+        while not done.done():
+            # Lead when nobody does; otherwise wait for the leader to settle our future (a
+            # blocking acquire would let an unfair lock starve a follower that is already done).
+            if not self._leader.acquire(blocking=False):
+                wait_futures([done], timeout=0.002)
+                continue
+            try:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                if batch:
+                    self._settle(batch)
+            finally:
+                self._leader.release()
+        return done.result()
+
+    def _settle(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future]]) -> None:
+        try:
+            results = self._commit_batch(batch)
+        except BaseException as err:
+            for _, fut in batch:
+                fut.set_exception(err)
+            return
+        for (_, fut), (ok, value) in zip(batch, results, strict=True):
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    def _commit_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future]]) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        with self.transaction() as conn:
+            for work, _ in batch:
+                conn.execute("SAVEPOINT batched")
+                try:
+                    results.append((True, work(conn)))
+                except Exception as err:
+                    conn.execute("ROLLBACK TO batched")
+                    results.append((False, err))
+                conn.execute("RELEASE batched")
+        return results
 
     @property
     def schema_version(self) -> int:
@@ -194,9 +298,11 @@ class Store:
         Either every pair is stored or nothing is (a bad pair rolls the whole import back).
         An existing name is an error unless ``replace=True``, which swaps it atomically.
         """
+        problem = name_problem(name)
+        if problem:
+            raise DataError(f"The dataset name {str(name)[:NAME_MAX]!r} cannot be used: {problem}.", path=self.path,
+                            hint="Use plain text such as the file's stem, e.g. 'hh-rlhf-sample'.")
         name = name.strip()
-        if not name:
-            raise DataError("A dataset needs a non-empty name.", path=self.path, hint="Pass e.g. the file's stem as name.")
         pairs = list(pairs)
         if not pairs:
             raise DataError(f"Nothing to import into '{name}': no pairs given.", path=self.path,
@@ -219,7 +325,7 @@ class Store:
             ).lastrowid
             try:
                 conn.executemany(
-                    f"INSERT INTO pairs (dataset_id, position, {_PAIR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO pairs (dataset_id, position, {PAIR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (_pair_row(dataset_id, i, p) for i, p in enumerate(pairs)),
                 )
             except sqlite3.IntegrityError as err:
@@ -246,21 +352,21 @@ class Store:
         with self.reading() as conn:
             dataset_id = self._dataset_id(conn, dataset)
             rows = conn.execute(
-                f"SELECT {_PAIR_COLUMNS} FROM pairs WHERE dataset_id = ? ORDER BY position LIMIT ? OFFSET ?",
+                f"SELECT {PAIR_COLUMNS} FROM pairs WHERE dataset_id = ? ORDER BY position LIMIT ? OFFSET ?",
                 (dataset_id, -1 if limit is None else limit, offset),
             ).fetchall()
-        return [_row_pair(r) for r in rows]
+        return [row_pair(r) for r in rows]
 
     def get_pair(self, dataset: str, pair_id: str) -> Pair:
         with self.reading() as conn:
             row = conn.execute(
-                f"SELECT {_PAIR_COLUMNS} FROM pairs WHERE dataset_id = ? AND pair_id = ?",
+                f"SELECT {PAIR_COLUMNS} FROM pairs WHERE dataset_id = ? AND pair_id = ?",
                 (self._dataset_id(conn, dataset), pair_id),
             ).fetchone()
         if row is None:
             raise DataError(f"Dataset '{dataset}' has no pair with id '{pair_id}'.", path=self.path,
                             hint="List the dataset's pairs (get_pairs) to see which ids exist.")
-        return _row_pair(row)
+        return row_pair(row)
 
     def count_pairs(self, dataset: str) -> int:
         with self.reading() as conn:
@@ -278,7 +384,8 @@ def _pair_row(dataset_id: int, position: int, pair: Pair) -> tuple[Any, ...]:
     return (dataset_id, position, pair.id, prompt, pair.response_a, pair.response_b, pair.preferred, metadata)
 
 
-def _row_pair(row: tuple[Any, ...]) -> Pair:
+def row_pair(row: tuple[Any, ...]) -> Pair:
+    """A ``Pair`` from a ``SELECT {PAIR_COLUMNS}`` row."""
     pair_id, prompt, a, b, preferred, metadata = row
     return Pair(prompt=json.loads(prompt), response_a=a, response_b=b, id=pair_id, preferred=preferred,
                 metadata=json.loads(metadata))

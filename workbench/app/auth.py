@@ -16,6 +16,7 @@ import hmac
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
+from workbench.app.limits import GUARD_KEY, client_of
 from workbench.errors import PermissionDenied
 
 Scope = MutableMapping[str, Any]
@@ -41,6 +42,18 @@ def require_owner(settings: Any, user: str | None, action: str) -> None:
     if role_of(settings, user) != OWNER:
         raise PermissionDenied(f"You are logged in as annotator '{user}'; only the workbench owner can {action}.",
                                hint="Annotators can label in the sessions they are assigned to; ask the owner for the rest.")
+
+
+def require_assigned(settings: Any, user: str | None, session: Any) -> None:
+    """Refuse an annotator labeling in (or reading) a session they are not assigned to.
+
+    Assigned means: the session's settings list the annotator, or the list is empty and the
+    session is open. The owner may open every session.
+    """
+    if role_of(settings, user) == OWNER or session.assigned_to(user):
+        return
+    raise PermissionDenied(f"You are logged in as annotator '{user}', who is not assigned to labeling session '{session.name}'.",
+                           hint="Label in one of your own sessions, or ask the owner to add you to this one.")
 
 
 def credentials_match(header: bytes | None, user: str, password: str) -> bool:
@@ -92,12 +105,21 @@ class BasicAuthMiddleware:
         self.app = app
         self.logins = dict(credentials) if isinstance(credentials, Mapping) else {credentials[0]: credentials[1]}
 
+    @staticmethod
+    def _report(scope: Scope, ok: bool) -> None:
+        """Tell the RequestGuard's throttle (when one is in front) how this login went."""
+        throttle = scope.get(GUARD_KEY)
+        if throttle is not None:
+            (throttle.succeeded if ok else throttle.failed)(client_of(scope))
+
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization")
         user = login_of(header, self.logins)
+        if header is not None:  # a first request without credentials is the browser asking, not a failure
+            self._report(scope, user is not None)
         if user is not None:
             scope[USER_KEY] = user
             await self.app(scope, receive, send)

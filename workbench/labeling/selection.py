@@ -7,12 +7,19 @@ Bradley–Terry prediction for its two sources (0.5 when the pair has no source 
 the sources are unrated), with a prior weight of two votes; the pair with the largest
 posterior variance — the most uncertain outcome — is asked first. Ties count half to
 each side. A stable per-annotator hash breaks ties, so annotators spread over pairs.
+
+Every order also goes through ``Leases``: a pair served to an annotator is reserved for them
+until they vote or skip, the session closes, or ``lease_seconds`` pass, and a pair is served
+to at most ``overlap`` annotators at a time (votes plus live reservations), so annotators
+labeling at once never spend their time on the same pair beyond what the overlap asks.
 """
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
-from collections.abc import Sequence
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,6 +34,61 @@ def posterior_variance(p0: np.ndarray, a_wins: np.ndarray, b_wins: np.ndarray) -
     beta = PRIOR_WEIGHT * (1 - p0) + b_wins
     s = alpha + beta
     return alpha * beta / (s**2 * (s + 1))
+
+
+def random_rank(salt: str, ids: Sequence[str]) -> list[str]:
+    """``ids`` in a random order that is stable for one ``salt`` (a session and annotator)."""
+    return sorted(ids, key=lambda p: hashlib.sha256(f"rank:{salt}:{p}".encode()).digest())
+
+
+def open_pairs(ids: Sequence[str], mine: set[str], counts: dict[str, int], overlap: int, gold: dict[str, str]) -> list[str]:
+    """The pairs still open to one annotator, in ``ids`` order: not judged by them, and either
+    gold (everyone judges those) or short of ``overlap`` votes that count."""
+    return [p for p in ids if p not in mine and (p in gold or counts.get(p, 0) < overlap)]
+
+
+class Leases:
+    """Which pair each annotator is being shown, per session, until they answer or it expires.
+
+    Held in memory by the process that serves the annotators (one ``LabelingStore``): a
+    restart forgets the reservations, which only means a pair may be shown twice once.
+    The caller serialises ``pick`` with the vote count it reads (see ``LabelingStore.next_item``).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()
+        self._held: dict[int, dict[str, tuple[str, float]]] = {}
+
+    def pick(self, sid: int, annotator: str, queue: Sequence[str], counts: dict[str, int], overlap: int,
+             gold: dict[str, str], seconds: float) -> str | None:
+        """Reserve and return the first pair of ``queue`` with room for ``annotator`` (None: all reserved).
+
+        The annotator's own live reservation comes first, so a reload shows the same pair.
+        """
+        now = self.clock()
+        held = self._held.setdefault(sid, {})
+        own = held.get(annotator)
+        others: Counter[str] = Counter(p for who, (p, until) in held.items() if who != annotator and until > now)
+        choice = None
+        if own and own[1] > now and own[0] in queue:
+            choice = own[0]
+        else:
+            choice = next((p for p in queue if p in gold or counts.get(p, 0) + others[p] < overlap), None)
+        if choice is None:
+            held.pop(annotator, None)
+        else:
+            held[annotator] = (choice, now + seconds)
+        return choice
+
+    def release(self, sid: int, annotator: str, pair_id: str | None = None) -> None:
+        """End ``annotator``'s reservation (only if it is on ``pair_id``, when given)."""
+        held = self._held.get(sid, {})
+        if annotator in held and (pair_id is None or held[annotator][0] == pair_id):
+            del held[annotator]
+
+    def clear(self, sid: int) -> None:
+        self._held.pop(sid, None)
 
 
 def rank_active(open_ids: Sequence[str], votes: Sequence[tuple[str, str]], sources: dict[str, tuple[str, str]],

@@ -17,23 +17,20 @@ import math
 import secrets
 import sqlite3
 import statistics
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from concurrent.futures import wait as wait_futures
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.data.types import Judgment, Outcome, Pair
 from workbench.labeling.errors import Conflict, Forbidden, Invalid, NotFound
+from workbench.labeling.selection import Leases, open_pairs, random_rank, rank_active
 from workbench.preference.bradley_terry import BTResult, Comparisons, fit_bradley_terry
-from workbench.store import Store
+from workbench.store import NAME_MAX, PAIR_COLUMNS, Store, name_problem, row_pair
 
 ORDERS = ("sequential", "random", "active")
 ASPECT_OUTCOMES = ("A", "B", "tie")
-NAME_MAX = 100
+CHOICES = ("left", "right", "tie", "both_bad", "skip")  # what an annotator picks, in displayed terms
+ASPECT_CHOICES = ("left", "right", "tie")
 RATIONALE_MAX = 10_000
 
 
@@ -44,7 +41,9 @@ class SessionSettings:
     ``overlap`` is how many annotators should judge each pair; ``gold`` maps pair ids with a
     known answer ("A", "B" or "tie") that every annotator sees, to measure their accuracy;
     ``order`` is how the next pair is picked. The model fields name what the post-vote panel
-    scores with (catalog names; empty = not shown).
+    scores with (catalog names; empty = not shown). ``annotators`` lists the logins assigned
+    to the session (empty: every annotator login may label while it is open); a pair served
+    to someone stays reserved for them for ``lease_seconds`` of idle time.
     """
 
     aspects: list[str] = field(default_factory=list)
@@ -55,6 +54,8 @@ class SessionSettings:
     reference_model: str = ""
     reward_model: str = ""
     beta: float = 0.1
+    annotators: list[str] = field(default_factory=list)
+    lease_seconds: float = 600.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> SessionSettings:
@@ -82,6 +83,13 @@ class SessionSettings:
                 raise Invalid(f"Gold answer for '{pid}' is {answer!r}.", hint="Gold answers are 'A', 'B' or 'tie'.")
         if not (isinstance(self.beta, int | float) and self.beta > 0):
             raise Invalid(f"beta must be a positive number, got {self.beta!r}.", hint="DPO commonly uses 0.1.")
+        if not isinstance(self.annotators, list):
+            raise Invalid("annotators must be a list of login names.", hint="E.g. ['alice', 'bob'], or [] for every annotator.")
+        for who in self.annotators:
+            _name(who, "Annotator name")
+        if isinstance(self.lease_seconds, bool) or not (isinstance(self.lease_seconds, int | float) and self.lease_seconds > 0):
+            raise Invalid(f"lease_seconds must be a positive number, got {self.lease_seconds!r}.",
+                          hint="How long a served pair stays reserved for an idle annotator, e.g. 600.")
 
 
 @dataclass
@@ -94,8 +102,18 @@ class SessionInfo:
     created_at: float
     n_pairs: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "settings": asdict(self.settings)}
+    def assigned_to(self, annotator: str | None) -> bool:
+        """Whether ``annotator`` may label here: listed in the settings, or any open session when none are listed."""
+        listed = self.settings.annotators
+        return annotator in listed if listed else self.status == "open"
+
+    def to_dict(self, *, gold: bool = True) -> dict[str, Any]:
+        """The session as JSON; ``gold=False`` (an annotator's view) gives only how many gold pairs there are."""
+        settings = asdict(self.settings)
+        if not gold:
+            settings["gold"] = {}
+            settings["n_gold"] = len(self.settings.gold)
+        return {**asdict(self), "settings": settings}
 
 
 @dataclass
@@ -161,14 +179,22 @@ def to_canonical(choice: str, order: str) -> str:
     return choice
 
 
+def to_displayed(outcome: str | None, order: str) -> str | None:
+    """A canonical outcome in the annotator's terms (A shown on the right is 'right')."""
+    if outcome in ("A", "B"):
+        return "left" if order[0] == outcome else "right"
+    return outcome
+
+
 def _payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def _name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > NAME_MAX:
-        raise Invalid(f"{what} must be a non-empty name of at most {NAME_MAX} characters, got {str(value)[:40]!r}.",
-                      hint=f"Give the {what.lower()} as text, e.g. 'alice'.")
+    problem = name_problem(value)
+    if problem:
+        raise Invalid(f"{what} {str(value)[:40]!r} cannot be used: {problem}.",
+                      hint=f"Give the {what.lower()} as plain text of at most {NAME_MAX} characters, e.g. 'alice'.")
     return value.strip()
 
 
@@ -181,27 +207,7 @@ class LabelingStore:
         self._bt_cache: dict[int, tuple[int, BTResult | None]] = {}
         self._rank_cache: dict[tuple[int, str], tuple[list[str], list[str]]] = {}
         self._tokens: dict[tuple[str, str], tuple[str]] = {}
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], Future]] = []
-        self._pending_lock = threading.Lock()
-        self._leader = threading.Lock()
-        self._local = threading.local()
-
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        """A per-thread read connection holding one snapshot for the block.
-
-        WAL lets these read while the writer waits for its fsync, so fetching the next pair
-        never queues behind other annotators' commits (the store's shared connection would).
-        """
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(f"file:{self.store.path}?mode=ro", uri=True, isolation_level=None, timeout=30)
-            self._local.conn = conn
-        conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.execute("COMMIT")
+        self.leases = Leases()
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -219,11 +225,11 @@ class LabelingStore:
         return self.session(name)
 
     def session(self, name: str) -> SessionInfo:
-        with self._reading() as conn:
+        with self.store.snapshot() as conn:
             return self._session(conn, name)
 
     def list_sessions(self) -> list[SessionInfo]:
-        with self._reading() as conn:
+        with self.store.snapshot() as conn:
             names = [r[0] for r in conn.execute("SELECT name FROM labeling_sessions ORDER BY id")]
             return [self._session(conn, n) for n in names]
 
@@ -234,6 +240,8 @@ class LabelingStore:
         with self.store.transaction() as conn:
             sid = self._session(conn, name).id
             conn.execute("UPDATE labeling_sessions SET status = ? WHERE id = ?", (status, sid))
+        with self.leases.lock:
+            self.leases.clear(sid)
         return self.session(name)
 
     def pairs(self, name: str) -> list[Pair]:
@@ -280,7 +288,7 @@ class LabelingStore:
             return token
 
     def annotators(self, session: str) -> list[str]:
-        with self._reading() as conn:
+        with self.store.snapshot() as conn:
             sid = self._session(conn, session).id
             return [r[0] for r in conn.execute("SELECT name FROM labeling_annotators WHERE session_id = ? ORDER BY id", (sid,))]
 
@@ -292,7 +300,7 @@ class LabelingStore:
         """
         row = self._tokens.get((session, annotator))
         if row is None:
-            with self._reading() as conn:
+            with self.store.snapshot() as conn:
                 sid = self._session(conn, session).id
                 row = conn.execute("SELECT token FROM labeling_annotators WHERE session_id = ? AND name = ?", (sid, annotator)).fetchone()
             if row is not None:
@@ -312,23 +320,31 @@ class LabelingStore:
     # -- what to judge next ----------------------------------------------------------------
 
     def next_item(self, session: str, annotator: str) -> Item | None:
-        """The next pair for ``annotator`` (None when nothing is left for them)."""
-        with self._reading() as conn:
+        """The next pair for ``annotator``, now reserved for them (None when none is free for them).
+
+        None with pairs still left (``progress``) means every open pair is being judged by
+        as many others as the overlap allows; asking again later finds one. The count of
+        votes is read inside the leases' lock, and a vote frees its reservation only after it
+        has committed, so a pair is never counted as neither voted on nor reserved.
+        """
+        with self.leases.lock, self.store.snapshot() as conn:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
-            queue, done = self._queue(conn, info, aid, annotator)
-            if not queue:
+            queue, done, counts = self._queue(conn, info, aid, annotator)
+            s = info.settings
+            pick = self.leases.pick(info.id, annotator, queue, counts, s.overlap, s.gold, s.lease_seconds)
+            if pick is None:
                 return None
-            pair = self._pair(conn, info, queue[0])
+            pair = self._pair(conn, info, pick)
         return Item(session, annotator, pair, assigned_order(info.id, annotator, pair.id), done + 1, done + len(queue))
 
     def item(self, session: str, annotator: str, pair_id: str) -> Item:
         """A given pair for ``annotator`` (to revisit from the history), with their current vote."""
-        with self._reading() as conn:
+        with self.store.snapshot() as conn:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
             pair = self._pair(conn, info, pair_id)
-            queue, done = self._queue(conn, info, aid, annotator)
+            queue, done, _ = self._queue(conn, info, aid, annotator)
             current = self._current(conn, info.id, aid, pair_id)
             mine = [r[0] for r in conn.execute(
                 "SELECT pair_id FROM labeling_current WHERE session_id = ? AND annotator_id = ? ORDER BY event_id", (info.id, aid))]
@@ -340,20 +356,20 @@ class LabelingStore:
         if not isinstance(pair_id, str) or pair_id not in set(ids):
             raise NotFound(f"Session '{info.name}' has no pair with id {str(pair_id)[:60]!r}.",
                            hint=f"Its dataset '{info.dataset}' has {len(ids)} pairs; ask for the next item to get a valid id.")
-        prompt, a, b, preferred, meta = conn.execute(
-            "SELECT p.prompt, p.response_a, p.response_b, p.preferred, p.metadata FROM pairs p JOIN datasets d ON d.id = p.dataset_id"
-            " WHERE d.name = ? AND p.pair_id = ?", (info.dataset, pair_id)).fetchone()
-        return Pair(json.loads(prompt), a, b, id=pair_id, preferred=preferred, metadata=json.loads(meta))
+        columns = ", ".join(f"p.{c}" for c in PAIR_COLUMNS.split(", "))
+        return row_pair(conn.execute(f"SELECT {columns} FROM pairs p JOIN datasets d ON d.id = p.dataset_id"
+                                     " WHERE d.name = ? AND p.pair_id = ?", (info.dataset, pair_id)).fetchone())
 
-    def _queue(self, conn: sqlite3.Connection, info: SessionInfo, aid: int, annotator: str) -> tuple[list[str], int]:
-        """Pair ids still open to this annotator, best first, and how many they have done."""
+    def _queue(self, conn: sqlite3.Connection, info: SessionInfo, aid: int, annotator: str) -> tuple[list[str], int, dict[str, int]]:
+        """Pair ids still open to this annotator, best first, how many they have done, and the
+        per-pair vote counts (empty when no pair can be full, see below)."""
         ids, sources = self._dataset_pairs(conn, info.dataset)
         mine = {r[0] for r in conn.execute(
             "SELECT pair_id FROM labeling_current WHERE session_id = ? AND annotator_id = ?", (info.id, aid))}
         s = info.settings
-        # A pair is full once ``overlap`` others judged it. With no more annotators than the
-        # overlap, none can be full for someone who has not judged it yet (at most n - 1 others
-        # have), so the per-pair count, a scan of all the session's votes, is not needed.
+        # A pair is full once ``overlap`` others judged or hold it. With no more annotators than
+        # the overlap, none can be full for someone who has not judged it yet (at most n - 1
+        # others vote on or hold it), so the per-pair count, a scan of all votes, is not needed.
         n_annotators = conn.execute("SELECT COUNT(*) FROM labeling_annotators WHERE session_id = ?", (info.id,)).fetchone()[0]
         counts: dict[str, int] = {}
         if s.order == "active" or n_annotators > s.overlap:
@@ -361,20 +377,18 @@ class LabelingStore:
                 "SELECT pair_id, COUNT(*) FROM labeling_current WHERE session_id = ? AND outcome != 'skip' GROUP BY pair_id", (info.id,)))
         if s.order == "random":
             ids = self._random_rank(info.id, annotator, ids)
-        open_ids = [p for p in ids if p not in mine and (p in s.gold or counts.get(p, 0) < s.overlap)]
+        open_ids = open_pairs(ids, mine, counts, s.overlap, s.gold)
         if s.order == "active":
-            from workbench.labeling.selection import rank_active
-
             votes = conn.execute("SELECT pair_id, outcome FROM labeling_current WHERE session_id = ?", (info.id,)).fetchall()
             open_ids = rank_active(open_ids, votes, sources, counts, salt=f"{info.id}:{annotator}",
                                    bt=self._source_ratings(info.id, votes, sources))
-        return open_ids, len(mine)
+        return open_ids, len(mine), counts
 
     def _random_rank(self, sid: int, annotator: str, ids: list[str]) -> list[str]:
         """The dataset's pair ids in this annotator's random order (stable; hashed once, then cached)."""
         cached = self._rank_cache.get((sid, annotator))
         if cached is None or cached[0] is not ids:
-            ranked = sorted(ids, key=lambda p: hashlib.sha256(f"rank:{sid}:{annotator}:{p}".encode()).digest())
+            ranked = random_rank(f"{sid}:{annotator}", ids)
             cached = self._rank_cache[(sid, annotator)] = (ids, ranked)
         return cached[1]
 
@@ -389,58 +403,6 @@ class LabelingStore:
         fit = fit_bradley_terry(comparisons, n_boot=0) if len(comparisons) and len(comparisons.items) >= 2 else None
         self._bt_cache[sid] = (len(records), fit)
         return fit
-
-    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run ``work`` in a write transaction shared with the writes queued meanwhile (group commit).
-
-        Concurrent votes would each wait for their own fsync; instead the first writer to get
-        the lead commits everything queued so far in one transaction, each piece inside its own
-        SAVEPOINT so a refused vote rolls back alone. A result is returned only after COMMIT,
-        so an acknowledged vote is still durable.
-        """
-        done: Future = Future()
-        with self._pending_lock:
-            self._pending.append((work, done))
-        while not done.done():
-            # Lead when nobody does; otherwise wait for the leader to settle our future (a
-            # blocking acquire would let an unfair lock starve a follower that is already done).
-            if not self._leader.acquire(blocking=False):
-                wait_futures([done], timeout=0.002)
-                continue
-            try:
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
-                if batch:
-                    self._settle(batch)
-            finally:
-                self._leader.release()
-        return done.result()
-
-    def _settle(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future]]) -> None:
-        try:
-            results = self._commit_batch(batch)
-        except BaseException as err:
-            for _, fut in batch:
-                fut.set_exception(err)
-            return
-        for (_, fut), (ok, value) in zip(batch, results, strict=True):
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
-
-    def _commit_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future]]) -> list[tuple[bool, Any]]:
-        results: list[tuple[bool, Any]] = []
-        with self.store.transaction() as conn:
-            for work, _ in batch:
-                conn.execute("SAVEPOINT vote")
-                try:
-                    results.append((True, work(conn)))
-                except Exception as err:
-                    conn.execute("ROLLBACK TO vote")
-                    results.append((False, err))
-                conn.execute("RELEASE vote")
-        return results
 
     # -- votes -----------------------------------------------------------------------------
 
@@ -457,6 +419,8 @@ class LabelingStore:
         """
         outcome = _outcome(outcome)
         aspects = dict(aspects or {})
+        if outcome == "skip" and not (isinstance(rationale, str) and rationale.strip()):
+            raise Invalid("A skip needs a reason.", hint="Say why in the rationale, e.g. 'not my language'.")
         if strength is not None and (isinstance(strength, bool) or strength not in (1, 2)):
             raise Invalid(f"strength must be 1 (slight) or 2 (clear), got {strength!r}.", hint="Leave it empty for no strength.")
         if strength is not None and outcome not in ("A", "B"):
@@ -470,8 +434,11 @@ class LabelingStore:
         payload = {"kind": "vote", "pair_id": pair_id, "outcome": outcome, "strength": strength, "aspects": aspects,
                    "rationale": rationale, "displayed_order": displayed_order, "edit": bool(edit)}
 
+        sid: list[int] = []  # the session's id, for freeing the reservation once committed
+
         def work(conn: sqlite3.Connection) -> VoteAck:
             info = self._session(conn, session)
+            sid.append(info.id)
             aid = self._annotator_id(conn, info.id, session, annotator)
             replay = self._replay(conn, info.id, aid, request_id, payload)
             if replay:
@@ -508,7 +475,28 @@ class LabelingStore:
                          (info.id, aid, pair_id, event_id, outcome))
             return VoteAck(event_id, pair_id, outcome)
 
-        return self._write(work)
+        ack = self.store.write_batched(work)
+        with self.leases.lock:  # only now, committed, may the pair count as voted instead of reserved
+            self.leases.release(sid[-1], annotator, pair_id)
+        return ack
+
+    def vote_choice(self, session: str, annotator: str, pair_id: str, choice: str, displayed_order: str, *,
+                    aspects: dict[str, str] | None = None, **vote_options: Any) -> VoteAck:
+        """A vote in the annotator's terms: ``choice`` and ``aspects`` name the displayed sides
+        (left/right), translated here to A/B through the ``displayed_order`` they were shown."""
+        if choice not in CHOICES:
+            raise Invalid(f"Unknown choice {str(choice)[:40]!r}.", hint=f"Choices are: {', '.join(CHOICES)}.")
+        if displayed_order not in ("AB", "BA"):
+            raise Invalid(f"displayed_order must be 'AB' or 'BA', got {str(displayed_order)[:10]!r}.",
+                          hint="Send back the item's displayed_order.")
+        aspects = dict(aspects or {})
+        bad = {k: v for k, v in aspects.items() if v not in ASPECT_CHOICES}
+        if bad:
+            raise Invalid(f"Aspect '{str(next(iter(bad)))[:40]}' has choice {str(next(iter(bad.values())))[:20]!r}.",
+                          hint="Aspect choices are left, right or tie.")
+        return self.vote(session, annotator, pair_id, to_canonical(choice, displayed_order),
+                         aspects={k: to_canonical(v, displayed_order) for k, v in aspects.items()},
+                         displayed_order=displayed_order, **vote_options)
 
     def undo(self, session: str, annotator: str, event_id: int | None = None, *, request_id: str | None = None) -> VoteAck:
         """Append an undo of ``event_id`` (default: the annotator's latest vote that still counts).
@@ -554,7 +542,7 @@ class LabelingStore:
                 conn.execute("DELETE FROM labeling_current WHERE session_id = ? AND annotator_id = ? AND pair_id = ?", (info.id, aid, pair_id))
             return VoteAck(undo_id, pair_id, undone)
 
-        return self._write(work)
+        return self.store.write_batched(work)
 
     def _replay(self, conn: sqlite3.Connection, sid: int, aid: int, request_id: str | None, payload: dict[str, Any]) -> VoteAck | None:
         if request_id is None:
@@ -583,7 +571,7 @@ class LabelingStore:
 
     def history(self, session: str, annotator: str) -> list[dict[str, Any]]:
         """The annotator's votes that currently count, oldest first (for the history panel)."""
-        with self._reading() as conn:
+        with self.store.snapshot() as conn:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
             rows = conn.execute(
@@ -598,7 +586,7 @@ class LabelingStore:
 
     def judgments(self, session: str) -> list[Judgment]:
         """Every vote that currently counts, all annotators, in submission order."""
-        with self._reading() as conn:
+        with self.store.snapshot() as conn:
             info = self._session(conn, session)
             rows = conn.execute(
                 "SELECT e.pair_id, a.name, e.outcome, e.strength, e.aspects, e.rationale, e.displayed_order, e.started_at, e.submitted_at"
@@ -609,7 +597,7 @@ class LabelingStore:
 
     def events(self, session: str) -> list[dict[str, Any]]:
         """The raw append-only log (votes and undos), for audits and tests."""
-        with self._reading() as conn:
+        with self.store.snapshot() as conn:
             info = self._session(conn, session)
             cur = conn.execute(
                 "SELECT e.id, a.name AS annotator, e.kind, e.pair_id, e.target, e.outcome, e.strength, e.displayed_order,"
@@ -620,10 +608,10 @@ class LabelingStore:
 
     def progress(self, session: str, annotator: str) -> Progress:
         """n of N for the annotator, with an ETA from their median time per item."""
-        with self._reading() as conn:
+        with self.store.snapshot() as conn:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
-            queue, done = self._queue(conn, info, aid, annotator)
+            queue, done, _ = self._queue(conn, info, aid, annotator)
             spans = [r[0] for r in conn.execute(
                 "SELECT e.submitted_at - e.started_at FROM labeling_current c JOIN labeling_events e ON e.id = c.event_id"
                 " WHERE c.session_id = ? AND c.annotator_id = ? AND e.started_at IS NOT NULL ORDER BY e.id DESC LIMIT 50", (info.id, aid))]
@@ -633,7 +621,7 @@ class LabelingStore:
 
     def session_progress(self, session: str) -> dict[str, int]:
         """How far the whole session is: votes that count toward overlap, against what it needs."""
-        with self._reading() as conn:
+        with self.store.snapshot() as conn:
             info = self._session(conn, session)
             counts = [r[0] for r in conn.execute(
                 "SELECT COUNT(*) FROM labeling_current WHERE session_id = ? AND outcome != 'skip' GROUP BY pair_id", (info.id,))]
