@@ -101,3 +101,50 @@ def test_attribute_file_without_a_category_column_names_the_option(tmp_path):
     attrs.write_text("item_id,price\nB01,3\n", encoding="utf-8")
     with pytest.raises(DataError, match="--attribute-column"):
         read_interactions(_log(tmp_path, ","), attrs)
+
+
+# --- the two evaluation protocols -------------------------------------------------------------
+
+def _chain_data(tmp_path, n_users=40, n_items=300, length=6):
+    """Users with random histories of distinct items from a catalog of ``n_items``."""
+    rng = np.random.default_rng(1)
+    lines = ["user,item,timestamp"]
+    for u in range(n_users):
+        for t, item in enumerate(rng.choice(np.arange(1, n_items + 1), size=length, replace=False)):
+            lines.append(f"{u},{item},{t}")
+    path = tmp_path / "chain.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return read_interactions(path)
+
+
+def test_sampled_protocol_draws_unseen_negatives_with_a_fixed_seed(tmp_path):
+    from workbench.sae.sasrec import leave_one_out, rank_metrics, sample_negatives, sampled_rank_metrics
+
+    data = _chain_data(tmp_path)
+    negatives = sample_negatives(data.sequences, data.n_items, 99, seed=3)
+    assert all(len(n) == 99 and len(set(n)) == 99 and not set(n) & set(s) and 0 not in n for n, s in zip(negatives, data.sequences, strict=True))
+    again = sample_negatives(data.sequences, data.n_items, 99, seed=3)
+    assert all((a == b).all() for a, b in zip(negatives, again, strict=True))
+    assert len(sample_negatives(data.sequences, data.n_items, 10_000)[0]) == data.n_items - len(data.sequences[0])
+    histories, targets = leave_one_out(data, "test")
+    # a scorer that ranks every user's target first, then last
+    scores = torch.rand(len(targets), data.n_items + 1)
+    scores[torch.arange(len(targets)), torch.from_numpy(targets)] = 2.0
+    perfect_full, perfect_sampled = rank_metrics(scores, targets, histories), sampled_rank_metrics(scores, targets, negatives)
+    assert perfect_full.hr_at_10 == perfect_sampled.hr_at_10 == 1.0 and perfect_sampled.ndcg_at_10 == pytest.approx(1.0)
+    scores[torch.arange(len(targets)), torch.from_numpy(targets)] = -1.0
+    assert sampled_rank_metrics(scores, targets, negatives).hr_at_10 == 0.0
+    # random scores: sampled HR@10 ≈ 10/100, full-ranking HR@10 ≈ 10/(unseen items) — the gap the protocols differ by
+    rand = torch.rand(len(targets), data.n_items + 1, generator=torch.Generator().manual_seed(0))
+    assert rank_metrics(rand, targets, histories).hr_at_10 < sampled_rank_metrics(rand, targets, negatives).hr_at_10
+
+
+def test_popularity_baseline_breaks_ties_at_random(tmp_path):
+    from workbench.sae.sasrec import popularity_scores
+
+    data = _chain_data(tmp_path)
+    scores = popularity_scores(data, 2, seed=0)
+    counts = np.bincount(np.concatenate([s[:-2] for s in data.sequences]), minlength=data.n_items + 1)
+    order = np.argsort(-scores[0].numpy(), kind="stable")
+    assert (np.diff(counts[order]) <= 0).all()  # never reorders different counts
+    assert len(set(scores[0].tolist())) == data.n_items + 1  # and no two items tie

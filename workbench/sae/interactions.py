@@ -15,6 +15,7 @@ import difflib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -270,7 +271,7 @@ def read_interactions(path: str | Path, attributes_path: str | Path | None = Non
     raw_items = sorted({item for rows in kept.values() for _, _, item in rows}, key=_natural)
     index = {item: i + 1 for i, item in enumerate(raw_items)}
     notes = [f"{path.name}: separator {separator_name(table.separator)}; columns {users_col}, {item_col}, {time_col}"]
-    tied_pairs = sum(a[0] == b[0] for rows in kept.values() for a, b in zip(rows, rows[1:]))
+    tied_pairs = sum(a[0] == b[0] for rows in kept.values() for a, b in pairwise(rows))
     tied_test = sum(rows[-1][0] == rows[-2][0] for rows in kept.values())
     if tied_pairs:
         notes.append(f"{tied_pairs} consecutive interactions share a timestamp; ties are broken by file order (the later line is "

@@ -21,7 +21,7 @@ from workbench.errors import ModelError
 from workbench.sae.concepts import ConceptDictionary, LatentConcept, build_dictionary, concept_summary, sequence_profiles
 from workbench.sae.interactions import Interactions, read_interactions
 from workbench.sae.interventions import InterventionResult, intervene
-from workbench.sae.sasrec import SASRec, SASRecConfig, all_prefix_states, evaluate, train_sasrec
+from workbench.sae.sasrec import SASRec, SASRecConfig, all_prefix_states, evaluate_protocols, train_sasrec
 from workbench.sae.training import SAESpec, encode, load_sae, train_sae
 
 Report = Callable[[str, int, int, dict[str, Any]], None]
@@ -86,8 +86,8 @@ def run_recsae(cfg: RecSAEConfig, out: str | Path, *, report: Report | None = No
                                 should_stop=should_stop)
         model.save(out / "sasrec")
     timings["sasrec_s"] = time.perf_counter() - t0
-    test = evaluate(model, data, "test")
-    say("sasrec", cfg.epochs, cfg.epochs, {"test_" + k: v for k, v in test.as_dict().items()})
+    test = {"test_" + k: v for k, v in evaluate_protocols(model, data, "test", seed=cfg.seed).items()}
+    say("sasrec", cfg.epochs, cfg.epochs, test)
 
     t0 = time.perf_counter()
     states, users, ends = all_prefix_states(model, data, drop_last=1)
@@ -122,7 +122,7 @@ def run_recsae(cfg: RecSAEConfig, out: str | Path, *, report: Report | None = No
     ablations = [r for r in results if r.mode == "ablate"]
     summary = {
         "dataset": data.source, "users": data.n_users, "items": data.n_items, "interactions": data.info["interactions"],
-        **{f"test_{k}": v for k, v in test.as_dict().items()},
+        "tied_test_items": data.info["tied_test_items"], "data_notes": data.notes, **test,
         "sae_fvu": trained.metrics.fvu, "sae_l0": trained.metrics.l0, "sae_dead_fraction": trained.metrics.dead_fraction,
         "sae_samples_per_s": trained.samples_per_s, "sequences": int(len(states)),
         **concept_summary(dictionary, cfg.min_f1),

@@ -4,7 +4,10 @@ The user state is the last position's output; item scores are its dot products w
 item embeddings, so a latent edit of the state moves the whole ranking. Trained with a
 full softmax over all items (no negative sampling: every catalog here is small enough),
 evaluated leave-one-out: train on all but the last two items, validate on the second to
-last, test on the last, ranked over all items the user has not seen.
+last, test on the last. Two protocols: full ranking over every item the user has not seen
+(ours), and the sampled one of the recommender literature (the target among 99 items the user
+never interacted with, drawn with a fixed seed), each next to training-split popularity, so
+results compare both with papers and with an honest floor.
 """
 from __future__ import annotations
 
@@ -139,13 +142,69 @@ def rank_metrics(scores: torch.Tensor, targets: np.ndarray, histories: list[np.n
     return RankingMetrics(float(hit.float().mean()), float(ndcg.mean()), len(targets))
 
 
-@torch.inference_mode()
-def evaluate(model: SASRec, data: Interactions, split: str = "test") -> RankingMetrics:
+def sample_negatives(sequences: list[np.ndarray], n_items: int, n: int = 99, seed: int = 0) -> list[np.ndarray]:
+    """Per user, ``n`` distinct items they never interacted with (fewer if the catalog runs out), fixed seed."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for seq in sequences:
+        unseen = np.ones(n_items + 1, dtype=bool)
+        unseen[0] = False
+        unseen[seq] = False
+        pool = np.flatnonzero(unseen)
+        out.append(rng.choice(pool, size=min(n, len(pool)), replace=False))
+    return out
+
+
+def sampled_rank_metrics(scores: torch.Tensor, targets: np.ndarray, negatives: list[np.ndarray], k: int = 10) -> RankingMetrics:
+    """HR@k and NDCG@k of each target among its own sampled negatives (the 1 + 99 protocol)."""
+    rank = torch.tensor([int((scores[row, torch.from_numpy(neg)] > scores[row, int(t)]).sum()) for row, (t, neg)
+                         in enumerate(zip(targets, negatives, strict=True))])
+    hit = rank < k
+    ndcg = torch.where(hit, 1.0 / torch.log2(rank.float() + 2.0), torch.zeros_like(rank, dtype=torch.float))
+    return RankingMetrics(float(hit.float().mean()), float(ndcg.mean()), len(targets))
+
+
+def popularity_scores(data: Interactions, n_rows: int, seed: int = 0) -> torch.Tensor:
+    """Training-split item counts (all but each user's last two items), ties broken at random with a fixed seed.
+
+    Counts are integers, so a jitter in [0, 1) orders equal counts without reordering
+    different ones; without it every tie would count as a hit (``rank_metrics`` ranks ties
+    optimistically) and the floor would look higher than it is.
+    """
+    counts = np.bincount(np.concatenate([s[:-2] for s in data.sequences]), minlength=data.n_items + 1).astype(np.float64)
+    jitter = np.random.default_rng(seed).random(data.n_items + 1)
+    return torch.from_numpy(np.tile(counts + jitter, (n_rows, 1)).astype(np.float32))
+
+
+def leave_one_out(data: Interactions, which: str) -> tuple[list[np.ndarray], np.ndarray]:
     """Leave-one-out: ``test`` predicts the last item from the rest, ``valid`` the one before."""
-    cut = 1 if split == "test" else 2
-    histories = [s[:-cut] for s in data.sequences]
-    targets = np.array([s[-cut] for s in data.sequences])
+    cut = 1 if which == "test" else 2
+    return [s[:-cut] for s in data.sequences], np.array([s[-cut] for s in data.sequences])
+
+
+@torch.inference_mode()
+def evaluate(model: SASRec, data: Interactions, which: str = "test") -> RankingMetrics:
+    """Full-ranking metrics of one leave-one-out split (what training selects epochs by)."""
+    histories, targets = leave_one_out(data, which)
     return rank_metrics(model.scores(user_states(model, histories)), targets, histories)
+
+
+@torch.inference_mode()
+def evaluate_protocols(model: SASRec, data: Interactions, which: str = "test", *, n_negatives: int = 99,
+                       seed: int = 0) -> dict[str, float]:
+    """Full ranking and sampled ranking (``sampled_``), each for SASRec and popularity (``popularity_``).
+
+    Model and popularity are ranked against the same sampled negatives.
+    """
+    histories, targets = leave_one_out(data, which)
+    negatives = sample_negatives(data.sequences, data.n_items, n_negatives, seed)
+    model_scores, popular = model.scores(user_states(model, histories)), popularity_scores(data, len(histories), seed)
+    out: dict[str, float] = {"n_users": len(targets), "sampled_negatives": n_negatives}
+    for prefix, scores in (("", model_scores), ("popularity_", popular)):
+        full, sampled = rank_metrics(scores, targets, histories), sampled_rank_metrics(scores, targets, negatives)
+        out.update({f"{prefix}hr@10": full.hr_at_10, f"{prefix}ndcg@10": full.ndcg_at_10,
+                    f"{prefix}sampled_hr@10": sampled.hr_at_10, f"{prefix}sampled_ndcg@10": sampled.ndcg_at_10})
+    return out
 
 
 def train_sasrec(data: Interactions, cfg: SASRecConfig | None = None, *, epochs: int = 40, batch_size: int = 64,
