@@ -1,0 +1,121 @@
+"""The model diff on tiny random checkpoints: zero against itself, non-zero from a perturbed layer on."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from checkpoints import make_tokenizer, write_tiny_checkpoint
+from workbench.compare.diff import check_comparable, linear_cka, model_diff
+from workbench.data.types import Pair
+from workbench.errors import DataError, ModelError
+from workbench.models.loading import load_model
+
+N_LAYERS = 4
+PERTURBED = 2  # block index (0-based): lens points 0..2 are unchanged, 3..4 change
+
+
+def write_llama(out: Path, seed: int = 0, perturb_block: int | None = None) -> Path:
+    """A 4-layer tiny llama; with ``perturb_block`` that block's MLP weights get noise."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    tok = make_tokenizer()
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=N_LAYERS, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=128, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    if perturb_block is not None:
+        with torch.no_grad():
+            for p in model.model.layers[perturb_block].mlp.parameters():
+                p.add_(torch.randn_like(p) * 0.5)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    base = load_model(write_llama(root / "base"), device="cpu", name="base")
+    tuned = load_model(write_llama(root / "tuned", perturb_block=PERTURBED), device="cpu", name="tuned")
+    return base, tuned
+
+
+def make_pairs(n: int = 10) -> list[Pair]:
+    words = ["the quick brown fox", "a concise answer", "preferences are learned", "numbers 1 2 3", "hello world"]
+    return [Pair(f"question {i}: {words[i % 5]}?", f"{words[(i + 1) % 5]} and more {i}", f"{words[(i + 2) % 5]}",
+                 id=f"p{i}", preferred="A" if i % 3 else "B") for i in range(n)]
+
+
+def test_a_model_against_itself_is_zero_everywhere(models) -> None:
+    base, _ = models
+    diff = model_diff(base, base, make_pairs(), batch_size=3)
+    assert diff.kl.shape == (N_LAYERS + 1,) and np.all(diff.kl == 0)
+    assert np.allclose(diff.cosine, 1, atol=1e-6) and np.allclose(diff.cka, 1, atol=1e-6)
+    assert np.all(diff.token_shift == 0) and np.all(diff.logp_a == diff.logp_b)
+    chosen, rejected, margin = diff.reward_shift()
+    assert np.all(margin == 0) and np.all(chosen == 0)
+    assert np.array_equal(diff.pref_a, diff.pref_b, equal_nan=True) and not np.all(np.isnan(diff.pref_a))
+    summary = diff.summary()
+    assert summary["first_changed_layer"] is None and summary["implicit_reward"]["mean_margin_shift"] == 0
+    json.dumps(summary)  # JSON-ready
+
+
+def test_a_perturbed_layer_changes_that_layer_and_later_only(models) -> None:
+    base, tuned = models
+    pairs = make_pairs()
+    diff = model_diff(base, tuned, pairs, batch_size=4)
+    before, after = slice(0, PERTURBED + 1), slice(PERTURBED + 1, None)
+    assert np.all(diff.kl[before] == 0) and np.all(diff.kl[after] > 1e-6)
+    assert np.allclose(diff.cosine[before], 1, atol=1e-6) and np.all(diff.cosine[after] < 1 - 1e-5)
+    assert np.allclose(diff.cka[before], 1, atol=1e-6) and np.all(diff.cka[after] < 1 - 1e-5)
+    shift_pref = np.nan_to_num(diff.pref_b - diff.pref_a)
+    assert np.all(shift_pref[:, before] == 0) and np.any(shift_pref[:, after] != 0)
+    assert np.any(diff.token_shift != 0) and diff.summary()["first_changed_layer"] == PERTURBED + 1
+    # The implicit reward shift is beta times the log-prob shift, the token shifts sum to the response shifts.
+    chosen, rejected, margin = diff.reward_shift()
+    assert np.allclose(chosen, 0.1 * (diff.logp_b - diff.logp_a)[:len(pairs)])
+    per_text = np.bincount(diff.token_text, diff.token_shift, minlength=2 * len(pairs))
+    assert np.allclose(per_text, diff.logp_b - diff.logp_a, atol=1e-4)
+    # Batching does not change anything: one text per batch gives the same numbers.
+    single = model_diff(base, tuned, pairs, batch_size=1)
+    assert np.allclose(single.kl, diff.kl, atol=1e-6) and np.allclose(single.logp_b, diff.logp_b, atol=1e-4)
+    top = diff.top_pairs(3)
+    assert len(top) == 3 and abs(top[0]["margin_shift"]) == pytest.approx(np.abs(margin).max())
+    tokens = diff.top_tokens(5)
+    assert tokens["up"] and tokens["up"][0]["mean_shift"] >= tokens["down"][0]["mean_shift"]
+    frame = diff.per_layer()
+    assert list(frame["layer"]) == list(range(N_LAYERS + 1))
+
+
+def test_logprobs_match_the_training_code(models) -> None:
+    """The diff's summed log-probabilities are the ones DPO's before/after panel computes."""
+    from workbench.training.logprobs import sequence_logprobs
+
+    base, tuned = models
+    pairs = make_pairs(4)
+    diff = model_diff(base, tuned, pairs)
+    expected = sequence_logprobs(tuned.model, tuned.tokenizer, [p.prompt for p in pairs] * 2,
+                                 [p.chosen for p in pairs] + [p.rejected for p in pairs])
+    assert np.allclose(diff.logp_b, expected, atol=1e-3)
+
+
+def test_different_tokenizers_are_refused_saying_what_still_works(models, tiny_checkpoint) -> None:
+    base, _ = models
+    other = load_model(tiny_checkpoint("gpt2"), device="cpu", name="gpt2-tiny")
+    with pytest.raises(ModelError, match="(?s)families differ.*latent explorer"):
+        check_comparable(base, other)
+    with pytest.raises(DataError, match="at least 2 pairs"):
+        model_diff(base, base, make_pairs(1))
+
+
+def test_linear_cka_is_invariant_to_rotation_and_scale() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8))
+    q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+    assert linear_cka(x, 3 * x @ q) == pytest.approx(1.0)
+    assert linear_cka(x, rng.normal(size=(50, 8))) < 0.5

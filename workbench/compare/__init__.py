@@ -1,0 +1,1 @@
+"""Compare two checkpoints: the model-diff core (``diff``) and the ``workbench compare`` command (``cli``)."""
