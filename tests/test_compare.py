@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoints import make_tokenizer
 
-from checkpoints import make_tokenizer, write_tiny_checkpoint
 from workbench.compare.diff import check_comparable, linear_cka, model_diff
 from workbench.data.types import Pair
 from workbench.errors import DataError, ModelError

@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.activations.extract import _forward_kwargs
 from workbench.data.types import Pair, prompt_text
 from workbench.errors import ConfigError, DataError, ModelError
-from workbench.activations.extract import _forward_kwargs
 from workbench.lenses.token_sets import display_token
 from workbench.models.adapters import residual_stream
 from workbench.models.loading import LoadedModel
