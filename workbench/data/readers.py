@@ -7,6 +7,12 @@ Two independent axes: the *container* (JSONL, JSONL.gz, JSON, CSV, Parquet, a
 record is checked against it, so a file that mixes shapes fails loudly instead of being
 half-read. ``read_pairs`` returns every pair or raises a ``DataError``; never a partial list.
 
+Hostile or careless files get one clear error each: only regular files (and dataset folders)
+are opened, whole-file formats (.json, .csv) have a size cap, nesting depth is bounded and
+text must be valid Unicode. Records that would import but are almost certainly mistakes
+(``QUALITY_CHECKS``: identical responses, unknown chat roles, repeated keys, …) are refused
+with a count unless the caller allows that kind.
+
 A new record format is one function registered with ``@record_format(...)``.
 """
 from __future__ import annotations
@@ -15,22 +21,39 @@ import csv
 import datetime as _dt
 import decimal
 import difflib
+import errno
 import gzip
 import io
+import itertools
 import json
 import math
+import os
 import re
+import stat
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench.data.types import Message, Pair, Prompt
-from workbench.errors import DataError
+from workbench.errors import ConfigError, DataError
 
 MAX_LINE_BYTES = 10 * 1024 * 1024
 """Longest JSONL line / CSV field accepted; longer ones are almost always a broken file."""
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""Largest .json / .csv file accepted: those are read whole (JSONL is streamed, so has no cap)."""
+MAX_DEPTH = 100
+"""Deepest nesting of objects/lists accepted in a record; real preference records use under 10."""
+
+QUALITY_CHECKS: dict[str, str] = {
+    "empty": "prompt and both responses empty or whitespace",
+    "identical": "the two responses are identical",
+    "unknown-role": "a chat message role other than user, assistant, system or tool",
+    "no-user-turn": "a chat prompt with no user turn",
+    "duplicate-keys": "a key repeated within one JSON object or CSV header (only the last value would be kept)",
+}
+"""Kinds of suspicious record refused by default; ``read_pairs(allow=[kind, …])`` keeps them."""
 
 Record = dict[str, Any]
 
@@ -80,6 +103,12 @@ def record_format(
     when two formats share their required fields."""
 
     def register(fn: Callable[[Record], Pair]) -> Callable[[Record], Pair]:
+        if name in FORMATS:
+            existing = FORMATS[name].convert
+            raise ConfigError(
+                f"Record format {name!r} is already registered (by {existing.__module__}.{existing.__qualname__}).",
+                hint="Give the new record format a name of its own.",
+            )
         FORMATS[name] = RecordFormat(name, required, optional, fn, matches or (lambda _r: True), shape)
         return fn
 
@@ -113,7 +142,9 @@ def _preview(value: Any, n: int = 60) -> str:
 
 
 _ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
-                 "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "system": "system"}
+                 "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "system": "system",
+                 "tool": "tool", "observation": "tool"}  # observation: LLaMA-Factory's tool output
+KNOWN_ROLES = frozenset(_ROLE_ALIASES.values())
 
 
 def _message(value: Any, field: str, index: int | None = None) -> Message:
@@ -183,7 +214,7 @@ def _jsonable(value: Any) -> Any:
 def _pair(record: Record, consumed: tuple[str, ...], prompt: Prompt, a: str, b: str, preferred: str | None) -> Pair:
     """Build the Pair; an ``id`` column is kept as the id and every other unused column goes to metadata."""
     raw_id = record.get("id")
-    if raw_id is not None and not isinstance(raw_id, (str, int)):
+    if raw_id is not None and (isinstance(raw_id, bool) or not isinstance(raw_id, (str, int))):
         raise RecordError(f"must be a string or integer, got {_type_name(raw_id)}.", field="id")
     metadata = {k: _jsonable(v) for k, v in record.items() if k not in consumed and k != "id"}
     return Pair(prompt=prompt, response_a=a, response_b=b, id="" if raw_id is None else str(raw_id),
@@ -415,6 +446,44 @@ class _Loc:
         prefix = "" if self.line is not None else f"record {self.index}: "
         return DataError(prefix + message, path=path, line=self.line, field=field, hint=hint)
 
+    def where(self) -> str:
+        return f"line {self.line}" if self.line is not None else f"record {self.index}"
+
+
+@dataclass(frozen=True)
+class _Limits:
+    line_bytes: int
+    file_bytes: int
+
+
+class _RepeatedKeys(dict):
+    """A JSON object or CSV row that named a key more than once; the last value was kept."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: Python's json silently keeps the last of repeated keys, so mark them."""
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _RepeatedKeys(obj)
+    keys = [k for k, _ in pairs]
+    marked.repeated = tuple(sorted({k for k in keys if keys.count(k) > 1}))
+    return marked
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_json_object)
+
+
+def _loads(text: str) -> Any:
+    """Parse JSON text; objects nested past the C parser's recursion limit become a RecordError."""
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise RecordError(f"nests objects or lists more than {MAX_DEPTH} levels deep; refusing to read it.",
+                          hint="Preference records need only a few levels; check that the file is not corrupt or hostile.") from None
+
 
 def _encoding_error(path: Path, line: int | None, err: UnicodeDecodeError) -> DataError:
     return DataError(
@@ -424,12 +493,55 @@ def _encoding_error(path: Path, line: int | None, err: UnicodeDecodeError) -> Da
     )
 
 
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _refuse_special(path: Path, mode: int) -> None:
+    """Only regular files hold data: a pipe blocks forever and a device (/dev/zero) never ends."""
+    kind = next((name for test, name in _SPECIAL_FILES if test(mode)), "not a regular file")
+    raise DataError(f"is {kind}, not a regular file; refusing to read it.", path=path,
+                    hint="Point at a data file (.jsonl, .json, .csv, .parquet) or a datasets.save_to_disk folder.")
+
+
+def _stat(path: Path) -> os.stat_result:
+    """Stat the path (following links), with a precise error for each way it can name no data."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise DataError(f"is a symbolic link to {os.readlink(path)}, which does not exist.", path=path,
+                            hint="Fix or remove the link.") from None
+        raise DataError("does not exist.", path=path, hint="Check the path (relative paths start from the current folder).") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise DataError("is a symbolic link loop (following it leads back to itself), so it names no file.", path=path,
+                            hint="Fix the link so that it points at the data file.") from None
+        raise DataError(f"cannot be opened ({err.strerror or err}).", path=path,
+                        hint="Check the path and its permissions.") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        _refuse_special(path, st.st_mode)
+    return st
+
+
+def _open_regular(path: Path) -> io.BufferedReader:
+    """Open for reading, then check what was opened (not what the name meant a moment before)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))  # a FIFO must not block the open
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        _refuse_special(path, mode)
+    return os.fdopen(fd, "rb")
+
+
 def _open_binary(path: Path) -> io.BufferedIOBase:
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+    f = _open_regular(path)
+    return gzip.GzipFile(fileobj=f, mode="rb") if path.name.endswith(".gz") else f
 
 
-def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
+def _iter_jsonl(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
     index = 0
+    max_line_bytes = limits.line_bytes
     try:
         with _open_binary(path) as f:
             line_no = 0
@@ -452,12 +564,14 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
                 if not text.strip():
                     continue
                 try:
-                    value = json.loads(text)
+                    value = _loads(text)
                 except json.JSONDecodeError as err:
                     raise DataError(
                         f"is not valid JSON ({err.msg} at column {err.colno}).", path=path, line=line_no,
                         hint="Each line of a .jsonl file must be one complete JSON object; fix or remove this line.",
                     ) from None
+                except RecordError as err:
+                    raise DataError(err.message, path=path, line=line_no, hint=err.hint) from None
                 index += 1
                 yield _Loc(index, line_no), value
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
@@ -465,24 +579,35 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
                         hint="Re-compress it with `gzip`, or rename it without .gz if it is plain text.") from None
 
 
-def _decode_whole(path: Path) -> str:
-    data = path.read_bytes()
+def _decode_whole(path: Path, limits: _Limits) -> str:
+    """Read a whole-file format, at most ``limits.file_bytes`` (the size on disk is not trusted)."""
+    with _open_regular(path) as f:
+        data = f.read(limits.file_bytes + 1)
+    if len(data) > limits.file_bytes:
+        raise DataError(
+            f"is larger than {limits.file_bytes / 2**20:,.0f} MiB; {path.suffix or 'this'} files are read whole into memory.",
+            path=path,
+            hint="Convert it to JSON Lines (.jsonl, one record per line), which is streamed with no size limit, "
+                 "or raise workbench.data.readers.MAX_FILE_BYTES.",
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise _encoding_error(path, data.count(b"\n", 0, err.start) + 1, err) from None
 
 
-def _iter_json(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
-    text = _decode_whole(path)
+def _iter_json(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
+    text = _decode_whole(path, limits)
     try:
-        doc = json.loads(text)
+        doc = _loads(text)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # many ".json" files on the Hub are really JSON Lines
-            yield from _iter_jsonl(path, max_line_bytes)
+            yield from _iter_jsonl(path, limits)
             return
         raise DataError(f"is not valid JSON ({err.msg} at column {err.colno}).", path=path, line=err.lineno,
                         hint="Fix the JSON syntax, or save the records as JSON Lines (.jsonl).") from None
+    except RecordError as err:
+        raise DataError(err.message, path=path, hint=err.hint) from None
     if isinstance(doc, dict) and isinstance(doc.get("data"), list):
         doc = doc["data"]
     if not isinstance(doc, list):
@@ -500,23 +625,24 @@ def _csv_cell(column: str, value: str) -> Any:
     """CSV holds only text; chat messages are stored there as JSON lists, so decode those."""
     if column in _CSV_STRUCTURED and value.lstrip().startswith("["):
         try:
-            decoded = json.loads(value)
-        except json.JSONDecodeError:
+            decoded = _loads(value)
+        except (json.JSONDecodeError, RecordError):
             return value
         if isinstance(decoded, list) and decoded and all(isinstance(m, dict) for m in decoded):
             return decoded
     return value
 
 
-def _iter_csv(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
-    text = _decode_whole(path)
-    previous_limit = csv.field_size_limit(max_line_bytes)
+def _iter_csv(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
+    text = _decode_whole(path, limits)
+    previous_limit = csv.field_size_limit(limits.line_bytes)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
         if header is None:
             return
         header = [h.strip() for h in header]
+        repeated = tuple(sorted({h for h in header if header.count(h) > 1}))
         index, start = 0, reader.line_num + 1
         for row in reader:
             if not any(cell.strip() for cell in row):
@@ -526,32 +652,37 @@ def _iter_csv(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
             if len(row) != len(header):
                 raise DataError(f"has {len(row)} cells but the header has {len(header)} columns.", path=path, line=start,
                                 hint="Check the quoting: cells with commas or newlines must be in double quotes.")
-            yield _Loc(index, start), {h: _csv_cell(h, v) for h, v in zip(header, row, strict=True)}
+            record = {h: _csv_cell(h, v) for h, v in zip(header, row, strict=True)}
+            if repeated:
+                record = _RepeatedKeys(record)
+                record.repeated = repeated
+            yield _Loc(index, start), record
             start = reader.line_num + 1
     except csv.Error as err:
         raise DataError(f"is not valid CSV ({err}).", path=path, line=reader.line_num,
-                        hint=f"Fix the quoting, or raise MAX_LINE_BYTES (now {max_line_bytes:,}) for very long cells.") from None
+                        hint=f"Fix the quoting, or raise MAX_LINE_BYTES (now {limits.line_bytes:,}) for very long cells.") from None
     finally:
         csv.field_size_limit(previous_limit)
 
 
-def _iter_parquet(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
+def _iter_parquet(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
-        index = 0
-        for batch in pf.iter_batches(batch_size=1024):
-            for row in batch.to_pylist():
-                index += 1
-                yield _Loc(index, None), row
+        with _open_regular(path) as f:
+            pf = pq.ParquetFile(f)
+            index = 0
+            for batch in pf.iter_batches(batch_size=1024):
+                for row in batch.to_pylist():
+                    index += 1
+                    yield _Loc(index, None), row
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"is not a readable Parquet file ({err}).", path=path,
                         hint="Re-write it with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table.") from None
 
 
-def _iter_hf_folder(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
+def _iter_hf_folder(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
     import datasets
 
     if not ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists()):
@@ -576,13 +707,13 @@ def _iter_hf_folder(path: Path, max_line_bytes: int) -> Iterator[tuple[_Loc, Any
         yield _Loc(index, None), row
 
 
-CONTAINERS: dict[str, Callable[[Path, int], Iterator[tuple[_Loc, Any]]]] = {
+CONTAINERS: dict[str, Callable[[Path, _Limits], Iterator[tuple[_Loc, Any]]]] = {
     ".jsonl": _iter_jsonl, ".ndjson": _iter_jsonl, ".jsonl.gz": _iter_jsonl,
     ".json": _iter_json, ".csv": _iter_csv, ".parquet": _iter_parquet,
 }
 
 
-def _container(path: Path) -> Callable[[Path, int], Iterator[tuple[_Loc, Any]]]:
+def _container(path: Path) -> Callable[[Path, _Limits], Iterator[tuple[_Loc, Any]]]:
     if path.is_dir():
         return _iter_hf_folder
     name = path.name.lower()
@@ -594,13 +725,99 @@ def _container(path: Path) -> Callable[[Path, int], Iterator[tuple[_Loc, Any]]]:
 
 
 # ---------------------------------------------------------------------------------------
+# Checks on every record and pair
+
+
+def _check_text(text: str, field: str | None) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise RecordError(
+                f"holds a lone surrogate (\\u{ord(text[err.start]):04x}), which is not valid Unicode text.", field=field,
+                hint="Re-export the file with a tool that writes valid UTF-8, or remove that character.",
+            ) from None
+
+
+def _inspect(record: Record) -> tuple[str, ...]:
+    """Walk the whole record once: refuse nesting deeper than MAX_DEPTH and text that is not
+    valid Unicode (a lone surrogate from a ``\\ud800`` escape cannot be stored or hashed);
+    return the keys some object inside it repeated."""
+    repeated: list[str] = []
+    stack: list[tuple[dict | list, int, str | None]] = [(record, 0, None)]
+    while stack:
+        value, depth, field = stack.pop()
+        if depth >= MAX_DEPTH:
+            raise RecordError(f"nests objects or lists more than {MAX_DEPTH} levels deep; refusing to read it.", field=field,
+                              hint="Preference records need only a few levels; check that the file is not corrupt or hostile.")
+        repeated.extend(getattr(value, "repeated", ()))
+        for key, child in value.items() if isinstance(value, dict) else zip(itertools.repeat(field), value):
+            where = field or key
+            if isinstance(key, str):
+                _check_text(key, where)
+            if isinstance(child, str):
+                _check_text(child, where)
+            elif isinstance(child, (dict, list)):
+                stack.append((child, depth + 1, where))
+    return tuple(repeated)
+
+
+def _blank(prompt: Prompt) -> bool:
+    if isinstance(prompt, str):
+        return not prompt.strip()
+    return all(not m["content"].strip() for m in prompt)
+
+
+def _problems(pair: Pair, repeated: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The QUALITY_CHECKS kinds this pair trips, each with a detail worth showing (or "")."""
+    found: list[tuple[str, str]] = []
+    same = pair.response_a.strip() == pair.response_b.strip()
+    if same and not pair.response_a.strip() and _blank(pair.prompt):
+        found.append(("empty", ""))
+    elif same:
+        found.append(("identical", ""))
+    if isinstance(pair.prompt, list):
+        found.extend(("unknown-role", m["role"]) for m in pair.prompt if m["role"] not in KNOWN_ROLES)
+        if not any(m["role"] == "user" for m in pair.prompt):
+            found.append(("no-user-turn", ""))
+    found.extend(("duplicate-keys", key) for key in repeated)
+    return found
+
+
+def _quality_error(path: Path, problems: dict[str, list[_Loc]], details: dict[str, set[str]], n_bad: int, total: int) -> DataError:
+    """One error for every refused kind, with a count and the first places, so one fix pass suffices."""
+    parts = []
+    for kind, locs in problems.items():
+        distinct = sorted(dict.fromkeys(loc.where() for loc in locs))
+        where = ", ".join(distinct[:5]) + (", …" if len(distinct) > 5 else "")
+        shown = sorted(details.get(kind, ()))
+        detail = f" ({', '.join(map(repr, shown[:5]))})" if shown else ""
+        parts.append(f"{QUALITY_CHECKS[kind]}{detail}: {len(set(locs))} at {where}")
+    kinds = list(problems)
+    return DataError(
+        f"{n_bad} of {total} records look like mistakes and were not imported — {'; '.join(parts)}.", path=path,
+        hint=f"Fix or drop those records, or keep them as they are by allowing {', '.join(map(repr, kinds))} "
+             f"(read_pairs(allow=[{', '.join(map(repr, kinds))}])).",
+    )
+
+
+def _check_allow(allow: Collection[str]) -> frozenset[str]:
+    unknown = [a for a in allow if a not in QUALITY_CHECKS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(QUALITY_CHECKS), n=1)
+        raise ConfigError(f"Unknown kind to allow: {unknown[0]!r}.",
+                          hint=(f"Did you mean {close[0]!r}? " if close else "") + f"Known: {', '.join(QUALITY_CHECKS)}.")
+    return frozenset(allow)
+
+
+# ---------------------------------------------------------------------------------------
 # Entry point
 
 
-def _records(path: Path, limit: int | None, max_line_bytes: int) -> Iterator[tuple[_Loc, Any]]:
+def _records(path: Path, limit: int | None, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
     """Stream the file's records, stopping after ``limit`` (later lines are never parsed)."""
     try:
-        for n, item in enumerate(_container(path)(path, max_line_bytes), start=1):
+        for n, item in enumerate(_container(path)(path, limits), start=1):
             yield item
             if limit is not None and n >= limit:
                 return
@@ -609,23 +826,35 @@ def _records(path: Path, limit: int | None, max_line_bytes: int) -> Iterator[tup
                         hint="Check that the file is readable and is not still being written.") from None
 
 
+def _check_file(path: Path) -> None:
+    """Refuse what is not a data file before choosing a reader (each with its own reason)."""
+    st = _stat(path)
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        with _open_regular(path) as f:
+            if f.read(1):  # /proc and /sys files report size 0 yet produce text
+                raise DataError("reports a size of 0 bytes but produces data when read: it is a virtual system file "
+                                "(like those under /proc), not a data file; refusing to read it.", path=path,
+                                hint="Point at a data file that holds preference records.")
+        raise DataError("is empty.", path=path, hint="Point at a file that holds preference records.")
+
+
 def read_pairs(path: str | Path, format: str = "auto", limit: int | None = None, *,
-               max_line_bytes: int | None = None) -> list[Pair]:
+               max_line_bytes: int | None = None, max_file_bytes: int | None = None,
+               allow: Collection[str] = ()) -> list[Pair]:
     """Read every pair of ``path`` (or the first ``limit``), or raise a DataError saying what to fix.
 
     ``format`` is "auto" (detect from the first record's fields) or a name in ``FORMATS``.
     Pair ids come from an ``id`` column when there is one, else from the content; repeated
-    content gets ``-2``, ``-3``… so ids stay unique within the file.
+    content gets ``-2``, ``-3``… so ids stay unique within the file. Records that trip a
+    ``QUALITY_CHECKS`` kind make the whole read fail with a count, unless ``allow`` names it.
     """
     path = Path(path).expanduser()
+    allowed = _check_allow(allow)
     if format != "auto" and format not in FORMATS:
         close = difflib.get_close_matches(format, list(FORMATS), n=1)
         raise DataError(f"Unknown format '{format}'.", path=path,
                         hint=(f"Did you mean '{close[0]}'? " if close else "") + f"Known formats: auto, {', '.join(FORMATS)}.")
-    if not path.exists():
-        raise DataError("does not exist.", path=path, hint="Check the path (relative paths start from the current folder).")
-    if path.is_file() and path.stat().st_size == 0:
-        raise DataError("is empty.", path=path, hint="Point at a file that holds preference records.")
+    _check_file(path)
     if limit is not None and limit < 0:
         raise DataError(f"limit must be zero or positive, got {limit}.", path=path)
     if limit == 0:
@@ -636,10 +865,18 @@ def read_pairs(path: str | Path, format: str = "auto", limit: int | None = None,
     first_loc: _Loc | None = None
     pairs: list[Pair] = []
     seen: dict[str, int] = {}
-    for loc, record in _records(path, limit, max_line_bytes or MAX_LINE_BYTES):
+    problems: dict[str, list[_Loc]] = {}
+    details: dict[str, set[str]] = {}
+    n_bad = 0
+    limits = _Limits(max_line_bytes or MAX_LINE_BYTES, max_file_bytes or MAX_FILE_BYTES)
+    for loc, record in _records(path, limit, limits):
         if not isinstance(record, dict):
             raise loc.error(f"is a JSON {_type_name(record)}, not an object with named fields.", path,
                             hint="Each record must be an object such as {\"prompt\": …, \"chosen\": …, \"rejected\": …}.")
+        try:
+            repeated = _inspect(record)
+        except RecordError as err:
+            raise loc.error(err.message, path, field=err.field, hint=err.hint) from None
         if format == "auto":
             name = classify(record)
             if name is None:
@@ -660,6 +897,12 @@ def read_pairs(path: str | Path, format: str = "auto", limit: int | None = None,
         except RecordError as err:
             raise loc.error(err.message, path, field=err.field,
                             hint=err.hint or f"Format '{fmt.name}' expects: {fmt.expected}.") from None
+        refused = [(kind, detail) for kind, detail in _problems(pair, repeated) if kind not in allowed]
+        for kind, detail in refused:
+            problems.setdefault(kind, []).append(loc)
+            if detail:
+                details.setdefault(kind, set()).add(detail)
+        n_bad += bool(refused)
         if pair.id in seen:
             if record.get("id") not in (None, ""):
                 raise loc.error(f"repeats id '{pair.id}' (first seen in record {seen[pair.id]}).", path, field="id",
@@ -670,6 +913,8 @@ def read_pairs(path: str | Path, format: str = "auto", limit: int | None = None,
             pair.id = f"{base}-{n}"
         seen[pair.id] = loc.index
         pairs.append(pair)
+    if problems:
+        raise _quality_error(path, problems, details, n_bad, len(pairs))
     if not pairs:
         raise DataError("contains no records.", path=path, hint="Check that the file holds preference pairs.")
     return pairs
