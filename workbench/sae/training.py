@@ -1,8 +1,12 @@
 """Train TopK / BatchTopK sparse autoencoders with sae-lens on activations we already hold.
 
 sae-lens's ``SAETrainer`` runs the loop (aux loss for dead latents, sparsity tracking,
-checkpoints); we only supply what it lacks here: a data provider over an in-memory
-activation matrix, a held-out evaluation (FVU, L0, dead fraction) and a metadata file. The
+checkpoints); we only supply what it lacks here: a data provider, a held-out evaluation
+(FVU, L0, dead fraction) and a metadata file. The provider streams: activations come as one
+matrix or as a list of shards (memory-mapped cache entries, e.g. from
+``workbench.activations.distributed``), read one shard at a time into a mixing buffer that
+is shuffled and half emptied, as sae-lens's own activation store does, so a corpus larger
+than memory trains in bounded memory. The
 saved folder is sae-lens's inference format, so ``sae_lens.SAE.load_from_disk`` opens it
 (a BatchTopK SAE is saved as JumpReLU, as sae-lens does).
 """
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,8 @@ class SAESpec:
     held_out_fraction: float = 0.1
     dead_window_samples: int = 50_000
     n_checkpoints: int = 2  # intermediate sae-lens checkpoints under <folder>/checkpoints
+    buffer_rows: int = 262_144  # the streaming mixing buffer (1 GiB at d_in 1024 in float32)
+    max_eval_rows: int = 100_000  # the held-out rows kept in memory for evaluation
     seed: int = 0
 
     def check(self, n_rows: int, d_in: int) -> None:
@@ -50,6 +56,9 @@ class SAESpec:
             raise ConfigError(f"k = {self.k} is not below d_sae = {self.expansion * d_in}.", hint="Use a smaller k or a larger expansion.")
         if not 0.0 < self.held_out_fraction < 0.5:
             raise ConfigError(f"held_out_fraction must be in (0, 0.5), got {self.held_out_fraction}.")
+        if self.buffer_rows < 2 * self.batch_size or self.max_eval_rows < 1:
+            raise ConfigError(f"buffer_rows must hold two batches and max_eval_rows must be ≥ 1 (got buffer_rows={self.buffer_rows}, "
+                              f"batch_size={self.batch_size}, max_eval_rows={self.max_eval_rows}).")
         if n_rows < 2 * self.batch_size:
             raise ConfigError(f"Only {n_rows} activation rows for batches of {self.batch_size}.",
                               hint="Collect more activations (more texts or sequences) or use a smaller batch_size.")
@@ -75,13 +84,31 @@ class TrainedSAE:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-    """Endless epochs of shuffled batches: the data provider sae-lens's trainer pulls from."""
+Rows = torch.Tensor | np.ndarray | Sequence[np.ndarray]
+
+
+def streamed_batches(shards: Sequence[np.ndarray], rows: Sequence[np.ndarray], batch_size: int, seed: int,
+                     buffer_rows: int) -> Iterator[torch.Tensor]:
+    """Endless shuffled batches of ``shards[i][rows[i]]``, holding at most one shard plus the buffer.
+
+    Each epoch visits the shards in a fresh random order. Rows collect in a buffer; once it
+    holds ``buffer_rows`` (or the epoch's last shard is in) it is shuffled and batches are
+    handed out until half of it (at the epoch's end: less than a batch) is left to mix with
+    the next shards.
+    """
     gen = torch.Generator().manual_seed(seed)
+    buffer = torch.empty(0, shards[0].shape[1])
     while True:
-        order = torch.randperm(len(acts), generator=gen)
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield acts[order[start:start + batch_size]]
+        order = torch.randperm(len(shards), generator=gen).tolist()
+        for j, i in enumerate(order):
+            buffer = torch.cat([buffer, torch.from_numpy(np.asarray(shards[i][rows[i]], dtype=np.float32))])
+            last = j == len(order) - 1
+            if len(buffer) < buffer_rows and not last:
+                continue
+            buffer = buffer[torch.randperm(len(buffer), generator=gen)]
+            n_out = (len(buffer) if last else max(0, len(buffer) - buffer_rows // 2)) // batch_size * batch_size
+            yield from buffer[:n_out].split(batch_size)
+            buffer = buffer[n_out:]
 
 
 def split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -133,10 +160,47 @@ def evaluate_sae(sae: Any, acts: torch.Tensor, batch_size: int = 4096) -> SAEMet
                       dead_fraction=float((~fired).float().mean()) if fired is not None else 1.0, n_eval=len(acts))
 
 
-def train_sae(acts: torch.Tensor | np.ndarray, spec: SAESpec, *, folder: str | Path | None = None,
+def _as_shards(acts: Rows) -> list[np.ndarray]:
+    """One matrix is one shard; shards stay as given (memory maps are not read here)."""
+    if isinstance(acts, (torch.Tensor, np.ndarray)):
+        return [np.asarray(acts, dtype=np.float32)]
+    return list(acts)
+
+
+def _check_shards(shards: list[np.ndarray]) -> int:
+    """Every shard a finite ``[n, d]`` matrix of one width; returns ``d``. Reads each shard once."""
+    if not shards:
+        raise ConfigError("There are no activation shards to train on.")
+    d = shards[0].shape[1] if shards[0].ndim == 2 else -1
+    for i, shard in enumerate(shards):
+        where = f" (shard {i})" if len(shards) > 1 else ""
+        if shard.ndim != 2 or shard.shape[1] != d or not np.isfinite(shard).all():
+            raise ConfigError(f"Activations must be a finite [n, d] matrix{where}; got shape {tuple(shard.shape)}"
+                              + ("" if shard.ndim != 2 or shard.shape[1] != d else " with non-finite values") + ".")
+    return int(d)
+
+
+def _held_out_split(shards: list[np.ndarray], spec: SAESpec) -> tuple[list[np.ndarray], torch.Tensor]:
+    """Per shard, training row indices; and the held-out rows (at most ``max_eval_rows``) in memory."""
+    total = sum(len(s) for s in shards)
+    train_rows, held_out = [], []
+    for i, shard in enumerate(shards):
+        train, evaluate = split_rows(len(shard), spec.held_out_fraction, spec.seed + i)
+        train_rows.append(train)
+        held_out.append(np.asarray(shard[evaluate[:max(1, -(-spec.max_eval_rows * len(shard) // total))]], dtype=np.float32))
+    return train_rows, torch.from_numpy(np.concatenate(held_out))
+
+
+def _sample(shards: list[np.ndarray], rows: list[np.ndarray], n: int) -> torch.Tensor:
+    """Up to ``n`` training rows, an equal share from each shard (for the decoder-bias start)."""
+    per = -(-n // len(shards))
+    return torch.from_numpy(np.concatenate([np.asarray(s[r[:per]], dtype=np.float32) for s, r in zip(shards, rows, strict=True)]))
+
+
+def train_sae(acts: Rows, spec: SAESpec, *, folder: str | Path | None = None,
               metadata: dict[str, Any] | None = None, on_progress: Callable[[int, int, dict[str, float]], None] | None = None,
               should_stop: Callable[[], bool] | None = None, log_every: int = 50) -> TrainedSAE:
-    """Train on a held-in split of ``acts`` ``[n, d_in]``, evaluate on the rest, save to ``folder``.
+    """Train on a held-in split of ``acts`` ``[n, d_in]`` (or a list of such shards), evaluate on the rest, save to ``folder``.
 
     ``on_progress(samples_done, total, row)`` gets the loss, the batch's FVU and L0 every
     ``log_every`` steps; ``should_stop()`` ends training early (the SAE so far is still
@@ -146,25 +210,25 @@ def train_sae(acts: torch.Tensor | np.ndarray, spec: SAESpec, *, folder: str | P
     from sae_lens.saes.sae import TrainingSAE
     from sae_lens.training.sae_trainer import SAETrainer
 
-    acts = torch.as_tensor(np.asarray(acts, dtype=np.float32))
-    if acts.ndim != 2 or not torch.isfinite(acts).all():
-        raise ConfigError(f"Activations must be a finite [n, d] matrix; got shape {tuple(acts.shape)}"
-                          + ("" if acts.ndim != 2 else " with non-finite values") + ".")
-    spec.check(len(acts), acts.shape[1])
+    shards = _as_shards(acts)
+    d_in = _check_shards(shards)
+    n_rows = sum(len(s) for s in shards)
+    spec.check(n_rows, d_in)
     torch.manual_seed(spec.seed)
-    train_rows, eval_rows = split_rows(len(acts), spec.held_out_fraction, spec.seed)
-    train, held_out = acts[train_rows], acts[eval_rows]
+    train_rows, held_out = _held_out_split(shards, spec)
+    n_train = sum(len(r) for r in train_rows)
     metadata = dict(metadata or {})
-    sae = TrainingSAE.from_dict(_sae_config(spec, acts.shape[1], metadata).to_dict())
+    sae = TrainingSAE.from_dict(_sae_config(spec, d_in, metadata).to_dict())
     checkpoint_path = str(Path(folder) / "checkpoints") if folder and spec.n_checkpoints else None
     trainer_cfg = SAETrainerConfig(
         total_training_samples=spec.training_samples, train_batch_size_samples=spec.batch_size, lr=spec.lr, lr_end=spec.lr,
         lr_scheduler_name="constant", dead_feature_window=max(1, spec.dead_window_samples // spec.batch_size),
         feature_sampling_window=max(1, spec.dead_window_samples // spec.batch_size), n_checkpoints=spec.n_checkpoints,
-        checkpoint_path=checkpoint_path, n_batches_for_norm_estimate=min(100, max(1, len(train) // spec.batch_size)),
+        checkpoint_path=checkpoint_path, n_batches_for_norm_estimate=min(100, max(1, n_train // spec.batch_size)),
     )
-    _init_decoder_bias(sae, train)
-    trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=shuffled_batches(train, spec.batch_size, spec.seed))
+    _init_decoder_bias(sae, _sample(shards, train_rows, spec.buffer_rows))
+    batches = streamed_batches(shards, train_rows, spec.batch_size, spec.seed, spec.buffer_rows)
+    trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches)
     history: list[dict[str, float]] = []
     original_step = trainer.step
 
@@ -196,8 +260,8 @@ def train_sae(acts: torch.Tensor | np.ndarray, spec: SAESpec, *, folder: str | P
         out = Path(folder)
         trained.save_inference_model(out)
         (out / META_FILE).write_text(json.dumps({
-            "spec": asdict(spec), "metrics": metrics.as_dict(), "samples_per_s": rate, "d_in": int(acts.shape[1]),
-            "n_rows": len(acts), **metadata}, indent=2, default=str))
+            "spec": asdict(spec), "metrics": metrics.as_dict(), "samples_per_s": rate, "d_in": d_in,
+            "n_rows": n_rows, "n_shards": len(shards), **metadata}, indent=2, default=str))
     return TrainedSAE(sae=load_sae(out) if out else trained, metrics=metrics, folder=out, samples_per_s=rate, history=history)
 
 
