@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +121,39 @@ def test_linear_cka_is_invariant_to_rotation_and_scale() -> None:
     q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
     assert linear_cka(x, 3 * x @ q) == pytest.approx(1.0)
     assert linear_cka(x, rng.normal(size=(50, 8))) < 0.5
+
+
+def wb(*args: str, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *args, "--home", str(home)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def write_pair_file(path: Path, n: int = 6) -> Path:
+    path.write_text("\n".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) for p in make_pairs(n)))
+    return path
+
+
+def test_cli_writes_json_csv_png_and_takes_a_peft_adapter_as_model_b(tmp_path, tiny_checkpoint, tiny_lora) -> None:
+    out = tmp_path / "diff"
+    data = write_pair_file(tmp_path / "pairs.jsonl")
+    res = wb("compare", str(tiny_checkpoint("llama")), str(tiny_lora), "--dataset", str(data), "--out", str(out), home=tmp_path / "home")
+    assert res.returncode == 0, res.stderr
+    assert "over 6 pairs" in res.stdout and "implicit reward shift" in res.stdout
+    assert {p.name for p in out.iterdir()} == {"diff.json", "per_layer.csv", "per_pair.csv", "tokens.csv", "per_layer.png", "reward_shift.png"}
+    summary = json.loads((out / "diff.json").read_text())
+    assert summary["n_pairs"] == 6 and summary["first_changed_layer"] == 1  # the LoRA touches attention from block 0 on
+    assert (out / "per_layer.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((out / "per_pair.csv").read_text().splitlines()) == 7
+
+
+def test_cli_refuses_a_run_that_is_still_running_and_a_missing_session(tmp_path, tiny_checkpoint) -> None:
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"id": "r1", "type": "dpo", "entry": "x:y", "status": "running", "output": "adapter"}))
+    data = write_pair_file(tmp_path / "pairs.jsonl")
+    res = wb("compare", str(tiny_checkpoint("llama")), str(run), "--dataset", str(data), "--out", str(tmp_path / "o"), home=tmp_path / "home")
+    assert res.returncode == 2 and "Run r1" in res.stderr and "is running, not finished" in res.stderr
+    res = wb("compare", str(tiny_checkpoint("llama")), str(tiny_checkpoint("llama")), "--session", "nope", "--out", str(tmp_path / "o"),
+             home=tmp_path / "home")
+    assert res.returncode == 2 and "No labeling session named 'nope'" in res.stderr
+    assert not (tmp_path / "o").exists()  # nothing half-made

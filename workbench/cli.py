@@ -11,12 +11,14 @@ from typing import Annotated
 
 import typer
 
+from workbench.compare.cli import compare
 from workbench.errors import WorkbenchError
 from workbench.settings import Settings, parse_auth
 
 app = typer.Typer(help="Preference Workbench: label, inspect, steer and fine-tune preferences in local models.", no_args_is_help=True)
 data_app = typer.Typer(help="Import, list, show and export preference datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.command("compare")(compare)
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
 

@@ -1,0 +1,156 @@
+"""``workbench compare MODEL_A MODEL_B --dataset DS|--session NAME --out DIR``.
+
+Writes the model diff as ``diff.json`` (summary), ``per_layer.csv``, ``per_pair.csv``,
+``tokens.csv`` and two plots, then prints a short summary. MODEL_B may be a training run's
+folder: its manifest must say it finished, and the run's adapter is loaded onto its base,
+which the loader finds from the adapter's own record.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from workbench.errors import ConfigError
+
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
+
+
+def model_source(name_or_path: str) -> str:
+    """A catalog name or checkpoint path as given; a run folder becomes its finished output checkpoint."""
+    from workbench.jobs.manifest import MANIFEST, read_manifest
+
+    folder = Path(name_or_path).expanduser()
+    if not (folder / MANIFEST).is_file():
+        return name_or_path
+    try:
+        manifest = read_manifest(folder)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Cannot read the run manifest {folder / MANIFEST}: {exc}.", hint="Is this a workbench run folder?") from None
+    if manifest.status != "finished":
+        raise ConfigError(f"Run {manifest.id} in {folder} is {manifest.status}, not finished: it has no final checkpoint yet.",
+                          hint=f"Wait for it to finish (workbench runs show {manifest.id}), or compare one of its checkpoints by path.")
+    if not manifest.output or not (folder / manifest.output).exists():
+        raise ConfigError(f"Run {manifest.id} finished but names no output checkpoint ({manifest.output!r}).",
+                          hint="Only training runs that save a model or adapter can be compared.")
+    return str(folder / manifest.output)
+
+
+def diff_pairs(ctx: Any, dataset: str | None, session: str | None, limit: int) -> list[Any]:
+    """The pairs to compare on: a dataset (stored name or file), or a session's pairs oriented by its votes."""
+    from workbench.training.pairs import load_pairs
+
+    if (dataset is None) == (session is None):
+        raise ConfigError("Give exactly one of --dataset and --session.", hint="E.g. --dataset demo or --session my-session.")
+    if limit < 2:
+        raise ConfigError(f"--limit must be at least 2, got {limit}.")
+    if dataset is not None:
+        return load_pairs(dataset, ctx.settings)[:limit]
+    from workbench.labeling.state import labeling_store
+    from workbench.preference.votes import session_votes
+
+    labeling = labeling_store(ctx)
+    first_vote: dict[str, str] = {}
+    for v in session_votes(labeling, session, min_votes=0).votes:
+        first_vote.setdefault(v.pair_id, v.outcome)
+    return [replace(p, preferred=first_vote.get(p.id, p.preferred)) for p in labeling.pairs(session)][:limit]
+
+
+def write_outputs(diff: Any, out: Path) -> list[Path]:
+    """The diff's JSON, CSVs and PNGs under ``out`` (each file written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from workbench.files import atomic_path, atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    summary = diff.summary()
+    files = {"json": out / "diff.json", "layers": out / "per_layer.csv", "pairs": out / "per_pair.csv", "tokens": out / "tokens.csv",
+             "layers_png": out / "per_layer.png", "reward_png": out / "reward_shift.png"}
+    atomic_write_text(files["json"], json.dumps(summary, indent=1, ensure_ascii=False, default=float))
+    tokens = diff.top_tokens(50)
+    tables = {"layers": diff.per_layer(), "pairs": diff.per_pair(),
+              "tokens": pd.DataFrame([{**r, "direction": d} for d in ("up", "down") for r in tokens[d]])}
+    for key, frame in tables.items():
+        with atomic_path(files[key]) as tmp:
+            frame.to_csv(tmp, index=False)
+    layers = diff.per_layer()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(layers["layer"], layers["kl_a_b"], marker="o")
+    axes[0].set(title="lens KL(A‖B) per layer", xlabel="layer", ylabel="nats")
+    axes[1].plot(layers["layer"], layers["cka"], marker="o", label="linear CKA")
+    if diff.cosine is not None:
+        axes[1].plot(layers["layer"], layers["cosine"], marker="s", label="cosine")
+    axes[1].set(title="hidden-state similarity", xlabel="layer", ylim=(min(0.0, float(layers["cka"].min())), 1.05))
+    axes[1].legend()
+    axes[2].plot(layers["layer"], layers["pref_margin_a"], marker="o", label=diff.model_a)
+    axes[2].plot(layers["layer"], layers["pref_margin_b"], marker="s", label=diff.model_b)
+    axes[2].axhline(0, color="grey", lw=0.5)
+    axes[2].set(title="preference-lens margin", xlabel="layer", ylabel="log p(chosen) − log p(rejected)")
+    axes[2].legend()
+    fig.tight_layout()
+    chosen, rejected, margin = diff.reward_shift()
+    fig2, ax = plt.subplots(figsize=(6, 3.6))
+    ax.hist([chosen, rejected, margin], bins=30, label=["chosen", "rejected", "margin"], histtype="step")
+    ax.set(title=f"implicit reward shift β·Δlog π (β={diff.beta}, {diff.model_a} as reference)", xlabel="reward shift")
+    ax.legend()
+    fig2.tight_layout()
+    for key, figure in (("layers_png", fig), ("reward_png", fig2)):
+        with atomic_path(files[key]) as tmp:
+            figure.savefig(tmp, dpi=110, format="png")
+        plt.close(figure)
+    return list(files.values())
+
+
+def summary_lines(diff: Any) -> list[str]:
+    s = diff.summary(k=5)
+    r, length = s["implicit_reward"], s["length"]
+    lines = [f"{s['model_b']} vs {s['model_a']} (reference) over {s['n_pairs']} pairs, {s['n_response_tokens']} response tokens",
+             *[f"note: {n}" for n in s["notes"]],
+             f"first layer that differs: {s['first_changed_layer'] if s['first_changed_layer'] is not None else 'none'}; "
+             f"final-layer KL {float(diff.kl[-1]):.4f} nats, CKA {float(diff.cka[-1]):.3f}",
+             f"implicit reward shift (β={s['beta']}): chosen {r['mean_chosen_shift']:+.3f}, rejected {r['mean_rejected_shift']:+.3f}, "
+             f"margin {r['mean_margin_shift']:+.3f} (up in {r['share_margin_up']:.0%} of pairs)",
+             f"length: shift vs response length r = {length['corr_shift_vs_length']:+.2f}, "
+             f"longer response gains {length['longer_response_gain']:+.3f} reward",
+             "tokens up most: " + ", ".join(f"{t['token']} {t['mean_shift']:+.2f}" for t in s["top_tokens"]["up"][:5]),
+             "tokens down most: " + ", ".join(f"{t['token']} {t['mean_shift']:+.2f}" for t in s["top_tokens"]["down"][:5])]
+    return lines
+
+
+def compare(
+    model_a: Annotated[str, typer.Argument(help="Reference model: catalog name or path.")],
+    model_b: Annotated[str, typer.Argument(help="Model to diff against it: catalog name, path, PEFT adapter or run folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for diff.json, CSVs and PNG plots.")],
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Stored dataset name or pair file.")] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Labeling session whose pairs (oriented by its votes) to use.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many pairs (each gives two texts).")] = 128,
+    beta: Annotated[float, typer.Option(help="β of the implicit reward β·Δlog π.")] = 0.1,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 8,
+    lens_positions: Annotated[int, typer.Option(help="Response positions per text where the lens KL is measured.")] = 8,
+    home: HomeOpt = None,
+) -> None:
+    """Diff two checkpoints of one tokenizer: per-layer KL/cosine/CKA, preference-lens margins, implicit reward and token shifts."""
+    from workbench.compare.diff import model_diff
+    from workbench.context import AppContext
+    from workbench.settings import Settings
+
+    ctx = AppContext(Settings(home=home) if home else Settings())
+    pairs = diff_pairs(ctx, dataset, session, limit)
+    source_a, source_b = model_source(model_a), model_source(model_b)  # refuse an unfinished run before loading anything
+    lm_a, lm_b = ctx.load_model(source_a), ctx.load_model(source_b)
+    if lm_a is lm_b:
+        typer.echo("note: MODEL_A and MODEL_B are the same checkpoint; the diff will be zero.")
+    elif lm_a.name == lm_b.name:  # two folders of one name (e.g. two runs' "adapter"): label them apart
+        lm_a, lm_b = replace(lm_a, name=f"A:{lm_a.name}"), replace(lm_b, name=f"B:{lm_b.name}")
+    diff = model_diff(lm_a, lm_b, pairs, beta=beta, batch_size=batch_size, lens_positions=lens_positions)
+    files = write_outputs(diff, out)
+    for line in summary_lines(diff):
+        typer.echo(line)
+    typer.echo(f"wrote {', '.join(p.name for p in files)} to {out}")
