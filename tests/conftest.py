@@ -1,11 +1,21 @@
-"""Shared fixtures: tiny random checkpoints per family and the real embedded demo model."""
+"""Shared fixtures: tiny random checkpoints per family, the real embedded demo model, and real
+server processes (``launch`` / ``server_process``)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -76,3 +86,139 @@ def browser():
 
 
 ALL_FAMILIES = sorted(FAMILY_CONFIGS)
+
+
+# -- servers as real processes --------------------------------------------------------------
+SERVER_STARTUP_SECONDS = 240  # the first Gradio/Panel import on a busy 2-core machine is slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    """A server started by ``launch``: its process group, URL and log file."""
+
+    proc: subprocess.Popen
+    url: str
+    log: Path
+    home: Path
+
+    def logs(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not exit within 15 s."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def launch(home: Path, argv: list[str], *, port: int | None = None, auth: tuple[str, str] | None = None,
+           env: dict[str, str] | None = None, wait: bool = True) -> ServerProcess:
+    """``python -m <argv> --port N`` with WORKBENCH_HOME=home in its own process group; with
+    ``wait``, block until /api/health answers 200 (with ``auth``)."""
+    port = port or free_port()
+    log = home / f"server-{port}-{time.monotonic_ns()}.log"
+    full_env = {**os.environ, "WORKBENCH_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **(env or {})}
+    for key in ("WORKBENCH_AUTH", "WORKBENCH_USERS"):
+        if key not in (env or {}):
+            full_env.pop(key, None)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", *argv, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                env=full_env, start_new_session=True)
+    server = ServerProcess(proc, f"http://127.0.0.1:{port}", log, home)
+    if not wait:
+        return server
+    deadline = time.monotonic() + SERVER_STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}:\n{server.logs()}")
+        try:
+            if httpx.get(f"{server.url}/api/health", auth=auth, timeout=5).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    server.kill()
+    raise AssertionError(f"server did not answer /api/health in {SERVER_STARTUP_SECONDS} s:\n{server.logs()}")
+
+
+@pytest.fixture
+def server_process() -> Iterator[Callable[..., ServerProcess]]:
+    """``server_process(home, argv, ...)`` = ``launch``, and every server it started is stopped afterwards."""
+    started: list[ServerProcess] = []
+
+    def start(*args: Any, **kwargs: Any) -> ServerProcess:
+        started.append(launch(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+# -- the security probes' server (tests/test_security_*.py) -----------------------------------
+PROBE_OWNER = ("owner", "0wner-pw")
+PROBE_ALICE = ("alice", "alice-pw")
+PROBE_BOB = ("bob", "bob-pw")
+PROBE_SECRET = '{"aws_secret_access_key": "AKIA-very-secret", "db_password": "hunter2"}\n'
+
+
+@dataclass
+class ProbeServer:
+    server: ServerProcess
+    home: Path
+    outside: Path  # a file outside every data folder, holding secrets
+
+
+def gradio_call(url: str, api_name: str, data: list[Any], auth: tuple[str, str]) -> list[Any]:
+    """Call a Gradio event directly (``/gradio_api/call/<name>``), as an attacker's script would."""
+    r = httpx.post(f"{url}/gradio_api/call/{api_name}", json={"data": data}, auth=auth, timeout=60)
+    assert r.status_code == 200, (api_name, r.status_code, r.text)
+    event = r.json()["event_id"]
+    text = httpx.get(f"{url}/gradio_api/call/{api_name}/{event}", auth=auth, timeout=120).text
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    last = blocks[-1]
+    assert "event: complete" in last, text
+    return json.loads(last.split("data:", 1)[1])
+
+
+@pytest.fixture(scope="session")
+def probe_server(tmp_path_factory) -> Iterator[ProbeServer]:
+    """``workbench serve`` with an owner and two annotator logins over a home with sessions:
+    'gold' (a gold pair, open to every annotator), 'alice-only' (assigned to alice), 'closed'."""
+    from workbench.data.types import Pair
+    from workbench.labeling import LabelingStore
+    from workbench.store import Store
+
+    root = tmp_path_factory.mktemp("probe")
+    home = root / "home"
+    (home / "data").mkdir(parents=True)
+    outside = root / "outside" / "creds.jsonl"
+    outside.parent.mkdir()
+    outside.write_text(PROBE_SECRET, encoding="utf-8")
+    with Store(home / "workbench.sqlite") as store:
+        store.import_pairs("ds", [Pair(f"prompt {i}", f"left {i}", f"right {i}", id=f"p{i}") for i in range(6)])
+        lab = LabelingStore(store)
+        lab.create_session("gold", "ds", {"gold": {"p1": "A"}})
+        lab.create_session("alice-only", "ds", {"annotators": ["alice"]})
+        lab.create_session("closed", "ds")
+        lab.set_status("closed", "closed")
+    users = root / "users.txt"
+    users.write_text(f"{PROBE_ALICE[0]}:{PROBE_ALICE[1]}\n{PROBE_BOB[0]}:{PROBE_BOB[1]}\n", encoding="utf-8")
+    server = launch(home, ["workbench.cli", "serve"], auth=PROBE_OWNER,
+                    env={"WORKBENCH_AUTH": ":".join(PROBE_OWNER), "WORKBENCH_USERS": str(users)})
+    yield ProbeServer(server, home, outside)
+    server.stop()

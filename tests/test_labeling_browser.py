@@ -11,8 +11,9 @@ import signal
 from pathlib import Path
 
 import pytest
+from conftest import launch
 from playwright.sync_api import sync_playwright
-from test_labeling_reliability import free_port, prepare_home, start
+from test_labeling_reliability import prepare_home
 
 from workbench.labeling import LabelingStore
 from workbench.labeling.export import export_session
@@ -39,7 +40,7 @@ def test_keyboard_labeling_undo_reload_resume_export(tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium)")
     prepare_home(tmp_path, 12)
-    server = start(tmp_path, ["apps.labeling_server"], free_port())
+    server = launch(tmp_path, ["apps.labeling_server"])
     keys = [("1", "w"), ("2", "q"), ("a", None), ("b", "w"), ("1", "q"), ("2", None), ("1", "w"), ("3", None), ("2", "w"), ("1", "q")]
     chosen: list[tuple[str, str, int]] = []  # (chosen text, rejected text, strength) per decisive vote
     try:
@@ -109,7 +110,7 @@ def test_vote_while_the_responses_still_stream(tmp_path: Path, browser) -> None:
     with Store(tmp_path / "workbench.sqlite") as store:
         store.import_pairs("long", [Pair(f"prompt {i}", long_text(f"a{i}_"), long_text(f"b{i}_"), id=f"q{i}") for i in range(3)])
         LabelingStore(store).create_session("s", "long")
-    server = start(tmp_path, ["apps.labeling_server"], free_port())
+    server = launch(tmp_path, ["apps.labeling_server"])
     try:
         page = browser.new_page(viewport={"width": 1300, "height": 1300})
         page.set_default_timeout(UI_TIMEOUT_MS)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_labeling_reliability import API, free_port, prepare_home, start
+from conftest import free_port, launch
+from test_labeling_reliability import API, prepare_home
 
 from workbench.errors import ConfigError, SecurityError
 from workbench.labeling import LabelingStore
@@ -37,7 +38,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("login-home")
     prepare_home(home, 6)
     users = write_users(home / "users.txt")
-    srv = start(home, ["apps.labeling_server", "--auth", ":".join(OWNER), "--users", str(users)], free_port(), auth=OWNER)
+    srv = launch(home, ["apps.labeling_server", "--auth", ":".join(OWNER), "--users", str(users)], auth=OWNER)
     yield srv, home
     srv.kill(signal.SIGTERM)
 

@@ -3,35 +3,24 @@ bad requests. Servers run as separate processes with their own WORKBENCH_HOME; t
 check the SQLite file itself afterwards, not what the server says about it."""
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import ServerProcess, free_port, launch
 
 from workbench.data.types import Pair
 from workbench.labeling import LabelingStore
 from workbench.store import Store
 
-STARTUP_SECONDS = 240
 API = "/api/labeling"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare_home(home: Path, n_pairs: int, **settings: object) -> None:
@@ -45,42 +34,8 @@ def prepare_home(home: Path, n_pairs: int, **settings: object) -> None:
         lab.set_status("old", "closed")
 
 
-@dataclass
-class Proc:
-    proc: subprocess.Popen
-    url: str
-    log: Path
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=30)
-
-
-def start(home: Path, argv: list[str], port: int, auth: tuple[str, str] | None = None) -> Proc:
-    log = home / f"server-{port}-{time.monotonic_ns()}.log"
-    env = {**os.environ, "WORKBENCH_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    env.pop("WORKBENCH_AUTH", None)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", *argv, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
-    server = Proc(proc, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{server.url}/api/health", auth=auth, timeout=5).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    server.kill()
-    raise AssertionError(f"server did not start:\n{log.read_text()}")
-
-
-def labeling_server(home: Path, port: int) -> Proc:
-    return start(home, ["apps.labeling_server", "--api-only"], port)
+def labeling_server(home: Path, port: int) -> ServerProcess:
+    return launch(home, ["apps.labeling_server", "--api-only"], port=port)
 
 
 def join(url: str, session: str, name: str) -> dict[str, str]:
@@ -148,15 +103,15 @@ def test_sigkill_while_voting_loses_no_acknowledged_vote(tmp_path: Path) -> None
 
 
 @pytest.fixture(scope="module")
-def app_server(tmp_path_factory) -> Iterator[tuple[Proc, Path]]:
+def app_server(tmp_path_factory) -> Iterator[tuple[ServerProcess, Path]]:
     home = tmp_path_factory.mktemp("labeling-app")
     prepare_home(home, 100, overlap=20, order="random")
-    server = start(home, ["workbench.cli", "serve"], free_port())
+    server = launch(home, ["workbench.cli", "serve"])
     yield server, home
     server.kill(signal.SIGTERM)
 
 
-def test_twenty_concurrent_annotators_through_the_app(app_server: tuple[Proc, Path]) -> None:
+def test_twenty_concurrent_annotators_through_the_app(app_server: tuple[ServerProcess, Path]) -> None:
     server, home = app_server
     names = [f"ann{i:02d}" for i in range(20)]
     tokens = {n: join(server.url, "s", n) for n in names}
@@ -195,7 +150,7 @@ def test_twenty_concurrent_annotators_through_the_app(app_server: tuple[Proc, Pa
     assert progress == {"pairs": 100, "needed": 2000, "covered": 2000, "judgments": 2000}
 
 
-def test_bad_requests_get_clear_errors_and_change_nothing(app_server: tuple[Proc, Path]) -> None:
+def test_bad_requests_get_clear_errors_and_change_nothing(app_server: tuple[ServerProcess, Path]) -> None:
     server, home = app_server
     url = server.url
     bob, eve = join(url, "b", "bob"), join(url, "b", "eve")

@@ -7,32 +7,21 @@ from __future__ import annotations
 
 import base64
 import importlib.resources
-import os
 import posixpath
 import re
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import ServerProcess, launch
 
 from workbench import __version__
 from workbench.hookspecs import hookimpl
 from workbench.models.embedded import DEMO_MODEL_NAME
-
-STARTUP_SECONDS = 240  # the first Gradio/Panel import on a busy 2-core machine is slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_home(root: Path, demo_model_dir: Path) -> Path:
@@ -43,52 +32,12 @@ def make_home(root: Path, demo_model_dir: Path) -> Path:
     return home
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    url: str
-    log: Path
-    home: Path
-
-    def logs(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=15)
+Server = ServerProcess  # the name tests/test_browser.py and tests/test_steering_browser.py import
 
 
-def start_server(home: Path, *args: str, auth: tuple[str, str] | None = None, wait: bool = True) -> Server:
-    """Start ``workbench serve`` and (if ``wait``) block until /api/health answers."""
-    port = free_port()
-    log = home.parent / f"server-{port}.log"
-    env = {**os.environ, "WORKBENCH_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    env.pop("WORKBENCH_AUTH", None)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench.cli", "serve", "--port", str(port), *args],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-    server = Server(proc, f"http://127.0.0.1:{port}", log, home)
-    if wait:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited with {proc.returncode}:\n{server.logs()}")
-            try:
-                if httpx.get(f"{server.url}/api/health", auth=auth, timeout=5).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        server.stop()
-        raise AssertionError(f"server did not answer /api/health in {STARTUP_SECONDS} s:\n{server.logs()}")
-    return server
+def start_server(home: Path, *args: str, auth: tuple[str, str] | None = None, wait: bool = True) -> ServerProcess:
+    """``workbench serve`` on a free port (``launch`` in conftest does the rest)."""
+    return launch(home, ["workbench.cli", "serve", *args], auth=auth, wait=wait)
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,14 @@ import re
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from workbench.context import AppContext
 from workbench.data.types import Message, Pair
-from workbench.errors import DataError, ModelError, WorkbenchError
+from workbench.errors import DataError, ModelError, SecurityError, WorkbenchError
 from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.models.generation import SamplingSettings, stream
 
@@ -96,11 +96,24 @@ def _upload_copy(ctx: AppContext, upload: Path) -> tuple[Path, bool]:
     return dest, True
 
 
-def import_dataset(ctx: AppContext, *, upload: str | None, path: str, name: str, format: str, replace: bool) -> tuple[str, str]:
-    """Import an uploaded file or a path inside the data folders; return (dataset, message)."""
+def import_dataset(ctx: AppContext, *, upload: str | None, path: str, name: str, format: str, replace: bool,
+                   received: Collection[str] = ()) -> tuple[str, str]:
+    """Import an uploaded file or a path inside the data folders; return (dataset, message).
+
+    ``upload`` must be a file Gradio itself received through its upload route (``received``,
+    the Blocks' ``upload_file_set``) or lie inside the data folders: a crafted FileData
+    naming any other server path is refused before the file is opened, so nothing of it
+    (content, field names) can reach the error message.
+    """
     name = name.strip() or None
     if upload:
         source = Path(upload)
+        if str(upload) not in received:
+            try:
+                ctx.check_data_path(source)
+            except SecurityError:
+                raise SecurityError("The file given as an upload was not uploaded through this page.",
+                                    hint="Choose the file with the upload field, or type a path inside the data folders.") from None
         copy, created = _upload_copy(ctx, source)
         try:
             stored = ctx.import_dataset(copy, name=name or source.name.split(".")[0], format=format, confine=True, replace=replace)

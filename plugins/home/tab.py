@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from plugins.home import actions
+from workbench.app.auth import login_name, require_owner
 from workbench.context import AppContext
 from workbench.data.readers import FORMATS
 from workbench.errors import WorkbenchError
@@ -134,9 +135,14 @@ def _data_section(ctx: AppContext) -> None:
         names = actions.dataset_choices(ctx)
         return gr.Dropdown(choices=names, value=names[0] if names else None)
 
-    def on_import(file: str | None, typed: str, fmt_name: str, ds_name: str, replace_existing: bool) -> tuple[Any, Any, Any]:
+    blocks = gr.context.Context.root_block  # its upload_file_set: the files Gradio's upload route received
+
+    def on_import(file: str | None, typed: str, fmt_name: str, ds_name: str, replace_existing: bool,
+                  request: gr.Request) -> tuple[Any, Any, Any]:
         try:
-            stored, message = actions.import_dataset(ctx, upload=file, path=typed or "", name=ds_name or "", format=fmt_name, replace=replace_existing)
+            require_owner(ctx.settings, login_name(request), "import or replace datasets")
+            stored, message = actions.import_dataset(ctx, upload=file, path=typed or "", name=ds_name or "", format=fmt_name,
+                                                     replace=replace_existing, received=blocks.upload_file_set)
         except WorkbenchError as exc:
             return actions.error_markdown(exc), gr.skip(), gr.skip()
         return message, gr.Dropdown(choices=actions.dataset_choices(ctx), value=stored), 1

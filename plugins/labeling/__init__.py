@@ -27,7 +27,7 @@ def api_routes(context: Any) -> list[Any]:
     from workbench.labeling.api import build_router
     from workbench.labeling.state import labeling_store
 
-    return [build_router(lambda: labeling_store(context), annotator_logins=context.settings.users)]
+    return [build_router(lambda: labeling_store(context), context.settings)]
 
 
 @hookimpl

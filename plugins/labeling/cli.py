@@ -14,6 +14,8 @@ from typing import Annotated, Any
 import typer
 
 from workbench.errors import ConfigError, DataError
+from workbench.jobs.cli import host_of
+from workbench.settings import Settings
 
 label_app = typer.Typer(help="Labeling sessions: list, create, statistics (Bradley–Terry, agreement) and export.",
                         no_args_is_help=True)
@@ -23,12 +25,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 EXPORTS = {"trl-jsonl": "trl-jsonl", "parquet": "trl-parquet", "hf": "hf-dataset", "long": "long"}
 
 
-def _labeling(home: Path | None) -> Any:
+def _labeling(ctx: typer.Context, home: Path | None) -> Any:
+    """The LabelingStore over ``home``, in a context holding the PluginHost ``workbench`` built
+    (``host_of``), so no command loads the plugins' entry points a second time."""
+    # Imported here: the context pulls in torch, which `workbench --help` should not pay for.
     from workbench.context import AppContext
     from workbench.labeling.state import labeling_store
-    from workbench.settings import Settings
 
-    return labeling_store(AppContext(Settings(home=home) if home else Settings()))
+    return labeling_store(AppContext(Settings(home=home) if home else Settings(), plugins=host_of(ctx)))
 
 
 def _num(x: Any, fmt: str = ".3f") -> str:
@@ -54,9 +58,9 @@ def _clean(x: Any) -> Any:
 
 
 @label_app.command("sessions")
-def sessions(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+def sessions(ctx: typer.Context, as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     """List labeling sessions with their progress (pairs covered to the overlap asked for)."""
-    lab = _labeling(home)
+    lab = _labeling(ctx, home)
     rows = []
     for info in lab.list_sessions():
         p = lab.session_progress(info.name)
@@ -75,6 +79,7 @@ def sessions(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
 
 @label_app.command("create")
 def create(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Session name.")],
     dataset: Annotated[str, typer.Option("--dataset", help="An imported dataset (see `workbench data list`).")],
     aspects: Annotated[str, typer.Option("--aspects", help="Aspects to judge, comma separated, e.g. helpfulness,verbosity.")] = "",
@@ -104,7 +109,7 @@ def create(
     settings = SessionSettings(aspects=[a.strip() for a in aspects.split(",") if a.strip()], overlap=overlap, gold=gold_map,
                                order=order, policy_model=policy_model, reference_model=reference_model,
                                reward_model=reward_model, beta=beta)
-    info = _labeling(home).create_session(name, dataset, settings)
+    info = _labeling(ctx, home).create_session(name, dataset, settings)
     typer.echo(f"created session '{info.name}' over {info.n_pairs} pairs of '{info.dataset}' "
                f"(order {info.settings.order}, overlap {info.settings.overlap}"
                + (f", aspects {', '.join(info.settings.aspects)}" if info.settings.aspects else "") + ")")
@@ -112,6 +117,7 @@ def create(
 
 @label_app.command("stats")
 def stats(
+    ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session name.")],
     ties: Annotated[str, typer.Option("--ties", help="Tie treatment: davidson or half (half-wins).")] = "davidson",
     n_boot: Annotated[int, typer.Option("--boot", help="Bootstrap resamples for the confidence intervals.")] = 200,
@@ -125,7 +131,7 @@ def stats(
         raise ConfigError(f"Unknown tie treatment {ties!r}.", hint="Use --ties davidson or --ties half.")
     if n_boot < 0:
         raise ConfigError(f"--boot must be 0 or more, got {n_boot}.", hint="200 is a good default; 0 skips the CIs.")
-    report = session_report(_labeling(home), session, ties=ties, n_boot=n_boot)
+    report = session_report(_labeling(ctx, home), session, ties=ties, n_boot=n_boot)
     if as_json:
         typer.echo(json.dumps(_clean(report), indent=1))
         return
@@ -159,6 +165,7 @@ def stats(
 
 @label_app.command("export")
 def export(
+    ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session name.")],
     path: Annotated[Path, typer.Argument(help="Output file (or folder for --format hf).")],
     format: Annotated[str, typer.Option("--format", help="trl-jsonl, parquet (TRL columns), hf (datasets folder) or long "
@@ -171,7 +178,7 @@ def export(
 
     if format not in EXPORTS:
         raise DataError(f"Unknown export format '{format}'.", path=path, hint=f"Choose one of: {', '.join(EXPORTS)}.")
-    lab = _labeling(home)
+    lab = _labeling(ctx, home)
     if format == "long":
         n = export_session_long_table(lab, session, path)
         typer.echo(json.dumps({"path": str(path), "format": "long", "rows": n}))
@@ -179,18 +186,18 @@ def export(
     typer.echo(json.dumps(export_session(lab, session, path, EXPORTS[format], aggregate=aggregate)))
 
 
-def _set_status(session: str, status: str, home: Path | None) -> None:
-    info = _labeling(home).set_status(session, status)
+def _set_status(ctx: typer.Context, session: str, status: str, home: Path | None) -> None:
+    info = _labeling(ctx, home).set_status(session, status)
     typer.echo(f"session '{info.name}' is {info.status}")
 
 
 @label_app.command("close")
-def close(session: Annotated[str, typer.Argument(help="Session name.")], home: HomeOpt = None) -> None:
+def close(ctx: typer.Context, session: Annotated[str, typer.Argument(help="Session name.")], home: HomeOpt = None) -> None:
     """Close a session: it takes no more votes (its votes stay)."""
-    _set_status(session, "closed", home)
+    _set_status(ctx, session, "closed", home)
 
 
 @label_app.command("reopen")
-def reopen(session: Annotated[str, typer.Argument(help="Session name.")], home: HomeOpt = None) -> None:
+def reopen(ctx: typer.Context, session: Annotated[str, typer.Argument(help="Session name.")], home: HomeOpt = None) -> None:
     """Reopen a closed session."""
-    _set_status(session, "open", home)
+    _set_status(ctx, session, "open", home)

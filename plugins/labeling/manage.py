@@ -11,17 +11,14 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.app.auth import OWNER, login_name, require_owner, role_of
 from workbench.errors import WorkbenchError
 from workbench.labeling.sessions import ORDERS, SessionSettings
 
 
 def owner_only(ctx: Any, request: gr.Request | None) -> None:
     """Refuse a named annotator's login: these tools show (or act on) everyone's votes."""
-    from plugins.labeling.tab import is_annotator_login, login_name
-
-    if is_annotator_login(ctx, request):
-        raise WorkbenchError(f"You are logged in as annotator '{login_name(request)}'; the session tools are for the workbench owner.",
-                             hint="Annotators label blind to each other's votes; ask the owner for statistics or exports.")
+    require_owner(ctx.settings, login_name(request), "use the labeling session tools (they show everyone's votes)")
 
 
 FORMATS = {"trl-jsonl": ".jsonl", "trl-parquet": ".parquet", "hf-dataset": "", "long-table-csv": ".csv", "long-table-parquet": ".parquet"}
@@ -123,7 +120,7 @@ def build_manage_section(ctx: Any, view: Any) -> None:
             info = labeling_store(ctx).create_session(name, dataset or "", settings)
         except WorkbenchError as err:
             return f"⚠️ {err}", gr.update(), gr.update()
-        names = view.session_names()
+        names = view.session_names(login_name(request))
         return f"✓ Created session **{info.name}** over {info.n_pairs} pairs.", gr.update(choices=names), gr.update(choices=names, value=info.name)
 
     with gr.Accordion("Generate pairs from two sources (background job)", open=False) as acc_gen:
@@ -276,9 +273,7 @@ def build_manage_section(ctx: Any, view: Any) -> None:
     alpaca_btn.click(import_alpaca, [alpaca_path, alpaca_session], alpaca_msg)
 
     def tools_visible(request: gr.Request) -> list[Any]:
-        visible = not is_annotator_login(ctx, request)
+        visible = role_of(ctx.settings, login_name(request)) == OWNER
         return [gr.update(visible=visible)] * 3
-
-    from plugins.labeling.tab import is_annotator_login
 
     gr.context.Context.root_block.load(tools_visible, None, [acc_new, acc_gen, acc_an])

@@ -13,8 +13,9 @@ the stream starts, and a newer stream in the same page stops the older one.
 
 When the server has logins, the annotator is whoever logged in (``gr.Request.username``):
 the name box is locked to it and the handlers ignore anything else, so nobody can vote as,
-or read the history of, another annotator. Annotator logins (the users file) also cannot
-use the session tools below the view, which show everyone's votes.
+or read the history of, another annotator. An annotator login sees and starts only the
+sessions assigned to it (``require_assigned``), and cannot use the session tools below the
+view, which show everyone's votes (``require_owner``, checked in every handler).
 """
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.app.auth import OWNER, login_name, require_assigned, role_of
 from workbench.data.types import prompt_text
 from workbench.errors import WorkbenchError
-from workbench.labeling.sessions import Item, LabelingStore, to_canonical
+from workbench.labeling.sessions import Item, LabelingStore, to_displayed
 from workbench.labeling.state import labeling_store
 
 MAX_ASPECTS = 4
@@ -46,15 +48,6 @@ STREAMING_NOTE = "⏳ *Responses are streaming — you can vote already.*"
 _WORDS = re.compile(r"\s*\S+")
 
 
-def login_name(request: gr.Request | None) -> str | None:
-    """The logged-in user of a Gradio request (None when the server has no logins)."""
-    return getattr(request, "username", None) or None if request is not None else None
-
-
-def is_annotator_login(ctx: Any, request: gr.Request | None) -> bool:
-    """True for a named annotator's login (they may label, but not see others' votes)."""
-    user = login_name(request)
-    return user is not None and user in ctx.settings.users
 
 
 # Installed once per page; acts only while the labeling view is on screen.
@@ -111,13 +104,6 @@ def _fmt_eta(seconds: float | None) -> str:
     return f"ETA {minutes} min {secs:02d} s" if minutes else f"ETA {secs} s"
 
 
-def _displayed(outcome: str | None, order: str) -> str | None:
-    """A canonical outcome in the annotator's terms (A shown on the right is 'right')."""
-    if outcome in ("A", "B"):
-        return "left" if order[0] == outcome else "right"
-    return outcome
-
-
 class LabelingView:
     """Server-side handlers of the tab; ``state`` is per browser tab, the votes are in the store."""
 
@@ -129,8 +115,10 @@ class LabelingView:
     def lab(self) -> LabelingStore:
         return labeling_store(self.ctx)
 
-    def session_names(self) -> list[str]:
-        return [s.name for s in self.lab.list_sessions() if s.status == "open"]
+    def session_names(self, user: str | None = None) -> list[str]:
+        """Open sessions; for an annotator login, only those assigned to them."""
+        owner = role_of(self.ctx.settings, user) == OWNER
+        return [s.name for s in self.lab.list_sessions() if s.status == "open" and (owner or s.assigned_to(user))]
 
     # -- rendering ------------------------------------------------------------------------
 
@@ -143,8 +131,14 @@ class LabelingView:
                           for i in range(MAX_ASPECTS)]
         if item is None:
             state = {**state, "pair_id": None, "order": None, "editing": False}
-            done = self.lab.progress(session, annotator).done if session and annotator else 0
-            text = f"**All done** — {done} pairs judged. Thank you!" if session and annotator else "Choose a session and your name, then Start."
+            progress = self.lab.progress(session, annotator) if session and annotator else None
+            if progress is None:
+                text = "Choose a session and your name, then Start."
+            elif progress.remaining:
+                text = (f"**Nothing free right now** — the {progress.remaining} pairs left are being judged by others. "
+                        "Press Start / resume in a minute.")
+            else:
+                text = f"**All done** — {progress.done} pairs judged. Thank you!"
             return (state, f"{message}\n\n{text}".strip(), "", "", "", gr.update(value=None), gr.update(value=2),
                     *aspect_updates, gr.update(value=""), history, "")
         progress = self.lab.progress(session, annotator)
@@ -155,17 +149,17 @@ class LabelingView:
         status = f"{message}\n\n**{where}** · {progress.done} done · {_fmt_eta(progress.eta_seconds)}".strip()
         for i, aspect in enumerate(aspects[:MAX_ASPECTS]):
             aspect_updates[i] = gr.update(visible=True, label=aspect,
-                                          value=_displayed(current.get("aspects", {}).get(aspect), item.displayed_order))
+                                          value=to_displayed(current.get("aspects", {}).get(aspect), item.displayed_order))
         # The responses start empty and stream in (``stream``, chained after every render).
         return (state, status, f"### Prompt\n\n{prompt_text(item.pair.prompt)}", "", "",
-                gr.update(value=_displayed(current.get("outcome"), item.displayed_order)),
+                gr.update(value=to_displayed(current.get("outcome"), item.displayed_order)),
                 gr.update(value=current.get("strength") or 2), *aspect_updates,
                 gr.update(value=current.get("rationale", "")), history, STREAMING_NOTE)
 
     def history_rows(self, state: dict[str, Any]) -> list[list[Any]]:
         rows = []
         for k, h in enumerate(self.lab.history(state["session"], state["annotator"]), start=1):
-            rows.append([k, h["pair_id"], _displayed(h["outcome"], h["displayed_order"]),
+            rows.append([k, h["pair_id"], to_displayed(h["outcome"], h["displayed_order"]),
                          {1: "slight", 2: "clear"}.get(h["strength"], ""), time.strftime("%H:%M:%S", time.localtime(h["submitted_at"]))])
         return rows
 
@@ -175,10 +169,12 @@ class LabelingView:
     # -- actions ----------------------------------------------------------------------------
 
     def start(self, session: str | None, annotator: str, state: dict[str, Any], request: gr.Request) -> tuple:
-        annotator = login_name(request) or (annotator or "").strip()
+        user = login_name(request)
+        annotator = user or (annotator or "").strip()
         if not session or not annotator:
             return (*self.render({}, None, "⚠️ Choose a session and enter your name."), {})
         try:
+            require_assigned(self.ctx.settings, user, self.lab.session(session))
             self.lab.join(session, annotator)
         except WorkbenchError as err:
             return (*self.render({}, None, f"⚠️ {err}"), {})
@@ -193,15 +189,11 @@ class LabelingView:
         try:
             if not outcome:
                 raise WorkbenchError("Pick an outcome first (keys 1–5).")
-            if outcome == "skip" and not (rationale or "").strip():
-                raise WorkbenchError("A skip needs a reason: type it in the rationale box.")
             aspects = self.lab.session(state["session"]).settings.aspects
-            chosen = {a: to_canonical(v, order) for a, v in zip(aspects, aspect_values, strict=False) if v}
-            canonical = to_canonical(outcome, order)
-            self.lab.vote(state["session"], state["annotator"], state["pair_id"], canonical,
-                          strength=int(strength) if strength and canonical in ("A", "B") else None, aspects=chosen,
-                          rationale=rationale or "", displayed_order=order, started_at=state.get("started_at"),
-                          edit=bool(state.get("editing")))
+            chosen = {a: v for a, v in zip(aspects, aspect_values, strict=False) if v}
+            self.lab.vote_choice(state["session"], state["annotator"], state["pair_id"], outcome, order,
+                                 strength=int(strength) if strength and outcome in ("left", "right") else None, aspects=chosen,
+                                 rationale=rationale or "", started_at=state.get("started_at"), edit=bool(state.get("editing")))
         except WorkbenchError as err:
             item = self.lab.item(state["session"], state["annotator"], state["pair_id"])
             return self.render(state, item, f"⚠️ {err}")
@@ -264,9 +256,9 @@ class LabelingView:
         that login has joined it, whatever name the browser remembers.
         """
         saved = saved or {}
-        names = self.session_names()
-        session = saved.get("session") if saved.get("session") in names else None
         user = login_name(request)
+        names = self.session_names(user)
+        session = saved.get("session") if saved.get("session") in names else None
         annotator = user or saved.get("annotator") or ""
         # Only a login changes the box's props (a props update re-mounts it and would drop typing).
         # Nothing saved: leave the box alone, so a name typed while the page loads is kept.

@@ -90,6 +90,11 @@ def request_user(request: Any) -> str | None:
     return request.scope.get(USER_KEY)
 
 
+def login_name(request: Any) -> str | None:
+    """The logged-in user of a Gradio event's ``gr.Request`` (None when the server has no logins)."""
+    return (getattr(request, "username", None) or None) if request is not None else None
+
+
 def gradio_user(request: Any) -> str | None:
     """``auth_dependency`` for Gradio: the login recorded by the middleware becomes ``request.username``."""
     return request_user(request)

@@ -2,7 +2,10 @@
 
 Both UIs share one process, so they share the loaded model and the store through the
 application context. With logins configured (``settings.auth`` and/or named annotators in
-``settings.users``), a single middleware guards every route and tells Gradio who logged in.
+``settings.users``), a single middleware guards every route and tells Gradio who logged in;
+in front of it, ``RequestGuard`` bounds request bodies and backs off clients that keep failing
+to log in. The standalone labeling server is this same app over a host holding only the
+labeling plugin.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from starlette.routing import Mount
 
 from workbench import __version__
 from workbench.app.auth import BasicAuthMiddleware, gradio_user
+from workbench.app.limits import LoginThrottle, RequestGuard
 from workbench.context import AppContext
 from workbench.errors import ConfigError
 from workbench.plugin_types import PanelView
@@ -88,12 +92,9 @@ def _mount_panel_views(app: FastAPI, ctx: AppContext, views: list[PanelView]) ->
             routes[i] = Mount(PANEL_PREFIX + route.path, app=route.app, name=route.name)
 
 
-def create_app(ctx: AppContext) -> FastAPI:
-    """The ASGI app: /api/health, the Panel views under /panel/, Gradio at / (mounted last)."""
-    import gradio as gr
-
-    from workbench.app.shell import THEME_CSS, build_blocks, theme
-
+def create_app(ctx: AppContext, *, ui: bool = True) -> FastAPI:
+    """The ASGI app: /api/health, the plugins' API routes, and (``ui``) the Panel views under
+    /panel/ and Gradio at / (mounted last). ``ui=False`` serves the APIs only."""
     app = FastAPI(title="Preference Workbench", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/api/health")
@@ -102,18 +103,27 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     for router in ctx.plugins.collect("api_routes", context=ctx):
         app.include_router(router)
-    views = collect_panel_views(ctx)
-    if views:
-        _mount_panel_views(app, ctx, views)
-    blocks = build_blocks(ctx, views)
     logins = ctx.settings.logins
-    gr.mount_gradio_app(
-        app, blocks, path="/", theme=theme(), css=THEME_CSS,
-        footer_links=["api", "settings"], run_history=False, show_error=True,
-        auth_dependency=gradio_user if logins else None,
-    )
+    if ui:
+        # Gradio and Panel are imported only for a UI: an API-only server starts in seconds.
+        import gradio as gr
+
+        from workbench.app.shell import THEME_CSS, build_blocks, theme
+
+        views = collect_panel_views(ctx)
+        if views:
+            _mount_panel_views(app, ctx, views)
+        blocks = build_blocks(ctx, views)
+        gr.mount_gradio_app(
+            app, blocks, path="/", theme=theme(), css=THEME_CSS,
+            footer_links=["api", "settings"], run_history=False, show_error=True,
+            auth_dependency=gradio_user if logins else None,
+        )
     if logins:
         app.add_middleware(BasicAuthMiddleware, credentials=logins)
+    settings = ctx.settings
+    throttle = LoginThrottle(settings.login_failures_allowed, settings.login_lockout_max_s)
+    app.add_middleware(RequestGuard, throttle=throttle, max_body=settings.max_body_bytes)  # outermost: runs first
     return app
 
 

@@ -6,18 +6,21 @@ server. Each annotator gets a secret token when joining and sends it as
 served in displayed order (``left``/``right``) and votes name the displayed side, so a
 client cannot mix up the randomised order.
 
-When the server has named annotator logins (``settings.users``), a request logged in as an
-annotator may only join, read and vote under that same name (the token is still required),
-and may not create, close or reopen sessions; the owner login (``--auth``) may. A vote is answered only after it is committed,
-and the answer carries the next item, so "vote to next pair" is one round trip.
+Roles come from ``workbench.app.auth``: a request logged in as an annotator may only join,
+read and vote under that same name (the token is still required), only in sessions they are
+assigned to, and never sees gold answers, others' votes or tokens; creating, closing and
+reopening sessions is for the owner. A vote is answered only after it is committed, and the
+answer carries the next item, so "vote to next pair" is one round trip.
 
-Every refusal is JSON ``{"error", "hint"}`` with 400/403/404/409/422, and changes nothing.
+Bodies are bounded before they are parsed (size in ``RequestGuard``; nesting depth and valid
+Unicode here), and wrong tokens count toward the client's login back-off. Every refusal is
+JSON ``{"error", "hint"}`` with 400/403/404/409/413/422/429, and changes nothing.
 """
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -25,30 +28,57 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from workbench.app.auth import request_user
+from workbench.app.auth import OWNER, request_user, require_assigned, require_owner, role_of
+from workbench.app.limits import GUARD_KEY, client_of
 from workbench.errors import WorkbenchError
-from workbench.labeling.errors import Conflict, Forbidden, Invalid, LabelingError
-from workbench.labeling.sessions import LabelingStore, to_canonical
+from workbench.labeling.errors import Conflict, Forbidden, Invalid
+from workbench.labeling.sessions import LabelingStore, SessionInfo
+from workbench.settings import Settings
 
 PREFIX = "/api/labeling"
 TOKEN_HEADER = "x-annotator-token"
-CHOICES = ("left", "right", "tie", "both_bad", "skip")
 NAME_SHOWN = 40
 VOTE_FIELDS = {"pair_id", "choice", "strength", "aspects", "rationale", "reason", "displayed_order", "started_at",
                "request_id", "edit"}
 
 
 def _error(err: WorkbenchError) -> JSONResponse:
-    status = err.status if isinstance(err, LabelingError) else 400
-    return JSONResponse({"error": err.message, "hint": err.hint}, status_code=status)
+    return JSONResponse({"error": err.message, "hint": err.hint}, status_code=getattr(err, "status", 400))
 
 
-async def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
+def _check_value(value: Any, max_depth: int, where: str = "body") -> None:
+    """Refuse JSON nested deeper than ``max_depth`` or holding text that is not valid Unicode.
+
+    Iterative, so a hostile depth cannot exhaust the stack; a lone surrogate (``"\\ud800"``)
+    is valid JSON but cannot be stored or sent back, so it is refused here with its field.
+    """
+    stack = [(value, 1, where)]
+    while stack:
+        item, depth, path = stack.pop()
+        if depth > max_depth:
+            raise Invalid(f"The request body is nested more than {max_depth} levels deep.", hint="Send a flat JSON object.")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1, f"{path}.{str(k)[:NAME_SHOWN]}") for k, v in item.items())
+            stack.extend((k, depth + 1, path) for k in item)
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise Invalid(f"Field '{path.removeprefix('body.')}' is not valid Unicode (it holds a lone surrogate).",
+                              hint="Send text as UTF-8; a \\ud800-\\udfff escape must be one half of a pair.") from None
+
+
+async def _body(request: Request, allowed: set[str], max_depth: int) -> dict[str, Any]:
     raw = await request.body()
     try:
         data = json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise Invalid(f"The request body is not valid JSON ({err}).", hint="Send a JSON object, e.g. {\"pair_id\": ..., \"choice\": \"left\"}.") from None
+    except RecursionError:
+        raise Invalid(f"The request body is nested more than {max_depth} levels deep.", hint="Send a flat JSON object.") from None
+    _check_value(data, max_depth)
     if not isinstance(data, dict):
         raise Invalid(f"The request body must be a JSON object, got {type(data).__name__}.", hint="Wrap the fields in {...}.")
     unknown = sorted(set(data) - allowed)
@@ -70,26 +100,28 @@ def _typed(data: dict[str, Any], key: str, types: type | tuple[type, ...], defau
     return value
 
 
-def build_router(labeling_for: Callable[[], LabelingStore], annotator_logins: Collection[str] = ()) -> APIRouter:
+def build_router(labeling_for: Callable[[], LabelingStore], settings: Settings) -> APIRouter:
     """The API routes; ``labeling_for()`` gives the process's LabelingStore (opened lazily).
 
-    ``annotator_logins`` are the login names that are annotators (not the owner): requests
-    logged in under one of them are held to that annotator's own queue.
+    ``settings`` says who is an annotator (``role_of``) and how deep a body may nest.
     """
     router = APIRouter(prefix=PREFIX)
-    annotator_logins = frozenset(annotator_logins)
+    depth = settings.max_json_depth
 
-    def check_login(request: Request, annotator: str | None = None) -> None:
-        """Refuse an annotator login acting for someone else (``annotator=None``: owner-only action)."""
+    def is_owner(request: Request) -> bool:
+        return role_of(settings, request_user(request)) == OWNER
+
+    def as_self(request: Request, annotator: str) -> None:
+        """Refuse an annotator login acting for someone else."""
         user = request_user(request)
-        if user is None or user not in annotator_logins:
-            return
-        if annotator is None:
-            raise Forbidden(f"You are logged in as annotator '{user}'; only the workbench owner can do this.",
-                            hint="Ask the owner (the --auth login) to create, close or reopen sessions.")
-        if annotator.strip() != user:
+        if not is_owner(request) and annotator.strip() != user:
             raise Forbidden(f"You are logged in as '{user}' and cannot act as annotator '{annotator[:NAME_SHOWN]}'.",
                             hint=f"Use your own name, '{user}', in the URL and when joining.")
+
+    def session_for(request: Request, labeling: LabelingStore, session: str) -> SessionInfo:
+        info = labeling.session(session)
+        require_assigned(settings, request_user(request), info)
+        return info
 
     async def call(fn: Callable[[], Any], status: int = 200, *, inline: bool = False) -> JSONResponse:
         """Run ``fn`` off the event loop, or on it when ``inline``; ``Server-Timing`` reports its time.
@@ -107,60 +139,92 @@ def build_router(labeling_for: Callable[[], LabelingStore], annotator_logins: Co
         response.headers["server-timing"] = f"app;dur={(time.perf_counter() - t0) * 1000:.2f}"
         return response
 
+    async def parsed(request: Request, allowed: set[str]) -> dict[str, Any] | JSONResponse:
+        try:
+            return await _body(request, allowed, depth)
+        except WorkbenchError as err:
+            return _error(err)
+
     def authed(request: Request, session: str, annotator: str) -> LabelingStore:
-        check_login(request, annotator)
+        """The store, once the login may act as ``annotator`` here and the token is theirs.
+
+        A wrong token counts toward the client's back-off (``LoginThrottle``), so tokens
+        cannot be guessed at speed.
+        """
+        as_self(request, annotator)
         labeling = labeling_for()
-        labeling.authenticate(session, annotator, request.headers.get(TOKEN_HEADER))
+        session_for(request, labeling, session)
+        throttle, client = request.scope.get(GUARD_KEY), client_of(request.scope)
+        try:
+            labeling.authenticate(session, annotator, request.headers.get(TOKEN_HEADER))
+        except Forbidden:
+            if throttle is not None:
+                throttle.failed(client, "token")
+            raise
+        if throttle is not None:
+            throttle.succeeded(client, "token")
         return labeling
 
     def next_view(labeling: LabelingStore, session: str, annotator: str) -> dict[str, Any]:
+        """The next item; ``waiting`` when pairs are left but all are being judged by others now."""
         item = labeling.next_item(session, annotator)
-        return {"done": item is None, "item": item.to_dict() if item else None}
+        left = labeling.progress(session, annotator).remaining if item is None else 1
+        return {"done": left == 0, "waiting": item is None and left > 0, "item": item.to_dict() if item else None}
 
     @router.get("/sessions")
-    async def list_sessions() -> JSONResponse:
-        return await call(lambda: {"sessions": [s.to_dict() for s in labeling_for().list_sessions()]})
+    async def list_sessions(request: Request) -> JSONResponse:
+        def run() -> dict[str, Any]:
+            owner, user = is_owner(request), request_user(request)
+            return {"sessions": [s.to_dict(gold=owner) for s in labeling_for().list_sessions() if owner or s.assigned_to(user)]}
+        return await call(run)
 
     @router.post("/sessions")
     async def create_session(request: Request) -> JSONResponse:
         try:
-            check_login(request)
-            data = await _body(request, {"name", "dataset", "settings"})
+            require_owner(settings, request_user(request), "create labeling sessions")
         except WorkbenchError as err:
             return _error(err)
+        data = await parsed(request, {"name", "dataset", "settings"})
+        if isinstance(data, JSONResponse):
+            return data
         return await call(lambda: labeling_for().create_session(
             _typed(data, "name", str, required=True), _typed(data, "dataset", str, required=True),
             _typed(data, "settings", dict, {})).to_dict(), 201)
 
     @router.get("/sessions/{session}")
-    async def get_session(session: str) -> JSONResponse:
+    async def get_session(session: str, request: Request) -> JSONResponse:
         def run() -> dict[str, Any]:
             labeling = labeling_for()
-            return {**labeling.session(session).to_dict(), "progress": labeling.session_progress(session)}
+            info = session_for(request, labeling, session)
+            if not is_owner(request):  # an annotator: no gold answers, no tally of others' votes
+                return info.to_dict(gold=False)
+            return {**info.to_dict(), "progress": labeling.session_progress(session)}
         return await call(run)
 
     @router.post("/sessions/{session}/status")
     async def set_status(session: str, request: Request) -> JSONResponse:
         try:
-            check_login(request)
-            data = await _body(request, {"status"})
+            require_owner(settings, request_user(request), "close or reopen labeling sessions")
         except WorkbenchError as err:
             return _error(err)
+        data = await parsed(request, {"status"})
+        if isinstance(data, JSONResponse):
+            return data
         return await call(lambda: labeling_for().set_status(session, _typed(data, "status", str, required=True)).to_dict())
 
     @router.post("/sessions/{session}/annotators")
     async def join(session: str, request: Request) -> JSONResponse:
-        try:
-            data = await _body(request, {"name"})
-        except WorkbenchError as err:
-            return _error(err)
+        data = await parsed(request, {"name"})
+        if isinstance(data, JSONResponse):
+            return data
 
         def run() -> dict[str, Any]:
             labeling = labeling_for()
             name = _typed(data, "name", str, required=True)
-            check_login(request, name)
+            as_self(request, name)
+            session_for(request, labeling, session)
             if name.strip() in labeling.annotators(session):
-                raise Conflict(f"'{name}' has already joined session '{session}'.",
+                raise Conflict(f"'{name[:NAME_SHOWN]}' has already joined session '{session}'.",
                                hint="Use the token you got then, or join under another name.")
             return {"session": session, "annotator": name.strip(), "token": labeling.join(session, name)}
         return await call(run, 201)
@@ -186,43 +250,28 @@ def build_router(labeling_for: Callable[[], LabelingStore], annotator_logins: Co
 
     @router.post("/sessions/{session}/annotators/{annotator}/votes")
     async def vote(session: str, annotator: str, request: Request) -> JSONResponse:
-        try:
-            data = await _body(request, VOTE_FIELDS)
-        except WorkbenchError as err:
-            return _error(err)
+        data = await parsed(request, VOTE_FIELDS)
+        if isinstance(data, JSONResponse):
+            return data
 
         def run() -> dict[str, Any]:
             labeling = authed(request, session, annotator)
-            pair_id = _typed(data, "pair_id", str, required=True)
-            choice = _typed(data, "choice", str, required=True)
-            if choice not in CHOICES:
-                raise Invalid(f"Unknown choice {choice[:40]!r}.", hint=f"Choices are: {', '.join(CHOICES)}.")
-            order = _typed(data, "displayed_order", str, required=True)
-            if order not in ("AB", "BA"):
-                raise Invalid(f"displayed_order must be 'AB' or 'BA', got {order[:10]!r}.", hint="Send back the item's displayed_order.")
-            aspects = _typed(data, "aspects", dict, {})
-            bad = {k: v for k, v in aspects.items() if v not in ("left", "right", "tie")}
-            if bad:
-                raise Invalid(f"Aspect '{next(iter(bad))}' has choice {str(next(iter(bad.values())))[:20]!r}.",
-                              hint="Aspect choices are left, right or tie.")
-            rationale = _typed(data, "rationale", str, "") or _typed(data, "reason", str, "")
-            if choice == "skip" and not rationale.strip():
-                raise Invalid("A skip needs a reason.", hint="Send e.g. {\"choice\": \"skip\", \"reason\": \"not my language\"}.")
-            ack = labeling.vote(
-                session, annotator, pair_id, to_canonical(choice, order), strength=_typed(data, "strength", int),
-                aspects={k: to_canonical(v, order) for k, v in aspects.items()}, rationale=rationale,
-                displayed_order=order, started_at=_typed(data, "started_at", (int, float)),
-                request_id=_typed(data, "request_id", str), edit=bool(_typed(data, "edit", bool, False)),
+            ack = labeling.vote_choice(
+                session, annotator, _typed(data, "pair_id", str, required=True), _typed(data, "choice", str, required=True),
+                _typed(data, "displayed_order", str, required=True), aspects=_typed(data, "aspects", dict, {}),
+                strength=_typed(data, "strength", int),
+                rationale=_typed(data, "rationale", str, "") or _typed(data, "reason", str, ""),
+                started_at=_typed(data, "started_at", (int, float)), request_id=_typed(data, "request_id", str),
+                edit=bool(_typed(data, "edit", bool, False)),
             )
             return {"ack": asdict(ack), "next": next_view(labeling, session, annotator)}
         return await call(run, inline=True)
 
     @router.post("/sessions/{session}/annotators/{annotator}/undo")
     async def undo(session: str, annotator: str, request: Request) -> JSONResponse:
-        try:
-            data = await _body(request, {"event_id", "request_id"})
-        except WorkbenchError as err:
-            return _error(err)
+        data = await parsed(request, {"event_id", "request_id"})
+        if isinstance(data, JSONResponse):
+            return data
 
         def run() -> dict[str, Any]:
             labeling = authed(request, session, annotator)

@@ -15,8 +15,8 @@ from typing import Any
 
 from workbench.data.types import Pair
 from workbench.errors import ConfigError
-from workbench.jobs import JobCancelled, JobContext, JobType
 from workbench.files import atomic_write_text
+from workbench.jobs import JobCancelled, JobContext, JobType
 from workbench.settings import Settings
 
 STATE_FILE = "responses.json"

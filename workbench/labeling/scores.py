@@ -18,18 +18,6 @@ from workbench.data.types import Judgment, Pair
 from workbench.labeling.sessions import SessionSettings
 
 
-def _model(ctx: Any, name: str) -> Any:
-    """A model from the context without changing which model the other tabs have active."""
-    for lm in ctx.models.values():
-        if name in (lm.name, str(lm.path)):
-            return lm
-    active = ctx.active_model_name
-    try:
-        return ctx.load_model(name)
-    finally:
-        ctx.active_model_name = active
-
-
 def model_scores(ctx: Any, pairs: Sequence[Pair], settings: SessionSettings, *, batch_size: int = 8) -> dict[str, dict[str, float]]:
     """Per pair id: ``len_diff`` (A − B, in words), and when configured ``logp_a/b``,
     ``ref_logp_a/b``, ``dpo_margin`` and ``reward_diff``; ``model_pref`` is the one used to
@@ -46,7 +34,7 @@ def model_scores(ctx: Any, pairs: Sequence[Pair], settings: SessionSettings, *, 
     logp: dict[str, np.ndarray] = {}
     for key, name in (("logp", settings.policy_model), ("ref_logp", settings.reference_model)):
         if name:
-            lm = _model(ctx, name)
+            lm = ctx.get_model(name)
             logp[key] = sequence_logprobs(lm.model, lm.tokenizer, prompts, responses, batch_size=batch_size)
     for k, p in enumerate(pairs):
         row = out[p.id]
@@ -59,7 +47,7 @@ def model_scores(ctx: Any, pairs: Sequence[Pair], settings: SessionSettings, *, 
         from workbench.preference.reward_heads import load_reward_model
 
         rm = load_reward_model(ctx.settings, settings.reward_model)
-        rewards = rm.score(_model(ctx, rm.base_path), prompts, responses)[:, 0]
+        rewards = rm.score(ctx.get_model(rm.base_path), prompts, responses)[:, 0]
         for k, p in enumerate(pairs):
             out[p.id]["reward_diff"] = float(rewards[k] - rewards[n + k])
             out[p.id].setdefault("model_pref", out[p.id]["reward_diff"])

@@ -1,19 +1,20 @@
-"""One LabelingStore per application context, so the tab and the API share caches."""
+"""One LabelingStore per application context, so the tab, the API and the CLI share caches and
+pair reservations."""
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import Any
 
 from workbench.labeling.sessions import LabelingStore
 
-_stores: weakref.WeakKeyDictionary[Any, LabelingStore] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
+ATTRIBUTE = "labeling"  # where the store is kept on the context, as a cached_property would
 
 
 def labeling_store(ctx: Any) -> LabelingStore:
-    """The context's LabelingStore over ``ctx.store`` (created on first use)."""
+    """The context's LabelingStore over ``ctx.store``, created on first use and kept on the context
+    (so it lives exactly as long as the context, without a module-level registry)."""
     with _lock:
-        if ctx not in _stores:
-            _stores[ctx] = LabelingStore(ctx.store)
-        return _stores[ctx]
+        if ATTRIBUTE not in vars(ctx):
+            vars(ctx)[ATTRIBUTE] = LabelingStore(ctx.store)
+        return vars(ctx)[ATTRIBUTE]
