@@ -183,3 +183,14 @@ def test_record_format_registry_refuses_a_duplicate_name() -> None:
     with pytest.raises(ConfigError, match="'trl' is already registered"):
         record_format("trl", required=("question", "good", "bad"))(lambda record: None)
     assert FORMATS["trl"] is before
+
+
+def test_detect_file_format_reads_one_record_and_refuses_what_read_pairs_refuses(tmp_path: Path) -> None:
+    from workbench.data.readers import detect_file_format
+
+    path = write_lines(tmp_path / "two.jsonl", [json.dumps(GOOD), "{not json"])
+    assert detect_file_format(path) == "trl"  # the broken second line is never parsed
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="named pipe"):
+        detect_file_format(fifo)

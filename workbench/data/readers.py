@@ -838,6 +838,14 @@ def _check_file(path: Path) -> None:
         raise DataError("is empty.", path=path, hint="Point at a file that holds preference records.")
 
 
+def detect_file_format(path: str | Path) -> str:
+    """The record format ``format="auto"`` picks for this file, from its first record (as ``read_pairs`` does)."""
+    path = Path(path).expanduser()
+    _check_file(path)
+    records = [record for _, record in _records(path, 1, _Limits(MAX_LINE_BYTES, MAX_FILE_BYTES))]
+    return detect_format(records, path)
+
+
 def read_pairs(path: str | Path, format: str = "auto", limit: int | None = None, *,
                max_line_bytes: int | None = None, max_file_bytes: int | None = None,
                allow: Collection[str] = ()) -> list[Pair]:
