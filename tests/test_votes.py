@@ -31,8 +31,9 @@ def labeling(tmp_path: Path) -> LabelingStore:
 
 def test_ab_votes_become_pairs_and_the_rest_is_counted(labeling: LabelingStore) -> None:
     plan = {"p00": "A", "p01": "B", "p02": "tie", "p03": "both_bad", "p04": "skip", "p05": "A", "p06": "B"}
+    reasons = {"skip": "not my language"}
     for pid, outcome in plan.items():
-        labeling.vote("s", "alice", pid, outcome, strength=1 if pid == "p05" else None)
+        labeling.vote("s", "alice", pid, outcome, strength=1 if pid == "p05" else None, rationale=reasons.get(outcome, ""))
     labeling.vote("s", "bob", "p00", "B", strength=2)
     got = session_votes(labeling, "s")
     assert [(v.pair_id, v.annotator) for v in got.votes] == [("p00", "alice"), ("p01", "alice"), ("p05", "alice"), ("p06", "alice"), ("p00", "bob")]

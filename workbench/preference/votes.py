@@ -91,6 +91,30 @@ class SessionVotes:
         held = set(keys[:n_held])
         return [v for v in self.votes if _prompt_key(v.prompt) not in held], [v for v in self.votes if _prompt_key(v.prompt) in held]
 
+    def require(self, *, min_votes: int = 1, min_sources: int = 0, min_annotators: int = 0) -> SessionVotes:
+        """These votes, or a DataError saying how many there are and what is needed.
+
+        ``min_sources=2`` is for questions about sources (win rates, Bradley–Terry), ``min_annotators``
+        for per-annotator models (PAL).
+        """
+        left = ", ".join(f"{n} {k}" for k, n in sorted(self.left_out.items())) or "none"
+        if len(self.votes) < min_votes:
+            raise DataError(
+                f"Session '{self.session}' has {len(self.votes)} usable A/B vote(s); this needs at least {min_votes} "
+                f"(left out: {left}).",
+                hint="Label more pairs with a clear A or B choice; ties, both-bad and skips cannot be trained on.")
+        if len(self.sources) < min_sources:
+            raise DataError(
+                f"Session '{self.session}' compares {len(self.sources)} source(s) ({', '.join(self.sources) or 'none recorded'}); "
+                f"this needs at least {min_sources}.",
+                hint="Pairs need source metadata (source_a/source_b or model_a/model_b) naming two different systems.")
+        if len(self.annotators) < min_annotators:
+            raise DataError(
+                f"Session '{self.session}' has usable votes from {len(self.annotators)} annotator(s) "
+                f"({', '.join(self.annotators) or 'none'}); this needs at least {min_annotators}.",
+                hint="Invite more annotators to the session.")
+        return self
+
     def summary(self) -> dict[str, Any]:
         return {"session": self.session, "usable": len(self.votes), "left_out": dict(self.left_out),
                 "annotators": self.annotators, "sources": self.sources, "snapshot": self.snapshot.to_dict()}
@@ -138,30 +162,11 @@ def votes_from_judgments(session: str, pairs: list[Pair], judgments: list[Judgme
 
 def session_votes(labeling: LabelingStore, session: str, *, min_votes: int = 1, min_sources: int = 0, min_annotators: int = 0,
                   min_strength: int | None = None, weight_by_strength: bool = False) -> SessionVotes:
-    """A session's usable votes, refusing (DataError) when there are too few for the use at hand.
-
-    ``min_sources=2`` is for questions about sources (win rates, Bradley–Terry), ``min_annotators``
-    for per-annotator models (PAL); the error says how many there are and what is needed.
-    """
+    """A session's usable votes, refusing (DataError) when there are too few for the use at hand (see ``SessionVotes.require``)."""
     judgments = labeling.judgments(session)  # one read: the snapshot hashes exactly these
     result = votes_from_judgments(session, labeling.pairs(session), judgments, min_strength=min_strength,
                                   weight_by_strength=weight_by_strength)
-    left = ", ".join(f"{n} {k}" for k, n in sorted(result.left_out.items())) or "none"
-    if len(result.votes) < min_votes:
-        raise DataError(
-            f"Session '{session}' has {len(result.votes)} usable A/B vote(s); this needs at least {min_votes} "
-            f"(left out: {left}).",
-            hint="Label more pairs with a clear A or B choice; ties, both-bad and skips cannot be trained on.")
-    if len(result.sources) < min_sources:
-        raise DataError(
-            f"Session '{session}' compares {len(result.sources)} source(s) ({', '.join(result.sources) or 'none recorded'}); "
-            f"this needs at least {min_sources}.",
-            hint="Pairs need source metadata (source_a/source_b or model_a/model_b) naming two different systems.")
-    if len(result.annotators) < min_annotators:
-        raise DataError(
-            f"Session '{session}' has usable votes from {len(result.annotators)} annotator(s) ({', '.join(result.annotators) or 'none'}); "
-            f"this needs at least {min_annotators}.", hint="Invite more annotators to the session.")
-    return result
+    return result.require(min_votes=min_votes, min_sources=min_sources, min_annotators=min_annotators)
 
 
 def prompt_texts(votes: list[Vote]) -> list[str]:
