@@ -52,7 +52,7 @@ def test_rsf_config_is_validated_before_a_run_exists(setup):
         jobs.submit("dpa-rsf", {"reward_model": "nope", "prompts": ["Hi"]})
     with pytest.raises(DataError, match="prompts"):
         jobs.submit("dpa-rsf", {"reward_model": "tiny-rm", "prompts": []})
-    with pytest.raises(ConfigError, match="Unknown RSF setting"):
+    with pytest.raises(ConfigError, match="Unknown RSF option"):
         jobs.submit("dpa-rsf", {"reward_model": "tiny-rm", "prompts": ["Hi"], "epochz": 2})
     with pytest.raises(ConfigError, match="at least 2"):
         jobs.submit("dpa-rsf", {"reward_model": "tiny-rm", "prompts": ["Hi"], "n": 1})

@@ -101,7 +101,7 @@ def test_pal_job_through_the_cli(tmp_path, tiny_checkpoint):
     # The runs commands in-process (the subprocess above already exercised the entry point).
     from typer.testing import CliRunner
 
-    from plugins.finetune.cli import runs_app
+    from workbench.jobs.cli import runs_app
     from workbench.errors import ConfigError
 
     cli = CliRunner()

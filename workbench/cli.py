@@ -13,12 +13,14 @@ import typer
 
 from workbench.compare.cli import compare
 from workbench.errors import WorkbenchError
+from workbench.jobs.cli import runs_app
 from workbench.settings import Settings, parse_auth
 
 app = typer.Typer(help="Preference Workbench: label, inspect, steer and fine-tune preferences in local models.", no_args_is_help=True)
 data_app = typer.Typer(help="Import, list, show and export preference datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.command("compare")(compare)
+app.add_typer(runs_app, name="runs")
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
 
@@ -111,22 +113,54 @@ def data_import(
     typer.echo(f"imported {ctx.store.count_pairs(stored)} pairs as '{stored}'")
 
 
+def _detected_format(path: Path) -> str:
+    """The record format ``format="auto"`` picks for this file (from its first record, as ``read_pairs`` does)."""
+    # readers has no public "format of a file" function yet; its record streamer is the one way to get the first record
+    from workbench.data.readers import MAX_FILE_BYTES, MAX_LINE_BYTES, _Limits, _records, detect_format
+
+    return detect_format([record for _, record in _records(path, 1, _Limits(MAX_LINE_BYTES, MAX_FILE_BYTES))], path)
+
+
 @data_app.command("list")
 def data_list(home: HomeOpt = None) -> None:
-    """List imported datasets."""
+    """List imported datasets with the record format they were read as."""
     rows = _context(home).store.list_datasets()
+    for r in rows:  # imports recorded "auto": say what auto found, while the source file is still there
+        if r["format"] == "auto" and Path(r["source"]).is_file():
+            try:
+                r["format"] = _detected_format(Path(r["source"]))
+            except WorkbenchError:
+                r["format"] = "auto (source changed)"
     typer.echo(_table(rows, ["name", "n_pairs", "format", "source"]))
 
 
 @data_app.command("show")
 def data_show(
-    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    name: Annotated[str, typer.Argument(help="Dataset name, or a file or folder to preview without importing it.")],
     limit: Annotated[int, typer.Option(help="How many pairs to print.")] = 5,
     offset: Annotated[int, typer.Option(help="Start at this pair.")] = 0,
+    format: Annotated[str, typer.Option("--format", help="For a file: auto, trl, hh-rlhf, sharegpt, alpacaeval, unlabeled.")] = "auto",
     home: HomeOpt = None,
 ) -> None:
-    """Print pairs of a dataset as JSON lines."""
-    for pair in _context(home).store.get_pairs(name, offset=offset, limit=limit):
+    """Print pairs of a dataset as JSON lines; for a file, first what an import would store (format, counts)."""
+    ctx = _context(home)
+    path = Path(name).expanduser()
+    if not any(d["name"] == name for d in ctx.store.list_datasets()) and path.exists():
+        from collections import Counter
+
+        from workbench.data.readers import read_pairs
+
+        pairs = read_pairs(path, format=format)
+        labels = Counter(p.preferred or "unlabeled" for p in pairs)
+        typer.echo(f"file: {path.resolve()} (not imported)")
+        typer.echo(f"format: {_detected_format(path) + ' (detected)' if format == 'auto' else format}")
+        typer.echo(f"pairs: {len(pairs)} ({', '.join(f'{k} {labels[k]}' for k in ('A', 'B', 'tie', 'unlabeled') if labels[k])}); "
+                   f"prompts: {len({p.prompt_text for p in pairs})}")
+        typer.echo(f"import: workbench data import {path} --name {path.name.split('.')[0]}")
+        shown = pairs[offset:offset + limit]
+    else:
+        shown = ctx.store.get_pairs(name, offset=offset, limit=limit)
+    for pair in shown:
         typer.echo(json.dumps(pair.to_dict(), ensure_ascii=False))
 
 

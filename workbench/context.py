@@ -6,14 +6,15 @@ so the browser app, notebooks and the CLI share one loaded model and one store.
 from __future__ import annotations
 
 import threading
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.errors import ModelError, SecurityError
-from workbench.models.catalog import CatalogEntry, find_entry, scan_catalog
-from workbench.models.embedded import DEMO_MODEL_NAME, ensure_demo_model
-from workbench.models.loading import LoadedModel, load_model
+from workbench.errors import SecurityError
+from workbench.models.catalog import CatalogEntry, scan_catalog
+from workbench.models.loading import LoadedModel
+from workbench.models.resolve import load, resolve
 from workbench.settings import Settings
 
 if TYPE_CHECKING:
@@ -60,31 +61,40 @@ class AppContext:
     def catalog(self) -> list[CatalogEntry]:
         return scan_catalog(self.settings)
 
-    def load_model(self, name_or_path: str, *, base: str | None = None) -> LoadedModel:
-        """Load a catalog entry (by name or path) once and make it the active model."""
+    def get_model(self, name_or_path: str | Path, *, base: str | Path | None = None) -> LoadedModel:
+        """Load a catalog entry (by name or path) once into the shared cache; no other side effect.
+
+        The model is shared by every tab, view and notebook cell: a caller that changes it in
+        place (hooks, adapters) must scope that change and undo it.
+        """
         with self._lock:
-            if name_or_path in self.models:
-                self.active_model_name = name_or_path
-                return self.models[name_or_path]
-            if name_or_path == DEMO_MODEL_NAME:
-                path, name = ensure_demo_model(self.settings), DEMO_MODEL_NAME
-            else:
-                entry = find_entry(self.catalog(), name_or_path)
-                if entry is None and not Path(name_or_path).expanduser().exists():
-                    raise ModelError(
-                        f"No model named {name_or_path!r} in the catalog, and no such path.",
-                        hint="Run `workbench models` to list loadable models, or give a local path.",
-                    )
-                path, name = (entry.path, entry.name) if entry else (Path(name_or_path), Path(name_or_path).name)
-            s = self.settings
-            lm = load_model(
-                path, device=s.device, dtype=s.dtype, allow_pickle=s.allow_pickle,
-                trust_remote_code=s.trust_remote_code, base=base, converted_dir=s.models_dir / "converted",
-                search_roots=s.all_model_roots(), name=name,
-            )
-            self.models[name] = lm
-            self.active_model_name = name
+            cached = self.models.get(str(name_or_path))
+            if cached is not None and base is None:
+                return cached
+            ref = resolve(self.settings, name_or_path)
+            key = ref.name
+            if key in self.models and self.models[key].path != ref.path.resolve():
+                key = str(ref.path.resolve())  # two folders of the same name: keep both
+            if key not in self.models:
+                self.models[key] = load(self.settings, name_or_path, base=base)
+            return self.models[key]
+
+    def activate(self, name_or_path: str | Path) -> LoadedModel:
+        """Make a model the app's active one (the Home tab's Load, ``serve --model``)."""
+        with self._lock:
+            lm = self.get_model(name_or_path)
+            self.active_model_name = next(k for k, v in self.models.items() if v is lm)
             return lm
+
+    def load_model(self, name_or_path: str | Path, *, base: str | Path | None = None) -> LoadedModel:
+        """Deprecated: ``get_model`` to use a model, ``activate`` to make it the active one.
+
+        Kept with its old meaning (load and activate) so callers that expect the active model
+        to follow keep working until they switch.
+        """
+        warnings.warn("AppContext.load_model is deprecated: use get_model (no side effect) or activate.",
+                      DeprecationWarning, stacklevel=2)
+        return self.activate(name_or_path) if base is None else self.get_model(name_or_path, base=base)
 
     @property
     def active_model(self) -> LoadedModel | None:

@@ -21,10 +21,9 @@ def job_types() -> dict[str, Any]:
 
 @hookimpl
 def cli_commands(app: Any) -> None:
-    from plugins.finetune.cli import runs_app, train_app
+    from plugins.finetune.cli import train_app
 
     app.add_typer(train_app, name="train")
-    app.add_typer(runs_app, name="runs")
 
 
 def _build_tab(ctx: Any) -> None:

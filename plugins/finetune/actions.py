@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from workbench.errors import WorkbenchError
+from workbench.app import ui
+from workbench.app.auth import require_owner
+from workbench.errors import ConfigError
 from workbench.jobs import JobManager, Run, describe_failure
 
 RUN_COLUMNS = ["id", "type", "status", "progress", "eta_s", "attempts", "created", "output", "error"]
@@ -20,42 +22,61 @@ DPO_PANELS = (
 )
 
 
-def error_markdown(exc: WorkbenchError) -> str:
-    text = exc.message + (f"\n\n→ {exc.hint}" if exc.hint else "")
-    return "**Error:** " + text.replace("\n", "  \n")
-
-
 def runs_table(manager: JobManager) -> list[list[Any]]:
     return [[row[c] for c in RUN_COLUMNS] for row in (r.summary_row() for r in manager.runs())]
 
 
-def model_choices(ctx: Any) -> list[str]:
-    """Trainable models: full Hugging Face folders (adapters and GGUF files are not DPO starting points)."""
-    from workbench.models.embedded import DEMO_MODEL_NAME
-
-    names = [e.name for e in ctx.catalog() if e.format == "hf" and not e.family.startswith("unsupported") and e.family != "bert"]
-    return list(dict.fromkeys([DEMO_MODEL_NAME, *names]))
+# What each form offers: a DPO run starts from a full decoder; PAL reads features from any LM or encoder.
+MODEL_REQUIRES = {"dpo": ["trainable"], "pal": ["causal_lm|encoder"]}
+DATASET_REQUIRES = {"dpo": ["labeled"], "pal": ["labeled"]}
 
 
-def dataset_choices(ctx: Any) -> list[str]:
-    return [d["name"] for d in ctx.store.list_datasets()]
+def model_choices(ctx: Any, kind: str) -> list[str]:
+    return ui.model_choices(ctx, MODEL_REQUIRES[kind])
 
 
-def start(manager: JobManager, kind: str, options: dict[str, Any]) -> Run:
-    """Validate and start; a WorkbenchError (bad dataset, model, batch size…) is raised before any run exists."""
-    return manager.submit(kind, {k: v for k, v in options.items() if v not in (None, "")})
+def dataset_choices(ctx: Any, kind: str) -> list[str]:
+    return ui.dataset_choices(ctx, DATASET_REQUIRES[kind])
+
+
+def confine_dataset(ctx: Any, dataset: str | None) -> str | None:
+    """A browser-given dataset is a stored dataset's name or a path inside the data roots."""
+    if not dataset or dataset in {d["name"] for d in ctx.store.list_datasets()}:
+        return dataset
+    return str(ctx.check_data_path(dataset))
+
+
+def start(ctx: Any, manager: JobManager, user: str | None, kind: str, options: dict[str, Any]) -> Run:
+    """Start a run from the browser: owner only, dataset confined, config validated before any run exists."""
+    require_owner(ctx.settings, user, "start a fine-tune")
+    options = {k: v for k, v in options.items() if v not in (None, "")}
+    options["dataset"] = confine_dataset(ctx, options.get("dataset"))
+    return manager.submit(kind, options)
+
+
+def control(ctx: Any, manager: JobManager, user: str | None, action: str, run_id: str | None) -> str:
+    """Cancel or resume a run from the browser (owner only); returns the message to show."""
+    require_owner(ctx.settings, user, f"{action} a run")
+    if not run_id:
+        raise ConfigError("Select a run first.")
+    if action == "cancel":
+        manager.cancel(run_id)
+        return f"Cancel requested for **{ui.md_escape(run_id)}**: it saves a checkpoint and stops."
+    manager.resume(run_id)
+    return f"Resumed **{ui.md_escape(run_id)}** from its last checkpoint."
 
 
 def status_markdown(run: Run) -> str:
     m, p = run.manifest, run.progress()
-    lines = [f"**{m.id}** ({m.type}) — **{m.status}**, attempt {m.attempts}"]
+    lines = [f"**{ui.md_escape(m.id)}** ({m.type}) — **{m.status}**, attempt {m.attempts}"]
     if p.get("total"):
         eta = f", ETA {p['eta_s']:.0f} s" if p.get("eta_s") is not None and m.status == "running" else ""
-        lines.append(f"step {p['step']} / {p['total']} ({100 * (p.get('fraction') or 0):.0f} %){eta}" + (f" — {p['message']}" if p.get("message") else ""))
+        lines.append(f"{p.get('stage') or 'step'} {p['step']} / {p['total']} ({100 * (p.get('fraction') or 0):.0f} %){eta}"
+                     + (f" — {ui.md_escape(p['message'])}" if p.get("message") else ""))
     if m.status == "finished" and m.output:
         lines.append(f"output: `{run.dir / m.output}`" + (f" — in the model catalog as `run:{m.id}`" if m.type == "dpo" else ""))
     if m.status == "failed":
-        lines.append(f"**Error:** {m.error}")
+        lines.append(f"**Error:** {ui.md_escape(m.error or 'no error recorded')}")
     if m.status == "cancelled" and run.latest_checkpoint():
         lines.append(f"checkpoint `{run.latest_checkpoint().name}` saved: press Resume to continue")
     return "  \n".join(lines)
@@ -110,17 +131,21 @@ def pal_figure(rows: list[dict[str, Any]]) -> Any:
 
 
 def before_after_rows(run: Run) -> list[list[Any]]:
-    """DPO summary as rows: split, pairs, accuracy/margin before → after, implicit-reward accuracy."""
+    """DPO summary as rows: split, pairs, accuracy/margin before → after, implicit-reward accuracy, and
+    the per-token log-probs of the same chosen and rejected responses before → after."""
     out = []
     for split in ("held_out", "train"):
         s = run.manifest.summary.get(split)
         if s:
-            out.append([split, s["n"], round(s["logp_margin_accuracy_before"], 3), round(s["logp_margin_accuracy_after"], 3),
-                         round(s["mean_logp_margin_before"], 3), round(s["mean_logp_margin_after"], 3), round(s["implicit_reward_accuracy"], 3)])
+            out.append([split, s["n"], *(round(s[k], 3) for k in (
+                "logp_margin_accuracy_before", "logp_margin_accuracy_after", "mean_logp_margin_before", "mean_logp_margin_after",
+                "implicit_reward_accuracy", "logp_chosen_per_token_before", "logp_chosen_per_token_after",
+                "logp_rejected_per_token_before", "logp_rejected_per_token_after"))])
     return out
 
 
-BEFORE_AFTER_COLUMNS = ["pairs", "n", "accuracy before", "accuracy after", "mean margin before", "mean margin after", "implicit-reward accuracy"]
+BEFORE_AFTER_COLUMNS = ["pairs", "n", "accuracy before", "accuracy after", "mean margin before", "mean margin after", "implicit-reward accuracy",
+                        "chosen log p/token before", "chosen log p/token after", "rejected log p/token before", "rejected log p/token after"]
 SAMPLE_COLUMNS = ["prompt", "before", "after", "chosen"]
 
 

@@ -5,49 +5,62 @@ selects the newest active one (reattach). A timer refreshes the selected run eve
 """
 from __future__ import annotations
 
+import dataclasses
+import time
+import typing
 from typing import Any
 
 import gradio as gr
 
 from plugins.finetune import actions
+from workbench.app.ui import error_markdown, md_escape
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager
-from workbench.training.dpo import falling_logps_warning
+from workbench.jobs.config import unwrap_optional
+from workbench.training.configs import DPOJobConfig, PALJobConfig
+
+# The options each form shows (the rest keep their defaults; all of them work from the CLI).
+DPO_FORM = ["model", "dataset", "method", "max_steps", "batch_size", "learning_rate", "beta", "max_length", "num_processes",
+            "precompute_ref_log_probs"]
+PAL_FORM = ["dataset", "model", "variant", "k", "epochs"]
 
 
-def _dpo_form(ctx: Any, manager: JobManager) -> tuple[gr.Button, list[Any]]:
+def config_form(cls: type, names: list[str], kind: str) -> list[Any]:
+    """Gradio inputs for ``names`` of config dataclass ``cls``: type, default, choices and help
+    come from the field, so the form cannot drift from the job's options."""
+    hints = typing.get_type_hints(cls)
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    out = []
+    for name in names:
+        f, (tp, _) = by_name[name], unwrap_optional(hints[name])
+        label, info = name.replace("_", " ").capitalize(), f.metadata.get("help") or None
+        default = None if f.default is dataclasses.MISSING else f.default
+        elem_id = f"ft-{kind}-{name.replace('_', '-')}"
+        if name in ("model", "dataset"):
+            out.append(gr.Dropdown(label=label, info=info, choices=[], allow_custom_value=True, elem_id=elem_id))
+        elif f.metadata.get("choices"):
+            out.append(gr.Radio(list(f.metadata["choices"]), value=default, label=label, info=info, elem_id=elem_id))
+        elif tp is bool:
+            out.append(gr.Checkbox(value=bool(default), label=label, info=info, elem_id=elem_id))
+        elif tp in (int, float):
+            out.append(gr.Number(value=default, precision=0 if tp is int else None, label=label, info=info, elem_id=elem_id))
+        else:
+            out.append(gr.Textbox(value=default, label=label, info=info, elem_id=elem_id))
+    return out
+
+
+def _form(ctx: Any, kind: str, cls: type, names: list[str]) -> tuple[gr.Button, list[Any]]:
     with gr.Row():
-        model = gr.Dropdown(label="Model", choices=[], allow_custom_value=True, elem_id="ft-dpo-model")
-        dataset = gr.Dropdown(label="Dataset (stored name or file path)", choices=[], allow_custom_value=True, elem_id="ft-dpo-dataset")
-        method = gr.Radio(["lora", "full"], value="lora", label="Method")
-    with gr.Row():
-        max_steps = gr.Number(value=50, precision=0, label="Max steps")
-        batch_size = gr.Number(value=2, precision=0, label="Batch size")
-        lr = gr.Number(value=5e-5, label="Learning rate")
-        beta = gr.Number(value=0.1, label="Beta")
-        max_length = gr.Number(value=256, precision=0, label="Max length (tokens)")
-        processes = gr.Number(value=1, precision=0, label="Processes (accelerate)")
-        precompute = gr.Checkbox(value=False, label="Precompute reference log-probs")
-    start = gr.Button("Start DPO run", variant="primary", elem_id="ft-dpo-start")
+        inputs = config_form(cls, names, kind)
+    start = gr.Button(f"Start {kind.upper()} run", variant="primary", elem_id=f"ft-{kind}-start")
+    model, dataset = inputs[names.index("model")], inputs[names.index("dataset")]
 
     def fill() -> tuple[Any, Any]:
-        models, datasets = actions.model_choices(ctx), actions.dataset_choices(ctx)
+        models, datasets = actions.model_choices(ctx, kind), actions.dataset_choices(ctx, kind)
         return gr.Dropdown(choices=models, value=models[0] if models else None), gr.Dropdown(choices=datasets, value=datasets[0] if datasets else None)
 
     gr.on(triggers=None, fn=fill, outputs=[model, dataset])
-    return start, [model, dataset, method, max_steps, batch_size, lr, beta, max_length, processes, precompute]
-
-
-def _pal_form() -> tuple[gr.Button, list[Any]]:
-    with gr.Row():
-        dataset = gr.Textbox(label="Pairs with a user id per pair (file path or stored dataset)", elem_id="ft-pal-dataset")
-        model = gr.Textbox(value="all-MiniLM-L6-v2", label="Frozen feature model")
-        variant = gr.Radio(["both", "A", "B"], value="both", label="PAL variant")
-    with gr.Row():
-        k = gr.Number(value=4, precision=0, label="K prototypes")
-        epochs = gr.Number(value=40, precision=0, label="Epochs")
-    start = gr.Button("Start PAL run", variant="primary", elem_id="ft-pal-start")
-    return start, [dataset, model, variant, k, epochs]
+    return start, inputs
 
 
 def build_finetune_tab(ctx: Any) -> None:
@@ -56,9 +69,9 @@ def build_finetune_tab(ctx: Any) -> None:
                 "they keep going if you close the page, and reappear here when you come back.")
     with gr.Tabs():
         with gr.Tab("DPO"):
-            dpo_start, dpo_inputs = _dpo_form(ctx, manager)
+            dpo_start, dpo_inputs = _form(ctx, "dpo", DPOJobConfig, DPO_FORM)
         with gr.Tab("PAL"):
-            pal_start, pal_inputs = _pal_form()
+            pal_start, pal_inputs = _form(ctx, "pal", PALJobConfig, PAL_FORM)
     start_status = gr.Markdown(elem_id="ft-start-status")
 
     gr.Markdown("### Runs")
@@ -91,59 +104,58 @@ def build_finetune_tab(ctx: Any) -> None:
         try:
             run = manager.get(rid)
         except WorkbenchError as exc:
-            return actions.error_markdown(exc), "", None, [], [], gr.Dataframe(value=[]), None, ""
+            return error_markdown(exc), "", None, [], [], gr.Dataframe(value=[]), None, ""
         rows = run.metrics()
         if run.manifest.type == "dpo":
-            warn = falling_logps_warning(rows)
-            return (actions.status_markdown(run), f"⚠️ **Warning:** {warn}" if warn else "", actions.dpo_figure(rows),
+            warnings = run.manifest.summary.get("warnings", [])
+            return (actions.status_markdown(run), "  \n".join(f"⚠️ **Warning:** {md_escape(w)}" for w in warnings), actions.dpo_figure(rows),
                     actions.before_after_rows(run), actions.samples_rows(run), gr.Dataframe(value=[]), None, actions.log_text(run))
         pal = gr.Dataframe(value=actions.pal_results_rows(run), headers=actions.pal_results_columns(run))
         return (actions.status_markdown(run), "", actions.pal_figure(rows), [], [], pal, actions.latent_figure(run), actions.log_text(run))
 
     view = [status, warning, curves, before_after, samples, pal_results, latent, log]
 
-    def on_start(kind: str, keys: list[str], *values: Any) -> tuple[Any, Any, Any]:
-        options = dict(zip(keys, values, strict=True))
-        for key in ("max_steps", "batch_size", "max_length", "num_processes", "k", "epochs"):
-            if options.get(key) is not None:
-                options[key] = int(options[key])
+    def on_start(kind: str, names: list[str], inputs: list[Any], data: dict[Any, Any], user: str | None) -> tuple[Any, Any, Any]:
         try:
-            run = actions.start(manager, kind, options)
+            run = actions.start(ctx, manager, user, kind, {n: data[c] for n, c in zip(names, inputs, strict=True)})
         except WorkbenchError as exc:
             t, d = run_choices()
-            return actions.error_markdown(exc), t, d
+            return error_markdown(exc), t, d
         t, d = run_choices(run.id)
-        return f"Started **{run.id}**.", t, d
+        return f"Started **{md_escape(run.id)}**.", t, d
 
-    dpo_keys = ["model", "dataset", "method", "max_steps", "batch_size", "learning_rate", "beta", "max_length", "num_processes", "precompute_ref_log_probs"]
-    pal_keys = ["dataset", "model", "variant", "k", "epochs"]
-    dpo_start.click(lambda *v: on_start("dpo", dpo_keys, *v), inputs=dpo_inputs, outputs=[start_status, table, run_id])
-    pal_start.click(lambda *v: on_start("pal", pal_keys, *v), inputs=pal_inputs, outputs=[start_status, table, run_id])
+    # The owner check runs in these handlers (actions.start): a hidden button is not a permission.
+    def on_start_dpo(data: dict[Any, Any], request: gr.Request) -> tuple[Any, Any, Any]:
+        return on_start("dpo", DPO_FORM, dpo_inputs, data, request.username)
 
-    def control(action: str, rid: str | None) -> tuple[Any, Any, Any]:
+    def on_start_pal(data: dict[Any, Any], request: gr.Request) -> tuple[Any, Any, Any]:
+        return on_start("pal", PAL_FORM, pal_inputs, data, request.username)
+
+    # A set of inputs: Gradio passes one {component: value} dict, so the request can follow it.
+    dpo_start.click(on_start_dpo, inputs=set(dpo_inputs), outputs=[start_status, table, run_id])
+    pal_start.click(on_start_pal, inputs=set(pal_inputs), outputs=[start_status, table, run_id])
+
+    def on_control(action: str, rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
         try:
-            if not rid:
-                raise WorkbenchError("Select a run first.")
-            if action == "cancel":
-                manager.cancel(rid)
-                msg = f"Cancel requested for **{rid}**: it saves a checkpoint and stops."
-            else:
-                manager.resume(rid)
-                msg = f"Resumed **{rid}** from its last checkpoint."
+            msg = actions.control(ctx, manager, request.username, action, rid)
         except WorkbenchError as exc:
-            msg = actions.error_markdown(exc)
+            msg = error_markdown(exc)
         t, d = run_choices(rid)
         return msg, t, d
 
-    cancel.click(lambda rid: control("cancel", rid), inputs=run_id, outputs=[start_status, table, run_id])
-    resume.click(lambda rid: control("resume", rid), inputs=run_id, outputs=[start_status, table, run_id])
+    def on_cancel(rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
+        return on_control("cancel", rid, request)
+
+    def on_resume(rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
+        return on_control("resume", rid, request)
+
+    cancel.click(on_cancel, inputs=run_id, outputs=[start_status, table, run_id])
+    resume.click(on_resume, inputs=run_id, outputs=[start_status, table, run_id])
     run_id.change(show, inputs=run_id, outputs=view)
     gr.on(triggers=None, fn=run_choices, outputs=[table, run_id])  # page load: reattach
 
     def tick(rid: str | None) -> tuple[Any, ...]:
         """Redraw only while the selected run is live (or just ended), not every 2 s forever."""
-        import time
-
         try:
             m = manager.get(rid).manifest if rid else None
         except WorkbenchError:

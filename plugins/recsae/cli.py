@@ -9,7 +9,8 @@ import typer
 
 from plugins.recsae import actions
 from workbench.errors import ConfigError
-from workbench.jobs.cli import ConfigOpt, HomeOpt, SetOpt, WaitOpt, job_options, settings_for, submit
+from workbench.jobs.cli import HomeOpt, job_command, settings_for
+from workbench.sae.job_configs import SAE_FLAGS, LMSAEJobConfig, RecSAEJobConfig
 
 sae_app = typer.Typer(help="SAE concept dictionaries: train RecSAE on interaction data, list its concepts, intervene on latents.",
                       no_args_is_help=True)
@@ -25,42 +26,14 @@ def _show_latents_file(run: Any) -> None:
     typer.echo(f"latents: {run.dir / run.manifest.output / 'lm_latents.json'} (open with workbench.sae.lm.LMSAEResult.load)")
 
 
-@sae_app.command("recsae")
-def recsae(
-    interactions: Annotated[str | None, typer.Option(help="CSV of user, item, timestamp (MovieLens ratings.csv works as is).")] = None,
-    attributes: Annotated[str | None, typer.Option(help="Item attribute CSV: item id and e.g. 'Comedy|Drama' (MovieLens movies.csv).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="SASRec training epochs.")] = None,
-    max_len: Annotated[int | None, typer.Option(help="Longest history SASRec reads (most recent items).")] = None,
-    d_model: Annotated[int | None, typer.Option(help="SASRec width (the SAE's input size).")] = None,
-    expansion: Annotated[int | None, typer.Option(help="SAE latents per input dimension (d_sae = expansion × d_model).")] = None,
-    k: Annotated[int | None, typer.Option("--k", help="Active SAE latents per input (TopK) or on average (BatchTopK).")] = None,
-    samples: Annotated[int | None, typer.Option(help="SAE training samples.")] = None,
-    architecture: Annotated[str | None, typer.Option(help="SAE architecture: topk or batchtopk.")] = None,
-    config: ConfigOpt = None, set_: SetOpt = None, wait: WaitOpt = False, home: HomeOpt = None,
-) -> None:
-    """Train SASRec, an SAE on its user states, the concept dictionary and interventions (a background job)."""
-    explicit = dict(interactions=interactions, attributes=attributes, epochs=epochs, max_len=max_len, d_model=d_model)
-    sae = dict(expansion=expansion, k=k, training_samples=samples, architecture=architecture)
-    submit(actions.JOB_TYPE, job_options(config, set_, explicit, {"sae": sae}), home, wait, _show_concepts_hint)
-
-
-@sae_app.command("lm")
-def lm(
-    model: Annotated[str | None, typer.Option(help="Language model: catalog name or path (e.g. SmolLM2-135M-Instruct).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Pair dataset: imported name or file.")] = None,
-    layer: Annotated[int | None, typer.Option(help="Residual-stream layer (default: the middle one).")] = None,
-    prefer_pole: Annotated[str | None, typer.Option(help="Label unlabeled demo-style pairs: the response with this pole is chosen (e.g. verbose).")] = None,
-    max_pairs: Annotated[int | None, typer.Option(help="Use at most this many labelled pairs.")] = None,
-    expansion: Annotated[int | None, typer.Option(help="SAE latents per input dimension.")] = None,
-    k: Annotated[int | None, typer.Option("--k", help="Active SAE latents per token.")] = None,
-    samples: Annotated[int | None, typer.Option(help="SAE training samples.")] = None,
-    architecture: Annotated[str | None, typer.Option(help="SAE architecture: topk or batchtopk.")] = None,
-    config: ConfigOpt = None, set_: SetOpt = None, wait: WaitOpt = False, home: HomeOpt = None,
-) -> None:
-    """Train an SAE on a language model's response tokens and rank latents by how they separate chosen from rejected."""
-    explicit = dict(model=model, dataset=dataset, layer=layer, prefer_pole=prefer_pole, max_pairs=max_pairs)
-    sae = dict(expansion=expansion, k=k, training_samples=samples, architecture=architecture)
-    submit("lm-sae", job_options(config, set_, explicit, {"sae": sae}), home, wait, _show_latents_file)
+sae_app.command("recsae")(job_command(
+    actions.JOB_TYPE, RecSAEJobConfig,
+    "Train SASRec, an SAE on its user states, the concept dictionary and interventions (a background job).",
+    nested={"sae": SAE_FLAGS}, on_finished=_show_concepts_hint))
+sae_app.command("lm")(job_command(
+    "lm-sae", LMSAEJobConfig,
+    "Train an SAE on a language model's response tokens and rank latents by how they separate chosen from rejected.",
+    nested={"sae": SAE_FLAGS}, on_finished=_show_latents_file))
 
 
 def _fmt(value: Any) -> str:

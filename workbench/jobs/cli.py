@@ -1,11 +1,18 @@
-"""Command-line pieces every job-submitting plugin shares: the common options, reading job
-options from ``--config``/``--set``, submitting, and following a run until it ends."""
+"""Command-line pieces every job-submitting plugin shares (the common options, reading job
+options from ``--config``/``--set``, submitting, following a run until it ends) and the core
+``workbench runs list|show|cancel|resume`` group, which manages runs of every job type.
+
+The ``PluginHost`` that ``workbench.cli.main`` built travels as the click context's ``obj``,
+so job types come from it instead of loading the plugins' entry points a second time.
+"""
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import time
 from collections.abc import Callable, Collection
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +20,10 @@ import typer
 import yaml
 
 from workbench.errors import ConfigError
+from workbench.jobs.config import command_from_config
+from workbench.jobs.runner import JobManager, describe_failure
+from workbench.plugins import PluginHost
+from workbench.settings import Settings
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file with job options (command-line options win).")]
@@ -20,18 +31,19 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Any job option 
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the run until it ends (Ctrl-C stops following, not the run).")]
 
 
-def settings_for(home: Path | None) -> Any:
-    from workbench.settings import Settings
-
+def settings_for(home: Path | None) -> Settings:
     return Settings(home=home) if home else Settings()
 
 
-def manager_for(home: Path | None) -> Any:
-    """A submitting manager: job types come from the installed plugins."""
-    from workbench.context import AppContext
-    from workbench.jobs import JobManager
+def manager_for(home: Path | None, plugins: PluginHost | None = None) -> JobManager:
+    """A submitting manager whose job types come from ``plugins`` (the host ``main`` built;
+    a fresh one only when a command runs outside ``main``, e.g. from a test)."""
+    return JobManager(settings_for(home), plugins=plugins if plugins is not None else PluginHost())
 
-    return JobManager.for_context(AppContext(settings_for(home)))
+
+def host_of(ctx: typer.Context) -> PluginHost | None:
+    """The PluginHost handed down by ``workbench.cli.main`` (``app(obj=host)``), if any."""
+    return ctx.obj if isinstance(ctx.obj, PluginHost) else None
 
 
 def _set(opts: dict[str, Any], key: str, value: Any, nested: Collection[str]) -> None:
@@ -81,16 +93,17 @@ def job_options(config: Path | None, sets: list[str] | None, explicit: dict[str,
 
 
 def progress_line(run: Any) -> str:
+    """``running: sae 120/400 (30%), ETA 12 s``; a run that has reported nothing yet says so."""
     p = run.progress()
-    what = p.get("message") or f"step {p.get('step', 0)}/{p.get('total', '?')}"
-    return (f"{run.status}: {what}" + (f" {p['fraction']:.0%}" if p.get("message") and p.get("fraction") is not None else "")
-            + (f", ETA {p['eta_s']:.0f} s" if p.get("eta_s") else ""))
+    if not p.get("total"):
+        return f"{run.status}: " + ("starting" if run.status in ("queued", "running") else "no progress recorded")
+    what = f"{p.get('stage') or 'step'} {p['step']}/{p['total']}" + (f" ({p['fraction']:.0%})" if p.get("fraction") is not None else "")
+    return (f"{run.status}: {what}" + (f" — {p['message']}" if p.get("message") and p["message"] != p.get("stage") else "")
+            + (f", ETA {p['eta_s']:.0f} s" if p.get("eta_s") and run.status == "running" else ""))
 
 
 def follow(run: Any, on_finished: Callable[[Any], None] | None = None) -> None:
     """Print progress lines until the run ends, then its summary; a failed run exits 1."""
-    from workbench.jobs import describe_failure
-
     last = None
     try:
         while run.is_active():
@@ -114,9 +127,94 @@ def follow(run: Any, on_finished: Callable[[Any], None] | None = None) -> None:
 
 
 def submit(kind: str, opts: dict[str, Any], home: Path | None, wait: bool,
-           on_finished: Callable[[Any], None] | None = None) -> Any:
-    run = manager_for(home).submit(kind, opts)
+           on_finished: Callable[[Any], None] | None = None, plugins: PluginHost | None = None) -> Any:
+    run = manager_for(home, plugins).submit(kind, opts)
     typer.echo(f"started {run.id} in {run.dir}")
     if wait:
         follow(run, on_finished)
     return run
+
+
+def job_command(kind: str, config_cls: type, doc: str, *, nested: dict[str, dict[str, tuple[str, type, str]]] | None = None,
+                on_finished: Callable[[Any], None] | None = None) -> Callable[..., None]:
+    """A ``workbench … <kind>`` submit command whose flags are generated from ``config_cls``
+    (plus ``--config``, ``--set``, ``--wait``, ``--home``)."""
+
+    def body(explicit: dict[str, Any], nested_values: dict[str, dict[str, Any]], *, ctx: typer.Context,
+             config: Path | None, set_: list[str] | None, wait: bool, home: Path | None) -> None:
+        submit(kind, job_options(config, set_, explicit, nested_values), home, wait, on_finished, host_of(ctx))
+
+    body.__doc__ = doc
+    return command_from_config(config_cls, body, nested=nested, extra=[
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt),
+        inspect.Parameter("set_", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=SetOpt),
+        inspect.Parameter("wait", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=WaitOpt),
+        inspect.Parameter("home", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=HomeOpt),
+    ])
+
+
+# -- workbench runs ----------------------------------------------------------------------------
+runs_app = typer.Typer(help="List, inspect, cancel and resume background runs of every job type.", no_args_is_help=True)
+RunIdArg = Annotated[str, typer.Argument(help="Run id (or a unique prefix).")]
+RUN_COLUMNS = ["id", "type", "status", "progress", "eta_s", "attempts", "created", "output", "error"]
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def _finder(home: Path | None) -> JobManager:
+    """Listing, showing, cancelling and resuming read run folders: no job types are needed."""
+    return JobManager(settings_for(home))
+
+
+@runs_app.command("list")
+def runs_list(
+    type: Annotated[str | None, typer.Option("--type", help="Only runs of this job type.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """All runs, newest first, with status, progress and ETA."""
+    rows = [r.summary_row() for r in _finder(home).runs(type)]
+    typer.echo(json.dumps(rows, indent=1) if as_json else _table(rows, RUN_COLUMNS))
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: RunIdArg,
+    log: Annotated[int, typer.Option(help="Lines of log tail to print.")] = 20,
+    home: HomeOpt = None,
+) -> None:
+    """Manifest, progress, last metrics, the job's warnings and the log tail of one run."""
+    run = _finder(home).get(run_id)
+    m = asdict(run.manifest)
+    m.pop("error_traceback", None)
+    typer.echo(json.dumps({"manifest": m, "progress": run.progress(), "config": run.config}, indent=1, default=str))
+    metrics = run.metrics()
+    if metrics:
+        typer.echo("last metrics: " + json.dumps(metrics[-1]))
+    for warning in m["summary"].get("warnings", []):
+        typer.echo(f"warning: {warning}")
+    typer.echo(f"--- log tail ({run.dir / 'log.txt'}) ---\n{run.log_tail(log)}")
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: RunIdArg, wait: WaitOpt = False, home: HomeOpt = None) -> None:
+    """Ask a run to save a checkpoint and stop (resume it later)."""
+    run = _finder(home).cancel(run_id)
+    typer.echo(f"cancel requested for {run.id}")
+    if wait:
+        typer.echo(f"run {run.id}: {run.wait().status}")
+
+
+@runs_app.command("resume")
+def runs_resume(run_id: RunIdArg, wait: WaitOpt = False, home: HomeOpt = None) -> None:
+    """Continue a cancelled or failed run from its last checkpoint."""
+    run = _finder(home).resume(run_id)
+    typer.echo(f"resumed {run.id}" + (f" from {run.latest_checkpoint().name}" if run.latest_checkpoint() else " from the start (no checkpoint)"))
+    if wait:
+        follow(run)

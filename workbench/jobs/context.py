@@ -1,9 +1,10 @@
 """What a job function sees while it runs inside the worker process.
 
-A job function is ``run(job: JobContext) -> str | None``: it reads ``job.config``, reports
-through ``job.progress`` / ``job.log_metrics``, saves checkpoints under
-``job.checkpoints_dir``, polls ``job.should_stop()`` and returns the output folder relative
-to the run directory (the model catalog lists it once the run is finished).
+A job function is ``run(job: JobContext) -> str | None``: it reads ``job.config``, loads
+models with ``job.load_model`` (the app's own resolution path), reports through
+``job.progress`` / ``job.log_metrics``, saves checkpoints under ``job.checkpoints_dir``,
+polls ``job.should_stop()`` and returns the output folder relative to the run directory
+(the model catalog lists it once the run is finished).
 """
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.jobs import manifest as files
 from workbench.settings import Settings
+
+if TYPE_CHECKING:
+    from workbench.models.loading import LoadedModel
 
 
 class JobCancelled(Exception):
@@ -33,6 +37,7 @@ class JobContext:
         self.log = logging.getLogger(f"workbench.job.{run_id}")
         self._t0 = time.time()
         self._step0: int | None = None
+        self._stage: str | None = None
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -48,15 +53,29 @@ class JobContext:
         """True once a cancel was requested (SIGTERM to the worker, or ``Run.cancel()``)."""
         return (self.run_dir / files.CANCEL).exists()
 
-    def progress(self, step: int, total: int, message: str = "") -> None:
-        """Record progress with an ETA from this attempt's own rate (a resumed run starts mid-way)."""
+    def load_model(self, name_or_path: str | Path, *, device: str | None = None, dtype: str | None = None) -> LoadedModel:
+        """A fresh copy of a model, resolved exactly as the app resolves it (catalog name, path,
+        PEFT adapter with its base found by name), with the run's device, dtype and permissions.
+
+        Fresh, not shared: the job owns it and may train or wrap it in place.
+        """
+        from workbench.models.resolve import load  # imports torch: only jobs that load a model pay for it
+
+        return load(self.settings, name_or_path, device=device, dtype=dtype)
+
+    def progress(self, step: int, total: int, message: str = "", *, stage: str = "run") -> None:
+        """Record progress with an ETA from this stage's own rate.
+
+        A new ``stage`` (e.g. "sasrec", then "sae") restarts the rate, and so does a resumed
+        attempt, which starts mid-way: a fast stage never inherits a slow one's ETA.
+        """
         now = time.time()
-        if self._step0 is None:
-            self._step0, self._t0 = step, now
+        if self._step0 is None or stage != self._stage:
+            self._step0, self._t0, self._stage = step, now, stage
         done = step - self._step0
         rate = done / (now - self._t0) if done > 0 and now > self._t0 else None
         eta = (total - step) / rate if rate else None
-        record = {"step": step, "total": total, "fraction": step / total if total else None,
+        record = {"stage": stage, "step": step, "total": total, "fraction": step / total if total else None,
                   "eta_s": eta, "elapsed_s": now - self._t0, "message": message, "updated": now}
         files.atomic_write_text(self.run_dir / files.PROGRESS, json.dumps(record))
 

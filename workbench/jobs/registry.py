@@ -1,10 +1,12 @@
 """Job types by name: what plugins return from the ``job_types`` hook.
 
 A hook returns ``{name: JobType}`` or ``{name: run_function}``. The function must be
-importable by its module path, because the worker process imports it by name.
+importable by its module path, because the worker process imports it by name. Two plugins
+offering the same job-type name is an error naming both, never a silent overwrite.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -14,19 +16,30 @@ from workbench.errors import ConfigError
 from workbench.settings import Settings
 
 RunFn = Callable[[Any], "str | None"]
-ValidateFn = Callable[[dict[str, Any], Settings], dict[str, Any]]
+ValidateFn = Callable[[Any, Settings], dict[str, Any]]  # gets the parsed JobConfig when config_cls is set
 
 
 @dataclass(frozen=True)
 class JobType:
     """``run(job)`` does the work in the worker; ``validate(config, settings)`` runs in the
     submitting process and returns the normalised config, raising a WorkbenchError for a
-    bad one, so a broken run never starts."""
+    bad one, so a broken run never starts. ``config_cls`` (a ``JobConfig`` subclass) is the
+    job's typed options: without an explicit ``validate`` the config is checked by its
+    ``from_dict`` alone; with one, ``validate`` receives the config already parsed by it."""
 
     name: str
     run: RunFn
     validate: ValidateFn | None = None
     description: str = ""
+    config_cls: type | None = None
+    plugin: str = ""
+
+    def normalise(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        """The config as the run folder stores it (typed check first, then the job's own checks)."""
+        if self.config_cls is not None:
+            parsed = self.config_cls.from_dict(config)
+            return self.validate(parsed, settings) if self.validate else parsed.to_dict()
+        return self.validate(dict(config), settings) if self.validate else dict(config)
 
     @property
     def entry(self) -> str:
@@ -40,22 +53,42 @@ class JobType:
         return f"{fn.__module__}:{qual}"
 
 
-def as_job_type(name: str, value: Any) -> JobType:
+def as_job_type(name: str, value: Any, plugin: str = "") -> JobType:
     if isinstance(value, JobType):
-        return value
+        return dataclasses.replace(value, plugin=plugin) if plugin else value
     if callable(value):
-        return JobType(name, value)
+        return JobType(name, value, plugin=plugin)
     raise ConfigError(f"Job type {name!r} is neither a JobType nor a function: {value!r}.")
 
 
+def add_job_type(types: dict[str, JobType], name: str, value: Any, plugin: str = "") -> JobType:
+    """Register one job type; a name already taken is a ConfigError naming both owners."""
+    job_type = as_job_type(name, value, plugin)
+    if name in types:
+        first = types[name].plugin or "code that registered it directly"
+        raise ConfigError(f"Two plugins offer the job type {name!r}: {first} and {plugin or 'code that registered it directly'}.",
+                          hint="Uninstall or disable one of them, or rename the job type in one plugin.")
+    types[name] = job_type
+    return job_type
+
+
 def collect_job_types(plugins: Any | None) -> dict[str, JobType]:
-    """Merge every plugin's ``job_types`` hook result into one name → JobType map."""
+    """Merge every plugin's ``job_types`` hook result into one name → JobType map.
+
+    Called per implementation (not through ``PluginHost.collect``) so a duplicate name can
+    name both plugins; a hook that raises marks its plugin broken, like ``collect`` does.
+    """
     if plugins is None:
         return {}
     out: dict[str, JobType] = {}
-    for mapping in plugins.collect("job_types"):
+    for impl in plugins.hook.job_types.get_hookimpls():
+        try:
+            mapping = impl.function()
+        except Exception as exc:
+            plugins.mark_broken(impl.plugin_name, f"job_types: {type(exc).__name__}: {exc}")
+            continue
         for name, value in (mapping or {}).items():
-            out[name] = as_job_type(name, value)
+            add_job_type(out, name, value, impl.plugin_name)
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 from workbench.errors import ConfigError
 from workbench.jobs import manifest as files
 from workbench.jobs.manifest import ACTIVE, Manifest
-from workbench.jobs.registry import JobType, as_job_type, collect_job_types
+from workbench.jobs.registry import JobType, add_job_type, collect_job_types
 from workbench.settings import Settings
 
 # Children started by this process, so they are reaped and their exit codes known.
@@ -160,8 +161,7 @@ class JobManager:
         return path
 
     def register(self, name: str, job_type: Any) -> JobType:
-        self.types[name] = as_job_type(name, job_type)
-        return self.types[name]
+        return add_job_type(self.types, name, job_type)
 
     def job_type(self, name: str) -> JobType:
         if name not in self.types:
@@ -172,7 +172,7 @@ class JobManager:
     def submit(self, job_type: str, config: dict[str, Any], *, run_id: str | None = None, env: dict[str, str] | None = None) -> Run:
         """Validate, write the run folder (atomically) and start the worker."""
         jt = self.job_type(job_type)
-        config = jt.validate(dict(config), self.settings) if jt.validate else dict(config)
+        config = jt.normalise(config, self.settings)
         run_id = run_id or f"{job_type}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         final = self.runs_dir / run_id
         if final.exists():
@@ -184,8 +184,6 @@ class JobManager:
             files.write_manifest(tmp, Manifest(id=run_id, type=job_type, entry=jt.entry, settings=_settings_dict(self.settings)))
             os.replace(tmp, final)
         except BaseException:
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self._spawn(final, env)

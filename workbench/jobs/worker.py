@@ -75,8 +75,8 @@ def run(run_dir: Path) -> int:
     m.exit_code = 0 if status != "failed" else 1
     if status == "finished":
         m.output = output
+    log.info("run %s %s", m.id, status)  # before the manifest: a reader that sees the status also sees this line
     files.write_manifest(run_dir, m)
-    log.info("run %s %s", m.id, status)
     return m.exit_code
 
 

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import ModelError
+from workbench.models import embedded
 from workbench.models.adapters import ADAPTERS
 from workbench.models.capabilities import model_capabilities
 
@@ -197,9 +199,6 @@ def finished_runs(runs_dir: Path) -> list[CatalogEntry]:
 
 def scan_catalog(settings: Any) -> list[CatalogEntry]:
     """Everything loadable: embedded models, the home's models, user roots, HF cache, runs."""
-    from workbench.errors import ModelError
-    from workbench.models import embedded
-
     entries: list[CatalogEntry] = []
     demo_dir = embedded.demo_model_dir(settings)
     try:

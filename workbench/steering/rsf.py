@@ -16,24 +16,24 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from workbench.errors import ConfigError, DataError
+from workbench.files import atomic_write_text
 from workbench.jobs import JobCancelled, JobContext, JobType
+from workbench.jobs.config import JobConfig, option
 from workbench.models.generation import SamplingSettings, generate, render_prompt
-from workbench.models.loading import LoadedModel, load_model
+from workbench.models.loading import LoadedModel
+from workbench.models.resolve import resolve
 from workbench.preference.reward_heads import load_reward_model
 from workbench.settings import Settings
 from workbench.steering.dpa import dpa_system_prompt
 
-DEFAULTS: dict[str, Any] = {
-    "iterations": 1, "n": 4, "max_new_tokens": 48, "temperature": 1.0, "top_p": 0.95, "learning_rate": 2e-4,
-    "epochs": 1, "batch_size": 4, "lora_r": 8, "lora_alpha": 16, "seed": 0, "angle_min": -90.0, "angle_max": 90.0,
-}
 STATE_FILE = "rsf_state.json"
 OUTPUT = "adapter"
 
@@ -49,44 +49,55 @@ def random_directions(k: int, count: int, rng: np.random.Generator, angle_min: f
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def validate(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Fill defaults, resolve the base model and reward model, and refuse a run that cannot start."""
-    from workbench.models.embedded import DEMO_MODEL_NAME, ensure_demo_model
-    from workbench.preference.reward_heads import reward_models_dir
+@dataclass
+class RSFJobConfig(JobConfig):
+    """Options of an RSF run."""
 
-    cfg = {**DEFAULTS, **config}
-    unknown = set(cfg) - set(DEFAULTS) - {"model", "reward_model", "prompts"}
-    if unknown:
-        raise ConfigError(f"Unknown RSF setting(s): {', '.join(sorted(unknown))}.", hint=f"Known: {', '.join(sorted(DEFAULTS))}, model, reward_model, prompts.")
-    if not cfg.get("reward_model"):
-        raise ConfigError("An RSF run needs a reward model (its name).", hint="Train one in the Steering tab (DPA section) first.")
-    rm = load_reward_model(settings, cfg["reward_model"])
-    model = cfg.get("model") or rm.base_path
-    if model == DEMO_MODEL_NAME:
-        model = str(ensure_demo_model(settings))
-    if not Path(model).expanduser().exists():
-        raise ConfigError(f"Base model {model!r} does not exist.", hint="Give the path of a local checkpoint.")
-    prompts = cfg.get("prompts") or []
-    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
-        raise DataError("`prompts` must be a non-empty list of non-empty strings.", field="prompts")
-    for key in ("iterations", "n", "max_new_tokens", "epochs", "batch_size", "lora_r"):
-        if int(cfg[key]) < 1:
-            raise ConfigError(f"{key} must be at least 1, got {cfg[key]}.")
-    if cfg["n"] < 2:
-        raise ConfigError("n must be at least 2: rejection sampling keeps the best of n.")
-    cfg.update(model=str(Path(model).expanduser().resolve()), prompts=[p.strip() for p in prompts],
-               reward_model_path=str(reward_models_dir(settings) / rm.name))
-    return cfg
+    what: ClassVar[str] = "RSF"
+    reward_model: str | None = option(None, "Name of a saved multi-objective reward model (train one in the Steering tab).")
+    model: str | None = option(None, "Base policy: catalog name or path (default: the reward model's base model).")
+    prompts: list[str] = option(default_factory=list, help="Prompts to sample from, one per list item.")
+    iterations: int = option(1, "Sample → rerank → fine-tune iterations.", min=1)
+    n: int = option(4, "Responses sampled per prompt (the best of n is kept).", min=2)
+    max_new_tokens: int = option(48, "Tokens per sampled response.", min=1)
+    temperature: float = option(1.0, "Sampling temperature.", min=0.0)
+    top_p: float = option(0.95, "Nucleus sampling mass.", min=0.0, max=1.0)
+    learning_rate: float = option(2e-4, "LoRA learning rate.", min=0.0)
+    epochs: int = option(1, "Epochs over the kept responses per iteration.", min=1)
+    batch_size: int = option(4, "Responses per training batch.", min=1)
+    lora_r: int = option(8, "LoRA rank.", min=1)
+    lora_alpha: int = option(16, "LoRA alpha.", min=1)
+    seed: int = option(0, "Random seed.")
+    angle_min: float = option(-90.0, "Smallest direction angle in degrees (two attributes).", min=-180.0, max=180.0)
+    angle_max: float = option(90.0, "Largest direction angle in degrees (two attributes).", min=-180.0, max=180.0)
+
+    def check(self) -> None:
+        if not self.reward_model:
+            raise ConfigError("An RSF run needs a reward model (its name).", hint="Train one in the Steering tab (DPA section) first.")
+        if not self.prompts or not all(p.strip() for p in self.prompts):
+            raise DataError("`prompts` must be a non-empty list of non-empty strings.", field="prompts")
+        if self.angle_min > self.angle_max:
+            raise ConfigError(f"angle_min {self.angle_min} is above angle_max {self.angle_max}.")
 
 
-def _lora(model: torch.nn.Module, cfg: dict[str, Any], adapter_dir: Path | None) -> Any:
+def validate(cfg: RSFJobConfig, settings: Settings) -> dict[str, Any]:
+    """Resolve the base model and reward model, and refuse a run that cannot start."""
+    rm = load_reward_model(settings, str(cfg.reward_model))
+    model = cfg.model or rm.base_path
+    ref = resolve(settings, model)
+    cfg.model = str(ref.path.resolve()) if Path(model).expanduser().exists() else model
+    cfg.reward_model, cfg.prompts = rm.name, [p.strip() for p in cfg.prompts]
+    return cfg.to_dict()
+
+
+def _lora(model: torch.nn.Module, cfg: RSFJobConfig, adapter_dir: Path | None) -> Any:
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if adapter_dir is not None:
         return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
     names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     targets = sorted(names & {"q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "query_key_value", "dense", "qkv_proj"}) or sorted(names - {"lm_head"})
-    return get_peft_model(model, LoraConfig(r=int(cfg["lora_r"]), lora_alpha=int(cfg["lora_alpha"]), lora_dropout=0.0,
+    return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                             target_modules=targets, task_type="CAUSAL_LM"))
 
 
@@ -105,15 +116,15 @@ def _examples(policy: LoadedModel, rows: list[tuple[str, str, str]]) -> list[tup
     return out
 
 
-def _train(policy: LoadedModel, peft_model: Any, examples: list[tuple[torch.Tensor, torch.Tensor]], cfg: dict[str, Any],
+def _train(policy: LoadedModel, peft_model: Any, examples: list[tuple[torch.Tensor, torch.Tensor]], cfg: RSFJobConfig,
            job: JobContext, rng: np.random.Generator) -> float:
     """Supervised fine-tuning on the kept responses; returns the mean loss."""
-    optim = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=float(cfg["learning_rate"]))
+    optim = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     pad = policy.tokenizer.pad_token_id or 0
     peft_model.train()
     losses = []
-    bs = int(cfg["batch_size"])
-    for _ in range(int(cfg["epochs"])):
+    bs = cfg.batch_size
+    for _ in range(cfg.epochs):
         order = rng.permutation(len(examples))
         for b in range(0, len(order), bs):
             batch = [examples[i] for i in order[b:b + bs]]
@@ -136,11 +147,11 @@ def _train(policy: LoadedModel, peft_model: Any, examples: list[tuple[torch.Tens
 
 def run(job: JobContext) -> str:
     """The RSF job: iterate sample → rerank by vᵀr → fine-tune, checkpointing every iteration."""
-    cfg = job.config
-    torch.manual_seed(int(cfg["seed"]))
-    rm = load_reward_model(job.settings, Path(cfg["reward_model_path"]).name)
-    scorer = load_model(cfg["model"], name="rsf-scorer")  # frozen: the reward model reads its features
-    policy = load_model(cfg["model"], name="rsf-policy")
+    cfg = RSFJobConfig.from_dict(job.config)
+    torch.manual_seed(cfg.seed)
+    rm = load_reward_model(job.settings, str(cfg.reward_model))
+    scorer = job.load_model(cfg.model)  # frozen: the reward model reads its features
+    policy = job.load_model(cfg.model)  # a second copy: LoRA-wrapped and trained in place
     rm.check_model(scorer)
     start, adapter_dir = 0, None
     if job.resume and (ckpt := job.latest_checkpoint()) is not None:
@@ -149,16 +160,16 @@ def run(job: JobContext) -> str:
         job.log.info("resuming after iteration %d from %s", start, ckpt)
     peft_model = _lora(policy.model, cfg, adapter_dir)
     policy.model = peft_model
-    prompts, n, iterations = cfg["prompts"], int(cfg["n"]), int(cfg["iterations"])
-    settings = SamplingSettings(max_new_tokens=int(cfg["max_new_tokens"]), temperature=float(cfg["temperature"]), top_p=float(cfg["top_p"]))
+    prompts, n, iterations = cfg.prompts, cfg.n, cfg.iterations
+    settings = SamplingSettings(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
     total = iterations * (len(prompts) + 1)
     for iteration in range(start + 1, iterations + 1):
-        rng = np.random.default_rng(int(cfg["seed"]) + iteration)
-        directions = random_directions(len(rm.attributes), len(prompts), rng, float(cfg["angle_min"]), float(cfg["angle_max"]))
+        rng = np.random.default_rng(cfg.seed + iteration)
+        directions = random_directions(len(rm.attributes), len(prompts), rng, cfg.angle_min, cfg.angle_max)
         kept, best_scores, mean_scores, kept_rewards = [], [], [], []
         for i, (prompt, v) in enumerate(zip(prompts, directions, strict=True)):
             system = dpa_system_prompt(rm.attributes, v)
-            settings.seed = int(cfg["seed"]) * 100_003 + iteration * 1009 + i
+            settings.seed = cfg.seed * 100_003 + iteration * 1009 + i
             candidates = generate(policy, [prompt] * n, settings, system=system)
             usable = [c for c in candidates if c.strip()]
             if usable:
@@ -192,7 +203,7 @@ def run(job: JobContext) -> str:
     shutil.rmtree(out, ignore_errors=True)
     peft_model.save_pretrained(out)
     policy.tokenizer.save_pretrained(out)
-    _record_base(out, cfg["model"])
+    _record_base(out, str(scorer.path))
     last = json.loads((job.latest_checkpoint() / STATE_FILE).read_text()) if job.latest_checkpoint() else {"iteration": 0}
     job.set_summary(iterations=last["iteration"], reward_model=rm.name, attributes=rm.attributes)
     return OUTPUT
@@ -203,8 +214,8 @@ def _record_base(adapter_dir: Path, base: str) -> None:
     path = adapter_dir / "adapter_config.json"
     cfg = json.loads(path.read_text(encoding="utf-8"))
     cfg["base_model_name_or_path"] = base
-    path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    atomic_write_text(path, json.dumps(cfg, indent=2))
 
 
-RSF_JOB = JobType("dpa-rsf", run, validate, description="DPA rejection-sampling fine-tuning: best-of-n by vᵀr for random directions v, "
+RSF_JOB = JobType("dpa-rsf", run, validate, config_cls=RSFJobConfig, description="DPA rejection-sampling fine-tuning: best-of-n by vᵀr for random directions v, "
                   "fine-tuned with the direction in the system prompt")

@@ -29,10 +29,17 @@ class JobCallback(TrainerCallback):
         if state.is_world_process_zero and logs:
             self.job.log_metrics({"step": state.global_step, "epoch": state.epoch, **logs})
 
-    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        if state.is_world_process_zero:
-            self.job.progress(state.global_step, state.max_steps)
+    def _poll_cancel(self, control: Any) -> None:
         if _agree(self.job.should_stop()):
             self.cancelled = True
             control.should_save = True  # the trainer writes checkpoint-<step> before stopping
             control.should_training_stop = True
+
+    def on_substep_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """Between gradient-accumulation micro-batches: a cancel is noticed within one micro-batch."""
+        self._poll_cancel(control)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if state.is_world_process_zero:
+            self.job.progress(state.global_step, state.max_steps, stage="train")
+        self._poll_cancel(control)

@@ -58,3 +58,9 @@ def preference_margins(model: torch.nn.Module, tokenizer: Any, prompts: Sequence
     n = len(prompts)
     both = sequence_logprobs(model, tokenizer, [*prompts, *prompts], [*chosen, *rejected], **kw)
     return both[:n] - both[n:]
+
+
+def response_token_counts(tokenizer: Any, prompts: Sequence[Prompt], responses: Sequence[str], *, max_length: int = 512) -> np.ndarray:
+    """Tokens each response contributes to ``sequence_logprobs`` (its sum's length), for per-token means."""
+    encoded = [_encode_pair(tokenizer, p, r, max_length) for p, r in zip(prompts, responses, strict=True)]
+    return np.array([len(ids) - start for ids, start in encoded], dtype=np.float64)

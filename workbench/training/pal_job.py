@@ -8,6 +8,7 @@ they save).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import random
@@ -16,73 +17,46 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
-from workbench.errors import ConfigError, DataError, ModelError
+from workbench.activations import ActivationCache
+from workbench.errors import ConfigError, DataError
 from workbench.jobs.context import JobCancelled, JobContext
-from workbench.jobs.registry import JobType, check_options
+from workbench.jobs.registry import JobType
 from workbench.settings import Settings
+from workbench.training.configs import PALJobConfig
+from workbench.training.pairs import load_pairs
 from workbench.training.pal import BTModel, PALModel, PrefData, accuracy, adapt_new_users, fit
+from workbench.training.pal_data import build_pref_data, embed_texts
 
-DEFAULTS: dict[str, Any] = {
-    "dataset": None, "format": "auto", "model": "all-MiniLM-L6-v2", "layer": None, "pooling": "mean",
-    "user_field": "user", "unseen_field": "user_kind", "split_field": "split", "oracle_field": "p_a", "group_field": "group",
-    "unseen_fraction": 0.0, "test_fraction": 0.2,
-    "variant": "both", "k": 4, "dim": 16, "hidden": 64, "epochs": 40, "learning_rate": 3e-3, "batch_size": 256,
-    "weight_decay": 1e-4, "shots": [1, 5, 10, 20, 50, 100], "adapt_steps": 300, "adapt_lr": 0.1, "seed": 0,
-}
 OUTPUT = "pal"
 
 
-def resolve_feature_model(model: str, settings: Settings) -> Path:
-    """Catalog name, embedded name or path of the frozen feature model."""
-    from workbench.models import embedded
-    from workbench.models.catalog import find_entry, scan_catalog
+def validate_pal(cfg: PALJobConfig, settings: Settings) -> dict[str, Any]:
+    """Check the pairs (labelled, with user ids, enough users for k) and the feature model."""
+    # workbench.models imports torch: the CLI builds its flags from this module without it.
+    from workbench.models.embedded import EMBEDDER_NAME
+    from workbench.models.resolve import resolve
 
-    if model == embedded.EMBEDDER_NAME:
-        return embedded.embedder_path()
-    if model == embedded.DEMO_MODEL_NAME:
-        return embedded.ensure_demo_model(settings)
-    entry = find_entry(scan_catalog(settings), model)
-    path = entry.path if entry else Path(model).expanduser()
-    if not path.exists():
-        raise ModelError(f"Unknown feature model {model!r}: not in the catalog and no such path.",
-                         hint="Run `workbench models`; the default all-MiniLM-L6-v2 sentence embedder needs no download.")
-    return path.resolve()
-
-
-def validate_pal(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    from workbench.training.pairs import load_pairs
-
-    check_options(config, DEFAULTS, "PAL")
-    cfg = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
-    cfg["variant"] = str(cfg["variant"]).upper() if str(cfg["variant"]).lower() != "both" else "both"
-    if cfg["variant"] not in ("A", "B", "both"):
-        raise ConfigError(f"Unknown PAL variant {cfg['variant']!r}.", hint="Use A (ideal point), B (mixture of prompt maps) or both.")
-    for key in ("k", "dim", "hidden", "epochs", "batch_size", "adapt_steps"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ConfigError(f"PAL option {key} must be a whole number ≥ 1, got {cfg[key]!r}.")
-    shots = cfg["shots"]
-    if not isinstance(shots, list) or not all(isinstance(s, int) and 1 <= s <= 100 for s in shots):
-        raise ConfigError(f"shots must be a list of whole numbers from 1 to 100, got {shots!r}.")
-    if not cfg["dataset"]:
-        raise ConfigError("No dataset given.", hint="Pass a pair file with a user id per pair (e.g. from scripts/make_persona_benchmark.py).")
-    pairs = load_pairs(str(cfg["dataset"]), settings, cfg["format"])
+    pairs = load_pairs(str(cfg.dataset), settings, cfg.format)
     labelled = [p for p in pairs if p.preferred in ("A", "B")]
     if not labelled:
-        raise DataError(f"None of the {len(pairs)} pairs is labelled 'A' or 'B'.", path=str(cfg["dataset"]))
-    no_user = [p for p in labelled if cfg["user_field"] not in p.metadata]
+        raise DataError(f"None of the {len(pairs)} pairs is labelled 'A' or 'B'.", path=str(cfg.dataset))
+    no_user = [p for p in labelled if cfg.user_field not in p.metadata]
     if no_user:
         raise DataError(f"{len(no_user)} of {len(labelled)} labelled pairs have no user id (first: pair {no_user[0].id!r}).",
-                        path=str(cfg["dataset"]), field=cfg["user_field"],
+                        path=str(cfg.dataset), field=cfg.user_field,
                         hint="PAL learns one point per user: add a user column, or set user_field to the column that holds it.")
-    n_users = len({p.metadata[cfg["user_field"]] for p in labelled})
-    if cfg["k"] > n_users:
-        raise ConfigError(f"k = {cfg['k']} prototypes for only {n_users} users.", hint="Use k ≤ the number of users.")
-    if Path(str(cfg["dataset"])).expanduser().exists():
-        cfg["dataset"] = str(Path(str(cfg["dataset"])).expanduser().resolve())
-    cfg["model_path"] = str(resolve_feature_model(str(cfg["model"]), settings))
-    cfg["n_pairs"], cfg["n_users"] = len(labelled), n_users
-    return cfg
+    n_users = len({p.metadata[cfg.user_field] for p in labelled})
+    if cfg.k > n_users:
+        raise ConfigError(f"k = {cfg.k} prototypes for only {n_users} users.", hint="Use k ≤ the number of users.")
+    if Path(cfg.dataset).expanduser().exists():
+        cfg.dataset = str(Path(cfg.dataset).expanduser().resolve())
+    cfg.model = cfg.model or EMBEDDER_NAME
+    ref = resolve(settings, cfg.model)
+    if Path(cfg.model).expanduser().exists():
+        cfg.model = str(ref.path.resolve())
+    return cfg.to_dict()
 
 
 def _hash01(text: str, seed: int) -> float:
@@ -140,20 +114,13 @@ def latent_view(model: PALModel, users: list[str], groups: dict[str, Any]) -> di
 
 
 def run_pal(job: JobContext) -> str:
-    from safetensors.torch import load_file, save_file
-
-    from workbench.activations import ActivationCache
-    from workbench.models.loading import load_model
-    from workbench.training.pairs import load_pairs
-    from workbench.training.pal_data import build_pref_data, embed_texts
-
     cfg, s = job.config, job.settings
     random.seed(cfg["seed"])
     torch.manual_seed(cfg["seed"])
     pairs = [p for p in load_pairs(cfg["dataset"], s, cfg["format"]) if p.preferred in ("A", "B")]
     parts = split_users_and_pairs(pairs, cfg)
     job.progress(0, 1, "embedding texts with the frozen model")
-    lm = load_model(cfg["model_path"], device=s.device, dtype=s.dtype, allow_pickle=s.allow_pickle, trust_remote_code=s.trust_remote_code)
+    lm = job.load_model(cfg["model"])
     cache = ActivationCache(s.cache_dir)
     texts = list(dict.fromkeys([p.prompt_text for p in pairs] + [t for p in pairs for t in (p.response_a, p.response_b)]))
     table = dict(zip(texts, embed_texts(lm, texts, layer=cfg["layer"], pooling=cfg["pooling"], cache=cache), strict=True))
@@ -209,7 +176,7 @@ def run_pal(job: JobContext) -> str:
     latent = {name: latent_view(m, seen.users, groups) for name, m in models.items() if isinstance(m, PALModel)}
     (out / "latent.json").write_text(json.dumps(latent), encoding="utf-8")
     (out / "pal_config.json").write_text(json.dumps({
-        "feature_model": cfg["model_path"], "layer": cfg["layer"], "pooling": cfg["pooling"], "k": cfg["k"], "dim": cfg["dim"],
+        "feature_model": cfg["model"], "layer": cfg["layer"], "pooling": cfg["pooling"], "k": cfg["k"], "dim": cfg["dim"],
         "hidden": cfg["hidden"], "d_item": d_item, "d_prompt": d_prompt, "users": seen.users, "models": list(models)}, indent=1), encoding="utf-8")
     (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     job.set_summary(**results)
@@ -219,10 +186,6 @@ def run_pal(job: JobContext) -> str:
 def evaluate_unseen(models: dict[str, torch.nn.Module], seen_users: list[str], parts: dict[str, list[Any]], embed: Any,
                     cfg: dict[str, Any]) -> dict[str, Any]:
     """Accuracy on unseen users' test pairs after n-shot adaptation (BT: the same global reward)."""
-    import copy
-
-    from workbench.training.pal_data import build_pref_data
-
     uf = cfg["user_field"]
     new = build_pref_data(parts["unseen_train"] + parts["unseen_test"], embed, user_field=uf, users=list(seen_users))
     n_tr = len(parts["unseen_train"])
@@ -245,4 +208,5 @@ def evaluate_unseen(models: dict[str, torch.nn.Module], seen_users: list[str], p
     return out
 
 
-PAL_JOB = JobType("pal", run_pal, validate_pal, description="PAL pluralistic reward models (A/B) vs a Bradley–Terry baseline")
+PAL_JOB = JobType("pal", run_pal, validate_pal, description="PAL pluralistic reward models (A/B) vs a Bradley–Terry baseline",
+                  config_cls=PALJobConfig)

@@ -1,0 +1,212 @@
+"""Typed job options: one dataclass per job type is the single source of truth.
+
+SAELens's config pattern: every option is a dataclass field with its help text, range and
+choices in ``field(metadata=...)`` (write it with ``option``). ``JobConfig.from_dict``
+validates a plain mapping (unknown key with "did you mean", wrong type, out of range →
+``ConfigError`` naming the option), ``to_dict`` gives back what the run folder's
+``config.yaml`` stores, and the CLI flags (``command_from_config``) and the Gradio form are
+generated from the same fields, so the three cannot drift.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from workbench.errors import ConfigError
+from workbench.jobs.registry import check_options
+
+C = TypeVar("C", bound="JobConfig")
+_MISSING = dataclasses.MISSING
+
+
+def option(default: Any = _MISSING, help: str = "", *, default_factory: Any = _MISSING, min: float | None = None,
+           max: float | None = None, choices: tuple[Any, ...] | None = None, cli: bool = True, exclusive_max: bool = False) -> Any:
+    """A config field: ``help`` is shown by ``--help`` and the form; ``min``/``max``/``choices``
+    are checked by ``from_dict``; ``cli=False`` keeps it out of the generated flags (``--set`` still works)."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "cli": cli, "exclusive_max": exclusive_max}
+    if default_factory is not _MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    """``X | None`` → (X, True); other types → (type, False)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])} values"
+    return {int: "a whole number", float: "a number", bool: "true or false", str: "a text", dict: "a mapping"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation; integral floats (Gradio numbers) become ints."""
+    inner, optional = unwrap_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where} must be {_type_name(inner)}, got nothing (null).")
+    origin = typing.get_origin(inner)
+    if dataclasses.is_dataclass(inner):
+        if isinstance(value, inner):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping of options, got {value!r}.")
+        return config_from_dict(inner, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be {_type_name(inner)}, got {value!r}.")
+        (item,) = typing.get_args(inner)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or inner is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}.")
+        return dict(value)
+    ok = {
+        bool: isinstance(value, bool),
+        int: (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer()),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(inner)
+    if ok is None:
+        return value
+    if not ok:
+        raise ConfigError(f"{where} must be {_type_name(inner)}, got {value!r}.")
+    return inner(value)
+
+
+def _check_range(value: Any, meta: Any, where: str) -> None:
+    if value is None:
+        return
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))}; got {value!r}.")
+    lo, hi = meta.get("min"), meta.get("max")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if lo is not None and value < lo:
+            raise ConfigError(f"{where} must be at least {lo}, got {value!r}.")
+        if hi is not None and (value >= hi if meta.get("exclusive_max") else value > hi):
+            raise ConfigError(f"{where} must be {'below' if meta.get('exclusive_max') else 'at most'} {hi}, got {value!r}.")
+
+
+def config_from_dict(cls: type, raw: dict[str, Any], what: str) -> Any:
+    """Build dataclass ``cls`` from ``raw``; missing or null keys take the field's default."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{what} options must be a mapping of option: value, got {raw!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    check_options(raw, fields, what)
+    hints = _hints(cls)
+    values = {}
+    for name, f in fields.items():
+        if raw.get(name) is None and not (name in raw and unwrap_optional(hints[name])[1]):
+            continue  # the default
+        where = f"{what} option {name}"
+        values[name] = _coerce(raw[name], hints[name], where)
+        _check_range(values[name], f.metadata, where)
+    try:
+        obj = cls(**values)
+    except TypeError as exc:  # a required option is missing
+        missing = [n for n, f in fields.items() if n not in values and f.default is _MISSING and f.default_factory is _MISSING]
+        raise ConfigError(f"{what}: missing option(s) {', '.join(missing) or '?'}.", hint=str(exc)) from None
+    check = getattr(obj, "check", None)
+    if callable(check):
+        check()
+    return obj
+
+
+@dataclasses.dataclass
+class JobConfig:
+    """Base of every job's options; subclasses set ``what`` (the name used in errors)."""
+
+    what: typing.ClassVar[str] = "job"
+
+    @classmethod
+    def from_dict(cls: type[C], raw: dict[str, Any] | None) -> C:
+        return config_from_dict(cls, dict(raw or {}), cls.what)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        """Cross-field rules (override); single-field rules live in the field metadata."""
+
+    @classmethod
+    def help_of(cls, name: str) -> str:
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}[name]
+
+
+def cli_fields(cls: type) -> list[dataclasses.Field]:
+    """Fields that become command-line flags: scalar types (lists and mappings go through --set)."""
+    hints = _hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        inner, _ = unwrap_optional(hints[f.name])
+        if f.metadata.get("cli", True) and inner in (int, float, str, bool):
+            out.append(f)
+    return out
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _help_with_default(f: dataclasses.Field) -> str:
+    help = f.metadata.get("help", "")
+    return help if f.default in (None, _MISSING) else f"{help} [default: {f.default}]"
+
+
+def _param(name: str, tp: Any, help: str, flag: str | None = None) -> inspect.Parameter:
+    inner, _ = unwrap_optional(tp)
+    flag = flag or _flag(name)
+    decl = [f"{flag}/--no-{flag[2:]}"] if inner is bool else [flag]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[inner | None, typer.Option(*decl, help=help)])
+
+
+def command_from_config(cls: type, body: Callable[..., None], *, nested: dict[str, dict[str, tuple[str, type, str]]] | None = None,
+                        extra: list[inspect.Parameter] | None = None) -> Callable[..., None]:
+    """A typer command whose flags are ``cls``'s CLI fields (plus ``nested`` group flags and
+    ``extra`` parameters). ``body(explicit, nested_values, **extra)`` gets the flags given.
+
+    ``nested`` maps a group field of ``cls`` (e.g. ``sae``) to ``{flag_name: (inner_option, type, help)}``.
+    """
+    hints = _hints(cls)
+    params = [_param(f.name, hints[f.name], _help_with_default(f)) for f in cli_fields(cls)]
+    own = {p.name for p in params}
+    groups: dict[str, dict[str, str]] = {}
+    for group, flags in (nested or {}).items():
+        if group not in hints:
+            raise ConfigError(f"{cls.__name__} has no option group {group!r}.")
+        for flag_name, (inner, tp, help) in flags.items():
+            if flag_name in own:
+                raise ConfigError(f"Flag --{flag_name} of the {group} group clashes with a top-level option.")
+            params.append(_param(flag_name, tp, help))
+            groups.setdefault(group, {})[flag_name] = inner
+    extra = extra or []
+    extra_names = {p.name for p in extra}
+
+    def command(**kwargs: Any) -> None:
+        explicit = {k: v for k, v in kwargs.items() if k in own}
+        nested_values = {g: {inner: kwargs[flag] for flag, inner in m.items()} for g, m in groups.items()}
+        body(explicit, nested_values, **{k: v for k, v in kwargs.items() if k in extra_names})
+
+    command.__signature__ = inspect.Signature(params + extra)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params + extra}
+    command.__doc__ = body.__doc__
+    return command

@@ -1,0 +1,99 @@
+"""Typed options of the fine-tuning jobs (DPO, PAL): one dataclass each, light to import.
+
+The CLI (``workbench train``) and the Fine-tune tab build their flags and form fields from
+these at start-up, so this module imports no torch; the jobs themselves live in
+``training.dpo`` and ``training.pal_job``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from workbench.errors import ConfigError
+from workbench.jobs.config import JobConfig, option
+
+
+@dataclass
+class DPOJobConfig(JobConfig):
+    """Options of a DPO run (the CLI flags and the Fine-tune form are generated from these)."""
+
+    what: ClassVar[str] = "DPO"
+    model: str | None = option(None, "Catalog name or path of the model to train: a full model or a GGUF, not an adapter "
+                               "(default: the embedded demo model).")
+    dataset: str | None = option(None, "Stored dataset name or pair file (TRL, HH-RLHF, labeling export…).")
+    format: str = option("auto", "Pair file format (auto detects it).", cli=False)
+    method: str = option("lora", "lora (PEFT adapter) or full (all weights).", choices=("lora", "full"))
+    lora_r: int = option(8, "LoRA rank.", min=1)
+    lora_alpha: int = option(16, "LoRA alpha (scale = alpha / r).", min=1)
+    lora_dropout: float = option(0.0, "LoRA dropout.", min=0.0, max=1.0, exclusive_max=True)
+    target_modules: str = option("all-linear", "Modules LoRA adapts (PEFT's target_modules).")
+    beta: float = option(0.1, "DPO beta (strength of the KL anchor), > 0.", min=0.0)
+    loss_type: str = option("sigmoid", "TRL DPO loss type (sigmoid, ipo, hinge, …).")
+    learning_rate: float = option(5e-5, "Learning rate, > 0.", min=0.0)
+    max_steps: int = option(100, "Optimizer steps (0 = use num_epochs).", min=0)
+    num_epochs: float = option(1.0, "Epochs when max_steps is 0.", min=0.0)
+    batch_size: int = option(2, "Pairs per device per step.", min=1)
+    gradient_accumulation_steps: int = option(1, "Batches accumulated per optimizer step.", min=1)
+    max_length: int = option(512, "Max tokens of prompt + response.", min=1)
+    precompute_ref_log_probs: bool = option(False, "Compute reference log-probs once before training.")
+    held_out_fraction: float = option(0.1, "Share of pairs held out for the before/after report.", min=0.0, max=1.0, exclusive_max=True)
+    save_steps: int = option(50, "Save a checkpoint every this many steps.", min=1)
+    logging_steps: int = option(1, "Log metrics every this many steps.", min=1)
+    seed: int = option(0, "Random seed (pair split, shuffling, LoRA init).")
+    num_processes: int = option(1, "Processes for accelerate launch (GPUs, or CPU processes with gloo).", min=1)
+    distributed: str = option("ddp", "ddp, deepspeed or fsdp (with num_processes > 1).", choices=("ddp", "deepspeed", "fsdp"))
+    zero_stage: int = option(2, "DeepSpeed ZeRO stage.", min=0, max=3)
+    num_machines: int = option(1, "Machines in a multi-node run.", min=1)
+    machine_rank: int = option(0, "This machine's rank in a multi-node run.", min=0)
+    main_process_ip: str | None = option(None, "Address of machine rank 0 (multi-node).")
+    main_process_port: int | None = option(None, "Port of machine rank 0 (multi-node).", min=1, max=65535)
+    device: str = option("auto", "auto, cpu or cuda for training and the before/after report.")
+    n_samples: int = option(4, "Held-out prompts answered before and after, side by side.", min=0)
+    sample_max_new_tokens: int = option(48, "Tokens per sample generation.", min=1)
+    eval_batch_size: int = option(8, "Pairs per batch in the before/after report.", min=1)
+    eval_max_pairs: int = option(64, "Training pairs scored in the before/after report.", min=1)
+
+    def check(self) -> None:
+        if self.beta <= 0 or self.learning_rate <= 0:
+            raise ConfigError("DPO options beta and learning_rate must be positive.")
+        if self.max_steps < 1 and self.num_epochs <= 0:
+            raise ConfigError("Set max_steps ≥ 1, or max_steps: 0 with num_epochs > 0.")
+        if not self.dataset:
+            raise ConfigError("No dataset given.", hint="Pass a stored dataset name or a pair file (TRL, HH-RLHF, labeling export…).")
+
+
+@dataclass
+class PALJobConfig(JobConfig):
+    """Options of a PAL run (the CLI flags and the Fine-tune form are generated from these)."""
+
+    what: ClassVar[str] = "PAL"
+    dataset: str | None = option(None, "Pairs with a user id per pair: file path or stored dataset (see docs/pal_persona.md).")
+    format: str = option("auto", "Pair file format (auto detects it).", cli=False)
+    model: str | None = option(None, "Frozen feature model: catalog name or path (default: the all-MiniLM-L6-v2 sentence embedder).")
+    layer: int | None = option(None, "Feature layer (default: the last).")
+    pooling: str = option("mean", "How token states become one vector.", choices=("mean", "last"))
+    user_field: str = option("user", "Pair metadata field holding the user id.")
+    unseen_field: str = option("user_kind", "Metadata field marking unseen users ('unseen').")
+    split_field: str = option("split", "Metadata field with train/test per pair.")
+    oracle_field: str = option("p_a", "Metadata field with the true P(A preferred), for the oracle row.")
+    group_field: str = option("group", "Metadata field with the user's true group, for the latent view.")
+    unseen_fraction: float = option(0.0, "Share of users held out as unseen when no unseen_field is given.", min=0.0, max=1.0)
+    test_fraction: float = option(0.2, "Share of pairs held out for testing when no split_field is given.", min=0.0, max=1.0)
+    variant: str = option("both", "A (ideal point), B (mixture of prompt mappings) or both.", choices=("A", "B", "both"))
+    k: int = option(4, "Number of prototypes / preference groups.", min=1)
+    dim: int = option(16, "Latent dimension.", min=1)
+    hidden: int = option(64, "Hidden width of the mappings.", min=1)
+    epochs: int = option(40, "Training epochs per model.", min=1)
+    learning_rate: float = option(3e-3, "Learning rate.", min=0.0)
+    batch_size: int = option(256, "Pairs per batch.", min=1)
+    weight_decay: float = option(1e-4, "AdamW weight decay.", min=0.0)
+    shots: list[int] = option(default_factory=lambda: [1, 5, 10, 20, 50, 100], help="Shot counts for unseen users (1 to 100 each).")
+    adapt_steps: int = option(300, "Adaptation steps for a new user's weights.", min=1)
+    adapt_lr: float = option(0.1, "Adaptation learning rate.", min=0.0)
+    seed: int = option(0, "Random seed.")
+
+    def check(self) -> None:
+        if not all(1 <= s <= 100 for s in self.shots):
+            raise ConfigError(f"PAL option shots must be whole numbers from 1 to 100, got {self.shots!r}.")
+        if not self.dataset:
+            raise ConfigError("No dataset given.", hint="Pass a pair file with a user id per pair (e.g. from scripts/make_persona_benchmark.py).")
