@@ -7,7 +7,10 @@
    returns the next pair. Reported: the server-side time (``Server-Timing``, lock wait and
    commit included) and the client round trip, p50 and p99, the server process's CPU time
    per vote, and the load average before and after (the machine is shared: say which).
-2. Store throughput: ``LabelingStore.vote`` in a loop (one durable transaction per vote)
+2. Coverage at overlap 1 with pair reservation: N annotators at once in sequential order, each
+   casting as many votes as leave one spare pair each; reported: distinct pairs covered per
+   vote (1.00 = no annotator's time spent on a pair someone else was judging) and votes/s.
+3. Store throughput: ``LabelingStore.vote`` in a loop (one durable transaction per vote)
    against a bare sqlite3 insert loop with the same pragmas (WAL, synchronous=FULL, one
    commit per row), measured in the same run; the ratio is the cost of the bookkeeping.
 """
@@ -45,6 +48,14 @@ def prepare(home: Path, n_pairs: int, overlap: int) -> None:
         lab = LabelingStore(store)
         for name in ("one", "many"):
             lab.create_session(name, "ds", {"overlap": overlap, "order": "random"})
+        lab.create_session("cover", "ds", {"overlap": 1, "order": "sequential"})
+
+
+def coverage(home: Path, session: str) -> tuple[int, int]:
+    """(distinct pairs voted on, votes) in ``session``."""
+    with Store(home / "workbench.sqlite") as store:
+        pairs = [j.pair_id for j in LabelingStore(store).judgments(session)]
+    return len(set(pairs)), len(pairs)
 
 
 def start_server(home: Path) -> tuple[subprocess.Popen, str]:
@@ -154,6 +165,11 @@ def main() -> None:
                 cpu = (cpu_seconds(proc.pid) - cpu0) * 1000 / len(server_ms)
                 print(f"{label:<31}{pct(server_ms, 50):>11.1f}{pct(server_ms, 99):>13.1f}{pct(client_ms, 50):>17.1f}"
                       f"{pct(client_ms, 99):>17.1f}{len(server_ms) / wall:>10.0f}{cpu:>21.1f}")
+            per_annotator = (args.pairs - args.annotators) // args.annotators
+            _, _, wall = latency(url, "cover", args.annotators, per_annotator)
+            distinct, votes = coverage(home, "cover")
+            print(f"coverage at overlap 1, sequential, {args.annotators} annotators x {per_annotator} votes: "
+                  f"{distinct} distinct pairs of {votes} votes ({distinct / votes:.2f}), {votes / wall:.0f} votes/s")
             print(f"load average after: {os.getloadavg()[0]:.1f}")
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
