@@ -100,7 +100,7 @@ def _build_tab_if_compatible(ctx: AppContext, tab: GradioTab) -> None:
 def _view_tab(ctx: AppContext, view: PanelView) -> gr.Tab:
     """A navigation tab that embeds one Panel view; the view loads only when the tab is opened."""
     missing = unmet_requirements(ctx, view.requires)
-    with gr.Tab(view.title) as tab:
+    with gr.Tab(view.title.split(" · ")[0]) as tab:  # the short name: the tab bar must fit a laptop screen
         if missing:
             gr.Markdown(f"**{md_escape(view.title)} cannot run here yet:** it needs {md_escape(missing)}.", elem_classes=["wb-error"])
             return tab
