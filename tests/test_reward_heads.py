@@ -108,3 +108,62 @@ def test_reward_model_errors(llama, tiny_checkpoint):
         rm.check_model(llama)
     with pytest.raises(ConfigError, match="no attribute 'b'"):
         rm.index("b")
+
+
+def _voted_session(tmp_path, n: int = 40):
+    """A session whose annotator prefers the longer answer overall and on 'verbosity', and judges 'tone' by coin flip."""
+    from workbench.labeling import LabelingStore
+    from workbench.store import Store
+
+    words = ["fox", "dog", "answer", "preference", "brown", "lazy"]
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(n):
+        short = words[i % len(words)]
+        long = " ".join(words[(i + k) % len(words)] for k in range(12))
+        a, b = (long, short) if i % 2 else (short, long)
+        pairs.append(Pair(f"Question {i // 2}?", a, b, id=f"p{i:02d}"))
+    store = Store(tmp_path / "wb.sqlite")
+    store.import_pairs("ds", pairs)
+    lab = LabelingStore(store)
+    lab.create_session("s", "ds", {"aspects": ["verbosity", "tone"]})
+    lab.join("s", "ann")
+    for p in pairs:
+        longer = "A" if len(p.response_a) > len(p.response_b) else "B"
+        outcome = "tie" if p.id == "p00" else longer
+        lab.vote("s", "ann", p.id, outcome, aspects={"verbosity": longer, "tone": "A" if rng.random() < 0.5 else "B"})
+    return lab
+
+
+def test_reward_heads_from_a_sessions_votes(llama, tmp_path):
+    from workbench.preference.reward_heads import train_reward_model_from_session
+
+    lab = _voted_session(tmp_path)
+    rm = train_reward_model_from_session(llama, lab, "s", name="from-votes", layer=2, n_boot=200)
+    assert sorted(rm.attributes) == ["overall", "tone", "verbosity"] and set(rm.kinds) == {"bradley_terry"}
+    overall = rm.metrics["overall"]
+    assert overall["n_train"] + overall["n_test"] == 39  # the tie is not a comparison
+    assert overall["heldout_pairwise_accuracy"] >= 0.8
+    low, high = overall["heldout_ci"]
+    assert low <= overall["heldout_pairwise_accuracy"] <= high
+    tone_low, tone_high = rm.metrics["tone"]["heldout_ci"]  # coin-flip votes: a wide interval
+    assert tone_high - tone_low > 0.2
+    assert rm.source["session"] == "s" and rm.source["snapshot"]["n_judgments"] == 40 and rm.source["left_out"] == {"tie": 1}
+    direction = rm.source["dpa_direction"]
+    assert set(direction) == {"tone", "verbosity"} and direction["verbosity"] > abs(direction["tone"])
+    assert np.hypot(*direction.values()) == pytest.approx(1.0)
+    settings = Settings(home=tmp_path / "home")
+    rm.save(reward_models_dir(settings))  # where the Steering tab and best-of-n look
+    listed = list_reward_models(settings)
+    assert listed[0]["name"] == "from-votes" and listed[0]["session"] == "s"
+    assert load_reward_model(settings, "from-votes").source["dpa_direction"] == direction
+
+
+def test_reward_heads_from_a_session_refuse_too_few_votes(llama, tmp_path):
+    from workbench.preference.reward_heads import train_reward_model_from_session
+
+    lab = _voted_session(tmp_path, n=4)
+    with pytest.raises(DataError, match=r"3 usable A/B vote\(s\); this needs at least 8 \(left out: 1 tie\)"):
+        train_reward_model_from_session(llama, lab, "s", name="few", layer=2)
+    with pytest.raises(ConfigError, match="safe folder name"):
+        train_reward_model_from_session(llama, lab, "s", name="../x", layer=2, min_votes=1)

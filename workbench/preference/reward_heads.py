@@ -11,8 +11,14 @@ layer. Two kinds of head, one per kind of supervision:
 Heads live in a standardised feature space (mean and scale stored with them) so one L2
 strength suits every layer, and their outputs are standardised over the training responses
 (mean 0, std 1 per attribute) so rewards of different attributes share a unit. Quality is reported as held-out pairwise accuracy per
-attribute. Saved reward models are folders under ``<home>/reward_models/<name>/`` and
-``list_reward_models`` lists them.
+attribute, with a bootstrap CI for the pairwise heads. Saved reward models are folders under
+``<home>/reward_models/<name>/`` and ``list_reward_models`` lists them (the Steering tab and
+best-of-n read that list).
+
+``train_reward_model_from_session`` fits them on what people voted in a labeling session:
+one head for the overall outcome and one per aspect the annotators judged, held out by
+prompt, with the session's vote snapshot recorded, and the DPA direction the overall votes
+imply over the aspect heads.
 """
 from __future__ import annotations
 
@@ -30,7 +36,9 @@ import numpy as np
 from workbench.activations import ActivationCache, chat_texts, extract_activations
 from workbench.data.types import Judgment, Pair, Prompt
 from workbench.errors import ConfigError, DataError, ModelError
+from workbench.labeling.sessions import LabelingStore
 from workbench.models.loading import LoadedModel
+from workbench.preference.votes import snapshot_of, votes_from_judgments
 
 HEAD_KINDS = ("ridge", "bradley_terry")
 MODEL_FILE = "reward_model.json"
@@ -107,8 +115,9 @@ class RewardModel:
     mean: np.ndarray  # [d]
     scale: np.ndarray  # [d]
     system: str | None = None
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
+    source: dict[str, Any] = field(default_factory=dict)  # what it was fitted on (e.g. session + vote snapshot)
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
         """Rewards ``[n, k]`` for pooled features ``[n, d]``."""
@@ -145,7 +154,7 @@ class RewardModel:
         tmp.mkdir(parents=True)
         try:
             np.savez(tmp / WEIGHTS_FILE, weights=self.weights, bias=self.bias, mean=self.mean, scale=self.scale)
-            meta = {k: getattr(self, k) for k in ("name", "base_model", "base_path", "layer", "attributes", "kinds", "system", "metrics", "created_at")}
+            meta = {k: getattr(self, k) for k in ("name", "base_model", "base_path", "layer", "attributes", "kinds", "system", "metrics", "created_at", "source")}
             (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
             if folder.exists():
                 shutil.rmtree(folder)
@@ -184,7 +193,8 @@ def list_reward_models(settings: Any) -> list[dict[str, Any]]:
             continue
         rows.append({"name": meta["name"], "path": str(path.parent), "base_model": meta["base_model"], "layer": meta["layer"],
                      "attributes": meta["attributes"], "kinds": meta["kinds"],
-                     "heldout_accuracy": {a: m.get("heldout_pairwise_accuracy") for a, m in meta.get("metrics", {}).items()}})
+                     "heldout_accuracy": {a: m.get("heldout_pairwise_accuracy") for a, m in meta.get("metrics", {}).items()},
+                     "session": meta.get("source", {}).get("session")})
     return rows
 
 
@@ -248,10 +258,30 @@ def _pairwise_accuracy_ratings(pred: np.ndarray, y: np.ndarray) -> float:
     return float((dy == dp)[mask].mean()) if mask.any() else float("nan")
 
 
-def _split(n: int, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    order = rng.permutation(n)
-    n_test = int(round(n * test_fraction)) if n >= 4 else 0
-    return order[n_test:], order[:n_test]
+def _split(n: int, test_fraction: float, rng: np.random.Generator, groups: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Random (train, test) indices; with ``groups`` whole groups (prompts) go to one side."""
+    if groups is None:
+        order = rng.permutation(n)
+        n_test = int(round(n * test_fraction)) if n >= 4 else 0
+        return order[n_test:], order[:n_test]
+    names = sorted(set(groups))
+    picked = rng.permutation(len(names))[:int(round(len(names) * test_fraction)) if len(names) >= 4 else 0]
+    held = {names[i] for i in picked}
+    test = np.array([i for i, g in enumerate(groups) if g in held], dtype=np.int64)
+    return np.array([i for i, g in enumerate(groups) if g not in held], dtype=np.int64), test
+
+
+def _bootstrap_ci(correct: np.ndarray, n_boot: int, level: float, rng: np.random.Generator) -> list[float] | None:
+    """Percentile bootstrap CI of a mean of 0/1 outcomes (None without data or resamples)."""
+    if not len(correct) or n_boot < 1:
+        return None
+    means = correct[rng.integers(0, len(correct), (n_boot, len(correct)))].mean(1)
+    return [float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))]
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}", name):
+        raise ConfigError(f"Reward model name {name!r} is not a safe folder name.", hint="Use letters, digits, '-', '_' and '.'.")
 
 
 def train_reward_model(
@@ -267,11 +297,17 @@ def train_reward_model(
     system: str | None = None,
     cache: ActivationCache | None = None,
     batch_size: int = 16,
+    split_by_prompt: bool = False,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    features: np.ndarray | None = None,
 ) -> RewardModel:
     """Fit one head per attribute (ridge on ratings, Bradley–Terry on comparisons) and report
-    held-out pairwise accuracy; after evaluation each head is refitted on all of its data."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}", name):
-        raise ConfigError(f"Reward model name {name!r} is not a safe folder name.", hint="Use letters, digits, '-', '_' and '.'.")
+    held-out pairwise accuracy (with a bootstrap CI for comparison heads); after evaluation each
+    head is refitted on all of its data. ``split_by_prompt`` holds out whole prompts, so the
+    accuracy is on prompts no head saw. ``features`` are ``featurize``'s rows for the ratings'
+    responses, then every comparison's A, then every B, when the caller already has them."""
+    _check_name(name)
     if not ratings and not comparisons:
         raise DataError("No training data: give attribute ratings and/or per-aspect comparisons.",
                         hint="E.g. comparisons_from_poles(load_demo_pairs(), {'verbosity': 'verbose'}).")
@@ -288,7 +324,11 @@ def train_reward_model(
     # One feature pass for every text involved.
     prompts = [r.prompt for r in ratings] + [c.prompt for c in comparisons] * 2
     responses = [r.response for r in ratings] + [c.response_a for c in comparisons] + [c.response_b for c in comparisons]
-    feats = featurize(lm, prompts, responses, layer, system=system, cache=cache, batch_size=batch_size)
+    if features is None:
+        features = featurize(lm, prompts, responses, layer, system=system, cache=cache, batch_size=batch_size)
+    elif features.shape[0] != len(responses):
+        raise ConfigError(f"features has {features.shape[0]} rows for {len(responses)} responses.")
+    feats = features
     mean, scale = feats.mean(0), feats.std(0) + 1e-6
     z = (feats - mean) / scale
     n_r, n_c = len(ratings), len(comparisons)
@@ -309,15 +349,16 @@ def train_reward_model(
     for attr in compared_attrs:
         idx = np.array([i for i, c in enumerate(comparisons) if c.aspect == attr])
         a_wins = np.array([comparisons[i].winner == "A" for i in idx])
-        train, test = _split(len(idx), test_fraction, rng)
-        acc = float("nan")
-        if len(test):
+        groups = [json.dumps(comparisons[i].prompt, sort_keys=True) for i in idx] if split_by_prompt else None
+        train, test = _split(len(idx), test_fraction, rng, groups)
+        acc, acc_ci = float("nan"), None
+        if len(test) and len(np.unique(a_wins[train])) == 2:
             w = fit_bt_head(z_a[idx[train]], z_b[idx[train]], a_wins[train], l2)
-            margin = (z_a[idx[test]] - z_b[idx[test]]) @ w
-            acc = float(((margin > 0) == a_wins[test]).mean())
+            correct = (((z_a[idx[test]] - z_b[idx[test]]) @ w > 0) == a_wins[test]).astype(np.float64)
+            acc, acc_ci = float(correct.mean()), _bootstrap_ci(correct, n_boot, ci, rng)
         w = fit_bt_head(z_a[idx], z_b[idx], a_wins, l2)
         attributes.append(attr), kinds.append("bradley_terry"), weights.append(w), biases.append(0.0)
-        metrics[attr] = {"heldout_pairwise_accuracy": acc, "n_train": len(train), "n_test": len(test)}
+        metrics[attr] = {"heldout_pairwise_accuracy": acc, "heldout_ci": acc_ci, "n_train": len(train), "n_test": len(test)}
     # Standardise every head over the training responses, so rewards of different kinds and
     # attributes share one unit and a direction v over them means what its angles say.
     w_all, b_all = np.stack(weights), np.asarray(biases, dtype=np.float64)
@@ -327,3 +368,48 @@ def train_reward_model(
         name=name, base_model=lm.name, base_path=str(lm.path), layer=layer, attributes=attributes, kinds=kinds,
         weights=w_all / spread[:, None], bias=(b_all - centre) / spread, mean=mean, scale=scale, system=system, metrics=metrics,
     )
+
+
+def vote_direction(rm: RewardModel, comparisons: Sequence[AspectComparison], features_a: np.ndarray, features_b: np.ndarray,
+                   overall: str, l2: float = 1.0) -> dict[str, float] | None:
+    """The DPA direction the overall votes imply: a unit vector v over the aspect heads with
+    P(A wins overall) = sigmoid(c · vᵀ(r(A) − r(B))), fitted by logistic regression (None without aspects)."""
+    aspects = [a for a in rm.attributes if a != overall]
+    rows = [i for i, c in enumerate(comparisons) if c.aspect == overall]
+    if not aspects or not rows:
+        return None
+    cols = [rm.index(a) for a in aspects]
+    diff = (rm.score_features(features_a[rows]) - rm.score_features(features_b[rows]))[:, cols]
+    a_wins = np.array([comparisons[i].winner == "A" for i in rows])
+    try:
+        w = fit_bt_head(diff, np.zeros_like(diff), a_wins, l2)
+    except DataError:
+        return None
+    norm = float(np.linalg.norm(w))
+    return {a: float(x / norm) for a, x in zip(aspects, w, strict=True)} if norm > 0 else None
+
+
+def train_reward_model_from_session(lm: LoadedModel, labeling: LabelingStore, session: str, *, name: str, layer: int,
+                                    overall: str = "overall", min_votes: int = 8, **options: Any) -> RewardModel:
+    """Reward heads fitted on a session's votes: ``overall`` on the A/B outcome, one head per judged aspect.
+
+    Held out by prompt; the model records the session, its vote snapshot and the DPA direction
+    the overall votes imply over the aspect heads. Refuses (DataError) below ``min_votes``
+    usable overall votes, saying how many there are.
+    """
+    judgments = labeling.judgments(session)  # one read: the snapshot describes exactly these
+    pairs = labeling.pairs(session)
+    votes = votes_from_judgments(session, pairs, judgments).require(min_votes=min_votes)
+    comparisons = comparisons_from_judgments(pairs, judgments, overall=overall)
+    _check_name(name)
+    if not 1 <= layer <= lm.n_layers:
+        raise ConfigError(f"Layer {layer} is out of range for {lm.name} (1..{lm.n_layers}).")
+    options.setdefault("split_by_prompt", True)
+    feats = featurize(lm, [c.prompt for c in comparisons] * 2, [c.response_a for c in comparisons] + [c.response_b for c in comparisons],
+                      layer, system=options.get("system"), cache=options.get("cache"), batch_size=options.get("batch_size", 16))
+    rm = train_reward_model(lm, name=name, layer=layer, comparisons=comparisons, features=feats, **options)
+    n = len(comparisons)
+    rm.source = {"session": session, "snapshot": snapshot_of(session, judgments).to_dict(), "overall": overall,
+                 "left_out": votes.left_out, "annotators": votes.annotators,
+                 "dpa_direction": vote_direction(rm, comparisons, feats[:n], feats[n:], overall)}
+    return rm
