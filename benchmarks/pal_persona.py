@@ -1,11 +1,16 @@
 """Evidence run: PAL-A / PAL-B vs one Bradley–Terry reward on the persona benchmark.
 
     python benchmarks/pal_persona.py --seeds 0 1 2 --plot docs/img/pal_persona_shots.png
+    python benchmarks/pal_persona.py --trait-draws 3
 
 For each seed it builds the semi-synthetic benchmark from ../shared/data/persona/ (design in
 docs/pal_persona.md), trains PAL-A, PAL-B and BT on frozen all-MiniLM-L6-v2 features with the
 same code as the `pal` job, and prints seen-user accuracy and unseen-user accuracy by
 number of shots, with the oracle (the hidden generating model) as the ceiling.
+``--trait-draws N`` replaces the fixed trait list by N random draws of as many traits from
+every trait file with enough confident statements of both answers (draw d uses seed d for
+the traits and the benchmark), and prints each draw and the spread over draws: the figures
+depend on which traits the users disagree about.
 """
 from __future__ import annotations
 
@@ -16,20 +21,30 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from workbench.jobs import manifest as files
 from workbench.jobs.context import JobContext
 from workbench.settings import Settings
+from workbench.training.configs import PALJobConfig
 from workbench.training.pal_job import run_pal, validate_pal
-from workbench.training.persona import PersonaSpec, build_persona_benchmark, write_benchmark
+from workbench.training.persona import DEFAULT_TRAITS, PersonaSpec, build_persona_benchmark, trait_counts, write_benchmark
 
 PERSONA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "persona"
 
 
-def one_seed(seed: int, model: str, settings: Settings) -> dict:
+def eligible_traits(spec: PersonaSpec) -> list[str]:
+    """Every trait with ``statements_per_trait / 2`` confident statements of each answer: the pool traits are drawn from."""
+    counts = trait_counts(PERSONA, sorted(p.stem for p in PERSONA.glob("*.jsonl")), spec.min_confidence)
+    return [t for t, c in counts.items() if min(c.values()) >= spec.statements_per_trait // 2]
+
+
+def one_seed(seed: int, model: str, settings: Settings, traits: list[str] | None = None) -> dict:
+    spec = PersonaSpec(seed=seed) if traits is None else PersonaSpec(traits=traits, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
-        pairs, truth = build_persona_benchmark(PERSONA, PersonaSpec(seed=seed))
+        pairs, truth = build_persona_benchmark(PERSONA, spec)
         data = write_benchmark(pairs, truth, Path(tmp) / "bench")
-        cfg = validate_pal({"dataset": str(data), "model": model, "k": 4, "seed": seed}, settings)
+        cfg = validate_pal(PALJobConfig.from_dict({"dataset": str(data), "model": model, "k": 4, "seed": seed}), settings)
         run_dir = Path(tmp) / "run"
         run_dir.mkdir()
         files.write_manifest(run_dir, files.Manifest(id=f"persona-{seed}", type="pal", entry=""))
@@ -40,6 +55,7 @@ def one_seed(seed: int, model: str, settings: Settings) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--trait-draws", type=int, default=0, help="instead of the default traits, N random trait draws (seeds 0..N-1)")
     ap.add_argument("--model", default="all-MiniLM-L6-v2")
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args()
@@ -47,14 +63,30 @@ def main() -> int:
         print(f"skipped: {PERSONA} not found (the persona data lives in ../shared/data/persona/)")
         return 0
     settings = Settings()
-    results = [one_seed(s, args.model, settings) for s in args.seeds]
+    if args.trait_draws:
+        pool = eligible_traits(PersonaSpec())
+        runs = [(d, sorted(np.random.default_rng(d).choice(pool, size=len(DEFAULT_TRAITS), replace=False).tolist()))
+                for d in range(args.trait_draws)]
+        print(f"drawing {len(DEFAULT_TRAITS)} of {len(pool)} eligible traits: {', '.join(pool)}", file=sys.stderr)
+    else:
+        runs = [(s, None) for s in args.seeds]
+    results = [one_seed(s, args.model, settings, traits) for s, traits in runs]
     print(json.dumps(results, indent=1))
     models = ["BT", "PAL-A", "PAL-B", "oracle"]
 
     def mean_sd(values: list[float]) -> str:
         return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
-    print(f"\nseeds {args.seeds}; mean ± sd over seeds")
+    if args.trait_draws:
+        print("\n| draw | traits | BT seen | PAL-A seen | PAL-B seen | oracle | PAL-A / BT |\n|---|---|---|---|---|---|---|")
+        for (d, traits), r in zip(runs, results, strict=True):
+            seen = r["seen"]
+            print(f"| {d} | {', '.join(traits)} | {seen['BT']:.3f} | {seen['PAL-A']:.3f} | {seen['PAL-B']:.3f} | {seen['oracle']:.3f} "
+                  f"| {seen['PAL-A'] / seen['BT']:.3f} |")
+        for m in models:
+            values = [r["seen"][m] for r in results]
+            print(f"{m} seen-user accuracy over {len(values)} trait draws: {mean_sd(values)} (range {min(values):.3f}–{max(values):.3f})")
+    print(f"\n{'trait draws' if args.trait_draws else 'seeds'} {[s for s, _ in runs]}; mean ± sd")
     print("| model | seen users | " + " | ".join(f"unseen, {k} shots" for k in results[0]["unseen"]["shots"]) + " |")
     print("|---|---|" + "---|" * len(results[0]["unseen"]["shots"]))
     for m in models:

@@ -6,7 +6,8 @@
 Writes the run folder (open it with ``RecSAEResult.load`` or the RecSAE view) and prints
 the summary as JSON: SASRec and popularity under both protocols (full ranking over unseen
 items, and 1 positive + 99 sampled negatives); with ``--plots-only DIR`` it prints those
-figures of a finished folder and only draws its plots.
+figures of a finished folder and only draws its plots; ``--recommender-only`` trains SASRec
+alone and prints the two protocols (the quick check when the SAE stages are not needed).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.sae.recsae import RecSAEConfig, RecSAEResult, run_recsae
+from workbench.sae.recsae import RecSAEConfig, RecSAEResult, load_data, run_recsae
+from workbench.sae.sasrec import SASRecConfig, evaluate_protocols, train_sasrec
 from workbench.sae.training import SAESpec
 
 
@@ -64,6 +66,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--samples", type=int, default=1_000_000)
     ap.add_argument("--plots-only", type=Path, default=None, help="Draw the figures of a finished OUT into this folder.")
+    ap.add_argument("--recommender-only", action="store_true", help="Train SASRec only and print both evaluation protocols.")
     args = ap.parse_args()
     if args.plots_only:
         result = RecSAEResult.load(args.out)
@@ -73,6 +76,14 @@ def main() -> None:
     cfg = RecSAEConfig(interactions=str(args.movielens / "ratings.csv"), attributes=str(args.movielens / "movies.csv"),
                        max_len=50, d_model=64, epochs=args.epochs,
                        sae=SAESpec(expansion=args.expansion, k=args.k, training_samples=args.samples, batch_size=512))
+
+    if args.recommender_only:
+        data = load_data(cfg)
+        model, _ = train_sasrec(data, SASRecConfig(n_items=data.n_items, max_len=cfg.max_len, d_model=cfg.d_model, n_layers=cfg.n_layers),
+                                      epochs=cfg.epochs, seed=cfg.seed, on_epoch=lambda e, row: print("sasrec", e, json.dumps(row), file=sys.stderr, flush=True))
+        print(json.dumps({**evaluate_protocols(model, data, "test", seed=cfg.seed), "epochs": cfg.epochs,
+                          "tied_test_items": data.info["tied_test_items"], "notes": data.notes}, indent=2))
+        return
 
     def report(stage: str, step: int, total: int, row: dict) -> None:
         if stage != "sae" or step >= total or step % 100_000 < 512:
