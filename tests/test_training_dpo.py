@@ -99,6 +99,9 @@ def test_two_process_gloo_run_cancels_and_resumes(manager, tiny_checkpoint, tmp_
     assert steps == list(range(1, 31))  # no step repeated or skipped across the two attempts
     held, train = m.summary["held_out"]["n"], m.summary["train"]["n"]
     assert m.attempts == 2 and held >= 1 and held + train == 8
+    p = run.progress()
+    assert (p["stage"], p["step"], p["total"]) == ("train", 30, 30)  # a finished run shows its steps, not "1/1"
+    assert m.summary["held_out"]["logp_chosen_per_token_after"] < 0  # the log-prob report of the same held-out pairs
 
     from plugins.finetune import actions
 
@@ -127,13 +130,49 @@ def test_bad_configs_fail_before_a_run_exists(manager, tiny_checkpoint, tmp_path
     assert list(manager.runs_dir.iterdir()) == []
 
 
-def test_falling_logps_warning():
-    rising = [{"logps/chosen": -50 + i, "logps/rejected": -60 - i} for i in range(10)]
-    falling = [{"logps/chosen": -50 - i, "logps/rejected": -60 - 2 * i} for i in range(10)]
-    assert falling_logps_warning(rising) is None
+def test_falling_logps_warning_compares_the_same_pairs_per_token():
+    import numpy as np
+
+    from workbench.training.dpo import _pair_summary
+
+    # Same 2 pairs before/after: both responses lose log-probability per token, the margin still grows.
+    before = {"chosen": np.array([-10.0, -20.0]), "rejected": np.array([-12.0, -22.0]),
+              "chosen_tokens": np.array([5.0, 10.0]), "rejected_tokens": np.array([4.0, 11.0])}
+    after = {**before, "chosen": np.array([-12.0, -24.0]), "rejected": np.array([-20.0, -30.0])}
+    falling = {"held_out": _pair_summary(before, after, beta=0.1)}
+    s = falling["held_out"]
+    assert s["logp_chosen_per_token_before"] == pytest.approx(-2.0) and s["logp_chosen_per_token_after"] == pytest.approx(-2.4)
+    assert s["logp_margin_accuracy_after"] == 1.0 and s["mean_logp_margin_after"] > s["mean_logp_margin_before"]
     warning = falling_logps_warning(falling)
-    assert warning and "chosen -52.0 → -57.0" in warning and "rejected -64.0 → -74.0" in warning
-    assert falling_logps_warning(falling[:2]) is None  # too few points to tell
+    assert warning and "same 2 held-out pairs" in warning and "chosen -2.00 → -2.40 per token (sum -15.0 → -18.0)" in warning
+    rising = {"held_out": _pair_summary(after, before, beta=0.1)}
+    assert falling_logps_warning(rising) is None
+    # Longer responses alone (same per-token log-prob, larger sums) are not a fall.
+    longer = {**before, "chosen": before["chosen"] * 2, "rejected": before["rejected"] * 2,
+              "chosen_tokens": before["chosen_tokens"] * 2, "rejected_tokens": before["rejected_tokens"] * 2}
+    assert falling_logps_warning({"held_out": _pair_summary(before, longer, beta=0.1)}) is None
+    assert falling_logps_warning({}) is None
+
+
+def test_cancel_mid_run_ends_within_seconds(manager, tiny_checkpoint, tmp_path):
+    data = write_pairs(tmp_path / "pairs.jsonl")
+    run = manager.submit("dpo", {
+        "model": str(tiny_checkpoint("llama")), "dataset": str(data), "max_steps": 10_000, "batch_size": 1, "gradient_accumulation_steps": 2,
+        "max_length": 64, "held_out_fraction": 0.0, "save_steps": 10_000, "n_samples": 0,
+    }, env=ONE_THREAD)
+    deadline = time.monotonic() + 300
+    while (run.progress().get("step") or 0) < 2:
+        assert run.is_active(), run.log_tail(60)
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert run.progress()["stage"] == "train"
+    t0 = time.monotonic()
+    run.cancel()
+    m = run.wait(60)
+    elapsed = time.monotonic() - t0
+    assert m.status == "cancelled", run.log_tail(60)
+    assert elapsed < 5, f"cancel took {elapsed:.1f} s"
+    assert run.latest_checkpoint() is not None  # it saved where it stopped, so resume continues from there
 
 
 def test_generated_accelerate_configs_load_in_accelerate(tmp_path):

@@ -1,0 +1,209 @@
+"""Typed job configs: validation, config.yaml round trip, CLI flags and form fields generated
+from the dataclasses, duplicate job types, per-stage progress, the Fine-tune tab's owner check."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import types
+
+import gradio as gr
+import pytest
+from typer.main import get_command
+
+from workbench.errors import ConfigError, PermissionDenied, SecurityError
+from workbench.hookspecs import hookimpl
+from workbench.jobs import JobContext, JobManager, JobType
+from workbench.jobs import manifest as files
+from workbench.jobs.cli import progress_line
+from workbench.jobs.config import cli_fields
+from workbench.plugins import PluginHost
+from workbench.sae.job_configs import LMSAEJobConfig, RecSAEJobConfig
+from workbench.settings import Settings
+from workbench.steering.rsf import RSFJobConfig
+from workbench.training.configs import DPOJobConfig, PALJobConfig
+
+REQUIRED = {DPOJobConfig: {"dataset": "d"}, PALJobConfig: {"dataset": "d"}, RSFJobConfig: {"reward_model": "rm", "prompts": ["Hi"]},
+            RecSAEJobConfig: {"interactions": "i.csv"}, LMSAEJobConfig: {"model": "m", "dataset": "d"}}
+
+
+def test_from_dict_names_the_option_and_what_is_wrong():
+    with pytest.raises(ConfigError, match="(?s)Unknown DPO option.*did you mean 'learning_rate'"):
+        DPOJobConfig.from_dict({"dataset": "d", "learning_rat": 1e-3})
+    with pytest.raises(ConfigError, match="DPO option batch_size must be a whole number, got 'two'"):
+        DPOJobConfig.from_dict({"dataset": "d", "batch_size": "two"})
+    with pytest.raises(ConfigError, match="DPO option held_out_fraction must be below 1.0, got 1.0"):
+        DPOJobConfig.from_dict({"dataset": "d", "held_out_fraction": 1.0})
+    with pytest.raises(ConfigError, match="DPO option method must be one of lora, full; got 'qlora'"):
+        DPOJobConfig.from_dict({"dataset": "d", "method": "qlora"})
+    with pytest.raises(ConfigError, match="DPO option precompute_ref_log_probs must be true or false, got 1"):
+        DPOJobConfig.from_dict({"dataset": "d", "precompute_ref_log_probs": 1})
+    with pytest.raises(ConfigError, match=r"PAL option shots\[1\] must be a whole number, got 'x'"):
+        PALJobConfig.from_dict({"dataset": "d", "shots": [1, "x"]})
+    with pytest.raises(ConfigError, match="No dataset given"):
+        DPOJobConfig.from_dict({})
+    cfg = DPOJobConfig.from_dict({"dataset": "d", "batch_size": 4.0, "max_steps": None})  # Gradio numbers are floats
+    assert cfg.batch_size == 4 and type(cfg.batch_size) is int and cfg.max_steps == 100
+
+
+@pytest.mark.parametrize("cls", list(REQUIRED), ids=lambda c: c.__name__)
+def test_config_yaml_round_trips_through_the_dataclass(cls, tmp_path):
+    cfg = cls.from_dict(REQUIRED[cls])
+    files.write_config(tmp_path, cfg.to_dict())
+    assert cls.from_dict(files.read_config(tmp_path)) == cfg
+    assert all(f.metadata.get("help") for f in dataclasses.fields(cls)), "every option has help text"
+
+
+def test_recsae_job_config_mirrors_the_pipeline_config():
+    from workbench.sae.recsae import RecSAEConfig
+
+    mine = {f.name: f for f in dataclasses.fields(RecSAEJobConfig)}
+    theirs = {f.name: f for f in dataclasses.fields(RecSAEConfig)}
+    assert list(mine) == list(theirs)
+    for name, f in theirs.items():
+        if f.default is not dataclasses.MISSING:
+            assert mine[name].default == f.default, name
+    assert {"sep", "user_column", "item_column", "time_column", "attribute_column"} <= {f.name for f in cli_fields(RecSAEJobConfig)}
+
+
+def _flags(typer_app, name: str) -> set[str]:
+    command = get_command(typer_app).commands[name]
+    return {opt for p in command.params for opt in p.opts}
+
+
+def test_cli_flags_are_the_configs_fields():
+    from plugins.finetune.cli import train_app
+    from plugins.recsae.cli import sae_app
+
+    for app, name, cls in ((train_app, "dpo", DPOJobConfig), (train_app, "pal", PALJobConfig),
+                           (sae_app, "recsae", RecSAEJobConfig), (sae_app, "lm", LMSAEJobConfig)):
+        flags = _flags(app, name)
+        wanted = {"--" + f.name.replace("_", "-") for f in cli_fields(cls)}
+        assert wanted <= flags, (name, wanted - flags)
+        assert {"--config", "--set", "--wait", "--home"} <= flags
+    assert {"--sep", "--user-column", "--item-column", "--time-column", "--attribute-column", "--k", "--samples"} <= _flags(sae_app, "recsae")
+
+
+def test_cli_flags_reach_the_config(tmp_path):
+    """A flag's value lands in the submitted config (the run fails validation on the missing file, before any run)."""
+    from typer.testing import CliRunner
+
+    from plugins.recsae.cli import sae_app
+
+    out = CliRunner().invoke(sae_app, ["recsae", "--interactions", str(tmp_path / "x.tsv"), "--sep", "\t", "--user-column", "uid",
+                                       "--home", str(tmp_path / "home")])
+    assert "x.tsv" in str(out.exception)
+    assert not (tmp_path / "home" / "runs").exists() or not list((tmp_path / "home" / "runs").iterdir())
+
+
+def _plugin_offering(job_type: JobType) -> types.SimpleNamespace:
+    @hookimpl
+    def job_types() -> dict:
+        return {job_type.name: job_type}
+
+    return types.SimpleNamespace(job_types=job_types)
+
+
+def _noop(job):  # pragma: no cover - never run
+    return None
+
+
+def test_duplicate_job_type_names_both_plugins(tmp_path):
+    host = PluginHost(load=False)
+    for plugin_name in ("alpha", "beta"):
+        host.register(_plugin_offering(JobType("dpo", _noop)), plugin_name)
+    with pytest.raises(ConfigError, match="Two plugins offer the job type 'dpo': alpha and beta"):
+        JobManager(Settings(home=tmp_path), plugins=host)
+    manager = JobManager(Settings(home=tmp_path), job_types={"dpo": JobType("dpo", _noop)})
+    with pytest.raises(ConfigError, match="Two plugins offer the job type 'dpo'"):
+        manager.register("dpo", _noop)
+
+
+def test_eta_comes_from_the_current_stage_only(tmp_path, monkeypatch):
+    job = JobContext(tmp_path, {}, Settings(home=tmp_path / "home"), resume=False, run_id="r")
+    clock = iter([0.0, 100.0, 100.0, 101.0])  # stage "sasrec": 1 step in 100 s; stage "sae": 10 steps in 1 s
+    monkeypatch.setattr(time, "time", lambda: next(clock))
+    job.progress(0, 2, stage="sasrec")
+    job.progress(1, 2, stage="sasrec")
+    assert files.read_progress(tmp_path)["eta_s"] == pytest.approx(100.0)
+    job.progress(0, 100, stage="sae")
+    job.progress(10, 100, stage="sae")
+    p = files.read_progress(tmp_path)
+    assert p["stage"] == "sae" and p["eta_s"] == pytest.approx(9.0)  # 90 steps at 10/s, not at the first stage's rate
+
+
+def test_progress_line_never_says_step_zero_of_unknown(tmp_path):
+    class FakeRun:  # the two attributes progress_line reads
+        status = "running"
+
+        def __init__(self, p):
+            self._p = p
+
+        def progress(self):
+            return self._p
+
+    assert progress_line(FakeRun({})) == "running: starting"
+    assert progress_line(FakeRun({"stage": "sae", "step": 3, "total": 12, "fraction": 0.25, "eta_s": 9.0, "message": "sae"})) == \
+        "running: sae 3/12 (25%), ETA 9 s"
+
+
+# -- the Fine-tune tab --------------------------------------------------------------------------
+@pytest.fixture
+def tab(tmp_path):
+    from plugins.finetune.tab import build_finetune_tab
+    from workbench.context import AppContext
+
+    settings = Settings(home=tmp_path / "home", auth=("owner", "pw"), users={"ann": "pw2"})
+    ctx = AppContext(settings)
+    with gr.Blocks() as demo:
+        build_finetune_tab(ctx)
+    fns = {f.fn.__name__: f for f in demo.fns.values() if getattr(f.fn, "__name__", None)}
+    return ctx, demo, fns
+
+
+def test_form_fields_are_generated_from_the_config(tab):
+    from plugins.finetune.tab import DPO_FORM
+
+    _, demo, _ = tab
+    by_id = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    for name in DPO_FORM:
+        field = {f.name: f for f in dataclasses.fields(DPOJobConfig)}[name]
+        component = by_id[f"ft-dpo-{name.replace('_', '-')}"]
+        if name not in ("model", "dataset"):
+            assert component.value == field.default, name
+        assert component.info == field.metadata["help"]
+
+
+def _start_inputs(fn_entry, demo, values: dict) -> dict:
+    by_id = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    return {by_id[f"ft-dpo-{k.replace('_', '-')}"]: v for k, v in values.items()} | \
+        {c: c.value for c in fn_entry.inputs if c not in {by_id[f"ft-dpo-{k.replace('_', '-')}"] for k in values}}
+
+
+def test_annotator_cannot_start_cancel_or_resume(tab, tmp_path):
+    ctx, demo, fns = tab
+    data = _start_inputs(fns["on_start_dpo"], demo, {"dataset": "demo", "model": "SmolLM2-135M-Instruct"})
+    msg, _, _ = fns["on_start_dpo"].fn(data, gr.Request(username="ann"))
+    assert "only the workbench owner can start a fine-tune" in msg
+    msg, _, _ = fns["on_start_pal"].fn({c: c.value for c in fns["on_start_pal"].inputs}, gr.Request(username="ann"))
+    assert "only the workbench owner can start a fine-tune" in msg
+    for handler in ("on_cancel", "on_resume"):
+        msg, _, _ = fns[handler].fn("some-run", gr.Request(username="ann"))
+        assert "only the workbench owner can" in msg
+    assert not list(ctx.settings.runs_dir.iterdir())
+
+
+def test_owner_dataset_must_be_stored_or_inside_the_data_roots(tab, tmp_path):
+    from plugins.finetune import actions
+
+    ctx, demo, fns = tab
+    outside = tmp_path / "secret.jsonl"
+    outside.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b", "aws_secret_access_key": "x"}) + "\n")
+    data = _start_inputs(fns["on_start_dpo"], demo, {"dataset": str(outside)})
+    msg, _, _ = fns["on_start_dpo"].fn(data, gr.Request(username="owner"))
+    assert "outside the configured data folders" in msg and "aws_secret" not in msg
+    with pytest.raises(SecurityError):
+        actions.start(ctx, JobManager.for_context(ctx), "owner", "dpo", {"dataset": str(outside)})
+    with pytest.raises(PermissionDenied):
+        actions.control(ctx, JobManager.for_context(ctx), "ann", "cancel", "x")
+    assert not list(ctx.settings.runs_dir.iterdir())
