@@ -134,7 +134,7 @@ class Run:
         m, p = self.manifest, self.progress()
         return {
             "id": m.id, "type": m.type, "status": m.status, "attempts": m.attempts,
-            "progress": f"{p['step']}/{p['total']}" if p.get("total") else "",
+            "progress": f"{p.get('stage') or 'step'} {p['step']}/{p['total']}" if p.get("total") else "",
             "eta_s": round(p["eta_s"]) if p.get("eta_s") is not None and m.status == "running" else "",
             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(m.created)),
             "output": m.output or "", "error": (m.error or "").splitlines()[0][:120] if m.error else "",
