@@ -102,7 +102,7 @@ def long_text(tag: str, n_words: int = 1500) -> str:
     return " ".join(f"{tag}{k}" for k in range(n_words))
 
 
-def test_vote_while_the_responses_still_stream(tmp_path: Path, browser) -> None:
+def test_vote_while_the_responses_still_stream(tmp_path: Path, browser, server_process) -> None:
     """Vote (keys 1, Enter) before the streamed responses are complete: the vote lands on the
     pair being shown, in the annotator's displayed order, and the next pair streams cleanly."""
     from workbench.data.types import Pair
@@ -110,32 +110,29 @@ def test_vote_while_the_responses_still_stream(tmp_path: Path, browser) -> None:
     with Store(tmp_path / "workbench.sqlite") as store:
         store.import_pairs("long", [Pair(f"prompt {i}", long_text(f"a{i}_"), long_text(f"b{i}_"), id=f"q{i}") for i in range(3)])
         LabelingStore(store).create_session("s", "long")
-    server = launch(tmp_path, ["apps.labeling_server"])
-    try:
-        page = browser.new_page(viewport={"width": 1300, "height": 1300})
-        page.set_default_timeout(UI_TIMEOUT_MS)
-        page.goto(server.url + "/")
-        page.wait_for_function("document.querySelector('#wb-lab-session input')?.value === 's'")
-        status_has(page, "Choose a session and your name")
-        page.locator("#wb-lab-annotator textarea, #wb-lab-annotator input").first.fill("zoe")
-        page.click("#wb-lab-start")
-        status_has(page, "Pair 1 of 3")
-        page.wait_for_function("(document.querySelector('#wb-lab-left')?.innerText ?? '').split(/\\s+/).length > 20")
-        page.keyboard.press("1")
-        page.wait_for_function("document.querySelector('#wb-lab-outcome input:checked') !== null")
-        shown = page.locator("#wb-lab-left").inner_text().split()
-        note = page.locator("#wb-lab-stream").inner_text()
-        page.keyboard.press("Enter")
-        status_has(page, "Pair 2 of 3")
-        assert "streaming" in note and 20 < len(shown) < 1500  # the vote went in mid-stream
-        left_pair1 = shown[0].split("_")[0]  # 'a0' or 'b0': which response was on the left
-        stream_done(page)
-        left, right = page.locator("#wb-lab-left").inner_text().split(), page.locator("#wb-lab-right").inner_text().split()
-        # Only pair 2's text, complete: the superseded stream of pair 1 wrote nothing after the vote.
-        assert len(left) == len(right) == 1500 and {w.split("_")[0] for w in left + right} == {"a1", "b1"}
-        page.close()
-    finally:
-        server.kill(signal.SIGTERM)
+    server = server_process(tmp_path, ["apps.labeling_server"])
+    page = browser.new_page(viewport={"width": 1300, "height": 1300})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(server.url + "/")
+    page.wait_for_function("document.querySelector('#wb-lab-session input')?.value === 's'")
+    status_has(page, "Choose a session and your name")
+    page.locator("#wb-lab-annotator textarea, #wb-lab-annotator input").first.fill("zoe")
+    page.click("#wb-lab-start")
+    status_has(page, "Pair 1 of 3")
+    page.wait_for_function("(document.querySelector('#wb-lab-left')?.innerText ?? '').split(/\\s+/).length > 20")
+    page.keyboard.press("1")
+    page.wait_for_function("document.querySelector('#wb-lab-outcome input:checked') !== null")
+    shown = page.locator("#wb-lab-left").inner_text().split()
+    note = page.locator("#wb-lab-stream").inner_text()
+    page.keyboard.press("Enter")
+    status_has(page, "Pair 2 of 3")
+    assert "streaming" in note and 20 < len(shown) < 1500  # the vote went in mid-stream
+    left_pair1 = shown[0].split("_")[0]  # 'a0' or 'b0': which response was on the left
+    stream_done(page)
+    left, right = page.locator("#wb-lab-left").inner_text().split(), page.locator("#wb-lab-right").inner_text().split()
+    # Only pair 2's text, complete: the superseded stream of pair 1 wrote nothing after the vote.
+    assert len(left) == len(right) == 1500 and {w.split("_")[0] for w in left + right} == {"a1", "b1"}
+    page.close()
     with Store(tmp_path / "workbench.sqlite") as store:
         (j,) = LabelingStore(store).judgments("s")
     assert j.pair_id == "q0" and j.annotator == "zoe"

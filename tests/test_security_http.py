@@ -7,6 +7,7 @@ than k annotators at a time. See docs/security.md.
 """
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -66,8 +67,7 @@ def test_bodies_are_bounded_before_parsing(api_server: tuple[ServerProcess, Path
         assert nested.status_code == 422 and "nested more than 32" in nested.json()["error"]
         item = http.get(f"{server.url}{API}/sessions/s/annotators/zed/next", headers=token).json()["item"]
         vote = {"pair_id": item["pair_id"], "choice": "left", "displayed_order": item["displayed_order"]}
-        lone = http.post(votes, content=('{"pair_id": "%s", "choice": "left", "displayed_order": "%s", "rationale": "a\\ud800b"}'
-                                          % (item["pair_id"], item["displayed_order"])).encode(), headers=token)
+        lone = http.post(votes, content=json.dumps({**vote, "rationale": "a\ud800b"}).encode(), headers=token)  # "\\ud800" on the wire
         assert lone.status_code == 422 and "'rationale' is not valid Unicode" in lone.json()["error"], lone.text
         bad_name = http.post(f"{server.url}{API}/sessions/s/annotators", json={"name": "eve\x1b[2J"})
         assert bad_name.status_code == 422 and "U+001B" in bad_name.json()["error"]

@@ -63,7 +63,7 @@ def test_annotators_cannot_import_replace_or_use_session_tools(probe_server: Pro
         out = gradio_call(url, "on_import", [None, str(typed), "auto", name, replace], PROBE_ALICE)
         assert "only the workbench owner" in str(out[0]), out
     assert _datasets(probe_server) == before
-    out = gradio_call(url, "make", ["mine", "ds", "sequential", 1, "", "", "", "", "", 0.1], PROBE_BOB)
+    out = gradio_call(url, "make", ["mine", "ds", "sequential", 1, "", "", "", "", "", "", 0.1], PROBE_BOB)
     assert "only the workbench owner" in str(out[0]), out
     out = gradio_call(url, "export", ["gold", "trl-jsonl", "judgment"], PROBE_BOB)
     assert "only the workbench owner" in str(out[0]), out

@@ -13,7 +13,13 @@ import gradio as gr
 
 from workbench.app.auth import OWNER, login_name, require_owner, role_of
 from workbench.errors import WorkbenchError
+from workbench.jobs import JobManager, describe_failure
+from workbench.labeling.alpacaeval import import_alpacaeval
+from workbench.labeling.analysis import session_report
+from workbench.labeling.export import export_session, export_session_long_table
+from workbench.labeling.scores import disagreement_queue, model_scores
 from workbench.labeling.sessions import ORDERS, SessionSettings
+from workbench.labeling.state import labeling_store
 
 
 def owner_only(ctx: Any, request: gr.Request | None) -> None:
@@ -30,6 +36,7 @@ def _num(x: Any) -> str:
 
 def ratings_figure(report: dict[str, Any]) -> Any:
     """Bradley–Terry ratings with bootstrap CIs (left) and the win-rate matrix (right)."""
+    # matplotlib only when a figure is drawn: its import is slow and the backend must be set first.
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,20 +91,35 @@ def report_markdown(report: dict[str, Any]) -> str:
 
 
 def build_manage_section(ctx: Any, view: Any) -> None:
-    from workbench.labeling.state import labeling_store
+    """The session tools under the labeling view: one accordion per section, shown to the owner only.
 
-    def datasets() -> list[str]:
-        return [d["name"] for d in ctx.store.list_datasets()]
+    Hiding is for tidiness; every handler checks the role itself (``owner_only``). The
+    analysis section's session dropdown is made first (unrendered) because creating a
+    session refreshes it.
+    """
+    which = gr.Dropdown(choices=[], label="Session", elem_id="wb-lab-an-session", render=False)
+    sections = [_new_session_section(ctx, view, which), _generate_section(ctx), _analysis_section(ctx, which)]
 
-    with gr.Accordion("New session", open=False) as acc_new:
+    def tools_visible(request: gr.Request) -> list[Any]:
+        owner = role_of(ctx.settings, login_name(request)) == OWNER
+        names = [s.name for s in labeling_store(ctx).list_sessions()] if owner else []
+        return [*[gr.update(visible=owner)] * len(sections), gr.update(choices=names)]
+
+    gr.context.Context.root_block.load(tools_visible, None, [*sections, which])
+
+
+def _new_session_section(ctx: Any, view: Any, which: gr.Dropdown) -> gr.Accordion:
+    with gr.Accordion("New session", open=False) as section:
         with gr.Row():
             name = gr.Textbox(label="Session name", elem_id="wb-lab-new-name")
-            dataset = gr.Dropdown(choices=datasets(), label="Dataset", elem_id="wb-lab-new-dataset")
+            dataset = gr.Dropdown(choices=[d["name"] for d in ctx.store.list_datasets()], label="Dataset", elem_id="wb-lab-new-dataset")
             order = gr.Dropdown(list(ORDERS), value="sequential", label="Pair order", elem_id="wb-lab-new-order")
             overlap = gr.Number(1, precision=0, minimum=1, label="Annotators per pair", elem_id="wb-lab-new-overlap")
         with gr.Row():
             aspects = gr.Textbox(label="Aspects (comma separated)", placeholder="helpfulness, verbosity, harmlessness")
             gold = gr.Textbox(label="Gold pairs (JSON: {pair_id: 'A'|'B'|'tie'})", placeholder="{}")
+            annotators = gr.Textbox(label="Assigned annotators (comma separated; empty = every annotator login)",
+                                    elem_id="wb-lab-new-annotators")
         with gr.Row():
             policy = gr.Textbox(label="Policy model for post-vote scores (optional)")
             reference = gr.Textbox(label="Reference model (optional)")
@@ -106,24 +128,36 @@ def build_manage_section(ctx: Any, view: Any) -> None:
         create = gr.Button("Create session", elem_id="wb-lab-create")
         created = gr.Markdown()
 
-    def make(name: str, dataset: str, order: str, overlap: float, aspects: str, gold: str, policy: str, reference: str,
-             reward: str, beta: float, request: gr.Request) -> tuple[str, Any, Any]:
+    def make(name: str, dataset: str, order: str, overlap: float, aspects: str, gold: str, annotators: str, policy: str,
+             reference: str, reward: str, beta: float, request: gr.Request) -> tuple[str, Any, Any]:
         try:
             owner_only(ctx, request)
             try:
                 gold_map = json.loads(gold) if gold.strip() else {}
             except json.JSONDecodeError as err:
                 raise WorkbenchError(f"Gold pairs are not valid JSON: {err}.", hint='Write e.g. {"p1": "A"}.') from None
-            settings = SessionSettings(aspects=[a.strip() for a in aspects.split(",") if a.strip()], overlap=int(overlap or 1),
-                                       gold=gold_map, order=order, policy_model=policy.strip(), reference_model=reference.strip(),
-                                       reward_model=reward.strip(), beta=float(beta or 0.1))
+            settings = SessionSettings(aspects=_names(aspects), overlap=int(overlap or 1), gold=gold_map, order=order,
+                                       policy_model=policy.strip(), reference_model=reference.strip(),
+                                       reward_model=reward.strip(), beta=float(beta or 0.1), annotators=_names(annotators))
             info = labeling_store(ctx).create_session(name, dataset or "", settings)
         except WorkbenchError as err:
             return f"⚠️ {err}", gr.update(), gr.update()
         names = view.session_names(login_name(request))
-        return f"✓ Created session **{info.name}** over {info.n_pairs} pairs.", gr.update(choices=names), gr.update(choices=names, value=info.name)
+        every = [s.name for s in labeling_store(ctx).list_sessions()]
+        return (f"✓ Created session **{info.name}** over {info.n_pairs} pairs.", gr.update(choices=every),
+                gr.update(choices=names, value=info.name))
 
-    with gr.Accordion("Generate pairs from two sources (background job)", open=False) as acc_gen:
+    create.click(make, [name, dataset, order, overlap, aspects, gold, annotators, policy, reference, reward, beta],
+                 [created, which, view.session_dropdown])
+    return section
+
+
+def _names(text: str) -> list[str]:
+    return [a.strip() for a in (text or "").split(",") if a.strip()]
+
+
+def _generate_section(ctx: Any) -> gr.Accordion:
+    with gr.Accordion("Generate pairs from two sources (background job)", open=False) as section:
         with gr.Row():
             gen_dataset = gr.Textbox(label="New dataset name", elem_id="wb-lab-gen-dataset")
             gen_session = gr.Textbox(label="Open a session on it (name, optional)")
@@ -151,8 +185,6 @@ def build_manage_section(ctx: Any, view: Any) -> None:
 
     def generate(dataset: str, session: str, tokens: float, prompts: str, ma: str, sa: str, ta: float, mb: str, sb: str,
                  tb: float, request: gr.Request) -> tuple[str, str]:
-        from workbench.jobs import JobManager
-
         try:
             owner_only(ctx, request)
             a, b = source(ma, sa, ta, "A"), source(mb, sb, tb, "B")
@@ -167,8 +199,6 @@ def build_manage_section(ctx: Any, view: Any) -> None:
         return f"Started run `{run.id}`; press Refresh progress.", run.id
 
     def progress(run_id: str, request: gr.Request) -> str:
-        from workbench.jobs import JobManager, describe_failure
-
         try:
             owner_only(ctx, request)
         except WorkbenchError as err:
@@ -185,10 +215,13 @@ def build_manage_section(ctx: Any, view: Any) -> None:
     gen_btn.click(generate, [gen_dataset, gen_session, gen_tokens, gen_prompts, model_a, system_a, temp_a, model_b, system_b, temp_b],
                   [gen_status, gen_run])
     gen_refresh.click(progress, gen_run, gen_status)
+    return section
 
-    with gr.Accordion("Analysis, disagreements and export", open=False) as acc_an:
+
+def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
+    with gr.Accordion("Analysis, disagreements and export", open=False) as section:
         with gr.Row():
-            which = gr.Dropdown(choices=[s.name for s in labeling_store(ctx).list_sessions()], label="Session", elem_id="wb-lab-an-session")
+            which.render()
             ties = gr.Radio(["davidson", "half"], value="davidson", label="Tie treatment")
             refresh = gr.Button("Refresh statistics", elem_id="wb-lab-refresh")
         summary = gr.Markdown()
@@ -209,11 +242,8 @@ def build_manage_section(ctx: Any, view: Any) -> None:
             alpaca_btn = gr.Button("Import as judgments")
         alpaca_msg = gr.Markdown()
 
-    create.click(make, [name, dataset, order, overlap, aspects, gold, policy, reference, reward, beta], [created, which, view.session_dropdown])
 
     def analyse(session: str, ties: str, request: gr.Request) -> tuple[str, Any, Any]:
-        from workbench.labeling.analysis import session_report
-
         try:
             owner_only(ctx, request)
             report = session_report(labeling_store(ctx), session or "", ties=ties)
@@ -224,8 +254,6 @@ def build_manage_section(ctx: Any, view: Any) -> None:
         return report_markdown(report), ratings_figure(report), gr.update(value=rows, headers=headers)
 
     def disagree(session: str, request: gr.Request) -> Any:
-        from workbench.labeling.scores import disagreement_queue, model_scores
-
         lab = labeling_store(ctx)
         try:
             owner_only(ctx, request)
@@ -241,8 +269,6 @@ def build_manage_section(ctx: Any, view: Any) -> None:
                          headers=["pair", "humans", "model", "model preference"])
 
     def export(session: str, fmt: str, aggregate: str, request: gr.Request) -> tuple[str, Any]:
-        from workbench.labeling.export import export_session, export_session_long_table
-
         folder = ctx.settings.home / "exports"
         path = folder / f"{session}-{fmt}{FORMATS.get(fmt, '')}"
         try:
@@ -257,8 +283,6 @@ def build_manage_section(ctx: Any, view: Any) -> None:
         return f"✓ Wrote {report['written']} DPO rows to `{path}`; left out: {skipped}.", None if path.is_dir() else str(path)
 
     def import_alpaca(path: str, session: str, request: gr.Request) -> str:
-        from workbench.labeling.alpacaeval import import_alpacaeval
-
         try:
             owner_only(ctx, request)
             counts = import_alpacaeval(labeling_store(ctx), ctx.check_data_path(path), session.strip())
@@ -271,9 +295,4 @@ def build_manage_section(ctx: Any, view: Any) -> None:
     score_btn.click(disagree, which, disagreements)
     export_btn.click(export, [which, fmt, aggregate], [export_msg, export_file])
     alpaca_btn.click(import_alpaca, [alpaca_path, alpaca_session], alpaca_msg)
-
-    def tools_visible(request: gr.Request) -> list[Any]:
-        visible = role_of(ctx.settings, login_name(request)) == OWNER
-        return [gr.update(visible=visible)] * 3
-
-    gr.context.Context.root_block.load(tools_visible, None, [acc_new, acc_gen, acc_an])
+    return section

@@ -27,9 +27,11 @@ from typing import Any
 
 import gradio as gr
 
+from plugins.labeling.manage import build_manage_section
 from workbench.app.auth import OWNER, login_name, require_assigned, role_of
 from workbench.data.types import prompt_text
 from workbench.errors import WorkbenchError
+from workbench.labeling.scores import describe_scores, model_scores
 from workbench.labeling.sessions import Item, LabelingStore, to_displayed
 from workbench.labeling.state import labeling_store
 
@@ -241,8 +243,6 @@ class LabelingView:
             return ""
         settings = self.lab.session(state["session"]).settings
         pair = self.ctx.store.get_pair(self.lab.session(state["session"]).dataset, last["pair_id"])
-        from workbench.labeling.scores import describe_scores, model_scores
-
         try:
             row = model_scores(self.ctx, [pair], settings)[pair.id]
         except WorkbenchError as err:
@@ -348,7 +348,5 @@ def build_labeling_tab(ctx: Any) -> None:
     streamed(nxt.click(lambda s: view.step(s, +1), state, outputs))
     streamed(history.select(view.open_row, state, outputs))
     streamed(gr.context.Context.root_block.load(view.resume, saved, [session, annotator, *outputs]))
-
-    from plugins.labeling.manage import build_manage_section
 
     build_manage_section(ctx, view)
