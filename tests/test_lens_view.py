@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from workbench.context import AppContext
-from workbench.errors import SecurityError
+from workbench.errors import DataError, SecurityError
 from workbench.settings import Settings
 
 
@@ -58,7 +58,9 @@ def test_experiment_runner_compares_checkpoints_and_exports(ctx):
     assert [r.model_name for r in results] == ["llama", "qwen2"]
     assert seen == sorted(seen) and seen[-1] == 100
     curves = [el for el in view.plot.object.values()[0] if isinstance(el, hv.Curve)]
-    assert len(curves) == 4  # P(zh) and P(en) for each checkpoint
+    assert len(curves) == 8  # P(zh) and P(en) for each checkpoint, each beside its control
+    assert sum(c.label.startswith("control") for c in curves) == 4
+    assert {"final_control_zh", "peak_control_en"} <= set(view.summary.object.columns) and view.control_note.visible
     hv.render(view.plot.object, backend="bokeh")
     assert list(view.summary.object["model"]) == ["llama", "qwen2"]
     assert all(not d.disabled for d in view.downloads)
@@ -76,4 +78,30 @@ def test_word_list_path_is_confined_to_data_roots(ctx, tmp_path):
     view = LogitLensView(ctx)
     view.wordlist.value = str(outside)
     with pytest.raises(SecurityError):
+        view.run_experiment()
+
+
+def test_small_experiments_run_and_shared_token_sets_are_flagged(ctx):
+    from plugins.logit_lens.view import LogitLensView
+
+    data = ctx.settings.home / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    words = data / "hindi.csv"  # the tiny vocabulary has no Devanagari token: every set is the same byte fragments
+    words.write_text("en,hi\ncloud,बादल\nwater,पानी\nhouse,घर\ntree,पेड़\nriver,नदी\n", encoding="utf-8")
+    view = LogitLensView(ctx)
+    view.wordlist.value = str(words)
+    view.kind.value, view.source.value, view.target.value, view.latent.value = "translation", "en", "hi", "en"
+    for limit, shots in ((1, 4), (2, 1), (10, 0)):  # one example, two, and more asked for than exist
+        view.limit.value, view.shots.value = limit, shots
+        (result,) = view.run_experiment()
+        assert len(result.examples) == min(limit, 5)
+        hv.render(view.plot.object, backend="bokeh")
+        assert view.figure("png")[:4] == b"\x89PNG"
+    assert view.caveats.visible and "5 of 5 hi concepts have a token set identical" in view.caveats.object
+    assert view.summary.object["final_control_hi"].notna().all()
+    view.limit.value = 1
+    view.run_experiment()
+    assert "no control" in view.caveats.object and not view.control_note.visible
+    view.shots.value = 5
+    with pytest.raises(DataError, match="too few for 5-shot"):
         view.run_experiment()

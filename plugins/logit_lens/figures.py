@@ -23,7 +23,8 @@ LINESTYLES = ["-", "--", ":", "-."]
 def latent_figure(results: Sequence[LatentResult], title: str | None = None) -> Figure:
     """P(language) per layer with 95% bands for one or more checkpoints, and an entropy strip.
 
-    Colours are languages, line styles are checkpoints, so base vs tuned reads at a glance.
+    Colours are languages, line styles are checkpoints, so base vs tuned reads at a glance;
+    thin dotted lines are the controls (mean P on the other concepts' token sets).
     """
     if not results:
         raise ValueError("latent_figure needs at least one result")
@@ -39,6 +40,8 @@ def latent_figure(results: Sequence[LatentResult], title: str | None = None) -> 
             label = f"P({lang}) {role}" + (f" · {result.model_name}" if len(results) > 1 else "")
             ax.plot(curves["layer"], curves[f"p_{lang}"], LINESTYLES[m % len(LINESTYLES)], color=color, label=label, lw=1.8)
             ax.fill_between(curves["layer"], curves[f"p_{lang}_lo"].clip(0, 1), curves[f"p_{lang}_hi"].clip(0, 1), color=color, alpha=0.15, lw=0)
+            if result.has_control:  # the mass on the other concepts' sets: what P(lang) must beat to mean the word
+                ax.plot(curves["layer"], curves[f"p_{lang}_control"], ":", color=color, lw=1, label=f"{label} · control")
             top = max(top, float(curves[f"p_{lang}_hi"].max()))
         entropies.append(curves["entropy_bits"].to_numpy())
     ax.set_ylabel("probability (logit lens)")

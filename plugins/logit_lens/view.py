@@ -70,6 +70,9 @@ def latent_plot(results: list[LatentResult]) -> hv.Layout:
             curves.append(hv.Spread((c["layer"], c[f"p_{lang}"], c[f"p_{lang}"] - c[f"p_{lang}_lo"], c[f"p_{lang}_hi"] - c[f"p_{lang}"]),
                                     kdims="layer", vdims=["p", "lo", "hi"]).opts(color=color, alpha=0.15))
             curves.append(hv.Curve((c["layer"], c[f"p_{lang}"]), "layer", "probability", label=label).opts(color=color, line_dash=dash, tools=["hover"]))
+            if result.has_control:  # the same mass on the other concepts' sets: the level P(lang) must beat
+                curves.append(hv.Curve((c["layer"], c[f"p_{lang}_control"]), "layer", "probability", label=f"control {label}").opts(
+                    color=color, line_dash="dotted", line_width=1, alpha=0.8, tools=["hover"]))
         entropy.append(hv.Curve((c["layer"], c["entropy_bits"]), "layer", "entropy (bits)", label=result.model_name).opts(line_dash=dash, color="#444"))
     top = hv.Overlay(curves).opts(title=results[0].task.title, width=700, height=340, ylim=(0, 1), legend_position="top_left")
     bottom = hv.Overlay(entropy).opts(width=700, height=150, show_legend=False)
@@ -95,7 +98,8 @@ class LogitLensView:
         self.grid_csv = pn.widgets.FileDownload(callback=self._grid_csv, filename="logit_lens_grid.csv", label="Download CSV", disabled=True)
         self.run_grid_button.on_click(self._on_grid)
         # experiment
-        self.wordlist = pn.widgets.TextInput(label="Word list (CSV or folder of <lang>/clean.csv; empty = packaged)", placeholder=PACKAGED)
+        self.wordlist = pn.widgets.TextInput(label="Word list (CSV, or a folder of <lang>/word_translation.csv or <lang>/clean.csv; "
+                                                   "empty = packaged)", placeholder=PACKAGED)
         self.kind = pn.widgets.Select(label="Task", options=list(KINDS), value="translation")
         self.source = pn.widgets.TextInput(label="Source language", value="fr", width=120)
         self.target = pn.widgets.TextInput(label="Target language", value="zh", width=120)
@@ -106,6 +110,10 @@ class LogitLensView:
         self.progress = pn.indicators.Progress(label="Progress", value=0, max=100, sizing_mode="stretch_width", bar_color="primary")
         self.plot = pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width")
         self.summary = pn.pane.DataFrame(None, index=False, sizing_mode="stretch_width")
+        self.caveats = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        self.control_note = pn.pane.Markdown(
+            "Dotted lines and the *control* columns: the same probability on the **other** concepts' token sets. "
+            "P(language) says the model predicts *that* word only where it stands above its control.", visible=False)
         self.downloads = [
             pn.widgets.FileDownload(callback=self._results_csv, filename="latent_language.csv", label="Data (CSV)", disabled=True),
             pn.widgets.FileDownload(callback=lambda: io.BytesIO(self.figure("png")), filename="latent_language.png", label="Figure (PNG)", disabled=True),
@@ -157,6 +165,9 @@ class LogitLensView:
         self.results = results
         self.plot.object = latent_plot(results)
         self.summary.object = pd.DataFrame([r.summary() for r in results])
+        caveats = [f"{r.model_name}: {w}" if len(results) > 1 else w for r in results for w in r.warnings]
+        self.caveats.object, self.caveats.visible = "\n\n".join(caveats), bool(caveats)
+        self.control_note.visible = any(r.has_control for r in results)
         for d in self.downloads:
             d.disabled = False
         return results
@@ -187,7 +198,7 @@ class LogitLensView:
             self.run_grid_button.loading = False
 
     async def _on_run(self, _event: object) -> None:
-        self.status.visible = False
+        self.status.visible = self.caveats.visible = False
         self.run_button.disabled = True
         self.progress.value = 0
         loop = asyncio.get_running_loop()
@@ -204,7 +215,7 @@ class LogitLensView:
         lens_tab = pn.Column(self.prompt, pn.Row(self.top_k, self.run_grid_button, self.grid_csv), self.heatmap, name="Prompt lens")
         experiment_tab = pn.Column(
             self.wordlist, pn.Row(self.kind, self.source, self.target, self.latent), pn.Row(self.shots, self.limit, self.run_button),
-            self.progress, self.plot, self.summary, pn.Row(*self.downloads), name="Latent language",
+            self.progress, self.caveats, self.plot, self.control_note, self.summary, pn.Row(*self.downloads), name="Latent language",
         )
         return pn.Column(
             "# Logit lens · latent language",

@@ -6,6 +6,7 @@ the family's final norm and unembedding, so the last layer reproduces the model'
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,14 +66,28 @@ def _absolute_positions(lengths: Sequence[int], positions: Sequence[int]) -> tor
     return out
 
 
+def _states(lm: LoadedModel, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """Every layer's residual stream, without the model's own full-vocabulary logits.
+
+    The lens reads the states out itself, so the LM head over every position (a quarter of
+    the demo model's forward) is wasted work: ``logits_to_keep=1`` (which every built-in
+    family's forward accepts) keeps it to one position; a plugin family without it runs as is.
+    """
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(lm.model.forward).parameters else {}
+    return residual_stream(lm.adapter, lm.model, **inputs, **keep)
+
+
 def lens_logits(lm: LoadedModel, batch: list[list[int]], positions: Sequence[int]) -> torch.Tensor:
-    """Lens logits ``[layers+1, batch, positions, vocab]`` (fp32) for right-padded id lists."""
+    """Lens logits ``[layers+1, batch, positions, vocab]`` (fp32) for right-padded id lists.
+
+    Only the requested positions go through the final norm and unembedding.
+    """
     _check_causal(lm)
     inputs = _batch_inputs(lm, batch)
     pos = _absolute_positions([len(ids) for ids in batch], positions).to(lm.device)
     rows = torch.arange(len(batch), device=lm.device)[:, None]
     with torch.inference_mode():
-        states = residual_stream(lm.adapter, lm.model, **inputs)
+        states = _states(lm, inputs)
         picked = torch.stack([s[rows, pos] for s in states])
         return lm.adapter.logits(lm.model, picked).float()
 
@@ -83,6 +98,7 @@ class LensMetrics:
 
     ``mass[name]`` is the probability of a token set, ``rank[name]`` the rank (0 = top) and
     ``logprob[name]`` the log-probability (nats) of a target token, per prompt.
+    ``control[name]`` (when asked for) is the mean mass on the *other* prompts' sets of that name.
     """
 
     positions: tuple[int, ...]
@@ -92,18 +108,19 @@ class LensMetrics:
     mass: dict[str, np.ndarray] = field(default_factory=dict)
     rank: dict[str, np.ndarray] = field(default_factory=dict)
     logprob: dict[str, np.ndarray] = field(default_factory=dict)
+    control: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_points(self) -> int:
         return self.entropy.shape[1]
 
 
-def _membership(sets: list[Sequence[int]], vocab: int, device: torch.device) -> torch.Tensor:
-    """One 0/1 column per set: ``[vocab, n_sets]``; mass is then a single matmul."""
-    m = torch.zeros((vocab, len(sets)), device=device)
-    for col, ids in enumerate(sets):
+def _membership(sets: Sequence[Sequence[int]], vocab: int, device: torch.device) -> torch.Tensor:
+    """One 0/1 row per set: ``[n_sets, vocab]``; mass is then a single matmul."""
+    m = torch.zeros((len(sets), vocab), device=device)
+    for row, ids in enumerate(sets):
         if len(ids):
-            m[torch.as_tensor(list(ids), dtype=torch.long, device=device), col] = 1.0
+            m[row, torch.as_tensor(list(ids), dtype=torch.long, device=device)] = 1.0
     return m
 
 
@@ -115,12 +132,15 @@ def lens_metrics(
     token_sets: dict[str, Sequence[Sequence[int]]] | None = None,
     targets: dict[str, Sequence[int]] | None = None,
     batch_size: int = 16,
+    controls: bool = False,
     progress: Progress | None = None,
 ) -> LensMetrics:
     """Lens metrics for many prompts, one forward pass per batch (sorted by length).
 
     ``token_sets[name][i]`` is the token-id set whose probability mass is measured for prompt
     i; ``targets[name][i]`` a single token whose rank and log-probability are measured.
+    ``controls`` also measures, per prompt, the mean mass on the other prompts' sets: a mass
+    that is no higher on the right set than on the wrong ones measures nothing.
     """
     if not len(prompts):
         raise ConfigError("No prompts were given to the logit lens.", hint="Pass at least one prompt.")
@@ -137,6 +157,12 @@ def lens_metrics(
                       {k: np.zeros(shape, np.float32) for k in token_sets},
                       {k: np.zeros(shape, np.int64) for k in targets},
                       {k: np.zeros(shape, np.float32) for k in targets})
+    if controls and n < 2:
+        raise ConfigError("A control needs at least two prompts (it is the mass on the other prompts' sets).",
+                          hint="Measure two or more prompts, or leave controls off.")
+    if controls:
+        out.control = {k: np.zeros(shape, np.float32) for k in token_sets}
+    counts: dict[str, torch.Tensor] = {}  # per vocabulary token: in how many prompts' sets it is
     order = sorted(range(n), key=lambda i: len(ids[i]))
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
@@ -147,8 +173,14 @@ def lens_metrics(
         out.kl_to_final[idx] = ((p[-1:] * (logp[-1:] - logp)).sum(-1) / LN2).clamp_min(0).permute(1, 0, 2).cpu().numpy()
         out.top1[idx] = logits.argmax(-1).permute(1, 0, 2).cpu().numpy()
         for name, sets in token_sets.items():
-            m = torch.stack([_membership([sets[i]], logits.shape[-1], logits.device)[:, 0] for i in idx])  # [B, V]
-            out.mass[name][idx] = torch.einsum("lbpv,bv->blp", p, m).cpu().numpy()
+            own = torch.einsum("lbpv,bv->blp", p, _membership([sets[i] for i in idx], logits.shape[-1], logits.device))
+            out.mass[name][idx] = own.cpu().numpy()
+            if controls:
+                if name not in counts:
+                    counts[name] = _membership(sets, logits.shape[-1], logits.device).sum(0)
+                # sum over all prompts' sets minus the own one, averaged over the n - 1 others
+                total = torch.einsum("lbpv,v->blp", p, counts[name])
+                out.control[name][idx] = ((total - own) / (n - 1)).cpu().numpy()
         for name, tokens in targets.items():
             t = torch.as_tensor([tokens[i] for i in idx], device=logits.device)[None, :, None, None].expand(*logits.shape[:3], 1)
             own = logits.gather(-1, t)
@@ -200,7 +232,7 @@ def lens_grid(lm: LoadedModel, text: str, *, top_k: int = 5, max_tokens: int = 2
     inputs = _batch_inputs(lm, [ids])
     tops, probs, ents = [], [], []
     with torch.inference_mode():
-        for state in residual_stream(lm.adapter, lm.model, **inputs):  # one layer at a time bounds memory
+        for state in _states(lm, inputs):  # one layer at a time bounds memory
             logp = torch.log_softmax(lm.adapter.logits(lm.model, state[0]).float(), dim=-1)
             p = logp.exp()
             top = p.topk(min(top_k, p.shape[-1]), dim=-1)
@@ -226,6 +258,6 @@ def parity_gap(lm: LoadedModel, text: str) -> float:
     ids = encode(lm, [text])[0]
     inputs = _batch_inputs(lm, [ids])
     with torch.inference_mode():
-        lens = lm.adapter.logits(lm.model, residual_stream(lm.adapter, lm.model, **inputs)[-1]).float()
+        lens = lm.adapter.logits(lm.model, _states(lm, inputs)[-1]).float()
         own = lm.model(**inputs).logits.float()
     return float((lens - own).abs().max())

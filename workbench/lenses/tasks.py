@@ -18,10 +18,14 @@ KINDS = ("translation", "repetition", "cloze")
 
 @dataclass
 class Example:
-    """One prompt and the word it should be continued with, in every language of the table."""
+    """One prompt and the word it should be continued with, in every language of the table.
+
+    ``forms[lang]`` holds every translation of the concept (the first is ``words[lang]``).
+    """
 
     prompt: str
     words: dict[str, str]
+    forms: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,15 +67,17 @@ def make_task(table: WordTable, kind: str, source: str, target: str, *, shots: i
                         path=table.source or None, hint="Choose languages the list holds, or load a list with them.")
     if len(table) < shots + 1:
         raise DataError(f"{len(table)} concepts are too few for {shots}-shot prompts.", path=table.source or None,
-                        hint="Use fewer shots or a longer word list.")
+                        hint=f"Use at most {max(len(table) - 1, 0)} shots (the asked word is never a demonstration), "
+                             "or a longer word list.")
     rng = random.Random(seed)
     src = source if kind == "translation" else target
     if kind == "cloze":
         cut = [_cloze_cut(c.get(target, ""), w[target]) for c, w in zip(table.cloze or [{}] * len(table), table.words, strict=True)]
         usable = [i for i, c in enumerate(cut) if c]
         if len(usable) < shots + 1:
-            raise DataError(f"Only {len(usable)} concepts have a {target} cloze sentence ending with the answer.",
-                            path=table.source or None, hint="Cloze needs the clean.csv layout with blank_prompt_translation_masked.")
+            raise DataError(f"Only {len(usable)} concepts have a {target} cloze sentence ending with the answer; "
+                            f"{shots}-shot prompts need {shots + 1}.", path=table.source or None,
+                            hint="Use fewer shots, or the clean.csv layout with blank_prompt_translation_masked.")
     else:
         usable = list(range(len(table)))
     examples = []
@@ -83,5 +89,5 @@ def make_task(table: WordTable, kind: str, source: str, target: str, *, shots: i
         else:
             lines = [_pair_line(src, target, table.words[j][src], table.words[j][target]) for j in demos]
             prompt = "\n".join([*lines, _pair_line(src, target, table.words[i][src], None)])
-        examples.append(Example(prompt, dict(table.words[i])))
+        examples.append(Example(prompt, dict(table.words[i]), dict(table.forms[i])))
     return LensTask(kind, src, target, examples, n_unusable=len(table) - len(usable))

@@ -1,10 +1,14 @@
 """Token sets for a word, built the same way for every tokenizer and every language.
 
-A word's token set is every vocabulary token whose bytes are a prefix of the word, with or
-without a leading space: byte-level BPE writes the space as ``Ġ``, SentencePiece as ``▁``,
-and byte-fallback vocabularies hold single bytes such as ``<0xE4>``. Working on raw bytes
-handles all three alike, and the first byte of a CJK or Cyrillic character is naturally a
-prefix of the word, so scripts that tokenize into bytes still get a non-empty set.
+A word's token set is every vocabulary token that spells a prefix of the word, with or
+without a leading space, and covers at least its first whole character: byte-level BPE
+writes the space as ``Ġ``, SentencePiece as ``▁``, and byte-fallback vocabularies hold
+single bytes such as ``<0xE4>``; working on raw bytes handles all three alike.
+
+A token that is only part of the first character's bytes (``à¤``, the lead bytes shared by
+every Devanagari word) says nothing about *which* word follows, so it counts only when the
+vocabulary has no whole-character token for the word at all; such a set is flagged
+(``TokenSet.fragments``), since it is then likely shared with other words of the script.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import json
 import re
 import weakref
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import DataError
@@ -91,14 +97,40 @@ def display_token(tokenizer: Any, token_id: int) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
-def word_token_set(tokenizer: Any, word: str) -> list[int]:
-    """Ids of every token that is a prefix of ``word`` or of ``" " + word`` (sorted, unique)."""
-    word = word.strip()
-    if not word:
+@dataclass(frozen=True)
+class TokenSet:
+    """The token ids that count toward a concept, and which of its words fell back to byte fragments."""
+
+    ids: tuple[int, ...]
+    fragments: tuple[str, ...] = ()
+
+
+def _prefix_ids(index: dict[bytes, list[int]], word: str) -> tuple[set[int], set[int]]:
+    """Prefix tokens of ``word`` and ``" " + word``: (those covering its first whole character, the rest)."""
+    whole, partial = set(), set()
+    first = len(word[0].encode("utf-8"))
+    for variant, offset in ((word.encode("utf-8"), 0), ((" " + word).encode("utf-8"), 1)):
+        for end in range(1 + offset, len(variant) + 1):
+            (whole if end - offset >= first else partial).update(index.get(variant[:end], ()))
+    return whole, partial
+
+
+def concept_token_set(tokenizer: Any, words: Sequence[str]) -> TokenSet:
+    """The union of the words' token sets (one concept's translations, e.g. ``nube``, ``nubes``)."""
+    words = [w.strip() for w in words if w.strip()]
+    if not words:
         raise DataError("Cannot build a token set for an empty word.", field="word", hint="Remove empty entries from the word list.")
     index = _cached(_INDEX_CACHE, tokenizer, _vocabulary_index)
     ids: set[int] = set()
-    for variant in (word.encode("utf-8"), (" " + word).encode("utf-8")):
-        for end in range(1, len(variant) + 1):
-            ids.update(index.get(variant[:end], ()))
-    return sorted(ids)
+    fragments = []
+    for word in words:
+        whole, partial = _prefix_ids(index, word)
+        if not whole and partial:
+            fragments.append(word)
+        ids |= whole or partial
+    return TokenSet(tuple(sorted(ids)), tuple(fragments))
+
+
+def word_token_set(tokenizer: Any, word: str) -> list[int]:
+    """Ids of the tokens that count toward one word (sorted, unique); see ``concept_token_set``."""
+    return list(concept_token_set(tokenizer, [word]).ids)
