@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec .venv/bin/workbench serve --model SmolLM2-135M-Instruct "$@"
+# On a desktop (a display, or macOS) the app opens in the default browser once it answers.
+open_flag=()
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] || [ "$(uname)" = Darwin ]; then open_flag=(--open); fi
+exec .venv/bin/workbench serve --model SmolLM2-135M-Instruct "${open_flag[@]}" "$@"

@@ -65,10 +65,9 @@ def test_reward_training_dpa_and_sweep(ctx, tiny_checkpoint):
     assert len(result.candidates) == 4 and result.attributes == ["verbosity"]
     with pytest.raises(ConfigError, match="attribute=high_pole"):
         actions.parse_high_poles("verbosity")
-    vector = actions.vector_choices(ctx)[0] if actions.vector_choices(ctx) else None
-    if vector is None:
-        actions.fit_vectors(ctx, "toy", "verbosity", "verbose", "mean_diff", "1")
-        vector = actions.vector_choices(ctx)[0]
+    rows = actions.fit_vectors(ctx, "toy", "verbosity", "verbose", "mean_diff", "1")
+    vector = rows[0][0]
+    assert [r[1:3] for r in rows] == [[1, "mean_diff"]] and vector in actions.vector_choices(ctx)
     sweep = actions.run_sweep(ctx, vector, "Hello", -1, 1, 3, actions.sampling(6, 0.7, 0), "toy-rm", "verbosity")
     assert [p.coefficient for p in sweep.points] == [-1.0, 0.0, 1.0] and all(p.reward is not None for p in sweep.points)
 

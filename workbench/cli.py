@@ -5,7 +5,11 @@ Every WorkbenchError is printed as one clear message and the process exits with 
 from __future__ import annotations
 
 import json
+import socket
 import sys
+import threading
+import time
+import webbrowser
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +53,7 @@ def serve(
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow custom model code shipped in a checkpoint.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the app in the default web browser once it answers (as Jupyter does).")] = False,
     home: HomeOpt = None,
 ) -> None:
     """Start the browser app (Gradio tabs + Panel dashboards) on one port."""
@@ -61,8 +66,32 @@ def serve(
     ctx.settings.check_bind()
     ctx.ensure_demo_dataset()
     if model:
-        ctx.load_model(model)
+        ctx.activate(model)
+    if open_browser:
+        open_when_listening(host, port)
     run_server(ctx)
+
+
+def open_when_listening(host: str, port: int, timeout_s: float = 300.0) -> threading.Thread:
+    """Open ``http://host:port/`` in the user's browser ($BROWSER is honoured) once the port accepts connections."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}/"
+
+    def wait_then_open() -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((shown, port), timeout=1).close()
+            except OSError:
+                time.sleep(0.25)
+                continue
+            typer.echo(f"opening {url} in your browser")
+            webbrowser.open(url)
+            return
+
+    thread = threading.Thread(target=wait_then_open, name="open-browser", daemon=True)
+    thread.start()
+    return thread
 
 
 @app.command()
