@@ -144,7 +144,7 @@ def compare(
     ctx = AppContext(Settings(home=home) if home else Settings())
     pairs = diff_pairs(ctx, dataset, session, limit)
     source_a, source_b = model_source(model_a), model_source(model_b)  # refuse an unfinished run before loading anything
-    lm_a, lm_b = ctx.load_model(source_a), ctx.load_model(source_b)
+    lm_a, lm_b = ctx.get_model(source_a), ctx.get_model(source_b)
     if lm_a is lm_b:
         typer.echo("note: MODEL_A and MODEL_B are the same checkpoint; the diff will be zero.")
     elif lm_a.name == lm_b.name:  # two folders of one name (e.g. two runs' "adapter"): label them apart

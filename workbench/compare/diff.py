@@ -250,7 +250,8 @@ def model_diff(lm_a: LoadedModel, lm_b: LoadedModel, pairs: Sequence[Pair], *, b
     notes = check_comparable(lm_a, lm_b)
     per_layer = lm_a.n_layers == lm_b.n_layers
     same_d = per_layer and lm_a.adapter.d_model(lm_a.model) == lm_b.adapter.d_model(lm_b.model)
-    enc = _encode(lm_a, pairs, max_length)
+    limit = min(getattr(m.model.config, "max_position_embeddings", None) or max_length for m in (lm_a, lm_b))
+    enc = _encode(lm_a, pairs, min(max_length, limit))
     n_texts, n = len(enc.ids), len(pairs)
     points_a = list(range(lm_a.n_layers + 1)) if per_layer else [lm_a.n_layers]
     points_b = list(range(lm_b.n_layers + 1)) if per_layer else [lm_b.n_layers]
