@@ -127,7 +127,7 @@ class LogitLensView:
         self.status.object, self.status.alert_type, self.status.visible = text, "danger", True
 
     def run_grid(self) -> LensGrid:
-        lm = self.ctx.load_model(self.model.value)
+        lm = self.ctx.get_model(self.model.value)
         self.grid = lens_grid(lm, self.prompt.value, top_k=self.top_k.value)
         self.heatmap.object = grid_heatmap(self.grid)
         self.grid_csv.disabled = False
@@ -155,7 +155,7 @@ class LogitLensView:
         names = [self.model.value] + ([self.compare.value] if self.compare.value not in (NONE, self.model.value) else [])
         results = []
         for m, name in enumerate(names):
-            lm = self.ctx.load_model(name)
+            lm = self.ctx.get_model(name)
 
             def report(done: int, total: int, m: int = m) -> None:
                 value = int(100 * (m + done / total) / len(names))
