@@ -32,6 +32,11 @@ FAMILY_CONFIGS: dict[str, tuple[str, dict]] = {
     "phi": ("PhiConfig", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)),
     "phi3": ("Phi3Config", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)),
 }
+UNSUPPORTED_FAMILY_CONFIGS: dict[str, tuple[str, dict]] = {
+    # A family transformers knows and the core has no adapter for: the unsupported-architecture
+    # error and a plugin's architecture_adapters hook are tested with it.
+    "opt": ("OPTConfig", dict(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4, word_embed_proj_dim=32)),
+}
 
 
 def make_tokenizer(vocab_size: int = 384):
@@ -53,7 +58,7 @@ def write_tiny_checkpoint(family: str, out: Path, seed: int = 0) -> Path:
     """Write a randomly initialised ``family`` model plus tokenizer as safetensors to ``out``."""
     import transformers
 
-    cls_name, kwargs = FAMILY_CONFIGS[family]
+    cls_name, kwargs = {**FAMILY_CONFIGS, **UNSUPPORTED_FAMILY_CONFIGS}[family]
     tok = make_tokenizer()
     config = getattr(transformers, cls_name)(
         vocab_size=len(tok), max_position_embeddings=128, bos_token_id=tok.bos_token_id,

@@ -1,16 +1,20 @@
 """Architecture adapters: the one place that knows where each family keeps its parts.
 
 Analyses (logit lens, steering, activation extraction) ask the adapter for the decoder
-layers, the final norm and the unembedding instead of guessing attribute names.
+layers, the final norm and the unembedding instead of guessing attribute names. Plugins add
+families through the ``architecture_adapters`` hook; the registry refuses a second adapter
+for a family or model type it already knows instead of silently replacing the first.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from workbench.errors import ModelError
+from workbench.errors import ConfigError, ModelError
 
 
 def _get(module: nn.Module, path: str) -> nn.Module:
@@ -93,10 +97,35 @@ _DECODER_LLAMA_LIKE = dict(layers_path="model.layers", final_norm_path="model.no
 ADAPTERS: dict[str, ArchitectureAdapter] = {}
 
 
+def _stage(staged: dict[str, ArchitectureAdapter], adapter: object) -> None:
+    if not isinstance(adapter, ArchitectureAdapter):
+        raise ConfigError(f"{adapter!r} is not an ArchitectureAdapter.",
+                          hint="architecture_adapters() must return a list of workbench.models.ArchitectureAdapter.")
+    known = {a.family: a for a in staged.values()}
+    clashes = [f"model type {t!r} (family {staged[t].family!r})" for t in adapter.model_types
+               if t in staged and staged[t] != adapter]
+    if adapter.family in known and known[adapter.family] != adapter:
+        clashes.insert(0, f"family {adapter.family!r}")
+    if clashes:
+        raise ConfigError(f"Cannot register the {adapter.family!r} architecture adapter: {', '.join(clashes)} "
+                          "already has a different adapter.",
+                          hint="Give the new family its own name and model types; one adapter per model type.")
+    staged.update(dict.fromkeys(adapter.model_types, adapter))
+
+
+def register_adapters(adapters: Iterable[object]) -> None:
+    """Make families known, all or none. Registering an identical adapter again is a no-op
+    (every PluginHost registers its plugins' families); a different one for a known family or
+    model type is refused."""
+    staged = dict(ADAPTERS)
+    for adapter in adapters:
+        _stage(staged, adapter)
+    ADAPTERS.update(staged)
+
+
 def register_adapter(adapter: ArchitectureAdapter) -> ArchitectureAdapter:
-    """Make a family known; plugins may add families the same way."""
-    for model_type in adapter.model_types:
-        ADAPTERS[model_type] = adapter
+    """Make one family known (see ``register_adapters``)."""
+    register_adapters([adapter])
     return adapter
 
 
@@ -117,16 +146,18 @@ def supported_model_types() -> list[str]:
     return sorted(ADAPTERS)
 
 
-def adapter_for(model_or_config: nn.Module | object) -> ArchitectureAdapter:
-    """The adapter for a model (or its config); a clear error for unsupported families."""
+def adapter_for(model_or_config: nn.Module | object, *, source: Path | None = None) -> ArchitectureAdapter:
+    """The adapter for a model, its config or a raw config.json dict; a clear error for unsupported
+    families, naming the config file (``source``) when there is one."""
     config = getattr(model_or_config, "config", model_or_config)
-    model_type = getattr(config, "model_type", None)
+    model_type = config.get("model_type") if isinstance(config, dict) else getattr(config, "model_type", None)
     try:
         return ADAPTERS[model_type]
     except KeyError:
+        prefix = f"{source}, field 'model_type'" if source else "Model type"
+        what = "missing" if model_type is None else f"unsupported architecture {model_type!r}"
         raise ModelError(
-            f"Unsupported architecture {model_type!r}. Supported model types: "
-            f"{', '.join(supported_model_types())}.",
+            f"{prefix}: {what}. Supported model types: {', '.join(supported_model_types())}.",
             hint="Use a checkpoint of a supported family, or register an ArchitectureAdapter for it "
             "(workbench.models.adapters.register_adapter).",
         ) from None

@@ -3,13 +3,12 @@
 Scans the configured roots for Hugging Face folders, PEFT adapters, GGUF files and the
 Hugging Face cache layout (``models--org--name/snapshots/<rev>``), adds the embedded models
 and finished training runs. Parameter counts come from safetensors/GGUF headers, so a
-listing reads no weights.
+listing reads no weights. A damaged or hostile checkpoint is listed as ``broken`` with its
+reason and never stops the rest of the listing (or the loading of a good model).
 """
 from __future__ import annotations
 
 import functools
-import json
-import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from workbench.errors import ModelError
 from workbench.models import embedded
 from workbench.models.adapters import ADAPTERS
 from workbench.models.capabilities import model_capabilities
+from workbench.models.checkpoint_files import check_config, read_json_object, read_safetensors_header, tensor_count
 
 MAX_DEPTH = 4
 
@@ -61,25 +61,11 @@ def _human(n: int | None) -> str:
 
 
 def safetensors_params(folder: Path) -> int | None:
-    """Sum tensor sizes from safetensors headers (8-byte length + JSON); no weights read."""
-    total = 0
-    files = list(folder.glob("*.safetensors"))
+    """Sum tensor sizes from safetensors headers; None without safetensors files, ModelError for a bad one."""
+    files = sorted(folder.glob("*.safetensors"))
     if not files:
         return None
-    for f in files:
-        try:
-            with open(f, "rb") as fh:
-                (n,) = struct.unpack("<Q", fh.read(8))
-                header = json.loads(fh.read(n))
-        except (OSError, struct.error, json.JSONDecodeError, UnicodeDecodeError):
-            return None
-        for key, meta in header.items():
-            if key != "__metadata__":
-                count = 1
-                for dim in meta["shape"]:
-                    count *= dim
-                total += count
-    return total
+    return sum(tensor_count(meta) for f in files for meta in read_safetensors_header(f).values())
 
 
 def gguf_params(path: Path) -> int | None:
@@ -98,24 +84,21 @@ def _gguf_params(path: str, _size: int, _mtime_ns: int) -> int | None:
         return None
 
 
-def _model_type(folder: Path) -> str | None:
-    try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def _has_chat_template(folder: Path) -> bool:
     if (folder / "chat_template.jinja").exists():
         return True
+    if not (folder / "tokenizer_config.json").exists():
+        return False
     try:
-        return bool(json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template"))
-    except (OSError, json.JSONDecodeError, AttributeError):
+        return bool(read_json_object(folder / "tokenizer_config.json").get("chat_template"))
+    except ModelError:
         return False
 
 
 def _hf_entry(path: Path, name: str | None, source: str) -> CatalogEntry:
-    model_type = _model_type(path)
+    config = read_json_object(path / "config.json")
+    check_config(config, path / "config.json")
+    model_type = config.get("model_type")
     adapter = ADAPTERS.get(model_type or "")
     entry = CatalogEntry(name or path.name, path, "hf", adapter.family if adapter else None, safetensors_params(path), source,
                          capabilities=model_capabilities(adapter, "hf", chat=_has_chat_template(path)))
@@ -124,30 +107,54 @@ def _hf_entry(path: Path, name: str | None, source: str) -> CatalogEntry:
     return entry
 
 
-def describe(path: Path, name: str | None = None, source: str = "root") -> CatalogEntry | None:
-    """A catalog entry for one checkpoint path, or None if it is not one."""
-    if path.is_file() and path.suffix == ".gguf":
-        return CatalogEntry(name or path.stem, path, "gguf", None, gguf_params(path), source,
-                            capabilities=model_capabilities(None, "gguf", chat=True))
+def _gguf_entry(path: Path, name: str | None, source: str) -> CatalogEntry:
+    entry = CatalogEntry(name or path.stem, path, "gguf", None, gguf_params(path), source,
+                         capabilities=model_capabilities(None, "gguf", chat=True))
+    if entry.n_params is None:
+        entry.status, entry.error = "broken", f"{path} is not a readable GGUF file"
+    return entry
+
+
+def _peft_entry(path: Path, name: str | None, source: str) -> CatalogEntry:
+    base = read_json_object(path / "adapter_config.json").get("base_model_name_or_path")
+    return CatalogEntry(name or path.name, path, "peft", None, safetensors_params(path), source,
+                        base=base if isinstance(base, str) else None,
+                        capabilities=model_capabilities(None, "peft", chat=_has_chat_template(path)))
+
+
+def _checkpoint_format(path: Path) -> str | None:
+    """What kind of checkpoint the path looks like from its file names alone (None: not one)."""
+    if path.suffix == ".gguf" and path.is_file():
+        return "gguf"
     if not path.is_dir():
         return None
     if (path / "adapter_config.json").exists():
-        try:
-            cfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            cfg = {}
-        return CatalogEntry(name or path.name, path, "peft", None, safetensors_params(path), source,
-                            base=cfg.get("base_model_name_or_path"),
-                            capabilities=model_capabilities(None, "peft", chat=_has_chat_template(path)))
+        return "peft"
     if (path / "config.json").exists() and (any(path.glob("*.safetensors")) or any(path.glob("*.bin"))):
-        return _hf_entry(path, name, source)
+        return "hf"
     return None
+
+
+_DESCRIBE = {"gguf": _gguf_entry, "peft": _peft_entry, "hf": _hf_entry}
+
+
+def describe(path: Path, name: str | None = None, source: str = "root") -> CatalogEntry | None:
+    """A catalog entry for one checkpoint path, or None if it is not one; a damaged one is ``broken``."""
+    fmt = _checkpoint_format(path)
+    if fmt is None:
+        return None
+    try:
+        return _DESCRIBE[fmt](path, name, source)
+    except (ModelError, OSError) as exc:
+        reason = exc.message if isinstance(exc, ModelError) else f"{path}: {exc.strerror or exc}"
+        return CatalogEntry(name or (path.stem if fmt == "gguf" else path.name), path, fmt, None, None, source,
+                            status="broken", error=reason)
 
 
 def _hf_cache_entries(root: Path) -> list[CatalogEntry]:
     out = []
     for repo in sorted(root.glob("models--*")):
-        snapshots = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime)
+        snapshots = sorted((p for p in (repo / "snapshots").glob("*") if p.exists()), key=lambda p: p.stat().st_mtime)
         if snapshots:
             name = repo.name[len("models--"):].replace("--", "/")
             entry = describe(snapshots[-1], name=name, source="hf-cache")
@@ -174,11 +181,15 @@ def scan_roots(roots: list[Path], source: str = "root") -> list[CatalogEntry]:
                 entries.append(entry)
                 continue
             if folder.is_dir() and depth < MAX_DEPTH:
-                for child in sorted(folder.iterdir()):
+                try:
+                    children = sorted(folder.iterdir())
+                except OSError:  # an unreadable folder hides only itself
+                    continue
+                for child in children:
                     if child.is_dir() and not child.name.startswith("."):
                         stack.append((child, depth + 1))
-                    elif child.suffix == ".gguf":
-                        entries.append(describe(child, source=source))
+                    elif child.suffix == ".gguf" and (entry := describe(child, source=source)):
+                        entries.append(entry)
     return entries
 
 
@@ -187,10 +198,10 @@ def finished_runs(runs_dir: Path) -> list[CatalogEntry]:
     out = []
     for manifest in sorted(runs_dir.glob("*/manifest.json")):
         try:
-            m = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            m = read_json_object(manifest)
+        except ModelError:
             continue
-        if m.get("status") == "finished" and m.get("output"):
+        if m.get("status") == "finished" and isinstance(m.get("output"), str) and m["output"]:
             entry = describe(manifest.parent / m["output"], name=f"run:{manifest.parent.name}", source="run")
             if entry:
                 out.append(entry)

@@ -1,7 +1,9 @@
 """Load local checkpoints safely: Hugging Face folders, GGUF files and PEFT adapters.
 
 Nothing is fetched from a hub (``local_files_only``); pickle weights and remote code are
-refused unless the user opts in, because both execute code from the checkpoint.
+refused unless the user opts in, because both execute code from the checkpoint. The
+checkpoint's own files are checked before transformers reads them (``checkpoint_files``), so
+a damaged config or a missing tokenizer is a ModelError naming the file and field.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from torch import nn
 
 from workbench.errors import ModelError, SecurityError
 from workbench.models.adapters import ArchitectureAdapter, adapter_for
+from workbench.models.capabilities import model_capabilities
+from workbench.models.checkpoint_files import check_config, read_json_object
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 DTYPES = {
@@ -29,7 +33,10 @@ DTYPES = {
 
 @dataclass
 class LoadedModel:
-    """A model ready for analyses: weights, tokenizer, layout adapter and where it came from."""
+    """A model ready for analyses: weights, tokenizer, layout adapter and where it came from.
+
+    ``capabilities`` come from ``model_capabilities`` like a catalog entry's, so the two agree.
+    """
 
     model: nn.Module
     tokenizer: Any
@@ -39,6 +46,7 @@ class LoadedModel:
     format: str
     device: torch.device
     dtype: torch.dtype
+    capabilities: frozenset[str]
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -117,21 +125,13 @@ def check_weights_safe(folder: Path, *, allow_pickle: bool, stem: str = "") -> b
     return False
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"Cannot read {path}: {exc}.", hint="The checkpoint's JSON file is damaged; re-save the checkpoint.") from exc
-
-
-def check_remote_code(folder: Path, *, trust_remote_code: bool) -> None:
-    """Refuse configs that need custom Python code from the checkpoint unless opted in."""
+def check_remote_code(config: dict[str, Any], path: Path, *, trust_remote_code: bool) -> None:
+    """Refuse a config (read from ``path``) that needs custom Python code from the checkpoint unless opted in."""
     from transformers import CONFIG_MAPPING
 
-    config = _read_json(folder / "config.json")
     if "auto_map" in config and config.get("model_type") not in CONFIG_MAPPING and not trust_remote_code:
         raise SecurityError(
-            f"{folder / 'config.json'} asks to run custom code from the checkpoint (auto_map, model_type {config.get('model_type')!r}).",
+            f"{path} asks to run custom code from the checkpoint (auto_map, model_type {config.get('model_type')!r}).",
             hint="Pass --trust-remote-code only if you trust the checkpoint's origin.",
         )
 
@@ -155,8 +155,8 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
 
     manifest_path = out_dir / "workbench-conversion.json"
     stat = gguf_file.stat()
-    manifest = _read_json(manifest_path) if manifest_path.exists() else {}
-    current = manifest and "quantization_config" not in _read_json(out_dir / "config.json")  # older conversions kept it: redo them
+    manifest = read_json_object(manifest_path) if manifest_path.exists() else {}
+    current = manifest and "quantization_config" not in read_json_object(out_dir / "config.json")  # older conversions kept it: redo them
     # Same size and mtime as when converted: skip re-hashing the file on every load.
     if current and (manifest.get("size"), manifest.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
         return out_dir
@@ -197,7 +197,14 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
 def _load_tokenizer(folder: Path, trust_remote_code: bool) -> Any:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
+    try:
+        tok = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # transformers raises ValueError, OSError or TypeError depending on what is missing
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{folder} has no usable tokenizer ({first}).",
+            hint="Copy the tokenizer files (tokenizer.json, tokenizer_config.json, …) from the original checkpoint into this folder.",
+        ) from exc
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
     return tok
@@ -206,18 +213,22 @@ def _load_tokenizer(folder: Path, trust_remote_code: bool) -> Any:
 def _load_hf(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickle: bool, trust_remote_code: bool) -> tuple[nn.Module, Any]:
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-    check_remote_code(folder, trust_remote_code=trust_remote_code)
+    config_path = folder / "config.json"
+    raw = read_json_object(config_path)
+    check_config(raw, config_path)
+    check_remote_code(raw, config_path, trust_remote_code=trust_remote_code)
+    adapter = adapter_for(raw, source=config_path)
     safe = check_weights_safe(folder, allow_pickle=allow_pickle)
-    config = AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
-    adapter = adapter_for(config)
+    tok = _load_tokenizer(folder, trust_remote_code)  # before the weights: a missing tokenizer fails in a second
     cls = AutoModel if adapter.is_encoder else AutoModelForCausalLM
     try:
+        config = AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
         model = cls.from_pretrained(
-            folder, dtype=dtype, local_files_only=True, use_safetensors=safe, trust_remote_code=trust_remote_code
+            folder, config=config, dtype=dtype, local_files_only=True, use_safetensors=safe, trust_remote_code=trust_remote_code
         )
     except Exception as exc:
         raise ModelError(f"Could not load the model in {folder}: {exc}", hint="Check that the folder is a complete checkpoint.") from exc
-    return model, _load_tokenizer(folder, trust_remote_code)
+    return model, tok
 
 
 def resolve_base(adapter_dir: Path, base: str | Path | None, search_roots: list[Path]) -> Path:
@@ -227,14 +238,15 @@ def resolve_base(adapter_dir: Path, base: str | Path | None, search_roots: list[
         if candidate.exists():
             return candidate
         raise ModelError(f"Base model {base} does not exist.", hint="Pass the folder of the base model with --base.")
-    recorded = _read_json(adapter_dir / "adapter_config.json").get("base_model_name_or_path") or ""
+    recorded = read_json_object(adapter_dir / "adapter_config.json").get("base_model_name_or_path")
+    recorded = recorded if isinstance(recorded, str) else ""
     for candidate in (Path(recorded).expanduser(), adapter_dir / recorded):
         if recorded and (candidate / "config.json").exists():
             return candidate
     from workbench.models.catalog import scan_roots
 
     for entry in scan_roots(search_roots):
-        if entry.format == "hf" and recorded and (entry.name == recorded or entry.name.split("/")[-1] == recorded.split("/")[-1]):
+        if entry.format == "hf" and entry.status == "ok" and recorded and (entry.name == recorded or entry.name.split("/")[-1] == recorded.split("/")[-1]):
             return entry.path
     raise ModelError(
         f"The base model {recorded!r} named in {adapter_dir / 'adapter_config.json'} is not available locally.",
@@ -287,7 +299,8 @@ def load_model(
         model, tok = _load_hf(path, dev, dt, allow_pickle, trust_remote_code)
     model.to(dev).eval()
     info["load_seconds"] = time.perf_counter() - t0
+    adapter = adapter_for(model)
     return LoadedModel(
-        model=model, tokenizer=tok, adapter=adapter_for(model), name=name or path.name,
-        path=path, format=fmt, device=dev, dtype=dt, info=info,
+        model=model, tokenizer=tok, adapter=adapter, name=name or path.name, path=path, format=fmt, device=dev, dtype=dt,
+        capabilities=model_capabilities(adapter, fmt, chat=bool(getattr(tok, "chat_template", None))), info=info,
     )
