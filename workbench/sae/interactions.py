@@ -100,6 +100,7 @@ def separator_name(sep: str) -> str:
 
 
 def _separator(sep: str | None) -> str | None:
+    """The character ``sep`` names (``tab``, ``\\t``, ``;`` …), or None to detect it."""
     if sep is None or sep == "":
         return None
     if sep in SEPARATORS:
