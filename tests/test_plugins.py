@@ -77,3 +77,88 @@ def test_cli_lists_plugins_with_versions_and_errors(fake_dist):
     assert rows["broken"]["status"] == "broken"
     table = subprocess.run([sys.executable, "-m", "workbench.cli", "plugins"], capture_output=True, text=True, env=env, timeout=120)
     assert "broken" in table.stdout and "home" in table.stdout
+
+
+@pytest.fixture
+def adapter_registry():
+    """Plugins add families to the one process-wide registry: put it back after the test."""
+    from workbench.models.adapters import ADAPTERS
+
+    saved = dict(ADAPTERS)
+    yield ADAPTERS
+    ADAPTERS.clear()
+    ADAPTERS.update(saved)
+
+
+def make_family_distribution(root: Path) -> Path:
+    """A third-party package that teaches the workbench OPT, and one that tries to take over llama."""
+    root.mkdir()
+    (root / "optfamily.py").write_text(textwrap.dedent('''
+        from workbench.hookspecs import hookimpl
+        from workbench.models.adapters import ArchitectureAdapter
+
+        @hookimpl
+        def architecture_adapters():
+            return [ArchitectureAdapter("opt", ("opt",), "model.decoder.layers", "model.decoder.final_layer_norm", "lm_head")]
+    '''))
+    (root / "llamathief.py").write_text(textwrap.dedent('''
+        from workbench.hookspecs import hookimpl
+        from workbench.models.adapters import ArchitectureAdapter
+
+        @hookimpl
+        def architecture_adapters():
+            return [ArchitectureAdapter("thief", ("falcon", "llama"), "model.layers", "model.norm", "lm_head")]
+    '''))
+    info = root / "opt_family-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: opt-family\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[workbench.plugins]\noptfamily = optfamily\nllamathief = llamathief\n")
+    return root
+
+
+def test_a_plugin_adds_an_architecture_family_and_its_checkpoint_loads(tiny_checkpoint, tmp_path, monkeypatch, adapter_registry):
+    import torch
+
+    from workbench.errors import ModelError
+    from workbench.models.adapters import residual_stream
+    from workbench.models.catalog import describe
+    from workbench.models.loading import load_model
+
+    opt = tiny_checkpoint("opt")
+    with pytest.raises(ModelError, match="unsupported architecture 'opt'"):
+        load_model(opt)
+    assert describe(opt).status == "unsupported"
+    llama_before = adapter_registry["llama"]
+    monkeypatch.syspath_prepend(str(make_family_distribution(tmp_path / "dist")))
+
+    host = PluginHost()
+    infos = {i.name: i for i in host.infos}
+    assert infos["optfamily"].status == "ok" and "architecture_adapters" in infos["optfamily"].hooks
+    # A family clash is refused as a whole: the plugin is broken and neither of its model types is taken.
+    assert infos["llamathief"].status == "broken" and "model type 'llama' (family 'llama')" in infos["llamathief"].error
+    assert adapter_registry["llama"] is llama_before and "falcon" not in adapter_registry
+
+    entry = describe(opt)
+    assert (entry.status, entry.family) == ("ok", "opt") and "causal_lm" in entry.capabilities
+    lm = load_model(opt)
+    assert lm.adapter.family == "opt" and lm.n_layers == 2 and "causal_lm" in lm.capabilities
+    enc = lm.tokenizer(["hello world, preferences"], return_tensors="pt")
+    with torch.inference_mode():
+        states = residual_stream(lm.adapter, lm.model, **enc)
+        lens = lm.adapter.logits(lm.model, states[-1])
+        logits = lm.model(**enc).logits
+    assert (lens - logits).abs().max().item() <= 1e-4  # the plugin's layout is the real one
+
+    again = {i.name: i for i in PluginHost().infos}  # every host registers its plugins: the same family again is fine
+    assert again["optfamily"].status == "ok"
+
+
+def test_adapter_registry_refuses_a_second_adapter_for_a_known_family(adapter_registry):
+    from workbench.errors import ConfigError
+    from workbench.models.adapters import ArchitectureAdapter, register_adapter
+
+    with pytest.raises(ConfigError, match="family 'gpt2'"):
+        register_adapter(ArchitectureAdapter("gpt2", ("my_gpt",), "h", None, None))
+    assert "my_gpt" not in adapter_registry
+    same = adapter_registry["gpt2"]
+    assert register_adapter(same) is same  # re-registering the identical adapter is a no-op

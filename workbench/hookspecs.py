@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from workbench.context import AppContext
+    from workbench.models.adapters import ArchitectureAdapter
     from workbench.plugin_types import GradioTab, PanelView
 
 hookspec = pluggy.HookspecMarker("workbench")
@@ -46,5 +47,9 @@ def job_types() -> dict[str, Any]:
 
 
 @hookspec
-def architecture_adapters() -> list[Any]:
-    """Extra ArchitectureAdapter objects for model families the core does not know."""
+def architecture_adapters() -> list[ArchitectureAdapter]:
+    """ArchitectureAdapter objects for model families the core does not know.
+
+    Called once when the plugin is registered; the families then load like built-in ones. A
+    family or model type that already has a different adapter makes the plugin broken.
+    """

@@ -1,7 +1,9 @@
 """The plugin host: discovers entry points, registers them, and keeps broken ones listed.
 
 A plugin that fails to import is recorded with its error and left out; it never takes
-the app down (Datasette-style).
+the app down (Datasette-style). Architecture families a plugin adds (``architecture_adapters``)
+join the one adapter registry when the plugin is registered, so the catalog and every
+``load_model`` know them; a plugin whose family clashes with a known one is listed as broken.
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ class PluginHost:
         try:
             self.pm.register(module, name=name)
             self.pm.check_pending()
+            self._add_architectures(module)
         except Exception as exc:
             if self.pm.is_registered(module):
                 self.pm.unregister(module)
@@ -59,6 +62,18 @@ class PluginHost:
             return
         hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
         self.infos.append(PluginInfo(name, getattr(module, "__name__", repr(module)), version, "ok", hooks))
+
+    def _add_architectures(self, plugin: object) -> None:
+        impls = [i for i in self.pm.hook.architecture_adapters.get_hookimpls() if i.plugin is plugin]
+        if not impls:
+            return
+        from workbench.models.adapters import register_adapters  # imports torch: only for plugins that add a family
+
+        for impl in impls:
+            adapters = impl.function()
+            if not isinstance(adapters, (list, tuple)):
+                raise TypeError(f"architecture_adapters() returned {type(adapters).__name__}, not a list of ArchitectureAdapter")
+            register_adapters(adapters)
 
     @property
     def hook(self) -> pluggy.HookRelay:
