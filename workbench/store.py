@@ -100,6 +100,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX labeling_events_by_target ON labeling_events (target)",
         "CREATE INDEX labeling_events_by_annotator ON labeling_events (session_id, annotator_id, id)",
     ),
+    (  # 3: a pair's current votes, counted when a pair is reserved (labeling/selection.py)
+        "CREATE INDEX labeling_current_by_pair ON labeling_current (session_id, pair_id)",
+    ),
 ]
 
 PAIR_COLUMNS = "pair_id, prompt, response_a, response_b, preferred, metadata"

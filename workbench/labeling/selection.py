@@ -52,7 +52,9 @@ class Leases:
 
     Held in memory by the process that serves the annotators (one ``LabelingStore``): a
     restart forgets the reservations, which only means a pair may be shown twice once.
-    The caller serialises ``pick`` with the vote count it reads (see ``LabelingStore.next_item``).
+    ``pick`` and ``release`` run under ``lock``; a vote frees its reservation only after it has
+    committed, and ``pick`` confirms its choice with a count read under the lock, so a pair is
+    never seen as neither voted on nor reserved.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -61,10 +63,13 @@ class Leases:
         self._held: dict[int, dict[str, tuple[str, float]]] = {}
 
     def pick(self, sid: int, annotator: str, queue: Sequence[str], counts: dict[str, int], overlap: int,
-             gold: dict[str, str], seconds: float) -> str | None:
+             gold: dict[str, str], seconds: float, votes_now: Callable[[str], int] | None = None) -> str | None:
         """Reserve and return the first pair of ``queue`` with room for ``annotator`` (None: all reserved).
 
         The annotator's own live reservation comes first, so a reload shows the same pair.
+        ``counts`` (votes per pair from the caller's snapshot) rule candidates out cheaply;
+        ``votes_now(pair)``, a fresh count read under ``self.lock``, confirms the one chosen,
+        since votes may have committed (and freed their reservations) since the snapshot.
         """
         now = self.clock()
         held = self._held.setdefault(sid, {})
@@ -74,7 +79,11 @@ class Leases:
         if own and own[1] > now and own[0] in queue:
             choice = own[0]
         else:
-            choice = next((p for p in queue if p in gold or counts.get(p, 0) + others[p] < overlap), None)
+            for p in queue:
+                if p in gold or (counts.get(p, 0) + others[p] < overlap
+                                 and (votes_now is None or votes_now(p) + others[p] < overlap)):
+                    choice = p
+                    break
         if choice is None:
             held.pop(annotator, None)
         else:

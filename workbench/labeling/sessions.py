@@ -323,16 +323,23 @@ class LabelingStore:
         """The next pair for ``annotator``, now reserved for them (None when none is free for them).
 
         None with pairs still left (``progress``) means every open pair is being judged by
-        as many others as the overlap allows; asking again later finds one. The count of
-        votes is read inside the leases' lock, and a vote frees its reservation only after it
-        has committed, so a pair is never counted as neither voted on nor reserved.
+        as many others as the overlap allows; asking again later finds one. The queue comes
+        from a snapshot read outside the leases' lock; only the reservation, confirmed by a
+        fresh indexed count of the chosen pair's votes, runs under it.
         """
-        with self.leases.lock, self.store.snapshot() as conn:
+        with self.store.snapshot() as conn:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
             queue, done, counts = self._queue(conn, info, aid, annotator)
-            s = info.settings
-            pick = self.leases.pick(info.id, annotator, queue, counts, s.overlap, s.gold, s.lease_seconds)
+        s = info.settings
+        with self.leases.lock, self.store.snapshot() as conn:
+            def votes_now(pair_id: str) -> int:
+                return conn.execute("SELECT COUNT(*) FROM labeling_current WHERE session_id = ? AND pair_id = ? AND outcome != 'skip'",
+                                    (info.id, pair_id)).fetchone()[0]
+
+            # With no more annotators than the overlap no pair can fill up for them (see _queue).
+            pick = self.leases.pick(info.id, annotator, queue, counts, s.overlap, s.gold, s.lease_seconds,
+                                    votes_now if counts else None)
             if pick is None:
                 return None
             pair = self._pair(conn, info, pick)
