@@ -6,6 +6,7 @@ import dataclasses
 import json
 import time
 import types
+from typing import ClassVar
 
 import gradio as gr
 import pytest
@@ -16,7 +17,7 @@ from workbench.hookspecs import hookimpl
 from workbench.jobs import JobContext, JobManager, JobType
 from workbench.jobs import manifest as files
 from workbench.jobs.cli import progress_line
-from workbench.jobs.config import cli_fields
+from workbench.jobs.config import JobConfig, cli_fields, option
 from workbench.plugins import PluginHost
 from workbench.sae.job_configs import LMSAEJobConfig, RecSAEJobConfig
 from workbench.settings import Settings
@@ -207,3 +208,34 @@ def test_owner_dataset_must_be_stored_or_inside_the_data_roots(tab, tmp_path):
     with pytest.raises(PermissionDenied):
         actions.control(ctx, JobManager.for_context(ctx), "ann", "cancel", "x")
     assert not list(ctx.settings.runs_dir.iterdir())
+
+
+@dataclasses.dataclass
+class CountConfig(JobConfig):
+    what: ClassVar[str] = "count"
+    steps: int = option(1, "Steps to count.", min=1)
+
+
+def count_job(job: JobContext) -> None:
+    job.progress(CountConfig.from_dict(job.config).steps, CountConfig.from_dict(job.config).steps, stage="count")
+
+
+def test_cli_uses_the_plugin_host_that_main_built(tmp_path):
+    """The job type exists only in the host handed down as the click context's obj (as main() does):
+    a command that loaded the entry points again would not know it."""
+    import typer
+    from typer.testing import CliRunner
+
+    from workbench.jobs.cli import job_command
+
+    host = PluginHost(load=False)
+    host.register(_plugin_offering(JobType("count", count_job, config_cls=CountConfig)), "counter")
+    app = typer.Typer()
+    app.command("count")(job_command("count", CountConfig, "Count."))
+    app.command("noop")(lambda: None)  # two commands, so typer keeps "count" as a subcommand
+    out = CliRunner().invoke(app, ["count", "--steps", "2", "--wait", "--home", str(tmp_path / "home")], obj=host)
+    assert out.exit_code == 0, out.output
+    run = JobManager(Settings(home=tmp_path / "home")).runs()[0]
+    assert run.config == {"steps": 2} and run.manifest.status == "finished"
+    with pytest.raises(ConfigError, match="steps must be at least 1"):
+        CountConfig.from_dict({"steps": 0})
