@@ -50,6 +50,10 @@ def model_root(tiny_checkpoint, tmp_path_factory) -> Path:
     (linked / "model.safetensors").symlink_to(text)
     _edit_config(_copy(good, root / "list-config"), lambda c: [c])
     _edit_config(_copy(good, root / "sixteen"), lambda c: {**c, "hidden_size": "sixteen"})
+    no_tokenizer = _copy(good, root / "no-tokenizer")
+    for f in no_tokenizer.iterdir():
+        if f.name.startswith(("tokenizer", "chat_template")):
+            f.unlink()
     zero = _copy(good, root / "zero-config")
     (zero / "config.json").unlink()
     (zero / "config.json").symlink_to("/dev/zero")
@@ -63,6 +67,7 @@ BROKEN = {
     "list-config": "config.json holds a JSON list, not an object",
     "sixteen": "config.json, field 'hidden_size': must be a whole number above zero, got 'sixteen'",
     "zero-config": "config.json is not a regular file",
+    "no-tokenizer": "has no tokenizer files",
 }
 
 
@@ -123,4 +128,4 @@ def test_missing_tokenizer_is_a_model_error_before_the_weights_load(tiny_checkpo
             f.unlink()
     with pytest.raises(ModelError) as err:
         load_model(folder)
-    assert f"{folder} has no usable tokenizer" in str(err.value) and "tokenizer.json" in (err.value.hint or "")
+    assert str(err.value).startswith(f"{folder} has no tokenizer files (none of tokenizer.json")

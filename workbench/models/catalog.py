@@ -17,7 +17,13 @@ from workbench.errors import ModelError
 from workbench.models import embedded
 from workbench.models.adapters import ADAPTERS
 from workbench.models.capabilities import model_capabilities
-from workbench.models.checkpoint_files import check_config, read_json_object, read_safetensors_header, tensor_count
+from workbench.models.checkpoint_files import (
+    check_config,
+    check_tokenizer_files,
+    read_json_object,
+    read_safetensors_header,
+    tensor_count,
+)
 
 MAX_DEPTH = 4
 
@@ -98,6 +104,7 @@ def _has_chat_template(folder: Path) -> bool:
 def _hf_entry(path: Path, name: str | None, source: str) -> CatalogEntry:
     config = read_json_object(path / "config.json")
     check_config(config, path / "config.json")
+    check_tokenizer_files(path)
     model_type = config.get("model_type")
     adapter = ADAPTERS.get(model_type or "")
     entry = CatalogEntry(name or path.name, path, "hf", adapter.family if adapter else None, safetensors_params(path), source,

@@ -25,6 +25,10 @@ POSITIVE_INT_FIELDS = (
 )
 """Config sizes that must be whole numbers above zero when present (null means "use the default")."""
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
+                   "spiece.model", "sentencepiece.bpe.model")
+"""Any one of these means the folder ships a tokenizer (the set transformers' tokenizers read)."""
+
 _DAMAGED = "The checkpoint's file is damaged or is not what its name says; re-save or re-copy the checkpoint."
 
 
@@ -68,6 +72,13 @@ def check_config(config: dict[str, Any], path: Path) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise ModelError(f"{path}, field '{key}': must be a whole number above zero, got {value!r}.",
                              hint="Fix the value in config.json (compare with the original checkpoint's), or re-save the checkpoint.")
+
+
+def check_tokenizer_files(folder: Path) -> None:
+    """A model folder without any tokenizer file cannot be used; say so before loading its weights."""
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelError(f"{folder} has no tokenizer files (none of {', '.join(TOKENIZER_FILES[:4])}, …).",
+                         hint="Copy the tokenizer files from the original checkpoint into this folder.")
 
 
 def read_safetensors_header(path: Path) -> dict[str, dict[str, Any]]:

@@ -21,7 +21,7 @@ from torch import nn
 from workbench.errors import ModelError, SecurityError
 from workbench.models.adapters import ArchitectureAdapter, adapter_for
 from workbench.models.capabilities import model_capabilities
-from workbench.models.checkpoint_files import check_config, read_json_object
+from workbench.models.checkpoint_files import check_config, check_tokenizer_files, read_json_object
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 DTYPES = {
@@ -197,6 +197,7 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
 def _load_tokenizer(folder: Path, trust_remote_code: bool) -> Any:
     from transformers import AutoTokenizer
 
+    check_tokenizer_files(folder)
     try:
         tok = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
     except Exception as exc:  # transformers raises ValueError, OSError or TypeError depending on what is missing
