@@ -107,12 +107,15 @@ def contrastive_activations(lm: LoadedModel, data: ContrastiveSet, layers: list[
     position: a long response's mean sits "deep into the answer", and adding that makes the
     model wrap up sooner, the opposite of what a verbosity direction should do. Responses are
     then cut a few tokens past k before the forward pass (``clip_responses``): same result, less work.
+    With a ``cache`` every layer is stored, so fits at other layers reuse the entry.
     """
     responses = data.positive + data.negative
     if first_tokens is not None:
         responses = clip_responses(lm.tokenizer, responses, first_tokens + CLIP_MARGIN)
     rendered = chat_texts(data.prompts * 2, responses, lm.tokenizer, system=system)
-    common = dict(layers=layers, prefix_lengths=rendered.prefix_lengths, batch_size=batch_size, cache=cache,
+    # One forward gives every layer; with a cache, keep them all so a later fit at other layers
+    # (a layer scan, another method) is a cache read instead of the same forward passes again.
+    common = dict(layers=None if cache is not None else layers, prefix_lengths=rendered.prefix_lengths, batch_size=batch_size, cache=cache,
                   add_special_tokens=rendered.add_special_tokens)
     if first_tokens is None:
         acts = extract_activations(lm, rendered.texts, pooling="mean", **common)
