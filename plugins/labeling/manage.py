@@ -95,15 +95,16 @@ def build_manage_section(ctx: Any, view: Any) -> None:
 
     Hiding is for tidiness; every handler checks the role itself (``owner_only``). The
     analysis section's session dropdown is made first (unrendered) because creating a
-    session refreshes it.
+    session refreshes it; page loads refresh it for the owner.
     """
-    which = gr.Dropdown(choices=[], label="Session", elem_id="wb-lab-an-session", render=False)
+    which = gr.Dropdown(choices=[s.name for s in labeling_store(ctx).list_sessions()], label="Session",
+                        elem_id="wb-lab-an-session", render=False)
     sections = [_new_session_section(ctx, view, which), _generate_section(ctx), _analysis_section(ctx, which)]
 
     def tools_visible(request: gr.Request) -> list[Any]:
         owner = role_of(ctx.settings, login_name(request)) == OWNER
-        names = [s.name for s in labeling_store(ctx).list_sessions()] if owner else []
-        return [*[gr.update(visible=owner)] * len(sections), gr.update(choices=names)]
+        names = gr.update(choices=[s.name for s in labeling_store(ctx).list_sessions()]) if owner else gr.update()
+        return [*[gr.update(visible=owner)] * len(sections), names]
 
     gr.context.Context.root_block.load(tools_visible, None, [*sections, which])
 

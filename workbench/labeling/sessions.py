@@ -512,9 +512,11 @@ class LabelingStore:
         goes back into their queue. Returns the undo event, ``outcome`` being the vote undone.
         """
         payload = {"kind": "undo", "event_id": event_id}
+        sid: list[int] = []
 
         def work(conn: sqlite3.Connection) -> VoteAck:
             info = self._session(conn, session)
+            sid.append(info.id)
             aid = self._annotator_id(conn, info.id, session, annotator)
             replay = self._replay(conn, info.id, aid, request_id, payload)
             if replay:
@@ -549,7 +551,10 @@ class LabelingStore:
                 conn.execute("DELETE FROM labeling_current WHERE session_id = ? AND annotator_id = ? AND pair_id = ?", (info.id, aid, pair_id))
             return VoteAck(undo_id, pair_id, undone)
 
-        return self.store.write_batched(work)
+        ack = self.store.write_batched(work)
+        with self.leases.lock:  # the undone pair is theirs to judge again first, not the one they were served
+            self.leases.release(sid[-1], annotator)
+        return ack
 
     def _replay(self, conn: sqlite3.Connection, sid: int, aid: int, request_id: str | None, payload: dict[str, Any]) -> VoteAck | None:
         if request_id is None:
