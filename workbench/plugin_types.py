@@ -6,6 +6,7 @@ stored dataset provides, and offers only what fits, saying why for the rest.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,18 +29,40 @@ DATASET_CAPABILITIES = {
 CAPABILITIES = {**MODEL_CAPABILITIES, **DATASET_CAPABILITIES}
 
 
+def lazy(target: str) -> Callable[[Any], Any]:
+    """``"package.module:function"`` as a function that imports its module on first call.
+
+    Plugins name their UI builders this way, so listing plugins (the CLI, ``workbench
+    plugins``) never imports Gradio or Panel.
+    """
+    module, _, name = target.partition(":")
+    if not module or not name:
+        raise ValueError(f"A builder is named 'package.module:function', not {target!r}.")
+
+    def build(context: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(context)
+
+    build.__module__, build.__qualname__ = module, name  # so the shell can tell which plugin it belongs to
+    return build
+
+
 @dataclass
 class GradioTab:
     """A tab in the browser app. ``build(context)`` is called inside ``gr.Tab(title)``.
 
-    ``requires`` names capabilities some model in the catalog must have for the tab to be of use;
+    ``build`` is a function or a ``"module:function"`` name (imported when the tab is built).
+    ``requires`` names capabilities some model or dataset must have for the tab to be of use;
     the shell shows a tab whose needs nothing meets with a note saying what is missing.
     """
 
     title: str
-    build: Callable[[Any], None]
+    build: Callable[[Any], None] | str
     order: int = 100
     requires: list[str] = field(default_factory=list)  # e.g. ["causal_lm"]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.build, str):
+            self.build = lazy(self.build)
 
 
 @dataclass
@@ -48,8 +71,12 @@ class PanelView:
 
     slug: str
     title: str
-    build: Callable[[Any], Any]
+    build: Callable[[Any], Any] | str
     requires: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.build, str):
+            self.build = lazy(self.build)
 
 
 def is_compatible(requires: Collection[str], provides: Collection[str]) -> tuple[bool, str]:

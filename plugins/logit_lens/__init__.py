@@ -11,12 +11,6 @@ from workbench.hookspecs import hookimpl
 from workbench.plugin_types import PanelView
 
 
-def _build(ctx: Any) -> Any:
-    from plugins.logit_lens.view import build_view
-
-    return build_view(ctx)
-
-
 @hookimpl
 def panel_views(context: Any) -> list[PanelView]:
-    return [PanelView("logit-lens", "Logit lens · latent language", _build, requires=["causal_lm"])]
+    return [PanelView("logit-lens", "Logit lens · latent language", "plugins.logit_lens.view:build_view", requires=["causal_lm"])]

@@ -27,12 +27,6 @@ def cli_commands(app: Any) -> None:
     app.add_typer(sae_app, name="sae")
 
 
-def _build(ctx: Any) -> Any:
-    from plugins.recsae.view import build_view
-
-    return build_view(ctx)
-
-
 @hookimpl
 def panel_views(context: Any) -> list[PanelView]:
-    return [PanelView("recsae", "RecSAE · concept dictionary", _build)]
+    return [PanelView("recsae", "RecSAE · concept dictionary", "plugins.recsae.view:build_view")]

@@ -12,12 +12,6 @@ from workbench.hookspecs import hookimpl
 from workbench.plugin_types import PanelView
 
 
-def _build(ctx: Any) -> Any:
-    from plugins.relreps.view import build_view
-
-    return build_view(ctx)
-
-
 @hookimpl
 def panel_views(context: Any) -> list[PanelView]:
-    return [PanelView("relreps", "Latent explorer · relative representations", _build, requires=["pairs"])]
+    return [PanelView("relreps", "Latent explorer · relative representations", "plugins.relreps.view:build_view", requires=["pairs"])]
