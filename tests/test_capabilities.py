@@ -77,3 +77,15 @@ def test_shell_says_why_a_tab_cannot_run(tmp_path):
     assert why is not None and "recorded winner" in why and "Models & data" in why
     ctx.store.import_pairs("labeled", [Pair("q", "a", "b", preferred="A")], source="t", format="trl")
     assert unmet_requirements(ctx, ["labeled"]) is None
+
+
+def test_builders_named_as_strings_import_only_when_built():
+    import sys
+
+    from workbench.plugin_types import PanelView, lazy
+
+    sys.modules.pop("plugins.logit_lens.figures", None)
+    view = PanelView("x", "X", "plugins.logit_lens.figures:figure_bytes")
+    assert view.build.__module__ == "plugins.logit_lens.figures" and "plugins.logit_lens.figures" not in sys.modules
+    with pytest.raises(ValueError, match="module:function"):
+        lazy("plugins.relreps.view")
