@@ -9,7 +9,7 @@ import torch
 from conftest import ALL_FAMILIES
 
 from workbench.errors import ConfigError, ModelError
-from workbench.lenses import lens_grid, lens_metrics, mean_ci, parity_gap, word_token_set
+from workbench.lenses import concept_token_set, lens_grid, lens_metrics, mean_ci, parity_gap, word_token_set
 from workbench.lenses.token_sets import display_token, token_bytes
 from workbench.models.loading import load_model
 
@@ -99,9 +99,10 @@ def test_byte_level_token_sets(tiny_llama):
     # the same set found independently, through the tokenizer's own decoder
     decoded = {i for i in range(len(tok)) if (s := tok.decode([i])).strip() and ("quick".startswith(s) or " quick".startswith(s))}
     assert set(ids) == decoded
-    # Cyrillic/CJK fall back to the first byte of the character
+    # a vocabulary without a whole-character token for 云 falls back to its first byte, flagged
     first_byte = {i for i, b in enumerate(token_bytes(tok)) if b == "云".encode()[:1]}
     assert first_byte and first_byte <= set(word_token_set(tok, "云"))
+    assert concept_token_set(tok, ["云"]).fragments == ("云",) and not concept_token_set(tok, ["quick"]).fragments
     assert set(word_token_set(tok, "мир")) & {i for i, b in enumerate(token_bytes(tok)) if b == "м".encode()[:1]}
 
 
@@ -128,5 +129,5 @@ def test_sentencepiece_byte_fallback_token_sets():
     shown = {display_token(tok, i) for i in word_token_set(tok, "nuage")}
     assert shown == {"n", "nu", " n", " nu", " nuag", " nuage"}
     zh = word_token_set(tok, "云")
-    assert [tok.convert_ids_to_tokens(i) for i in zh] == ["<0xE4>"]
+    assert [tok.convert_ids_to_tokens(i) for i in zh] == ["<0xE4>"]  # byte fallback only: no whole-character token
     assert display_token(tok, zh[0]) == "\\xe4"

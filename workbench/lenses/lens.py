@@ -124,6 +124,15 @@ def _membership(sets: Sequence[Sequence[int]], vocab: int, device: torch.device)
     return m
 
 
+def _set_counts(sets: Sequence[Sequence[int]], vocab: int, device: torch.device) -> torch.Tensor:
+    """Per vocabulary token, in how many of the sets it is: ``[vocab]``, built without an n × vocab matrix."""
+    counts = torch.zeros(vocab, device=device)
+    for ids in sets:
+        if len(ids):
+            counts[torch.as_tensor(sorted(set(ids)), dtype=torch.long, device=device)] += 1.0
+    return counts
+
+
 def lens_metrics(
     lm: LoadedModel,
     prompts: Sequence[str] | Sequence[Sequence[int]],
@@ -173,14 +182,14 @@ def lens_metrics(
         out.kl_to_final[idx] = ((p[-1:] * (logp[-1:] - logp)).sum(-1) / LN2).clamp_min(0).permute(1, 0, 2).cpu().numpy()
         out.top1[idx] = logits.argmax(-1).permute(1, 0, 2).cpu().numpy()
         for name, sets in token_sets.items():
-            own = torch.einsum("lbpv,bv->blp", p, _membership([sets[i] for i in idx], logits.shape[-1], logits.device))
-            out.mass[name][idx] = own.cpu().numpy()
+            mass = torch.einsum("lbpv,bv->blp", p, _membership([sets[i] for i in idx], logits.shape[-1], logits.device))
+            out.mass[name][idx] = mass.cpu().numpy()
             if controls:
                 if name not in counts:
-                    counts[name] = _membership(sets, logits.shape[-1], logits.device).sum(0)
+                    counts[name] = _set_counts(sets, logits.shape[-1], logits.device)
                 # sum over all prompts' sets minus the own one, averaged over the n - 1 others
                 total = torch.einsum("lbpv,v->blp", p, counts[name])
-                out.control[name][idx] = ((total - own) / (n - 1)).cpu().numpy()
+                out.control[name][idx] = ((total - mass) / (n - 1)).cpu().numpy()
         for name, tokens in targets.items():
             t = torch.as_tensor([tokens[i] for i in idx], device=logits.device)[None, :, None, None].expand(*logits.shape[:3], 1)
             own = logits.gather(-1, t)
