@@ -43,7 +43,7 @@ def test_fit_vectors_then_stream_side_by_side(ctx, tiny_checkpoint):
     assert [r[1] for r in rows] == [1, 2] and all(r[3] > 0 for r in rows)
     names = actions.vector_choices(ctx)
     assert names == sorted(r[0] for r in rows)
-    steering = actions.active_slots(ctx, [names[0], None, ""], [40.0, 1.0, 1.0])
+    steering = actions.active_slots(ctx, [names[0], None, ""], [40.0, 0.0, 0.0])
     assert len(steering) == 1
     frames = list(actions.stream_comparison(ctx, "Hello", "", steering, actions.sampling(8, 0.0, 0), every=2))
     plain, steered = frames[-1]
@@ -81,3 +81,58 @@ def test_tab_builds_in_blocks(ctx):
         build_steering_tab(ctx)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"steer-generate", "steer-plain", "steer-steered", "steer-theta", "steer-sweep-run", "steer-dpa-front"} <= ids
+
+
+def test_a_coefficient_without_a_vector_is_refused(ctx):
+    """Two identical texts and "Done." said nothing: the empty slot is named instead."""
+    with pytest.raises(ConfigError, match="Coefficient 2 is 1.5, but slot 2 has no vector") as err:
+        actions.active_slots(ctx, ["", None, ""], [0.0, 1.5, 0.0])
+    assert "Vector 2" in err.value.hint
+    assert actions.active_slots(ctx, ["", None, ""], [0.0, 0.0, 0.0]) == []
+
+
+FOUR = ["confidence", "formality", "verbosity", "warmth"]
+
+
+def test_theta_moves_between_two_picked_attributes_of_four():
+    """With the default four-attribute reward model θ = 90 used to preview confidence*100 still."""
+    from workbench.steering.dpa import dpa_system_prompt
+
+    def preview(theta, axes=(None, None), mode=actions.THETA, weights=(1.0, 0, 0, 0)):
+        return dpa_system_prompt(FOUR, actions.direction_for(FOUR, theta, weights, mode, axes))
+
+    assert actions.theta_axes(FOUR) == ("confidence", "formality")
+    assert "confidence*100 + formality*0 + verbosity*0 + warmth*0" in preview(0)
+    assert "confidence*0 + formality*100 + verbosity*0 + warmth*0" in preview(90)
+    assert "confidence*71 + formality*71" in preview(45)
+    assert "verbosity*0 + warmth*100" in preview(90, ("verbosity", "warmth")) and "confidence*0" in preview(90, ("verbosity", "warmth"))
+    assert "verbosity*-100" in preview(180, ("verbosity", "warmth"))
+    assert "confidence*0 + formality*0 + verbosity*100" in preview(90, mode=actions.WEIGHTS, weights=(0, 0, 1.0, 0))
+    with pytest.raises(ConfigError, match="two different attributes"):
+        preview(30, ("warmth", "warmth"))
+    with pytest.raises(ConfigError, match="'kindness' is not an attribute"):
+        preview(30, ("kindness", "warmth"))
+
+
+def test_new_vectors_and_reward_models_reach_every_dropdown(ctx):
+    """A fit refreshes the three slot dropdowns and the sweep's, a training the sweep's reward
+    dropdown: no "Refresh vectors" button to press."""
+    import gradio as gr
+
+    from plugins.steering.tab import build_steering_tab
+
+    with gr.Blocks() as demo:
+        build_steering_tab(ctx)
+    config = demo.get_config_file()
+    id_of = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+    deps = config["dependencies"]
+
+    def followers(elem_id):
+        """Outputs of the events chained (.then) after the click of the button ``elem_id``."""
+        button = next(i for i, e in id_of.items() if e == elem_id)
+        first = [i for i, d in enumerate(deps) if [button, "click"] in [list(t) for t in d["targets"]]]
+        return {id_of[o] for d in deps if d.get("trigger_after") in first for o in d["outputs"]}
+
+    assert {"steer-slot-0", "steer-slot-1", "steer-slot-2", "steer-sweep-vector"} <= followers("steer-fit")
+    assert "steer-sweep-reward" in followers("steer-rm-train")
+    assert not any(c.get("props", {}).get("value") == "Refresh vectors" for c in config["components"])

@@ -25,7 +25,7 @@ from workbench.preference.reward_heads import (
 )
 from workbench.steering.contrastive import METHODS, attribute_set, chosen_rejected_set, contrastive_vectors
 from workbench.steering.decoding import DecodedRow, side_by_side
-from workbench.steering.dpa import BestOfN, angle_direction, best_of_n, dpa_system_prompt, unit_direction
+from workbench.steering.dpa import BestOfN, best_of_n, dpa_system_prompt, plane_direction, unit_direction
 from workbench.steering.library import list_vectors, load_vector, save_vector
 from workbench.steering.sweep import SweepResult, dose_response
 from workbench.steering.vectors import SteeringVector
@@ -122,11 +122,15 @@ def tokens_html(row: DecodedRow, elem_class: str) -> str:
 
 
 def active_slots(ctx: AppContext, names: Sequence[str | None], coefficients: Sequence[float]) -> list[tuple[Any, float]]:
-    """The (vector, coefficient) pairs of the filled slider slots."""
+    """The (vector, coefficient) pairs of the filled slider slots; a coefficient without a vector is
+    refused, since both sides would be the same unsteered text."""
     out = []
-    for name, coef in zip(names, coefficients, strict=True):
+    for i, (name, coef) in enumerate(zip(names, coefficients, strict=True), start=1):
         if name:
             out.append((load_vector(ctx.settings, name), float(coef)))
+        elif coef:
+            raise ConfigError(f"Coefficient {i} is {float(coef):g}, but slot {i} has no vector, so nothing would be steered.",
+                              hint=f"Pick a vector in “Vector {i}” (fit one above), or set coefficient {i} to 0.")
     return out
 
 
@@ -211,28 +215,43 @@ def reward_attributes(ctx: AppContext, name: str | None) -> list[str]:
     return load_reward_model(ctx.settings, name).attributes if name else []
 
 
-def direction_for(attributes: Sequence[str], theta: float, weights: Sequence[float]) -> np.ndarray:
-    """Two attributes: the angle θ; more: the per-attribute sliders normalised to unit length."""
-    if len(attributes) == 2:
-        return angle_direction(theta)
-    return unit_direction(list(weights)[:len(attributes)])
+THETA, WEIGHTS = "θ between two attributes", "per-attribute weights"
 
 
-def dpa_prompt_preview(ctx: AppContext, reward_model: str | None, theta: float, weights: Sequence[float]) -> str:
+def theta_axes(attributes: Sequence[str]) -> tuple[str | None, str | None]:
+    """The two attributes θ moves between by default: the first two."""
+    return (attributes[0] if attributes else None, attributes[1] if len(attributes) > 1 else None)
+
+
+def direction_for(attributes: Sequence[str], theta: float, weights: Sequence[float], mode: str = THETA,
+                  axes: tuple[str | None, str | None] = (None, None)) -> np.ndarray:
+    """θ mode: cos θ on the x attribute, sin θ on the y one (the first two unless picked); weights
+    mode: the per-attribute sliders normalised to unit length. One attribute: the direction is it."""
+    if len(attributes) == 1:
+        return np.ones(1)
+    if mode == WEIGHTS:
+        return unit_direction(list(weights)[:len(attributes)])
+    x, y = (a or d for a, d in zip(axes, theta_axes(attributes), strict=True))
+    return plane_direction(attributes, x, y, theta)
+
+
+def dpa_prompt_preview(ctx: AppContext, reward_model: str | None, theta: float, weights: Sequence[float], mode: str = THETA,
+                       axes: tuple[str | None, str | None] = (None, None)) -> str:
     if not reward_model:
         return ""
     attrs = reward_attributes(ctx, reward_model)
-    return dpa_system_prompt(attrs, direction_for(attrs, theta, weights))
+    return dpa_system_prompt(attrs, direction_for(attrs, theta, weights, mode, axes))
 
 
 def run_best_of_n(ctx: AppContext, reward_model: str, prompt: str, theta: float, weights: Sequence[float], n: int,
-                  settings: SamplingSettings, condition_prompt: bool) -> BestOfN:
+                  settings: SamplingSettings, condition_prompt: bool, mode: str = THETA,
+                  axes: tuple[str | None, str | None] = (None, None)) -> BestOfN:
     lm = require_model(ctx)
     if not reward_model:
         raise ConfigError("Pick a reward model (or train one above).")
     if not (prompt or "").strip():
         raise ConfigError("Type a prompt first.")
     rm: RewardModel = load_reward_model(ctx.settings, reward_model)
-    direction = direction_for(rm.attributes, theta, weights)
+    direction = direction_for(rm.attributes, theta, weights, mode, axes)
     system = dpa_system_prompt(rm.attributes, direction) if condition_prompt else None
     return best_of_n(lm, prompt.strip(), rm, direction, n=int(n), settings=settings, system=system)

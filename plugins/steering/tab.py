@@ -23,7 +23,8 @@ CSS = """
 """
 
 
-def _vectors_section(ctx: AppContext) -> None:
+def _vectors_section(ctx: AppContext) -> Any:
+    """Returns the fit event, so the vector dropdowns elsewhere can follow a new fit."""
     gr.Markdown("### Steering vectors from contrastive sets")
     with gr.Row():
         dataset = gr.Dropdown(label="Dataset", choices=[], scale=2, elem_id="steer-dataset")
@@ -53,12 +54,18 @@ def _vectors_section(ctx: AppContext) -> None:
             rows = actions.fit_vectors(ctx, *args)
         except WorkbenchError as exc:
             return gr.skip(), error_markdown(exc)
-        return rows, f"Saved {len(rows)} vector(s). Pick them in the slider slots below (press **Refresh vectors**)."
+        return rows, f"Saved {len(rows)} vector(s): they are in the Vector dropdowns below and in the dose-response sweep."
 
     gr.on(triggers=None, fn=lambda: gr.Dropdown(choices=actions.dataset_choices(ctx)), outputs=dataset)
     dataset.change(on_dataset, inputs=dataset, outputs=[poles_state, attribute, pole])
     attribute.change(on_attribute, inputs=[poles_state, attribute], outputs=pole)
-    fit.click(on_fit, inputs=[dataset, attribute, pole, method, layers], outputs=[table, status])
+    return fit.click(on_fit, inputs=[dataset, attribute, pole, method, layers], outputs=[table, status])
+
+
+def vector_dropdowns(ctx: AppContext, n: int) -> list[Any]:
+    """``n`` vector dropdowns refilled with the saved vectors (keeping each one's current pick)."""
+    names = actions.vector_choices(ctx)
+    return [gr.Dropdown(choices=[""] + names) for _ in range(n)]
 
 
 def _generation_section(ctx: AppContext) -> list[gr.Dropdown]:
@@ -75,9 +82,7 @@ def _generation_section(ctx: AppContext) -> list[gr.Dropdown]:
         max_new = gr.Slider(8, 512, value=96, step=8, label="Max new tokens", elem_id="steer-max-new")
         temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
         seed = gr.Number(value=0, precision=0, label="Seed")
-    with gr.Row():
-        go = gr.Button("Generate", variant="primary", elem_id="steer-generate")
-        refresh = gr.Button("Refresh vectors")
+    go = gr.Button("Generate", variant="primary", elem_id="steer-generate")
     status = gr.Markdown(elem_id="steer-gen-status")
     with gr.Row():
         with gr.Column():
@@ -86,10 +91,6 @@ def _generation_section(ctx: AppContext) -> list[gr.Dropdown]:
         with gr.Column():
             gr.Markdown("**Steered** (hover a token for its log-probability)")
             steered = gr.HTML(elem_id="steer-steered")
-
-    def refresh_slots() -> list[Any]:
-        names = actions.vector_choices(ctx)
-        return [gr.Dropdown(choices=[""] + names) for _ in slots]
 
     def on_generate(text: str, sys_text: str, mx: float, temp: float, seed_value: float | None, *slot_values: Any) -> Iterator[tuple[Any, Any, Any]]:
         names, coefs = slot_values[:actions.N_SLOTS], slot_values[actions.N_SLOTS:]
@@ -102,13 +103,12 @@ def _generation_section(ctx: AppContext) -> list[gr.Dropdown]:
         except WorkbenchError as exc:
             yield gr.skip(), gr.skip(), error_markdown(exc)
 
-    gr.on(triggers=None, fn=refresh_slots, outputs=slots)
-    refresh.click(refresh_slots, outputs=slots)
+    gr.on(triggers=None, fn=lambda: vector_dropdowns(ctx, len(slots)), outputs=slots)
     go.click(on_generate, inputs=[prompt, system, max_new, temperature, seed, *slots, *sliders], outputs=[plain, steered, status])
     return slots
 
 
-def _sweep_section(ctx: AppContext) -> None:
+def _sweep_section(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown]:
     gr.Markdown("### Dose-response sweep")
     with gr.Row():
         vector = gr.Dropdown(label="Vector", choices=[], scale=3, elem_id="steer-sweep-vector")
@@ -116,7 +116,7 @@ def _sweep_section(ctx: AppContext) -> None:
         high = gr.Number(value=4, label="To")
         steps = gr.Number(value=5, precision=0, label="Steps")
     with gr.Row():
-        reward = gr.Dropdown(label="Reward model (optional)", choices=[], scale=2)
+        reward = gr.Dropdown(label="Reward model (optional)", choices=[], scale=2, elem_id="steer-sweep-reward")
         attribute = gr.Dropdown(label="Reward attribute (empty = mean)", choices=[], scale=2)
         max_new = gr.Slider(8, 256, value=48, step=8, label="Max new tokens")
     prompts = gr.Textbox(label="Prompts (one per line)", lines=3, value="Tell me about the moon.\nHow do plants grow?")
@@ -148,9 +148,11 @@ def _sweep_section(ctx: AppContext) -> None:
     gr.on(triggers=None, fn=refresh, outputs=[vector, reward])
     reward.change(on_reward, inputs=reward, outputs=attribute)
     go.click(on_run, inputs=[vector, low, high, steps, reward, attribute, max_new, prompts], outputs=[table, plot, status])
+    return vector, reward
 
 
-def _dpa_section(ctx: AppContext) -> None:
+def _dpa_section(ctx: AppContext) -> Any:
+    """Returns the reward-model training event, so the sweep's reward dropdown can follow it."""
     gr.Markdown("### DPA: a direction in reward space")
     with gr.Accordion("Train a reward model (per-attribute Bradley–Terry heads)", open=False):
         with gr.Row():
@@ -163,9 +165,13 @@ def _dpa_section(ctx: AppContext) -> None:
     models = gr.Dataframe(headers=["name", "base model", "layer", "attributes", "held-out pairwise accuracy"], interactive=False)
     with gr.Row():
         reward = gr.Dropdown(label="Reward model", choices=[], scale=2, elem_id="steer-rm")
-        theta = gr.Slider(-180, 180, value=0, step=5, label="θ (two attributes: v = (cos θ, sin θ))", scale=3, elem_id="steer-theta")
+        mode = gr.Radio([actions.THETA, actions.WEIGHTS], value=actions.THETA, label="Direction from", scale=2, elem_id="steer-dpa-mode")
     with gr.Row():
-        weights = [gr.Slider(-1, 1, value=1.0 if i == 0 else 0.0, step=0.05, label=f"weight {i + 1} (3+ attributes)") for i in range(4)]
+        x_attr = gr.Dropdown(label="θ = 0°: attribute", choices=[], scale=1, elem_id="steer-theta-x")
+        y_attr = gr.Dropdown(label="θ = 90°: attribute", choices=[], scale=1, elem_id="steer-theta-y")
+        theta = gr.Slider(-180, 180, value=0, step=5, label="θ: v = cos θ · x + sin θ · y (other attributes 0)", scale=3, elem_id="steer-theta")
+    with gr.Row():
+        weights = [gr.Slider(-1, 1, value=1.0 if i == 0 else 0.0, step=0.05, label=f"weight {i + 1}") for i in range(4)]
     with gr.Row():
         n = gr.Slider(2, 32, value=8, step=1, label="Candidates n")
         max_new = gr.Slider(8, 256, value=64, step=8, label="Max new tokens")
@@ -193,19 +199,29 @@ def _dpa_section(ctx: AppContext) -> None:
             return error_markdown(exc), gr.skip(), gr.skip()
         return message, actions.reward_model_rows(ctx), gr.Dropdown(choices=actions.reward_model_choices(ctx), value=model_name)
 
-    def on_preview(rm: str | None, th: float, *ws: float) -> str:
+    def on_reward(rm: str | None) -> tuple[Any, Any]:
+        """θ's two attributes: the reward model's first two, changeable to any pair."""
         try:
-            return actions.dpa_prompt_preview(ctx, rm, th, ws)
+            attrs = actions.reward_attributes(ctx, rm)
+        except WorkbenchError:
+            attrs = []
+        x, y = actions.theta_axes(attrs)
+        return gr.Dropdown(choices=attrs, value=x), gr.Dropdown(choices=attrs, value=y)
+
+    def on_preview(rm: str | None, th: float, how: str, x: str | None, y: str | None, *ws: float) -> str:
+        try:
+            return actions.dpa_prompt_preview(ctx, rm, th, ws, how, (x, y))
         except WorkbenchError as exc:
             return str(exc)
 
-    def on_run(rm: str, text: str, th: float, count: float, mx: float, seed_value: float | None, cond: bool, *ws: float) -> tuple[Any, ...]:
+    def on_run(rm: str, text: str, th: float, count: float, mx: float, seed_value: float | None, cond: bool, how: str,
+               x: str | None, y: str | None, *ws: float) -> tuple[Any, ...]:
         try:
-            result = actions.run_best_of_n(ctx, rm, text, th, ws, int(count), actions.sampling(mx, 1.0, seed_value), cond)
+            result = actions.run_best_of_n(ctx, rm, text, th, ws, int(count), actions.sampling(mx, 1.0, seed_value), cond, how, (x, y))
         except WorkbenchError as exc:
             return error_markdown(exc), gr.skip(), gr.skip(), gr.skip()
         df = pd.DataFrame(result.rows())
-        a = result.attributes
+        a = [x or result.attributes[0], y] if how == actions.THETA and y else result.attributes
         points = pd.DataFrame({"x": df[a[0]], "y": df[a[1]] if len(a) > 1 else df["score"],
                                "pick": ["chosen" if c else ("front" if f else "other") for c, f in zip(df["chosen"], df["on_front"], strict=True)]})
         message = (f"x = {a[0]}, y = {a[1] if len(a) > 1 else 'vᵀr'} · best of {len(df)} by vᵀr = {result.scores[result.best]:.2f} · "
@@ -214,10 +230,13 @@ def _dpa_section(ctx: AppContext) -> None:
 
     gr.on(triggers=None, fn=refresh, outputs=[reward, models, dataset])
     dataset.change(on_dataset, inputs=dataset, outputs=poles)
-    train.click(on_train, inputs=[dataset, poles, layer, name], outputs=[train_status, models, reward])
-    for control in (reward, theta, *weights):
-        control.change(on_preview, inputs=[reward, theta, *weights], outputs=preview)
-    go.click(on_run, inputs=[reward, prompt, theta, n, max_new, seed, condition, *weights], outputs=[status, chosen, front, table])
+    trained = train.click(on_train, inputs=[dataset, poles, layer, name], outputs=[train_status, models, reward])
+    reward.change(on_reward, inputs=reward, outputs=[x_attr, y_attr])
+    for control in (reward, theta, mode, x_attr, y_attr, *weights):
+        control.change(on_preview, inputs=[reward, theta, mode, x_attr, y_attr, *weights], outputs=preview)
+    go.click(on_run, inputs=[reward, prompt, theta, n, max_new, seed, condition, mode, x_attr, y_attr, *weights],
+             outputs=[status, chosen, front, table])
+    return trained
 
 
 def build_steering_tab(ctx: AppContext) -> None:
@@ -225,9 +244,12 @@ def build_steering_tab(ctx: AppContext) -> None:
     gr.Markdown("Steer the loaded model: activation steering vectors with sliders, a dose-response sweep, "
                 "and DPA best-of-n reranking with a multi-objective reward model.")
     with gr.Tab("Steer"):
-        _vectors_section(ctx)
-        _generation_section(ctx)
+        fitted = _vectors_section(ctx)
+        slots = _generation_section(ctx)
     with gr.Tab("Dose-response"):
-        _sweep_section(ctx)
+        sweep_vector, sweep_reward = _sweep_section(ctx)
     with gr.Tab("DPA"):
-        _dpa_section(ctx)
+        trained = _dpa_section(ctx)
+    # What this server just made is in every dropdown at once: no "refresh" buttons.
+    fitted.then(lambda: vector_dropdowns(ctx, len(slots) + 1), outputs=[*slots, sweep_vector])
+    trained.then(lambda: gr.Dropdown(choices=[""] + actions.reward_model_choices(ctx)), outputs=sweep_reward)

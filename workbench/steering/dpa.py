@@ -36,6 +36,19 @@ def angle_direction(theta_degrees: float) -> np.ndarray:
     return np.array([math.cos(theta), math.sin(theta)])
 
 
+def plane_direction(attributes: Sequence[str], x: str, y: str, theta_degrees: float) -> np.ndarray:
+    """A direction over all ``attributes`` that moves in the plane of two of them: cos θ on ``x``,
+    sin θ on ``y``, 0 elsewhere, so one θ slider works with any number of attributes."""
+    missing = [a for a in (x, y) if a not in attributes]
+    if missing:
+        raise ConfigError(f"{', '.join(map(repr, missing))} is not an attribute of this reward model ({', '.join(attributes)}).")
+    if x == y:
+        raise ConfigError(f"θ moves between two different attributes; both are {x!r}.", hint="Pick another attribute for one of the two axes.")
+    v = np.zeros(len(attributes))
+    v[list(attributes).index(x)], v[list(attributes).index(y)] = angle_direction(theta_degrees)
+    return v
+
+
 def unit_direction(weights: Sequence[float]) -> np.ndarray:
     """Per-attribute slider values normalised to a unit vector."""
     v = np.asarray(weights, dtype=np.float64)

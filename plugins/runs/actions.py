@@ -1,0 +1,138 @@
+"""What the Runs tab does, without Gradio: which options each job's form shows, starting a
+run from browser values (owner only, every path confined), and a run's plots.
+
+The form is generated from the job type's ``config_cls``; options the form cannot show as
+one widget (mappings, lists) and job types without a ``config_cls`` take a YAML box.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from plugins.finetune import actions as finetune
+from workbench.app import ui
+from workbench.app.auth import require_owner
+from workbench.errors import ConfigError
+from workbench.jobs import JobManager, Run
+from workbench.jobs.config import unwrap_optional
+from workbench.jobs.registry import JobType
+from workbench.sae.synthetic import SHIPPED, synthetic_paths
+
+SCALARS = (str, int, float, bool)
+MAX_YAML_CHARS = 20_000
+
+
+def form_fields(job_type: JobType) -> list[str]:
+    """The options shown as one widget each: the config's scalar fields, in declaration order."""
+    cls = job_type.config_cls
+    if cls is None:
+        return []
+    hints = typing.get_type_hints(cls)
+    return [f.name for f in dataclasses.fields(cls) if f.init and unwrap_optional(hints[f.name])[0] in SCALARS]
+
+
+def yaml_fields(job_type: JobType) -> list[str]:
+    """Options only the YAML box can set (all of them when the job has no typed config)."""
+    cls = job_type.config_cls
+    return [] if cls is None else [f.name for f in dataclasses.fields(cls) if f.init and f.name not in form_fields(job_type)]
+
+
+def form_hint(job_type: JobType) -> str:
+    """What the form says above its fields: the job's description and a ready example where one ships."""
+    text = ui.md_escape(job_type.description or job_type.name)
+    if job_type.name == "recsae":
+        interactions, items, _ = synthetic_paths()
+        text += (f"  \nReady example: the shipped synthetic dataset (8 planted music genres), "
+                 f"interactions `{ui.md_escape(str(interactions))}` and attributes `{ui.md_escape(str(items))}` "
+                 "(**Use the shipped synthetic dataset** fills them in).")
+    if job_type.config_cls is None:
+        text += "  \nThis job type declares no typed options: write them in the YAML box."
+    return text
+
+
+def parse_yaml(text: str | None) -> dict[str, Any]:
+    """The YAML box as a mapping ({} when empty)."""
+    if not (text or "").strip():
+        return {}
+    if len(text) > MAX_YAML_CHARS:
+        raise ConfigError(f"The options box holds {len(text):,} characters; at most {MAX_YAML_CHARS:,} are accepted.")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"The options box is not valid YAML: {str(exc).splitlines()[0]}.",
+                          hint="Write one option per line, e.g. `sae: {k: 8}`.") from None
+    if not isinstance(data, dict):
+        raise ConfigError("The options box must hold option: value lines.", hint="E.g. `sae: {k: 8}`.")
+    return data
+
+
+def _confine(ctx: Any, key: str, value: Any, models: set[str]) -> Any:
+    """A browser-given value that names a file must lie in the data roots (models: model or data roots);
+    the shipped synthetic dataset is read-only package data and always allowed."""
+    if isinstance(value, dict):
+        return {k: _confine(ctx, f"{key}.{k}", v, models) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_confine(ctx, f"{key}[{i}]", v, models) for i, v in enumerate(value)]
+    if not isinstance(value, str) or not value:
+        return value
+    path = Path(value).expanduser()
+    if value in models or not ("/" in value or "\\" in value or value.startswith("~") or path.exists()):
+        return value  # a catalog name, a stored dataset's name or plain text
+    resolved = path.resolve()
+    if SHIPPED.resolve() in resolved.parents:
+        return str(resolved)
+    if key.split(".")[-1] == "model":
+        roots = [Path(r).expanduser().resolve() for r in ctx.settings.model_roots]
+        if any(resolved == r or r in resolved.parents for r in roots):
+            return str(resolved)
+    return str(ctx.check_data_path(resolved))
+
+
+def options_from_form(ctx: Any, values: dict[str, Any], extra_yaml: str | None) -> dict[str, Any]:
+    """Form values (empty ones mean "the default") plus the YAML box, every file path confined."""
+    options = {k: v for k, v in values.items() if v not in (None, "")}
+    extra = parse_yaml(extra_yaml)
+    both = sorted(set(options) & set(extra))
+    if both:
+        raise ConfigError(f"Option(s) {', '.join(both)} are set both in the form and in the options box.", hint="Keep one of the two.")
+    models = set(ui.model_choices(ctx))
+    return {k: _confine(ctx, k, v, models) for k, v in {**options, **extra}.items()}
+
+
+def start(ctx: Any, manager: JobManager, user: str | None, kind: str, values: dict[str, Any], extra_yaml: str | None) -> Run:
+    """Start a run of job type ``kind``: owner only; the job's own validation runs before any run exists."""
+    require_owner(ctx.settings, user, "start a job")
+    return manager.submit(kind, options_from_form(ctx, values, extra_yaml))
+
+
+def metrics_figure(run: Run) -> Any:
+    """Every numeric metric by step (or by row when the job logs no step), one panel per metric."""
+    if run.manifest.type == "dpo":
+        return finetune.dpo_figure(run.metrics())
+    if run.manifest.type == "pal":
+        return finetune.pal_figure(run.metrics())
+    rows = run.metrics()
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r)
+            if k not in ("step", "epoch") and any(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in rows)]
+    if not keys:
+        return None
+    import matplotlib  # matplotlib only when a run has metrics to draw
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = keys[:6]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        pts = [(r.get("step", i), r[key]) for i, r in enumerate(rows) if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
+        ax.plot(*zip(*pts, strict=True), marker=".")
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step" if any("step" in r for r in rows) else "logged row")
+        ax.set_ylabel(key.split("/")[-1], fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

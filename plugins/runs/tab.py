@@ -1,0 +1,148 @@
+"""The Runs tab: a start form per registered job type, one table of all runs, and the selected
+run's status (stage, step/total, ETA), metrics plot and log tail, refreshed by a timer.
+
+State lives in the run folders, so a reload lists the runs again and reselects the newest
+active one. Every handler checks the owner role on the server: a hidden button is not a permission.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gradio as gr
+
+from plugins.finetune import actions as finetune
+from plugins.finetune.tab import config_form
+from plugins.runs import actions
+from workbench.app import ui
+from workbench.app.auth import require_owner
+from workbench.app.ui import error_markdown, md_escape
+from workbench.errors import WorkbenchError
+from workbench.jobs import JobManager
+from workbench.jobs.registry import JobType
+from workbench.sae.synthetic import synthetic_paths
+
+REFRESH_S = 1.0
+
+
+def slug(name: str) -> str:
+    """A job type's name as an element-id part (``labeling.generate-pairs`` → ``labeling-generate-pairs``)."""
+    return "".join(c if c.isalnum() else "-" for c in name)
+
+
+def _form(ctx: Any, job_type: JobType) -> tuple[gr.Button, list[str], list[Any], gr.Textbox]:
+    kind = slug(job_type.name)
+    gr.Markdown(actions.form_hint(job_type), elem_id=f"runs-{kind}-hint")
+    names = actions.form_fields(job_type)
+    with gr.Row():
+        inputs = config_form(job_type.config_cls, names, f"runs-{kind}") if names else []
+    more = actions.yaml_fields(job_type)
+    extra = gr.Textbox(label="More options (YAML)", lines=3, elem_id=f"runs-{kind}-yaml",
+                       info=("Options without a field above: " + ", ".join(more)) if more else "All of this job's options, as option: value lines.")
+    with gr.Row():
+        if job_type.name == "recsae":
+            example = gr.Button("Use the shipped synthetic dataset", elem_id="runs-recsae-example")
+            interactions, items, _ = synthetic_paths()
+            fields = [inputs[names.index("interactions")], inputs[names.index("attributes")]]
+            example.click(lambda: (str(interactions), str(items)), outputs=fields)
+        start = gr.Button(f"Start {job_type.name} run", variant="primary", elem_id=f"runs-{kind}-start")
+    fill = [(c, n) for c, n in zip(inputs, names, strict=True) if n in ("model", "dataset")]
+    if fill:
+        def choices() -> list[Any]:
+            out = []
+            for _, name in fill:
+                options = ui.model_choices(ctx) if name == "model" else ui.dataset_choices(ctx)
+                out.append(gr.Dropdown(choices=options))
+            return out
+
+        gr.on(triggers=None, fn=choices, outputs=[c for c, _ in fill])
+    return start, names, inputs, extra
+
+
+def build_runs_tab(ctx: Any) -> None:
+    manager = JobManager.for_context(ctx)
+    gr.Markdown("Every background job of every plugin: start one from its form, follow it below, cancel or resume it. "
+                "Runs are processes with their own folder under the runs directory; they keep going when the page is closed.")
+    forms: list[tuple[str, gr.Button, list[str], list[Any], gr.Textbox]] = []
+    with gr.Tabs():
+        for name, job_type in sorted(manager.types.items()):
+            with gr.Tab(name, elem_id=f"runs-tab-{slug(name)}"):
+                forms.append((name, *_form(ctx, job_type)))
+    start_status = gr.Markdown(elem_id="runs-start-status")
+
+    gr.Markdown("### All runs")
+    table = gr.Dataframe(headers=finetune.RUN_COLUMNS, interactive=False, wrap=True, max_height=260, elem_id="runs-table")
+    with gr.Row(equal_height=True):
+        run_id = gr.Dropdown(label="Run", choices=[], scale=4, elem_id="runs-run")
+        cancel = gr.Button("Cancel", scale=1, elem_id="runs-cancel")
+        resume = gr.Button("Resume", scale=1, elem_id="runs-resume")
+    status = gr.Markdown(elem_id="runs-status")
+    plot = gr.Plot(label="Metrics", elem_id="runs-plot")
+    log = gr.Textbox(label="Log tail", lines=12, max_lines=12, autoscroll=True, elem_id="runs-log")
+    view = [status, plot, log]
+
+    def listing(user: str | None, selected: str | None = None) -> tuple[Any, Any]:
+        require_owner(ctx.settings, user, "see the runs")
+        runs = manager.runs()
+        ids = [r.id for r in runs]
+        if selected not in ids:
+            active = [r.id for r in runs if r.is_active()]
+            selected = active[0] if active else (ids[0] if ids else None)
+        return finetune.runs_table(manager), gr.Dropdown(choices=ids, value=selected)
+
+    def show(rid: str | None, request: gr.Request) -> tuple[Any, ...]:
+        try:
+            require_owner(ctx.settings, request.username, "see the runs")
+            if not rid:
+                return "No run selected.", None, ""
+            run = manager.get(rid)
+            return finetune.status_markdown(run), actions.metrics_figure(run), finetune.log_text(run)
+        except WorkbenchError as exc:
+            return error_markdown(exc), None, ""
+
+    def on_load(request: gr.Request) -> tuple[Any, Any, Any]:
+        try:
+            return (*listing(request.username), gr.skip())
+        except WorkbenchError as exc:
+            return [], gr.Dropdown(choices=[], value=None), error_markdown(exc)
+
+    def starter(kind: str, names: list[str], inputs: list[Any], extra: gr.Textbox) -> Any:
+        def on_start(data: dict[Any, Any], request: gr.Request) -> tuple[Any, Any, Any]:
+            try:
+                run = actions.start(ctx, manager, request.username, kind, {n: data[c] for n, c in zip(names, inputs, strict=True)}, data[extra])
+            except WorkbenchError as exc:
+                return error_markdown(exc), gr.skip(), gr.skip()
+            t, d = listing(request.username, run.id)
+            return f"Started **{md_escape(run.id)}**.", t, d
+        return on_start
+
+    # A set of inputs: Gradio passes one {component: value} dict, so the request can follow it.
+    for kind, button, names, inputs, extra in forms:
+        button.click(starter(kind, names, inputs, extra), inputs={*inputs, extra}, outputs=[start_status, table, run_id])
+
+    def control(action: str) -> Any:
+        def on_control(rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
+            try:
+                msg = finetune.control(ctx, manager, request.username, action, rid)
+                t, d = listing(request.username, rid)
+            except WorkbenchError as exc:
+                return error_markdown(exc), gr.skip(), gr.skip()
+            return msg, t, d
+        return on_control
+
+    cancel.click(control("cancel"), inputs=run_id, outputs=[start_status, table, run_id])
+    resume.click(control("resume"), inputs=run_id, outputs=[start_status, table, run_id])
+    run_id.change(show, inputs=run_id, outputs=view)
+    gr.on(triggers=None, fn=on_load, outputs=[table, run_id, status])  # page load: reattach
+
+    def tick(rid: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Redraw only while the selected run is live (or just ended), not every second forever."""
+        try:
+            require_owner(ctx.settings, request.username, "see the runs")
+            m = manager.get(rid).manifest if rid else None
+        except WorkbenchError:
+            return (gr.skip(),) * (1 + len(view))
+        live = m is not None and (m.status in ("queued", "running") or time.time() - (m.finished or 0) < 4)
+        return (finetune.runs_table(manager), *(show(rid, request) if live else [gr.skip()] * len(view)))
+
+    gr.Timer(REFRESH_S).tick(tick, inputs=run_id, outputs=[table, *view])

@@ -1,0 +1,63 @@
+"""The Runs tab in a real headless Chromium against a real ``workbench serve``: start an LM-SAE
+run on a tiny random checkpoint from its generated form, see its stage and ETA, cancel it and
+see "cancelled" within a few seconds."""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from checkpoints import write_tiny_checkpoint
+from playwright.sync_api import expect
+from test_server import Server, start_server
+
+from workbench.context import AppContext
+from workbench.settings import Settings
+
+pytestmark = pytest.mark.browser
+
+UI_TIMEOUT_MS = 60_000
+JOB_TIMEOUT_MS = 420_000  # the worker's first torch import and the extraction on a busy 2-core CPU
+SCREENSHOT = Path("/tmp/wb-runs-tab.png")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[Server, str]]:
+    home = tmp_path_factory.mktemp("runs-browser") / "home"
+    write_tiny_checkpoint("llama", home / "models" / "tiny-llama")
+    dataset = AppContext(Settings(home=home)).ensure_demo_dataset()
+    srv = start_server(home)
+    yield srv, dataset
+    srv.stop()
+
+
+def _fill(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id}").locator("textarea, input").first
+    box.fill(value)
+    box.press("Tab")
+
+
+def test_start_follow_and_cancel_a_run(browser, server) -> None:
+    srv, dataset = server
+    page = browser.new_page(viewport={"width": 1440, "height": 1600})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(srv.url + "/", timeout=UI_TIMEOUT_MS)
+    page.get_by_role("tab", name="Runs", exact=True).click()
+    page.get_by_role("tab", name="lm-sae", exact=True).click()
+    for elem, value in (("ft-runs-lm-sae-model", "tiny-llama"), ("ft-runs-lm-sae-dataset", dataset),
+                        ("ft-runs-lm-sae-prefer-pole", "verbose"), ("runs-lm-sae-yaml", "sae: {training_samples: 2000000}")):
+        _fill(page, elem, value)
+    page.locator("#runs-lm-sae-start").click()
+    expect(page.locator("#runs-start-status")).to_contain_text("Started", timeout=UI_TIMEOUT_MS)
+    status = page.locator("#runs-status")
+    expect(status).to_contain_text(re.compile(r"sae \d+ / 2000000 .*ETA \d+ s"), timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#runs-table")).to_contain_text("running")
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.locator("#runs-cancel").click()
+    t0 = time.monotonic()
+    expect(status).to_contain_text("cancelled", timeout=15_000)
+    assert time.monotonic() - t0 < 15
+    expect(page.locator("#runs-table")).to_contain_text("cancelled")
+    page.close()
