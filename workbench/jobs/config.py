@@ -151,6 +151,12 @@ class JobConfig:
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}[name]
 
 
+def parsed(cls: type[C], config: C | dict[str, Any]) -> C:
+    """``config`` as a ``cls`` instance: job validators accept the typed config (what
+    ``JobType.normalise`` passes) or a plain mapping (direct callers: scripts, benchmarks)."""
+    return config if isinstance(config, cls) else cls.from_dict(config)
+
+
 def cli_fields(cls: type) -> list[dataclasses.Field]:
     """Fields that become command-line flags: scalar types (lists and mappings go through --set)."""
     hints = _hints(cls)

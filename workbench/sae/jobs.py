@@ -11,6 +11,7 @@ from typing import Any
 
 from workbench.activations import ActivationCache
 from workbench.errors import ConfigError
+from workbench.jobs.config import parsed
 from workbench.jobs.context import JobCancelled, JobContext
 from workbench.jobs.registry import JobType, check_options
 from workbench.models.resolve import resolve
@@ -31,8 +32,9 @@ def sae_spec(raw: dict[str, Any] | None) -> SAESpec:
     return SAESpec(**raw)
 
 
-def validate_recsae(cfg: RecSAEJobConfig, settings: Settings) -> dict[str, Any]:
+def validate_recsae(cfg: RecSAEJobConfig | dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Read the data once (so a bad file fails before the run starts) and fill the SAE defaults."""
+    cfg = parsed(RecSAEJobConfig, cfg)
     for key in ("interactions", "attributes"):
         if getattr(cfg, key):
             setattr(cfg, key, str(Path(getattr(cfg, key)).expanduser().resolve()))
@@ -70,8 +72,9 @@ def _labelled_pairs(cfg: LMSAEJobConfig, settings: Settings) -> list[Any]:
     return label_by_pole(pairs, cfg.prefer_pole) if cfg.prefer_pole else pairs
 
 
-def validate_lm_sae(cfg: LMSAEJobConfig, settings: Settings) -> dict[str, Any]:
+def validate_lm_sae(cfg: LMSAEJobConfig | dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Check the model resolves and enough pairs say which response was preferred."""
+    cfg = parsed(LMSAEJobConfig, cfg)
     ref = resolve(settings, cfg.model)
     if Path(cfg.model).expanduser().exists():
         cfg.model = str(ref.path.resolve())

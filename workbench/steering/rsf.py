@@ -26,7 +26,7 @@ import torch
 from workbench.errors import ConfigError, DataError
 from workbench.files import atomic_write_text
 from workbench.jobs import JobCancelled, JobContext, JobType
-from workbench.jobs.config import JobConfig, option
+from workbench.jobs.config import JobConfig, option, parsed
 from workbench.models.generation import SamplingSettings, generate, render_prompt
 from workbench.models.loading import LoadedModel
 from workbench.models.resolve import resolve
@@ -80,8 +80,9 @@ class RSFJobConfig(JobConfig):
             raise ConfigError(f"angle_min {self.angle_min} is above angle_max {self.angle_max}.")
 
 
-def validate(cfg: RSFJobConfig, settings: Settings) -> dict[str, Any]:
+def validate(cfg: RSFJobConfig | dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Resolve the base model and reward model, and refuse a run that cannot start."""
+    cfg = parsed(RSFJobConfig, cfg)
     rm = load_reward_model(settings, str(cfg.reward_model))
     model = cfg.model or rm.base_path
     ref = resolve(settings, model)

@@ -20,6 +20,7 @@ from typing import Any
 
 from workbench.errors import ConfigError, ModelError
 from workbench.jobs import manifest as files
+from workbench.jobs.config import parsed
 from workbench.jobs.context import JobCancelled, JobContext
 from workbench.jobs.registry import JobType
 from workbench.jobs.worker import settings_from
@@ -31,8 +32,9 @@ from workbench.training.pairs import dpo_rows, load_pairs, split_pairs
 OUTPUT = {"lora": "adapter", "full": "model"}  # method → output folder (DPOJobConfig.method)
 
 
-def validate_dpo(cfg: DPOJobConfig, settings: Settings) -> dict[str, Any]:
+def validate_dpo(cfg: DPOJobConfig | dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Check the dataset, model and batch size before any run starts."""
+    cfg = parsed(DPOJobConfig, cfg)
     pairs = load_pairs(str(cfg.dataset), settings, cfg.format)
     split = split_pairs(pairs, cfg.held_out_fraction, cfg.seed, source=str(cfg.dataset))
     per_step = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.num_processes

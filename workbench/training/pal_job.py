@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from workbench.activations import ActivationCache
 from workbench.errors import ConfigError, DataError
+from workbench.jobs.config import parsed
 from workbench.jobs.context import JobCancelled, JobContext
 from workbench.jobs.registry import JobType
 from workbench.settings import Settings
@@ -32,8 +33,9 @@ from workbench.training.pal_data import build_pref_data, embed_texts
 OUTPUT = "pal"
 
 
-def validate_pal(cfg: PALJobConfig, settings: Settings) -> dict[str, Any]:
+def validate_pal(cfg: PALJobConfig | dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Check the pairs (labelled, with user ids, enough users for k) and the feature model."""
+    cfg = parsed(PALJobConfig, cfg)
     # workbench.models imports torch: the CLI builds its flags from this module without it.
     from workbench.models.embedded import EMBEDDER_NAME
     from workbench.models.resolve import resolve
