@@ -771,14 +771,13 @@ def _blank(prompt: Prompt) -> bool:
 def _problems(pair: Pair, repeated: tuple[str, ...]) -> list[tuple[str, str]]:
     """The QUALITY_CHECKS kinds this pair trips, each with a detail worth showing (or "")."""
     found: list[tuple[str, str]] = []
-    same = pair.response_a.strip() == pair.response_b.strip()
-    if same and not pair.response_a.strip() and _blank(pair.prompt):
-        found.append(("empty", ""))
-    elif same:
-        found.append(("identical", ""))
+    a, b = pair.response_a.strip(), pair.response_b.strip()
+    if a == b:
+        found.append(("identical" if a or not _blank(pair.prompt) else "empty", ""))
     if isinstance(pair.prompt, list):
-        found.extend(("unknown-role", m["role"]) for m in pair.prompt if m["role"] not in KNOWN_ROLES)
-        if not any(m["role"] == "user" for m in pair.prompt):
+        roles = {m["role"] for m in pair.prompt}
+        found.extend(("unknown-role", role) for role in sorted(roles - KNOWN_ROLES))
+        if "user" not in roles:
             found.append(("no-user-turn", ""))
     found.extend(("duplicate-keys", key) for key in repeated)
     return found
