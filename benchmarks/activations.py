@@ -1,15 +1,22 @@
-"""Benchmark: all-layer activation extraction from the demo model.
+"""Benchmark: all-layer residual activations of the demo model, ours beside the peers.
 
-Measures, in one run on one machine:
-  1. batched extraction (sorted by length, one forward per batch, all layers) in tokens/s,
-     against a naive Hugging Face loop that runs one text at a time;
-  2. the fraction of the machine's matmul throughput the batched extraction achieves
-     (model FLOP/s ≈ 2 · non-embedding parameters · tokens/s, over torch.mm FLOP/s);
-  3. the cache-hit speedup (the same request again, served from disk).
-The texts are split into chunks and both paths run on each chunk in turn, so a machine whose
-load changes during the run does not favour either.
+Every contender does the same work on the same texts and the same batches (sorted by length,
+right-padded): the residual stream after the embedding and after every block (before the
+final norm), pooled on the device ("mean" over each text's tokens, or "tokens": every real
+token's row), copied to host memory as float32 numpy arrays.
+  ours              ``extract_activations`` (no LM head: one-position logits)
+  hf_batched        the plain Hugging Face base model, ``output_hidden_states=True``, batched
+  hf_one_at_a_time  the same, one text per forward
+  transformerlens   ``run_with_cache`` with a ``names_filter`` on every ``resid_post``
+  nnsight           ``trace`` saving the embedding's and every layer's output
+Peers reuse one pooling function, so only the forward and the capture differ. The texts are
+split into chunks and every contender runs on each chunk in turn (the matmul peak is sampled
+between chunks), so load that changes during the run slows all alike. Printed: tokens/s per
+contender, ``ratio_vs_<peer>`` (ours ÷ theirs, > 1 means ours is faster), the largest
+difference to ours, and model FLOP/s as a fraction of the measured ``torch.mm`` peak.
 
-Usage: python benchmarks/activations.py [--n 256] [--batch-size 16] [--chunks 4] [--device auto]
+Usage: python benchmarks/activations.py [--n 32] [--batch-size 16] [--chunks 2] [--pooling mean|tokens]
+                                        [--peers all|none|name,...] [--device auto] [--dtype auto]
 """
 from __future__ import annotations
 
@@ -18,14 +25,14 @@ import os
 import random
 import statistics
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from peers import machine_line, matmul_flops, nnsight, non_embedding_params, sync, timed, transformerlens
 
 from workbench.activations import ActivationCache, extract_activations, pair_texts
-from workbench.data.types import Pair
 from workbench.models.embedded import ensure_demo_model
 from workbench.models.loading import LoadedModel, load_model
 from workbench.settings import Settings
@@ -36,6 +43,8 @@ WORDS = (
     "preference reward policy human label annotator tie better worse clearly example data training token "
     "layer residual stream direction steering vector probe linear safe harmful polite short long detailed"
 ).split()
+# States per batch: one [batch, width, d] tensor per residual layer (embedding first).
+Capture = Callable[[torch.Tensor, torch.Tensor], list[torch.Tensor]]
 
 
 def demo_texts(tokenizer: object, n: int) -> tuple[list[str], bool, str]:
@@ -43,7 +52,7 @@ def demo_texts(tokenizer: object, n: int) -> tuple[list[str], bool, str]:
     if DEMO_PAIRS.exists():
         from workbench.data.readers import read_pairs
 
-        pairs: list[Pair] = read_pairs(DEMO_PAIRS)
+        pairs = read_pairs(DEMO_PAIRS)
         if pairs:
             rendered = pair_texts(pairs, tokenizer)
             texts = (rendered.texts * (n // len(rendered.texts) + 1))[:n]
@@ -53,98 +62,158 @@ def demo_texts(tokenizer: object, n: int) -> tuple[list[str], bool, str]:
     return texts, True, "generated (seeded) texts of 8-160 words"
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+def pool(states: list[torch.Tensor], mask: torch.Tensor, pooling: str) -> np.ndarray:
+    """[layers, rows, d] float32 on the host: the mean over real tokens, or every real token's row."""
+    if pooling == "mean":
+        w = mask.to(states[0].device, torch.float32)
+        return torch.stack([torch.einsum("bld,bl->bd", s.float(), w) / w.sum(1, keepdim=True) for s in states]).cpu().numpy()
+    keep = mask.bool().to(states[0].device)
+    return torch.stack([s[keep].float() for s in states]).cpu().numpy()
 
 
-def matmul_flops(device: torch.device, dtype: torch.dtype, size: int = 2048, reps: int = 10) -> float:
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    for _ in range(2):
-        torch.mm(a, b)
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        torch.mm(a, b)
-    sync(device)
-    return 2 * size**3 * reps / (time.perf_counter() - t0)
-
-
-def naive_loop(lm: LoadedModel, texts: list[str], add_special_tokens: bool) -> tuple[float, list[np.ndarray]]:
-    """One text at a time, the way a first script would: full forward, last token of every layer."""
-    rows = []
-    sync(lm.device)
-    t0 = time.perf_counter()
+def run_peer(lm: LoadedModel, texts: list[str], add_special: bool, batch_size: int, pooling: str, capture: Capture) -> np.ndarray:
+    """One peer over ``texts`` in our batches; rows back in the texts' order."""
+    ids = lm.tokenizer(texts, add_special_tokens=add_special)["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    pad = lm.tokenizer.pad_token_id or 0
+    parts, owners = [], []
     with torch.inference_mode():
-        for text in texts:
-            ids = lm.tokenizer(text, return_tensors="pt", add_special_tokens=add_special_tokens).to(lm.device)
-            out = lm.model(**ids, output_hidden_states=True)
-            rows.append(torch.stack([h[0, -1] for h in out.hidden_states]).float().cpu().numpy())
-    sync(lm.device)
-    return time.perf_counter() - t0, rows
+        for b in range(0, len(order), batch_size):
+            rows = order[b:b + batch_size]
+            width = max(len(ids[i]) for i in rows)
+            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, i in enumerate(rows):
+                input_ids[r, :len(ids[i])] = torch.tensor(ids[i])
+                mask[r, :len(ids[i])] = 1
+            parts.append(pool(capture(input_ids.to(lm.device), mask.to(lm.device)), mask, pooling))
+            owners += [[i] * (len(ids[i]) if pooling == "tokens" else 1) for i in rows]
+    out = np.concatenate(parts, axis=1)
+    # Stable sort by owning text restores the texts' order (token rows keep their order within a text).
+    return out[:, np.argsort(np.concatenate(owners), kind="stable")]
+
+
+def hf_capture(lm: LoadedModel) -> Capture:
+    base, last = lm.model.model, lm.adapter.layers(lm.model)[-1]
+
+    def capture(input_ids: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        raw: list[torch.Tensor] = []  # hidden_states[-1] is after the final norm: take the last block's own output
+        handle = last.register_forward_hook(lambda _m, _a, out: raw.append(out[0] if isinstance(out, tuple) else out))
+        try:
+            states = base(input_ids=input_ids, attention_mask=mask, output_hidden_states=True, use_cache=False).hidden_states
+        finally:
+            handle.remove()
+        return [*states[:-1], raw[0]]
+    return capture
+
+
+def hf_one_at_a_time(lm: LoadedModel, texts: list[str], add_special: bool, pooling: str) -> np.ndarray:
+    capture = hf_capture(lm)
+    return np.concatenate([run_peer(lm, [t], add_special, 1, pooling, capture) for t in texts], axis=1)
+
+
+def tl_capture(tl: object, n_layers: int) -> Capture:
+    names = {"blocks.0.hook_resid_pre", *(f"blocks.{i}.hook_resid_post" for i in range(n_layers))}
+
+    def capture(input_ids: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        _, cache = tl.run_with_cache(input_ids, attention_mask=mask, names_filter=lambda name: name in names, return_type=None)
+        return [cache["blocks.0.hook_resid_pre"], *(cache[f"blocks.{i}.hook_resid_post"] for i in range(n_layers))]
+    return capture
+
+
+def nnsight_capture(nm: object, n_layers: int) -> Capture:
+    def capture(input_ids: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        saved: list[object] = []
+        with nm.trace({"input_ids": input_ids, "attention_mask": mask}, use_cache=False):
+            saved.append(nm.model.embed_tokens.output.save())
+            for i in range(n_layers):
+                saved.append(nm.model.layers[i].output.save())
+        return [s[0] if isinstance(s, tuple) else s for s in saved]
+    return capture
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=256, help="number of texts (default 256)")
+    parser.add_argument("--n", type=int, default=32, help="number of texts (default 32)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--chunks", type=int, default=4, help="alternate batched and naive runs over this many chunks")
+    parser.add_argument("--chunks", type=int, default=2, help="alternate the contenders over this many chunks")
+    parser.add_argument("--pooling", choices=("mean", "tokens"), default="mean")
+    parser.add_argument("--peers", default="all", help="all, none, or a comma list of hf_batched,hf_one_at_a_time,transformerlens,nnsight")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     args = parser.parse_args()
+    run_benchmark(load_model(ensure_demo_model(Settings()), device=args.device, dtype=args.dtype, name="SmolLM2-135M-Instruct"),
+                  args.n, args.batch_size, args.chunks, args.pooling, args.peers)
 
-    lm = load_model(ensure_demo_model(Settings()), device=args.device, dtype=args.dtype, name="SmolLM2-135M-Instruct")
-    texts, add_special, source = demo_texts(lm.tokenizer, args.n)
+
+def run_benchmark(lm: LoadedModel, n: int, batch_size: int, chunks: int, pooling: str, peers: str) -> dict[str, float]:
+    """Print every figure; return tokens/s per contender (gpu_check.py reuses this)."""
+    texts, add_special, source = demo_texts(lm.tokenizer, n)
     n_tokens = sum(len(ids) for ids in lm.tokenizer(texts, add_special_tokens=add_special)["input_ids"])
-    embed = lm.model.get_input_embeddings().weight.numel()
-    n_params = sum(p.numel() for p in lm.model.parameters()) - embed  # the lookup and the (skipped) LM head are not per-token matmuls
-    print(f"device: {lm.device} ({lm.dtype}), torch threads: {torch.get_num_threads()}, "
-          f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"texts: {len(texts)} from {source}, {n_tokens} tokens, {lm.n_layers + 1} layers")
+    print(machine_line(lm))
+    print(f"texts: {len(texts)} from {source}, {n_tokens} tokens, {lm.n_layers + 1} residual layers, pooling {pooling}, "
+          f"batch size {batch_size}")
+    wanted = {"hf_batched", "hf_one_at_a_time", "transformerlens", "nnsight"} if peers == "all" else (
+        set() if peers == "none" else set(peers.split(",")))
+    contenders: dict[str, Callable[[list[str]], np.ndarray]] = {}
+    layers = list(range(lm.n_layers + 1))
 
-    # Warm-up both paths (allocator, kernels) on a few texts.
-    extract_activations(lm, texts[:4], batch_size=args.batch_size, add_special_tokens=add_special)
-    naive_loop(lm, texts[:2], add_special)
+    def ours(part: list[str]) -> np.ndarray:
+        acts = extract_activations(lm, part, pooling=pooling, batch_size=batch_size, add_special_tokens=add_special)
+        return np.stack([acts.get(layer) for layer in layers])
 
-    # The two paths alternate chunk by chunk (and the matmul peak is sampled between chunks),
-    # so a machine whose load changes during the run slows both alike.
-    chunks = [list(c) for c in np.array_split(np.arange(len(texts)), min(args.chunks, len(texts)))]
-    t_batched = t_naive = t_hit = 0.0
-    peaks, diffs = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = ActivationCache(Path(tmp))
-        for chunk in chunks:
-            part = [texts[i] for i in chunk]
-            sync(lm.device)
-            t0 = time.perf_counter()
-            first = extract_activations(lm, part, batch_size=args.batch_size, cache=cache, add_special_tokens=add_special)
-            sync(lm.device)
-            t_batched += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            second = extract_activations(lm, part, batch_size=args.batch_size, cache=cache, add_special_tokens=add_special)
-            t_hit += time.perf_counter() - t0
-            assert second.from_cache and not first.from_cache
-            seconds, naive_rows = naive_loop(lm, part, add_special)
-            t_naive += seconds
-            # The naive hidden_states[-1] has the final norm applied; compare the layers before it.
-            diffs += [float(np.abs(first.get(layer) - np.stack([r[layer] for r in naive_rows])).max()) for layer in range(lm.n_layers)]
-            peaks.append(matmul_flops(lm.device, lm.dtype))
-        cache_mb = cache.size_bytes() / 1e6
+    contenders["ours"] = ours
+    if "hf_batched" in wanted:
+        contenders["hf_batched"] = lambda part: run_peer(lm, part, add_special, batch_size, pooling, hf_capture(lm))
+    if "hf_one_at_a_time" in wanted:
+        contenders["hf_one_at_a_time"] = lambda part: hf_one_at_a_time(lm, part, add_special, pooling)
+    for name, build, make in (("transformerlens", transformerlens, tl_capture), ("nnsight", nnsight, nnsight_capture)):
+        if name in wanted:
+            peer, why = build(lm)
+            if peer is None:
+                print(f"{name}: cannot run here: {why}")
+            else:
+                capture = make(peer, lm.n_layers)
+                contenders[name] = lambda part, capture=capture: run_peer(lm, part, add_special, batch_size, pooling, capture)
 
-    batched_tps, naive_tps = n_tokens / t_batched, n_tokens / t_naive
+    for fn in contenders.values():  # warm-up: allocator, kernels, first-call set-up
+        fn(texts[:2])
+    seconds = dict.fromkeys(contenders, 0.0)
+    diffs = dict.fromkeys(contenders, 0.0)
+    peaks = []
+    names = list(contenders)
+    for c, chunk in enumerate(np.array_split(np.arange(len(texts)), min(chunks, len(texts)))):
+        part = [texts[i] for i in chunk]
+        outputs = {}
+        for name in names[c % len(names):] + names[:c % len(names)]:  # a different contender goes first each chunk
+            t, outputs[name] = timed(lm.device, lambda name=name, part=part: contenders[name](part))
+            seconds[name] += t
+        for name in names[1:]:
+            diffs[name] = max(diffs[name], float(np.abs(outputs[name] - outputs["ours"]).max()))
+        peaks.append(matmul_flops(lm.device, lm.dtype))
+    sync(lm.device)
+
+    rates = {name: n_tokens / s for name, s in seconds.items()}
     peak = statistics.median(peaks)
-    model_flops = 2 * n_params * batched_tps
-    print(f"batched extraction: {batched_tps:,.0f} tokens/s ({t_batched:.2f} s, batch size {args.batch_size})")
-    print(f"naive one-at-a-time loop: {naive_tps:,.0f} tokens/s ({t_naive:.2f} s)")
-    print(f"batched / naive: {batched_tps / naive_tps:.2f}x")
-    print(f"max |batched - naive| over layers 0..{lm.n_layers - 1}: {max(diffs):.2e}")
-    print(f"matmul peak (torch.mm 2048x2048, {lm.dtype}, median of {len(peaks)}): {peak / 1e9:,.1f} GFLOP/s")
-    print(f"model FLOP/s (2 x {n_params / 1e6:.1f}M non-embedding params x tokens/s): {model_flops / 1e9:,.1f} GFLOP/s")
-    print(f"fraction of matmul peak: {model_flops / peak:.2f}")
-    print(f"cache first requests: {t_batched:.2f} s, repeated requests: {t_hit * 1e3:.1f} ms ({len(chunks)} requests, {cache_mb:.1f} MB on disk)")
-    print(f"cache hit speedup: {t_batched / t_hit:,.0f}x")
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    flops = 2 * non_embedding_params(lm) * rates["ours"]
+    for name, rate in rates.items():
+        print(f"{name}_tokens_per_s: {rate:,.1f} tokens/s ({seconds[name]:.2f} s)")
+    for name, rate in rates.items():
+        if name != "ours":
+            print(f"ratio_vs_{name}: {rates['ours'] / rate:.2f}")
+            print(f"max_abs_difference_{name}: {diffs[name]:.2e} (all {lm.n_layers + 1} layers, {pooling} pooling)")
+    print(f"matmul_peak: {peak / 1e9:,.1f} GFLOP/s (torch.mm 2048x2048 {str(lm.dtype).removeprefix('torch.')}, median of {len(peaks)})")
+    print(f"model_flops: {flops / 1e9:,.1f} GFLOP/s (2 x {non_embedding_params(lm) / 1e6:.1f}M non-embedding params x ours tokens/s)")
+    print(f"fraction_of_matmul_peak: {flops / peak:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:  # a cache hit is a file read: shown on a few texts
+        cache = ActivationCache(Path(tmp))
+        few = texts[:4]
+        first, _ = timed(lm.device, lambda: extract_activations(lm, few, pooling=pooling, cache=cache, add_special_tokens=add_special))
+        hit, acts = timed(lm.device, lambda: extract_activations(lm, few, pooling=pooling, cache=cache, add_special_tokens=add_special))
+        assert acts.from_cache
+    print(f"cache_hit_seconds: {hit * 1e3:.1f} ms for {len(few)} texts (first request {first:.2f} s, speedup {first / hit:,.0f}x)")
+    print(f"load_average_at_end: {os.getloadavg()[0]:.1f}")
+    return rates
 
 
 if __name__ == "__main__":

@@ -1,19 +1,22 @@
-"""Benchmark: logit-lens metrics for every layer over 200 prompts.
+"""Benchmark: the all-layer logit lens at the last position, ours beside TransformerLens and nnsight.
 
-Measures, in one run on one machine, lens metrics (entropy, KL to the final layer, P(target
-language), P(English), rank of the target token) for all layers and all prompts:
-  1. ``lens_metrics``: one forward pass per batch gives every layer's residual stream;
-  2. baseline: a per-layer recomputation, one forward pass per layer and batch (what hooking
-     one layer at a time costs), computing the same metrics for that layer only.
-Both use the same batches (sorted by length), so the ratio isolates the forward passes. The
-largest difference between the two results is printed as a correctness check.
+Every contender reads the residual stream after the embedding and after every block (before the
+final norm) at each prompt's last token out through the final norm and the unembedding, giving
+fp32 lens logits ``[layers + 1, prompts, vocab]``, on the same prompts in the same batches
+(sorted by length, right-padded):
+  ours             ``workbench.lenses.lens.lens_logits`` (only the requested positions are unembedded)
+  transformerlens  ``run_with_cache`` + ``cache.accumulated_resid`` + ``ln_final`` + ``unembed``
+  nnsight          ``trace`` saving every layer's output, then the model's own norm and LM head
+Contenders alternate chunk by chunk; printed: seconds and prompt-layers/s each, ``ratio_vs_<peer>``
+(ours ÷ theirs in throughput, > 1 means ours is faster), and the largest difference of the lens
+log-probabilities to ours.
 
-Usage: python benchmarks/lens.py [--n 200] [--batch-size 16] [--baseline-layers K] [--device auto]
+``--baseline-layers K`` additionally times lens *metrics* (entropy, KL to the final layer, token-set
+mass, rank) from one pass against a per-layer recomputation (one forward per layer) on K evenly
+spaced layers, scaled by (layers + 1) / K.
+Prompts: 4-shot fr→zh translation prompts from the packaged word list.
 
-``--baseline-layers K`` times the per-layer baseline on K evenly spaced layers only and scales its
-time by (layers + 1) / K: every layer costs the baseline one full forward pass, so the scaled
-figure is what all layers would take (said so in the output). Default: all layers.
-Prompts: 4-shot fr→zh translation prompts from the packaged word list (5 seeds × 40 words).
+Usage: python benchmarks/lens.py [--n 64] [--batch-size 16] [--chunks 2] [--peers all|none|name,...] [--baseline-layers K]
 """
 from __future__ import annotations
 
@@ -21,12 +24,14 @@ import argparse
 import math
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from peers import machine_line, nnsight, timed, transformerlens
 
 from workbench.lenses import make_task, packaged_words, word_token_set
-from workbench.lenses.lens import LN2, _batch_inputs, encode, lens_metrics
+from workbench.lenses.lens import LN2, _batch_inputs, encode, lens_logits, lens_metrics
 from workbench.models.adapters import residual_stream
 from workbench.models.embedded import ensure_demo_model
 from workbench.models.loading import LoadedModel, load_model
@@ -68,31 +73,118 @@ def per_layer_baseline(lm: LoadedModel, prompts: list[str], sets: dict[str, list
     return out
 
 
+# A contender maps one batch of id lists to lens logits [layers + 1, batch, vocab] (fp32, on the device).
+Lens = Callable[[list[list[int]]], torch.Tensor]
+
+
+def _last(lm: LoadedModel, batch: list[list[int]], states: list[torch.Tensor]) -> torch.Tensor:
+    rows = torch.arange(len(batch), device=lm.device)
+    last = torch.tensor([len(ids) - 1 for ids in batch], device=lm.device)
+    return torch.stack([s[rows, last.to(s.device)] for s in states])
+
+
+def tl_lens(lm: LoadedModel, tl: object) -> Lens:
+    names = {"blocks.0.hook_resid_pre", *(f"blocks.{i}.hook_resid_post" for i in range(lm.n_layers))}
+
+    def lens(batch: list[list[int]]) -> torch.Tensor:
+        inputs = _batch_inputs(lm, batch)
+        _, cache = tl.run_with_cache(inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                     names_filter=lambda name: name in names, return_type=None)
+        resid = cache.accumulated_resid(incl_mid=False)  # [layers + 1, batch, pos, d]
+        return tl.unembed(tl.ln_final(_last(lm, batch, list(resid)))).float()
+    return lens
+
+
+def nnsight_lens(lm: LoadedModel, nm: object) -> Lens:
+    def lens(batch: list[list[int]]) -> torch.Tensor:
+        saved: list[object] = []
+        with nm.trace(_batch_inputs(lm, batch), use_cache=False):
+            saved.append(nm.model.embed_tokens.output.save())
+            for i in range(lm.n_layers):
+                saved.append(nm.model.layers[i].output.save())
+        states = [s[0] if isinstance(s, tuple) else s for s in saved]
+        return lm.adapter.logits(lm.model, _last(lm, batch, states)).float()
+    return lens
+
+
+def run_lens(lm: LoadedModel, ids: list[list[int]], order: list[int], batch_size: int, lens: Lens) -> torch.Tensor:
+    """Lens log-probabilities [layers + 1, prompts, vocab] in the prompts' order."""
+    out = []
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            out.append(torch.log_softmax(lens([ids[i] for i in order[b:b + batch_size]]), -1))
+    return torch.cat(out, 1)[:, torch.argsort(torch.tensor(order))]
+
+
+def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, chunks: int, peers: str) -> dict[str, float]:
+    """Print the side-by-side lens figures; return seconds per contender (gpu_check.py reuses this)."""
+    wanted = {"transformerlens", "nnsight"} if peers == "all" else set() if peers == "none" else set(peers.split(","))
+    contenders: dict[str, Lens] = {"ours": lambda batch: lens_logits(lm, batch, [-1])[:, :, 0]}
+    for name, build, make in (("transformerlens", transformerlens, tl_lens), ("nnsight", nnsight, nnsight_lens)):
+        if name in wanted:
+            peer, why = build(lm)
+            if peer is None:
+                print(f"{name}: cannot run here: {why}")
+            else:
+                contenders[name] = make(lm, peer)
+    ids = encode(lm, prompts)
+    for lens in contenders.values():  # warm-up
+        run_lens(lm, ids[:2], [0, 1], 2, lens)
+    seconds = dict.fromkeys(contenders, 0.0)
+    diffs = dict.fromkeys(contenders, 0.0)
+    names = list(contenders)
+    for c, chunk in enumerate(np.array_split(np.arange(len(ids)), min(chunks, len(ids)))):
+        part = [ids[i] for i in chunk]
+        order = sorted(range(len(part)), key=lambda i: len(part[i]))
+        outputs = {}
+        for name in names[c % len(names):] + names[:c % len(names)]:  # a different contender goes first each chunk
+            t, outputs[name] = timed(lm.device, lambda name=name, part=part, order=order: run_lens(lm, part, order, batch_size, contenders[name]))
+            seconds[name] += t
+        for name in names[1:]:
+            diffs[name] = max(diffs[name], float((outputs[name] - outputs["ours"]).abs().max()))
+    points = len(ids) * (lm.n_layers + 1)
+    for name, s in seconds.items():
+        print(f"{name}_lens_seconds: {s:.2f} s ({points / s:,.0f} prompt-layers/s)")
+    for name, s in seconds.items():
+        if name != "ours":
+            print(f"ratio_vs_{name}: {s / seconds['ours']:.2f}")
+            print(f"max_abs_difference_{name}: {diffs[name]:.2e} (lens log-probabilities, all layers)")
+    return seconds
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Logit-lens metrics: one forward pass vs per-layer recomputation.")
-    parser.add_argument("--n", type=int, default=200)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--baseline-layers", type=int, default=None, help="time the baseline on this many layers and scale")
+    parser.add_argument("--chunks", type=int, default=2)
+    parser.add_argument("--peers", default="all", help="all, none, or a comma list of transformerlens,nnsight")
+    parser.add_argument("--baseline-layers", type=int, default=None, help="also time metrics vs a per-layer baseline on K layers")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    settings = Settings()
-    lm = load_model(ensure_demo_model(settings), device=args.device, name="SmolLM2-135M-Instruct")
+    lm = load_model(ensure_demo_model(Settings()), device=args.device, name="SmolLM2-135M-Instruct")
     prompts, sets, targets = prompts_and_sets(lm, args.n)
     n_tokens = sum(len(x) for x in encode(lm, prompts))
-    print(f"model: {lm.name} ({lm.n_layers} layers, {lm.device}, {str(lm.dtype).removeprefix('torch.')}); "
-          f"prompts: {len(prompts)} ({n_tokens} tokens); load average: {os.getloadavg()[0]:.1f}")
-    lens_metrics(lm, prompts[: args.batch_size], token_sets={k: v[: args.batch_size] for k, v in sets.items()})  # warm-up
+    print(machine_line(lm))
+    print(f"model: {lm.name} ({lm.n_layers} layers); prompts: {len(prompts)} ({n_tokens} tokens), batch size {args.batch_size}")
+    compare_peers(lm, prompts, args.batch_size, args.chunks, args.peers)
+    if args.baseline_layers:
+        metrics_vs_per_layer(lm, prompts, sets, targets, args.batch_size, args.baseline_layers)
+    print(f"load_average_at_end: {os.getloadavg()[0]:.1f}")
 
+
+def metrics_vs_per_layer(lm: LoadedModel, prompts: list[str], sets: dict[str, list[list[int]]], targets: list[int],
+                         batch_size: int, baseline_layers: int) -> None:
+    """Lens metrics from one pass vs one forward per layer (the same metrics for that layer)."""
+    lens_metrics(lm, prompts[:batch_size], token_sets={k: v[:batch_size] for k, v in sets.items()})  # warm-up
     t0 = time.perf_counter()
-    fast = lens_metrics(lm, prompts, token_sets=sets, targets={"target": targets}, batch_size=args.batch_size)
+    fast = lens_metrics(lm, prompts, token_sets=sets, targets={"target": targets}, batch_size=batch_size)
     t_fast = time.perf_counter() - t0
     n_points = lm.n_layers + 1
-    k = min(args.baseline_layers or n_points, n_points)
+    k = min(baseline_layers, n_points)
     layers = sorted({round(i * (n_points - 1) / max(k - 1, 1)) for i in range(k)})
     t0 = time.perf_counter()
-    slow = per_layer_baseline(lm, prompts, sets, targets, args.batch_size, layers)
+    slow = per_layer_baseline(lm, prompts, sets, targets, batch_size, layers)
     t_slow = (time.perf_counter() - t0) * n_points / len(layers)
-
     diff = max(
         float(np.abs(fast.entropy[:, layers, 0] - slow["entropy"][:, layers]).max()),
         float(np.abs(fast.kl_to_final[:, layers, 0] - slow["kl"][:, layers]).max()),
@@ -101,10 +193,10 @@ def main() -> None:
     rank_mismatch = float((fast.rank["target"][:, layers, 0] != slow["rank"][:, layers]).mean())
     points = len(prompts) * n_points
     scaled = f" (timed on layers {layers}, scaled by {n_points}/{len(layers)})" if len(layers) < n_points else ""
-    print(f"one_pass_seconds: {t_fast:.2f} s ({points / t_fast:.0f} prompt-layers/s)")
-    print(f"per_layer_baseline_seconds: {t_slow:.2f} s ({points / t_slow:.0f} prompt-layers/s){scaled}")
-    print(f"speedup: {t_slow / t_fast:.1f}x (one forward pass for all {lm.n_layers + 1} lens points vs one per layer)")
-    print(f"max_abs_difference: {diff:.2e} (entropy, KL, token-set mass); rank mismatches: {rank_mismatch:.2%}")
+    print(f"metrics_one_pass_seconds: {t_fast:.2f} s ({points / t_fast:.0f} prompt-layers/s)")
+    print(f"metrics_per_layer_baseline_seconds: {t_slow:.2f} s ({points / t_slow:.0f} prompt-layers/s){scaled}")
+    print(f"metrics_speedup: {t_slow / t_fast:.1f}x (one forward pass for all {n_points} lens points vs one per layer)")
+    print(f"metrics_max_abs_difference: {diff:.2e} (entropy, KL, token-set mass); rank mismatches: {rank_mismatch:.2%}")
 
 
 if __name__ == "__main__":

@@ -5,11 +5,16 @@
 
 
 1. tokens/s of Hugging Face ``generate`` (greedy, a fixed number of new tokens) without hooks
-   and inside ``SteeringVector.apply`` (one vector, and three vectors at once); the ratio
-   steered/unsteered is the figure of merit (target ≥ 0.9). Runs alternate, medians are reported.
+   and steered by the same vector at the same block through ours (``SteeringVector.apply``; also
+   three vectors at once), steering-vectors' ``SteeringVector.apply`` and repeng's ``ControlModel``;
+   steered/unsteered per library (target ≥ 0.95) and ``ratio_vs_<peer>`` (our steered tokens/s ÷
+   theirs); the greedy outputs must agree. Runs alternate, medians are reported.
 2. tokens/s of the paired decoder (``decode_rows``: unsteered + steered rows in one batch with
    shared noise), per output row, against unsteered ``generate`` of one row.
-3. best-of-n: generation time and reward-scoring time per candidate (one extra forward pass over
+3. steering-vector fit (``contrastive_vectors`` on ``--fit-pairs`` demo verbosity pairs): seconds,
+   tokens forwarded and the bound at the measured matmul rate (2 x non-embedding params x tokens
+   / torch.mm FLOP/s); then a second fit at other layers with the same cache (a read).
+4. best-of-n: generation time and reward-scoring time per candidate (one extra forward pass over
    prompt + response through the frozen model), and scoring as a share of the whole.
 
 The directions and reward heads are random: the cost does not depend on their values.
@@ -23,9 +28,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
+import peers
 import torch
+from peers import machine_line, sync
 
 from workbench.models.embedded import ensure_demo_model
 from workbench.models.generation import SamplingSettings
@@ -39,14 +47,102 @@ from workbench.steering.vectors import SteeringVector, steer
 PROMPT = "Tell me about the history of the moon landing."
 
 
-def _fixed_generate(lm, tokens: int) -> float:
-    """Seconds for one greedy generation of exactly ``tokens`` new tokens."""
+def _fixed_generate(lm, tokens: int) -> tuple[float, list[int]]:
+    """(seconds, token ids) of one greedy generation of exactly ``tokens`` new tokens."""
     enc = lm.tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt",
                                            return_dict=True)
     t0 = time.perf_counter()
     with torch.inference_mode():
-        lm.model.generate(**enc, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
-    return time.perf_counter() - t0
+        out = lm.model.generate(**enc.to(lm.device), max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
+                                pad_token_id=lm.tokenizer.pad_token_id)
+    sync(lm.device)
+    return time.perf_counter() - t0, out[0].tolist()
+
+
+def steered_generation(lm, vectors: list[SteeringVector], tokens: int, repeats: int) -> dict[str, float]:
+    """Unsteered vs steered greedy generation, ours and the peers on one vector; returns tokens/s each."""
+    vec = vectors[0]
+    block = vec.layer - 1  # our layer i is the output of block i-1, the peers' layer index
+    delta = vec.vector().to(lm.device, lm.dtype)
+    runs: dict[str, Callable[[], tuple[float, list[int]]]] = {"unsteered": lambda: _fixed_generate(lm, tokens)}
+
+    def ours() -> tuple[float, list[int]]:
+        with vec.apply(lm, 1.0):
+            return _fixed_generate(lm, tokens)
+
+    def three() -> tuple[float, list[int]]:
+        with steer(lm, [(v, 1.0) for v in vectors]):
+            return _fixed_generate(lm, tokens)
+
+    runs["ours"], runs["ours (3 vectors)"] = ours, three
+    sv_cls, why = peers.steering_vectors(lm)
+    if sv_cls is None:
+        print(f"steering_vectors: cannot run here: {why}")
+    else:
+        sv = sv_cls(layer_activations={block: delta}, layer_type="decoder_block")
+
+        def theirs() -> tuple[float, list[int]]:
+            with sv.apply(lm.model, multiplier=1.0):
+                return _fixed_generate(lm, tokens)
+        runs["steering_vectors"] = theirs
+    repeng, why = peers.repeng(lm)
+    if repeng is None:
+        print(f"repeng: cannot run here: {why}")
+    else:
+        control = repeng.ControlVector(model_type=lm.model.config.model_type, directions={block: delta.float().cpu().numpy()})
+
+        def controlled() -> tuple[float, list[int]]:
+            cm = repeng.ControlModel(lm.model, [block])  # wraps the block in place; unwrapped again below
+            try:
+                cm.set_control(control, 1.0)
+                return _fixed_generate(lm, tokens)
+            finally:
+                cm.unwrap()
+        runs["repeng"] = controlled
+
+    _fixed_generate(lm, 8)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    outputs: dict[str, list[int]] = {}
+    for r in range(repeats):
+        names = list(runs)
+        for name in names[r % len(names):] + names[:r % len(names)]:  # a different one goes first each round
+            seconds, outputs[name] = runs[name]()
+            times[name].append(seconds)
+    rates = {name: tokens / statistics.median(ts) for name, ts in times.items()}
+    print(f"\n== generate(): {tokens} new tokens, greedy, median of {repeats} ==")
+    for name, rate in rates.items():
+        same = "" if name in ("unsteered", "ours", "ours (3 vectors)") else f", greedy output {'same as' if outputs[name] == outputs['ours'] else 'DIFFERS from'} ours"
+        print(f"{name}_tokens_per_s: {rate:.1f} tokens/s (steered / unsteered {rate / rates['unsteered']:.3f}{same})")
+    for name in ("steering_vectors", "repeng"):
+        if name in rates:
+            print(f"ratio_vs_{name}: {rates['ours'] / rates[name]:.3f}")
+    print(f"steering_overhead: {rates['ours'] / rates['unsteered']:.3f} (ours steered / unsteered; target >= 0.95)")
+    return rates
+
+
+def fit_cost(lm, n_pairs: int) -> None:
+    """Steering-vector fit time vs what the matmuls alone would take; a refit from the cache."""
+    import tempfile
+    from pathlib import Path
+
+    from workbench.activations import ActivationCache, chat_texts
+    from workbench.data.demo import load_demo_pairs
+    from workbench.steering.contrastive import CLIP_MARGIN, attribute_set, clip_responses, contrastive_vectors
+
+    data = attribute_set(load_demo_pairs(), "verbosity", "verbose")
+    data.prompts, data.positive, data.negative = data.prompts[:n_pairs], data.positive[:n_pairs], data.negative[:n_pairs]
+    clipped = clip_responses(lm.tokenizer, data.positive + data.negative, 16 + CLIP_MARGIN)
+    rendered = chat_texts(data.prompts * 2, clipped, lm.tokenizer)
+    n_tokens = sum(map(len, lm.tokenizer(rendered.texts, add_special_tokens=rendered.add_special_tokens)["input_ids"]))
+    peak = peers.matmul_flops(lm.device, lm.dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = ActivationCache(Path(tmp))
+        first, _ = peers.timed(lm.device, lambda: contrastive_vectors(lm, data, [8, 12, 16, 20], cache=cache))
+        refit, _ = peers.timed(lm.device, lambda: contrastive_vectors(lm, data, [10, 14], method="pca", cache=cache))
+    bound = 2 * peers.non_embedding_params(lm) * n_tokens / peak
+    print(f"\n== steering-vector fit, {len(data.prompts)} verbosity pairs ({n_tokens} tokens forwarded) ==")
+    print(f"steering_fit_seconds: {first:.2f} s (matmul bound {bound:.2f} s at {peak / 1e9:.1f} GFLOP/s: {bound / first:.2f} of it)")
+    print(f"steering_refit_from_cache_seconds: {refit:.3f} s (other layers and method, same cache entry)")
 
 
 def evidence(lm) -> None:
@@ -110,6 +206,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--fit-pairs", type=int, default=60, help="pairs for the steering-vector fit timing (0 = skip)")
     ap.add_argument("--evidence", action="store_true", help="run the behavioural evidence instead of the timings")
     args = ap.parse_args()
     if args.threads:
@@ -121,21 +218,12 @@ def main() -> None:
     d, n_layers = lm.adapter.d_model(lm.model), lm.n_layers
     g = torch.Generator().manual_seed(0)
     vectors = [SteeringVector(f"v{i}", layer, torch.randn(d, generator=g), scale=4.0) for i, layer in enumerate((12, 16, 20))]
-    print(f"device {lm.device}, dtype {lm.dtype}, torch threads {torch.get_num_threads()}, {args.tokens} new tokens, {args.repeats} repeats")
+    print(machine_line(lm))
 
-    _fixed_generate(lm, 8)  # warm-up
-    times: dict[str, list[float]] = {"unsteered": [], "steered (1 vector)": [], "steered (3 vectors)": []}
-    for _ in range(args.repeats):
-        times["unsteered"].append(_fixed_generate(lm, args.tokens))
-        with vectors[0].apply(lm, 1.0):
-            times["steered (1 vector)"].append(_fixed_generate(lm, args.tokens))
-        with steer(lm, [(v, 1.0) for v in vectors]):
-            times["steered (3 vectors)"].append(_fixed_generate(lm, args.tokens))
-    base = args.tokens / statistics.median(times["unsteered"])
-    print("\n== generate(): tokens/s (median) ==")
-    for name, ts in times.items():
-        rate = args.tokens / statistics.median(ts)
-        print(f"{name:22s} {rate:8.1f} tok/s   ratio to unsteered {rate / base:5.3f}")
+    rates = steered_generation(lm, vectors, args.tokens, args.repeats)
+    base = rates["unsteered"]
+    if args.fit_pairs:
+        fit_cost(lm, args.fit_pairs)
 
     settings = SamplingSettings(max_new_tokens=args.tokens, temperature=1.0, top_p=1.0, top_k=0, seed=0)
     paired = []

@@ -58,12 +58,32 @@ def dpo_run(settings: Settings, data: Path, model: str, steps: int, precompute: 
         from workbench.jobs import manifest as files
 
         files.write_manifest(Path(tmp), files.Manifest(id="bench", type="dpo", entry=""))
-        t0 = time.perf_counter()
+        t0, wall0 = time.perf_counter(), time.time()
         train_dpo(job)
         total = time.perf_counter() - t0
         times = [r["time"] for r in files.read_metrics(Path(tmp)) if "loss" in r]
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    return {"step_s": statistics.median(gaps), "total_s": total}
+    # First step: from the call to the first logged step (model load, reference pass if precomputed, one step).
+    return {"step_s": statistics.median(gaps), "total_s": total, "first_step_s": times[0] - wall0}
+
+
+def dpo_flop_bound(model: str, settings: Settings, max_length: int, precompute: bool) -> float:
+    """Seconds one DPO step (batch 2, chosen + rejected, every sequence at max_length) needs at the matmul peak.
+
+    Policy forward + backward ≈ 6 x params x tokens (an upper bound for LoRA, which skips the
+    weight gradients); the reference forward adds 2 x params x tokens unless precomputed.
+    """
+    from peers import matmul_flops
+
+    from workbench.models.loading import resolve_device
+    from workbench.models.placement import estimate_memory
+    from workbench.models.resolve import resolve
+
+    ref = resolve(settings, model)
+    params = estimate_memory(ref.path, torch.float32).n_params  # a GGUF has no safetensors header: use its converted folder
+    device = resolve_device("auto")
+    tokens = 2 * 2 * max_length
+    return (6 + (0 if precompute else 2)) * params * tokens / matmul_flops(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
 
 
 def pal_epochs(n_pairs: int, d: int, epochs: int) -> dict[str, float]:
@@ -97,6 +117,11 @@ def main() -> int:
         print(f"DPO step, reference model forward each step : {base['step_s']:.3f} s  (run {base['total_s']:.1f} s)")
         print(f"DPO step, precomputed reference log-probs   : {pre['step_s']:.3f} s  (run {pre['total_s']:.1f} s incl. the precompute pass)")
         print(f"ratio precomputed / baseline step time      : {pre['step_s'] / base['step_s']:.2f}×")
+        print(f"dpo_first_step_seconds: {base['first_step_s']:.1f} s (reference forward each step), "
+              f"{pre['first_step_s']:.1f} s (precomputed, incl. the reference pass)")
+        bound = dpo_flop_bound(args.model, settings, args.max_length, precompute=False)
+        print(f"dpo_step_matmul_bound_seconds: {bound:.3f} s (8 x params x 2x2x{args.max_length} tokens at the measured "
+              f"torch.mm rate; measured step {base['step_s']:.3f} s: {bound / base['step_s']:.2f} of it)")
     pal = pal_epochs(args.pal_pairs, args.pal_dim, args.pal_epochs)
     for name, sec in pal.items():
         print(f"{name:6s} epoch on {args.pal_pairs} pairs (d={args.pal_dim}): {sec:.3f} s  ratio to BT {sec / pal['BT']:.2f}×")
