@@ -161,3 +161,17 @@ def test_decision_layer_is_start_of_final_sign_run():
     margins = np.array([[1.0, -1.0, 2.0, 3.0], [-1.0, -2.0, -3.0, -0.5], [1.0, 1.0, -1.0, 1.0]])
     r = PreferenceLensResult("m", ["a", "b", "c"], ["x"] * 3, ["y"] * 3, margins)
     assert r.decision_layers().tolist() == [2, 0, 3]
+
+
+def test_small_n_cloze_and_preference(tiny_checkpoint, clean_folder):
+    lm = load_model(tiny_checkpoint("qwen2"))
+    table = read_word_table(clean_folder)
+    one = run_latent(lm, make_task(table, "cloze", "zh", "zh", shots=0, limit=1))
+    assert len(one.examples) == 1 and not one.has_control and not one.curves().isna().any().any()
+    zh_only = read_word_table(clean_folder / "zh" / "clean.csv")  # 4 concepts, one without a cloze sentence
+    with pytest.raises(DataError, match="Only 3 concepts have a zh cloze sentence .* 3-shot prompts need 4"):
+        make_task(zh_only, "cloze", "zh", "zh", shots=3)
+    single = preference_lens(lm, [Pair("Say something", "The quick brown fox.", "The lazy dog.", preferred="A")])
+    curve = single.curve()
+    assert len(single.pair_ids) == 1 and not curve.isna().any().any()
+    assert (curve["margin_lo"] == curve["margin"]).all()  # one pair: no band, and no NaN
