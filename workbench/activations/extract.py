@@ -237,6 +237,25 @@ def _forward_kwargs(lm: LoadedModel) -> dict[str, Any]:
     return kwargs
 
 
+def _pool(states: list[torch.Tensor], pooling: str, lengths: np.ndarray, select: np.ndarray) -> torch.Tensor:
+    """``[layers, rows, d]`` float32 on the first state's device, one host copy per batch for the caller.
+
+    Each layer is pooled where it lives: with ``device_map`` a model's layers sit on several
+    GPUs, and only the pooled rows (not the ``[batch, width, d]`` states) cross between them.
+    """
+    out = []
+    for s in states:
+        if pooling == "last":
+            rows = torch.arange(len(lengths), device=s.device)
+            out.append(s[rows, torch.from_numpy(lengths - 1).to(s.device)].float())
+        elif pooling == "mean":
+            weights = torch.from_numpy(select).to(s.device, torch.float32)
+            out.append(torch.einsum("bld,bl->bd", s.float(), weights) / weights.sum(1, keepdim=True))
+        else:
+            out.append(s[torch.from_numpy(select).to(s.device)].float())
+    return torch.stack([p.to(states[0].device) for p in out])
+
+
 def _run(lm: LoadedModel, tokens: _Tokens, layers: list[int], pooling: str, batch_size: int, alloc: Allocator,
          report: Callable[[int], None]) -> None:
     """Forward every batch once and write the pooled rows of each layer through ``alloc``'d arrays."""
@@ -269,18 +288,7 @@ def _run(lm: LoadedModel, tokens: _Tokens, layers: list[int], pooling: str, batc
                     lm.adapter, lm.model, input_ids=torch.from_numpy(ids).to(lm.device),
                     attention_mask=torch.from_numpy(mask).long().to(lm.device), **kwargs,
                 )
-                if pooling == "last":
-                    last = torch.from_numpy(lengths - 1).to(lm.device)
-                    batch = torch.arange(len(rows), device=lm.device)
-                    pooled = torch.stack([states[layer][batch, last].float() for layer in layers])
-                elif pooling == "mean":
-                    weights = torch.from_numpy(select).to(lm.device, torch.float32)
-                    denom = weights.sum(1, keepdim=True)
-                    pooled = torch.stack([torch.einsum("bld,bl->bd", states[layer].float(), weights) / denom for layer in layers])
-                else:
-                    keep = torch.from_numpy(select).to(lm.device)
-                    pooled = torch.stack([states[layer][keep].float() for layer in layers])
-                pooled_np = pooled.cpu().numpy()
+                pooled_np = _pool([states[layer] for layer in layers], pooling, lengths, select).cpu().numpy()
         except torch.cuda.OutOfMemoryError as exc:
             raise WorkbenchError(
                 f"Out of memory extracting activations from {lm.name} with batch_size={batch_size} (longest text {width} tokens).",
