@@ -88,7 +88,7 @@ class SteeringVector:
         """
         module, adapter = _model_and_adapter(model)
         block = self._block(module, adapter)
-        param = next(module.parameters())
+        param = next(block.parameters())  # the block's own device: with device_map, blocks sit on different GPUs
         coef = torch.as_tensor(coefficient, dtype=torch.float32)
         if coef.ndim > 1:
             raise ConfigError(f"A coefficient must be a number or one number per batch row; got shape {tuple(coef.shape)}.")
