@@ -39,23 +39,28 @@ def eligible_traits(spec: PersonaSpec) -> list[str]:
     return [t for t, c in counts.items() if min(c.values()) >= spec.statements_per_trait // 2]
 
 
-def one_seed(seed: int, model: str, settings: Settings, traits: list[str] | None = None) -> dict:
+def one_seed(seed: int, model: str, settings: Settings, traits: list[str] | None = None, shots: list[int] | None = None) -> dict:
+    """One benchmark build and PAL run; its summary, also printed at once (a long run that is stopped keeps what it did)."""
     spec = PersonaSpec(seed=seed) if traits is None else PersonaSpec(traits=traits, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         pairs, truth = build_persona_benchmark(PERSONA, spec)
         data = write_benchmark(pairs, truth, Path(tmp) / "bench")
-        cfg = validate_pal(PALJobConfig.from_dict({"dataset": str(data), "model": model, "k": 4, "seed": seed}), settings)
+        options = {"dataset": str(data), "model": model, "k": 4, "seed": seed, **({"shots": shots} if shots else {})}
+        cfg = validate_pal(PALJobConfig.from_dict(options), settings)
         run_dir = Path(tmp) / "run"
         run_dir.mkdir()
         files.write_manifest(run_dir, files.Manifest(id=f"persona-{seed}", type="pal", entry=""))
         run_pal(JobContext(run_dir, cfg, settings, resume=False, run_id=f"persona-{seed}"))
-        return files.read_manifest(run_dir).summary
+        summary = files.read_manifest(run_dir).summary
+    print(json.dumps({"seed": seed, "traits": spec.traits, "seen": summary["seen"]}), file=sys.stderr, flush=True)
+    return summary
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--trait-draws", type=int, default=0, help="instead of the default traits, N random trait draws (seeds 0..N-1)")
+    ap.add_argument("--shots", type=int, nargs="+", help="unseen-user shot counts (default: the PAL job's 1 5 10 20 50 100)")
     ap.add_argument("--model", default="all-MiniLM-L6-v2")
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args()
@@ -70,7 +75,7 @@ def main() -> int:
         print(f"drawing {len(DEFAULT_TRAITS)} of {len(pool)} eligible traits: {', '.join(pool)}", file=sys.stderr)
     else:
         runs = [(s, None) for s in args.seeds]
-    results = [one_seed(s, args.model, settings, traits) for s, traits in runs]
+    results = [one_seed(s, args.model, settings, traits, args.shots) for s, traits in runs]
     print(json.dumps(results, indent=1))
     models = ["BT", "PAL-A", "PAL-B", "oracle"]
 
