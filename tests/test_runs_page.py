@@ -33,6 +33,8 @@ def test_every_registered_job_type_gets_a_form(ctx) -> None:
     recsae = manager.job_type("recsae")
     assert {"interactions", "attributes", "epochs", "d_model"} <= set(actions.form_fields(recsae))
     assert actions.yaml_fields(recsae) == ["sae"]  # a mapping: only the YAML box sets it
+    # an empty Gradio number box sends 0, so a number that defaults to "none" is a YAML option
+    assert {"layer", "max_pairs", "sae"} == set(actions.yaml_fields(manager.job_type("lm-sae")))
     assert str(INTERACTIONS).replace("_", "\\_") in actions.form_hint(recsae)
     untyped = manager.job_type("labeling.generate-pairs")
     assert actions.form_fields(untyped) == [] and "YAML box" in actions.form_hint(untyped)

@@ -32,7 +32,7 @@ def ctx(tmp_path_factory, tiny_checkpoint):
 
 
 def test_actions_need_a_loaded_causal_model(tmp_path):
-    with pytest.raises(ModelError, match="No model is loaded"):
+    with pytest.raises(ModelError, match="No model picked"):
         actions.require_model(AppContext(Settings(home=tmp_path)))
 
 
@@ -136,3 +136,15 @@ def test_new_vectors_and_reward_models_reach_every_dropdown(ctx):
     assert {"steer-slot-0", "steer-slot-1", "steer-slot-2", "steer-sweep-vector"} <= followers("steer-fit")
     assert "steer-sweep-reward" in followers("steer-rm-train")
     assert not any(c.get("props", {}).get("value") == "Refresh vectors" for c in config["components"])
+
+
+def test_actions_use_the_model_they_name_and_switch_nothing(tmp_path, tiny_checkpoint):
+    """One model per request: naming a model loads it into the shared cache, never makes it the app's active one."""
+    context = AppContext(Settings(home=tmp_path))
+    context.store.import_pairs("toy", demo_like_pairs(), source="test", format="unlabeled")
+    name = str(tiny_checkpoint("llama"))
+    rows = actions.fit_vectors(context, "toy", "verbosity", "verbose", "mean_diff", "1", model=name)
+    frames = list(actions.stream_comparison(context, "Hello", "", actions.active_slots(context, [rows[0][0]], [4.0]),
+                                            actions.sampling(4, 0.0, 0), model=name))
+    assert frames and context.active_model_name is None and context.active_model is None
+    assert len(context.models) == 1  # loaded once, shared by both requests

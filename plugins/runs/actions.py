@@ -27,12 +27,21 @@ MAX_YAML_CHARS = 20_000
 
 
 def form_fields(job_type: JobType) -> list[str]:
-    """The options shown as one widget each: the config's scalar fields, in declaration order."""
+    """The options shown as one widget each: the config's scalar fields, in declaration order.
+
+    A number whose default is "none" stays in the YAML box: Gradio's number box sends 0 when
+    left empty, which would silently replace "the default" (e.g. LM-SAE's middle layer).
+    """
     cls = job_type.config_cls
     if cls is None:
         return []
     hints = typing.get_type_hints(cls)
-    return [f.name for f in dataclasses.fields(cls) if f.init and unwrap_optional(hints[f.name])[0] in SCALARS]
+    out = []
+    for f in dataclasses.fields(cls):
+        tp, optional = unwrap_optional(hints[f.name])
+        if f.init and tp in SCALARS and not (optional and tp in (int, float) and f.default is None):
+            out.append(f.name)
+    return out
 
 
 def yaml_fields(job_type: JobType) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.app import ui
 from workbench.context import AppContext
 from workbench.errors import ConfigError, DataError, ModelError
 from workbench.models.generation import SamplingSettings
@@ -35,12 +36,15 @@ VECTOR_COLUMNS = ["vector", "layer", "method", "scale", "accuracy", "separation"
 N_SLOTS = 3
 
 
-def require_model(ctx: AppContext) -> LoadedModel:
-    lm = ctx.active_model
-    if lm is None:
-        raise ModelError("No model is loaded.", hint="Load one in the Models & data tab first.")
+def require_model(ctx: AppContext, model: str | None = None) -> LoadedModel:
+    """The causal LM this request names (the server's start-up model when it names none), from the
+    shared cache: nothing here switches a model for anyone else."""
+    name = model or ctx.active_model_name
+    if not name:
+        raise ModelError("No model picked.", hint="Pick a model in the Model dropdown at the top of this tab.")
+    lm = ctx.get_model(name)
     if lm.is_encoder:
-        raise ModelError(f"{lm.name} is an encoder; steering needs a causal language model.", hint="Load a decoder model.")
+        raise ModelError(f"{lm.name} is an encoder; steering needs a causal language model.", hint="Pick a decoder model.")
     return lm
 
 
@@ -48,6 +52,11 @@ def sampling(max_new_tokens: float, temperature: float, seed: float | None) -> S
     """Temperature 0 means greedy decoding."""
     return SamplingSettings(max_new_tokens=int(max_new_tokens), temperature=float(temperature) if temperature > 0 else 1.0,
                             do_sample=temperature > 0, seed=None if seed is None else int(seed))
+
+
+def model_choices(ctx: AppContext) -> list[str]:
+    """The models this tab can steer: causal LMs from the catalog and the loaded ones."""
+    return ui.model_choices(ctx, ["causal_lm"])
 
 
 # -- datasets and vectors ------------------------------------------------------------
@@ -83,9 +92,10 @@ def parse_layers(text: str, n_layers: int) -> list[int]:
     return layers
 
 
-def fit_vectors(ctx: AppContext, dataset: str, attribute: str, positive_pole: str, method: str, layers_text: str) -> list[list[Any]]:
+def fit_vectors(ctx: AppContext, dataset: str, attribute: str, positive_pole: str, method: str, layers_text: str,
+                model: str | None = None) -> list[list[Any]]:
     """Fit one vector per layer from a dataset's contrastive set, save them all, return table rows."""
-    lm = require_model(ctx)
+    lm = require_model(ctx, model)
     if method not in METHODS:
         raise ConfigError(f"Unknown method {method!r}.", hint=f"Choose one of {', '.join(METHODS)}.")
     pairs = ctx.store.get_pairs(dataset)
@@ -102,9 +112,10 @@ def fit_vectors(ctx: AppContext, dataset: str, attribute: str, positive_pole: st
     return rows
 
 
-def vector_choices(ctx: AppContext) -> list[str]:
-    """Saved vectors that fit the active model's residual stream (all of them when none is loaded)."""
-    lm = ctx.active_model
+def vector_choices(ctx: AppContext, model: str | None = None) -> list[str]:
+    """Saved vectors that fit the named (else the start-up) model's residual stream; all of them while
+    that model is not loaded yet (listing never loads weights)."""
+    lm = ctx.models.get(model) if model else ctx.active_model
     d_model = lm.adapter.d_model(lm.model) if lm is not None and not lm.is_encoder else None
     return [v.name for v in list_vectors(ctx.settings, d_model)]
 
@@ -135,9 +146,9 @@ def active_slots(ctx: AppContext, names: Sequence[str | None], coefficients: Seq
 
 
 def stream_comparison(ctx: AppContext, prompt: str, system: str, steering: list[tuple[Any, float]],
-                      settings: SamplingSettings, every: int = 4) -> Iterator[tuple[str, str]]:
+                      settings: SamplingSettings, every: int = 4, model: str | None = None) -> Iterator[tuple[str, str]]:
     """Stream (unsteered HTML, steered HTML) for the same prompt and seed."""
-    lm = require_model(ctx)
+    lm = require_model(ctx, model)
     if not (prompt or "").strip():
         raise ConfigError("Type a prompt first.")
     for plain, steered in side_by_side(lm, prompt.strip(), steering, settings, system=system or None, every=every):
@@ -146,8 +157,9 @@ def stream_comparison(ctx: AppContext, prompt: str, system: str, steering: list[
 
 # -- dose-response ---------------------------------------------------------------------
 def run_sweep(ctx: AppContext, vector_name: str, prompts_text: str, low: float, high: float, steps: int,
-              settings: SamplingSettings, reward_model: str | None = None, attribute: str | None = None) -> SweepResult:
-    lm = require_model(ctx)
+              settings: SamplingSettings, reward_model: str | None = None, attribute: str | None = None,
+              model: str | None = None) -> SweepResult:
+    lm = require_model(ctx, model)
     if not vector_name:
         raise ConfigError("Pick a steering vector to sweep.")
     prompts = [line.strip() for line in (prompts_text or "").splitlines() if line.strip()]
@@ -189,8 +201,8 @@ def default_high_poles(ctx: AppContext, dataset: str) -> str:
     return ", ".join(f"{a}={poles[-1]}" for a, poles in options.items())
 
 
-def train_reward(ctx: AppContext, dataset: str, high_poles_text: str, layer: int, name: str) -> str:
-    lm = require_model(ctx)
+def train_reward(ctx: AppContext, dataset: str, high_poles_text: str, layer: int, name: str, model: str | None = None) -> str:
+    lm = require_model(ctx, model)
     comparisons = comparisons_from_poles(ctx.store.get_pairs(dataset), parse_high_poles(high_poles_text))
     if not comparisons:
         raise DataError(f"Dataset {dataset!r} has no pairs whose poles match {high_poles_text!r}.",
@@ -245,8 +257,8 @@ def dpa_prompt_preview(ctx: AppContext, reward_model: str | None, theta: float, 
 
 def run_best_of_n(ctx: AppContext, reward_model: str, prompt: str, theta: float, weights: Sequence[float], n: int,
                   settings: SamplingSettings, condition_prompt: bool, mode: str = THETA,
-                  axes: tuple[str | None, str | None] = (None, None)) -> BestOfN:
-    lm = require_model(ctx)
+                  axes: tuple[str | None, str | None] = (None, None), model: str | None = None) -> BestOfN:
+    lm = require_model(ctx, model)
     if not reward_model:
         raise ConfigError("Pick a reward model (or train one above).")
     if not (prompt or "").strip():

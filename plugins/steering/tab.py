@@ -23,7 +23,7 @@ CSS = """
 """
 
 
-def _vectors_section(ctx: AppContext) -> Any:
+def _vectors_section(ctx: AppContext, model: gr.Dropdown) -> Any:
     """Returns the fit event, so the vector dropdowns elsewhere can follow a new fit."""
     gr.Markdown("### Steering vectors from contrastive sets")
     with gr.Row():
@@ -51,7 +51,7 @@ def _vectors_section(ctx: AppContext) -> Any:
 
     def on_fit(*args: Any) -> tuple[Any, str]:
         try:
-            rows = actions.fit_vectors(ctx, *args)
+            rows = actions.fit_vectors(ctx, *args[:-1], model=args[-1])
         except WorkbenchError as exc:
             return gr.skip(), error_markdown(exc)
         return rows, f"Saved {len(rows)} vector(s): they are in the Vector dropdowns below and in the dose-response sweep."
@@ -59,16 +59,16 @@ def _vectors_section(ctx: AppContext) -> Any:
     gr.on(triggers=None, fn=lambda: gr.Dropdown(choices=actions.dataset_choices(ctx)), outputs=dataset)
     dataset.change(on_dataset, inputs=dataset, outputs=[poles_state, attribute, pole])
     attribute.change(on_attribute, inputs=[poles_state, attribute], outputs=pole)
-    return fit.click(on_fit, inputs=[dataset, attribute, pole, method, layers], outputs=[table, status])
+    return fit.click(on_fit, inputs=[dataset, attribute, pole, method, layers, model], outputs=[table, status])
 
 
-def vector_dropdowns(ctx: AppContext, n: int) -> list[Any]:
-    """``n`` vector dropdowns refilled with the saved vectors (keeping each one's current pick)."""
-    names = actions.vector_choices(ctx)
+def vector_dropdowns(ctx: AppContext, n: int, model: str | None) -> list[Any]:
+    """``n`` vector dropdowns refilled with the saved vectors that fit ``model`` (keeping each one's pick)."""
+    names = actions.vector_choices(ctx, model)
     return [gr.Dropdown(choices=[""] + names) for _ in range(n)]
 
 
-def _generation_section(ctx: AppContext) -> list[gr.Dropdown]:
+def _generation_section(ctx: AppContext, model: gr.Dropdown) -> list[gr.Dropdown]:
     gr.Markdown("### Steered vs unsteered, same seed")
     prompt = gr.Textbox(label="Prompt", value="Tell me about the moon.", lines=2, elem_id="steer-prompt")
     system = gr.Textbox(label="System prompt (optional)", elem_id="steer-system")
@@ -92,23 +92,23 @@ def _generation_section(ctx: AppContext) -> list[gr.Dropdown]:
             gr.Markdown("**Steered** (hover a token for its log-probability)")
             steered = gr.HTML(elem_id="steer-steered")
 
-    def on_generate(text: str, sys_text: str, mx: float, temp: float, seed_value: float | None, *slot_values: Any) -> Iterator[tuple[Any, Any, Any]]:
+    def on_generate(text: str, sys_text: str, mx: float, temp: float, seed_value: float | None, name: str | None,
+                    *slot_values: Any) -> Iterator[tuple[Any, Any, Any]]:
         names, coefs = slot_values[:actions.N_SLOTS], slot_values[actions.N_SLOTS:]
         try:
             steering = actions.active_slots(ctx, names, coefs)
             yield gr.skip(), gr.skip(), "Generating…" if steering else "No vector picked: both sides are the unsteered model."
-            for left, right in actions.stream_comparison(ctx, text, sys_text, steering, actions.sampling(mx, temp, seed_value)):
+            for left, right in actions.stream_comparison(ctx, text, sys_text, steering, actions.sampling(mx, temp, seed_value), model=name):
                 yield left, right, gr.skip()
             yield gr.skip(), gr.skip(), "Done."
         except WorkbenchError as exc:
             yield gr.skip(), gr.skip(), error_markdown(exc)
 
-    gr.on(triggers=None, fn=lambda: vector_dropdowns(ctx, len(slots)), outputs=slots)
-    go.click(on_generate, inputs=[prompt, system, max_new, temperature, seed, *slots, *sliders], outputs=[plain, steered, status])
+    go.click(on_generate, inputs=[prompt, system, max_new, temperature, seed, model, *slots, *sliders], outputs=[plain, steered, status])
     return slots
 
 
-def _sweep_section(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown]:
+def _sweep_section(ctx: AppContext, model: gr.Dropdown) -> tuple[gr.Dropdown, gr.Dropdown]:
     gr.Markdown("### Dose-response sweep")
     with gr.Row():
         vector = gr.Dropdown(label="Vector", choices=[], scale=3, elem_id="steer-sweep-vector")
@@ -125,8 +125,8 @@ def _sweep_section(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown]:
     table = gr.Dataframe(interactive=False, elem_id="steer-sweep-table")
     plot = gr.LinePlot(x="coefficient", y="value", color="metric", title="Dose-response", height=280)
 
-    def refresh() -> tuple[Any, Any]:
-        return gr.Dropdown(choices=actions.vector_choices(ctx)), gr.Dropdown(choices=[""] + actions.reward_model_choices(ctx))
+    def refresh() -> Any:
+        return gr.Dropdown(choices=[""] + actions.reward_model_choices(ctx))
 
     def on_reward(name: str | None) -> Any:
         try:
@@ -134,9 +134,10 @@ def _sweep_section(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown]:
         except WorkbenchError:
             return gr.Dropdown(choices=[""], value="")
 
-    def on_run(vec: str, lo: float, hi: float, n: float, rm: str | None, attr: str | None, mx: float, text: str) -> tuple[Any, Any, str]:
+    def on_run(vec: str, lo: float, hi: float, n: float, rm: str | None, attr: str | None, mx: float, text: str,
+               name: str | None) -> tuple[Any, Any, str]:
         try:
-            result = actions.run_sweep(ctx, vec, text, lo, hi, int(n), actions.sampling(mx, 0.7, 0), rm or None, attr or None)
+            result = actions.run_sweep(ctx, vec, text, lo, hi, int(n), actions.sampling(mx, 0.7, 0), rm or None, attr or None, model=name)
         except WorkbenchError as exc:
             return gr.skip(), gr.skip(), error_markdown(exc)
         df = pd.DataFrame(result.rows())
@@ -145,13 +146,13 @@ def _sweep_section(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown]:
         lo_ok, hi_ok = result.usable
         return df.round(4), long, f"Suggested usable range: **{lo_ok:g} … {hi_ok:g}** (KL ≤ {result.limits['max_kl']:g} nats/token, no degeneration)."
 
-    gr.on(triggers=None, fn=refresh, outputs=[vector, reward])
+    gr.on(triggers=None, fn=refresh, outputs=reward)
     reward.change(on_reward, inputs=reward, outputs=attribute)
-    go.click(on_run, inputs=[vector, low, high, steps, reward, attribute, max_new, prompts], outputs=[table, plot, status])
+    go.click(on_run, inputs=[vector, low, high, steps, reward, attribute, max_new, prompts, model], outputs=[table, plot, status])
     return vector, reward
 
 
-def _dpa_section(ctx: AppContext) -> Any:
+def _dpa_section(ctx: AppContext, model: gr.Dropdown) -> Any:
     """Returns the reward-model training event, so the sweep's reward dropdown can follow it."""
     gr.Markdown("### DPA: a direction in reward space")
     with gr.Accordion("Train a reward model (per-attribute Bradley–Terry heads)", open=False):
@@ -192,9 +193,9 @@ def _dpa_section(ctx: AppContext) -> Any:
     def on_dataset(name: str | None) -> str:
         return actions.default_high_poles(ctx, name) if name else ""
 
-    def on_train(ds: str, poles_text: str, layer_value: float, model_name: str) -> tuple[str, Any, Any]:
+    def on_train(ds: str, poles_text: str, layer_value: float, model_name: str, base: str | None) -> tuple[str, Any, Any]:
         try:
-            message = actions.train_reward(ctx, ds, poles_text, int(layer_value), model_name)
+            message = actions.train_reward(ctx, ds, poles_text, int(layer_value), model_name, model=base)
         except WorkbenchError as exc:
             return error_markdown(exc), gr.skip(), gr.skip()
         return message, actions.reward_model_rows(ctx), gr.Dropdown(choices=actions.reward_model_choices(ctx), value=model_name)
@@ -215,9 +216,10 @@ def _dpa_section(ctx: AppContext) -> Any:
             return str(exc)
 
     def on_run(rm: str, text: str, th: float, count: float, mx: float, seed_value: float | None, cond: bool, how: str,
-               x: str | None, y: str | None, *ws: float) -> tuple[Any, ...]:
+               x: str | None, y: str | None, base: str | None, *ws: float) -> tuple[Any, ...]:
         try:
-            result = actions.run_best_of_n(ctx, rm, text, th, ws, int(count), actions.sampling(mx, 1.0, seed_value), cond, how, (x, y))
+            result = actions.run_best_of_n(ctx, rm, text, th, ws, int(count), actions.sampling(mx, 1.0, seed_value), cond, how, (x, y),
+                                           model=base)
         except WorkbenchError as exc:
             return error_markdown(exc), gr.skip(), gr.skip(), gr.skip()
         df = pd.DataFrame(result.rows())
@@ -230,26 +232,38 @@ def _dpa_section(ctx: AppContext) -> Any:
 
     gr.on(triggers=None, fn=refresh, outputs=[reward, models, dataset])
     dataset.change(on_dataset, inputs=dataset, outputs=poles)
-    trained = train.click(on_train, inputs=[dataset, poles, layer, name], outputs=[train_status, models, reward])
+    trained = train.click(on_train, inputs=[dataset, poles, layer, name, model], outputs=[train_status, models, reward])
     reward.change(on_reward, inputs=reward, outputs=[x_attr, y_attr])
     for control in (reward, theta, mode, x_attr, y_attr, *weights):
         control.change(on_preview, inputs=[reward, theta, mode, x_attr, y_attr, *weights], outputs=preview)
-    go.click(on_run, inputs=[reward, prompt, theta, n, max_new, seed, condition, mode, x_attr, y_attr, *weights],
+    go.click(on_run, inputs=[reward, prompt, theta, n, max_new, seed, condition, mode, x_attr, y_attr, model, *weights],
              outputs=[status, chosen, front, table])
     return trained
 
 
 def build_steering_tab(ctx: AppContext) -> None:
     gr.HTML(f"<style>{CSS}</style>")
-    gr.Markdown("Steer the loaded model: activation steering vectors with sliders, a dose-response sweep, "
+    gr.Markdown("Steer a causal language model: activation steering vectors with sliders, a dose-response sweep, "
                 "and DPA best-of-n reranking with a multi-objective reward model.")
+    # Every action names this model: a request never switches the model other tabs or users see.
+    model = gr.Dropdown(label="Model", choices=[], elem_id="steer-model")
     with gr.Tab("Steer"):
-        fitted = _vectors_section(ctx)
-        slots = _generation_section(ctx)
+        fitted = _vectors_section(ctx, model)
+        slots = _generation_section(ctx, model)
     with gr.Tab("Dose-response"):
-        sweep_vector, sweep_reward = _sweep_section(ctx)
+        sweep_vector, sweep_reward = _sweep_section(ctx, model)
     with gr.Tab("DPA"):
-        trained = _dpa_section(ctx)
+        trained = _dpa_section(ctx, model)
+
+    def on_load() -> Any:
+        names = actions.model_choices(ctx)
+        return gr.Dropdown(choices=names, value=ctx.active_model_name if ctx.active_model_name in names else (names[0] if names else None))
+
+    def vectors_for(name: str | None) -> list[Any]:
+        return vector_dropdowns(ctx, len(slots) + 1, name)
+
+    gr.on(triggers=None, fn=on_load, outputs=model)
     # What this server just made is in every dropdown at once: no "refresh" buttons.
-    fitted.then(lambda: vector_dropdowns(ctx, len(slots) + 1), outputs=[*slots, sweep_vector])
+    model.change(vectors_for, inputs=model, outputs=[*slots, sweep_vector])
+    fitted.then(vectors_for, inputs=model, outputs=[*slots, sweep_vector])
     trained.then(lambda: gr.Dropdown(choices=[""] + actions.reward_model_choices(ctx)), outputs=sweep_reward)
