@@ -158,7 +158,7 @@ def test_duplicate_json_keys_and_csv_headers_are_ambiguous(tmp_path: Path) -> No
     csv_path = tmp_path / "dup.csv"
     csv_path.write_text("prompt,chosen,rejected,chosen\np,a,b,c\nq,d,e,f\n", encoding="utf-8")
     err = refused(csv_path)
-    assert f"('chosen'): 2 at line 2, line 3" in err.message
+    assert "('chosen'): 2 at line 2, line 3" in err.message
     assert [p.response_a for p in read_pairs(csv_path, allow=["duplicate-keys"])] == ["c", "f"]
 
 
