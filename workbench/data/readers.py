@@ -32,6 +32,7 @@ import re
 import stat
 import zlib
 from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -534,9 +535,15 @@ def _open_regular(path: Path) -> io.BufferedReader:
     return os.fdopen(fd, "rb")
 
 
-def _open_binary(path: Path) -> io.BufferedIOBase:
-    f = _open_regular(path)
-    return gzip.GzipFile(fileobj=f, mode="rb") if path.name.endswith(".gz") else f
+@contextmanager
+def _open_binary(path: Path) -> Iterator[io.BufferedIOBase]:
+    """The file's bytes, gunzipped for .gz (closing both the gzip stream and the file)."""
+    with _open_regular(path) as f:
+        if path.name.endswith(".gz"):
+            with gzip.GzipFile(fileobj=f, mode="rb") as g:
+                yield g
+        else:
+            yield f
 
 
 def _iter_jsonl(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
