@@ -120,7 +120,7 @@ def test_identical_and_empty_pairs_are_refused_with_counts_unless_allowed(tmp_pa
                {"prompt": "r", "chosen": "x", "rejected": "x"}]
     path = write_lines(tmp_path / "careless.jsonl", [json.dumps(r) for r in records])
     err = refused(path)
-    assert err.message.startswith(f"{path}: 3 of 4 records look like mistakes")
+    assert err.message.startswith(f"{path}: 3 of 4 records look like mistakes, so none were read")
     assert f"{QUALITY_CHECKS['identical']}: 2 at line 2, line 4" in err.message
     assert f"{QUALITY_CHECKS['empty']}: 1 at line 3" in err.message
     assert "'identical'" in (err.hint or "") and "'empty'" in (err.hint or "")
@@ -160,6 +160,12 @@ def test_duplicate_json_keys_and_csv_headers_are_ambiguous(tmp_path: Path) -> No
     err = refused(csv_path)
     assert "('chosen'): 2 at line 2, line 3" in err.message
     assert [p.response_a for p in read_pairs(csv_path, allow=["duplicate-keys"])] == ["c", "f"]
+
+
+def test_places_are_listed_in_file_order_and_capped(tmp_path: Path) -> None:
+    same = json.dumps({"prompt": "p", "chosen": "x", "rejected": "x"})
+    path = write_lines(tmp_path / "many.jsonl", [json.dumps({**GOOD, "id": 0})] + [same] * 11)
+    assert f"{QUALITY_CHECKS['identical']}: 11 at line 2, line 3, line 4, line 5, line 6, …" in refused(path).message
 
 
 def test_boolean_id_is_refused(tmp_path: Path) -> None:

@@ -794,14 +794,14 @@ def _quality_error(path: Path, problems: dict[str, list[_Loc]], details: dict[st
     """One error for every refused kind, with a count and the first places, so one fix pass suffices."""
     parts = []
     for kind, locs in problems.items():
-        distinct = sorted(dict.fromkeys(loc.where() for loc in locs))
+        distinct = list(dict.fromkeys(loc.where() for loc in locs))  # in file order
         where = ", ".join(distinct[:5]) + (", …" if len(distinct) > 5 else "")
         shown = sorted(details.get(kind, ()))
         detail = f" ({', '.join(map(repr, shown[:5]))})" if shown else ""
         parts.append(f"{QUALITY_CHECKS[kind]}{detail}: {len(set(locs))} at {where}")
     kinds = list(problems)
     return DataError(
-        f"{n_bad} of {total} records look like mistakes and were not imported — {'; '.join(parts)}.", path=path,
+        f"{n_bad} of {total} records look like mistakes, so none were read — {'; '.join(parts)}.", path=path,
         hint=f"Fix or drop those records, or keep them as they are by allowing {', '.join(map(repr, kinds))} "
              f"(read_pairs(allow=[{', '.join(map(repr, kinds))}])).",
     )
