@@ -7,6 +7,7 @@ for a family or model type it already knows instead of silently replacing the fi
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,9 +80,12 @@ def residual_stream(adapter: ArchitectureAdapter, model: nn.Module, **inputs: to
     logit lens then applies the final norm exactly once, for every layer alike.
     """
     captured: list[torch.Tensor] = []
+    caller = threading.get_ident()
 
     def keep(_module: nn.Module, _args: object, output: object) -> None:
-        captured.append(output[0] if isinstance(output, tuple) else output)
+        # The model is shared: another thread's forward (a generation step) runs the same hook.
+        if threading.get_ident() == caller:
+            captured.append(output[0] if isinstance(output, tuple) else output)
 
     handle = adapter.layers(model)[-1].register_forward_hook(keep)
     try:
