@@ -8,7 +8,7 @@ import pytest
 
 from workbench.activations import ActivationCache, extract_activations
 from workbench.activations.distributed import extract_sharded, launch_extraction
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, DataError
 from workbench.models.loading import load_model
 
 TEXTS = [f"Text number {i}: the quick brown fox " + "jumps over the lazy dog. " * (i % 4 + 1) for i in range(10)]
@@ -53,3 +53,5 @@ def test_in_process_shards_are_the_same_entries_and_a_longer_corpus_reuses_them(
     np.testing.assert_allclose(longer.get(2), extract_activations(lm, TEXTS, layers=[2], pooling="mean").get(2), atol=1e-5)
     with pytest.raises(ConfigError, match="shard_texts"):
         extract_sharded(lm, TEXTS, cache=cache, shard_texts=0)
+    with pytest.raises(DataError, match="no texts"):
+        extract_sharded(lm, [], cache=cache)

@@ -25,7 +25,7 @@ import numpy as np
 
 from workbench.activations.cache import ActivationCache
 from workbench.activations.extract import Activations, extract_activations
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.files import atomic_write_text
 from workbench.models.loading import LoadedModel
 from workbench.training.launch import accelerate_command, accelerate_config, write_accelerate_config
@@ -70,6 +70,8 @@ def extract_sharded(lm: LoadedModel, texts: Sequence[str], *, cache: ActivationC
 
     ``extract_kwargs`` are ``extract_activations``'s (layers, pooling, batch_size, add_special_tokens).
     """
+    if not texts:
+        raise DataError("There are no texts to extract activations from.", field="texts", hint="Pass a non-empty list of strings.")
     bounds = shard_bounds(len(texts), shard_texts)
 
     def shard(i: int) -> Activations:
