@@ -112,7 +112,7 @@ def models(
 ) -> None:
     """List loadable local checkpoints: embedded, workbench home, model roots, HF cache, runs."""
     rows = [e.to_row() for e in _context(home).catalog()]
-    typer.echo(json.dumps(rows, indent=1) if as_json else _table(rows, ["name", "family", "params", "format", "status", "capabilities", "source", "path"]))
+    typer.echo(json.dumps(rows, indent=1) if as_json else _table(rows, ["name", "family", "params", "format", "status", "capabilities", "source", "path", "error"]))
 
 
 @app.command()

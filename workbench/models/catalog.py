@@ -54,6 +54,7 @@ class CatalogEntry:
         row["params"] = _human(self.n_params)
         row["family"] = self.family or "?"
         row["capabilities"] = ", ".join(sorted(self.capabilities))
+        row["error"] = self.error or ""
         return row
 
 
