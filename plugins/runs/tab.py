@@ -22,7 +22,8 @@ from workbench.jobs import JobManager
 from workbench.jobs.registry import JobType
 from workbench.sae.synthetic import synthetic_paths
 
-REFRESH_S = 1.0
+REFRESH_S = 2.0
+PLOT_EVERY_S = 10.0
 
 
 def slug(name: str) -> str:
@@ -77,7 +78,7 @@ def build_runs_tab(ctx: Any) -> None:
         cancel = gr.Button("Cancel", scale=1, elem_id="runs-cancel")
         resume = gr.Button("Resume", scale=1, elem_id="runs-resume")
     status = gr.Markdown(elem_id="runs-status")
-    plot = gr.Plot(label="Metrics", elem_id="runs-plot")
+    plot = gr.Plot(label="Metrics", show_label=False, elem_id="runs-plot")  # the label badge covered the first title
     log = gr.Textbox(label="Log tail", lines=12, max_lines=12, autoscroll=True, elem_id="runs-log")
     view = [status, plot, log]
 
@@ -130,19 +131,29 @@ def build_runs_tab(ctx: Any) -> None:
             return msg, t, d
         return on_control
 
-    cancel.click(control("cancel"), inputs=run_id, outputs=[start_status, table, run_id])
+    cancel.click(control("cancel"), inputs=run_id, outputs=[start_status, table, run_id], concurrency_limit=None)
     resume.click(control("resume"), inputs=run_id, outputs=[start_status, table, run_id])
     run_id.change(show, inputs=run_id, outputs=view)
     gr.on(triggers=None, fn=on_load, outputs=[table, run_id, status])  # page load: reattach
 
-    def tick(rid: str | None, request: gr.Request) -> tuple[Any, ...]:
-        """Redraw only while the selected run is live (or just ended), not every second forever."""
+    def tick(rid: str | None, drawn: tuple[str, int, float] | None, request: gr.Request) -> tuple[Any, ...]:
+        """While the selected run is live (or just ended): table, status and log every tick, the plot
+        when metrics were added, at most every PLOT_EVERY_S (drawing it every second kept the queue
+        busy, and a Cancel click waited behind it)."""
         try:
             require_owner(ctx.settings, request.username, "see the runs")
-            m = manager.get(rid).manifest if rid else None
+            run = manager.get(rid) if rid else None
+            m = run.manifest if run else None
         except WorkbenchError:
-            return (gr.skip(),) * (1 + len(view))
-        live = m is not None and (m.status in ("queued", "running") or time.time() - (m.finished or 0) < 4)
-        return (finetune.runs_table(manager), *(show(rid, request) if live else [gr.skip()] * len(view)))
+            return (gr.skip(),) * (2 + len(view))
+        if m is None or not (m.status in ("queued", "running") or time.time() - (m.finished or 0) < 4):
+            return (gr.skip(),) * (2 + len(view))
+        rows, now = len(run.metrics()), time.time()
+        if drawn and drawn[0] == rid and (drawn[1] == rows or now - drawn[2] < PLOT_EVERY_S):
+            plot_update = gr.skip()
+        else:
+            plot_update, drawn = actions.metrics_figure(run), (rid, rows, now)
+        return finetune.runs_table(manager), finetune.status_markdown(run), plot_update, finetune.log_text(run), drawn
 
-    gr.Timer(REFRESH_S).tick(tick, inputs=run_id, outputs=[table, *view])
+    drawn = gr.State(None)
+    gr.Timer(REFRESH_S).tick(tick, inputs=[run_id, drawn], outputs=[table, *view, drawn], show_progress="hidden")
