@@ -6,6 +6,7 @@ event loop (so the progress bar moves), and shows or exports the results.
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 from typing import Any
 
@@ -14,10 +15,11 @@ import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh backend, as 
 import pandas as pd
 import panel as pn
 
+from plugins.logit_lens.compare import PromptLensKL, prompt_lens_kl
 from plugins.logit_lens.figures import figure_bytes, latent_figure
-from workbench.app.ui import model_choices
+from workbench.app.ui import error_text, model_choices, show_alert
 from workbench.context import AppContext
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError, ModelError
 from workbench.lenses import (
     KINDS,
     LatentResult,
@@ -36,13 +38,18 @@ DEFAULT_PROMPT = 'Français: "fleur" - English: "flower"\nFrançais: "montagne" 
 COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"]
 
 
-def grid_heatmap(grid: LensGrid) -> hv.Overlay:
+def shown(token: str) -> str:
+    """A token as text, its whitespace made visible (· for a space, ⏎ for a newline), never a Python repr."""
+    return token.replace(" ", "·").replace("\n", "⏎").replace("\t", "⇥").replace("\xa0", "⍽") or "∅"
+
+
+def grid_heatmap(grid: LensGrid, model: str = "") -> hv.Overlay:
     """Layer × position heatmap coloured by the top-1 probability; hover lists the top-k."""
     n_points, n_pos, k = grid.top_probs.shape
-    xs = [f"{i}:{tok!r}" for i, tok in enumerate(grid.input_tokens)]
+    xs = [f"{i}:{shown(tok)}" for i, tok in enumerate(grid.input_tokens)]
     rows = [
         (xs[p], layer, float(grid.top_probs[layer, p, 0]), grid.top_tokens[layer][p][0],
-         " | ".join(f"{t!r} {q:.2f}" for t, q in zip(grid.top_tokens[layer][p], grid.top_probs[layer, p], strict=True)),
+         " | ".join(f"{shown(t)} {q:.2f}" for t, q in zip(grid.top_tokens[layer][p], grid.top_probs[layer, p], strict=True)),
          float(grid.entropy[layer, p]))
         for layer in range(n_points) for p in range(n_pos)
     ]
@@ -51,10 +58,22 @@ def grid_heatmap(grid: LensGrid) -> hv.Overlay:
         {"position": object, "top1": object, "top_k": object})
     heat = hv.HeatMap(frame, kdims=["position", "layer"], vdims=["p_top1", "top1", "top_k", "entropy_bits"]).opts(
         cmap="Blues", clim=(0, 1), colorbar=True, tools=["hover"], xrotation=60, width=max(500, 60 * n_pos), height=24 * n_points + 140,
-        title="Logit lens: top-1 token per layer (hover for top-k)", invert_yaxis=False,
+        title=f"Logit lens{' · ' + model if model else ''}: top-1 token per layer (hover for top-k)", invert_yaxis=False,
+        xlabel="input position: token", ylabel="layer (0 = embeddings)",
     )
-    labels = hv.Labels(frame.assign(text=frame["top1"].map(lambda t: t.strip()[:6] or repr(t))), kdims=["position", "layer"], vdims=["text"])
+    labels = hv.Labels(frame.assign(text=frame["top1"].map(lambda t: shown(t)[:6])), kdims=["position", "layer"], vdims=["text"])
     return heat * labels.opts(text_font_size="7pt", text_color="black")
+
+
+def kl_plot(result: PromptLensKL) -> hv.Overlay:
+    """Mean KL(A ‖ B) per layer over the prompt's positions, with the largest position's KL."""
+    frame = result.per_layer()
+    mean = hv.Curve(frame, "layer", "mean_kl", label="mean over positions").opts(color=COLORS[0], tools=["hover"])
+    worst = hv.Curve(frame, "layer", "max_kl", label="largest position").opts(color=COLORS[1], line_dash="dashed", tools=["hover"])
+    dots = hv.Scatter(frame, "layer", "mean_kl").opts(color=COLORS[0], size=6)
+    return (mean * worst * dots).opts(
+        title=f"KL({result.model_a} ‖ {result.model_b}) of the lens distributions per layer", xlabel="layer (0 = embeddings)",
+        ylabel="KL (nats)", width=700, height=300, legend_position="top_left")
 
 
 def latent_plot(results: list[LatentResult]) -> hv.Layout:
@@ -85,6 +104,8 @@ class LogitLensView:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.grid: LensGrid | None = None
+        self.grid_b: LensGrid | None = None
+        self.kl: PromptLensKL | None = None
         self.results: list[LatentResult] = []
         choices = model_choices(ctx, ["causal_lm"])
         self.model = pn.widgets.Select(label="Model", options=choices, value=ctx.active_model_name or choices[0])
@@ -94,7 +115,11 @@ class LogitLensView:
         self.prompt = pn.widgets.TextAreaInput(label="Prompt", value=DEFAULT_PROMPT, height=110, sizing_mode="stretch_width")
         self.top_k = pn.widgets.IntSlider(label="Top-k in hover", start=1, end=10, value=5)
         self.run_grid_button = pn.widgets.Button(label="Run lens", color="primary")
-        self.heatmap = pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width")
+        self.heatmap = pn.pane.HoloViews(None, backend="bokeh")
+        self.heatmap_b = pn.pane.HoloViews(None, backend="bokeh", visible=False)
+        self.kl_note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        self.kl_plot = pn.pane.HoloViews(None, backend="bokeh", visible=False)
+        self.kl_table = pn.pane.DataFrame(None, index=False, visible=False)
         self.grid_csv = pn.widgets.FileDownload(callback=self._grid_csv, filename="logit_lens_grid.csv", label="Download CSV", disabled=True)
         self.run_grid_button.on_click(self._on_grid)
         # experiment
@@ -123,13 +148,38 @@ class LogitLensView:
 
     # -- actions (plain methods, so notebooks and tests call them directly) -------------
     def _show_error(self, exc: Exception) -> None:
-        text = exc.message + (f"\n\n→ {exc.hint}" if exc.hint else "") if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
-        self.status.object, self.status.alert_type, self.status.visible = text, "danger", True
+        show_alert(self.status, exc)
+
+    def _second_model(self) -> str | None:
+        return self.compare.value if self.compare.value not in (NONE, self.model.value) else None
 
     def run_grid(self) -> LensGrid:
+        """The lens heatmap of the model; with a second model, its heatmap beside it and their per-layer KL.
+
+        Two models whose tokens do not line up still get both heatmaps; the KL is refused with
+        the model diff's message, which says which views still work across them.
+        """
         lm = self.ctx.get_model(self.model.value)
         self.grid = lens_grid(lm, self.prompt.value, top_k=self.top_k.value)
-        self.heatmap.object = grid_heatmap(self.grid)
+        self.heatmap.object = grid_heatmap(self.grid, lm.name)
+        self.grid_b, self.kl, self.kl_note.visible = None, None, False
+        other = self._second_model()
+        if other is not None:
+            lm_b = self.ctx.get_model(other)
+            self.grid_b = lens_grid(lm_b, self.prompt.value, top_k=self.top_k.value)
+            self.heatmap_b.object = grid_heatmap(self.grid_b, lm_b.name)
+            try:
+                self.kl = prompt_lens_kl(lm, lm_b, self.prompt.value)
+            except ModelError as exc:
+                self.kl_note.object, self.kl_note.visible = "**Per-layer KL not computed.** " + error_text(exc), True
+            else:
+                self.kl_plot.object = kl_plot(self.kl)
+                self.kl_table.object = self.kl.per_layer().round(4).rename(columns={
+                    "mean_kl": "mean KL (nats)", "max_kl": "largest KL (nats)", "worst_position": "at position"})
+                if self.kl.notes:
+                    self.kl_note.object, self.kl_note.visible = " ".join(self.kl.notes), True
+        self.heatmap_b.visible = self.grid_b is not None
+        self.kl_plot.visible = self.kl_table.visible = self.kl is not None
         self.grid_csv.disabled = False
         return self.grid
 
@@ -181,7 +231,11 @@ class LogitLensView:
         return figure_bytes(latent_figure(self.results), fmt)
 
     def _grid_csv(self) -> io.StringIO:
-        return io.StringIO(self.grid.to_frame().to_csv(index=False)) if self.grid else io.StringIO("")
+        """The heatmap(s) as one long table, with a model column when two models are shown."""
+        grids = [(self.model.value, self.grid), (self.compare.value, self.grid_b)]
+        frames = [g.to_frame().assign(model=name) for name, g in grids if g is not None]
+        # Every text quoted: a lone carriage-return token would otherwise end the row for CSV readers.
+        return io.StringIO(pd.concat(frames).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)) if frames else io.StringIO("")
 
     def _results_csv(self) -> io.StringIO:
         return io.StringIO(pd.concat([r.to_frame() for r in self.results]).to_csv(index=False))
@@ -212,7 +266,8 @@ class LogitLensView:
 
     # -- layout --------------------------------------------------------------------------
     def panel(self) -> pn.viewable.Viewable:
-        lens_tab = pn.Column(self.prompt, pn.Row(self.top_k, self.run_grid_button, self.grid_csv), self.heatmap, name="Prompt lens")
+        lens_tab = pn.Column(self.prompt, pn.Row(self.top_k, self.run_grid_button, self.grid_csv), pn.Row(self.heatmap, self.heatmap_b),
+                             self.kl_note, pn.Row(self.kl_plot, self.kl_table), name="Prompt lens")
         experiment_tab = pn.Column(
             self.wordlist, pn.Row(self.kind, self.source, self.target, self.latent), pn.Row(self.shots, self.limit, self.run_button),
             self.progress, self.caveats, self.plot, self.control_note, self.summary, pn.Row(*self.downloads), name="Latent language",

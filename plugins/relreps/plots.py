@@ -13,8 +13,8 @@ def hover_text(texts: pd.Series) -> pd.Series:
     return texts.astype(str).str.replace(r"\s+", " ", regex=True).str.slice(0, HOVER_CHARS)
 
 
-def points_plot(frame: pd.DataFrame, x: str, y: str, color_by: str, title: str) -> hv.Element | hv.DynamicMap:
-    """A scatter of ``frame[x], frame[y]`` coloured by ``color_by``; hover shows the text.
+def points_plot(frame: pd.DataFrame, x: str, y: str, color_by: str, title: str, axis: str = "component") -> hv.Element | hv.DynamicMap:
+    """A scatter of ``frame[x], frame[y]`` coloured by ``color_by``; hover shows the text; axes read "<axis> 1/2".
 
     Above ``DATASHADE_ABOVE`` points the scatter is rasterized by Datashader (categories
     counted per pixel, numbers averaged), since the browser cannot draw that many glyphs.
@@ -26,7 +26,7 @@ def points_plot(frame: pd.DataFrame, x: str, y: str, color_by: str, title: str) 
         return points.opts(
             color=color_by, cmap="Category20" if categorical else "viridis", colorbar=not categorical, size=5, alpha=0.75,
             tools=["hover", "box_select", "lasso_select"], width=430, height=360, legend_position="right" if categorical else None,
-            show_legend=categorical, xaxis=None, yaxis=None,
+            show_legend=categorical, xlabel=f"{axis} 1", ylabel=f"{axis} 2",
         )
     import datashader as ds
     from holoviews.operation.datashader import dynspread, rasterize
@@ -37,4 +37,4 @@ def points_plot(frame: pd.DataFrame, x: str, y: str, color_by: str, title: str) 
         categories = frame.assign(**{color_by: frame[color_by].astype(str).astype("category")})
         points = hv.Points(categories, kdims=[x, y], vdims=vdims).opts(title=title)
         shaded = rasterize(points, aggregator=ds.count_cat(color_by)).opts(cmap="Category20")
-    return dynspread(shaded).opts(tools=["box_select", "hover"], width=430, height=360, title=title, xaxis=None, yaxis=None)
+    return dynspread(shaded).opts(tools=["box_select", "hover"], width=430, height=360, title=title, xlabel=f"{axis} 1", ylabel=f"{axis} 2")

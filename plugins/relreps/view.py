@@ -26,7 +26,7 @@ from workbench.geometry import (
     add_vote_columns,
     compare_spaces,
     dataset_judgments,
-    encode_items,
+    encode_items_layers,
     items_frame,
     kmeans_labels,
     pair_items,
@@ -35,12 +35,42 @@ from workbench.geometry import (
     select_anchors,
     stitch,
 )
+from workbench.geometry.compare import agreement_by_layer, layer_pairs
 from workbench.models.embedded import DEMO_MODEL_NAME, EMBEDDER_NAME
 
 PANELS = (("abs_a", "absolute", "a"), ("abs_b", "absolute", "b"), ("rel_a", "relative", "a"), ("rel_b", "relative", "b"))
 HIDDEN_COLUMNS = {"key", "text", "hover", "prompt", "pair_id"}
 N_CLUSTERS = 8
 REQUIRES = ["causal_lm|encoder"]  # any model with hidden states
+NOT_COMPUTABLE = "cannot be computed (different widths)"
+METRIC_NAMES = {"knn_overlap": "k-NN overlap", "mean_cosine": "mean cosine", "jaccard": "Jaccard@k", "mrr": "MRR"}
+
+
+def readable_similarity(similarity: pd.DataFrame) -> pd.DataFrame:
+    """The absolute/relative comparison with plain headers and the reason where a metric has no value."""
+    table = similarity.rename(columns={"kind": "space", "space_a": "space A", "space_b": "space B", "n": "inputs", "k": "k",
+                                       **METRIC_NAMES}).round(4)
+    return table.astype(object).where(table.notna(), NOT_COMPUTABLE)
+
+
+def readable_agreement(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per-layer agreement rows as a table a person reads: "absolute · k-NN overlap", …, reasons for gaps."""
+    table = pd.DataFrame(rows).round(4)
+    table.columns = [{"layer_a": "layer A", "layer_b": "layer B"}.get(c) or f"{c.split('_', 1)[0]} · {METRIC_NAMES[c.split('_', 1)[1]]}"
+                     for c in table.columns]
+    return table.astype(object).where(table.notna(), NOT_COMPUTABLE)
+
+
+def readable_stitching(stitching: StitchingResult) -> pd.DataFrame:
+    """Stitching accuracies; a head no better than always answering the majority class is flagged as at chance."""
+    rows = []
+    for r in stitching.rows:
+        note = r["note"]
+        if r["accuracy"] is not None and r["accuracy"] <= stitching.chance + 1e-9:
+            note += f" · at chance: no better than always answering the majority class ({stitching.chance:.1%})"
+        rows.append({"representation": r["representation"], "trained on": r["trained_on"], "evaluated on": r["evaluated_on"],
+                     "accuracy": NOT_COMPUTABLE if r["accuracy"] is None else round(r["accuracy"], 4), "note": note})
+    return pd.DataFrame(rows)
 
 
 def selected_rows(frame: pd.DataFrame, expr: Any) -> pd.DataFrame:
@@ -61,6 +91,7 @@ class Analysis:
     spaces: dict[str, Space]
     anchors: tuple[str, ...]
     similarity: pd.DataFrame
+    agreement: list[dict[str, Any]]  # per layer pair at the same relative depth: absolute and relative metrics
     stitching: StitchingResult | None
     stitching_error: str = ""
     projections: dict[str, Any] = field(default_factory=dict)
@@ -89,10 +120,12 @@ class RelRepsView:
         self.projection = pn.widgets.Select(label="Projection", options=list(PROJECTION_METHODS), value="pca", width=100)
         self.label = pn.widgets.Select(label="Stitching label", options=[], width=170)
         self.color_by = pn.widgets.Select(label="Colour by", options=[], width=170)
-        self.run_button = pn.widgets.Button(label="Compare spaces", button_type="primary")
+        self.run_button = pn.widgets.Button(label="Compare spaces", color="primary")
         self.status = pn.pane.Alert("", alert_type="light", visible=False, sizing_mode="stretch_width")
         self.plots = pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width", linked_axes=False)
         self.similarity = pn.pane.DataFrame(None, index=False, sizing_mode="stretch_width")
+        self.agreement = pn.pane.DataFrame(None, index=False, sizing_mode="stretch_width")
+        self.agreement_note = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.stitching = pn.pane.DataFrame(None, index=False, sizing_mode="stretch_width")
         self.stitching_note = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.selection = pn.widgets.Tabulator(pd.DataFrame(), pagination="local", page_size=10, sizing_mode="stretch_width",
@@ -129,12 +162,18 @@ class RelRepsView:
         """Encode the dataset with both models, compare, stitch and project; then draw."""
         items = self._items()
         cache = self.ctx.activation_cache
-        abs_a = encode_items(self.ctx.load_model(self.model_a.value), items, layer=self.layer_a.value, pooling=self.pooling.value, cache=cache)
-        abs_b = encode_items(self.ctx.load_model(self.model_b.value), items, layer=self.layer_b.value, pooling=self.pooling.value, cache=cache)
+        lm_a, lm_b = self.ctx.get_model(self.model_a.value), self.ctx.get_model(self.model_b.value)
+        depths = layer_pairs(lm_a.n_layers, lm_b.n_layers)
+        # One pass per model gives the chosen layer and the layers of the per-layer agreement.
+        layers_a = encode_items_layers(lm_a, items, layers=[self.layer_a.value, *(a for a, _ in depths)], pooling=self.pooling.value, cache=cache)
+        layers_b = encode_items_layers(lm_b, items, layers=[self.layer_b.value, *(b for _, b in depths)], pooling=self.pooling.value, cache=cache)
+        abs_a = layers_a[self.layer_a.value % (lm_a.n_layers + 1)]  # the encoder refused out-of-range layers already
+        abs_b = layers_b[self.layer_b.value % (lm_b.n_layers + 1)]
         anchors = select_anchors(abs_a, self.n_anchors.value, self.anchor_method.value)
         spaces = {"abs_a": abs_a, "abs_b": abs_b, "rel_a": relative_space(abs_a, anchors), "rel_b": relative_space(abs_b, anchors)}
         k = self.k.value
         similarity = pd.DataFrame([compare_spaces(abs_a, abs_b, k=k).row(), compare_spaces(spaces["rel_a"], spaces["rel_b"], k=k).row()])
+        agreement = agreement_by_layer(layers_a, layers_b, depths, anchors, k=k)
         frame = add_vote_columns(items_frame(items), self._judgments())
         frame["anchor"] = frame["key"].isin(set(anchors)).map({True: "anchor", False: "input"})
         frame["cluster_a"] = [f"c{c}" for c in kmeans_labels(abs_a, min(N_CLUSTERS, abs_a.n))]
@@ -153,7 +192,7 @@ class RelRepsView:
             result = stitch(abs_a, abs_b, frame[label].tolist(), anchors, task=label)
         except WorkbenchError as exc:
             error = str(exc)
-        self.analysis = Analysis(frame, spaces, anchors, similarity, result, error, projections)
+        self.analysis = Analysis(frame, spaces, anchors, similarity, agreement, result, error, projections)
         self.label.options, self.label.value = labels, label
         colours = [c for c in frame.columns if c not in HIDDEN_COLUMNS and not c.endswith(("_x", "_y"))]
         self.color_by.options = colours
@@ -165,23 +204,37 @@ class RelRepsView:
 
     def show_tables(self) -> None:
         a = self.analysis
-        self.similarity.object = a.similarity.round(4)
+        self.similarity.object = readable_similarity(a.similarity)
+        self.agreement.object = readable_agreement(a.agreement)
+        same_depth = all(la == lb for la, lb in ((r["layer_a"], r["layer_b"]) for r in a.agreement))
+        self.agreement_note.object = (
+            f"The two models' spaces of the same {a.frame.shape[0]} inputs, layer by layer "
+            + ("(layer i of A against layer i of B). " if same_depth else "(layers paired at the same relative depth: the models differ in depth). ")
+            + "Absolute metrics compare each model's own coordinates; relative ones describe every input by its similarity to "
+              f"the same {len(a.anchors)} anchors. k-NN overlap (k = {self.k.value}): the share of each input's nearest "
+              "neighbours both spaces agree on (1 = identical neighbourhoods). Mean cosine, Jaccard@k and MRR line the "
+              "coordinates up directly, so they cannot be computed for absolute spaces of different widths.")
         if a.stitching is None:
             self.stitching.object, self.stitching_note.object = None, f"**Stitching not run:** {a.stitching_error}"
             return
         s = a.stitching
-        self.stitching.object = pd.DataFrame(s.rows).round(4)
+        self.stitching.object = readable_stitching(s)
         retained = f"{s.retained:.0%}" if s.retained is not None else "n/a"
+        stitched = s.accuracy("relative", "A", "B")
+        at_chance = (f" **The stitched head is at chance**: its accuracy {stitched:.1%} is no better than always answering the "
+                     f"majority class ({s.chance:.1%}), so this task says nothing about agreement."
+                     if stitched is not None and stitched <= s.chance + 1e-9 else "")
         self.stitching_note.object = (f"Task **{s.task}** ({len(s.classes)} classes, {s.n_train} train / {s.n_test} test, "
                                       f"majority class {s.chance:.1%}). Relative head trained on A keeps **{retained}** "
-                                      "of B's native accuracy when applied to B.")
+                                      "of B's native accuracy when applied to B." + at_chance)
 
     def draw(self) -> None:
         """(Re)draw the four projections from the last analysis, coloured by the chosen column."""
         if self.analysis is None or self.color_by.value is None:
             return
         frame, names = self.analysis.frame, {"a": self.model_a.value, "b": self.model_b.value}
-        self.elements = plots = [points_plot(frame, f"{p}_x", f"{p}_y", self.color_by.value, f"{kind} · {side.upper()}: {names[side]}")
+        axis = {"pca": "PC", "umap": "UMAP"}.get(self.projection.value, self.projection.value)
+        self.elements = plots = [points_plot(frame, f"{p}_x", f"{p}_y", self.color_by.value, f"{kind} · {side.upper()}: {names[side]}", axis)
                  for p, kind, side in PANELS]
         self.links = hv.link_selections.instance()
         self.links.param.watch(lambda e: self.show_selection(e.new), "selection_expr")
@@ -217,7 +270,8 @@ class RelRepsView:
                              "which makes spaces of different models (and widths) comparable."),
             controls, self.status,
             pn.Tabs(("Projections", pn.Column(self.plots, self.selection_note, self.selection)),
-                    ("Similarity", self.similarity), ("Stitching", pn.Column(self.stitching_note, self.stitching))),
+                    ("Similarity", pn.Column(self.similarity, "### Agreement by layer", self.agreement_note, self.agreement)),
+                    ("Stitching", pn.Column(self.stitching_note, self.stitching))),
             sizing_mode="stretch_width",
         )
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from workbench.errors import ConfigError
-from workbench.geometry.relative import _unit_rows
+from workbench.geometry.relative import _unit_rows, relative_space
 from workbench.geometry.space import Space, check_same_inputs
 
 CHUNK_ROWS = 2048
@@ -120,3 +120,29 @@ def compare_spaces(a: Space, b: Space, *, k: int = 10, kind: str = "") -> SpaceC
         mean_cosine=mean_cosine(a.vectors, b.vectors) if same else None,
         knn_overlap=knn_overlap(a.vectors, b.vectors, k),
     )
+
+
+def layer_pairs(n_layers_a: int, n_layers_b: int, max_points: int = 9) -> list[tuple[int, int]]:
+    """Layers of A and B at the same relative depth (0 = embeddings, 1 = last block), at most ``max_points``.
+
+    Equal depths pair layer i with layer i; different depths pair by fraction of the way through.
+    """
+    depths = np.linspace(0.0, 1.0, min(max_points, min(n_layers_a, n_layers_b) + 1))
+    return list(dict.fromkeys((int(round(d * n_layers_a)), int(round(d * n_layers_b))) for d in depths))
+
+
+def agreement_by_layer(a: dict[int, Space], b: dict[int, Space], pairs: list[tuple[int, int]], anchor_keys: tuple[str, ...],
+                       *, k: int = 10) -> list[dict[str, object]]:
+    """Absolute vs relative agreement of A's and B's spaces at each ``(layer_a, layer_b)``, one row each.
+
+    The relative spaces use the same anchor inputs at every layer; cross-space metrics of
+    absolute spaces are None where the widths differ (see ``compare_spaces``).
+    """
+    rows = []
+    for la, lb in pairs:
+        absolute = compare_spaces(a[la], b[lb], k=k)
+        relative = compare_spaces(relative_space(a[la], anchor_keys), relative_space(b[lb], anchor_keys), k=k)
+        rows.append({"layer_a": la, "layer_b": lb,
+                     **{f"absolute_{m}": getattr(absolute, m) for m in ("knn_overlap", "mean_cosine", "jaccard", "mrr")},
+                     **{f"relative_{m}": getattr(relative, m) for m in ("knn_overlap", "mean_cosine", "jaccard", "mrr")}})
+    return rows

@@ -1,0 +1,57 @@
+"""Two checkpoints' logit lens on one prompt: KL between their lens distributions per layer.
+
+The refusal (different tokenizers or families) and the lens points compared (every layer,
+or only the final one when the layer counts differ) are the model diff's
+(``workbench.compare.diff.check_comparable``); the lens read-out is ``workbench.lenses``'.
+No UI imports, so notebooks can call it too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from workbench.compare.diff import check_comparable
+from workbench.errors import ConfigError
+from workbench.lenses.lens import encode, lens_logits
+from workbench.models.loading import LoadedModel
+
+LOGIT_BUDGET = 2**26  # lens logits held at once per model ([points, positions, vocab] floats): ~256 MB
+
+
+@dataclass
+class PromptLensKL:
+    """KL(A ‖ B) of the two lens distributions per lens point and prompt position, in nats."""
+
+    model_a: str
+    model_b: str
+    points: list[int]  # lens points compared (0 = embeddings)
+    kl: np.ndarray  # [points, positions]
+    notes: list[str] = field(default_factory=list)
+
+    def per_layer(self) -> pd.DataFrame:
+        """Mean and largest KL over the prompt's positions, one row per lens point."""
+        return pd.DataFrame({"layer": self.points, "mean_kl": self.kl.mean(1), "max_kl": self.kl.max(1),
+                             "worst_position": self.kl.argmax(1)})
+
+
+def prompt_lens_kl(lm_a: LoadedModel, lm_b: LoadedModel, text: str, *, max_tokens: int = 256) -> PromptLensKL:
+    """Per-layer, per-position KL between A's and B's logit lens on ``text`` (B read with A's tokens)."""
+    notes = check_comparable(lm_a, lm_b)
+    ids = encode(lm_a, [text])[0][-max_tokens:]
+    if not ids:
+        raise ConfigError("The prompt is empty.", hint="Type a prompt to look at.")
+    same_depth = lm_a.n_layers == lm_b.n_layers
+    points = list(range(lm_a.n_layers + 1)) if same_depth else [lm_a.n_layers]
+    points_b = points if same_depth else [lm_b.n_layers]
+    vocab = max(len(lm_a.tokenizer), len(lm_b.tokenizer))
+    chunk = max(1, LOGIT_BUDGET // ((max(lm_a.n_layers, lm_b.n_layers) + 1) * vocab))
+    kl = np.zeros((len(points), len(ids)))
+    for start in range(0, len(ids), chunk):
+        positions = list(range(start, min(start + chunk, len(ids))))
+        la = torch.log_softmax(lens_logits(lm_a, [ids], positions)[points, 0], dim=-1)
+        lb = torch.log_softmax(lens_logits(lm_b, [ids], positions)[points_b, 0].to(la.device), dim=-1)
+        kl[:, positions] = (la.exp() * (la - lb)).sum(-1).clamp_min(0).cpu().numpy()
+    return PromptLensKL(lm_a.name, lm_b.name, points, kl, notes)
