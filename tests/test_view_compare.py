@@ -183,3 +183,64 @@ def test_stitching_at_chance_is_flagged():
     assert "at chance" in table["note"][0] and "60.0%" in table["note"][0]
     assert "at chance" not in table["note"][1]
     assert table["accuracy"][2] == "cannot be computed (different widths)"
+
+
+# --- LM-SAE ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lm_sae_run(ctx):
+    """A real LM-SAE run (worker process) on the base model at layer 2, the output of the perturbed block."""
+    from workbench.jobs import JobManager
+
+    run = JobManager.for_context(ctx).submit("lm-sae", {
+        "model": str(ctx.settings.models_dir / "base"), "dataset": "toy", "layer": PERTURBED + 1,
+        "sae": {"expansion": 2, "k": 4, "training_samples": 2_000, "batch_size": 64}})
+    assert run.wait(timeout=400).status == "finished", run.manifest.error
+    return run
+
+
+def sae_view(ctx, run, compare):
+    from plugins.recsae.view import RecSAEView
+
+    view = RecSAEView(ctx)
+    assert run.id in view.lm_run.options.values() and "dataset: toy" in view.lm_source.options
+    view.lm_run.value, view.lm_compare.value, view.lm_source.value, view.lm_top.value = run.id, compare, "dataset: toy", 5
+    return view
+
+
+def test_lm_sae_lists_the_latents_that_moved_between_two_models(ctx, lm_sae_run):
+    view = sae_view(ctx, lm_sae_run, "tuned")
+    top = view.moved_latents()
+    assert len(top) == 5 and top["mean_abs_shift"].is_monotonic_decreasing and top["mean_abs_shift"].iloc[0] > 1e-4
+    assert view.shift.n_responses == 32 and view.shift.layer == PERTURBED + 1
+    table = view.lm_table.value
+    assert list(table.columns[:3]) == ["latent", "mean |B − A| per response", "mean shift (B − A)"]
+    assert "A = **base** (the run's model), B = **tuned**" in view.lm_note.object
+    assert view.panel().get_root() is not None
+    # The run's model against itself: nothing moved.
+    view.lm_compare.value = "base"
+    same = view.moved_latents()
+    assert (view.shift.table["mean_abs_shift"] == 0).all() and (same["shift"] == 0).all()
+    # A session's responses are offered too (its dataset's pairs).
+    labeling_store_of(ctx).create_session("votes", "toy")
+    view.refresh_runs()
+    view.lm_source.value = "session: votes"
+    view.lm_limit.value = 4
+    view.moved_latents()
+    assert view.shift.n_responses == 8 and "(session: votes)" in view.lm_note.object
+
+
+def labeling_store_of(ctx):
+    from workbench.labeling.state import labeling_store
+
+    return labeling_store(ctx)
+
+
+def test_lm_sae_refuses_other_tokenizers_and_widths_in_the_page(ctx, lm_sae_run):
+    view = sae_view(ctx, lm_sae_run, "othertok")
+    asyncio.run(view._on_shift(None))
+    assert view.status.visible and view.status.alert_type == "danger"
+    assert "tokenizers differ" in view.status.object and "latent explorer" in view.status.object and view.shift is None
+    view.lm_compare.value = "wide"
+    asyncio.run(view._on_shift(None))
+    assert "reads 32-wide residual states" in view.status.object and "wide is 48 wide" in view.status.object

@@ -14,6 +14,8 @@ from workbench.settings import Settings
 
 JOB_TYPE = "recsae"
 OUTPUT = "recsae"  # the run's output folder name (workbench.sae.jobs.RECSAE_OUTPUT)
+LM_JOB_TYPE = "lm-sae"
+LM_OUTPUT = "lmsae"  # workbench.sae.jobs.LM_OUTPUT
 RESULT_FILES = ("config.json", "concepts.json", "states.npz", "summary.json")
 TABLE_COLUMNS = ["latent", "concept", "f1", "precision", "recall", "enrichment", "p_value", "frequency", "threshold", "max_activation"]
 MIN_F1 = 0.5
@@ -40,6 +42,17 @@ def recsae_runs(settings: Settings) -> list[Any]:
     return manager(settings).runs(JOB_TYPE)
 
 
+def lm_sae_runs(settings: Settings) -> list[Any]:
+    """Every LM-SAE run under the runs folder, newest first (any status)."""
+    return manager(settings).runs(LM_JOB_TYPE)
+
+
+def lm_sae_folder(settings: Settings, run_id: str) -> tuple[Path, dict[str, Any]]:
+    """A finished LM-SAE run's result folder and its config (the model and dataset it was trained on)."""
+    run = manager(settings).get(run_id)
+    return _finished_run_output(run, LM_JOB_TYPE), run.config
+
+
 def run_label(run: Any) -> str:
     m = run.manifest
     return f"{m.id} · {m.status}"
@@ -55,10 +68,11 @@ def confine(settings: Settings, path: str | Path) -> Path:
     return resolved
 
 
-def _finished_run_output(run: Any) -> Path:
+def _finished_run_output(run: Any, job_type: str = JOB_TYPE) -> Path:
     m = run.manifest
-    if m.type != JOB_TYPE:
-        raise ConfigError(f"Run {m.id} is a {m.type!r} run, not a RecSAE run.", hint="Run `workbench runs list --type recsae`.")
+    if m.type != job_type:
+        what = "a RecSAE" if job_type == JOB_TYPE else "an LM-SAE"
+        raise ConfigError(f"Run {m.id} is a {m.type!r} run, not {what} run.", hint=f"Run `workbench runs list --type {job_type}`.")
     if m.status != "finished":
         p = run.progress()
         where = f" ({p.get('message') or 'progress'}, {p['fraction']:.0%} done)" if p.get("fraction") is not None else ""
@@ -68,7 +82,7 @@ def _finished_run_output(run: Any) -> Path:
         raise ModelError(f"Run {m.id} {what}, so its concept dictionary is not finished.",
                          hint="Wait for it to finish (`workbench runs show " + m.id + "`), or resume a cancelled or failed run "
                               "with `workbench runs resume " + m.id + "`.")
-    return run.dir / (m.output or OUTPUT)
+    return run.dir / (m.output or (OUTPUT if job_type == JOB_TYPE else LM_OUTPUT))
 
 
 def result_folder(settings: Settings, ref: str | Path, *, confined: bool = False) -> Path:

@@ -5,6 +5,10 @@ sequences, attribute enrichment, activation histogram, ablate/boost intervention
 Computation lives in ``workbench.sae``; ``plugins.recsae.actions`` finds and tabulates
 results. Every action is a plain method (notebooks and tests call them directly); the
 event handlers run them off the event loop and show any failure as an alert in the page.
+
+For an LM-SAE run (an SAE on a language model's response tokens) a second model selector
+lists the latents whose activation on a dataset's or session's responses moved most between
+the run's model and the chosen one (``workbench.sae.lm.latent_shift``).
 """
 from __future__ import annotations
 
@@ -16,16 +20,26 @@ import panel as pn
 from bokeh.models.widgets.tables import NumberFormatter, ScientificFormatter
 
 from plugins.recsae import actions
-from workbench.app.ui import run_guarded, show_alert
+from workbench.app.ui import dataset_choices, model_choices, run_guarded, show_alert
+from workbench.compare.cli import diff_pairs
 from workbench.context import AppContext
 from workbench.errors import ConfigError
+from workbench.labeling.state import labeling_store
 from workbench.sae.interventions import MODES, InterventionResult
+from workbench.sae.lm import LatentShift, latent_shift
 
 TITLE = "RecSAE · concept dictionary"
 FLOAT3 = NumberFormatter(format="0.000")
 FORMATTERS = {"f1": FLOAT3, "precision": FLOAT3, "recall": FLOAT3, "enrichment": NumberFormatter(format="0.00"),
               "p_value": ScientificFormatter(precision=2), "frequency": NumberFormatter(format="0.0%"),
               "threshold": NumberFormatter(format="0.00"), "max_activation": FLOAT3}
+SHIFT_COLUMNS = {"latent": "latent", "mean_abs_shift": "mean |B − A| per response", "shift": "mean shift (B − A)",
+                 "share_up": "rose on", "mean_a": "mean activation A", "mean_b": "mean activation B", "fires_a": "fires on (A)",
+                 "fires_b": "fires on (B)", "auroc": "chosen vs rejected AUROC (run)"}
+SHIFT_FORMATTERS = {SHIFT_COLUMNS[c]: NumberFormatter(format="0.0%") for c in ("share_up", "fires_a", "fires_b")} | {
+    SHIFT_COLUMNS[c]: NumberFormatter(format="0.0000") for c in ("mean_abs_shift", "shift", "mean_a", "mean_b")} | {
+    SHIFT_COLUMNS["auroc"]: FLOAT3}
+DATASET, SESSION = "dataset: ", "session: "
 
 
 class RecSAEView:
@@ -39,7 +53,7 @@ class RecSAEView:
         self.numbers: dict[str, Any] = {}
         self.run_select = pn.widgets.Select(label="RecSAE run", options={}, sizing_mode="stretch_width")
         self.refresh_button = pn.widgets.Button(label="↻ Refresh list", width=110, align="end")
-        self.open_button = pn.widgets.Button(label="Open run", button_type="primary", width=110, align="end")
+        self.open_button = pn.widgets.Button(label="Open run", color="primary", width=110, align="end")
         self.folder = pn.widgets.TextInput(label="…or a RecSAE folder (under the runs folder or a data folder)",
                                            placeholder="/path/to/runs/recsae-…/recsae", sizing_mode="stretch_width")
         self.folder_button = pn.widgets.Button(label="Open folder", width=110, align="end")
@@ -59,7 +73,7 @@ class RecSAEView:
         self.mode = pn.widgets.Select(label="Intervention", options=list(MODES), value="boost", width=120)
         self.strength = pn.widgets.FloatSlider(label="Boost strength (× largest activation)", start=0.0, end=10.0, step=0.25, value=2.0, width=260)
         self.concept = pn.widgets.Select(label="Measure the share of", options=[], width=180)
-        self.intervene_button = pn.widgets.Button(label="Run intervention", button_type="primary", align="end")
+        self.intervene_button = pn.widgets.Button(label="Run intervention", color="primary", align="end")
         self.intervention_plot = pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width")
         self.intervention_note = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.card = pn.Card(
@@ -70,6 +84,19 @@ class RecSAEView:
                     dynamic=False),
             title="Feature card", collapsible=False, visible=False, sizing_mode="stretch_width",
         )
+        # LM-SAE: latents that moved between the run's model and a second one.
+        self.shift: LatentShift | None = None
+        self.lm_run = pn.widgets.Select(label="LM-SAE run", options={}, sizing_mode="stretch_width")
+        self.lm_compare = pn.widgets.Select(label="Compare with", options=model_choices(ctx, ["causal_lm"]))
+        self.lm_source = pn.widgets.Select(label="Responses of", options=[])
+        self.lm_limit = pn.widgets.IntInput(label="Max pairs", value=64, start=1, width=110)
+        self.lm_top = pn.widgets.IntInput(label="Latents listed", value=20, start=1, width=110)
+        self.lm_button = pn.widgets.Button(label="Find latents that moved", color="primary", align="end")
+        self.lm_note = pn.pane.Markdown("Pick a finished LM-SAE run and a second checkpoint of its model (e.g. its fine-tune).",
+                                        sizing_mode="stretch_width")
+        self.lm_table = pn.widgets.Tabulator(pd.DataFrame(columns=list(SHIFT_COLUMNS.values())), disabled=True, show_index=False,
+                                             pagination="local", page_size=20, sizing_mode="stretch_width", formatters=SHIFT_FORMATTERS)
+        self.lm_button.on_click(self._on_shift)
         self.refresh_button.on_click(lambda _e: self.refresh_runs())
         self.open_button.on_click(self._on_open_run)
         self.folder_button.on_click(self._on_open_folder)
@@ -91,7 +118,38 @@ class RecSAEView:
         self.run_select.options = options
         if options and self.run_select.value not in options.values():
             self.run_select.value = next(iter(options.values()))
+        lm_options = {actions.run_label(r): r.id for r in actions.lm_sae_runs(self.ctx.settings)}
+        self.lm_run.options = lm_options
+        if lm_options and self.lm_run.value not in lm_options.values():
+            self.lm_run.value = next(iter(lm_options.values()))
+        sources = [DATASET + d for d in dataset_choices(self.ctx)] + [SESSION + s.name for s in labeling_store(self.ctx).list_sessions()]
+        self.lm_source.options = sources
+        if sources and self.lm_source.value not in sources:
+            self.lm_source.value = sources[0]
         return options
+
+    def moved_latents(self) -> pd.DataFrame:
+        """The LM-SAE latents whose per-response activation moved most from the run's model to the chosen one."""
+        if not self.lm_run.value:
+            raise ConfigError("There is no LM-SAE run to compare with.",
+                              hint="Start one on the Runs tab (type lm-sae), or with `workbench sae lm --model … --dataset …`.")
+        if not self.lm_source.value:
+            raise ConfigError("There is no dataset or session to read responses from.", hint="Import pairs on the Models & data tab.")
+        folder, config = actions.lm_sae_folder(self.ctx.settings, self.lm_run.value)
+        source = self.lm_source.value
+        dataset = source.removeprefix(DATASET) if source.startswith(DATASET) else None
+        session = source.removeprefix(SESSION) if source.startswith(SESSION) else None
+        pairs = diff_pairs(self.ctx, dataset, session, max(2, int(self.lm_limit.value)))
+        lm_a, lm_b = self.ctx.get_model(config["model"]), self.ctx.get_model(self.lm_compare.value)
+        self.shift = shift = latent_shift(folder, lm_a, lm_b, pairs, cache=self.ctx.activation_cache)
+        top = shift.top(int(self.lm_top.value))
+        self.lm_table.value = top[list(SHIFT_COLUMNS)].rename(columns=SHIFT_COLUMNS)
+        self.lm_note.object = (
+            f"Layer **{shift.layer}** SAE of run {self.lm_run.value}: A = **{shift.model_a}** (the run's model), "
+            f"B = **{shift.model_b}**, over the {shift.n_responses} responses of {len(pairs)} pairs ({source}). "
+            f"The {len(top)} latents listed moved most: mean |B − A| of each response's mean activation. "
+            "*rose on* is the share of responses where B activates the latent more than A.")
+        return top
 
     def open(self, ref: str, *, confined: bool = False) -> Any:
         """Load a result by run id or folder; ``confined`` applies the browser's folder rule."""
@@ -202,6 +260,9 @@ class RecSAEView:
     async def _on_open_folder(self, _event: object) -> None:
         await run_guarded(self.folder_button, self.status, self.open_folder)
 
+    async def _on_shift(self, _event: object) -> None:
+        await run_guarded(self.lm_button, self.status, self.moved_latents)
+
     async def _on_intervene(self, _event: object) -> None:
         await run_guarded(self.intervene_button, self.status, self.intervene)
 
@@ -223,6 +284,11 @@ class RecSAEView:
             pn.Row(self.run_select, self.refresh_button, self.open_button, sizing_mode="stretch_width"),
             pn.Row(self.folder, self.folder_button, sizing_mode="stretch_width"),
             self.status, self.summary, self.only_concepts, self.table, self.card,
+            pn.Card(pn.pane.Markdown("An SAE on a language model's response tokens: which latents does a second checkpoint "
+                                     "(a fine-tune of the run's model) activate differently on the same responses?"),
+                    pn.Row(self.lm_run, self.lm_compare, sizing_mode="stretch_width"),
+                    pn.Row(self.lm_source, self.lm_limit, self.lm_top, self.lm_button), self.lm_note, self.lm_table,
+                    title="LM-SAE · latents that moved between two models", collapsible=False, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
 

@@ -6,6 +6,9 @@ from rejected when its per-response activation ranks chosen responses above reje
 (AUROC, with the paired win rate). Each latent also gets its top-activating texts (with
 the peak token), its logit effects — the decoder direction read through the final norm's
 scale and the unembedding — and a histogram of its non-zero token activations.
+
+``latent_shift`` reads the same responses through a second checkpoint of the same model (a
+fine-tune) with the run's SAE, and ranks the latents whose per-response activation moved most.
 """
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy.stats import rankdata
 
-from workbench.errors import ConfigError, DataError
-from workbench.sae.training import SAESpec, encode, train_sae
+from workbench.compare.diff import check_comparable
+from workbench.errors import ConfigError, DataError, ModelError
+from workbench.sae.training import SAESpec, encode, load_sae, train_sae
 
 RESULT_FILE = "lm_latents.json"
 
@@ -96,6 +101,14 @@ def response_token_activations(lm: Any, pairs: Sequence[Any], layer: int, *, cac
     return np.asarray(acts.get(layer), dtype=np.float32), owner, np.asarray(acts.token_ids)
 
 
+def _per_response(z: np.ndarray, owner: np.ndarray, n_responses: int) -> np.ndarray:
+    """``[responses, latents]`` mean latent activation over each response's tokens (0 for a response without tokens)."""
+    counts = np.bincount(owner, minlength=n_responses).astype(np.float32)
+    per_response = np.zeros((n_responses, z.shape[1]), dtype=np.float32)
+    np.add.at(per_response, owner, z)
+    return per_response / np.maximum(counts, 1)[:, None]
+
+
 def _auroc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     """Column-wise AUROC of ``pos`` vs ``neg`` rows (Mann–Whitney U / (n_pos · n_neg)), ties counted half."""
     ranks = rankdata(np.vstack([pos, neg]), axis=0)
@@ -140,10 +153,7 @@ def run_lm_sae(lm: Any, pairs: Sequence[Any], layer: int, spec: SAESpec, folder:
                         on_progress=on_progress, should_stop=should_stop)
     z = encode(trained.sae, acts).numpy()
     n = len(pairs)
-    counts = np.bincount(owner, minlength=2 * n).astype(np.float32)
-    per_response = np.zeros((2 * n, z.shape[1]), dtype=np.float32)
-    np.add.at(per_response, owner, z)
-    per_response /= np.maximum(counts, 1)[:, None]
+    per_response = _per_response(z, owner, 2 * n)
     chosen = np.array([i if pairs[i].preferred == "A" else n + i for i in labelled])
     rejected = np.array([n + i if pairs[i].preferred == "A" else i for i in labelled])
     auroc = _auroc(per_response[chosen], per_response[rejected])
@@ -175,3 +185,56 @@ def run_lm_sae(lm: Any, pairs: Sequence[Any], layer: int, spec: SAESpec, folder:
                          metrics={**trained.metrics.as_dict(), "samples_per_s": trained.samples_per_s}, latents=latents)
     result.save(folder)
     return result
+
+
+@dataclass
+class LatentShift:
+    """How each SAE latent's per-response activation moved from model A (the run's) to model B."""
+
+    model_a: str
+    model_b: str
+    layer: int
+    n_responses: int
+    table: pd.DataFrame  # one row per latent, see ``latent_shift``
+
+    def top(self, k: int = 20) -> pd.DataFrame:
+        """The ``k`` latents that moved most (mean |B − A| per response), largest first."""
+        return self.table.sort_values("mean_abs_shift", ascending=False, kind="stable").head(k).reset_index(drop=True)
+
+
+def latent_shift(folder: str | Path, lm_a: Any, lm_b: Any, pairs: Sequence[Any], *, cache: Any = None,
+                 batch_size: int = 8) -> LatentShift:
+    """Encode every response of ``pairs`` under A and under B with the LM-SAE saved in ``folder``.
+
+    Per latent: the mean activation per response under each model, the signed mean shift,
+    the mean absolute shift (what ranks "moved most": a latent can move up on some responses
+    and down on others), the share of responses where it rose, its firing rate under each
+    model and the run's chosen-vs-rejected AUROC. The SAE was trained on one model's residual
+    stream, so B must be a checkpoint of that model: same tokenizer, family and width.
+    """
+    result = LMSAEResult.load(folder)
+    sae = load_sae(Path(folder) / "sae")
+    check_comparable(lm_a, lm_b)
+    d_in = int(sae.cfg.d_in)
+    for lm in (lm_a, lm_b):
+        width = lm.adapter.d_model(lm.model)
+        if width != d_in:
+            raise ModelError(f"The SAE of this run reads {d_in}-wide residual states (layer {result.layer} of {result.model}); "
+                             f"{lm.name} is {width} wide.", hint="Compare the run's model with one of its own fine-tunes.")
+    pairs = list(pairs)
+    if not pairs:
+        raise DataError("There are no responses to encode.", field="pairs", hint="Pick a dataset or session with pairs.")
+    per = {}
+    for key, lm in (("a", lm_a), ("b", lm_b)):
+        acts, owner, _ = response_token_activations(lm, pairs, result.layer, cache=cache, batch_size=batch_size)
+        z = encode(sae, acts).numpy()
+        per[key] = (_per_response(z, owner, 2 * len(pairs)), (z > 0).mean(0))
+    (resp_a, fires_a), (resp_b, fires_b) = per["a"], per["b"]
+    delta = resp_b - resp_a
+    auroc = np.full(delta.shape[1], np.nan)
+    for c in result.latents:
+        auroc[c.latent] = c.auroc
+    table = pd.DataFrame({"latent": np.arange(delta.shape[1]), "mean_a": resp_a.mean(0), "mean_b": resp_b.mean(0),
+                          "shift": delta.mean(0), "mean_abs_shift": np.abs(delta).mean(0), "share_up": (delta > 0).mean(0),
+                          "fires_a": fires_a, "fires_b": fires_b, "auroc": auroc})
+    return LatentShift(lm_a.name, lm_b.name, result.layer, 2 * len(pairs), table)
