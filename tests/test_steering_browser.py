@@ -53,3 +53,19 @@ def test_slider_steers_the_right_panel_only(browser, server: Server) -> None:
     assert plain.first.get_attribute("title").startswith("log p = ")  # the hover text
     assert page.locator("#steer-plain").inner_text() != page.locator("#steer-steered").inner_text()
     page.close()
+
+
+def test_a_coefficient_without_a_vector_warns(browser, server: Server) -> None:
+    """It used to return two identical texts and "Done."."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
+    page.get_by_role("tab", name="Steering").click()
+    expect(page.locator("#steer-model input")).to_have_value(DEMO_MODEL_NAME)  # the model the server started with, named
+    box = page.locator("#steer-coef-1 input[type=number]")
+    box.fill("2")
+    box.press("Enter")
+    page.locator("#steer-generate").click()
+    expect(page.locator("#steer-gen-status")).to_contain_text("Coefficient 2 is 2, but slot 2 has no vector")
+    assert page.locator("#steer-plain .wb-token").count() == 0
+    page.close()
