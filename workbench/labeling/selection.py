@@ -16,6 +16,7 @@ labeling at once never spend their time on the same pair beyond what the overlap
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 import time
 from collections import Counter, defaultdict
@@ -26,6 +27,7 @@ import numpy as np
 from workbench.preference.bradley_terry import BTResult
 
 PRIOR_WEIGHT = 2.0
+CONFIRM_BATCH = 32  # candidate pairs whose votes one fresh query counts
 
 
 def posterior_variance(p0: np.ndarray, a_wins: np.ndarray, b_wins: np.ndarray) -> np.ndarray:
@@ -63,13 +65,14 @@ class Leases:
         self._held: dict[int, dict[str, tuple[str, float]]] = {}
 
     def pick(self, sid: int, annotator: str, queue: Sequence[str], counts: dict[str, int], overlap: int,
-             gold: dict[str, str], seconds: float, votes_now: Callable[[str], int] | None = None) -> str | None:
+             gold: dict[str, str], seconds: float,
+             votes_now: Callable[[list[str]], dict[str, int]] | None = None) -> str | None:
         """Reserve and return the first pair of ``queue`` with room for ``annotator`` (None: all reserved).
 
         The annotator's own live reservation comes first, so a reload shows the same pair.
         ``counts`` (votes per pair from the caller's snapshot) rule candidates out cheaply;
-        ``votes_now(pair)``, a fresh count read under ``self.lock``, confirms the one chosen,
-        since votes may have committed (and freed their reservations) since the snapshot.
+        ``votes_now(pairs)``, fresh counts read under ``self.lock`` (a batch at a time),
+        confirm them, since votes may have committed (and freed reservations) since the snapshot.
         """
         now = self.clock()
         held = self._held.setdefault(sid, {})
@@ -79,11 +82,10 @@ class Leases:
         if own and own[1] > now and own[0] in queue:
             choice = own[0]
         else:
-            for p in queue:
-                if p in gold or (counts.get(p, 0) + others[p] < overlap
-                                 and (votes_now is None or votes_now(p) + others[p] < overlap)):
-                    choice = p
-                    break
+            room = (p for p in queue if p in gold or counts.get(p, 0) + others[p] < overlap)
+            while choice is None and (batch := list(itertools.islice(room, CONFIRM_BATCH))):
+                fresh = votes_now([p for p in batch if p not in gold]) if votes_now else {}
+                choice = next((p for p in batch if p in gold or fresh.get(p, 0) + others[p] < overlap), None)
         if choice is None:
             held.pop(annotator, None)
         else:

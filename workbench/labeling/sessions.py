@@ -325,7 +325,7 @@ class LabelingStore:
         None with pairs still left (``progress``) means every open pair is being judged by
         as many others as the overlap allows; asking again later finds one. The queue comes
         from a snapshot read outside the leases' lock; only the reservation, confirmed by a
-        fresh indexed count of the chosen pair's votes, runs under it.
+        fresh indexed count of the candidates' votes, runs under it.
         """
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
@@ -333,9 +333,10 @@ class LabelingStore:
             queue, done, counts = self._queue(conn, info, aid, annotator)
         s = info.settings
         with self.leases.lock, self.store.snapshot() as conn:
-            def votes_now(pair_id: str) -> int:
-                return conn.execute("SELECT COUNT(*) FROM labeling_current WHERE session_id = ? AND pair_id = ? AND outcome != 'skip'",
-                                    (info.id, pair_id)).fetchone()[0]
+            def votes_now(pair_ids: list[str]) -> dict[str, int]:
+                marks = ", ".join("?" * len(pair_ids))
+                return dict(conn.execute(f"SELECT pair_id, COUNT(*) FROM labeling_current WHERE session_id = ? AND pair_id IN ({marks})"
+                                         " AND outcome != 'skip' GROUP BY pair_id", (info.id, *pair_ids)))
 
             # With no more annotators than the overlap no pair can fill up for them (see _queue).
             pick = self.leases.pick(info.id, annotator, queue, counts, s.overlap, s.gold, s.lease_seconds,
