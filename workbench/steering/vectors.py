@@ -9,6 +9,7 @@ number per batch row, so a single batched forward can compare several strengths.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -84,7 +85,9 @@ class SteeringVector:
     def apply(self, model: LoadedModel | nn.Module, coefficient: Coefficient) -> Iterator[None]:
         """Add ``coefficient * scale * direction`` to the residual stream while inside the block.
 
-        ``coefficient`` is a number, or one number per batch row (shape ``[batch]``).
+        ``coefficient`` is a number, or one number per batch row (shape ``[batch]``). Only
+        forwards run by the thread that entered the block are steered, so run the forward
+        (``generate`` included) in that thread, not in a helper thread such as a streamer's.
         """
         module, adapter = _model_and_adapter(model)
         block = self._block(module, adapter)
@@ -96,9 +99,12 @@ class SteeringVector:
         delta = delta.to(device=param.device, dtype=param.dtype)
         rows = int(coef.shape[0]) if coef.ndim == 1 else None
         silent = bool((coef == 0).all())
+        owner = threading.get_ident()
 
         def add(_module: nn.Module, _args: object, output: Any) -> Any:
-            if silent:
+            # The model is shared: another thread's forward (a lens, another user's generation)
+            # runs through the same block and must not be steered by this request.
+            if silent or threading.get_ident() != owner:
                 return output  # exactly the unsteered computation
             hidden = output[0] if isinstance(output, tuple) else output
             if rows is not None and hidden.shape[0] != rows:
