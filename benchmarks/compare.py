@@ -119,16 +119,18 @@ def main() -> None:
     if args.child:
         child(args.child, args.pairs, args.batch_size, args.device)
         return
-    print(f"torch threads: {torch.get_num_threads()}, load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"torch threads: {torch.get_num_threads()}, load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     batched = run_child("batched", args.pairs, args)
+    # Printed as soon as measured, so a run cut short still reports the batched figures.
+    print(f"models: demo vs demo with noise on block {batched['layers'] // 2}'s MLP ({batched['layers']} layers, "
+          f"{batched['device']}, {batched['dtype']})")
+    print(f"texts: {batched['texts']} ({batched['tokens']} response tokens), lens KL at {LENS_POSITIONS} response positions per text")
+    print(f"batched_seconds: {batched['seconds']:.2f} s ({batched['texts'] / batched['seconds']:.2f} texts/s, batch size {args.batch_size})",
+          flush=True)
     check = run_child("batched", args.naive_pairs, args)
     slow = run_child("naive", args.naive_pairs, args)
     scale = args.pairs / args.naive_pairs
     naive_seconds = slow["seconds"] * scale
-    print(f"models: demo vs demo with noise on block {batched['layers'] // 2}'s MLP ({batched['layers']} layers, "
-          f"{batched['device']}, {batched['dtype']})")
-    print(f"texts: {batched['texts']} ({batched['tokens']} response tokens), lens KL at {LENS_POSITIONS} response positions per text")
-    print(f"batched_seconds: {batched['seconds']:.2f} s ({batched['texts'] / batched['seconds']:.2f} texts/s, batch size {args.batch_size})")
     print(f"naive_seconds: {naive_seconds:.2f} s (measured {slow['seconds']:.2f} s on {slow['texts']} texts, scaled by {scale:g})")
     print(f"speedup: {naive_seconds / batched['seconds']:.1f}x")
     print(f"peak_rss_batched: {batched['peak_rss_mib']:.0f} MiB; peak_rss_naive: {slow['peak_rss_mib']:.0f} MiB"
