@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from workbench.compare.cli import compare
+from workbench.data.readers import QUALITY_CHECKS, detect_file_format
 from workbench.errors import WorkbenchError
 from workbench.jobs.cli import runs_app
 from workbench.settings import Settings, parse_auth
@@ -134,32 +135,19 @@ def data_import(
     name: Annotated[str | None, typer.Option(help="Dataset name (default: the file name).")] = None,
     format: Annotated[str, typer.Option("--format", help="auto, trl, hh-rlhf, sharegpt, alpacaeval, unlabeled.")] = "auto",
     replace: Annotated[bool, typer.Option("--replace", help="Replace an existing dataset of the same name.")] = False,
+    allow: Annotated[list[str] | None, typer.Option("--allow", help=f"Keep records that look like mistakes, by kind (repeatable): {', '.join(QUALITY_CHECKS)}.")] = None,
     home: HomeOpt = None,
 ) -> None:
     """Import a pair dataset into the workbench store (all or nothing)."""
     ctx = _context(home)
-    stored = ctx.import_dataset(path, name=name, format=format, replace=replace)
+    stored = ctx.import_dataset(path, name=name, format=format, replace=replace, allow=allow or ())
     typer.echo(f"imported {ctx.store.count_pairs(stored)} pairs as '{stored}'")
-
-
-def _detected_format(path: Path) -> str:
-    """The record format ``format="auto"`` picks for this file (from its first record, as ``read_pairs`` does)."""
-    # readers has no public "format of a file" function yet; its record streamer is the one way to get the first record
-    from workbench.data.readers import MAX_FILE_BYTES, MAX_LINE_BYTES, _Limits, _records, detect_format
-
-    return detect_format([record for _, record in _records(path, 1, _Limits(MAX_LINE_BYTES, MAX_FILE_BYTES))], path)
 
 
 @data_app.command("list")
 def data_list(home: HomeOpt = None) -> None:
-    """List imported datasets with the record format they were read as."""
+    """List imported datasets with the record format they were read as (detected at import)."""
     rows = _context(home).store.list_datasets()
-    for r in rows:  # imports recorded "auto": say what auto found, while the source file is still there
-        if r["format"] == "auto" and Path(r["source"]).is_file():
-            try:
-                r["format"] = _detected_format(Path(r["source"]))
-            except WorkbenchError:
-                r["format"] = "auto (source changed)"
     typer.echo(_table(rows, ["name", "n_pairs", "format", "source"]))
 
 
@@ -182,7 +170,7 @@ def data_show(
         pairs = read_pairs(path, format=format)
         labels = Counter(p.preferred or "unlabeled" for p in pairs)
         typer.echo(f"file: {path.resolve()} (not imported)")
-        typer.echo(f"format: {_detected_format(path) + ' (detected)' if format == 'auto' else format}")
+        typer.echo(f"format: {detect_file_format(path) + ' (detected)' if format == 'auto' else format}")
         typer.echo(f"pairs: {len(pairs)} ({', '.join(f'{k} {labels[k]}' for k in ('A', 'B', 'tie', 'unlabeled') if labels[k])}); "
                    f"prompts: {len({p.prompt_text for p in pairs})}")
         typer.echo(f"import: workbench data import {path} --name {path.name.split('.')[0]}")
@@ -214,7 +202,7 @@ def main() -> None:
     host = PluginHost()
     host.collect("cli_commands", app=app)
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=False, obj=host)  # commands use this host instead of loading entry points again
     except WorkbenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections.abc import Collection
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.data.readers import detect_file_format, read_pairs
 from workbench.errors import SecurityError
 from workbench.models.catalog import CatalogEntry, scan_catalog
 from workbench.models.loading import LoadedModel
@@ -112,14 +114,18 @@ class AppContext:
             )
         return resolved
 
-    def import_dataset(self, path: str | Path, name: str | None = None, format: str = "auto", *, confine: bool = False, replace: bool = False) -> str:
-        """Read a pair file in any supported format and store it under ``name`` (atomic)."""
-        from workbench.data.readers import read_pairs
+    def import_dataset(self, path: str | Path, name: str | None = None, format: str = "auto", *, confine: bool = False,
+                       replace: bool = False, allow: Collection[str] = ()) -> str:
+        """Read a pair file in any supported format and store it under ``name`` (atomic).
 
+        ``allow`` keeps records the reader would refuse as likely mistakes (``readers.QUALITY_CHECKS``);
+        the store records the format auto-detection found, not "auto".
+        """
         path = self.check_data_path(path) if confine else Path(path).expanduser()
-        pairs = read_pairs(path, format=format)
+        pairs = read_pairs(path, format=format, allow=allow)
         name = name or path.name.split(".")[0]
-        self.store.import_pairs(name, pairs, source=str(path), format=format, replace=replace)
+        detected = detect_file_format(path) if format == "auto" else format
+        self.store.import_pairs(name, pairs, source=str(path), format=detected, replace=replace)
         return name
 
     def ensure_demo_dataset(self) -> str:
