@@ -84,7 +84,8 @@ def _last(lm: LoadedModel, batch: list[list[int]], states: list[torch.Tensor]) -
 
 
 def tl_lens(lm: LoadedModel, tl: object) -> Lens:
-    names = {"blocks.0.hook_resid_pre", *(f"blocks.{i}.hook_resid_post" for i in range(lm.n_layers))}
+    # accumulated_resid reads every block's resid_pre and the last block's resid_post.
+    names = {*(f"blocks.{i}.hook_resid_pre" for i in range(lm.n_layers)), f"blocks.{lm.n_layers - 1}.hook_resid_post"}
 
     def lens(batch: list[list[int]]) -> torch.Tensor:
         inputs = _batch_inputs(lm, batch)
