@@ -20,7 +20,10 @@ class DPOJobConfig(JobConfig):
     what: ClassVar[str] = "DPO"
     model: str | None = option(None, "Catalog name or path of the model to train: a full model or a GGUF, not an adapter "
                                "(default: the embedded demo model).")
-    dataset: str | None = option(None, "Stored dataset name or pair file (TRL, HH-RLHF, labeling export…).")
+    dataset: str | None = option(None, "Stored dataset name or pair file (TRL, HH-RLHF, labeling export…); or give session.")
+    session: str | None = option(None, "Labeling session whose A/B votes are the training pairs (instead of dataset).")
+    min_strength: int | None = option(None, "With session: keep only votes at least this strong (1 slight, 2 clear).", choices=(1, 2))
+    drop_pairs: list[str] = option(default_factory=list, help="With session: pair ids to leave out (e.g. the top ones by CHES).")
     format: str = option("auto", "Pair file format (auto detects it).", cli=False)
     method: str = option("lora", "lora (PEFT adapter) or full (all weights).", choices=("lora", "full"))
     lora_r: int = option(8, "LoRA rank.", min=1)
@@ -58,8 +61,17 @@ class DPOJobConfig(JobConfig):
             raise ConfigError("DPO options beta and learning_rate must be positive.")
         if self.max_steps < 1 and self.num_epochs <= 0:
             raise ConfigError("Set max_steps ≥ 1, or max_steps: 0 with num_epochs > 0.")
-        if not self.dataset:
-            raise ConfigError("No dataset given.", hint="Pass a stored dataset name or a pair file (TRL, HH-RLHF, labeling export…).")
+        _one_source(self.dataset, self.session, "a stored dataset name or a pair file (TRL, HH-RLHF, labeling export…)")
+        if not self.session and (self.min_strength is not None or self.drop_pairs):
+            raise ConfigError("min_strength and drop_pairs apply to a session's votes; this run reads a dataset.",
+                              hint="Remove them, or train from a session instead.")
+
+
+def _one_source(dataset: str | None, session: str | None, what: str) -> None:
+    """Exactly one of dataset and session: a run trains on one set of pairs."""
+    if bool(dataset) == bool(session):
+        raise ConfigError("Give exactly one of dataset and session." if dataset else "No dataset or session given.",
+                          hint=f"Pass {what}, or the name of a labeling session (its A/B votes become the pairs).")
 
 
 @dataclass

@@ -27,7 +27,16 @@ from workbench.jobs.worker import settings_from
 from workbench.settings import Settings
 from workbench.training.configs import DPOJobConfig
 from workbench.training.launch import accelerate_command, accelerate_config, write_accelerate_config
-from workbench.training.pairs import dpo_rows, load_pairs, split_pairs
+from workbench.training.pairs import (
+    SESSION_FILE,
+    PairSplit,
+    dpo_rows,
+    freeze_session_split,
+    frozen_session_split,
+    load_pairs,
+    session_split,
+    split_pairs,
+)
 
 OUTPUT = {"lora": "adapter", "full": "model"}  # method → output folder (DPOJobConfig.method)
 
@@ -35,17 +44,17 @@ OUTPUT = {"lora": "adapter", "full": "model"}  # method → output folder (DPOJo
 def validate_dpo(cfg: DPOJobConfig | dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Check the dataset, model and batch size before any run starts."""
     cfg = parsed(DPOJobConfig, cfg)
-    pairs = load_pairs(str(cfg.dataset), settings, cfg.format)
-    split = split_pairs(pairs, cfg.held_out_fraction, cfg.seed, source=str(cfg.dataset))
     per_step = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.num_processes
+    split = pairs_of(cfg, settings, min_votes=per_step + (1 if cfg.held_out_fraction > 0 else 0))
     if per_step > len(split.train):
+        left = split.skipped_text()
         raise ConfigError(
             f"Batch size impossible: one optimizer step needs {per_step} pairs (batch_size {cfg.batch_size} × "
             f"gradient_accumulation_steps {cfg.gradient_accumulation_steps} × num_processes {cfg.num_processes}), "
             f"but only {len(split.train)} labelled training pairs remain after holding out {len(split.held_out)}"
-            + (f" and skipping {split.skipped} ties/unlabelled" if split.skipped else "") + ".",
+            + (f" and {left}" if left else "") + ".",
             hint="Lower batch_size or gradient_accumulation_steps, hold out fewer pairs, or label more pairs.")
-    if Path(cfg.dataset).expanduser().exists():
+    if cfg.dataset and Path(cfg.dataset).expanduser().exists():
         cfg.dataset = str(Path(cfg.dataset).expanduser().resolve())
     # workbench.models imports torch: the CLI builds its flags from this module without it.
     from workbench.models.embedded import DEMO_MODEL_NAME
@@ -70,9 +79,35 @@ def _use_cpu(device: str) -> bool:
     return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
 
 
-def _split(job: JobContext) -> Any:
+def pairs_of(cfg: DPOJobConfig, settings: Settings, min_votes: int = 1) -> PairSplit:
+    """The run's (train, held-out) pairs: a dataset's labelled pairs, or a session's A/B votes as they are now."""
+    if cfg.session:
+        return session_split(settings, cfg.session, cfg.held_out_fraction, cfg.seed, min_strength=cfg.min_strength,
+                             drop_pairs=cfg.drop_pairs, min_votes=min_votes)
+    return split_pairs(load_pairs(str(cfg.dataset), settings, cfg.format), cfg.held_out_fraction, cfg.seed, source=str(cfg.dataset))
+
+
+def _split(job: JobContext) -> PairSplit:
+    """The pairs this run trains and reports on; a session run reads the votes it froze at start."""
     cfg = DPOJobConfig.from_dict(job.config)
-    return split_pairs(load_pairs(cfg.dataset, job.settings, cfg.format), cfg.held_out_fraction, cfg.seed)
+    if cfg.session:
+        frozen = frozen_session_split(job.run_dir)
+        if frozen is None:
+            raise RuntimeError(f"{job.run_dir / SESSION_FILE} is missing: a session run freezes its votes before training.")
+        return frozen
+    return pairs_of(cfg, job.settings)
+
+
+def _freeze_session(job: JobContext) -> None:
+    """Read a session's votes once, at the run's first start, and record the session and vote snapshot."""
+    cfg = DPOJobConfig.from_dict(job.config)
+    if not cfg.session or frozen_session_split(job.run_dir) is not None:
+        return
+    split = pairs_of(cfg, job.settings)
+    freeze_session_split(job.run_dir, split)
+    job.set_summary(votes=split.record)
+    job.log.info("session %s: training on %d vote(s), %d held out, left out %s; snapshot %s", cfg.session, len(split.train),
+                 len(split.held_out), split.left_out or "none", split.record["snapshot"]["sha256"][:12])
 
 
 # -- training (one process, or one rank of an accelerate launch) ---------------------------
@@ -260,6 +295,7 @@ def _launch_ranks(job: JobContext) -> bool:
 
 def run_dpo(job: JobContext) -> str:
     cfg = DPOJobConfig.from_dict(job.config)
+    _freeze_session(job)
     trained = _launch_ranks(job) if cfg.num_processes > 1 else train_dpo(job)
     if not trained:
         raise JobCancelled

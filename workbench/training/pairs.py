@@ -1,25 +1,41 @@
-"""Training pairs from a stored dataset or any pair file, split into train and held-out.
+"""Training pairs from a stored dataset, any pair file or a labeling session, split into train and held-out.
 
 Only labelled pairs (preferred A or B) train DPO; ties and unlabelled pairs are counted and
-left out, so a user sees why a dataset of 500 pairs trains on 120.
+left out, so a user sees why a dataset of 500 pairs trains on 120. A session's A/B votes are
+read through ``preference.votes`` (ties, both-bad and skips counted and left out there) and
+held out by prompt; a run freezes them in its folder at start, so training, evaluation,
+every rank and a resume see the same votes whatever is voted meanwhile.
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from workbench.data.types import Pair
-from workbench.errors import DataError
+from workbench.errors import ConfigError, DataError
+from workbench.files import atomic_write_text
 from workbench.settings import Settings
+
+SESSION_FILE = "session_votes.json"  # a session run's frozen votes, in its run folder
 
 
 @dataclass
 class PairSplit:
     train: list[Pair]
     held_out: list[Pair]
-    skipped: int  # ties and unlabelled pairs
+    skipped: int  # ties and unlabelled pairs, or a session's votes left out
+    left_out: dict[str, int] = field(default_factory=dict)  # a session's reasons → counts
+    record: dict[str, Any] = field(default_factory=dict)  # a session run's record: session, counts, vote snapshot
+
+    def skipped_text(self) -> str:
+        """What was left out, in words: 'skipping 3 ties/unlabelled' or the session's reasons."""
+        if self.left_out:
+            return "leaving out " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.left_out.items()))
+        return f"skipping {self.skipped} ties/unlabelled" if self.skipped else ""
 
 
 def load_pairs(dataset: str, settings: Settings, format: str = "auto") -> list[Pair]:
@@ -74,3 +90,54 @@ def dpo_rows(pairs: list[Pair], tokenizer: Any) -> list[dict[str, Any]]:
         return [{"prompt": msgs(p.prompt), "chosen": [{"role": "assistant", "content": p.chosen}],
                  "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
     return [{"prompt": p.prompt_text, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+
+
+def session_split(settings: Settings, session: str, held_out_fraction: float, seed: int = 0, *, min_strength: int | None = None,
+                  drop_pairs: Sequence[str] = (), min_votes: int = 1) -> PairSplit:
+    """A session's usable A/B votes as (train, held-out) pairs, split by prompt, with the run's record.
+
+    ``drop_pairs`` are session pair ids left out on purpose (e.g. the likeliest to cause
+    likelihood displacement by CHES); an id the session does not have is an error, not ignored.
+    """
+    from workbench.labeling.sessions import LabelingStore  # the store and labeling layer: not needed to build CLI flags
+    from workbench.preference.votes import SessionVotes, session_votes
+    from workbench.store import Store
+
+    if not settings.db_path.exists():
+        raise DataError(f"No labeling session named '{session}': there is no store yet at {settings.db_path}.",
+                        hint="Create a session in the Labeling tab (or `workbench label`) first.")
+    with Store(settings.db_path) as store:
+        labeling = LabelingStore(store)
+        votes = session_votes(labeling, session, min_strength=min_strength)
+        known = {p.id for p in labeling.pairs(session)}
+    unknown = sorted(set(drop_pairs) - known)
+    if unknown:
+        raise ConfigError(f"drop_pairs names pair(s) that session '{session}' does not have: {', '.join(unknown[:5])}"
+                          + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "") + ".",
+                          hint="Use the pair ids listed by the displacement check (CHES) of this session.")
+    drop = set(drop_pairs)
+    kept = [v for v in votes.votes if v.pair_id not in drop]
+    left_out = dict(votes.left_out)
+    if len(kept) < len(votes.votes):
+        left_out["dropped"] = len(votes.votes) - len(kept)
+    kept_votes = SessionVotes(session, kept, left_out, votes.snapshot).require(min_votes=min_votes)
+    train, held = kept_votes.split(held_out_fraction, seed)
+    record = {**kept_votes.summary(), "trained_on": len(train), "held_out": len(held), "dropped_pairs": sorted(drop)}
+    return PairSplit([v.as_pair() for v in train], [v.as_pair() for v in held], sum(left_out.values()), left_out, record)
+
+
+def freeze_session_split(run_dir: Path, split: PairSplit) -> None:
+    """Write a session run's pairs and record into its folder (once, at start)."""
+    data = {"record": split.record, "left_out": split.left_out,
+            "train": [p.to_dict() for p in split.train], "held_out": [p.to_dict() for p in split.held_out]}
+    atomic_write_text(run_dir / SESSION_FILE, json.dumps(data, ensure_ascii=False))
+
+
+def frozen_session_split(run_dir: Path) -> PairSplit | None:
+    """The pairs a session run froze at start, or None before that."""
+    path = run_dir / SESSION_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return PairSplit([Pair.from_dict(d) for d in data["train"]], [Pair.from_dict(d) for d in data["held_out"]],
+                     sum(data["left_out"].values()), data["left_out"], data["record"])
