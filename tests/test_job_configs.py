@@ -196,6 +196,7 @@ def test_annotator_cannot_start_cancel_or_resume(tab, tmp_path):
 
 def test_owner_dataset_must_be_stored_or_inside_the_data_roots(tab, tmp_path):
     from plugins.finetune import actions
+    from workbench.app import job_ui
 
     ctx, demo, fns = tab
     outside = tmp_path / "secret.jsonl"
@@ -206,7 +207,7 @@ def test_owner_dataset_must_be_stored_or_inside_the_data_roots(tab, tmp_path):
     with pytest.raises(SecurityError):
         actions.start(ctx, JobManager.for_context(ctx), "owner", "dpo", {"dataset": str(outside)})
     with pytest.raises(PermissionDenied):
-        actions.control(ctx, JobManager.for_context(ctx), "ann", "cancel", "x")
+        job_ui.control(ctx, JobManager.for_context(ctx), "ann", "cancel", "x")
     assert not list(ctx.settings.runs_dir.iterdir())
 
 

@@ -46,8 +46,8 @@ def test_start_follow_and_cancel_a_run(browser, server) -> None:
     page.goto(srv.url + "/", timeout=UI_TIMEOUT_MS)
     page.get_by_role("tab", name="Runs", exact=True).click()
     page.get_by_role("tab", name="lm-sae", exact=True).click()
-    for elem, value in (("ft-runs-lm-sae-model", "tiny-llama"), ("ft-runs-lm-sae-dataset", dataset),
-                        ("ft-runs-lm-sae-prefer-pole", "verbose"), ("runs-lm-sae-yaml", "sae: {training_samples: 2000000}")):
+    for elem, value in (("runs-lm-sae-model", "tiny-llama"), ("runs-lm-sae-dataset", dataset),
+                        ("runs-lm-sae-prefer-pole", "verbose"), ("runs-lm-sae-yaml", "sae: {training_samples: 2000000}")):
         _fill(page, elem, value)
     page.locator("#runs-lm-sae-start").click()
     expect(page.locator("#runs-start-status")).to_contain_text("Started", timeout=UI_TIMEOUT_MS)

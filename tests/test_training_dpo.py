@@ -104,10 +104,11 @@ def test_two_process_gloo_run_cancels_and_resumes(manager, tiny_checkpoint, tmp_
     assert m.summary["held_out"]["logp_chosen_per_token_after"] < 0  # the log-prob report of the same held-out pairs
 
     from plugins.finetune import actions
+    from workbench.app import job_ui
 
     assert [r[0] for r in actions.before_after_rows(run)] == ["held_out", "train"]
-    assert len(actions.samples_rows(run)) == 1 and "finished" in actions.status_markdown(run)
-    assert actions.dpo_figure(run.metrics()) is not None
+    assert len(actions.samples_rows(run)) == 1 and "finished" in job_ui.status_markdown(run)
+    assert job_ui.dpo_figure(run.metrics()) is not None
 
 
 def test_bad_configs_fail_before_a_run_exists(manager, tiny_checkpoint, tmp_path):

@@ -10,21 +10,7 @@ from typing import Any
 
 from workbench.app import ui
 from workbench.app.auth import require_owner
-from workbench.errors import ConfigError
-from workbench.jobs import JobManager, Run, describe_failure
-
-RUN_COLUMNS = ["id", "type", "status", "progress", "eta_s", "attempts", "created", "output", "error"]
-DPO_PANELS = (
-    ("loss", ["loss"]),
-    ("rewards", ["rewards/chosen", "rewards/rejected", "rewards/margins"]),
-    ("accuracy", ["rewards/accuracies"]),
-    ("log-probs", ["logps/chosen", "logps/rejected"]),
-)
-
-
-def runs_table(manager: JobManager) -> list[list[Any]]:
-    return [[row[c] for c in RUN_COLUMNS] for row in (r.summary_row() for r in manager.runs())]
-
+from workbench.jobs import JobManager, Run
 
 # What each form offers: a DPO run starts from a full decoder; PAL reads features from any LM or encoder.
 MODEL_REQUIRES = {"dpo": ["trainable"], "pal": ["causal_lm|encoder"]}
@@ -52,82 +38,6 @@ def start(ctx: Any, manager: JobManager, user: str | None, kind: str, options: d
     options = {k: v for k, v in options.items() if v not in (None, "")}
     options["dataset"] = confine_dataset(ctx, options.get("dataset"))
     return manager.submit(kind, options)
-
-
-def control(ctx: Any, manager: JobManager, user: str | None, action: str, run_id: str | None) -> str:
-    """Cancel or resume a run from the browser (owner only); returns the message to show."""
-    require_owner(ctx.settings, user, f"{action} a run")
-    if not run_id:
-        raise ConfigError("Select a run first.")
-    if action == "cancel":
-        manager.cancel(run_id)
-        return f"Cancel requested for **{ui.md_escape(run_id)}**: it saves a checkpoint and stops."
-    manager.resume(run_id)
-    return f"Resumed **{ui.md_escape(run_id)}** from its last checkpoint."
-
-
-def status_markdown(run: Run) -> str:
-    m, p = run.manifest, run.progress()
-    lines = [f"**{ui.md_escape(m.id)}** ({m.type}) — **{m.status}**, attempt {m.attempts}"]
-    if p.get("total"):
-        eta = f", ETA {p['eta_s']:.0f} s" if p.get("eta_s") is not None and m.status == "running" else ""
-        lines.append(f"{p.get('stage') or 'step'} {p['step']} / {p['total']} ({100 * (p.get('fraction') or 0):.0f} %){eta}"
-                     + (f" — {ui.md_escape(p['message'])}" if p.get("message") else ""))
-    if m.status == "finished" and m.output:
-        lines.append(f"output: `{run.dir / m.output}`" + (f" — in the model catalog as `run:{m.id}`" if m.type == "dpo" else ""))
-    if m.status == "failed":
-        lines.append(f"**Error:** {ui.md_escape(m.error or 'no error recorded')}")
-    if m.status == "cancelled" and run.latest_checkpoint():
-        lines.append(f"checkpoint `{run.latest_checkpoint().name}` saved: press Resume to continue")
-    return "  \n".join(lines)
-
-
-def log_text(run: Run, lines: int = 40) -> str:
-    return describe_failure(run, lines) if run.status == "failed" else run.log_tail(lines)
-
-
-def dpo_figure(rows: list[dict[str, Any]]) -> Any:
-    """Live DPO curves: loss, rewards (chosen/rejected/margins), accuracy, log-probs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(DPO_PANELS), figsize=(14, 3))
-    rows = [r for r in rows if "loss" in r]
-    for ax, (title, keys) in zip(axes, DPO_PANELS, strict=True):
-        for key in keys:
-            pts = [(r["step"], r[key]) for r in rows if key in r]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker=".", label=key.split("/")[-1])
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        if len(keys) > 1:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
-
-
-def pal_figure(rows: list[dict[str, Any]]) -> Any:
-    """Training loss per model (PAL-A, PAL-B, BT) by epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-    for name in dict.fromkeys(r["model"] for r in rows if "model" in r):
-        pts = [r for r in rows if r.get("model") == name]
-        axes[0].plot([r["epoch"] for r in pts], [r["loss"] for r in pts], label=name)
-        axes[1].plot([r["epoch"] for r in pts], [r["train_accuracy"] for r in pts], label=name)
-    for ax, title in zip(axes, ("loss", "train accuracy"), strict=True):
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
 
 
 def before_after_rows(run: Run) -> list[list[Any]]:

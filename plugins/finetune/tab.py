@@ -5,18 +5,17 @@ selects the newest active one (reattach). A timer refreshes the selected run eve
 """
 from __future__ import annotations
 
-import dataclasses
 import time
-import typing
 from typing import Any
 
 import gradio as gr
 
 from plugins.finetune import actions
+from workbench.app import job_ui
+from workbench.app.job_ui import config_form
 from workbench.app.ui import error_markdown, md_escape
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager
-from workbench.jobs.config import unwrap_optional
 from workbench.training.configs import DPOJobConfig, PALJobConfig
 
 # The options each form shows (the rest keep their defaults; all of them work from the CLI).
@@ -25,33 +24,9 @@ DPO_FORM = ["model", "dataset", "method", "max_steps", "batch_size", "learning_r
 PAL_FORM = ["dataset", "model", "variant", "k", "epochs"]
 
 
-def config_form(cls: type, names: list[str], kind: str) -> list[Any]:
-    """Gradio inputs for ``names`` of config dataclass ``cls``: type, default, choices and help
-    come from the field, so the form cannot drift from the job's options."""
-    hints = typing.get_type_hints(cls)
-    by_name = {f.name: f for f in dataclasses.fields(cls)}
-    out = []
-    for name in names:
-        f, (tp, _) = by_name[name], unwrap_optional(hints[name])
-        label, info = name.replace("_", " ").capitalize(), f.metadata.get("help") or None
-        default = None if f.default is dataclasses.MISSING else f.default
-        elem_id = f"ft-{kind}-{name.replace('_', '-')}"
-        if name in ("model", "dataset"):
-            out.append(gr.Dropdown(label=label, info=info, choices=[], allow_custom_value=True, elem_id=elem_id))
-        elif f.metadata.get("choices"):
-            out.append(gr.Radio(list(f.metadata["choices"]), value=default, label=label, info=info, elem_id=elem_id))
-        elif tp is bool:
-            out.append(gr.Checkbox(value=bool(default), label=label, info=info, elem_id=elem_id))
-        elif tp in (int, float):
-            out.append(gr.Number(value=default, precision=0 if tp is int else None, label=label, info=info, elem_id=elem_id))
-        else:
-            out.append(gr.Textbox(value=default, label=label, info=info, elem_id=elem_id))
-    return out
-
-
 def _form(ctx: Any, kind: str, cls: type, names: list[str]) -> tuple[gr.Button, list[Any]]:
     with gr.Row():
-        inputs = config_form(cls, names, kind)
+        inputs = config_form(cls, names, f"ft-{kind}")
     start = gr.Button(f"Start {kind.upper()} run", variant="primary", elem_id=f"ft-{kind}-start")
     model, dataset = inputs[names.index("model")], inputs[names.index("dataset")]
 
@@ -75,7 +50,7 @@ def build_finetune_tab(ctx: Any) -> None:
     start_status = gr.Markdown(elem_id="ft-start-status")
 
     gr.Markdown("### Runs")
-    table = gr.Dataframe(headers=actions.RUN_COLUMNS, interactive=False, wrap=True, max_height=240, elem_id="ft-runs")
+    table = gr.Dataframe(headers=job_ui.RUN_COLUMNS, interactive=False, wrap=True, max_height=240, elem_id="ft-runs")
     with gr.Row(equal_height=True):
         run_id = gr.Dropdown(label="Run", choices=[], scale=4, elem_id="ft-run")
         cancel = gr.Button("Cancel", scale=1, elem_id="ft-cancel")
@@ -96,7 +71,7 @@ def build_finetune_tab(ctx: Any) -> None:
         if selected not in ids:
             active = [r.id for r in runs if r.is_active()]
             selected = active[0] if active else (ids[0] if ids else None)
-        return actions.runs_table(manager), gr.Dropdown(choices=ids, value=selected)
+        return job_ui.runs_table(manager), gr.Dropdown(choices=ids, value=selected)
 
     def show(rid: str | None) -> tuple[Any, ...]:
         if not rid:
@@ -108,10 +83,10 @@ def build_finetune_tab(ctx: Any) -> None:
         rows = run.metrics()
         if run.manifest.type == "dpo":
             warnings = run.manifest.summary.get("warnings", [])
-            return (actions.status_markdown(run), "  \n".join(f"⚠️ **Warning:** {md_escape(w)}" for w in warnings), actions.dpo_figure(rows),
-                    actions.before_after_rows(run), actions.samples_rows(run), gr.Dataframe(value=[]), None, actions.log_text(run))
+            return (job_ui.status_markdown(run), "  \n".join(f"⚠️ **Warning:** {md_escape(w)}" for w in warnings), job_ui.dpo_figure(rows),
+                    actions.before_after_rows(run), actions.samples_rows(run), gr.Dataframe(value=[]), None, job_ui.log_text(run))
         pal = gr.Dataframe(value=actions.pal_results_rows(run), headers=actions.pal_results_columns(run))
-        return (actions.status_markdown(run), "", actions.pal_figure(rows), [], [], pal, actions.latent_figure(run), actions.log_text(run))
+        return (job_ui.status_markdown(run), "", job_ui.pal_figure(rows), [], [], pal, actions.latent_figure(run), job_ui.log_text(run))
 
     view = [status, warning, curves, before_after, samples, pal_results, latent, log]
 
@@ -137,7 +112,7 @@ def build_finetune_tab(ctx: Any) -> None:
 
     def on_control(action: str, rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
         try:
-            msg = actions.control(ctx, manager, request.username, action, rid)
+            msg = job_ui.control(ctx, manager, request.username, action, rid)
         except WorkbenchError as exc:
             msg = error_markdown(exc)
         t, d = run_choices(rid)
@@ -161,6 +136,6 @@ def build_finetune_tab(ctx: Any) -> None:
         except WorkbenchError:
             m = None
         live = m is not None and (m.status in ("queued", "running") or time.time() - (m.finished or 0) < 6)
-        return (actions.runs_table(manager), *(show(rid) if live else [gr.skip()] * len(view)))
+        return (job_ui.runs_table(manager), *(show(rid) if live else [gr.skip()] * len(view)))
 
     gr.Timer(2.0).tick(tick, inputs=run_id, outputs=[table, *view])

@@ -13,8 +13,7 @@ from typing import Any
 
 import yaml
 
-from plugins.finetune import actions as finetune
-from workbench.app import ui
+from workbench.app import job_ui, ui
 from workbench.app.auth import require_owner
 from workbench.errors import ConfigError
 from workbench.jobs import JobManager, Run
@@ -121,9 +120,9 @@ def start(ctx: Any, manager: JobManager, user: str | None, kind: str, values: di
 def metrics_figure(run: Run) -> Any:
     """Every numeric metric by step (or by row when the job logs no step), one panel per metric."""
     if run.manifest.type == "dpo":
-        return finetune.dpo_figure(run.metrics())
+        return job_ui.dpo_figure(run.metrics())
     if run.manifest.type == "pal":
-        return finetune.pal_figure(run.metrics())
+        return job_ui.pal_figure(run.metrics())
     rows = run.metrics()
     keys = [k for k in dict.fromkeys(k for r in rows for k in r)
             if k not in ("step", "epoch") and any(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in rows)]

@@ -11,11 +11,10 @@ from typing import Any
 
 import gradio as gr
 
-from plugins.finetune import actions as finetune
-from plugins.finetune.tab import config_form
 from plugins.runs import actions
-from workbench.app import ui
+from workbench.app import job_ui, ui
 from workbench.app.auth import require_owner
+from workbench.app.job_ui import config_form
 from workbench.app.ui import error_markdown, md_escape
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager
@@ -72,7 +71,7 @@ def build_runs_tab(ctx: Any) -> None:
     start_status = gr.Markdown(elem_id="runs-start-status")
 
     gr.Markdown("### All runs")
-    table = gr.Dataframe(headers=finetune.RUN_COLUMNS, interactive=False, wrap=True, max_height=260, elem_id="runs-table")
+    table = gr.Dataframe(headers=job_ui.RUN_COLUMNS, interactive=False, wrap=True, max_height=260, elem_id="runs-table")
     with gr.Row(equal_height=True):
         run_id = gr.Dropdown(label="Run", choices=[], scale=4, elem_id="runs-run")
         cancel = gr.Button("Cancel", scale=1, elem_id="runs-cancel")
@@ -89,7 +88,7 @@ def build_runs_tab(ctx: Any) -> None:
         if selected not in ids:
             active = [r.id for r in runs if r.is_active()]
             selected = active[0] if active else (ids[0] if ids else None)
-        return finetune.runs_table(manager), gr.Dropdown(choices=ids, value=selected)
+        return job_ui.runs_table(manager), gr.Dropdown(choices=ids, value=selected)
 
     def show(rid: str | None, request: gr.Request) -> tuple[Any, ...]:
         try:
@@ -97,7 +96,7 @@ def build_runs_tab(ctx: Any) -> None:
             if not rid:
                 return "No run selected.", None, ""
             run = manager.get(rid)
-            return finetune.status_markdown(run), actions.metrics_figure(run), finetune.log_text(run)
+            return job_ui.status_markdown(run), actions.metrics_figure(run), job_ui.log_text(run)
         except WorkbenchError as exc:
             return error_markdown(exc), None, ""
 
@@ -124,7 +123,7 @@ def build_runs_tab(ctx: Any) -> None:
     def control(action: str) -> Any:
         def on_control(rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
             try:
-                msg = finetune.control(ctx, manager, request.username, action, rid)
+                msg = job_ui.control(ctx, manager, request.username, action, rid)
                 t, d = listing(request.username, rid)
             except WorkbenchError as exc:
                 return error_markdown(exc), gr.skip(), gr.skip()
@@ -153,7 +152,7 @@ def build_runs_tab(ctx: Any) -> None:
             plot_update = gr.skip()
         else:
             plot_update, drawn = actions.metrics_figure(run), (rid, rows, now)
-        return finetune.runs_table(manager), finetune.status_markdown(run), plot_update, finetune.log_text(run), drawn
+        return job_ui.runs_table(manager), job_ui.status_markdown(run), plot_update, job_ui.log_text(run), drawn
 
     drawn = gr.State(None)
     gr.Timer(REFRESH_S).tick(tick, inputs=[run_id, drawn], outputs=[table, *view, drawn], show_progress="hidden")
