@@ -9,6 +9,7 @@ import torch
 from conftest import ALL_FAMILIES
 
 from workbench.errors import ModelError, SecurityError
+from workbench.models import resolve
 from workbench.models.adapters import adapter_for, residual_stream, supported_model_types
 from workbench.models.catalog import safetensors_params, scan_catalog, scan_roots
 from workbench.models.generation import SamplingSettings, generate, stream
@@ -94,9 +95,11 @@ def test_peft_adapter_changes_outputs_and_finds_base_by_name(tiny_checkpoint, ti
     cfg["base_model_name_or_path"] = "someorg/tiny-llama"
     (moved / "adapter_config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelError, match="not available locally"):
-        load_model(moved, search_roots=[tmp_path / "nowhere"])
+        load_model(moved)
+    with pytest.raises(ModelError, match="not available locally"):
+        resolve.load(Settings(home=tmp_path / "home", model_roots=[tmp_path / "nowhere"]), moved)
     shutil.copytree(tiny_checkpoint("llama"), tmp_path / "root" / "tiny-llama")
-    again = load_model(moved, search_roots=[tmp_path / "root"])
+    again = resolve.load(Settings(home=tmp_path / "home", model_roots=[tmp_path / "root"]), moved)
     with torch.inference_mode():
         assert torch.allclose(again.model(**ids).logits, tuned.model(**ids).logits, atol=1e-5)
 

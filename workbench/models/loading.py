@@ -232,8 +232,12 @@ def _load_hf(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickl
     return model, tok
 
 
-def resolve_base(adapter_dir: Path, base: str | Path | None, search_roots: list[Path]) -> Path:
-    """Find a PEFT adapter's base model locally: explicit path, recorded path, or catalog name."""
+def resolve_base(adapter_dir: Path, base: str | Path | None) -> Path:
+    """A PEFT adapter's base model folder: the explicit path, else the recorded one.
+
+    Finding a base by *name* in the catalog is ``workbench.models.resolve.adapter_base`` (the one
+    resolution path), which passes the folder it found as ``base``.
+    """
     if base is not None:
         candidate = Path(base).expanduser()
         if candidate.exists():
@@ -244,14 +248,10 @@ def resolve_base(adapter_dir: Path, base: str | Path | None, search_roots: list[
     for candidate in (Path(recorded).expanduser(), adapter_dir / recorded):
         if recorded and (candidate / "config.json").exists():
             return candidate
-    from workbench.models.catalog import scan_roots
-
-    for entry in scan_roots(search_roots):
-        if entry.format == "hf" and entry.status == "ok" and recorded and (entry.name == recorded or entry.name.split("/")[-1] == recorded.split("/")[-1]):
-            return entry.path
     raise ModelError(
         f"The base model {recorded!r} named in {adapter_dir / 'adapter_config.json'} is not available locally.",
-        hint="Pass --base /path/to/base-model, or put the base model under a model root.",
+        hint="Pass --base /path/to/base-model, or load the adapter by its catalog name so its base is found by name "
+             "under the model roots.",
     )
 
 
@@ -264,13 +264,12 @@ def load_model(
     trust_remote_code: bool = False,
     base: str | Path | None = None,
     converted_dir: Path | None = None,
-    search_roots: list[Path] | None = None,
     name: str | None = None,
 ) -> LoadedModel:
     """Load any supported local checkpoint onto the chosen device, in eval mode.
 
     ``converted_dir`` is where GGUF files are converted to safetensors (once, keyed by the
-    file's hash); ``search_roots`` are where a PEFT adapter's base is looked up by name.
+    file's hash). A PEFT adapter's base is ``base`` or the path its config records.
     """
     path = Path(path).expanduser().resolve()
     fmt = detect_format(path)
@@ -288,7 +287,7 @@ def load_model(
         from peft import PeftModel
 
         check_weights_safe(path, allow_pickle=allow_pickle, stem="adapter_model")
-        base_dir = resolve_base(path, base, search_roots or [])
+        base_dir = resolve_base(path, base)
         info["base"] = str(base_dir)
         base_model, tok = _load_hf(base_dir, dev, dt, allow_pickle, trust_remote_code)
         try:

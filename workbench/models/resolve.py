@@ -11,13 +11,13 @@ LoRA wrapping, training) must undo it or load its own copy with ``load``.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import ModelError
 from workbench.models import embedded
 from workbench.models.catalog import describe, scan_catalog
+from workbench.models.checkpoint_files import read_json_object
 from workbench.models.loading import LoadedModel, load_model
 from workbench.settings import Settings
 
@@ -51,10 +51,8 @@ def resolve(settings: Settings, name_or_path: str | Path) -> ModelRef:
 def adapter_base(settings: Settings, adapter_dir: Path) -> Path:
     """A PEFT adapter's base model: its recorded path if that exists, else the catalog model of that name."""
     config_file = adapter_dir / "adapter_config.json"
-    try:
-        recorded = str(json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path") or "")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ModelError(f"Cannot read {config_file}: {exc}.", hint="The adapter's config is damaged; re-save the adapter.") from None
+    recorded = read_json_object(config_file).get("base_model_name_or_path")
+    recorded = recorded if isinstance(recorded, str) else ""
     for candidate in (Path(recorded).expanduser(), adapter_dir / recorded):
         if recorded and (candidate / "config.json").exists():
             return candidate.resolve()
@@ -62,7 +60,7 @@ def adapter_base(settings: Settings, adapter_dir: Path) -> Path:
     if short == embedded.DEMO_MODEL_NAME:
         return embedded.ensure_demo_model(settings)
     for entry in scan_catalog(settings):
-        if entry.format == "hf" and recorded and (entry.name == recorded or entry.name.split("/")[-1] == short):
+        if entry.format == "hf" and entry.status == "ok" and recorded and (entry.name == recorded or entry.name.split("/")[-1] == short):
             return entry.path
     raise ModelError(f"The base model {recorded!r} named in {config_file} is not available locally.",
                      hint="Put the base model under a model root (WORKBENCH_MODEL_ROOTS) under that name, or pass its folder as the base.")
@@ -81,5 +79,5 @@ def load(settings: Settings, name_or_path: str | Path, *, base: str | Path | Non
     return load_model(
         path, device=device or settings.device, dtype=dtype or settings.dtype, allow_pickle=settings.allow_pickle,
         trust_remote_code=settings.trust_remote_code, base=base, converted_dir=settings.models_dir / "converted",
-        search_roots=settings.all_model_roots(), name=ref.name,
+        name=ref.name,
     )
