@@ -70,7 +70,7 @@ class DPOJobConfig(JobConfig):
 def _one_source(dataset: str | None, session: str | None, what: str) -> None:
     """Exactly one of dataset and session: a run trains on one set of pairs."""
     if bool(dataset) == bool(session):
-        raise ConfigError("Give exactly one of dataset and session." if dataset else "No dataset or session given.",
+        raise ConfigError("Give exactly one of dataset and session." if dataset else "No dataset given (nor a session).",
                           hint=f"Pass {what}, or the name of a labeling session (its A/B votes become the pairs).")
 
 
