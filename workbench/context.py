@@ -10,19 +10,18 @@ import warnings
 from collections.abc import Collection
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from workbench.activations.cache import ActivationCache
+from workbench.data.demo import load_demo_pairs
 from workbench.data.readers import detect_file_format, read_pairs
 from workbench.errors import SecurityError
+from workbench.labeling.sessions import LabelingStore
 from workbench.models.catalog import CatalogEntry, scan_catalog
 from workbench.models.loading import LoadedModel
 from workbench.models.resolve import load, resolve
+from workbench.plugins import PluginHost
 from workbench.settings import Settings
-
-if TYPE_CHECKING:
-    from workbench.activations.cache import ActivationCache
-    from workbench.plugins import PluginHost
-    from workbench.store import Store
+from workbench.store import Store
 
 DEMO_DATASET = "demo"
 
@@ -41,21 +40,20 @@ class AppContext:
     # -- shared services -------------------------------------------------------------
     @cached_property
     def store(self) -> Store:
-        from workbench.store import Store
-
         return Store(self.settings.db_path)
 
     @cached_property
-    def activation_cache(self) -> ActivationCache:
-        from workbench.activations.cache import ActivationCache
+    def labeling(self) -> LabelingStore:
+        """The one LabelingStore over this context's store: the tab, the API and the CLI share its caches and pair reservations."""
+        return LabelingStore(self.store)
 
+    @cached_property
+    def activation_cache(self) -> ActivationCache:
         return ActivationCache(self.settings.cache_dir)
 
     @property
     def plugins(self) -> PluginHost:
         if self._plugins is None:
-            from workbench.plugins import PluginHost
-
             self._plugins = PluginHost()
         return self._plugins
 
@@ -130,8 +128,6 @@ class AppContext:
 
     def ensure_demo_dataset(self) -> str:
         """Import the packaged demo pairs once, so a fresh install has data to look at."""
-        from workbench.data.demo import load_demo_pairs
-
         if not any(d["name"] == DEMO_DATASET for d in self.store.list_datasets()):
             self.store.import_pairs(DEMO_DATASET, load_demo_pairs(), source="workbench demo", format="unlabeled")
         return DEMO_DATASET
