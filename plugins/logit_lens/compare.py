@@ -2,7 +2,9 @@
 
 The refusal (different tokenizers or families) and the lens points compared (every layer,
 or only the final one when the layer counts differ) are the model diff's
-(``workbench.compare.diff.check_comparable``); the lens read-out is ``workbench.lenses``'.
+(``workbench.compare.diff.check_comparable``); the lens read-out is ``workbench.lenses``': one
+forward pass per model, then one layer at a time through the final norm and unembedding, so
+at most ``[positions, vocab]`` logits per model are held at once.
 No UI imports, so notebooks can call it too.
 """
 from __future__ import annotations
@@ -15,10 +17,8 @@ import torch
 
 from workbench.compare.diff import check_comparable
 from workbench.errors import ConfigError
-from workbench.lenses.lens import encode, lens_logits
+from workbench.lenses.lens import _batch_inputs, _states, encode
 from workbench.models.loading import LoadedModel
-
-LOGIT_BUDGET = 2**26  # lens logits held at once per model ([points, positions, vocab] floats): ~256 MB
 
 
 @dataclass
@@ -46,12 +46,11 @@ def prompt_lens_kl(lm_a: LoadedModel, lm_b: LoadedModel, text: str, *, max_token
     same_depth = lm_a.n_layers == lm_b.n_layers
     points = list(range(lm_a.n_layers + 1)) if same_depth else [lm_a.n_layers]
     points_b = points if same_depth else [lm_b.n_layers]
-    vocab = max(len(lm_a.tokenizer), len(lm_b.tokenizer))
-    chunk = max(1, LOGIT_BUDGET // ((max(lm_a.n_layers, lm_b.n_layers) + 1) * vocab))
     kl = np.zeros((len(points), len(ids)))
-    for start in range(0, len(ids), chunk):
-        positions = list(range(start, min(start + chunk, len(ids))))
-        la = torch.log_softmax(lens_logits(lm_a, [ids], positions)[points, 0], dim=-1)
-        lb = torch.log_softmax(lens_logits(lm_b, [ids], positions)[points_b, 0].to(la.device), dim=-1)
-        kl[:, positions] = (la.exp() * (la - lb)).sum(-1).clamp_min(0).cpu().numpy()
+    with torch.inference_mode():
+        states_a, states_b = _states(lm_a, _batch_inputs(lm_a, [ids])), _states(lm_b, _batch_inputs(lm_b, [ids]))
+        for j, (pa, pb) in enumerate(zip(points, points_b, strict=True)):
+            la = torch.log_softmax(lm_a.adapter.logits(lm_a.model, states_a[pa][0]).float(), dim=-1)
+            lb = torch.log_softmax(lm_b.adapter.logits(lm_b.model, states_b[pb][0]).float().to(la.device), dim=-1)
+            kl[j] = (la.exp() * (la - lb)).sum(-1).clamp_min(0).cpu().numpy()
     return PromptLensKL(lm_a.name, lm_b.name, points, kl, notes)
