@@ -12,6 +12,7 @@ from workbench.labeling import Conflict, Invalid, LabelingStore, NotFound
 from workbench.labeling.analysis import session_report
 from workbench.labeling.export import dpo_rows, export_session, export_session_long_table
 from workbench.labeling.sessions import assigned_order
+from workbench.labeling.verdict import session_verdict
 from workbench.store import Store
 
 
@@ -63,7 +64,7 @@ def test_overlap_random_order_and_gold(labeling: LabelingStore) -> None:
     assert label_all(labeling, "s", "b") == 11
     assert firsts["c"] not in {j.pair_id for j in labeling.judgments("s") if j.annotator == "b"}
     assert label_all(labeling, "s", "c") == 2  # ... so c judges it, and the gold pair everyone sees
-    assert labeling.session_progress("s") == {"pairs": 12, "needed": 24, "covered": 24, "judgments": 25}
+    assert labeling.session_progress("s") == {"pairs": 12, "needed": 24, "covered": 24, "judgments": 25, "skips": 0}
 
 
 def test_double_submit_edit_and_request_replay(labeling: LabelingStore) -> None:
@@ -224,6 +225,6 @@ def test_analysis_panel_figure_and_summary(labeling: LabelingStore) -> None:
     report = session_report(labeling, "s", ties="half", n_boot=5)
     fig = ratings_figure(report)
     assert len(fig.axes) == 3  # ratings, win-rate matrix and its colour bar
-    text = report_markdown(report)
+    text = report_markdown(report, session_verdict(labeling, "s", ties="half", n_boot=5))
     assert "Fleiss' κ (12 items with ≥ 2 votes)" in text and "ordinal strength" in text
     assert report["agreement"]["cohen_pairwise"]["a|b"]["kappa"] <= 0  # they always disagree

@@ -68,7 +68,7 @@ def test_sessions_create_and_list(home: Path) -> None:
 
 def test_stats_prints_ratings_with_cis_and_agreement(home: Path) -> None:
     out = run(home, "stats", "s", "--boot", "50")
-    assert "Bradley–Terry ratings" in out and "ci_low" in out and "Davidson" in out
+    assert "Bradley–Terry ratings" in out and "win rate" in out and "Davidson" in out
     lines = [line.split() for line in out.splitlines()]
     ranked = [w[0] for w in lines if w and w[0] in ("big", "small", "tiny")]
     assert ranked[:3] == ["big", "small", "tiny"]  # A (the first source) wins nearly always
@@ -77,6 +77,7 @@ def test_stats_prints_ratings_with_cis_and_agreement(home: Path) -> None:
     assert report["tie_model"] == "half" and [r["source"] for r in report["ratings"]] == ["big", "small", "tiny"]
     assert all(r["low"] <= r["theta"] <= r["high"] for r in report["ratings"])
     assert report["agreement"]["items_with_overlap"] == 12
+    assert report["did_it_win"]["candidate"] == "big" and "error" in report["explained"]  # 12 pairs: too few to explain
 
 
 def test_export_every_format(home: Path) -> None:

@@ -35,7 +35,7 @@ def ctx(tmp_path_factory, tiny_checkpoint):
         lab.join("judge-verbosity", who)
         for pid, outcome in votes.items():
             order = lab.item("judge-verbosity", who, pid).displayed_order
-            lab.vote("judge-verbosity", who, pid, outcome, displayed_order=order)
+            lab.vote("judge-verbosity", who, pid, outcome, displayed_order=order, rationale="unsure" if outcome == "skip" else "")
     return context
 
 

@@ -35,10 +35,6 @@ def _labeling(ctx: typer.Context, home: Path | None) -> Any:
     return labeling_store(AppContext(Settings(home=home) if home else Settings(), plugins=host_of(ctx)))
 
 
-def _num(x: Any, fmt: str = ".3f") -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt) if isinstance(x, float) else str(x)
-
-
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
     lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
@@ -121,46 +117,50 @@ def stats(
     session: Annotated[str, typer.Argument(help="Session name.")],
     ties: Annotated[str, typer.Option("--ties", help="Tie treatment: davidson or half (half-wins).")] = "davidson",
     n_boot: Annotated[int, typer.Option("--boot", help="Bootstrap resamples for the confidence intervals.")] = 200,
+    candidate: Annotated[str | None, typer.Option("--candidate", help="Source whose win rate to report (default: the top-rated).")] = None,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
 ) -> None:
-    """Bradley–Terry ratings of the sources with bootstrap CIs, win rates, agreement and annotators."""
-    from workbench.labeling.analysis import session_report
+    """Did it win (Bradley–Terry of the sources, raw and length-controlled win rate, with CIs),
+    what explains the votes (factor regression), agreement and annotators."""
+    from workbench.labeling.analysis import agreement_rows, fmt_num, session_report
+    from workbench.labeling.verdict import session_verdict, verdict_tables
 
     if ties not in ("davidson", "half"):
         raise ConfigError(f"Unknown tie treatment {ties!r}.", hint="Use --ties davidson or --ties half.")
     if n_boot < 0:
         raise ConfigError(f"--boot must be 0 or more, got {n_boot}.", hint="200 is a good default; 0 skips the CIs.")
-    report = session_report(_labeling(ctx, home), session, ties=ties, n_boot=n_boot)
+    lab = _labeling(ctx, home)
+    report = session_report(lab, session, ties=ties, n_boot=n_boot)
+    verdict = session_verdict(lab, session, candidate=candidate, ties=ties, n_boot=n_boot)
     if as_json:
-        typer.echo(json.dumps(_clean(report), indent=1))
+        typer.echo(json.dumps(_clean({**report, **verdict}), indent=1))
         return
     p, a = report["progress"], report["agreement"]
-    typer.echo(f"session {session}: {p['judgments']} votes, coverage {p['covered']}/{p['needed']}, "
+    typer.echo(f"session {session}: {p['judgments']} votes ({p['skips']} skips), coverage {p['covered']}/{p['needed']}, "
                f"annotators: {', '.join(a['annotators']) or '—'}")
     typer.echo(report["stopping_hint"])
-    if report["ratings"]:
-        typer.echo(f"\nBradley–Terry ratings (ties: {ties}; 95% bootstrap CI over {n_boot} resamples)")
-        rows = [{"source": r["source"], "theta": _num(r["theta"]), "ci_low": _num(r["low"]), "ci_high": _num(r["high"]),
-                 "elo": _num(r["elo"], ".0f")} for r in report["ratings"]]
-        typer.echo(_table(rows, ["source", "theta", "ci_low", "ci_high", "elo"]))
-        if ties == "davidson":
-            typer.echo(f"Davidson tie parameter ν = {_num(report['davidson_nu'])}")
+    tables = verdict_tables(verdict)
+    typer.echo("\ndid it win?")
+    if tables["win_error"]:
+        typer.echo(tables["win_error"])
     else:
-        typer.echo("\nno source comparisons yet (the pairs need source_a/source_b or model_a/model_b metadata, and A/B/tie votes)")
-    bias = a["position_bias"]
+        typer.echo(f"Bradley–Terry ratings (ties: {ties}; 95% bootstrap CI over {n_boot} resamples)")
+        typer.echo(_table(tables["ratings"], ["source", "theta", "ci", "elo"]))
+        if ties == "davidson":
+            typer.echo(f"Davidson tie parameter ν = {fmt_num(report['davidson_nu'])}")
+        typer.echo(_table([{"measure": m, "value": v} for m, v in tables["win"]], ["measure", "value"]))
+    typer.echo("\nwhat explains these votes (logistic regression of the outcome on response factors)")
+    if tables["factors_error"]:
+        typer.echo(tables["factors_error"])
+    else:
+        typer.echo(_table(tables["factors"], ["factor", "coef", "ci", "odds_ratio", "p"]))
     typer.echo("\nagreement")
-    typer.echo(_table([
-        {"measure": "Cohen's κ (mean over annotator pairs)", "value": _num(a["cohen_mean"])},
-        {"measure": f"Fleiss' κ ({a['items_with_overlap']} items with ≥ 2 votes)", "value": _num(a["fleiss_kappa"])},
-        {"measure": "Krippendorff's α, nominal outcome", "value": _num(a["alpha_nominal"])},
-        {"measure": "Krippendorff's α, ordinal strength", "value": _num(a["alpha_ordinal_strength"])},
-        {"measure": "left response wins (position bias)", "value": f"{_num(bias['rate'])} of {bias['decisive']}, p = {_num(bias['p_value'])}"},
-    ], ["measure", "value"]))
+    typer.echo(_table([{"measure": m, "value": v} for m, v in agreement_rows(a)], ["measure", "value"]))
     if report["annotators"]:
         typer.echo("\nannotators")
         cols = list(report["annotators"][0])
-        typer.echo(_table([{c: _num(v) for c, v in r.items()} for r in report["annotators"]], cols))
+        typer.echo(_table([{c: fmt_num(v) for c, v in r.items()} for r in report["annotators"]], cols))
 
 
 @label_app.command("export")

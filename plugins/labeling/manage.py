@@ -6,7 +6,6 @@ the notebook and the API see.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import gradio as gr
@@ -15,11 +14,12 @@ from workbench.app.auth import OWNER, login_name, require_owner, role_of
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager, describe_failure
 from workbench.labeling.alpacaeval import import_alpacaeval
-from workbench.labeling.analysis import session_report
+from workbench.labeling.analysis import agreement_rows, fmt_num, session_report
 from workbench.labeling.export import export_session, export_session_long_table
 from workbench.labeling.scores import disagreement_queue, model_scores
 from workbench.labeling.sessions import ORDERS, SessionSettings
 from workbench.labeling.state import labeling_store
+from workbench.labeling.verdict import session_verdict, verdict_tables
 
 
 def owner_only(ctx: Any, request: gr.Request | None) -> None:
@@ -28,10 +28,6 @@ def owner_only(ctx: Any, request: gr.Request | None) -> None:
 
 
 FORMATS = {"trl-jsonl": ".jsonl", "trl-parquet": ".parquet", "hf-dataset": "", "long-table-csv": ".csv", "long-table-parquet": ".parquet"}
-
-
-def _num(x: Any) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
 def ratings_figure(report: dict[str, Any]) -> Any:
@@ -73,20 +69,32 @@ def ratings_figure(report: dict[str, Any]) -> Any:
     return fig
 
 
-def report_markdown(report: dict[str, Any]) -> str:
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(r)} |" for r in rows)]
+
+
+def report_markdown(report: dict[str, Any], verdict: dict[str, Any]) -> str:
+    """The statistics as Markdown: did it win, what explains the votes, then agreement."""
     p, a = report["progress"], report["agreement"]
-    bias = a["position_bias"]
+    tables = verdict_tables(verdict)
     lines = [
         f"**{report['stopping_hint']}**", "",
-        f"Votes: {p['judgments']} · coverage {p['covered']}/{p['needed']} · annotators: {', '.join(a['annotators']) or '—'}",
-        f"Davidson tie parameter ν = {_num(report['davidson_nu'])} · ranking stable in {_num(report['rank_stability'])} of bootstrap resamples", "",
-        "| agreement | value |", "|---|---|",
-        f"| Cohen's κ (mean over annotator pairs) | {_num(a['cohen_mean'])} |",
-        f"| Fleiss' κ ({a['items_with_overlap']} items with ≥ 2 votes) | {_num(a['fleiss_kappa'])} |",
-        f"| Krippendorff's α, nominal outcome | {_num(a['alpha_nominal'])} |",
-        f"| Krippendorff's α, ordinal strength | {_num(a['alpha_ordinal_strength'])} |",
-        f"| left response wins (position bias), p-value | {_num(bias['rate'])} of {bias['decisive']}, p = {_num(bias['p_value'])} |",
+        f"Votes: {p['judgments']} ({p['skips']} skips, which do not count toward coverage) · coverage {p['covered']}/{p['needed']}"
+        f" · annotators: {', '.join(a['annotators']) or '—'}",
+        f"Davidson tie parameter ν = {fmt_num(report['davidson_nu'])} · ranking stable in {fmt_num(report['rank_stability'])} of bootstrap resamples",
+        "", "#### Did it win?", "",
     ]
+    if tables["win_error"]:
+        lines.append(f"⚠️ {tables['win_error']}")
+    else:
+        lines += _md_table(["source", "Bradley–Terry θ", "CI", "Elo"], [list(r.values()) for r in tables["ratings"]]) + [""]
+        lines += _md_table(["measure", "value"], [list(r) for r in tables["win"]])
+    lines += ["", "#### What explains these votes (logistic regression on response factors)", ""]
+    if tables["factors_error"]:
+        lines.append(f"⚠️ {tables['factors_error']}")
+    else:
+        lines += _md_table(["factor", "coefficient (log-odds)", "95% CI", "odds ratio", "p"], [list(r.values()) for r in tables["factors"]])
+    lines += ["", "#### Agreement", ""] + _md_table(["agreement", "value"], [list(r) for r in agreement_rows(a)])
     return "\n".join(lines)
 
 
@@ -248,11 +256,12 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
         try:
             owner_only(ctx, request)
             report = session_report(labeling_store(ctx), session or "", ties=ties)
+            verdict = session_verdict(labeling_store(ctx), session or "", ties=ties)
         except WorkbenchError as err:
             return f"⚠️ {err}", None, None
-        rows = [[_num(v) for v in r.values()] for r in report["annotators"]]
+        rows = [[fmt_num(v) for v in r.values()] for r in report["annotators"]]
         headers = list(report["annotators"][0]) if report["annotators"] else ["annotator"]
-        return report_markdown(report), ratings_figure(report), gr.update(value=rows, headers=headers)
+        return report_markdown(report, verdict), ratings_figure(report), gr.update(value=rows, headers=headers)
 
     def disagree(session: str, request: gr.Request) -> Any:
         lab = labeling_store(ctx)

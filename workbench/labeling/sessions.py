@@ -636,11 +636,13 @@ class LabelingStore:
         """How far the whole session is: votes that count toward overlap, against what it needs."""
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
-            counts = [r[0] for r in conn.execute(
-                "SELECT COUNT(*) FROM labeling_current WHERE session_id = ? AND outcome != 'skip' GROUP BY pair_id", (info.id,))]
+            rows = conn.execute("SELECT SUM(outcome != 'skip'), SUM(outcome = 'skip') FROM labeling_current"
+                                " WHERE session_id = ? GROUP BY pair_id", (info.id,)).fetchall()
         need = info.n_pairs * info.settings.overlap
-        return {"pairs": info.n_pairs, "needed": need, "covered": sum(min(c, info.settings.overlap) for c in counts),
-                "judgments": sum(counts)}
+        skips = sum(r[1] for r in rows)
+        # "judgments" counts every current vote, skips included, as the per-annotator table does.
+        return {"pairs": info.n_pairs, "needed": need, "covered": sum(min(r[0], info.settings.overlap) for r in rows),
+                "judgments": sum(r[0] for r in rows) + skips, "skips": skips}
 
 
 def pair_sources(metadata: dict[str, Any]) -> tuple[str, str] | None:
