@@ -10,74 +10,95 @@ last finished batch), then stores the pairs as a dataset — source names in
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from workbench.data.types import Pair
 from workbench.errors import ConfigError
 from workbench.files import atomic_write_text
 from workbench.jobs import JobCancelled, JobContext, JobType
+from workbench.jobs.config import JobConfig, option, parsed
 from workbench.settings import Settings
 
 STATE_FILE = "responses.json"
 
 
-def validate(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Normalise the config and refuse one that cannot produce a dataset, before any run exists."""
-    from workbench.labeling.sessions import SessionSettings
+@dataclass
+class PairSource:
+    """One side of the pairs: a checkpoint with its decoding settings and system prompt."""
+
+    model: str | None = option(None, "Catalog name or folder of the checkpoint.")
+    name: str | None = option(None, "Name recorded as the pair's source (default: source-1 / source-2).")
+    system: str | None = option(None, "System prompt.")
+    sampling: dict[str, Any] = option(default_factory=dict, help="Decoding settings (temperature, max_new_tokens, …).")
+
+
+@dataclass
+class GeneratePairsConfig(JobConfig):
+    """Options of a pair-generation run (the Runs form and the YAML box are generated from these)."""
+
+    what: ClassVar[str] = "Pair generation"
+    dataset: str | None = option(None, "Name of the dataset the pairs are stored as (a new one).")
+    prompts: list[str] = option(default_factory=list, help="Prompts, one per list item.")
+    sources: list[PairSource] = option(default_factory=list, help="Exactly two sources: [{name, model, system?, sampling?}, …].")
+    session: str | None = option(None, "Open a blind labeling session of this name on the new dataset.")
+    session_settings: dict[str, Any] = option(default_factory=dict, help="Settings of that session (overlap, …).")
+    batch_size: int = option(8, "Prompts answered per batch (progress and resume points).", min=1)
+
+    def check(self) -> None:
+        if not self.dataset or not self.dataset.strip():
+            raise ConfigError("The generated pairs need a dataset name ('dataset').", hint="E.g. 'greedy-vs-sampled'.")
+        if not self.prompts or not all(p.strip() for p in self.prompts):
+            raise ConfigError("'prompts' must be a non-empty list of non-empty texts.", hint="One prompt per list item.")
+        if len(self.sources) != 2:
+            raise ConfigError("Exactly two sources are needed ('sources': [A, B]).",
+                              hint="Each is {name, model, system?, sampling?}; the same model twice with different sampling is fine.")
+        for k, src in enumerate(self.sources):
+            if not src.model or not src.model.strip():
+                raise ConfigError(f"Source {k + 1} needs a 'model' (catalog name or folder).", hint="Run `workbench models` to list them.")
+            src.name = src.name or f"source-{k + 1}"
+            src.system = src.system or None
+        if self.sources[0].name == self.sources[1].name:
+            raise ConfigError(f"Both sources are named '{self.sources[0].name}'.",
+                              hint="Give them distinct names, e.g. 'greedy' and 't=1.0'.")
+
+
+def validate(config: GeneratePairsConfig | dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Refuse a config that cannot produce a dataset (bad decoding settings, taken name), before any run exists."""
+    # the sampling checks import torch, and the store and labeling layer are not needed to build the form
+    from workbench.labeling.sessions import LabelingStore, SessionSettings
     from workbench.models.generation import SamplingSettings
     from workbench.store import Store
 
-    cfg = dict(config)
-    unknown = sorted(set(cfg) - {"dataset", "prompts", "sources", "session", "session_settings", "batch_size"})
-    if unknown:
-        raise ConfigError(f"Unknown pair-generation setting(s): {', '.join(unknown)}.",
-                          hint="Use dataset, prompts, sources, session, session_settings, batch_size.")
-    dataset = cfg.get("dataset")
-    if not isinstance(dataset, str) or not dataset.strip():
-        raise ConfigError("The generated pairs need a dataset name ('dataset').", hint="E.g. 'greedy-vs-sampled'.")
-    prompts = cfg.get("prompts")
-    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
-        raise ConfigError("'prompts' must be a non-empty list of non-empty texts.", hint="One prompt per list item.")
-    sources = cfg.get("sources")
-    if not isinstance(sources, list) or len(sources) != 2:
-        raise ConfigError("Exactly two sources are needed ('sources': [A, B]).",
-                          hint="Each is {name, model, system?, sampling?}; the same model twice with different sampling is fine.")
-    names = []
-    for k, src in enumerate(sources):
-        if not isinstance(src, dict) or not isinstance(src.get("model"), str) or not src["model"].strip():
-            raise ConfigError(f"Source {k + 1} needs a 'model' (catalog name or folder).", hint="Run `workbench models` to list them.")
-        SamplingSettings(**(src.get("sampling") or {}))  # raises ConfigError for bad values
-        names.append(str(src.get("name") or f"source-{k + 1}"))
-    if names[0] == names[1]:
-        raise ConfigError(f"Both sources are named '{names[0]}'.", hint="Give them distinct names, e.g. 'greedy' and 't=1.0'.")
+    cfg = parsed(GeneratePairsConfig, config)
+    for src in cfg.sources:
+        SamplingSettings(**src.sampling)  # raises ConfigError for bad values
     with Store(settings.db_path) as store:
-        if dataset in {d["name"] for d in store.list_datasets()}:
-            raise ConfigError(f"A dataset named '{dataset}' already exists.", hint="Choose another dataset name.")
-    if cfg.get("session"):
-        SessionSettings.from_dict(cfg.get("session_settings"))
-    cfg["sources"] = [{"name": n, "model": s["model"], "system": s.get("system") or None, "sampling": s.get("sampling") or {}}
-                      for n, s in zip(names, sources, strict=True)]
-    cfg["batch_size"] = int(cfg.get("batch_size") or 8)
-    return cfg
+        if cfg.dataset in {d["name"] for d in store.list_datasets()}:
+            raise ConfigError(f"A dataset named '{cfg.dataset}' already exists.", hint="Choose another dataset name.")
+        if cfg.session and cfg.session in {s.name for s in LabelingStore(store).list_sessions()}:
+            raise ConfigError(f"A labeling session named '{cfg.session}' already exists.", hint="Choose another session name.")
+    if cfg.session:
+        SessionSettings.from_dict(cfg.session_settings)
+    return cfg.to_dict()
 
 
 def run(job: JobContext) -> None:
     """Answer every prompt with both sources, then store the pairs (and open the session)."""
-    from workbench.context import AppContext
     from workbench.labeling.sessions import LabelingStore
     from workbench.models.generation import SamplingSettings, generate
+    from workbench.store import Store
 
     cfg = job.config
     prompts: list[str] = cfg["prompts"]
     state_path = Path(job.run_dir) / STATE_FILE
     answers: list[list[str]] = json.loads(state_path.read_text()) if job.resume and state_path.exists() else [[], []]
-    ctx = AppContext(job.settings)
     total, batch = 2 * len(prompts), cfg["batch_size"]
     for k, src in enumerate(cfg["sources"]):
         if len(answers[k]) == len(prompts):
             continue
-        lm = ctx.load_model(src["model"])
+        lm = job.load_model(src["model"])
         sampling = SamplingSettings(**src["sampling"])
         while len(answers[k]) < len(prompts):
             chunk = prompts[len(answers[k]):len(answers[k]) + batch]
@@ -91,10 +112,11 @@ def run(job: JobContext) -> None:
                                        "sampling_a": a["sampling"], "sampling_b": b["sampling"], "system_a": a["system"],
                                        "system_b": b["system"]})
              for p, ra, rb in zip(prompts, answers[0], answers[1], strict=True)]
-    n = ctx.store.import_pairs(cfg["dataset"], _distinct(pairs), source=f"generated by run {job.run_id}", format="generated")
-    if cfg.get("session"):
-        LabelingStore(ctx.store).create_session(cfg["session"], cfg["dataset"], cfg.get("session_settings") or {})
-    job.set_summary(pairs=n, dataset=cfg["dataset"], session=cfg.get("session"))
+    with Store(job.settings.db_path) as store:
+        n = store.import_pairs(cfg["dataset"], _distinct(pairs), source=f"generated by run {job.run_id}", format="generated")
+        if cfg["session"]:
+            LabelingStore(store).create_session(cfg["session"], cfg["dataset"], cfg["session_settings"])
+    job.set_summary(pairs=n, dataset=cfg["dataset"], session=cfg["session"])
 
 
 def _distinct(pairs: list[Pair]) -> list[Pair]:
@@ -108,5 +130,5 @@ def _distinct(pairs: list[Pair]) -> list[Pair]:
     return pairs
 
 
-GENERATE_PAIRS = JobType("labeling.generate-pairs", run, validate,
+GENERATE_PAIRS = JobType("labeling.generate-pairs", run, validate, config_cls=GeneratePairsConfig,
                          description="Answer prompts with two sources (checkpoints or decoding settings) and store the pairs.")
