@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from workbench.errors import ModelError, SecurityError
 from workbench.models.adapters import ArchitectureAdapter, adapter_for
 from workbench.models.capabilities import model_capabilities
 from workbench.models.checkpoint_files import check_config, check_tokenizer_files, read_json_object
+from workbench.models.placement import Placement, plan_placement
+
+log = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 DTYPES = {
@@ -211,7 +215,8 @@ def _load_tokenizer(folder: Path, trust_remote_code: bool) -> Any:
     return tok
 
 
-def _load_hf(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickle: bool, trust_remote_code: bool) -> tuple[nn.Module, Any]:
+def _load_hf(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickle: bool,
+             trust_remote_code: bool) -> tuple[nn.Module, Any, Placement | None]:
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     config_path = folder / "config.json"
@@ -224,12 +229,20 @@ def _load_hf(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickl
     cls = AutoModel if adapter.is_encoder else AutoModelForCausalLM
     try:
         config = AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise ModelError(f"Could not read the config in {folder}: {exc}", hint="Check that the folder is a complete checkpoint.") from exc
+    # The memory estimate comes before any weight is read: a model that cannot fit is refused with the numbers.
+    placement = plan_placement(folder, config, device, dtype) if safe else None
+    if placement is not None:
+        log.info("Loading %s: %s", folder.name, placement.describe())
+    try:
         model = cls.from_pretrained(
-            folder, config=config, dtype=dtype, local_files_only=True, use_safetensors=safe, trust_remote_code=trust_remote_code
+            folder, config=config, dtype=dtype, local_files_only=True, use_safetensors=safe, trust_remote_code=trust_remote_code,
+            **(placement.from_pretrained_kwargs() if placement else {}),
         )
     except Exception as exc:
         raise ModelError(f"Could not load the model in {folder}: {exc}", hint="Check that the folder is a complete checkpoint.") from exc
-    return model, tok
+    return model, tok, placement
 
 
 def resolve_base(adapter_dir: Path, base: str | Path | None) -> Path:
@@ -282,22 +295,28 @@ def load_model(
         target = (converted_dir or gguf_file.parent / "converted") / gguf_file.stem
         folder = convert_gguf(gguf_file, target)
         info["converted_to"] = str(folder)
-        model, tok = _load_hf(folder, dev, dt, False, False)
+        model, tok, placement = _load_hf(folder, dev, dt, False, False)
     elif fmt == "peft":
         from peft import PeftModel
 
         check_weights_safe(path, allow_pickle=allow_pickle, stem="adapter_model")
         base_dir = resolve_base(path, base)
         info["base"] = str(base_dir)
-        base_model, tok = _load_hf(base_dir, dev, dt, allow_pickle, trust_remote_code)
+        base_model, tok, placement = _load_hf(base_dir, dev, dt, allow_pickle, trust_remote_code)
         try:
             # Merged for inference so every analysis sees one plain model with the adapter in it.
             model = PeftModel.from_pretrained(base_model, path, is_trainable=False).merge_and_unload()
         except Exception as exc:
             raise ModelError(f"Could not apply the PEFT adapter {path} to {base_dir}: {exc}", hint="Check that the adapter was trained on this base model.") from exc
     else:
-        model, tok = _load_hf(path, dev, dt, allow_pickle, trust_remote_code)
-    model.to(dev).eval()
+        model, tok, placement = _load_hf(path, dev, dt, allow_pickle, trust_remote_code)
+    if placement is not None:
+        info["placement"] = placement.describe()
+    if placement is not None and placement.device_map:
+        dev = placement.device  # split over several GPUs by accelerate: inputs go to the first one
+    else:
+        model.to(dev)
+    model.eval()
     info["load_seconds"] = time.perf_counter() - t0
     adapter = adapter_for(model)
     return LoadedModel(

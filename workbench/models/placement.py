@@ -9,8 +9,6 @@ instead of letting the loader run out of memory halfway through.
 """
 from __future__ import annotations
 
-import json
-import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +17,13 @@ from typing import Any
 import torch
 
 from workbench.errors import ModelError
+from workbench.models.checkpoint_files import read_safetensors_header, tensor_count
 
 # Activations, the CUDA context and allocator slack on top of the weights; an inference-sized
 # margin (training needs optimizer state and is sized by its own job).
 OVERHEAD_FRACTION = 0.15
 _SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 _FLOATS = {"F64", "F32", "F16", "BF16"}
-_MAX_HEADER = 100 << 20  # the format's own limit; a larger length means a damaged file
 
 
 def format_bytes(n: float) -> str:
@@ -35,20 +33,6 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} B" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1024
     return f"{n:.2f} GiB"
-
-
-def _header(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            if length > _MAX_HEADER:
-                raise ValueError(f"header length {length} is over the format's limit")
-            header = json.loads(f.read(length))
-    except (OSError, struct.error, ValueError) as exc:
-        raise ModelError(f"Cannot read the safetensors header of {path}: {exc}.",
-                         hint="The weight file is damaged or incomplete; re-save or re-download the checkpoint.") from exc
-    header.pop("__metadata__", None)
-    return header
 
 
 @dataclass(frozen=True)
@@ -76,10 +60,8 @@ def estimate_memory(folder: Path, dtype: torch.dtype) -> MemoryEstimate:
     target = torch.finfo(dtype).bits // 8
     n_params = weight_bytes = 0
     for path in files:
-        for name, info in _header(path).items():
-            numel = 1
-            for dim in info["shape"]:
-                numel *= int(dim)
+        for name, info in read_safetensors_header(path).items():
+            numel = tensor_count(info)
             kind = info["dtype"]
             if kind not in _SAFETENSORS_BYTES:
                 raise ModelError(f"Tensor {name} in {path} has dtype {kind}, which the memory estimate does not know.",
