@@ -21,8 +21,7 @@ from workbench.models.generation import SamplingSettings
 from workbench.steering.decoding import generate_rows
 from workbench.steering.vectors import SteeringVector
 
-pytestmark = [pytest.mark.demo_model,
-              pytest.mark.xfail(strict=True, reason="needs thread-confined hooks in SteeringVector.apply (workbench/steering/vectors.py)")]
+pytestmark = pytest.mark.demo_model
 
 TEXT = "The capital of France is Paris."
 GREEDY = SamplingSettings(max_new_tokens=12, do_sample=False, seed=0)
