@@ -12,12 +12,6 @@ from workbench.hookspecs import hookimpl
 from workbench.plugin_types import GradioTab
 
 
-def _build_tab(ctx: Any) -> None:
-    from plugins.runs.tab import build_runs_tab
-
-    build_runs_tab(ctx)
-
-
 @hookimpl
 def gradio_tabs(context: Any) -> list[GradioTab]:
-    return [GradioTab("Runs", _build_tab, order=65)]
+    return [GradioTab("Runs", "plugins.runs.tab:build_runs_tab", order=65)]

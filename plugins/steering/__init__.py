@@ -8,15 +8,9 @@ from workbench.hookspecs import hookimpl
 from workbench.plugin_types import GradioTab
 
 
-def _build_tab(ctx: Any) -> None:
-    from plugins.steering.tab import build_steering_tab
-
-    build_steering_tab(ctx)
-
-
 @hookimpl
 def gradio_tabs(context: Any) -> list[GradioTab]:
-    return [GradioTab("Steering", _build_tab, order=40, requires=["causal_lm"])]
+    return [GradioTab("Steering", "plugins.steering.tab:build_steering_tab", order=40, requires=["causal_lm"])]
 
 
 @hookimpl
