@@ -17,6 +17,9 @@ from workbench.data.types import Pair
 from workbench.errors import ConfigError, DataError
 from workbench.jobs import JobManager
 from workbench.labeling import LabelingStore, NotFound
+from workbench.labeling.generate import GENERATE_PAIRS
+from workbench.labeling.verdict import session_verdict
+from workbench.loop import blind_session_config, read_prompt_file
 from workbench.preference.votes import session_votes
 from workbench.settings import Settings
 from workbench.store import Store
@@ -56,7 +59,7 @@ def labeling(settings: Settings) -> LabelingStore:
 
 @pytest.fixture
 def manager(settings: Settings) -> JobManager:
-    return JobManager(settings, job_types={"dpo": DPO_JOB})
+    return JobManager(settings, job_types={"dpo": DPO_JOB, GENERATE_PAIRS.name: GENERATE_PAIRS})
 
 
 def dpo_options(model: Path, **kw: object) -> dict[str, object]:
@@ -64,7 +67,12 @@ def dpo_options(model: Path, **kw: object) -> dict[str, object]:
             "held_out_fraction": 0.25, "lora_r": 4, "n_samples": 0, "eval_max_pairs": 4, **kw}
 
 
-def test_session_run_trains_on_exactly_the_ab_votes_and_records_the_snapshot(manager, labeling, tiny_checkpoint):
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WORKBENCH_HOME": str(settings.home), "HF_HUB_OFFLINE": "1", **ONE_THREAD}
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_session_run_trains_on_exactly_the_ab_votes_and_records_the_snapshot(manager, labeling, settings, tiny_checkpoint):
     expected = session_votes(labeling, "s")
     run = manager.submit("dpo", dpo_options(tiny_checkpoint("llama")), env=ONE_THREAD)
     m = run.wait(600)
@@ -82,6 +90,23 @@ def test_session_run_trains_on_exactly_the_ab_votes_and_records_the_snapshot(man
     held_prompts = {p["prompt"] for p in frozen["held_out"]}
     assert held_prompts.isdisjoint(p["prompt"] for p in frozen["train"])  # held out by prompt
     assert m.summary["held_out"]["n"] == len(frozen["held_out"])  # the before/after report reads the same frozen votes
+
+    # Back into blind labeling, through the CLI: base vs tuned on the prompts that trained nothing.
+    untrained = [q for q in dict.fromkeys(p.prompt for p in make_pairs()) if q not in {p["prompt"] for p in frozen["train"]}]
+    assert len(untrained) >= 3 and held_prompts <= set(untrained)
+    out = cli(settings, "label", "from-run", run.id, "--n", "3", "--max-new-tokens", "4", "--wait")
+    assert out.returncode == 0, out.stdout + out.stderr
+    session = f"{run.id}-blind"
+    assert f"opens session '{session}'" in out.stdout and "finished" in out.stdout
+    new_pairs = labeling.pairs(session)
+    assert [p.prompt for p in new_pairs] == untrained[:3]
+    assert {(p.metadata["source_a"], p.metadata["model_a"], p.metadata["source_b"], p.metadata["model_b"]) for p in new_pairs} == {
+        ("base", str(tiny_checkpoint("llama")), "tuned", f"run:{run.id}")}
+    labeling.join(session, "carol")
+    for p in new_pairs:  # the tuned side wins every vote: the verdict names it
+        labeling.vote(session, "carol", p.id, "B")
+    won = session_verdict(labeling, session, n_boot=20)["did_it_win"]
+    assert won["candidate"] == "tuned" and won["win_rate"] == 1.0 and "lc_win_rate" in won
 
 
 def test_min_strength_and_dropped_pairs_are_left_out_and_counted(manager, labeling, settings):
@@ -114,9 +139,22 @@ def test_refusals_leave_no_run_folder(manager, labeling, tiny_checkpoint, settin
 
 
 def test_cli_refuses_an_unknown_session_in_words(labeling, settings, tiny_checkpoint):
-    env = {**os.environ, "WORKBENCH_HOME": str(settings.home), "HF_HUB_OFFLINE": "1", **ONE_THREAD}
-    out = subprocess.run([sys.executable, "-m", "workbench.cli", "train", "dpo", "--session", "nope", "--model", str(tiny_checkpoint("llama"))],
-                         capture_output=True, text=True, env=env, timeout=300)
+    out = cli(settings, "train", "dpo", "--session", "nope", "--model", str(tiny_checkpoint("llama")))
     assert out.returncode != 0
     assert "No labeling session named 'nope'" in out.stdout + out.stderr
     assert not (settings.home / "runs").exists() or list((settings.home / "runs").iterdir()) == []
+
+
+def test_blind_session_refuses_a_running_run_and_a_dataset_run_without_prompts(manager, labeling, tiny_checkpoint, tmp_path):
+    run = manager.submit("dpo", dpo_options(tiny_checkpoint("llama"), max_steps=10_000), env=ONE_THREAD)
+    try:
+        with pytest.raises(ConfigError, match=rf"Run {run.id} is (queued|running).*only a finished run has a tuned model"):
+            blind_session_config(manager, run.id)
+    finally:
+        manager.cancel(run.id)
+    with pytest.raises(ConfigError, match="No run 'dpo-nope'"):
+        blind_session_config(manager, "dpo-nope")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "Say hi."}\n\n{"prompt": ""}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"prompts.jsonl, line 3, field 'prompt'.*needs a non-empty text"):
+        read_prompt_file(prompts)

@@ -163,6 +163,24 @@ def stats(
         typer.echo(_table([{c: fmt_num(v) for c, v in r.items()} for r in report["annotators"]], cols))
 
 
+@label_app.command("import-judgments")
+def import_judgments(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="AlpacaEval-style annotations (JSON list or JSONL: instruction, output_1, "
+                                              "output_2, preference, optional annotator/generator_1/generator_2).")],
+    session: Annotated[str, typer.Option("--session", help="Name of the new session holding the judges' votes.")],
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Name of the new dataset (default: the session name).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Import a judge's (or several judges') annotations as a session's votes, to rank and check like human votes."""
+    from workbench.labeling.alpacaeval import import_alpacaeval
+
+    counts = import_alpacaeval(_labeling(ctx, home), path, session, dataset=dataset)
+    typer.echo(f"session '{session}': {counts['pairs']} pairs, {counts['votes']} votes by {', '.join(counts['annotators']) or 'nobody'} "
+               f"({counts['unlabeled']} without a preference, {counts['repeated']} repeated votes ignored); "
+               f"`workbench label stats {session}` ranks the sources")
+
+
 @label_app.command("export")
 def export(
     ctx: typer.Context,
@@ -201,3 +219,29 @@ def close(ctx: typer.Context, session: Annotated[str, typer.Argument(help="Sessi
 def reopen(ctx: typer.Context, session: Annotated[str, typer.Argument(help="Session name.")], home: HomeOpt = None) -> None:
     """Reopen a closed session."""
     _set_status(ctx, session, "open", home)
+
+
+@label_app.command("from-run")
+def from_run(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="A finished DPO run (id or unique prefix).")],
+    prompts: Annotated[Path | None, typer.Option("--prompts", help="Prompt file (one per line, or JSONL with 'prompt'); "
+                                                 "default: the source session's prompts that trained nothing.")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Use the first N prompts.")] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Name of the new session (default: <run>-blind).")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per answer.")] = 128,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the generation until it ends.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """A blind session of base-vs-tuned answers from a finished DPO run, on prompts it never trained on."""
+    from workbench.jobs.cli import follow, manager_for
+    from workbench.loop import read_prompt_file, start_blind_session
+
+    manager = manager_for(home, host_of(ctx))
+    run = start_blind_session(manager, run_id, prompts=read_prompt_file(prompts) if prompts else None, n=n, session=session,
+                              max_new_tokens=max_new_tokens)
+    name = run.config["session"]
+    typer.echo(f"started {run.id}: {len(run.config['prompts'])} prompts answered by base and tuned; it opens session '{name}'. "
+               f"Label it, then `workbench label stats {name}` says whether tuned won.")
+    if wait:
+        follow(run)
