@@ -111,3 +111,18 @@ def test_refusals_exit_2_with_a_clear_message_and_change_nothing(home: Path) -> 
     with Store(home / "workbench.sqlite") as store:
         assert [s.name for s in LabelingStore(store).list_sessions()] == ["s"]
     assert not (home / "x.xml").exists() and not (home / "x.txt").exists()
+
+
+def test_import_judgments_through_the_real_cli(home: Path) -> None:
+    fixture = Path(__file__).parent / "fixtures" / "data" / "alpacaeval.json"
+    proc = workbench(home, "import-judgments", str(fixture), "--session", "judges")
+    assert proc.returncode == 0, proc.stderr
+    assert "session 'judges': 4 pairs, 4 votes by alpaca_eval_gpt4, weighted_alpaca_eval_gpt4_turbo" in proc.stdout
+    with Store(home / "workbench.sqlite") as store:
+        assert sorted(j.outcome.value for j in LabelingStore(store).judgments("judges")) == ["A", "A", "B", "tie"]
+    again = workbench(home, "import-judgments", str(fixture), "--session", "judges")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    missing = workbench(home, "import-judgments", str(home / "nope.json"), "--session", "other")
+    assert missing.returncode == 2 and "nope.json" in missing.stderr and "Traceback" not in missing.stderr
+    with Store(home / "workbench.sqlite") as store:
+        assert "other" not in {s.name for s in LabelingStore(store).list_sessions()}

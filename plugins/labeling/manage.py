@@ -107,17 +107,21 @@ def build_manage_section(ctx: Any, view: Any) -> None:
     """
     which = gr.Dropdown(choices=[s.name for s in labeling_store(ctx).list_sessions()], label="Session",
                         elem_id="wb-lab-an-session", render=False)
-    sections = [_new_session_section(ctx, view, which), _generate_section(ctx), _analysis_section(ctx, which)]
+    new_section, datasets = _new_session_section(ctx, view, which)
+    sections = [new_section, _generate_section(ctx), _analysis_section(ctx, which)]
 
     def tools_visible(request: gr.Request) -> list[Any]:
+        """Show the tools to the owner, with the sessions and datasets as they are now (not at start-up)."""
         owner = role_of(ctx.settings, login_name(request)) == OWNER
-        names = gr.update(choices=[s.name for s in labeling_store(ctx).list_sessions()]) if owner else gr.update()
-        return [*[gr.update(visible=owner)] * len(sections), names]
+        every = [s.name for s in labeling_store(ctx).list_sessions()]
+        names = gr.update(choices=every, value=every[0] if every else None) if owner else gr.update()
+        data = gr.update(choices=[d["name"] for d in ctx.store.list_datasets()]) if owner else gr.update()
+        return [*[gr.update(visible=owner)] * len(sections), names, data]
 
-    gr.context.Context.root_block.load(tools_visible, None, [*sections, which])
+    gr.context.Context.root_block.load(tools_visible, None, [*sections, which, datasets])
 
 
-def _new_session_section(ctx: Any, view: Any, which: gr.Dropdown) -> gr.Accordion:
+def _new_session_section(ctx: Any, view: Any, which: gr.Dropdown) -> tuple[gr.Accordion, gr.Dropdown]:
     with gr.Accordion("New session", open=False) as section:
         with gr.Row():
             name = gr.Textbox(label="Session name", elem_id="wb-lab-new-name")
@@ -158,7 +162,7 @@ def _new_session_section(ctx: Any, view: Any, which: gr.Dropdown) -> gr.Accordio
 
     create.click(make, [name, dataset, order, overlap, aspects, gold, annotators, policy, reference, reward, beta],
                  [created, which, view.session_dropdown])
-    return section
+    return section, dataset
 
 
 def _names(text: str) -> list[str]:

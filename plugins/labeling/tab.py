@@ -41,7 +41,7 @@ CHOICES = [("1 · Left is better", "left"), ("2 · Right is better", "right"), (
 STRENGTHS = [("q · slight", 1), ("w · clear", 2)]
 ASPECT_CHOICES = [("left", "left"), ("right", "right"), ("tie", "tie")]
 KEYS_HELP = ("**Keys:** `1`/`a` left · `2`/`b` right · `3`/`t` tie · `4`/`x` both bad · `5`/`s` skip · "
-             "`q` slight · `w` clear · `Enter` submit · `Ctrl+Z` undo · `←`/`→` history. "
+             "`q` slight · `w` clear · `6`–`9` aspect 1–4 (left → right → tie) · `Enter` submit · `Ctrl+Z` undo · `←`/`→` history. "
              "Keys are ignored while typing in a text box (`Esc` leaves it, `Ctrl+Enter` submits).")
 
 STREAM_TICK_S = 0.03  # one streamed chunk per tick ...
@@ -52,7 +52,11 @@ _WORDS = re.compile(r"\s*\S+")
 
 
 
-# Installed once per page; acts only while the labeling view is on screen.
+# Installed once per page; acts only while the labeling view is on screen. A key that asks the
+# server for a new render (Enter, Ctrl+Z, ←/→) starts a round trip; keys pressed before that
+# render is on screen wait in a queue and are applied in order once it is (``__wbLabRendered``,
+# called by a JS step chained after each such event), so none is lost, none lands on the old
+# pair, and none goes into the rationale box after its Ctrl+Enter (the box is left on submit).
 KEYBOARD_JS = r"""
 if (!window.__wbLabelingKeys) {
   window.__wbLabelingKeys = true;
@@ -64,36 +68,67 @@ if (!window.__wbLabelingKeys) {
   const click = (id) => { const el = document.getElementById(id); if (el) { el.click(); return true; } return false; };
   const outcomes = {"1": "left", "a": "left", "2": "right", "b": "right", "3": "tie", "t": "tie",
                     "4": "both_bad", "x": "both_bad", "5": "skip", "s": "skip"};
+  const aspectKeys = {"6": 0, "7": 1, "8": 2, "9": 3};
+  const aspectCycle = ["left", "right", "tie"];
+  const queue = [];
+  let pending = null;  // timer of the round trip in flight (a safety net if its render never comes)
+  const roundTrip = (id) => {
+    if (!document.getElementById(id)) return false;
+    pending = setTimeout(rendered, 10000);
+    setTimeout(() => click(id), 0);  // after the radio's new value has reached Gradio
+    return true;
+  };
+  const rendered = () => {
+    clearTimeout(pending);
+    pending = null;
+    while (queue.length && pending === null) apply(queue.shift(), null);
+  };
+  window.__wbLabRendered = rendered;
+  const cycleAspect = (i) => {
+    const box = document.getElementById(`wb-lab-aspect-${i}`);
+    if (!box || box.offsetParent === null) return false;
+    const now = box.querySelector("input[type=radio]:checked")?.value;
+    return pick(`wb-lab-aspect-${i}`, aspectCycle[(aspectCycle.indexOf(now) + 1) % aspectCycle.length]);
+  };
+  const apply = (k, target) => {
+    const {key, ctrl, alt} = k;
+    const typing = target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type !== "radio"));
+    if (typing) {
+      if (key === "Escape") { target.blur(); return true; }
+      if (key === "Enter" && ctrl) { target.blur(); return roundTrip("wb-lab-submit"); }
+      return false;
+    }
+    if (ctrl && key === "z") return roundTrip("wb-lab-undo");
+    if (ctrl || alt) return false;
+    if (outcomes[key]) {
+      const done = pick("wb-lab-outcome", outcomes[key]);
+      if (outcomes[key] === "skip") {
+        const box = document.querySelector("#wb-lab-rationale textarea");
+        if (box) setTimeout(() => { if (pending === null && !queue.length) box.focus(); }, 50);
+      }
+      return done;
+    }
+    if (key in aspectKeys) return cycleAspect(aspectKeys[key]);
+    if (key === "q" || key === "w") return pick("wb-lab-strength", key === "q" ? "1" : "2");
+    if (key === "Enter") return roundTrip("wb-lab-submit");
+    if (key === "ArrowLeft") return roundTrip("wb-lab-prev");
+    if (key === "ArrowRight") return roundTrip("wb-lab-next");
+    return false;
+  };
+  const KNOWN = new Set([...Object.keys(outcomes), ...Object.keys(aspectKeys), "q", "w", "Enter", "ArrowLeft", "ArrowRight", "Escape"]);
   document.addEventListener("keydown", (ev) => {
     const view = document.getElementById("wb-lab-view");
     if (!view || view.offsetParent === null) return;
+    const key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
+    const k = {key, ctrl: ev.ctrlKey || ev.metaKey, alt: ev.altKey};
     const target = ev.target;
     const typing = target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type !== "radio"));
-    const key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
-    let done = false;
-    if (typing) {
-      if (key === "Escape") { target.blur(); done = true; }
-      else if (key === "Enter" && (ev.ctrlKey || ev.metaKey)) { done = click("wb-lab-submit"); }
-    } else if ((ev.ctrlKey || ev.metaKey) && key === "z") {
-      done = click("wb-lab-undo");
-    } else if (ev.ctrlKey || ev.metaKey || ev.altKey) {
+    if (pending !== null && !typing && (KNOWN.has(key) || (k.ctrl && key === "z")) && !(k.alt || (k.ctrl && key !== "z"))) {
+      queue.push(k);  // the previous pair is still being replaced: apply this key to the next one
+      ev.preventDefault();
       return;
-    } else if (outcomes[key]) {
-      done = pick("wb-lab-outcome", outcomes[key]);
-      if (outcomes[key] === "skip") {
-        const box = document.querySelector("#wb-lab-rationale textarea");
-        if (box) setTimeout(() => box.focus(), 50);
-      }
-    } else if (key === "q" || key === "w") {
-      done = pick("wb-lab-strength", key === "q" ? "1" : "2");
-    } else if (key === "Enter") {
-      done = click("wb-lab-submit");
-    } else if (key === "ArrowLeft") {
-      done = click("wb-lab-prev");
-    } else if (key === "ArrowRight") {
-      done = click("wb-lab-next");
     }
-    if (done) ev.preventDefault();
+    if (apply(k, target)) ev.preventDefault();
   });
 }
 """
@@ -338,6 +373,8 @@ def build_labeling_tab(ctx: Any) -> None:
         # one may start while the previous is pending (it supersedes it, see ``stream``).
         event.then(view.stream, state, [left, right, streaming], show_progress="hidden", concurrency_limit=None,
                    trigger_mode="multiple", queue=True)
+        # The render is on screen: apply the keys pressed meanwhile (KEYBOARD_JS).
+        event.then(None, None, None, js="() => { window.__wbLabRendered && window.__wbLabRendered(); }")
         return event
 
     streamed(start.click(view.start, [session, annotator, state], [*outputs, saved]))
