@@ -158,3 +158,38 @@ def test_blind_session_refuses_a_running_run_and_a_dataset_run_without_prompts(m
     prompts.write_text('{"prompt": "Say hi."}\n\n{"prompt": ""}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"prompts.jsonl, line 3, field 'prompt'.*needs a non-empty text"):
         read_prompt_file(prompts)
+
+
+def test_pal_from_a_session_beats_one_bt_model_on_annotators_of_opposite_tastes(settings, tiny_checkpoint):
+    from workbench.training.pal_job import PAL_JOB
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.db_path)
+    topics = [f"topic {i}" for i in range(30)]
+    store.import_pairs("taste", [Pair(f"Tell me about {t}.", f"{t} " + "is long and detailed and thorough " * 4, f"{t}: short.",
+                                      id=f"t{i:02d}") for i, t in enumerate(topics)])
+    lab = LabelingStore(store)
+    lab.create_session("taste-s", "taste")
+    likes_long = {"alice": True, "bob": False, "carol": True, "dan": False}
+    for who, long in likes_long.items():
+        lab.join("taste-s", who)
+        for i in range(len(topics)):
+            lab.vote("taste-s", who, f"t{i:02d}", "A" if long else "B")
+    manager = JobManager(settings, job_types={"pal": PAL_JOB})
+    opts = {"session": "taste-s", "model": str(tiny_checkpoint("llama")), "k": 2, "dim": 4, "hidden": 16, "epochs": 60,
+            "variant": "A", "test_fraction": 0.3, "shots": [5], "adapt_steps": 100, "late_annotators": ["dan"]}
+    with pytest.raises(ConfigError, match="late_annotators names annotator.*erin"):
+        manager.submit("pal", {**opts, "late_annotators": ["erin"]})
+    with pytest.raises(ConfigError, match=r"Only 1 annotator\(s\) remain seen"):
+        manager.submit("pal", {**opts, "late_annotators": ["bob", "carol", "dan"]})
+    run = manager.submit("pal", opts, env=ONE_THREAD)
+    m = run.wait(600)
+    assert m.status == "finished", run.log_tail(60)
+    s = m.summary
+    assert s["votes"]["session"] == "taste-s" and s["votes"]["usable"] == 120 and s["n_seen_users"] == 3
+    per = s["per_annotator"]
+    assert set(per) == {"alice", "bob", "carol"}
+    assert all(row["PAL-A"] >= 0.9 for row in per.values()), per
+    assert per["bob"]["BT"] <= 0.1  # one model for all follows the long-answer majority
+    assert s["seen"]["PAL-A"] > s["seen"]["BT"] + 0.2
+    assert s["unseen"]["n_users"] == 1 and s["unseen"]["shots"]["5"]["PAL-A"] >= 0.9  # dan, from 5 votes

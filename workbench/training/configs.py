@@ -79,7 +79,11 @@ class PALJobConfig(JobConfig):
     """Options of a PAL run (the CLI flags and the Fine-tune form are generated from these)."""
 
     what: ClassVar[str] = "PAL"
-    dataset: str | None = option(None, "Pairs with a user id per pair: file path or stored dataset (see docs/pal_persona.md).")
+    dataset: str | None = option(None, "Pairs with a user id per pair: file path or stored dataset (see docs/pal_persona.md); or give session.")
+    session: str | None = option(None, "Labeling session whose A/B votes train PAL, one user per annotator (instead of dataset).")
+    min_strength: int | None = option(None, "With session: keep only votes at least this strong (1 slight, 2 clear).", choices=(1, 2))
+    late_annotators: list[str] = option(default_factory=list, help="With session: annotators treated as joining later "
+                                        "(unseen users, adapted from their first votes by shots).")
     format: str = option("auto", "Pair file format (auto detects it).", cli=False)
     model: str | None = option(None, "Frozen feature model: catalog name or path (default: the all-MiniLM-L6-v2 sentence embedder).")
     layer: int | None = option(None, "Feature layer (default: the last).")
@@ -107,5 +111,7 @@ class PALJobConfig(JobConfig):
     def check(self) -> None:
         if not all(1 <= s <= 100 for s in self.shots):
             raise ConfigError(f"PAL option shots must be whole numbers from 1 to 100, got {self.shots!r}.")
-        if not self.dataset:
-            raise ConfigError("No dataset given.", hint="Pass a pair file with a user id per pair (e.g. from scripts/make_persona_benchmark.py).")
+        _one_source(self.dataset, self.session, "a pair file with a user id per pair (e.g. from scripts/make_persona_benchmark.py)")
+        if not self.session and (self.min_strength is not None or self.late_annotators):
+            raise ConfigError("min_strength and late_annotators apply to a session's votes; this run reads a dataset.",
+                              hint="Remove them, or train from a session instead.")

@@ -93,7 +93,7 @@ def dpo_rows(pairs: list[Pair], tokenizer: Any) -> list[dict[str, Any]]:
 
 
 def session_split(settings: Settings, session: str, held_out_fraction: float, seed: int = 0, *, min_strength: int | None = None,
-                  drop_pairs: Sequence[str] = (), min_votes: int = 1) -> PairSplit:
+                  drop_pairs: Sequence[str] = (), min_votes: int = 1, min_annotators: int = 0) -> PairSplit:
     """A session's usable A/B votes as (train, held-out) pairs, split by prompt, with the run's record.
 
     ``drop_pairs`` are session pair ids left out on purpose (e.g. the likeliest to cause
@@ -120,7 +120,7 @@ def session_split(settings: Settings, session: str, held_out_fraction: float, se
     left_out = dict(votes.left_out)
     if len(kept) < len(votes.votes):
         left_out["dropped"] = len(votes.votes) - len(kept)
-    kept_votes = SessionVotes(session, kept, left_out, votes.snapshot).require(min_votes=min_votes)
+    kept_votes = SessionVotes(session, kept, left_out, votes.snapshot).require(min_votes=min_votes, min_annotators=min_annotators)
     train, held = kept_votes.split(held_out_fraction, seed)
     record = {**kept_votes.summary(), "trained_on": len(train), "held_out": len(held), "dropped_pairs": sorted(drop)}
     return PairSplit([v.as_pair() for v in train], [v.as_pair() for v in held], sum(left_out.values()), left_out, record)

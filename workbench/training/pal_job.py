@@ -9,6 +9,7 @@ they save).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import random
@@ -26,11 +27,12 @@ from workbench.jobs.context import JobCancelled, JobContext
 from workbench.jobs.registry import JobType
 from workbench.settings import Settings
 from workbench.training.configs import PALJobConfig
-from workbench.training.pairs import load_pairs
+from workbench.training.pairs import PairSplit, freeze_session_split, frozen_session_split, load_pairs, session_split
 from workbench.training.pal import BTModel, PALModel, PrefData, accuracy, adapt_new_users, fit
 from workbench.training.pal_data import build_pref_data, embed_texts
 
 OUTPUT = "pal"
+MIN_SESSION_VOTES = 8  # fewer usable votes leave nothing meaningful to hold out per annotator
 
 
 def validate_pal(cfg: PALJobConfig | dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -40,7 +42,13 @@ def validate_pal(cfg: PALJobConfig | dict[str, Any], settings: Settings) -> dict
     from workbench.models.embedded import EMBEDDER_NAME
     from workbench.models.resolve import resolve
 
-    pairs = load_pairs(str(cfg.dataset), settings, cfg.format)
+    if cfg.session:
+        split = session_split(settings, cfg.session, cfg.test_fraction, cfg.seed, min_strength=cfg.min_strength,
+                              min_votes=MIN_SESSION_VOTES, min_annotators=2)
+        check_late_annotators(cfg, split)
+        pairs = session_pal_pairs(split, cfg.to_dict())
+    else:
+        pairs = load_pairs(str(cfg.dataset), settings, cfg.format)
     labelled = [p for p in pairs if p.preferred in ("A", "B")]
     if not labelled:
         raise DataError(f"None of the {len(pairs)} pairs is labelled 'A' or 'B'.", path=str(cfg.dataset))
@@ -52,13 +60,64 @@ def validate_pal(cfg: PALJobConfig | dict[str, Any], settings: Settings) -> dict
     n_users = len({p.metadata[cfg.user_field] for p in labelled})
     if cfg.k > n_users:
         raise ConfigError(f"k = {cfg.k} prototypes for only {n_users} users.", hint="Use k ≤ the number of users.")
-    if Path(cfg.dataset).expanduser().exists():
+    if cfg.dataset and Path(cfg.dataset).expanduser().exists():
         cfg.dataset = str(Path(cfg.dataset).expanduser().resolve())
     cfg.model = cfg.model or EMBEDDER_NAME
     ref = resolve(settings, cfg.model)
     if Path(cfg.model).expanduser().exists():
         cfg.model = str(ref.path.resolve())
     return cfg.to_dict()
+
+
+def check_late_annotators(cfg: PALJobConfig, split: PairSplit) -> None:
+    """Late annotators must be in the session, and at least two annotators must remain seen (PAL vs one BT)."""
+    annotators = split.record["annotators"]
+    unknown = sorted(set(cfg.late_annotators) - set(annotators))
+    if unknown:
+        raise ConfigError(f"late_annotators names annotator(s) with no usable vote in session '{cfg.session}': {', '.join(unknown)}.",
+                          hint=f"Annotators with usable votes: {', '.join(annotators)}.")
+    seen = [a for a in annotators if a not in cfg.late_annotators]
+    if len(seen) < 2:
+        raise ConfigError(f"Only {len(seen)} annotator(s) remain seen ({', '.join(seen) or 'none'}) after late_annotators; PAL vs one "
+                          "Bradley–Terry model needs at least 2.", hint="Mark fewer annotators as late.")
+
+
+def session_pal_pairs(split: PairSplit, cfg: dict[str, Any]) -> list[Any]:
+    """A session's votes as PAL pairs: the annotator is the user, held-out prompts are the test split,
+    and late annotators are unseen users (their training-prompt votes are the shots pool)."""
+    late = set(cfg["late_annotators"])
+    out = []
+    for part, pairs in (("train", split.train), ("test", split.held_out)):
+        for p in pairs:
+            who = p.metadata["annotator"]
+            meta = {**p.metadata, cfg["user_field"]: who, cfg["split_field"]: part, cfg["unseen_field"]: "unseen" if who in late else "seen"}
+            out.append(dataclasses.replace(p, metadata=meta))
+    return out
+
+
+def _pairs(job: JobContext) -> list[Any]:
+    """The run's pairs; a session run reads its votes once, at first start, and keeps them in the run folder."""
+    cfg = PALJobConfig.from_dict(job.config)
+    if not cfg.session:
+        return load_pairs(str(cfg.dataset), job.settings, cfg.format)
+    split = frozen_session_split(job.run_dir)
+    if split is None:
+        split = session_split(job.settings, cfg.session, cfg.test_fraction, cfg.seed, min_strength=cfg.min_strength,
+                              min_votes=MIN_SESSION_VOTES, min_annotators=2)
+        freeze_session_split(job.run_dir, split)
+        job.set_summary(votes=split.record)
+    return session_pal_pairs(split, job.config)
+
+
+def per_user_accuracy(models: dict[str, torch.nn.Module], test: PrefData, users: list[str]) -> dict[str, dict[str, float]]:
+    """Held-out accuracy of every model on each user's own test pairs (users without test pairs are left out)."""
+    out = {}
+    for i, user in enumerate(users):
+        idx = torch.nonzero(test.user == i).flatten()
+        if len(idx):
+            sub = test.subset(idx)
+            out[user] = {"n": int(len(idx)), **{name: accuracy(m, sub) for name, m in models.items()}}
+    return out
 
 
 def _hash01(text: str, seed: int) -> float:
@@ -119,7 +178,7 @@ def run_pal(job: JobContext) -> str:
     cfg, s = job.config, job.settings
     random.seed(cfg["seed"])
     torch.manual_seed(cfg["seed"])
-    pairs = [p for p in load_pairs(cfg["dataset"], s, cfg["format"]) if p.preferred in ("A", "B")]
+    pairs = [p for p in _pairs(job) if p.preferred in ("A", "B")]
     parts = split_users_and_pairs(pairs, cfg)
     job.progress(0, 1, "embedding texts with the frozen model")
     lm = job.load_model(cfg["model"])
@@ -168,6 +227,8 @@ def run_pal(job: JobContext) -> str:
     oracle = _oracle(parts["seen_test"], cfg["oracle_field"])
     if oracle is not None:
         results["seen"]["oracle"] = oracle
+    if cfg.get("session"):  # a handful of annotators: each one's held-out accuracy, PAL vs one BT model for all
+        results["per_annotator"] = per_user_accuracy(models, test, seen.users)
     if parts["unseen_train"] and parts["unseen_test"]:
         results["unseen"] = evaluate_unseen(models, seen.users, parts, embed, cfg)
     out = job.run_dir / OUTPUT
