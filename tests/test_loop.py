@@ -193,3 +193,31 @@ def test_pal_from_a_session_beats_one_bt_model_on_annotators_of_opposite_tastes(
     assert per["bob"]["BT"] <= 0.1  # one model for all follows the long-answer majority
     assert s["seen"]["PAL-A"] > s["seen"]["BT"] + 0.2
     assert s["unseen"]["n_users"] == 1 and s["unseen"]["shots"]["5"]["PAL-A"] >= 0.9  # dan, from 5 votes
+
+
+def test_finetune_tab_offers_sessions_lists_ches_and_starts_from_a_session(labeling, settings, tiny_checkpoint):
+    import gradio as gr
+
+    from plugins.finetune import actions
+    from plugins.finetune.tab import build_finetune_tab
+    from workbench.context import AppContext
+
+    model = tiny_checkpoint("llama")
+    ctx = AppContext(Settings(home=settings.home, model_roots=[model.parent]))
+    labeling.store.import_pairs("labelled", [Pair("Q?", "yes", "no", preferred="A")])
+    assert actions.session_choices(ctx) == ["s"]
+    note = actions.dataset_note(ctx, "dpo")
+    assert "`labelled`" in note.split("Not trainable")[0] and "Not trainable (no pair has a winner): `ds`" in note
+    rows = actions.displacement_rows(ctx, None, "s", str(model), top_k=3)
+    assert len(rows) == 3 and rows[0][3] >= rows[1][3] >= rows[2][3]  # highest CHES first
+    assert {r[0] for r in rows} <= set(PLAN)
+    manager = JobManager.for_context(ctx)
+    assert actions.parse_pair_ids(f"{rows[0][0]}, {rows[1][0]}\n") == [rows[0][0], rows[1][0]]
+    with pytest.raises(ConfigError, match="drop_pairs names pair.*p99"):
+        actions.start(ctx, manager, None, "dpo", {"model": str(model), "session": "s", "drop_pairs": ["p99"]})
+    with pytest.raises(ConfigError, match="Select a finished DPO run"):
+        actions.blind_session(ctx, manager, None, None)
+    with gr.Blocks() as demo:
+        build_finetune_tab(ctx)
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert {"ft-dpo-session", "ft-pal-session", "ft-dpo-ches", "ft-dpo-drop-pairs", "ft-blind-session", "ft-dpo-datasets-note"} <= ids

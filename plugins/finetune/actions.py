@@ -10,7 +10,11 @@ from typing import Any
 
 from workbench.app import ui
 from workbench.app.auth import require_owner
+from workbench.errors import ConfigError
 from workbench.jobs import JobManager, Run
+from workbench.labeling.state import labeling_store
+from workbench.loop import start_blind_session
+from workbench.preference.votes import session_votes
 
 # What each form offers: a DPO run starts from a full decoder; PAL reads features from any LM or encoder.
 MODEL_REQUIRES = {"dpo": ["trainable"], "pal": ["causal_lm|encoder"]}
@@ -32,12 +36,63 @@ def confine_dataset(ctx: Any, dataset: str | None) -> str | None:
     return str(ctx.check_data_path(dataset))
 
 
+def session_choices(ctx: Any) -> list[str]:
+    """Labeling sessions, a source of training pairs (their A/B votes) like a dataset."""
+    return [s.name for s in labeling_store(ctx).list_sessions()]
+
+
+def dataset_note(ctx: Any, kind: str) -> str:
+    """Which stored datasets the form can train on, and why the others cannot."""
+    trainable = dataset_choices(ctx, kind)
+    others = [n for n in ui.dataset_capabilities(ctx) if n not in trainable]
+    lines = ["**Trainable datasets** (labelled pairs: a chosen and a rejected response): "
+             + (", ".join(f"`{ui.md_escape(n)}`" for n in trainable) or "none yet")]
+    if others:
+        lines.append("Not trainable (no pair has a winner): " + ", ".join(f"`{ui.md_escape(n)}`" for n in others)
+                     + ". Open a labeling session on one, vote, and train from the session instead.")
+    return "  \n".join(lines)
+
+
+def parse_pair_ids(text: str | None) -> list[str]:
+    """Pair ids typed or pasted as 'p1, p2' or one per line."""
+    return [t for t in (text or "").replace(",", " ").split() if t]
+
+
 def start(ctx: Any, manager: JobManager, user: str | None, kind: str, options: dict[str, Any]) -> Run:
     """Start a run from the browser: owner only, dataset confined, config validated before any run exists."""
     require_owner(ctx.settings, user, "start a fine-tune")
-    options = {k: v for k, v in options.items() if v not in (None, "")}
-    options["dataset"] = confine_dataset(ctx, options.get("dataset"))
+    options = {k: v for k, v in options.items() if v not in (None, "", [])}
+    if options.get("dataset"):
+        options["dataset"] = confine_dataset(ctx, options["dataset"])
     return manager.submit(kind, options)
+
+
+DISPLACEMENT_COLUMNS = ["pair", "annotator", "prompt", "CHES", "length-normalised CHES"]
+
+
+def displacement_rows(ctx: Any, user: str | None, session: str | None, model: str | None, top_k: int = 10) -> list[list[Any]]:
+    """The session's voted pairs likeliest to make DPO lower the chosen response (CHES, highest first)."""
+    # torch and the model stack: only when the check is asked for
+    from workbench.models.embedded import DEMO_MODEL_NAME
+    from workbench.preference.displacement import displacement_risk
+
+    require_owner(ctx.settings, user, "check a session's pairs")
+    if not session:
+        raise ConfigError("Pick a labeling session first.")
+    votes = session_votes(labeling_store(ctx), session)
+    risk = displacement_risk(ctx.get_model(model or DEMO_MODEL_NAME), votes.votes, top_k=top_k)
+    return [[r["pair_id"], r["annotator"], r["prompt"], round(r["ches"], 2), round(r["ln_ches"], 3)] for r in risk["top"]]
+
+
+def blind_session(ctx: Any, manager: JobManager, user: str | None, run_id: str | None) -> str:
+    """Start the blind base-vs-tuned session of a finished DPO run (owner only); the message to show."""
+    require_owner(ctx.settings, user, "make a labeling session")
+    if not run_id:
+        raise ConfigError("Select a finished DPO run first.")
+    run = start_blind_session(manager, run_id)
+    name = run.config["session"]
+    return (f"Started **{ui.md_escape(run.id)}**: base and tuned answer {len(run.config['prompts'])} prompts the run never trained on; "
+            f"it opens the blind session **{ui.md_escape(name)}**. Label it; its statistics say whether tuned won.")
 
 
 def before_after_rows(run: Run) -> list[list[Any]]:

@@ -25,17 +25,24 @@ PAL_FORM = ["dataset", "model", "variant", "k", "epochs"]
 
 
 def _form(ctx: Any, kind: str, cls: type, names: list[str]) -> tuple[gr.Button, list[Any]]:
+    """The generated form, plus a session dropdown (a session's A/B votes train instead of a dataset)
+    and a note saying which datasets are trainable; the inputs line up with ``[*names, "session"]``."""
     with gr.Row():
         inputs = config_form(cls, names, f"ft-{kind}")
+        session = gr.Dropdown(label="Session", info=cls.help_of("session"), choices=[], allow_custom_value=True,
+                              elem_id=f"ft-{kind}-session")
+    note = gr.Markdown(elem_id=f"ft-{kind}-datasets-note")
     start = gr.Button(f"Start {kind.upper()} run", variant="primary", elem_id=f"ft-{kind}-start")
     model, dataset = inputs[names.index("model")], inputs[names.index("dataset")]
 
-    def fill() -> tuple[Any, Any]:
+    def fill() -> tuple[Any, Any, Any, str]:
         models, datasets = actions.model_choices(ctx, kind), actions.dataset_choices(ctx, kind)
-        return gr.Dropdown(choices=models, value=models[0] if models else None), gr.Dropdown(choices=datasets, value=datasets[0] if datasets else None)
+        return (gr.Dropdown(choices=models, value=models[0] if models else None),
+                gr.Dropdown(choices=datasets, value=datasets[0] if datasets else None),
+                gr.Dropdown(choices=actions.session_choices(ctx), value=None), actions.dataset_note(ctx, kind))
 
-    gr.on(triggers=None, fn=fill, outputs=[model, dataset])
-    return start, inputs
+    gr.on(triggers=None, fn=fill, outputs=[model, dataset, session, note])
+    return start, [*inputs, session]
 
 
 def build_finetune_tab(ctx: Any) -> None:
@@ -45,6 +52,15 @@ def build_finetune_tab(ctx: Any) -> None:
     with gr.Tabs():
         with gr.Tab("DPO"):
             dpo_start, dpo_inputs = _form(ctx, "dpo", DPOJobConfig, DPO_FORM)
+            with gr.Accordion("Before a run from a session: pairs likely to lower the chosen response (CHES)", open=False):
+                gr.Markdown("Centered hidden-embedding similarity of chosen vs rejected under the form's model (Razin et al. "
+                            "2024): the higher, the likelier DPO pushes the chosen response down too. Copy the ids to drop.")
+                with gr.Row():
+                    ches_k = gr.Number(value=10, precision=0, label="Top pairs", elem_id="ft-dpo-ches-k")
+                    ches_button = gr.Button("Check the session's pairs", elem_id="ft-dpo-ches")
+                ches_table = gr.Dataframe(headers=actions.DISPLACEMENT_COLUMNS, interactive=False, wrap=True, elem_id="ft-dpo-ches-table")
+                drop_pairs = gr.Textbox(label="Drop pairs", info=DPOJobConfig.help_of("drop_pairs") + " Comma- or space-separated.",
+                                        elem_id="ft-dpo-drop-pairs")
         with gr.Tab("PAL"):
             pal_start, pal_inputs = _form(ctx, "pal", PALJobConfig, PAL_FORM)
     start_status = gr.Markdown(elem_id="ft-start-status")
@@ -55,6 +71,7 @@ def build_finetune_tab(ctx: Any) -> None:
         run_id = gr.Dropdown(label="Run", choices=[], scale=4, elem_id="ft-run")
         cancel = gr.Button("Cancel", scale=1, elem_id="ft-cancel")
         resume = gr.Button("Resume", scale=1, elem_id="ft-resume")
+        blind = gr.Button("Blind session: base vs tuned", scale=2, elem_id="ft-blind-session")
     status = gr.Markdown(elem_id="ft-status")
     warning = gr.Markdown(elem_id="ft-warning")
     curves = gr.Plot(label="Training curves")
@@ -90,9 +107,11 @@ def build_finetune_tab(ctx: Any) -> None:
 
     view = [status, warning, curves, before_after, samples, pal_results, latent, log]
 
-    def on_start(kind: str, names: list[str], inputs: list[Any], data: dict[Any, Any], user: str | None) -> tuple[Any, Any, Any]:
+    def on_start(kind: str, names: list[str], inputs: list[Any], data: dict[Any, Any], user: str | None,
+                 extra: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
         try:
-            run = actions.start(ctx, manager, user, kind, {n: data[c] for n, c in zip(names, inputs, strict=True)})
+            options = {n: data[c] for n, c in zip([*names, "session"], inputs, strict=True)}
+            run = actions.start(ctx, manager, user, kind, {**options, **(extra or {})})
         except WorkbenchError as exc:
             t, d = run_choices()
             return error_markdown(exc), t, d
@@ -101,13 +120,33 @@ def build_finetune_tab(ctx: Any) -> None:
 
     # The owner check runs in these handlers (actions.start): a hidden button is not a permission.
     def on_start_dpo(data: dict[Any, Any], request: gr.Request) -> tuple[Any, Any, Any]:
-        return on_start("dpo", DPO_FORM, dpo_inputs, data, request.username)
+        return on_start("dpo", DPO_FORM, dpo_inputs, data, request.username, {"drop_pairs": actions.parse_pair_ids(data[drop_pairs])})
 
     def on_start_pal(data: dict[Any, Any], request: gr.Request) -> tuple[Any, Any, Any]:
         return on_start("pal", PAL_FORM, pal_inputs, data, request.username)
 
     # A set of inputs: Gradio passes one {component: value} dict, so the request can follow it.
-    dpo_start.click(on_start_dpo, inputs=set(dpo_inputs), outputs=[start_status, table, run_id])
+    dpo_start.click(on_start_dpo, inputs={*dpo_inputs, drop_pairs}, outputs=[start_status, table, run_id])
+
+    def on_ches(data: dict[Any, Any], request: gr.Request) -> tuple[Any, str]:
+        model, session = dpo_inputs[DPO_FORM.index("model")], dpo_inputs[-1]
+        try:
+            return actions.displacement_rows(ctx, request.username, data[session], data[model], int(data[ches_k] or 10)), ""
+        except WorkbenchError as exc:
+            return [], error_markdown(exc)
+
+    ches_button.click(on_ches, inputs={dpo_inputs[DPO_FORM.index("model")], dpo_inputs[-1], ches_k},
+                      outputs=[ches_table, start_status])
+
+    def on_blind(rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
+        try:
+            msg = actions.blind_session(ctx, manager, request.username, rid)
+        except WorkbenchError as exc:
+            msg = error_markdown(exc)
+        t, d = run_choices(rid)
+        return msg, t, d
+
+    blind.click(on_blind, inputs=run_id, outputs=[start_status, table, run_id])
     pal_start.click(on_start_pal, inputs=set(pal_inputs), outputs=[start_status, table, run_id])
 
     def on_control(action: str, rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
