@@ -46,7 +46,8 @@ def test_fit_vectors_then_stream_side_by_side(ctx, tiny_checkpoint):
     steering = actions.active_slots(ctx, [names[0], None, ""], [40.0, 0.0, 0.0])
     assert len(steering) == 1
     frames = list(actions.stream_comparison(ctx, "Hello", "", steering, actions.sampling(8, 0.0, 0), every=2))
-    plain, steered = frames[-1]
+    plain, steered, b_plain, b_steered, note = frames[-1]
+    assert (b_plain, b_steered, note) == ("", "", "")  # no second model picked
     assert 'title="log p = ' in plain and "wb-steer-steered" in steered and plain != steered.replace("steered", "plain")
     with pytest.raises(ConfigError, match="between 1 and 2"):
         actions.fit_vectors(ctx, "toy", "verbosity", "verbose", "pca", "0, 5")

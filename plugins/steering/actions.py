@@ -24,8 +24,8 @@ from workbench.preference.reward_heads import (
     reward_models_dir,
     train_reward_model,
 )
-from workbench.steering.contrastive import METHODS, attribute_set, chosen_rejected_set, contrastive_vectors
-from workbench.steering.decoding import DecodedRow, side_by_side
+from workbench.steering.contrastive import METHODS, StageProgress, attribute_set, chosen_rejected_set, contrastive_vectors
+from workbench.steering.decoding import DecodedRow, decode_rows, side_by_side
 from workbench.steering.dpa import BestOfN, best_of_n, dpa_system_prompt, plane_direction, unit_direction
 from workbench.steering.library import list_vectors, load_vector, save_vector
 from workbench.steering.sweep import SweepResult, dose_response
@@ -34,6 +34,9 @@ from workbench.steering.vectors import SteeringVector
 CHOSEN_VS_REJECTED = "chosen vs rejected"
 VECTOR_COLUMNS = ["vector", "layer", "method", "scale", "accuracy", "separation", "pairs"]
 N_SLOTS = 3
+MODEL_STAGE = "model"
+FIT_UNITS = {MODEL_STAGE: "model loaded", "activations": "texts", "fit": "layers"}
+REWARD_UNITS = {MODEL_STAGE: "model loaded", "features": "texts", "heads": "attributes"}
 
 
 def require_model(ctx: AppContext, model: str | None = None) -> LoadedModel:
@@ -45,6 +48,16 @@ def require_model(ctx: AppContext, model: str | None = None) -> LoadedModel:
     lm = ctx.get_model(name)
     if lm.is_encoder:
         raise ModelError(f"{lm.name} is an encoder; steering needs a causal language model.", hint="Pick a decoder model.")
+    return lm
+
+
+def require_model_reporting(ctx: AppContext, model: str | None, progress: StageProgress | None) -> LoadedModel:
+    """``require_model`` as the first stage of a long action: loading a model can take minutes."""
+    if progress:
+        progress(MODEL_STAGE, 0, 1)
+    lm = require_model(ctx, model)
+    if progress:
+        progress(MODEL_STAGE, 1, 1)
     return lm
 
 
@@ -93,15 +106,17 @@ def parse_layers(text: str, n_layers: int) -> list[int]:
 
 
 def fit_vectors(ctx: AppContext, dataset: str, attribute: str, positive_pole: str, method: str, layers_text: str,
-                model: str | None = None) -> list[list[Any]]:
-    """Fit one vector per layer from a dataset's contrastive set, save them all, return table rows."""
-    lm = require_model(ctx, model)
+                model: str | None = None, progress: StageProgress | None = None) -> list[list[Any]]:
+    """Fit one vector per layer from a dataset's contrastive set, save them all, return table rows;
+    ``progress(stage, done, total)`` hears the model load, the activations and the per-layer fits."""
+    lm = require_model_reporting(ctx, model, progress)
     if method not in METHODS:
         raise ConfigError(f"Unknown method {method!r}.", hint=f"Choose one of {', '.join(METHODS)}.")
     pairs = ctx.store.get_pairs(dataset)
     data = chosen_rejected_set(pairs) if attribute == CHOSEN_VS_REJECTED else attribute_set(pairs, attribute, positive_pole)
     data.name = f"{dataset}:{data.name}"
-    vectors = contrastive_vectors(lm, data, parse_layers(layers_text, lm.n_layers), method=method, cache=ctx.activation_cache)
+    vectors = contrastive_vectors(lm, data, parse_layers(layers_text, lm.n_layers), method=method, cache=ctx.activation_cache,
+                                  progress=progress)
     rows = []
     for layer, vec in vectors.items():
         named = SteeringVector(name=f"{data.name}@{layer}:{method}", layer=layer, direction=vec.direction, scale=vec.scale,
@@ -145,14 +160,52 @@ def active_slots(ctx: AppContext, names: Sequence[str | None], coefficients: Seq
     return out
 
 
+def steering_that_fits(lm: LoadedModel, steering: list[tuple[SteeringVector, float]]) -> tuple[list[tuple[SteeringVector, float]], str]:
+    """The (vector, coefficient) pairs ``lm`` can take (same residual width, layer within its
+    blocks) and a note naming the ones it cannot, so a second model is shown unsteered, not crashed."""
+    width = lm.adapter.d_model(lm.model)
+
+    def fit(v: SteeringVector) -> bool:
+        return v.d_model == width and v.layer <= lm.n_layers
+
+    fits = [(v, c) for v, c in steering if fit(v)]
+    left = [f"{v.name} ({v.d_model} dims, layer {v.layer})" for v, _ in steering if not fit(v)]
+    note = (f"{lm.name} (residual width {width}, {lm.n_layers} layers) cannot take {', '.join(left)}: "
+            + ("shown unsteered." if not fits else "steered by the other vectors only.")) if left else ""
+    return fits, note
+
+
+def _unsteered_html(note: str) -> str:
+    return f'<div class="wb-steer-steered"><em>{html.escape(note)}</em></div>'
+
+
 def stream_comparison(ctx: AppContext, prompt: str, system: str, steering: list[tuple[Any, float]],
-                      settings: SamplingSettings, every: int = 4, model: str | None = None) -> Iterator[tuple[str, str]]:
-    """Stream (unsteered HTML, steered HTML) for the same prompt and seed."""
+                      settings: SamplingSettings, every: int = 4, model: str | None = None,
+                      compare: str | None = None) -> Iterator[tuple[str, str, str, str, str]]:
+    """Stream (A unsteered, A steered, B unsteered, B steered, note) HTML for the same prompt, seed
+    and sliders: A is ``model``, B the ``compare`` model (its panels stay empty without one).
+
+    B is decoded after A, with the same settings; the vectors apply to B when their residual
+    width and layer fit it, otherwise B is shown unsteered and the note says why.
+    """
     lm = require_model(ctx, model)
     if not (prompt or "").strip():
         raise ConfigError("Type a prompt first.")
-    for plain, steered in side_by_side(lm, prompt.strip(), steering, settings, system=system or None, every=every):
-        yield tokens_html(plain, "wb-steer-plain"), tokens_html(steered, "wb-steer-steered")
+    other = require_model(ctx, compare) if compare else None
+    text, sys_text = prompt.strip(), system or None
+    a_plain = a_steered = ""
+    for plain, steered in side_by_side(lm, text, steering, settings, system=sys_text, every=every):
+        a_plain, a_steered = tokens_html(plain, "wb-steer-plain"), tokens_html(steered, "wb-steer-steered")
+        yield a_plain, a_steered, "", "", ""
+    if other is None:
+        return
+    fits, note = steering_that_fits(other, steering)
+    if fits or not steering:
+        for plain, steered in side_by_side(other, text, fits, settings, system=sys_text, every=every):
+            yield a_plain, a_steered, tokens_html(plain, "wb-steer-plain"), tokens_html(steered, "wb-steer-steered"), note
+        return
+    for rows in decode_rows(other, text, [], [[]], settings, system=sys_text, every=every):
+        yield a_plain, a_steered, tokens_html(rows[0], "wb-steer-plain"), _unsteered_html(note), note
 
 
 # -- dose-response ---------------------------------------------------------------------
@@ -201,13 +254,15 @@ def default_high_poles(ctx: AppContext, dataset: str) -> str:
     return ", ".join(f"{a}={poles[-1]}" for a, poles in options.items())
 
 
-def train_reward(ctx: AppContext, dataset: str, high_poles_text: str, layer: int, name: str, model: str | None = None) -> str:
-    lm = require_model(ctx, model)
+def train_reward(ctx: AppContext, dataset: str, high_poles_text: str, layer: int, name: str, model: str | None = None,
+                 progress: StageProgress | None = None) -> str:
+    """Train and save a reward model on a dataset's poles; ``progress`` hears the model load, features and heads."""
+    lm = require_model_reporting(ctx, model, progress)
     comparisons = comparisons_from_poles(ctx.store.get_pairs(dataset), parse_high_poles(high_poles_text))
     if not comparisons:
         raise DataError(f"Dataset {dataset!r} has no pairs whose poles match {high_poles_text!r}.",
                         field="metadata.attribute", hint="Check the attribute names and poles listed above.")
-    rm = train_reward_model(lm, name=name, layer=int(layer), comparisons=comparisons, cache=ctx.activation_cache)
+    rm = train_reward_model(lm, name=name, layer=int(layer), comparisons=comparisons, cache=ctx.activation_cache, progress=progress)
     path = rm.save(reward_models_dir(ctx.settings))
     accs = ", ".join(f"{a}: {m['heldout_pairwise_accuracy']:.2f}" for a, m in rm.metrics.items())
     return f"Saved reward model **{rm.name}** ({path}). Held-out pairwise accuracy — {accs}."

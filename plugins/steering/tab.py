@@ -12,6 +12,8 @@ import gradio as gr
 import pandas as pd
 
 from plugins.steering import actions
+from plugins.steering.progress import Background
+from workbench.app.auth import require_owner
 from workbench.app.ui import error_markdown
 from workbench.context import AppContext
 from workbench.errors import WorkbenchError
@@ -49,12 +51,19 @@ def _vectors_section(ctx: AppContext, model: gr.Dropdown) -> Any:
         poles = options.get(name or "", [])
         return gr.Dropdown(choices=poles, value=poles[-1] if poles else None)
 
-    def on_fit(*args: Any) -> tuple[Any, str]:
+    def on_fit(ds: str, attr: str, positive: str, how: str, layer_text: str, name: str | None,
+               request: gr.Request) -> Iterator[tuple[Any, str]]:
+        """Owner only; the status line follows the fit (model load, activations, per-layer fits) with an ETA."""
         try:
-            rows = actions.fit_vectors(ctx, *args[:-1], model=args[-1])
+            require_owner(ctx.settings, request.username, "fit and save steering vectors")
+            job = Background(lambda progress: actions.fit_vectors(ctx, ds, attr, positive, how, layer_text, model=name, progress=progress),
+                             "Fitting steering vectors", actions.FIT_UNITS)
+            for line in job:
+                yield gr.skip(), line
         except WorkbenchError as exc:
-            return gr.skip(), error_markdown(exc)
-        return rows, f"Saved {len(rows)} vector(s): they are in the Vector dropdowns below and in the dose-response sweep."
+            yield gr.skip(), error_markdown(exc)
+            return
+        yield job.result, f"Saved {len(job.result)} vector(s): they are in the Vector dropdowns below and in the dose-response sweep."
 
     gr.on(triggers=None, fn=lambda: gr.Dropdown(choices=actions.dataset_choices(ctx)), outputs=dataset)
     dataset.change(on_dataset, inputs=dataset, outputs=[poles_state, attribute, pole])
@@ -82,6 +91,8 @@ def _generation_section(ctx: AppContext, model: gr.Dropdown) -> list[gr.Dropdown
         max_new = gr.Slider(8, 512, value=96, step=8, label="Max new tokens", elem_id="steer-max-new")
         temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
         seed = gr.Number(value=0, precision=0, label="Seed")
+    compare = gr.Dropdown(label="Compare with (optional): the same prompt, seed and sliders under a second model",
+                          choices=[""], value="", elem_id="steer-compare")
     go = gr.Button("Generate", variant="primary", elem_id="steer-generate")
     status = gr.Markdown(elem_id="steer-gen-status")
     with gr.Row():
@@ -91,21 +102,33 @@ def _generation_section(ctx: AppContext, model: gr.Dropdown) -> list[gr.Dropdown
         with gr.Column():
             gr.Markdown("**Steered** (hover a token for its log-probability)")
             steered = gr.HTML(elem_id="steer-steered")
+    with gr.Row(visible=False) as second:
+        with gr.Column():
+            b_title = gr.Markdown("**Second model, unsteered**", elem_id="steer-b-title")
+            b_plain = gr.HTML(elem_id="steer-b-plain")
+        with gr.Column():
+            gr.Markdown("**Second model, steered**")
+            b_steered = gr.HTML(elem_id="steer-b-steered")
 
     def on_generate(text: str, sys_text: str, mx: float, temp: float, seed_value: float | None, name: str | None,
-                    *slot_values: Any) -> Iterator[tuple[Any, Any, Any]]:
+                    other: str | None, *slot_values: Any) -> Iterator[tuple[Any, ...]]:
         names, coefs = slot_values[:actions.N_SLOTS], slot_values[actions.N_SLOTS:]
+        skip5 = (gr.skip(),) * 5
         try:
             steering = actions.active_slots(ctx, names, coefs)
-            yield gr.skip(), gr.skip(), "Generating…" if steering else "No vector picked: both sides are the unsteered model."
-            for left, right in actions.stream_comparison(ctx, text, sys_text, steering, actions.sampling(mx, temp, seed_value), model=name):
-                yield left, right, gr.skip()
-            yield gr.skip(), gr.skip(), "Done."
+            yield *skip5, "Generating…" if steering else "No vector picked: both sides are the unsteered model."
+            frame = ("",) * 5  # A unsteered, A steered, B unsteered, B steered, note on B
+            for frame in actions.stream_comparison(ctx, text, sys_text, steering, actions.sampling(mx, temp, seed_value),
+                                                   model=name, compare=other or None):
+                yield *frame[:4], f"**{other}, unsteered**" if other else gr.skip(), gr.skip()
+            yield *skip5, "Done." + (f" {frame[4]}" if frame[4] else "")
         except WorkbenchError as exc:
-            yield gr.skip(), gr.skip(), error_markdown(exc)
+            yield *skip5, error_markdown(exc)
 
-    go.click(on_generate, inputs=[prompt, system, max_new, temperature, seed, model, *slots, *sliders], outputs=[plain, steered, status])
-    return slots
+    compare.change(lambda other: gr.Row(visible=bool(other)), inputs=compare, outputs=second)
+    go.click(on_generate, inputs=[prompt, system, max_new, temperature, seed, model, compare, *slots, *sliders],
+             outputs=[plain, steered, b_plain, b_steered, b_title, status])
+    return slots, compare
 
 
 def _sweep_section(ctx: AppContext, model: gr.Dropdown) -> tuple[gr.Dropdown, gr.Dropdown]:
@@ -193,12 +216,20 @@ def _dpa_section(ctx: AppContext, model: gr.Dropdown) -> Any:
     def on_dataset(name: str | None) -> str:
         return actions.default_high_poles(ctx, name) if name else ""
 
-    def on_train(ds: str, poles_text: str, layer_value: float, model_name: str, base: str | None) -> tuple[str, Any, Any]:
+    def on_train(ds: str, poles_text: str, layer_value: float, model_name: str, base: str | None,
+                 request: gr.Request) -> Iterator[tuple[str, Any, Any]]:
+        """Owner only; the status line follows the training (model load, features, heads) with an ETA."""
         try:
-            message = actions.train_reward(ctx, ds, poles_text, int(layer_value), model_name, model=base)
+            require_owner(ctx.settings, request.username, "train and save reward models")
+            job = Background(lambda progress: actions.train_reward(ctx, ds, poles_text, int(layer_value), model_name, model=base,
+                                                                   progress=progress),
+                             "Training the reward model", actions.REWARD_UNITS)
+            for line in job:
+                yield line, gr.skip(), gr.skip()
         except WorkbenchError as exc:
-            return error_markdown(exc), gr.skip(), gr.skip()
-        return message, actions.reward_model_rows(ctx), gr.Dropdown(choices=actions.reward_model_choices(ctx), value=model_name)
+            yield error_markdown(exc), gr.skip(), gr.skip()
+            return
+        yield job.result, actions.reward_model_rows(ctx), gr.Dropdown(choices=actions.reward_model_choices(ctx), value=model_name)
 
     def on_reward(rm: str | None) -> tuple[Any, Any]:
         """θ's two attributes: the reward model's first two, changeable to any pair."""
@@ -249,20 +280,21 @@ def build_steering_tab(ctx: AppContext) -> None:
     model = gr.Dropdown(label="Model", choices=[], elem_id="steer-model")
     with gr.Tab("Steer"):
         fitted = _vectors_section(ctx, model)
-        slots = _generation_section(ctx, model)
+        slots, compare = _generation_section(ctx, model)
     with gr.Tab("Dose-response"):
         sweep_vector, sweep_reward = _sweep_section(ctx, model)
     with gr.Tab("DPA"):
         trained = _dpa_section(ctx, model)
 
-    def on_load() -> Any:
+    def on_load() -> tuple[Any, Any]:
         names = actions.model_choices(ctx)
-        return gr.Dropdown(choices=names, value=ctx.active_model_name if ctx.active_model_name in names else (names[0] if names else None))
+        return (gr.Dropdown(choices=names, value=ctx.active_model_name if ctx.active_model_name in names else (names[0] if names else None)),
+                gr.Dropdown(choices=["", *names], value=""))
 
     def vectors_for(name: str | None) -> list[Any]:
         return vector_dropdowns(ctx, len(slots) + 1, name)
 
-    gr.on(triggers=None, fn=on_load, outputs=model)
+    gr.on(triggers=None, fn=on_load, outputs=[model, compare])
     # What this server just made is in every dropdown at once: no "refresh" buttons.
     model.change(vectors_for, inputs=model, outputs=[*slots, sweep_vector])
     fitted.then(vectors_for, inputs=model, outputs=[*slots, sweep_vector])

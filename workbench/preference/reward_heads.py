@@ -26,7 +26,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from workbench.preference.votes import snapshot_of, votes_from_judgments
 HEAD_KINDS = ("ridge", "bradley_terry")
 MODEL_FILE = "reward_model.json"
 WEIGHTS_FILE = "heads.npz"
+FEATURES_STAGE, HEADS_STAGE = "features", "heads"
 
 
 @dataclass
@@ -209,15 +210,21 @@ def load_reward_model(settings: Any, name: str) -> RewardModel:
 
 # -- features and fitting --------------------------------------------------------------
 def featurize(lm: LoadedModel, prompts: Sequence[Prompt], responses: Sequence[str], layer: int, *, system: str | None = None,
-              cache: ActivationCache | None = None, batch_size: int = 16) -> np.ndarray:
+              cache: ActivationCache | None = None, batch_size: int = 16,
+              progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
     """Mean-pooled residual stream over the response tokens at ``layer`` (``[n, d]``, float64).
 
     An empty response is read as the end-of-sequence token, which is what the model produced.
+    With a ``cache`` every layer is extracted and stored (one forward gives them all), so heads
+    at other layers of the same texts are a cache read. ``progress`` hears ("features", texts
+    done, texts) after every batch.
     """
     eos = lm.tokenizer.eos_token or " "
     rendered = chat_texts(list(prompts), [r if r.strip() else eos for r in responses], lm.tokenizer, system=system)
-    acts = extract_activations(lm, rendered.texts, layers=[layer], pooling="mean", prefix_lengths=rendered.prefix_lengths,
-                               batch_size=batch_size, cache=cache, add_special_tokens=rendered.add_special_tokens)
+    acts = extract_activations(lm, rendered.texts, layers=None if cache is not None else [layer], pooling="mean",
+                               prefix_lengths=rendered.prefix_lengths, batch_size=batch_size, cache=cache,
+                               add_special_tokens=rendered.add_special_tokens,
+                               progress=(lambda done, total: progress(FEATURES_STAGE, done, total)) if progress else False)
     return np.asarray(acts.get(layer), dtype=np.float64)
 
 
@@ -301,12 +308,14 @@ def train_reward_model(
     n_boot: int = 1000,
     ci: float = 0.95,
     features: np.ndarray | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> RewardModel:
     """Fit one head per attribute (ridge on ratings, Bradley–Terry on comparisons) and report
     held-out pairwise accuracy (with a bootstrap CI for comparison heads); after evaluation each
     head is refitted on all of its data. ``split_by_prompt`` holds out whole prompts, so the
     accuracy is on prompts no head saw. ``features`` are ``featurize``'s rows for the ratings'
-    responses, then every comparison's A, then every B, when the caller already has them."""
+    responses, then every comparison's A, then every B, when the caller already has them.
+    ``progress(stage, done, total)`` hears "features" (texts) and then "heads" (attributes fitted)."""
     _check_name(name)
     if not ratings and not comparisons:
         raise DataError("No training data: give attribute ratings and/or per-aspect comparisons.",
@@ -325,7 +334,7 @@ def train_reward_model(
     prompts = [r.prompt for r in ratings] + [c.prompt for c in comparisons] * 2
     responses = [r.response for r in ratings] + [c.response_a for c in comparisons] + [c.response_b for c in comparisons]
     if features is None:
-        features = featurize(lm, prompts, responses, layer, system=system, cache=cache, batch_size=batch_size)
+        features = featurize(lm, prompts, responses, layer, system=system, cache=cache, batch_size=batch_size, progress=progress)
     elif features.shape[0] != len(responses):
         raise ConfigError(f"features has {features.shape[0]} rows for {len(responses)} responses.")
     feats = features
@@ -335,6 +344,7 @@ def train_reward_model(
     z_r, z_a, z_b = z[:n_r], z[n_r:n_r + n_c], z[n_r + n_c:]
     rng = np.random.default_rng(seed)
     attributes, kinds, weights, biases, metrics = [], [], [], [], {}
+    n_heads = len(rated_attrs) + len(compared_attrs)
     for attr in rated_attrs:
         idx = np.array([i for i, r in enumerate(ratings) if attr in r.ratings])
         y = np.array([ratings[i].ratings[attr] for i in idx], dtype=np.float64)
@@ -346,6 +356,8 @@ def train_reward_model(
         w, b = fit_ridge_head(z_r[idx], y, l2)
         attributes.append(attr), kinds.append("ridge"), weights.append(w), biases.append(b)
         metrics[attr] = {"heldout_pairwise_accuracy": acc, "n_train": len(train), "n_test": len(test)}
+        if progress:
+            progress(HEADS_STAGE, len(attributes), n_heads)
     for attr in compared_attrs:
         idx = np.array([i for i, c in enumerate(comparisons) if c.aspect == attr])
         a_wins = np.array([comparisons[i].winner == "A" for i in idx])
@@ -359,6 +371,8 @@ def train_reward_model(
         w = fit_bt_head(z_a[idx], z_b[idx], a_wins, l2)
         attributes.append(attr), kinds.append("bradley_terry"), weights.append(w), biases.append(0.0)
         metrics[attr] = {"heldout_pairwise_accuracy": acc, "heldout_ci": acc_ci, "n_train": len(train), "n_test": len(test)}
+        if progress:
+            progress(HEADS_STAGE, len(attributes), n_heads)
     # Standardise every head over the training responses, so rewards of different kinds and
     # attributes share one unit and a direction v over them means what its angles say.
     w_all, b_all = np.stack(weights), np.asarray(biases, dtype=np.float64)
@@ -406,7 +420,8 @@ def train_reward_model_from_session(lm: LoadedModel, labeling: LabelingStore, se
         raise ConfigError(f"Layer {layer} is out of range for {lm.name} (1..{lm.n_layers}).")
     options.setdefault("split_by_prompt", True)
     feats = featurize(lm, [c.prompt for c in comparisons] * 2, [c.response_a for c in comparisons] + [c.response_b for c in comparisons],
-                      layer, system=options.get("system"), cache=options.get("cache"), batch_size=options.get("batch_size", 16))
+                      layer, system=options.get("system"), cache=options.get("cache"), batch_size=options.get("batch_size", 16),
+                      progress=options.get("progress"))
     rm = train_reward_model(lm, name=name, layer=layer, comparisons=comparisons, features=feats, **options)
     n = len(comparisons)
     rm.source = {"session": session, "snapshot": snapshot_of(session, judgments).to_dict(), "overall": overall,

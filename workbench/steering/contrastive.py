@@ -14,7 +14,7 @@ distance between the group means along it (see ``SteeringVector.scale``).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,9 @@ from workbench.models.loading import LoadedModel
 from workbench.steering.vectors import SteeringVector
 
 METHODS = ("mean_diff", "pca", "probe")
+# progress(stage, done, total): called as work advances, stage by stage (done never falls within one).
+StageProgress = Callable[[str, int, int], None]
+ACTIVATIONS_STAGE, FIT_STAGE = "activations", "fit"
 
 
 @dataclass
@@ -99,7 +102,8 @@ def clip_responses(tokenizer, responses: Sequence[str], keep: int) -> list[str]:
 
 def contrastive_activations(lm: LoadedModel, data: ContrastiveSet, layers: list[int], *, system: str | None = None,
                             first_tokens: int | None = 16, batch_size: int = 16,
-                            cache: ActivationCache | None = None) -> tuple[dict[int, np.ndarray], int]:
+                            cache: ActivationCache | None = None,
+                            progress: StageProgress | None = None) -> tuple[dict[int, np.ndarray], int]:
     """Pooled response activations per layer: rows ``0..n-1`` positive, ``n..2n-1`` negative.
 
     With ``first_tokens`` = k only the first k response tokens are averaged, so both groups are
@@ -107,7 +111,8 @@ def contrastive_activations(lm: LoadedModel, data: ContrastiveSet, layers: list[
     position: a long response's mean sits "deep into the answer", and adding that makes the
     model wrap up sooner, the opposite of what a verbosity direction should do. Responses are
     then cut a few tokens past k before the forward pass (``clip_responses``): same result, less work.
-    With a ``cache`` every layer is stored, so fits at other layers reuse the entry.
+    With a ``cache`` every layer is stored, so fits at other layers reuse the entry. ``progress``
+    hears ("activations", texts done, texts) after every batch (all at once on a cache hit).
     """
     responses = data.positive + data.negative
     if first_tokens is not None:
@@ -116,7 +121,8 @@ def contrastive_activations(lm: LoadedModel, data: ContrastiveSet, layers: list[
     # One forward gives every layer; with a cache, keep them all so a later fit at other layers
     # (a layer scan, another method) is a cache read instead of the same forward passes again.
     common = dict(layers=None if cache is not None else layers, prefix_lengths=rendered.prefix_lengths, batch_size=batch_size, cache=cache,
-                  add_special_tokens=rendered.add_special_tokens)
+                  add_special_tokens=rendered.add_special_tokens,
+                  progress=(lambda done, total: progress(ACTIVATIONS_STAGE, done, total)) if progress else False)
     if first_tokens is None:
         acts = extract_activations(lm, rendered.texts, pooling="mean", **common)
         return {layer: np.asarray(acts.get(layer)) for layer in layers}, len(data.prompts)
@@ -181,23 +187,28 @@ def fit_direction(pos: np.ndarray, neg: np.ndarray, method: str = "mean_diff", *
 
 
 def fit_steering_vectors(acts: dict[int, np.ndarray], n_positive: int, *, name: str, method: str = "mean_diff",
-                         l2: float = 1.0, model: str = "") -> dict[int, SteeringVector]:
-    """One sign-calibrated vector per layer from ``{layer: [2n, d]}`` (positive rows first)."""
+                         l2: float = 1.0, model: str = "", progress: StageProgress | None = None) -> dict[int, SteeringVector]:
+    """One sign-calibrated vector per layer from ``{layer: [2n, d]}`` (positive rows first);
+    ``progress`` hears ("fit", layers done, layers) after each."""
     out: dict[int, SteeringVector] = {}
-    for layer, x in acts.items():
+    for i, (layer, x) in enumerate(acts.items(), start=1):
         if len(x) != 2 * n_positive:
             raise ConfigError(f"Expected {2 * n_positive} rows (positive then negative), got {len(x)}.")
         direction, scale, diag = fit_direction(x[:n_positive], x[n_positive:], method, l2=l2)
         out[layer] = SteeringVector(name=name, layer=layer, direction=direction, scale=scale, method=method,
                                     info={**diag, "n_pairs": n_positive, "model": model})
+        if progress:
+            progress(FIT_STAGE, i, len(acts))
     return out
 
 
 def contrastive_vectors(lm: LoadedModel, data: ContrastiveSet, layers: list[int], *, method: str = "mean_diff",
                         system: str | None = None, first_tokens: int | None = 16, cache: ActivationCache | None = None,
-                        batch_size: int = 16, l2: float = 1.0) -> dict[int, SteeringVector]:
-    """Extract the contrastive activations (one forward pass per batch, all layers) and fit a vector per layer."""
+                        batch_size: int = 16, l2: float = 1.0, progress: StageProgress | None = None) -> dict[int, SteeringVector]:
+    """Extract the contrastive activations (one forward pass per batch, all layers) and fit a vector per layer;
+    ``progress(stage, done, total)`` hears both stages ("activations" in texts, then "fit" in layers)."""
     if not layers or any(layer < 1 or layer > lm.n_layers for layer in layers):
         raise ConfigError(f"Layers must be block outputs (1..{lm.n_layers}); got {layers}.")
-    acts, n = contrastive_activations(lm, data, layers, system=system, first_tokens=first_tokens, batch_size=batch_size, cache=cache)
-    return fit_steering_vectors(acts, n, name=data.name, method=method, l2=l2, model=lm.name)
+    acts, n = contrastive_activations(lm, data, layers, system=system, first_tokens=first_tokens, batch_size=batch_size, cache=cache,
+                                      progress=progress)
+    return fit_steering_vectors(acts, n, name=data.name, method=method, l2=l2, model=lm.name, progress=progress)
