@@ -10,7 +10,10 @@
 2. Coverage at overlap 1 with pair reservation: N annotators at once in sequential order, each
    casting as many votes as leave one spare pair each; reported: distinct pairs covered per
    vote (1.00 = no annotator's time spent on a pair someone else was judging) and votes/s.
-3. Store throughput: ``LabelingStore.vote`` in a loop (one durable transaction per vote)
+3. Browser-perceived latency: the labeling server with its UI, Debian's headless Chromium
+   driven by Playwright, keyboard votes (``1`` then ``Enter``); reported: p50/p99 from the
+   Enter keydown to the next pair's prompt in the DOM (measured in the page).
+4. Store throughput: ``LabelingStore.vote`` in a loop (one durable transaction per vote)
    against a bare sqlite3 insert loop with the same pragmas (WAL, synchronous=FULL, one
    commit per row), measured in the same run; the ratio is the cost of the bookkeeping.
 """
@@ -46,7 +49,7 @@ def prepare(home: Path, n_pairs: int, overlap: int) -> None:
     with Store(home / "workbench.sqlite") as store:
         store.import_pairs("ds", [Pair(f"prompt {i} " + "word " * 50, "left " * 80, "right " * 80, id=f"p{i:05d}") for i in range(n_pairs)])
         lab = LabelingStore(store)
-        for name in ("one", "many"):
+        for name in ("one", "many", "browser"):
             lab.create_session(name, "ds", {"overlap": overlap, "order": "random"})
         lab.create_session("cover", "ds", {"overlap": 1, "order": "sequential"})
 
@@ -58,12 +61,13 @@ def coverage(home: Path, session: str) -> tuple[int, int]:
     return len(set(pairs)), len(pairs)
 
 
-def start_server(home: Path) -> tuple[subprocess.Popen, str]:
+def start_server(home: Path, *, ui: bool = False) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "apps.labeling_server", "--api-only", "--port", str(port)], cwd=ROOT, env=env,
+    argv = [sys.executable, "-m", "apps.labeling_server", "--port", str(port)] + ([] if ui else ["--api-only"])
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -103,6 +107,50 @@ def latency(url: str, session: str, annotators: int, votes: int) -> tuple[list[f
     for t in threads:
         t.join()
     return server_ms, client_ms, time.perf_counter() - t0
+
+
+# In the page: the time from an Enter keydown to the moment the prompt shown changes.
+MEASURE_JS = """() => {
+  window.__wbLatency = [];
+  let t0 = null, before = null;
+  const prompt = () => document.querySelector('#wb-lab-prompt')?.innerText ?? '';
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { t0 = performance.now(); before = prompt(); }
+  }, true);
+  new MutationObserver(() => {
+    if (t0 === null) return;
+    const now = prompt();
+    if (now.includes('Prompt') && now !== before) { window.__wbLatency.push(performance.now() - t0); t0 = null; }
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def browser_latency(url: str, votes: int) -> list[float]:
+    """Keydown (Enter) → next prompt in the DOM, ms, for ``votes`` keyboard votes in Chromium."""
+    # Playwright only here: it is a test/benchmark extra, not needed for the API figures.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1300, "height": 1300})
+        page.set_default_timeout(120_000)
+        page.goto(url + "/")
+        page.wait_for_function("(document.querySelector('#wb-lab-status')?.innerText ?? '').includes('Choose a session')")
+        page.locator("#wb-lab-session input").fill("browser")
+        page.keyboard.press("Enter")
+        page.locator("#wb-lab-annotator textarea, #wb-lab-annotator input").first.fill("bench")
+        page.click("#wb-lab-start")
+        page.wait_for_function("(document.querySelector('#wb-lab-status')?.innerText ?? '').includes('Pair 1 of')")
+        page.locator("#wb-lab-prompt").click()
+        page.evaluate(MEASURE_JS)
+        for k in range(votes):
+            page.keyboard.press("1" if k % 2 else "2")
+            page.keyboard.press("Enter")
+            page.wait_for_function(f"window.__wbLatency.length > {k}")
+        latency_ms = page.evaluate("window.__wbLatency")
+        browser.close()
+    return latency_ms
 
 
 def store_throughput(folder: Path, n: int) -> tuple[float, float, list[float]]:
@@ -150,6 +198,7 @@ def main() -> None:
     parser.add_argument("--votes", type=int, default=100, help="votes per annotator")
     parser.add_argument("--annotators", type=int, default=20)
     parser.add_argument("--pairs", type=int, default=500)
+    parser.add_argument("--browser-votes", type=int, default=50, help="keyboard votes in Chromium (0 skips the browser figure)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
@@ -174,6 +223,17 @@ def main() -> None:
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+        if args.browser_votes:
+            proc, url = start_server(home, ui=True)
+            try:
+                load = os.getloadavg()[0]
+                ms = browser_latency(url, args.browser_votes)
+                print(f"browser, Enter keydown → next prompt in the DOM ({len(ms)} keyboard votes, Chromium): "
+                      f"p50 {pct(ms, 50):.0f} ms, p99 {pct(ms, 99):.0f} ms (load average {load:.1f} before, "
+                      f"{os.getloadavg()[0]:.1f} after)")
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
         ours, bare, commit_ms = store_throughput(Path(tmp), 300)
         print(f"store throughput: LabelingStore.vote {ours:.0f} votes/s, bare sqlite3 insert+commit {bare:.0f} rows/s, "
               f"ratio {ours / bare:.2f}")
