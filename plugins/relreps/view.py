@@ -6,6 +6,9 @@ results and a table of whatever is selected (box or lasso, linked across all fou
 """
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +46,8 @@ HIDDEN_COLUMNS = {"key", "text", "hover", "prompt", "pair_id"}
 N_CLUSTERS = 8
 REQUIRES = ["causal_lm|encoder"]  # any model with hidden states
 NOT_COMPUTABLE = "cannot be computed (different widths)"
+STAGES = ("encode A", "encode B", "anchors", "compare", "stitch", "project")
+StageProgress = Callable[[str, int, int], None]  # (stage, steps done, steps in the stage)
 METRIC_NAMES = {"knn_overlap": "k-NN overlap", "mean_cosine": "mean cosine", "jaccard": "Jaccard@k", "mrr": "MRR"}
 
 
@@ -81,6 +86,42 @@ def selected_rows(frame: pd.DataFrame, expr: Any) -> pd.DataFrame:
     if len(rows) == 0:
         raise DataError("The selection holds no inputs.", field="selection", hint="Draw the box or lasso over some points.")
     return rows
+
+
+class StageClock:
+    """Turns (stage, done, total) reports into a status line with an ETA from the stage's own rate.
+
+    A run's stages differ in speed by orders of magnitude (encoding is a forward pass per batch,
+    anchors take milliseconds), so an ETA from the whole run's rate would be wrong in every stage.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.stage: str | None = None
+        self.started = 0.0
+        self.seconds: dict[str, float] = {}  # time spent in each stage so far
+
+    def line(self, stage: str, done: int, total: int) -> str:
+        now = self.clock()
+        if stage != self.stage:
+            self.stage, self.started = stage, now
+        elapsed = now - self.started
+        self.seconds[stage] = elapsed
+        if done >= total:
+            eta = f"done in {elapsed:.1f} s"
+        elif done == 0:
+            eta = "ETA —"
+        else:
+            eta = f"ETA {elapsed / done * (total - done):.0f} s"
+        return f"Stage {STAGES.index(stage) + 1}/{len(STAGES)} · {stage} · {done}/{total} · {eta}"
+
+    @staticmethod
+    def percent(stage: str, done: int, total: int) -> int:
+        """Share of the run done, counting each stage as an equal part."""
+        return int(100 * (STAGES.index(stage) + (done / total if total else 1)) / len(STAGES))
+
+    def summary(self) -> str:
+        return "Finished: " + " · ".join(f"{stage} {self.seconds[stage]:.1f} s" for stage in STAGES if stage in self.seconds)
 
 
 @dataclass
@@ -122,6 +163,8 @@ class RelRepsView:
         self.color_by = pn.widgets.Select(label="Colour by", options=[], width=170)
         self.run_button = pn.widgets.Button(label="Compare spaces", color="primary")
         self.status = pn.pane.Alert("", alert_type="light", visible=False, sizing_mode="stretch_width")
+        self.progress = pn.indicators.Progress(label="Progress", value=0, max=100, visible=False, sizing_mode="stretch_width")
+        self.stage_line = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.plots = pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width", linked_axes=False)
         self.similarity = pn.pane.DataFrame(None, index=False, sizing_mode="stretch_width")
         self.agreement = pn.pane.DataFrame(None, index=False, sizing_mode="stretch_width")
@@ -158,33 +201,44 @@ class RelRepsView:
 
         return dataset_judgments(labeling_store(self.ctx), self.dataset.value)
 
-    def run(self) -> Analysis:
-        """Encode the dataset with both models, compare, stitch and project; then draw."""
+    def run(self, progress: StageProgress | None = None) -> Analysis:
+        """Encode the dataset with both models, compare, stitch and project; then draw.
+
+        ``progress(stage, done, total)`` is called as each stage of ``STAGES`` starts, advances
+        and ends (from this thread: a UI hands it on to its event loop).
+        """
+        report = progress or (lambda stage, done, total: None)
         items = self._items()
         cache = self.ctx.activation_cache
         lm_a, lm_b = self.ctx.get_model(self.model_a.value), self.ctx.get_model(self.model_b.value)
         depths = layer_pairs(lm_a.n_layers, lm_b.n_layers)
         # One pass per model gives the chosen layer and the layers of the per-layer agreement.
-        layers_a = encode_items_layers(lm_a, items, layers=[self.layer_a.value, *(a for a, _ in depths)], pooling=self.pooling.value, cache=cache)
-        layers_b = encode_items_layers(lm_b, items, layers=[self.layer_b.value, *(b for _, b in depths)], pooling=self.pooling.value, cache=cache)
+        encoded = {}
+        for stage, lm, layer, side in (("encode A", lm_a, self.layer_a.value, 0), ("encode B", lm_b, self.layer_b.value, 1)):
+            report(stage, 0, len(items))
+            encoded[stage] = encode_items_layers(lm, items, layers=[layer, *(pair[side] for pair in depths)], pooling=self.pooling.value,
+                                                 cache=cache, progress=lambda done, total, stage=stage: report(stage, done, total))
+        layers_a, layers_b = encoded["encode A"], encoded["encode B"]
         abs_a = layers_a[self.layer_a.value % (lm_a.n_layers + 1)]  # the encoder refused out-of-range layers already
         abs_b = layers_b[self.layer_b.value % (lm_b.n_layers + 1)]
+        report("anchors", 0, 1)
         anchors = select_anchors(abs_a, self.n_anchors.value, self.anchor_method.value)
         spaces = {"abs_a": abs_a, "abs_b": abs_b, "rel_a": relative_space(abs_a, anchors), "rel_b": relative_space(abs_b, anchors)}
+        report("anchors", 1, 1)
         k = self.k.value
+        report("compare", 0, 3)
         similarity = pd.DataFrame([compare_spaces(abs_a, abs_b, k=k).row(), compare_spaces(spaces["rel_a"], spaces["rel_b"], k=k).row()])
+        report("compare", 1, 3)
         agreement = agreement_by_layer(layers_a, layers_b, depths, anchors, k=k)
+        report("compare", 2, 3)
         frame = add_vote_columns(items_frame(items), self._judgments())
         frame["anchor"] = frame["key"].isin(set(anchors)).map({True: "anchor", False: "input"})
         frame["cluster_a"] = [f"c{c}" for c in kmeans_labels(abs_a, min(N_CLUSTERS, abs_a.n))]
         frame["hover"] = hover_text(frame["text"])
-        projections = {}
-        pcache = ProjectionCache(self.ctx.settings.cache_dir / "projections")
-        for name, space in spaces.items():
-            projections[name] = project(space.vectors, self.projection.value, cache=pcache)
-            frame[f"{name}_x"], frame[f"{name}_y"] = projections[name].coords[:, 0], projections[name].coords[:, 1]
+        report("compare", 3, 3)
         labels = [c for c in frame.columns if c not in HIDDEN_COLUMNS and not c.endswith(("_x", "_y")) and frame[c].nunique() > 1]
         label = self.label.value if self.label.value in labels else next((c for c in ("attribute_pole", "role", "side") if c in labels), None)
+        report("stitch", 0, 1)
         result, error = None, ""
         try:
             if label is None:
@@ -192,6 +246,14 @@ class RelRepsView:
             result = stitch(abs_a, abs_b, frame[label].tolist(), anchors, task=label)
         except WorkbenchError as exc:
             error = str(exc)
+        report("stitch", 1, 1)
+        projections = {}
+        pcache = ProjectionCache(self.ctx.settings.cache_dir / "projections")
+        report("project", 0, len(spaces))
+        for i, (name, space) in enumerate(spaces.items(), 1):
+            projections[name] = project(space.vectors, self.projection.value, cache=pcache)
+            frame[f"{name}_x"], frame[f"{name}_y"] = projections[name].coords[:, 0], projections[name].coords[:, 1]
+            report("project", i, len(spaces))
         self.analysis = Analysis(frame, spaces, anchors, similarity, agreement, result, error, projections)
         self.label.options, self.label.value = labels, label
         colours = [c for c in frame.columns if c not in HIDDEN_COLUMNS and not c.endswith(("_x", "_y"))]
@@ -253,8 +315,21 @@ class RelRepsView:
         return rows
 
     # -- event handlers ------------------------------------------------------------------
+    def _show_stage(self, percent: int, line: str) -> None:
+        self.progress.value, self.stage_line.object = percent, line
+
     async def _on_run(self, _event: object) -> None:
-        await run_guarded(self.run_button, self.status, self.run)
+        loop, clock = asyncio.get_running_loop(), StageClock()
+        self.progress.value, self.progress.visible, self.stage_line.object = 0, True, "Starting…"
+
+        def progress(stage: str, done: int, total: int) -> None:
+            # Timed here, in the worker, so the ETA does not include the wait for the event loop.
+            loop.call_soon_threadsafe(self._show_stage, clock.percent(stage, done, total), clock.line(stage, done, total))
+
+        result = await run_guarded(self.run_button, self.status, lambda: self.run(progress))
+        await asyncio.sleep(0)  # let the last queued stage update land before the summary replaces it
+        self.progress.visible = False
+        self.stage_line.object = clock.summary() if result is not None else ""
 
     # -- layout --------------------------------------------------------------------------
     def panel(self) -> pn.viewable.Viewable:
@@ -268,7 +343,7 @@ class RelRepsView:
             pn.pane.Markdown("The same inputs encoded by two models. Absolute spaces are each model's own coordinates; "
                              "relative spaces describe every input by its cosine similarity to shared anchor inputs, "
                              "which makes spaces of different models (and widths) comparable."),
-            controls, self.status,
+            controls, self.progress, self.stage_line, self.status,
             pn.Tabs(("Projections", pn.Column(self.plots, self.selection_note, self.selection)),
                     ("Similarity", pn.Column(self.similarity, "### Agreement by layer", self.agreement_note, self.agreement)),
                     ("Stitching", pn.Column(self.stitching_note, self.stitching))),

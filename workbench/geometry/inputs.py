@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from workbench.activations import ActivationCache, chat_texts, extract_activations
+from workbench.activations.extract import ProgressCallback
 from workbench.data.types import Pair, Prompt, prompt_text
 from workbench.errors import DataError
 from workbench.geometry.space import Space
@@ -64,8 +65,11 @@ def items_frame(items: Sequence[Item]) -> Any:
 
 
 def encode_items_layers(lm: LoadedModel, items: Sequence[Item], *, layers: Sequence[int] | None = None, pooling: str = "mean",
-                        cache: ActivationCache | None = None, batch_size: int = 16) -> dict[int, Space]:
+                        cache: ActivationCache | None = None, batch_size: int = 16,
+                        progress: ProgressCallback | None = None) -> dict[int, Space]:
     """A space per layer (all from one forward pass; None = every layer, 0 = embeddings).
+
+    ``progress(done, total)`` is called after each batch (once, with done = total, on a cache hit).
 
     A chat LM encodes prompt + response through its chat template and pools over the
     response tokens only; an encoder (or a model without a chat template) encodes the text.
@@ -79,7 +83,8 @@ def encode_items_layers(lm: LoadedModel, items: Sequence[Item], *, layers: Seque
     else:
         texts, prefix, special = [it.text for it in items], None, True
     acts = extract_activations(lm, texts, layers=list(layers) if layers is not None else None, pooling=pooling,
-                               prefix_lengths=prefix, batch_size=batch_size, cache=cache, add_special_tokens=special)
+                               prefix_lengths=prefix, batch_size=batch_size, cache=cache, add_special_tokens=special,
+                               progress=progress or False)
     keys = tuple(it.key for it in items)
     info = {"model": lm.name, "pooling": pooling, "chat": bool(chat), "n_layers": lm.n_layers}
     return {layer: Space(f"{lm.name} · layer {layer} · {pooling}", np.asarray(acts.get(layer)), keys, {**info, "layer": layer})

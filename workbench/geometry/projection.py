@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +69,10 @@ class ProjectionCache:
 
 
 def _library_version(method: str) -> str:
-    if method == "umap":
-        import umap
-
-        return f"umap-learn {umap.__version__}"
-    import sklearn
-
-    return f"scikit-learn {sklearn.__version__}"
+    """From the installed metadata, not an import: importing umap compiles numba code (seconds to
+    tens of seconds per process), which a cache hit must not pay just to build its key."""
+    package = "umap-learn" if method == "umap" else "scikit-learn"
+    return f"{package} {metadata.version(package)}"
 
 
 def projection_key(x: np.ndarray, method: str, params: dict[str, Any]) -> str:
