@@ -69,3 +69,28 @@ def test_a_coefficient_without_a_vector_warns(browser, server: Server) -> None:
     expect(page.locator("#steer-gen-status")).to_contain_text("Coefficient 2 is 2, but slot 2 has no vector")
     assert page.locator("#steer-plain .wb-token").count() == 0
     page.close()
+
+
+def test_compare_with_shows_the_second_model_side_by_side(browser, server: Server) -> None:
+    """The same prompt, seed and slider under a second model: here the model itself, so B reads as A."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
+    page.get_by_role("tab", name="Steering").click()
+    expect(page.locator("#steer-b-plain")).to_be_hidden()  # no second model picked: no second row
+    page.locator("#steer-slot-0 input").click()
+    page.get_by_role("option", name="random@12").click()
+    page.locator("#steer-compare input").click()
+    page.get_by_role("option", name=DEMO_MODEL_NAME).click()
+    for elem, value in (("#steer-coef-0", "1"), ("#steer-max-new", "8")):
+        box = page.locator(f"{elem} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#steer-prompt textarea").fill("Name a primary color.")
+    page.locator("#steer-generate").click()
+    expect(page.locator("#steer-gen-status")).to_contain_text("Done.", timeout=MODEL_TIMEOUT_MS)
+    expect(page.locator("#steer-b-title")).to_contain_text(DEMO_MODEL_NAME)
+    assert page.locator("#steer-b-plain .wb-token").count() > 0 and page.locator("#steer-b-steered .wb-token").count() > 0
+    assert page.locator("#steer-b-plain").inner_text() == page.locator("#steer-plain").inner_text()
+    assert page.locator("#steer-b-steered").inner_text() == page.locator("#steer-steered").inner_text()
+    page.close()
