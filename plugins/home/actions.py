@@ -97,13 +97,14 @@ def _upload_copy(ctx: AppContext, upload: Path) -> tuple[Path, bool]:
 
 
 def import_dataset(ctx: AppContext, *, upload: str | None, path: str, name: str, format: str, replace: bool,
-                   received: Collection[str] = ()) -> tuple[str, str]:
+                   received: Collection[str] = (), allow: Collection[str] = ()) -> tuple[str, str]:
     """Import an uploaded file or a path inside the data folders; return (dataset, message).
 
     ``upload`` must be a file Gradio itself received through its upload route (``received``,
     the Blocks' ``upload_file_set``) or lie inside the data folders: a crafted FileData
     naming any other server path is refused before the file is opened, so nothing of it
-    (content, field names) can reach the error message.
+    (content, field names) can reach the error message. ``allow``: kinds of likely mistakes
+    (``QUALITY_CHECKS``) the user ticked to keep anyway.
     """
     name = name.strip() or None
     if upload:
@@ -116,13 +117,14 @@ def import_dataset(ctx: AppContext, *, upload: str | None, path: str, name: str,
                                     hint="Choose the file with the upload field, or type a path inside the data folders.") from None
         copy, created = _upload_copy(ctx, source)
         try:
-            stored = ctx.import_dataset(copy, name=name or source.name.split(".")[0], format=format, confine=True, replace=replace)
+            stored = ctx.import_dataset(copy, name=name or source.name.split(".")[0], format=format, confine=True, replace=replace,
+                                       allow=allow)
         except BaseException:
             if created:
                 copy.unlink(missing_ok=True)
             raise
     elif path.strip():
-        stored = ctx.import_dataset(path.strip(), name=name, format=format, confine=True, replace=replace)
+        stored = ctx.import_dataset(path.strip(), name=name, format=format, confine=True, replace=replace, allow=allow)
     else:
         raise DataError("No file given.", hint="Upload a file, or type the path of a file inside the data folders.")
     return stored, f"Imported **{ctx.store.count_pairs(stored)}** pairs as dataset **{md_escape(stored)}**."

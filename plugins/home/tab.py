@@ -13,7 +13,7 @@ import gradio as gr
 from plugins.home import actions
 from workbench.app.auth import login_name, require_owner
 from workbench.context import AppContext
-from workbench.data.readers import FORMATS
+from workbench.data.readers import FORMATS, QUALITY_CHECKS
 from workbench.errors import WorkbenchError
 from workbench.models.generation import SamplingSettings
 
@@ -49,6 +49,9 @@ def _models_section(ctx: AppContext, chat_model: gr.Markdown) -> None:
     load.click(on_load, inputs=model, outputs=[status, chat_model, catalog])
 
 
+WORKING = "⏳ *The model is working — the first words can take a few seconds.*"
+
+
 def _chat_section(ctx: AppContext) -> gr.Markdown:
     gr.Markdown("### Chat with the loaded model")
     chat_model = gr.Markdown(value=lambda: actions.active_model_line(ctx), elem_id="home-chat-model")
@@ -76,10 +79,12 @@ def _chat_section(ctx: AppContext) -> gr.Markdown:
             conversation = [*actions.to_messages(history), {"role": "user", "content": text}]
             replies = actions.chat_reply(ctx, conversation, settings)
             shown = [*conversation, {"role": "assistant", "content": "…"}]
-            yield shown, "", ""  # the question shows at once; the answer streams in below it
+            # The question and a working note show at once (the first words can take seconds).
+            yield shown, "", WORKING
             for reply in replies:
                 shown[-1]["content"] = reply
                 yield shown, "", ""
+            yield shown, "", ""  # also when the model answered nothing
         except WorkbenchError as exc:
             yield gr.skip(), gr.skip(), actions.error_markdown(exc)
 
@@ -101,6 +106,8 @@ def _data_section(ctx: AppContext) -> None:
                 fmt = gr.Dropdown(["auto", *FORMATS], value="auto", label="Format")
                 name = gr.Textbox(label="Dataset name (default: the file name)", elem_id="home-import-name")
                 replace = gr.Checkbox(label="Replace a dataset of that name", value=False)
+            keep = gr.CheckboxGroup([(text, kind) for kind, text in QUALITY_CHECKS.items()], label="Keep anyway (records "
+                                    "refused as likely mistakes unless ticked)", elem_id="home-import-allow")
             go = gr.Button("Import", variant="primary", elem_id="home-import")
     import_status = gr.Markdown(elem_id="home-import-status")
 
@@ -137,18 +144,18 @@ def _data_section(ctx: AppContext) -> None:
 
     blocks = gr.context.Context.root_block  # its upload_file_set: the files Gradio's upload route received
 
-    def on_import(file: str | None, typed: str, fmt_name: str, ds_name: str, replace_existing: bool,
+    def on_import(file: str | None, typed: str, fmt_name: str, ds_name: str, replace_existing: bool, allow: list[str],
                   request: gr.Request) -> tuple[Any, Any, Any]:
         try:
             require_owner(ctx.settings, login_name(request), "import or replace datasets")
             stored, message = actions.import_dataset(ctx, upload=file, path=typed or "", name=ds_name or "", format=fmt_name,
-                                                     replace=replace_existing, received=blocks.upload_file_set)
+                                                     replace=replace_existing, received=blocks.upload_file_set, allow=allow or ())
         except WorkbenchError as exc:
             return actions.error_markdown(exc), gr.skip(), gr.skip()
         return message, gr.Dropdown(choices=actions.dataset_choices(ctx), value=stored), 1
 
     gr.on(triggers=None, fn=datasets, outputs=dataset)  # on every page load
-    go.click(on_import, inputs=[upload, path, fmt, name, replace], outputs=[import_status, dataset, number])
+    go.click(on_import, inputs=[upload, path, fmt, name, replace, keep], outputs=[import_status, dataset, number])
     dataset.change(lambda d: show(d, 1), inputs=dataset, outputs=pair_outputs)
     number.submit(show, inputs=[dataset, number], outputs=pair_outputs)
     prev.click(lambda d, n: show(d, (n or 1) - 1), inputs=[dataset, number], outputs=pair_outputs)
