@@ -191,6 +191,8 @@ def gradio_call(url: str, api_name: str, data: list[Any], auth: tuple[str, str])
     text = httpx.get(f"{url}/gradio_api/call/{api_name}/{event}", auth=auth, timeout=120).text
     blocks = [b for b in text.split("\n\n") if b.strip()]
     last = blocks[-1]
+    if "event: error" in last:  # a refusal raised as gr.Error (the owner-only guard of a tab): its message
+        return [json.loads(last.split("data:", 1)[1])["error"]]
     assert "event: complete" in last, text
     return json.loads(last.split("data:", 1)[1])
 

@@ -59,6 +59,8 @@ class GradioTab:
     build: Callable[[Any], None] | str
     order: int = 100
     requires: list[str] = field(default_factory=list)  # e.g. ["causal_lm"]
+    # Whether annotator logins may use the tab's events; otherwise the shell makes every one owner-only.
+    annotators: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.build, str):

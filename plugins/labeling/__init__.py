@@ -19,7 +19,7 @@ def _build_tab(ctx: Any) -> None:
 
 @hookimpl
 def gradio_tabs(context: Any) -> list[GradioTab]:
-    return [GradioTab("Labeling", _build_tab, order=10, requires=["pairs"])]
+    return [GradioTab("Labeling", _build_tab, order=10, requires=["pairs"], annotators=True)]
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any
 
 from workbench.app.limits import GUARD_KEY, client_of
@@ -24,6 +24,7 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitab
 
 REALM = "Preference Workbench"
 USER_KEY = "workbench.user"
+OWNER_ONLY_PREFIXES = ("/panel",)  # paths no annotator login may open (HTTP and websockets)
 
 # The two roles, defined here and nowhere else. The owner is the ``--auth`` login, or whoever
 # uses a server that has no logins (loopback only); an annotator is a login from the users
@@ -100,15 +101,27 @@ def gradio_user(request: Any) -> str | None:
     return request_user(request)
 
 
+async def _refuse(scope: Scope, send: Callable[[Any], Awaitable[None]], status: int, body: bytes) -> None:
+    """Answer ``status`` with a plain-text ``body`` (or close a websocket before accepting it)."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class BasicAuthMiddleware:
     """Answer 401 (HTTP) or close the socket (websocket) unless the request has valid credentials.
 
-    ``credentials`` is one ``(user, password)`` or a mapping of several logins.
+    ``credentials`` is one ``(user, password)`` or a mapping of several logins. Logins named in
+    ``annotators`` are refused (403) under ``OWNER_ONLY_PREFIXES``: the Panel views are owner tools.
     """
 
-    def __init__(self, app: ASGIApp, credentials: tuple[str, str] | Mapping[str, str]) -> None:
+    def __init__(self, app: ASGIApp, credentials: tuple[str, str] | Mapping[str, str], annotators: Collection[str] = ()) -> None:
         self.app = app
         self.logins = dict(credentials) if isinstance(credentials, Mapping) else {credentials[0]: credentials[1]}
+        self.annotators = frozenset(annotators)
 
     @staticmethod
     def _report(scope: Scope, ok: bool) -> None:
@@ -125,6 +138,9 @@ class BasicAuthMiddleware:
         user = login_of(header, self.logins)
         if header is not None:  # a first request without credentials is the browser asking, not a failure
             self._report(scope, user is not None)
+        if user is not None and user in self.annotators and scope.get("path", "").startswith(OWNER_ONLY_PREFIXES):
+            await _refuse(scope, send, 403, f"Logged in as annotator '{user}': the Panel views are for the workbench owner.\n".encode())
+            return
         if user is not None:
             scope[USER_KEY] = user
             await self.app(scope, receive, send)

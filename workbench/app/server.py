@@ -120,7 +120,7 @@ def create_app(ctx: AppContext, *, ui: bool = True) -> FastAPI:
             auth_dependency=gradio_user if logins else None,
         )
     if logins:
-        app.add_middleware(BasicAuthMiddleware, credentials=logins)
+        app.add_middleware(BasicAuthMiddleware, credentials=logins, annotators=ctx.settings.users)
     settings = ctx.settings
     throttle = LoginThrottle(settings.login_failures_allowed, settings.login_lockout_max_s)
     app.add_middleware(RequestGuard, throttle=throttle, max_body=settings.max_body_bytes)  # outermost: runs first

@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from workbench import __version__
+from workbench.app.roles_guard import guard_new_events
 from workbench.app.server import collect_panel_views, panel_url
 from workbench.app.ui import dataset_capabilities, md_escape, model_choices
 from workbench.context import AppContext
@@ -134,10 +135,15 @@ def build_blocks(ctx: AppContext, views: list[PanelView] | None = None) -> gr.Bl
         )
         with gr.Tabs():
             for tab in tabs:
+                before = list(blocks.fns)
                 with gr.Tab(tab.title):
                     _build_tab_if_compatible(ctx, tab)
+                if not tab.annotators:
+                    guard_new_events(blocks, before, ctx.settings, tab.title)
+            before = list(blocks.fns)
             for view in views:
                 _view_tab(ctx, view)
+            guard_new_events(blocks, before, ctx.settings, "Panel view")
             # Built last, so it shows tabs that failed above as broken.
             with gr.Tab("Plugins"):
                 _plugins_tab(ctx, views)
