@@ -2,6 +2,8 @@
 synthetic spaces whose right answers are known."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -136,6 +138,24 @@ def test_stitching_relative_head_transfers_and_absolute_head_does_not():
     assert all(r["accuracy"] is None and "widths differ (16 vs 10)" in r["note"] or "widths differ (10 vs 16)" in r["note"] for r in blocked)
 
 
+def test_stitching_is_cached_by_content(tmp_path):
+    rng = np.random.default_rng(6)
+    x, y = _clusters(rng, n_per=20, n_classes=2)
+    a, b = _space(x, "a"), _space(x @ _orthonormal(rng, 16, 16), "b")
+    anchors = select_anchors(a, 8)
+    first = stitch(a, b, y, anchors, task="class", cache_dir=tmp_path)
+    (entry,) = tmp_path.glob("*.json")
+    assert stitch(a, b, y, anchors, task="class", cache_dir=tmp_path) == first
+    data = json.loads(entry.read_text())
+    data["rows"][0]["accuracy"] = 0.123  # a planted value proves the second call reads the file, not the heads
+    entry.write_text(json.dumps(data))
+    assert stitch(a, b, y, anchors, task="class", cache_dir=tmp_path).rows[0]["accuracy"] == 0.123
+    assert stitch(a, b, y, anchors[:7], task="class", cache_dir=tmp_path) != first  # other anchors: another entry
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    entry.write_text("{not json")  # damaged: recomputed and rewritten
+    assert stitch(a, b, y, anchors, task="class", cache_dir=tmp_path) == first
+
+
 def test_bad_inputs_give_clear_errors():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(20, 4)).astype(np.float32)
@@ -161,6 +181,8 @@ def test_bad_inputs_give_clear_errors():
         compare_spaces(a, a, k=20)
     with pytest.raises(DataError, match="at least two classes"):
         stitch(a, a, ["same"] * 20, a.keys[:3])
+    with pytest.raises(DataError, match=r"Class 'rare' has only 2 input\(s\)"):  # the label as written, no numpy repr
+        stitch(a, a, ["rare"] * 2 + ["common"] * 18, a.keys[:3])
 
 
 def test_projection_is_cached_by_content_and_parameters(tmp_path):

@@ -1,6 +1,6 @@
 """The latent explorer's long run: every stage reported in order with a per-stage ETA, and a
 repeated identical run (even from a fresh context, as after a server restart) is served from
-the activation and projection caches with no model forward and no UMAP fit."""
+the activation, stitching and projection caches with no model forward and no UMAP fit."""
 from __future__ import annotations
 
 import asyncio
@@ -87,5 +87,7 @@ def test_a_repeated_identical_run_runs_no_forward_and_no_umap_fit(tmp_path, tiny
     assert forwards[0] == 0
     assert all(p.from_cache for p in again.projections.values())  # a hit returns before any fit
     assert again.anchors == first.anchors
+    assert again.stitching is not None and again.stitching == first.stitching  # read back from its cache file
+    assert len(list((again_ctx.settings.cache_dir / "stitching").glob("*.json"))) == 1
     for name in first.projections:
         assert (again.projections[name].coords == first.projections[name].coords).all()

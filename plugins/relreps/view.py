@@ -243,7 +243,7 @@ class RelRepsView:
         try:
             if label is None:
                 raise DataError("No metadata column varies across these inputs, so there is nothing to classify.", field="labels")
-            result = stitch(abs_a, abs_b, frame[label].tolist(), anchors, task=label)
+            result = stitch(abs_a, abs_b, frame[label].tolist(), anchors, task=label, cache_dir=self.ctx.settings.cache_dir / "stitching")
         except WorkbenchError as exc:
             error = str(exc)
         report("stitch", 1, 1)

@@ -7,13 +7,19 @@ heads trained natively on each space, which bound what stitching can reach.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from workbench.errors import DataError
+from workbench.files import atomic_write_text
 from workbench.geometry.relative import relative_encode
 from workbench.geometry.space import Space, check_same_inputs
 
@@ -64,25 +70,57 @@ def _labels(labels: Sequence[Any], n: int) -> np.ndarray:
     if len(y) != n:
         raise DataError(f"Got {len(y)} labels for {n} inputs.", field="labels", hint="Give one label per input, in the spaces' order.")
     classes, counts = np.unique(y, return_counts=True)
+    classes = classes.tolist()  # plain str, so messages read 'c5', not np.str_('c5')
     if len(classes) < 2:
         raise DataError(f"Stitching needs at least two classes; every label is {classes[0]!r}.", field="labels",
                         hint="Pick a label column that varies across the inputs.")
     if counts.min() < 4:
-        raise DataError(f"Class {classes[np.argmin(counts)]!r} has only {counts.min()} inputs; each class needs at least 4.",
+        raise DataError(f"Class {classes[np.argmin(counts)]!r} has only {int(counts.min())} input(s); each class needs at least 4.",
                         field="labels", hint="Use more inputs or merge rare classes.")
     return y
 
 
+def stitching_key(a: Space, b: Space, y: np.ndarray, anchor_keys: Sequence[str], settings: dict[str, Any]) -> str:
+    """sha256 of both spaces' bytes and keys, the labels, the anchors, the settings and scikit-learn's version."""
+    h = hashlib.sha256(json.dumps({**settings, "sklearn": metadata.version("scikit-learn"), "keys": list(a.keys),
+                                   "labels": y.tolist(), "anchors": list(anchor_keys),
+                                   "shapes": [list(a.vectors.shape), list(b.vectors.shape)]}, sort_keys=True).encode())
+    for space in (a, b):
+        h.update(memoryview(np.ascontiguousarray(space.vectors)).cast("B"))
+    return h.hexdigest()
+
+
 def stitch(a: Space, b: Space, labels: Sequence[Any], anchor_keys: Sequence[str], *, test_fraction: float = 0.3,
-           seed: int = 0, normalize: str = "standardize", task: str = "") -> StitchingResult:
+           seed: int = 0, normalize: str = "standardize", task: str = "", cache_dir: Path | None = None) -> StitchingResult:
     """Train heads on A and on B (relative and absolute) and evaluate each on both spaces.
 
-    Anchor inputs are left out of the train and test sets. The split is stratified.
+    Anchor inputs are left out of the train and test sets. The split is stratified. With
+    ``cache_dir`` the result is kept as ``<content hash>.json``: the six heads take tens of
+    seconds for a few hundred inputs, and an identical request should not pay that again.
     """
-    from sklearn.model_selection import train_test_split
-
     check_same_inputs(a, b)
     y = _labels(labels, a.n)
+    path = None
+    if cache_dir is not None:
+        settings = {"test_fraction": test_fraction, "seed": seed, "normalize": normalize, "task": task}
+        path = Path(cache_dir) / f"{stitching_key(a, b, y, anchor_keys, settings)}.json"
+        try:
+            return StitchingResult(**json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, TypeError):  # damaged: recompute and overwrite
+            path.unlink(missing_ok=True)
+    result = _stitch(a, b, y, anchor_keys, test_fraction=test_fraction, seed=seed, normalize=normalize, task=task)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(dataclasses.asdict(result)))
+    return result
+
+
+def _stitch(a: Space, b: Space, y: np.ndarray, anchor_keys: Sequence[str], *, test_fraction: float, seed: int,
+            normalize: str, task: str) -> StitchingResult:
+    from sklearn.model_selection import train_test_split
+
     anchor_rows = a.rows(anchor_keys)
     rest = np.setdiff1d(np.arange(a.n), anchor_rows)
     _labels(y[rest], len(rest))  # the non-anchor inputs must still hold two classes
