@@ -36,8 +36,9 @@ def test_every_registered_job_type_gets_a_form(ctx) -> None:
     # an empty Gradio number box sends 0, so a number that defaults to "none" is a YAML option
     assert {"layer", "max_pairs", "sae"} == set(actions.yaml_fields(manager.job_type("lm-sae")))
     assert str(INTERACTIONS).replace("_", "\\_") in actions.form_hint(recsae)
-    untyped = manager.job_type("labeling.generate-pairs")
-    assert actions.form_fields(untyped) == [] and "YAML box" in actions.form_hint(untyped)
+    pairs_job = manager.job_type("labeling.generate-pairs")
+    assert actions.form_fields(pairs_job) == ["dataset", "session", "batch_size"]
+    assert actions.yaml_fields(pairs_job) == ["prompts", "sources", "session_settings"]
     with gr.Blocks() as demo:
         build_runs_tab(ctx)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
