@@ -326,8 +326,8 @@ class RelRepsView:
             # Timed here, in the worker, so the ETA does not include the wait for the event loop.
             loop.call_soon_threadsafe(self._show_stage, clock.percent(stage, done, total), clock.line(stage, done, total))
 
+        # The worker's last stage update was queued before its completion, so the summary lands last.
         result = await run_guarded(self.run_button, self.status, lambda: self.run(progress))
-        await asyncio.sleep(0)  # let the last queued stage update land before the summary replaces it
         self.progress.visible = False
         self.stage_line.object = clock.summary() if result is not None else ""
 
