@@ -66,12 +66,7 @@ def build_finetune_tab(ctx: Any) -> None:
     start_status = gr.Markdown(elem_id="ft-start-status")
 
     gr.Markdown("### Runs")
-    table = gr.Dataframe(headers=job_ui.RUN_COLUMNS, interactive=False, wrap=True, max_height=240, elem_id="ft-runs")
-    with gr.Row(equal_height=True):
-        run_id = gr.Dropdown(label="Run", choices=[], scale=4, elem_id="ft-run")
-        cancel = gr.Button("Cancel", scale=1, elem_id="ft-cancel")
-        resume = gr.Button("Resume", scale=1, elem_id="ft-resume")
-        blind = gr.Button("Blind session: base vs tuned", scale=2, elem_id="ft-blind-session")
+    table, run_id, cancel, resume, blind = job_ui.run_list_controls("ft", extra_buttons=(("Blind session: base vs tuned", "blind-session"),))
     status = gr.Markdown(elem_id="ft-status")
     warning = gr.Markdown(elem_id="ft-warning")
     curves = gr.Plot(label="Training curves")
@@ -83,12 +78,7 @@ def build_finetune_tab(ctx: Any) -> None:
     log = gr.Textbox(label="Log tail", lines=12, max_lines=12, autoscroll=True, elem_id="ft-log")
 
     def run_choices(selected: str | None = None) -> tuple[Any, Any]:
-        runs = manager.runs()
-        ids = [r.id for r in runs]
-        if selected not in ids:
-            active = [r.id for r in runs if r.is_active()]
-            selected = active[0] if active else (ids[0] if ids else None)
-        return job_ui.runs_table(manager), gr.Dropdown(choices=ids, value=selected)
+        return job_ui.run_list(manager, selected)
 
     def show(rid: str | None) -> tuple[Any, ...]:
         if not rid:
@@ -149,22 +139,8 @@ def build_finetune_tab(ctx: Any) -> None:
     blind.click(on_blind, inputs=run_id, outputs=[start_status, table, run_id])
     pal_start.click(on_start_pal, inputs=set(pal_inputs), outputs=[start_status, table, run_id])
 
-    def on_control(action: str, rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
-        try:
-            msg = job_ui.control(ctx, manager, request.username, action, rid)
-        except WorkbenchError as exc:
-            msg = error_markdown(exc)
-        t, d = run_choices(rid)
-        return msg, t, d
-
-    def on_cancel(rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
-        return on_control("cancel", rid, request)
-
-    def on_resume(rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
-        return on_control("resume", rid, request)
-
-    cancel.click(on_cancel, inputs=run_id, outputs=[start_status, table, run_id])
-    resume.click(on_resume, inputs=run_id, outputs=[start_status, table, run_id])
+    cancel.click(job_ui.control_handler(ctx, manager, "cancel"), inputs=run_id, outputs=[start_status, table, run_id])
+    resume.click(job_ui.control_handler(ctx, manager, "resume"), inputs=run_id, outputs=[start_status, table, run_id])
     run_id.change(show, inputs=run_id, outputs=view)
     gr.on(triggers=None, fn=run_choices, outputs=[table, run_id])  # page load: reattach
 

@@ -71,11 +71,7 @@ def build_runs_tab(ctx: Any) -> None:
     start_status = gr.Markdown(elem_id="runs-start-status")
 
     gr.Markdown("### All runs")
-    table = gr.Dataframe(headers=job_ui.RUN_COLUMNS, interactive=False, wrap=True, max_height=260, elem_id="runs-table")
-    with gr.Row(equal_height=True):
-        run_id = gr.Dropdown(label="Run", choices=[], scale=4, elem_id="runs-run")
-        cancel = gr.Button("Cancel", scale=1, elem_id="runs-cancel")
-        resume = gr.Button("Resume", scale=1, elem_id="runs-resume")
+    table, run_id, cancel, resume = job_ui.run_list_controls("runs", max_height=260)
     status = gr.Markdown(elem_id="runs-status")
     plot = gr.Plot(label="Metrics", show_label=False, elem_id="runs-plot")  # the label badge covered the first title
     log = gr.Textbox(label="Log tail", lines=12, max_lines=12, autoscroll=True, elem_id="runs-log")
@@ -83,12 +79,7 @@ def build_runs_tab(ctx: Any) -> None:
 
     def listing(user: str | None, selected: str | None = None) -> tuple[Any, Any]:
         require_owner(ctx.settings, user, "see the runs")
-        runs = manager.runs()
-        ids = [r.id for r in runs]
-        if selected not in ids:
-            active = [r.id for r in runs if r.is_active()]
-            selected = active[0] if active else (ids[0] if ids else None)
-        return job_ui.runs_table(manager), gr.Dropdown(choices=ids, value=selected)
+        return job_ui.run_list(manager, selected)
 
     def show(rid: str | None, request: gr.Request) -> tuple[Any, ...]:
         try:
@@ -120,18 +111,8 @@ def build_runs_tab(ctx: Any) -> None:
     for kind, button, names, inputs, extra in forms:
         button.click(starter(kind, names, inputs, extra), inputs={*inputs, extra}, outputs=[start_status, table, run_id])
 
-    def control(action: str) -> Any:
-        def on_control(rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
-            try:
-                msg = job_ui.control(ctx, manager, request.username, action, rid)
-                t, d = listing(request.username, rid)
-            except WorkbenchError as exc:
-                return error_markdown(exc), gr.skip(), gr.skip()
-            return msg, t, d
-        return on_control
-
-    cancel.click(control("cancel"), inputs=run_id, outputs=[start_status, table, run_id], concurrency_limit=None)
-    resume.click(control("resume"), inputs=run_id, outputs=[start_status, table, run_id])
+    cancel.click(job_ui.control_handler(ctx, manager, "cancel"), inputs=run_id, outputs=[start_status, table, run_id], concurrency_limit=None)
+    resume.click(job_ui.control_handler(ctx, manager, "resume"), inputs=run_id, outputs=[start_status, table, run_id])
     run_id.change(show, inputs=run_id, outputs=view)
     gr.on(triggers=None, fn=on_load, outputs=[table, run_id, status])  # page load: reattach
 

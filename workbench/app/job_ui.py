@@ -12,7 +12,7 @@ import matplotlib
 
 from workbench.app import ui
 from workbench.app.auth import require_owner
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import JobManager, Run, describe_failure
 from workbench.jobs.config import unwrap_optional
 
@@ -121,3 +121,36 @@ def pal_figure(rows: list[dict[str, Any]]) -> Any:
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def run_list(manager: JobManager, selected: str | None = None) -> tuple[list[list[Any]], Any]:
+    """The runs table and the run dropdown, keeping ``selected`` (else the first active run, else the newest)."""
+    runs = manager.runs()
+    ids = [r.id for r in runs]
+    if selected not in ids:
+        active = [r.id for r in runs if r.is_active()]
+        selected = active[0] if active else (ids[0] if ids else None)
+    return runs_table(manager), gr.Dropdown(choices=ids, value=selected)
+
+
+def run_list_controls(prefix: str, *, extra_buttons: tuple[tuple[str, str], ...] = (), max_height: int = 240) -> tuple[Any, ...]:
+    """The runs table, the Run dropdown, Cancel, Resume and any ``(label, id suffix)`` extra buttons, ids by ``prefix``."""
+    table = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, wrap=True, max_height=max_height, elem_id=f"{prefix}-table")
+    with gr.Row(equal_height=True):
+        run_id = gr.Dropdown(label="Run", choices=[], scale=4, elem_id=f"{prefix}-run")
+        cancel = gr.Button("Cancel", scale=1, elem_id=f"{prefix}-cancel")
+        resume = gr.Button("Resume", scale=1, elem_id=f"{prefix}-resume")
+        extras = [gr.Button(label, scale=2, elem_id=f"{prefix}-{suffix}") for label, suffix in extra_buttons]
+    return table, run_id, cancel, resume, *extras
+
+
+def control_handler(ctx: Any, manager: JobManager, action: str) -> Any:
+    """The Cancel/Resume click handler: (message, runs table, run dropdown); owner only (``control``)."""
+    def on_control(rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
+        try:
+            msg = control(ctx, manager, request.username, action, rid)
+        except WorkbenchError as exc:
+            return ui.error_markdown(exc), gr.skip(), gr.skip()
+        return (msg, *run_list(manager, rid))
+    on_control.__name__ = f"on_{action}"
+    return on_control
