@@ -5,10 +5,15 @@ hiding nothing proves nothing.
 """
 from __future__ import annotations
 
+import gradio as gr
 import httpx
+import pytest
 from conftest import PROBE_ALICE, PROBE_OWNER, ProbeServer
+from gradio.helpers import special_args
 
+from workbench.app.roles_guard import guard_new_events
 from workbench.plugins import PluginHost
+from workbench.settings import Settings
 
 
 def _call(url: str, api_name: str, data: list, auth: tuple[str, str]) -> tuple[str, str]:
@@ -50,3 +55,27 @@ def test_panel_views_are_refused_to_annotators_and_served_to_the_owner(probe_ser
     for slug in slugs:
         assert httpx.get(f"{url}/panel/{slug}", auth=PROBE_ALICE, timeout=60).status_code == 403
     assert httpx.get(f"{url}/panel/relreps", auth=PROBE_OWNER, timeout=120).status_code == 200
+
+
+def test_the_guard_keeps_every_handler_signature_working(tmp_path) -> None:
+    """Handlers with *args, their own gr.Request or a gr.Progress default get the same values once guarded."""
+    settings = Settings(home=tmp_path, users={"ann": "pw"})
+
+    def variadic(a, *rest):
+        return f"{a}|{','.join(rest)}"
+
+    def with_request(a, b, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio's own idiom
+        return f"{a}|{b}|{request.username}"
+
+    with gr.Blocks() as blocks:
+        x, y, z, out = gr.Textbox(), gr.Textbox(), gr.Textbox(), gr.Textbox()
+        before = list(blocks.fns)
+        x.submit(variadic, [x, y, z], out)
+        y.submit(with_request, [x, y], out)
+        assert guard_new_events(blocks, before, settings, "Test") == 2
+    first, second = list(blocks.fns.values())[-2:]
+    owner, annotator = gr.Request(username=None), gr.Request(username="ann")
+    assert first.fn(*special_args(first.fn, ["1", "2", "3"], request=owner)[0]) == "1|2,3"
+    assert second.fn(*special_args(second.fn, ["1", "2"], request=owner)[0]) == "1|2|None"
+    with pytest.raises(gr.Error, match="only the workbench owner can use the Test tab"):
+        second.fn(*special_args(second.fn, ["1", "2"], request=annotator)[0])

@@ -29,14 +29,14 @@ def _refusal(settings: Any, request: Any, tab: str) -> PermissionDenied | None:
 
 
 def _guarded(fn: Callable[..., Any], settings: Any, tab: str, passive: bool, n_outputs: int) -> Callable[..., Any]:
-    """``fn`` with an extra trailing ``gr.Request`` parameter (Gradio fills it) checked before ``fn`` runs."""
+    """``fn`` with an extra leading ``gr.Request`` parameter (Gradio fills it) checked before ``fn`` runs."""
     nothing = tuple(gr.skip() for _ in range(n_outputs)) if n_outputs != 1 else gr.skip()
 
     def check(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
-        refusal = _refusal(settings, args[-1], tab)
+        refusal = _refusal(settings, args[0], tab)
         if refusal is not None and not passive:
             raise gr.Error(str(refusal))
-        return args[:-1], refusal is None
+        return args[1:], refusal is None
 
     if inspect.isasyncgenfunction(fn):
         async def wrapper(*args: Any) -> Any:
@@ -62,10 +62,11 @@ def _guarded(fn: Callable[..., Any], settings: Any, tab: str, passive: bool, n_o
             args, allowed = check(args)
             return fn(*args) if allowed else nothing
 
+    # The request goes first: Gradio inserts a gr.Request at its parameter's index, and index 0 leaves the
+    # handler's own parameters (its *args, its gr.Request or gr.Progress) exactly where they were, one further on.
     signature = inspect.signature(fn)
-    positional = [p for p in signature.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    extra = inspect.Parameter(_REQUEST, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)
-    wrapper.__signature__ = signature.replace(parameters=[*positional, extra])  # type: ignore[attr-defined]
+    first = inspect.Parameter(_REQUEST, inspect.Parameter.POSITIONAL_ONLY, annotation=gr.Request)
+    wrapper.__signature__ = signature.replace(parameters=[first, *signature.parameters.values()])  # type: ignore[attr-defined]
     # Resolved objects (not strings): Gradio reads the hints to know where gr.Request/gr.Progress go.
     wrapper.__annotations__ = {**{k: v for k, v in gr.utils.get_type_hints(fn).items() if k != "return"}, _REQUEST: gr.Request}
     wrapper.__name__ = getattr(fn, "__name__", "fn")
