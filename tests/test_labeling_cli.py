@@ -85,11 +85,11 @@ def test_export_every_format(home: Path) -> None:
     rows = [json.loads(line) for line in (home / "out.jsonl").read_text().splitlines()]
     assert report["written"] == len(rows) == 22 and report["skipped"] == {"tie": 2}
     assert {r["annotator"] for r in rows} == {"ann", "ben"} and all(r["margin"] == 2 for r in rows)
-    report = json.loads(run(home, "export", "s", str(home / "maj.parquet"), "--format", "parquet", "--aggregate", "majority"))
+    report = json.loads(run(home, "export", "s", str(home / "maj.parquet"), "--format", "trl-parquet", "--aggregate", "majority"))
     assert report["written"] == len(pd.read_parquet(home / "maj.parquet")) == 10  # p03 is split 1–1, p05 is a tie
-    run(home, "export", "s", str(home / "hf"), "--format", "hf")
+    run(home, "export", "s", str(home / "hf"), "--format", "hf-dataset")
     assert (home / "hf" / "dataset_info.json").exists() or any((home / "hf").iterdir())
-    assert json.loads(run(home, "export", "s", str(home / "long.csv"), "--format", "long"))["rows"] == 24
+    assert json.loads(run(home, "export", "s", str(home / "long.csv"), "--format", "long-table-csv"))["rows"] == 24
     long = pd.read_csv(home / "long.csv")
     assert len(long) == 24 and sorted(long["outcome"].unique()) == ["A", "B", "tie"]
 
@@ -101,7 +101,7 @@ def test_refusals_exit_2_with_a_clear_message_and_change_nothing(home: Path) -> 
         (["create", "s", "--dataset", "ds"], "already exists"),
         (["stats", "nope"], "No labeling session named 'nope'"),
         (["export", "s", str(home / "x.xml"), "--format", "xml"], "Unknown export format 'xml'"),
-        (["export", "s", str(home / "x.txt"), "--format", "long"], "Unsupported long-table file type '.txt'"),
+        (["export", "s", str(home / "x.txt"), "--format", "long-table-csv"], "writes a .csv file, but the name ends in '.txt'"),
     ]
     for args, message in cases:
         proc = workbench(home, *args)

@@ -22,7 +22,6 @@ label_app = typer.Typer(help="Labeling sessions: list, create, statistics (Bradl
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-EXPORTS = {"trl-jsonl": "trl-jsonl", "parquet": "trl-parquet", "hf": "hf-dataset", "long": "long"}
 
 
 def _labeling(ctx: typer.Context, home: Path | None) -> Any:
@@ -186,22 +185,15 @@ def export(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session name.")],
     path: Annotated[Path, typer.Argument(help="Output file (or folder for --format hf).")],
-    format: Annotated[str, typer.Option("--format", help="trl-jsonl, parquet (TRL columns), hf (datasets folder) or long "
-                                                        "(one row per vote; .csv or .parquet by the file name).")] = "trl-jsonl",
+    format: Annotated[str, typer.Option("--format", help="trl-jsonl, trl-parquet (TRL columns), hf-dataset (datasets folder), "
+                                                        "long-table-csv or long-table-parquet (one row per vote).")] = "trl-jsonl",
     aggregate: Annotated[str, typer.Option("--aggregate", help="DPO rows per judgment, or per pair by majority.")] = "judgment",
     home: HomeOpt = None,
 ) -> None:
     """Export a session's votes for trainers (TRL DPO) or analysts (the long table)."""
-    from workbench.labeling.export import export_session, export_session_long_table
+    from workbench.labeling.export import export_session_as
 
-    if format not in EXPORTS:
-        raise DataError(f"Unknown export format '{format}'.", path=path, hint=f"Choose one of: {', '.join(EXPORTS)}.")
-    lab = _labeling(ctx, home)
-    if format == "long":
-        n = export_session_long_table(lab, session, path)
-        typer.echo(json.dumps({"path": str(path), "format": "long", "rows": n}))
-        return
-    typer.echo(json.dumps(export_session(lab, session, path, EXPORTS[format], aggregate=aggregate)))
+    typer.echo(json.dumps(export_session_as(_labeling(ctx, home), session, path, format, aggregate=aggregate)))
 
 
 def _set_status(ctx: typer.Context, session: str, status: str, home: Path | None) -> None:

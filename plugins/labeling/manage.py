@@ -15,7 +15,7 @@ from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager, describe_failure
 from workbench.labeling.alpacaeval import import_alpacaeval
 from workbench.labeling.analysis import agreement_rows, fmt_num, session_report
-from workbench.labeling.export import export_session, export_session_long_table
+from workbench.labeling.export import SESSION_EXPORT_FORMATS, export_session_as
 from workbench.labeling.scores import disagreement_queue, model_scores
 from workbench.labeling.sessions import ORDERS, SessionSettings
 from workbench.labeling.state import labeling_store
@@ -27,7 +27,6 @@ def owner_only(ctx: Any, request: gr.Request | None) -> None:
     require_owner(ctx.settings, login_name(request), "use the labeling session tools (they show everyone's votes)")
 
 
-FORMATS = {"trl-jsonl": ".jsonl", "trl-parquet": ".parquet", "hf-dataset": "", "long-table-csv": ".csv", "long-table-parquet": ".parquet"}
 
 
 def ratings_figure(report: dict[str, Any]) -> Any:
@@ -244,7 +243,7 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
             score_btn = gr.Button("Find pairs where the model and humans disagree")
         disagreements = gr.Dataframe(label="Model–human disagreements", interactive=False)
         with gr.Row():
-            fmt = gr.Dropdown(list(FORMATS), value="trl-jsonl", label="Export format", elem_id="wb-lab-export-format")
+            fmt = gr.Dropdown(list(SESSION_EXPORT_FORMATS), value="trl-jsonl", label="Export format", elem_id="wb-lab-export-format")
             aggregate = gr.Radio(["judgment", "majority"], value="judgment", label="DPO rows per")
             export_btn = gr.Button("Export", elem_id="wb-lab-export")
         export_msg = gr.Markdown(elem_id="wb-lab-export-msg")
@@ -284,13 +283,12 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
 
     def export(session: str, fmt: str, aggregate: str, request: gr.Request) -> tuple[str, Any]:
         folder = ctx.settings.home / "exports"
-        path = folder / f"{session}-{fmt}{FORMATS.get(fmt, '')}"
+        path = folder / f"{session}-{fmt}{SESSION_EXPORT_FORMATS.get(fmt, '')}"
         try:
             owner_only(ctx, request)
-            if fmt.startswith("long-table"):
-                n = export_session_long_table(labeling_store(ctx), session or "", path)
-                return f"✓ Wrote {n} rows (one per vote) to `{path}`.", str(path)
-            report = export_session(labeling_store(ctx), session or "", path, fmt, aggregate=aggregate)
+            report = export_session_as(labeling_store(ctx), session or "", path, fmt, aggregate=aggregate)
+            if "rows" in report:
+                return f"✓ Wrote {report['rows']} rows (one per vote) to `{path}`.", str(path)
         except WorkbenchError as err:
             return f"⚠️ {err}", None
         skipped = ", ".join(f"{n} {k}" for k, n in report["skipped"].items()) or "none"

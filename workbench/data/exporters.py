@@ -23,7 +23,7 @@ from workbench.data.types import Judgment, Message, Outcome, Pair, Prompt
 from workbench.errors import DataError
 from workbench.files import atomic_path
 
-EXPORT_FORMATS = ("trl-jsonl", "trl-parquet", "hf-dataset")
+EXPORT_FORMATS = {"trl-jsonl": ".jsonl", "trl-parquet": ".parquet", "hf-dataset": ""}  # name -> file suffix (a folder for hf-dataset)
 LONG_TABLE_COLUMNS = (
     "pair_id", "prompt", "prompt_json", "response_a", "response_b", "annotator", "outcome", "strength",
     "aspects", "rationale", "displayed_order", "started_at", "submitted_at",

@@ -79,3 +79,22 @@ def export_session(labeling: LabelingStore, session: str, path: str | Path, form
 def export_session_long_table(labeling: LabelingStore, session: str, path: str | Path) -> int:
     """One row per vote that counts (CSV or Parquet by suffix), ties and disagreement kept."""
     return export_long_table(labeling.judgments(session), labeling.pairs(session), path)
+
+
+# The one vocabulary of session exports (CLI, Labeling tab, notebooks): format name -> file suffix.
+SESSION_EXPORT_FORMATS = {**EXPORT_FORMATS, "long-table-csv": ".csv", "long-table-parquet": ".parquet"}
+
+
+def export_session_as(labeling: LabelingStore, session: str, path: str | Path, format: str, *,
+                      aggregate: str = "judgment") -> dict[str, Any]:
+    """Any of ``SESSION_EXPORT_FORMATS``: DPO data (the report with counts) or the long table (``rows``)."""
+    path = Path(path).expanduser()
+    if format not in SESSION_EXPORT_FORMATS:
+        raise DataError(f"Unknown export format '{format}'.", path=path, hint=f"Choose one of: {', '.join(SESSION_EXPORT_FORMATS)}.")
+    if not format.startswith("long-table"):
+        return export_session(labeling, session, path, format, aggregate=aggregate)
+    suffix = SESSION_EXPORT_FORMATS[format]
+    if path.suffix.lower() != suffix:
+        raise DataError(f"Format {format} writes a {suffix} file, but the name ends in '{path.suffix or '(nothing)'}'.", path=path,
+                        hint=f"Name the file …{suffix}, or pick the format that matches the name.")
+    return {"path": str(path), "format": format, "rows": export_session_long_table(labeling, session, path)}
