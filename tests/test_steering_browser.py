@@ -61,7 +61,7 @@ def test_a_coefficient_without_a_vector_warns(browser, server: Server) -> None:
     page.set_default_timeout(UI_TIMEOUT_MS)
     page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
     page.get_by_role("tab", name="Steering").click()
-    expect(page.locator("#steer-model input")).to_have_value(DEMO_MODEL_NAME)  # the model the server started with, named
+    expect(page.locator("#steer-model input")).to_have_value(DEMO_MODEL_NAME, timeout=UI_TIMEOUT_MS)  # the model the server started with, named
     box = page.locator("#steer-coef-1 input[type=number]")
     box.fill("2")
     box.press("Enter")
