@@ -79,7 +79,7 @@ def test_train_score_save_list_and_load(llama, tmp_path):
     assert rm.attributes == ["length", "verbosity"] and rm.kinds == ["ridge", "bradley_terry"]
     for attr in rm.attributes:
         m = rm.metrics[attr]
-        assert m["n_test"] == 6 and 0.0 <= m["heldout_pairwise_accuracy"] <= 1.0
+        assert m["n_test"] == 6 and m["heldout_pairwise_accuracy"] >= 0.8, (attr, m)  # both are read off the length
     # Length is easy to read off even a random tiny model's mean-pooled states.
     assert rm.metrics["verbosity"]["heldout_pairwise_accuracy"] >= 0.8
     scores = rm.score(llama, ["Q"] * 2, ["fox", "fox dog answer preference brown lazy fox dog answer"])

@@ -80,7 +80,7 @@ def test_sae_trains_saves_and_loads_with_sae_lens(tmp_path, architecture):
     result = train_sae(acts, SAESpec(architecture=architecture, expansion=4, k=3, training_samples=120_000, batch_size=256),
                        folder=tmp_path / "sae", on_progress=lambda done, total, row: rows.append(row))
     assert result.metrics.fvu < 0.35, result.metrics  # the data is exactly 3-sparse; an untrained SAE sits near 1
-    assert rows and rows[-1]["samples"] >= 120_000 and 0.0 <= rows[-1]["dead_fraction"] <= 1.0
+    assert rows and rows[-1]["samples"] >= 120_000 and rows[-1]["dead_fraction"] < 0.5  # planted 3-sparse data keeps most latents alive
     checkpoints = sorted((tmp_path / "sae" / "checkpoints").iterdir())
     assert len(checkpoints) == 2 and all((c / "cfg.json").exists() for c in checkpoints)  # sae-lens's own checkpoints
     loaded = SAE.load_from_disk(str(tmp_path / "sae"))
@@ -232,7 +232,7 @@ def test_lm_path_on_a_tiny_checkpoint(tmp_path, tiny_checkpoint):
     top = result.separating(8)
     assert all(0.0 <= c.auroc <= 1.0 for c in result.latents)
     assert all(len(c.logits_up) == 8 and len(c.logits_down) == 8 for c in top)
-    assert any(c.top_texts for c in top) and all(sum(c.histogram[0]) >= 0 for c in top)
+    assert any(c.top_texts for c in top) and all(sum(c.histogram[0]) > 0 for c in top)
     again = LMSAEResult.load(tmp_path / "lm")
     assert again.separating(1)[0].latent == top[0].latent
     assert load_sae(tmp_path / "lm" / "sae").cfg.d_sae == 2 * lm.model.config.hidden_size
