@@ -83,7 +83,7 @@ def test_bad_file_import_shows_where_it_is_wrong(page, server: Server, tmp_path:
     _upload(page, bad)
     page.locator("#home-import").click()
     status = page.locator("#home-import-status")
-    expect(status).to_contain_text("Error:")
+    expect(status).to_contain_text("Error:", timeout=UI_TIMEOUT_MS)
     expect(status).to_contain_text("line 2")
     expect(status).to_contain_text("broken-pairs")
     assert "Traceback" not in status.inner_text()
