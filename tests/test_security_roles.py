@@ -60,7 +60,7 @@ def test_annotators_cannot_import_replace_or_use_session_tools(probe_server: Pro
     typed.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
     before = _datasets(probe_server)
     for name, replace in (("new", False), ("ds", True)):  # a new dataset, and replacing the owner's
-        out = gradio_call(url, "on_import", [None, str(typed), "auto", name, replace], PROBE_ALICE)
+        out = gradio_call(url, "on_import", [None, str(typed), "auto", name, replace, []], PROBE_ALICE)
         assert "only the workbench owner" in str(out[0]), out
     assert _datasets(probe_server) == before
     out = gradio_call(url, "make", ["mine", "ds", "sequential", 1, "", "", "", "", "", "", 0.1], PROBE_BOB)
@@ -69,5 +69,5 @@ def test_annotators_cannot_import_replace_or_use_session_tools(probe_server: Pro
     assert "only the workbench owner" in str(out[0]), out
     assert not (probe_server.home / "exports").exists()
     # The owner may import (the same event, the same file).
-    out = gradio_call(url, "on_import", [None, str(typed), "auto", "new", False], PROBE_OWNER)
+    out = gradio_call(url, "on_import", [None, str(typed), "auto", "new", False, []], PROBE_OWNER)
     assert "Imported" in str(out[0]) and "new" in _datasets(probe_server), out

@@ -12,7 +12,7 @@ from workbench.store import Store
 def test_crafted_filedata_outside_the_data_folders_is_refused(probe_server: ProbeServer) -> None:
     url = probe_server.server.url
     crafted = {"path": str(probe_server.outside), "meta": {"_type": "gradio.FileData"}}
-    out = gradio_call(url, "on_import", [crafted, "", "auto", "stolen", False], PROBE_OWNER)
+    out = gradio_call(url, "on_import", [crafted, "", "auto", "stolen", False, []], PROBE_OWNER)
     message = str(out[0])
     assert "not uploaded through this page" in message, message
     for secret in ("aws_secret_access_key", "db_password", "hunter2", "AKIA"):
@@ -28,7 +28,7 @@ def test_a_real_upload_still_imports(probe_server: ProbeServer) -> None:
     r = httpx.post(f"{url}/gradio_api/upload", files=files, auth=PROBE_OWNER, timeout=60)
     assert r.status_code == 200, r.text
     uploaded = {"path": r.json()[0], "orig_name": "mine.jsonl", "meta": {"_type": "gradio.FileData"}}
-    out = gradio_call(url, "on_import", [uploaded, "", "auto", "uploaded", False], PROBE_OWNER)
+    out = gradio_call(url, "on_import", [uploaded, "", "auto", "uploaded", False, []], PROBE_OWNER)
     assert "Imported" in str(out[0]), out
     with Store(probe_server.home / "workbench.sqlite") as store:
         assert store.count_pairs("uploaded") == 1
