@@ -16,6 +16,7 @@ def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ should hold the example notebooks"
 
 
+@pytest.mark.timeout(1800)  # the preference loop trains and generates: ~7 min on a quiet 2-core CPU, more under load
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, session_home, monkeypatch):
     # The session home already holds the converted demo model when other tests ran first.
