@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from workbench.data.exporters import LONG_TABLE_COLUMNS, export_long_table, export_pairs
-from workbench.files import atomic_path
 from workbench.data.readers import read_pairs
 from workbench.data.types import Judgment, Outcome, Pair
 from workbench.errors import DataError
+from workbench.files import atomic_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a fruit."}]
