@@ -147,7 +147,8 @@ def test_twenty_concurrent_annotators_through_the_app(app_server: tuple[ServerPr
     assert Counter(v[1] for v in votes) == {n: 100 for n in names}
     assert len({v[3] for v in votes}) == 2000
     progress = httpx.get(f"{server.url}{API}/sessions/s", timeout=30).json()["progress"]
-    assert progress == {"pairs": 100, "needed": 2000, "covered": 2000, "judgments": 2000}
+    assert progress == {"pairs": 100, "needed": 2000, "covered": 2000, "judgments": 2000,
+                        "skips": 0}
 
 
 def test_bad_requests_get_clear_errors_and_change_nothing(app_server: tuple[ServerProcess, Path]) -> None:
