@@ -16,7 +16,9 @@ import gradio as gr
 from workbench.app.auth import OWNER, login_name, role_of
 from workbench.errors import PermissionDenied
 
-_PASSIVE = {"load", "tick"}  # triggers an annotator's page fires by itself (and .then() chains, which have no trigger)
+# Triggers an annotator's page fires by itself (and .then() chains, which have no trigger); opening a
+# tab (its "select") is passive too: it only refreshes what the tab lists.
+_PASSIVE = {"load", "tick"}
 _REQUEST = "_workbench_request"
 
 
@@ -80,7 +82,8 @@ def guard_new_events(blocks: gr.Blocks, before: Iterable[int], settings: Any, ta
     for key, block_fn in blocks.fns.items():
         if key in seen or block_fn.fn is None:
             continue
-        passive = all(trigger in _PASSIVE for _, trigger in block_fn.targets)
+        passive = all(trigger in _PASSIVE or (trigger == "select" and isinstance(blocks.blocks.get(block), gr.Tab))
+                      for block, trigger in block_fn.targets)
         block_fn.fn = _guarded(block_fn.fn, settings, tab, passive, len(block_fn.outputs))
         wrapped += 1
     return wrapped

@@ -5,9 +5,11 @@ build raises is replaced by its error text, so one faulty plugin never takes the
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import traceback
 from html import escape
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
@@ -89,6 +91,54 @@ def unmet_requirements(ctx: AppContext, requires: list[str]) -> str | None:
     return " and ".join(reasons) or None
 
 
+def _update_fields(update: Any) -> dict[str, Any]:
+    """What a fill handler returned for a dropdown (a component or a ``gr.update`` dict), as fields."""
+    if isinstance(update, gr.components.Component):
+        return dict(getattr(update, "constructor_args", {}))
+    return update if isinstance(update, dict) else {}
+
+
+def refresh_on_open(blocks: gr.Blocks, tab: gr.Tab, before: Iterable[int]) -> int:
+    """Run the tab's page-load dropdown fills again whenever the tab is opened; returns how many.
+
+    So a session, dataset, model, run, vector or reward model that another tab (or another
+    browser) made since the page loaded is offered as soon as the user comes back here, with no
+    Refresh button. Only the choices change: a value the user picked is kept while it still exists.
+    """
+    seen = set(before)
+    fills = [f for key, f in list(blocks.fns.items())
+             if key not in seen and f.fn is not None and not f.inputs and f.targets
+             and all(trigger == "load" for _, trigger in f.targets) and not inspect.isgeneratorfunction(f.fn)
+             and not inspect.iscoroutinefunction(f.fn)
+             and any(isinstance(o, gr.Dropdown) for o in f.outputs)]
+    for fill in fills:
+        outputs = list(fill.outputs)
+        dropdowns = [o for o in outputs if isinstance(o, gr.Dropdown)]
+
+        def refresh(*current: Any, fn: Any = fill.fn, outputs: list[Any] = outputs) -> Any:
+            result = fn()
+            results = list(result) if len(outputs) > 1 else [result]
+            values = iter(current)
+            updates = []
+            for out, update in zip(outputs, results):
+                if not isinstance(out, gr.Dropdown):
+                    updates.append(gr.skip())
+                    continue
+                picked, fields = next(values), _update_fields(update)
+                if fields.get("choices") is None:
+                    updates.append(gr.skip())
+                    continue
+                names = [c[1] if isinstance(c, (tuple, list)) else c for c in fields["choices"]]
+                still_there = picked in names if not out.multiselect else bool(picked) and set(picked) <= set(names)
+                if still_there:
+                    fields["value"] = picked
+                updates.append(gr.update(**{k: fields[k] for k in ("choices", "value") if k in fields}))
+            return updates if len(outputs) > 1 else updates[0]
+
+        tab.select(refresh, inputs=dropdowns, outputs=outputs, queue=False, show_progress="hidden")
+    return len(fills)
+
+
 def _build_tab_if_compatible(ctx: AppContext, tab: GradioTab) -> None:
     missing = unmet_requirements(ctx, tab.requires)
     if missing:
@@ -136,8 +186,9 @@ def build_blocks(ctx: AppContext, views: list[PanelView] | None = None) -> gr.Bl
         with gr.Tabs():
             for tab in tabs:
                 before = list(blocks.fns)
-                with gr.Tab(tab.title):
+                with gr.Tab(tab.title) as tab_block:
                     _build_tab_if_compatible(ctx, tab)
+                refresh_on_open(blocks, tab_block, before)
                 if not tab.annotators:
                     guard_new_events(blocks, before, ctx.settings, tab.title)
             before = list(blocks.fns)
