@@ -14,12 +14,22 @@ from pathlib import Path
 
 from workbench.errors import DataError
 
+_TEMP_MARKS = (".tmp-", ".old-")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file or folder name is one of ``atomic_path``'s temporaries, which listings must skip."""
+    return name.startswith(".") and any(mark in name for mark in _TEMP_MARKS)
+
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, *, keep_existing: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; on success it replaces ``path``, on failure it vanishes.
 
-    Works for files and folders. Parent folders created here are removed again on failure.
+    Works for files and folders (the caller creates the folder). Parent folders created here
+    are removed again on failure. With ``keep_existing``, a ``path`` that exists when the write
+    finishes wins and this write is discarded: for content-addressed entries, where another
+    process may have written the same thing first.
     """
     created: list[Path] = []
     parent = path.parent
@@ -30,7 +40,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         yield tmp
-        if tmp.is_dir() and path.exists():
+        if keep_existing and path.exists():
+            _remove(tmp)
+        elif tmp.is_dir() and path.exists():
             old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(path, old)
             try:

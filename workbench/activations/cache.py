@@ -2,9 +2,9 @@
 
 The key covers everything that changes the numbers (checkpoint, tokenizer, dtype, layers,
 pooling, prefix lengths, texts, storage format), so a hit can be served with no forward
-pass: the arrays are memory-mapped straight from disk. Entries are written into a
-temporary folder and renamed into place, so a crash never leaves a half-written entry
-behind; an entry that is damaged anyway (a file deleted or truncated) is detected on read,
+pass: the arrays are memory-mapped straight from disk. Entries are written through
+``workbench.files.atomic_path`` (a temporary folder renamed into place), so a crash never
+leaves a half-written entry behind; an entry that is damaged anyway (a file deleted or truncated) is detected on read,
 removed and recomputed.
 """
 from __future__ import annotations
@@ -12,22 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from workbench.errors import WorkbenchError
+from workbench.files import atomic_path, is_temporary
 from workbench.models.loading import LoadedModel
 
 FORMAT_VERSION = 1
 SMALL_FILE_BYTES = 16 << 20
-_TMP_PREFIX = ".tmp-"
 log = logging.getLogger(__name__)
 
 
@@ -99,49 +98,29 @@ class CacheEntry:
 
 
 class EntryWriter:
-    """Writes one entry into a temporary folder; ``commit`` renames it into place.
+    """Fills one entry's temporary folder: arrays first, then ``commit`` with the metadata."""
 
-    Used as a context manager: leaving the block without ``commit`` (an error, Ctrl-C)
-    removes the temporary folder, so nothing half-written remains.
-    """
-
-    def __init__(self, cache: ActivationCache, key: str) -> None:
-        self.final = cache.root / key
-        self.tmp = cache.root / f"{_TMP_PREFIX}{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.tmp.mkdir(parents=True)
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self._open: list[np.memmap] = []
         self._shapes: dict[str, list[int]] = {}
-        self._committed = False
+        self.committed = False
 
     def array(self, name: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np.memmap:
         """A writable memory-mapped ``.npy`` file, so big results never need to fit in RAM."""
-        arr = np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        arr = np.lib.format.open_memmap(self.folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
         self._open.append(arr)
         self._shapes[name] = list(shape)
         return arr
 
-    def commit(self, meta: dict[str, Any]) -> Path:
+    def commit(self, meta: dict[str, Any]) -> None:
+        """Flush the arrays and write ``meta.json``; the entry goes live when the ``writer`` block ends."""
         for arr in self._open:
             arr.flush()
         self._open.clear()
         meta = {**meta, "format_version": FORMAT_VERSION, "arrays": self._shapes}
-        (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        try:
-            self.tmp.rename(self.final)
-        except OSError:
-            if not self.final.exists():
-                raise
-            shutil.rmtree(self.tmp, ignore_errors=True)  # another process finished the same entry first
-        self._committed = True
-        return self.final
-
-    def __enter__(self) -> EntryWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if not self._committed:
-            self._open.clear()
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        (self.folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        self.committed = True
 
 
 class ActivationCache:
@@ -171,8 +150,18 @@ class ActivationCache:
             return None
         return CacheEntry(path=path, meta=meta, arrays=arrays)
 
-    def writer(self, key: str) -> EntryWriter:
-        return EntryWriter(self, key)
+    @contextmanager
+    def writer(self, key: str) -> Iterator[EntryWriter]:
+        """Write entry ``key`` atomically: leaving the block without ``commit`` (an error, Ctrl-C) leaves nothing.
+
+        If another process finished the same entry first, its copy is kept (the content is the same).
+        """
+        with atomic_path(self.root / key, keep_existing=True) as folder:
+            folder.mkdir()
+            writer = EntryWriter(folder)
+            yield writer
+            if not writer.committed:
+                raise WorkbenchError(f"The activation cache entry {key} was left without commit; it was discarded.")
 
     def _owned(self) -> list[Path]:
         """Entries (64-hex-digit folders) and temporary folders; nothing else under root is touched."""
@@ -180,7 +169,7 @@ class ActivationCache:
             return []
         return [
             p for p in self.root.iterdir()
-            if p.is_dir() and (p.name.startswith(_TMP_PREFIX) or (len(p.name) == 64 and all(c in "0123456789abcdef" for c in p.name)))
+            if p.is_dir() and (is_temporary(p.name) or (len(p.name) == 64 and all(c in "0123456789abcdef" for c in p.name)))
         ]
 
     def size_bytes(self) -> int:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.files import atomic_write_text
 from workbench.jobs import manifest as files
 from workbench.settings import Settings
 
@@ -77,7 +78,7 @@ class JobContext:
         eta = (total - step) / rate if rate else None
         record = {"stage": stage, "step": step, "total": total, "fraction": step / total if total else None,
                   "eta_s": eta, "elapsed_s": now - self._t0, "message": message, "updated": now}
-        files.atomic_write_text(self.run_dir / files.PROGRESS, json.dumps(record))
+        atomic_write_text(self.run_dir / files.PROGRESS, json.dumps(record))
 
     def log_metrics(self, row: dict[str, Any]) -> None:
         """Append one metrics row (JSON line, flushed at once so live plots see it)."""

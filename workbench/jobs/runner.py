@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError
+from workbench.files import atomic_path, atomic_write_text, is_temporary
 from workbench.jobs import manifest as files
 from workbench.jobs.manifest import ACTIVE, Manifest
 from workbench.jobs.registry import JobType, add_job_type, collect_job_types
@@ -177,15 +177,10 @@ class JobManager:
         final = self.runs_dir / run_id
         if final.exists():
             raise ConfigError(f"A run named {run_id!r} already exists in {self.runs_dir}.", hint="Choose another run id.")
-        tmp = self.runs_dir / f".tmp-{run_id}"
-        tmp.mkdir()
-        try:
+        with atomic_path(final) as tmp:
+            tmp.mkdir()
             files.write_config(tmp, config)
             files.write_manifest(tmp, Manifest(id=run_id, type=job_type, entry=jt.entry, settings=_settings_dict(self.settings)))
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         self._spawn(final, env)
         return Run(final)
 
@@ -205,7 +200,7 @@ class JobManager:
             )
         _CHILDREN[proc.pid] = proc
         # A separate file, not the manifest: the worker may be writing the manifest already.
-        files.atomic_write_text(run_dir / files.PID, str(proc.pid))
+        atomic_write_text(run_dir / files.PID, str(proc.pid))
 
     # -- finding -------------------------------------------------------------------------
     def get(self, run_id: str) -> Run:
@@ -225,7 +220,7 @@ class JobManager:
         """All runs, newest first."""
         out = []
         for manifest in self.runs_dir.glob(f"*/{files.MANIFEST}"):
-            if manifest.parent.name.startswith(".tmp-"):
+            if is_temporary(manifest.parent.name):
                 continue
             run = Run(manifest.parent)
             try:

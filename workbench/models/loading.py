@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.errors import ModelError, SecurityError
+from workbench.errors import ModelError, SecurityError, WorkbenchError
+from workbench.files import atomic_path
 from workbench.models.adapters import ArchitectureAdapter, adapter_for
 from workbench.models.capabilities import model_capabilities
 from workbench.models.checkpoint_files import check_config, check_tokenizer_files, read_json_object
@@ -152,8 +152,8 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     """Dequantize a GGUF once into a safetensors folder; later loads take about a second.
 
     A GGUF-loaded model refuses ``save_pretrained``, so we rebuild a fresh model from its
-    config, load the state dict and save that. Written to a temporary folder and renamed,
-    so an interrupted conversion leaves nothing half-written.
+    config, load the state dict and save that. Written through ``atomic_path``, so an
+    interrupted conversion leaves nothing half-written.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -167,33 +167,29 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     digest = file_sha256(gguf_file)
     if current and manifest.get("sha256") == digest:
         return out_dir
-    tmp = out_dir.with_name(out_dir.name + f".tmp-{int(time.time() * 1000)}")
     try:
-        tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, local_files_only=True)
-        gguf_model = AutoModelForCausalLM.from_pretrained(
-            gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32, local_files_only=True
-        )
-        config = gguf_model.config
-        # The weights are dequantized: a leftover GGUF quantization_config would make
-        # transformers attach a GGUF quantizer, which refuses training and save_pretrained.
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        fresh.load_state_dict(gguf_model.state_dict())
-        fresh.generation_config = gguf_model.generation_config
-        fresh.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        (tmp / "workbench-conversion.json").write_text(
-            json.dumps({"source": str(gguf_file), "sha256": digest, "size": stat.st_size,
-                        "mtime_ns": stat.st_mtime_ns, "converted_at": time.time()}, indent=1)
-        )
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
+        with atomic_path(out_dir) as tmp:
+            tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, local_files_only=True)
+            gguf_model = AutoModelForCausalLM.from_pretrained(
+                gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32, local_files_only=True
+            )
+            config = gguf_model.config
+            # The weights are dequantized: a leftover GGUF quantization_config would make
+            # transformers attach a GGUF quantizer, which refuses training and save_pretrained.
+            if hasattr(config, "quantization_config"):
+                del config.quantization_config
+            fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            fresh.load_state_dict(gguf_model.state_dict())
+            fresh.generation_config = gguf_model.generation_config
+            fresh.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            (tmp / "workbench-conversion.json").write_text(
+                json.dumps({"source": str(gguf_file), "sha256": digest, "size": stat.st_size,
+                            "mtime_ns": stat.st_mtime_ns, "converted_at": time.time()}, indent=1)
+            )
+    except WorkbenchError:
+        raise
     except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, ModelError):
-            raise
         raise ModelError(f"Could not convert GGUF file {gguf_file}: {exc}", hint="Check that the file is a complete GGUF of a supported architecture.") from exc
     return out_dir
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import numpy as np
 from workbench.activations import ActivationCache, chat_texts, extract_activations
 from workbench.data.types import Judgment, Pair, Prompt
 from workbench.errors import ConfigError, DataError, ModelError
+from workbench.files import atomic_path, is_temporary
 from workbench.labeling.sessions import LabelingStore
 from workbench.models.loading import LoadedModel
 from workbench.preference.votes import snapshot_of, votes_from_judgments
@@ -149,20 +149,13 @@ class RewardModel:
 
     # -- persistence -----------------------------------------------------------------
     def save(self, root: str | Path) -> Path:
-        """Write ``root/<name>/`` atomically (temp folder, then rename)."""
+        """Write ``root/<name>/`` atomically, replacing an older save of the same name."""
         folder = Path(root) / self.name
-        tmp = folder.with_name(folder.name + f".tmp-{int(time.time() * 1000)}")
-        tmp.mkdir(parents=True)
-        try:
+        with atomic_path(folder) as tmp:
+            tmp.mkdir()
             np.savez(tmp / WEIGHTS_FILE, weights=self.weights, bias=self.bias, mean=self.mean, scale=self.scale)
             meta = {k: getattr(self, k) for k in ("name", "base_model", "base_path", "layer", "attributes", "kinds", "system", "metrics", "created_at", "source")}
             (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-            if folder.exists():
-                shutil.rmtree(folder)
-            tmp.rename(folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return folder
 
     @classmethod
@@ -186,7 +179,7 @@ def list_reward_models(settings: Any) -> list[dict[str, Any]]:
     """Saved reward models with their base model, attributes and held-out accuracies."""
     rows = []
     for path in sorted(reward_models_dir(settings).glob(f"*/{MODEL_FILE}")):
-        if ".tmp-" in path.parent.name:
+        if is_temporary(path.parent.name):
             continue
         try:
             meta = json.loads(path.read_text(encoding="utf-8"))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from workbench.errors import ConfigError, DataError
-from workbench.files import atomic_write_text
+from workbench.files import atomic_path, atomic_write_text
 from workbench.jobs import JobCancelled, JobContext, JobType
 from workbench.jobs.config import JobConfig, option, parsed
 from workbench.models.generation import SamplingSettings, generate, render_prompt
@@ -191,20 +190,16 @@ def run(job: JobContext) -> str:
         job.log_metrics(row)
         job.log.info("iteration %d: %s", iteration, row)
         ckpt = job.checkpoints_dir / f"checkpoint-{iteration}"
-        tmp = ckpt.with_name(ckpt.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        peft_model.save_pretrained(tmp)
-        (tmp / STATE_FILE).write_text(json.dumps({"iteration": iteration}))
-        shutil.rmtree(ckpt, ignore_errors=True)
-        tmp.rename(ckpt)
+        with atomic_path(ckpt) as tmp:
+            peft_model.save_pretrained(tmp)
+            (tmp / STATE_FILE).write_text(json.dumps({"iteration": iteration}))
         job.progress(iteration * (len(prompts) + 1), total, f"iteration {iteration} trained (loss {loss:.3f})")
         if job.should_stop():
             raise JobCancelled
-    out = job.run_dir / OUTPUT
-    shutil.rmtree(out, ignore_errors=True)
-    peft_model.save_pretrained(out)
-    policy.tokenizer.save_pretrained(out)
-    _record_base(out, str(scorer.path))
+    with atomic_path(job.run_dir / OUTPUT) as out:
+        peft_model.save_pretrained(out)
+        policy.tokenizer.save_pretrained(out)
+        _record_base(out, str(scorer.path))
     last = json.loads((job.latest_checkpoint() / STATE_FILE).read_text()) if job.latest_checkpoint() else {"iteration": 0}
     job.set_summary(iterations=last["iteration"], reward_model=rm.name, attributes=rm.attributes)
     return OUTPUT

@@ -22,6 +22,7 @@ import numpy as np
 
 from workbench.data.types import Pair
 from workbench.errors import ConfigError, DataError
+from workbench.files import atomic_path, atomic_write_text
 
 DEFAULT_TRAITS = [
     "politically-conservative", "anti-immigration", "believes-abortion-should-be-illegal", "subscribes-to-Atheism",
@@ -190,11 +191,8 @@ def build_persona_benchmark(persona_dir: str | Path, spec: PersonaSpec | None = 
 def write_benchmark(pairs: list[Pair], truth: dict[str, Any], out_dir: str | Path) -> Path:
     """``pairs.jsonl`` (canonical pair rows, readable by ``read_pairs``) and ``truth.json``."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".pairs.jsonl.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(out / "pairs.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for p in pairs:
             fh.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
-    tmp.replace(out / "pairs.jsonl")
-    (out / "truth.json").write_text(json.dumps(truth, indent=1), encoding="utf-8")
+    atomic_write_text(out / "truth.json", json.dumps(truth, indent=1))
     return out / "pairs.jsonl"
