@@ -15,7 +15,8 @@ the sign of both sides and the fit does not depend on which response was called 
   the alphabetically first pole of each attribute being the reference.
 
 Coefficients come with Wald confidence intervals from the Fisher information; a factor that
-never differs between the two responses is left out and listed as such.
+never differs between the two responses is left out and listed as such, and votes on which no
+factor differs at all are refused (``DataError``) rather than fitted.
 """
 from __future__ import annotations
 
@@ -123,6 +124,11 @@ def explain_votes(pairs: Sequence[Pair], judgments: Sequence[Judgment], *, level
         raise DataError(f"Explaining votes needs at least {min_votes} A/B votes; there are {len(y)}.",
                         hint="Label more pairs (ties, both-bad and skips are not used here).")
     varying = np.flatnonzero(np.any(x != 0, axis=0))
+    if not len(varying):  # a fit with no columns has no coefficients, only a singular information matrix
+        raise DataError(f"No response factor ({', '.join(names)}) differs between the two responses of any of the {len(y)} "
+                        "A/B votes, so none of them can explain the votes.",
+                        hint="The pairs' responses are alike in every measured factor; compare responses that differ "
+                             "(e.g. in length or structure), or record an attribute with a_pole/b_pole in the pairs' metadata.")
     constant = [names[i] for i in range(len(names)) if i not in set(varying)]
     fit = fit_logistic(x[:, varying], y)
     z = norm.ppf(0.5 + level / 2)
