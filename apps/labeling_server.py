@@ -1,4 +1,4 @@
-"""``python -m apps.labeling_server``: a server for annotators only — the Labeling tab and the vote API.
+"""``python -m apps.labeling_server``: a server for annotators only — the Labeling tab, the vote API and the fast keyboard page.
 
 Use it to hand out labeling without exposing the model, steering or fine-tuning tabs. It
 shares the workbench home (and so the sessions and votes) with ``workbench serve``; both
@@ -7,7 +7,8 @@ non-loopback address unless a login is set (``--auth`` or ``WORKBENCH_AUTH`` for
 ``--users FILE`` or ``WORKBENCH_USERS`` for named annotators, one ``name:password`` a line).
 An annotator who logs in labels under their login name only.
 
-``--api-only`` skips the browser UI (for scripted annotators, load tests and judges). The
+``--api-only`` skips the Gradio UI (for scripted annotators, load tests and judges, and to
+start in seconds); the fast keyboard page, ``/label/<session>``, is served either way. The
 app is the main one (``create_app``: the same routes, roles, limits and login checks) over a
 plugin host that holds only the labeling plugin.
 """
@@ -23,6 +24,8 @@ import plugins.labeling
 from workbench.app.server import bind_socket, create_app
 from workbench.context import AppContext
 from workbench.errors import WorkbenchError
+from workbench.labeling.api import PREFIX
+from workbench.labeling.page import PAGE_PREFIX
 from workbench.plugins import PluginHost
 from workbench.settings import Settings, load_users, parse_auth
 
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=Path, default=None,
                         help="file of name:password lines, one login per annotator (or WORKBENCH_USERS)")
     parser.add_argument("--home", type=Path, default=None, help="workbench home (default: $WORKBENCH_HOME)")
-    parser.add_argument("--api-only", action="store_true", help="serve the vote API without the browser UI")
+    parser.add_argument("--api-only", action="store_true", help="serve the vote API and the fast page (/label/<session>) without the Gradio UI")
     args = parser.parse_args(argv)
     try:
         kwargs = {"host": args.host, "port": args.port, "auth": parse_auth(args.auth) if args.auth else None}
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except WorkbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"Labeling server on http://{settings.host}:{settings.port}/ (API under /api/labeling)", flush=True)
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"Labeling server on {url}/ (fast keyboard page: {url}{PAGE_PREFIX}/<session>, API under {PREFIX})", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3)).run(sockets=[sock])
     return 0
 

@@ -1,5 +1,6 @@
 """The labeling plugin: the Labeling tab (blind A/B with keyboard shortcuts), the vote HTTP
-API, the pair-generation job and the ``workbench label`` commands.
+API and the fast keyboard page on it (``/label/<session>``), the pair-generation job and the
+``workbench label`` commands.
 
 UI libraries are imported only when a hook is called, which keeps the CLI fast.
 """
@@ -25,9 +26,10 @@ def gradio_tabs(context: Any) -> list[GradioTab]:
 @hookimpl
 def api_routes(context: Any) -> list[Any]:
     from workbench.labeling.api import build_router
+    from workbench.labeling.page import build_page_router
     from workbench.labeling.state import labeling_store
 
-    return [build_router(lambda: labeling_store(context), context.settings)]
+    return [build_router(lambda: labeling_store(context), context.settings), build_page_router()]
 
 
 @hookimpl

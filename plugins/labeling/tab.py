@@ -31,6 +31,7 @@ from plugins.labeling.manage import build_manage_section
 from workbench.app.auth import OWNER, login_name, require_assigned, role_of
 from workbench.data.types import prompt_text
 from workbench.errors import WorkbenchError
+from workbench.labeling.page import page_url
 from workbench.labeling.scores import describe_scores, model_scores
 from workbench.labeling.sessions import Item, LabelingStore, to_displayed
 from workbench.labeling.state import labeling_store
@@ -132,6 +133,14 @@ if (!window.__wbLabelingKeys) {
   });
 }
 """
+
+
+def fast_page_link(session: str | None) -> str:
+    """A link to the chosen session's fast keyboard page, which skips Gradio's event queue."""
+    if not session:
+        return ""
+    url = page_url(session)
+    return f"Fast keyboard page: [{url}]({url})"
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -342,6 +351,8 @@ def build_labeling_tab(ctx: Any) -> None:
             view.session_dropdown = session
             annotator = gr.Textbox(label="Your name", elem_id="wb-lab-annotator", scale=2)
             start = gr.Button("Start / resume", variant="primary", elem_id="wb-lab-start", scale=1)
+        fast_link = gr.Markdown(elem_id="wb-lab-fast")
+        session.change(fast_page_link, session, fast_link, queue=False, show_progress="hidden")
         status = gr.Markdown("Loading…", elem_id="wb-lab-status")  # the page-load event replaces it; tests wait for that
         prompt = gr.Markdown(elem_id="wb-lab-prompt")
         with gr.Row(equal_height=True):

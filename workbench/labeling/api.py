@@ -6,6 +6,10 @@ server. Each annotator gets a secret token when joining and sends it as
 served in displayed order (``left``/``right``) and votes name the displayed side, so a
 client cannot mix up the randomised order.
 
+A lost token is recovered by joining again with ``"recover": true``, which only a caller who
+may act as that name gets (the annotator logged in under it, or the owner); without it a
+second join under a taken name is refused (409), so nobody takes over a queue by guessing a name.
+
 Roles come from ``workbench.app.auth``: a request logged in as an annotator may only join,
 read and vote under that same name (the token is still required), only in sessions they are
 assigned to, and never sees gold answers, others' votes or tokens; creating, closing and
@@ -123,17 +127,19 @@ def build_router(labeling_for: Callable[[], LabelingStore], settings: Settings) 
         require_assigned(settings, request_user(request), info)
         return info
 
-    async def call(fn: Callable[[], Any], status: int = 200, *, inline: bool = False) -> JSONResponse:
+    async def call(fn: Callable[[], Any], status: int | Callable[[Any], int] = 200, *, inline: bool = False) -> JSONResponse:
         """Run ``fn`` off the event loop, or on it when ``inline``; ``Server-Timing`` reports its time.
 
         The per-vote calls (next, item, vote, undo: one indexed read or one small durable write,
         ~1 ms) run inline: handing them to the thread pool cost more than the work (20 annotators:
         2.7 ms CPU per vote and a 116 ms round-trip p99 through the pool, 1.0 ms and 47 ms inline).
         Session creation, statistics and listings stay in the pool so a slow one never stalls votes.
+        ``status`` may be a function of the result (a join that recovers a token is 200, not 201).
         """
         t0 = time.perf_counter()
         try:
-            response = JSONResponse(fn() if inline else await run_in_threadpool(fn), status_code=status)
+            result = fn() if inline else await run_in_threadpool(fn)
+            response = JSONResponse(result, status_code=status(result) if callable(status) else status)
         except WorkbenchError as err:
             response = _error(err)
         response.headers["server-timing"] = f"app;dur={(time.perf_counter() - t0) * 1000:.2f}"
@@ -171,6 +177,12 @@ def build_router(labeling_for: Callable[[], LabelingStore], settings: Settings) 
         item = labeling.next_item(session, annotator)
         left = labeling.progress(session, annotator).remaining if item is None else 1
         return {"done": left == 0, "waiting": item is None and left > 0, "item": item.to_dict() if item else None}
+
+    @router.get("/me")
+    async def me(request: Request) -> JSONResponse:
+        """Who this request is logged in as (None without logins) and their role: the page locks the name to it."""
+        user = request_user(request)
+        return JSONResponse({"user": user, "role": role_of(settings, user)})
 
     @router.get("/sessions")
     async def list_sessions(request: Request) -> JSONResponse:
@@ -215,20 +227,22 @@ def build_router(labeling_for: Callable[[], LabelingStore], settings: Settings) 
 
     @router.post("/sessions/{session}/annotators")
     async def join(session: str, request: Request) -> JSONResponse:
-        data = await parsed(request, {"name"})
+        data = await parsed(request, {"name", "recover"})
         if isinstance(data, JSONResponse):
             return data
 
         def run() -> dict[str, Any]:
             labeling = labeling_for()
             name = _typed(data, "name", str, required=True)
-            as_self(request, name)
+            as_self(request, name)  # so only that annotator's login, or the owner, gets past here
             session_for(request, labeling, session)
-            if name.strip() in labeling.annotators(session):
+            resumed = name.strip() in labeling.annotators(session)
+            if resumed and not _typed(data, "recover", bool, False):
                 raise Conflict(f"'{name[:NAME_SHOWN]}' has already joined session '{session}'.",
-                               hint="Use the token you got then, or join under another name.")
-            return {"session": session, "annotator": name.strip(), "token": labeling.join(session, name)}
-        return await call(run, 201)
+                               hint="Use the token you got then, join under another name, or (logged in as that annotator, "
+                                    "or as the owner) join again with \"recover\": true to get the token back.")
+            return {"session": session, "annotator": name.strip(), "token": labeling.join(session, name), "resumed": resumed}
+        return await call(run, lambda result: 200 if result["resumed"] else 201)
 
     @router.get("/sessions/{session}/annotators/{annotator}/next")
     async def next_item(session: str, annotator: str, request: Request) -> JSONResponse:
