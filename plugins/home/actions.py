@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import time
 from collections import Counter
@@ -16,31 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.app.ui import error_markdown, md_escape, model_choices
 from workbench.context import AppContext
+from workbench.data.readers import QUALITY_CHECKS, FileDataError
 from workbench.data.types import Message, Pair
 from workbench.errors import DataError, ModelError, SecurityError, WorkbenchError
+from workbench.files import atomic_path
 from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.models.generation import SamplingSettings, stream
+from workbench.models.loading import LoadedModel
+from workbench.store import name_problem
 
 CATALOG_COLUMNS = ["name", "family", "params", "format", "source", "path"]
 STATS_SAMPLE = 5000  # pairs read for the overview's charts; counts always cover the whole dataset
 MAX_CATEGORIES = 30
 MAX_LABEL_CHARS = 40  # longer values are text (system prompts, turns), not category labels
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|])")
-
-
-def md_escape(text: str) -> str:
-    """Show text literally in Markdown (paths and field names are full of underscores)."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
-
-
-def error_markdown(exc: WorkbenchError) -> str:
-    """A WorkbenchError as the page shows it: what, where and what to do, never a traceback."""
-    text = f"**Error:** {md_escape(exc.message)}"
-    if exc.hint:
-        text += f"\n\n→ {md_escape(exc.hint)}"
-    return text
+CHAT_NEEDS = ("causal_lm",)  # what a model must be to answer in the chat (a template is optional)
 
 
 # -- models ------------------------------------------------------------------------------
@@ -57,7 +47,7 @@ def load_model(ctx: AppContext, name: str) -> str:
     if not name:
         raise ModelError("No model chosen.", hint="Pick a model from the dropdown, then press Load.")
     t0 = time.perf_counter()
-    lm = ctx.load_model(name)
+    lm = ctx.activate(name)
     seconds = time.perf_counter() - t0
     dtype = str(lm.dtype).removeprefix("torch.")
     note = " (already loaded)" if seconds < 0.05 else ""
@@ -85,15 +75,43 @@ def _upload_copy(ctx: AppContext, upload: Path) -> tuple[Path, bool]:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     stem, dot, suffixes = upload.name.partition(".")
-    folder = ctx.settings.all_data_roots()[0] / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = folder / f"{stem}-{digest.hexdigest()[:12]}{dot}{suffixes}"
+    dest = ctx.settings.all_data_roots()[0] / "uploads" / f"{stem}-{digest.hexdigest()[:12]}{dot}{suffixes}"
     if dest.exists():
         return dest, False
-    tmp = dest.with_name(dest.name + ".part")
-    shutil.copyfile(upload, tmp)
-    tmp.replace(dest)
+    with atomic_path(dest, keep_existing=True) as tmp:
+        shutil.copyfile(upload, tmp)
     return dest, True
+
+
+def typed_path(ctx: AppContext, typed: str) -> Path:
+    """A path typed into the form: a relative one starts from the data folders the form names
+    (the first that holds it, else the first), so it never depends on the server's working folder."""
+    path = Path(typed).expanduser()
+    if path.is_absolute():
+        return path
+    roots = ctx.settings.all_data_roots()
+    return next((root / path for root in roots if (root / path).exists()), roots[0] / path)
+
+
+def _check_name(ctx: AppContext, name: str, replace: bool) -> None:
+    """Refuse a dataset name before the file is read, in the form's words (the store's errors name its SQLite file)."""
+    problem = name_problem(name)
+    if problem:
+        raise DataError(f"The dataset name {name[:80]!r} cannot be used: {problem}.", field="Dataset name",
+                        hint="Type a plain name in “Dataset name”, e.g. 'hh-rlhf-sample'.")
+    existing = {d["name"]: d["n_pairs"] for d in ctx.store.list_datasets()}
+    if name.strip() in existing and not replace:
+        raise DataError(f"A dataset named '{name.strip()}' already exists ({existing[name.strip()]} pairs).",
+                        hint="Type another name in “Dataset name”, or tick “Replace a dataset of that name”.")
+
+
+def _in_form_words(exc: FileDataError, shown: str) -> FileDataError:
+    """The reader's error naming the file as the user picked or typed it, its hint in the form's words."""
+    hint = None
+    if exc.refused:
+        boxes = ", ".join(f"“{QUALITY_CHECKS[kind]}”" for kind in exc.refused)
+        hint = f"Fix or drop those records, or tick {boxes} under “Keep anyway” and import again."
+    return exc.shown_as(shown, hint=hint)
 
 
 def import_dataset(ctx: AppContext, *, upload: str | None, path: str, name: str, format: str, replace: bool,
@@ -104,29 +122,37 @@ def import_dataset(ctx: AppContext, *, upload: str | None, path: str, name: str,
     the Blocks' ``upload_file_set``) or lie inside the data folders: a crafted FileData
     naming any other server path is refused before the file is opened, so nothing of it
     (content, field names) can reach the error message. ``allow``: kinds of likely mistakes
-    (``QUALITY_CHECKS``) the user ticked to keep anyway.
+    (``QUALITY_CHECKS``) the user ticked to keep anyway. Errors name the file as the user
+    knows it: the uploaded file's own name (never the copy under uploads/), the path as typed.
     """
-    name = name.strip() or None
+    typed = path.strip()
     if upload:
-        source = Path(upload)
+        source, shown = Path(upload), Path(upload).name
         if str(upload) not in received:
             try:
                 ctx.check_data_path(source)
             except SecurityError:
                 raise SecurityError("The file given as an upload was not uploaded through this page.",
                                     hint="Choose the file with the upload field, or type a path inside the data folders.") from None
-        copy, created = _upload_copy(ctx, source)
-        try:
-            stored = ctx.import_dataset(copy, name=name or source.name.split(".")[0], format=format, confine=True, replace=replace,
-                                       allow=allow)
-        except BaseException:
-            if created:
-                copy.unlink(missing_ok=True)
-            raise
-    elif path.strip():
-        stored = ctx.import_dataset(path.strip(), name=name, format=format, confine=True, replace=replace, allow=allow)
+    elif typed:
+        source, shown = ctx.check_data_path(typed_path(ctx, typed)), typed
+        if not source.exists():
+            roots = ", ".join(str(r) for r in ctx.settings.all_data_roots())
+            raise DataError(f"{typed}: there is no such file in the data folders ({roots}).",
+                            hint="Check the spelling (a relative path starts from a data folder), or upload the file instead.")
     else:
         raise DataError("No file given.", hint="Upload a file, or type the path of a file inside the data folders.")
+    name = name.strip() or source.name.split(".")[0]
+    _check_name(ctx, name, replace)
+    copy, created = _upload_copy(ctx, source) if upload else (source, False)
+    try:
+        stored = ctx.import_dataset(copy, name=name, format=format, confine=True, replace=replace, allow=allow)
+    except BaseException as exc:
+        if created:
+            copy.unlink(missing_ok=True)
+        if isinstance(exc, FileDataError):
+            raise _in_form_words(exc, shown) from None
+        raise
     return stored, f"Imported **{ctx.store.count_pairs(stored)}** pairs as dataset **{md_escape(stored)}**."
 
 
@@ -216,15 +242,74 @@ def to_messages(history: list[dict[str, Any]]) -> list[Message]:
     return [{"role": m["role"], "content": _text(m["content"])} for m in history if m.get("role") in ("user", "assistant", "system")]
 
 
-def chat_reply(ctx: AppContext, history: list[Message], settings: SamplingSettings) -> Iterator[str]:
-    """The active model's streamed reply to the conversation (its last message is the user's).
+WORKING = "⏳ *The model is working — the first words can take a few seconds.*"
 
-    Checks run now, not at the first ``next()``, so the UI can report them before it shows
-    the user's message as sent.
+
+def queued_note(before: str) -> str:
+    """What a pane shows while another model answers first."""
+    return f"⏳ *Waiting: {md_escape(before)} answers first, then this model.*"
+
+
+def _can_chat(lm: LoadedModel, hint: str) -> LoadedModel:
+    if lm.is_encoder:
+        raise ModelError(f"{lm.name} is an encoder: it cannot generate text, so it cannot chat.", hint=hint)
+    return lm
+
+
+def chat_models(ctx: AppContext, compare: str | None = None) -> list[LoadedModel]:
+    """The models that answer: the loaded one, then the "Compare with" one when one is picked.
+
+    The second comes from the shared cache (``ctx.get_model``) and must be one this page offers,
+    so a crafted request cannot load an arbitrary path. Checks run now, so the UI can report
+    them before it shows the user's message as sent.
     """
     lm = ctx.active_model
     if lm is None:
         raise ModelError("No model is loaded.", hint="Choose a model in the Models table above and press Load.")
-    if lm.is_encoder:
-        raise ModelError(f"{lm.name} is an encoder: it cannot generate text.", hint="Load a causal language model such as the demo model to chat.")
-    return stream(lm, history, settings)
+    models = [_can_chat(lm, "Load a causal language model such as the demo model to chat.")]
+    if compare:
+        if compare not in model_choices(ctx):
+            raise ModelError(f"{compare!r} is not one of the models this page offers.", hint="Pick a model in “Compare with”.")
+        models.append(_can_chat(ctx.get_model(compare), "Pick a causal language model in “Compare with”, or leave it empty."))
+    return models
+
+
+@dataclass
+class ChatUpdate:
+    """One state of the chat while a message is answered: a conversation per model, and the status line."""
+
+    panes: list[list[Message]]
+    status: str
+
+
+def answer(models: list[LoadedModel], conversations: list[list[Message]], settings: SamplingSettings) -> Iterator[ChatUpdate]:
+    """Stream each model's reply to its own conversation (whose last message is the user's).
+
+    The models answer one after the other: sampling draws from torch's global generator, so
+    only then does a seed give each model the answer it would give alone, and on a CPU two
+    generations at once are no faster than in turn. Until its first words arrive, every pane
+    shows a note (working, or waiting for the model before it). A WorkbenchError ends the
+    turn with the error as the status and the unanswered notes removed.
+    """
+    panes = [[*conversation, {"role": "assistant", "content": WORKING if i == 0 else queued_note(models[i - 1].name)}]
+             for i, conversation in enumerate(conversations)]
+    pending = set(range(len(panes)))  # panes still showing a note instead of an answer
+    yield ChatUpdate(panes, WORKING)
+    try:
+        for i, (lm, conversation) in enumerate(zip(models, conversations, strict=True)):
+            if i:
+                panes[i][-1]["content"] = WORKING
+                yield ChatUpdate(panes, WORKING)
+            for text in stream(lm, conversation, settings):
+                panes[i][-1]["content"] = text
+                pending.discard(i)
+                yield ChatUpdate(panes, WORKING if pending else "")
+            if i in pending:  # the model answered nothing
+                panes[i][-1]["content"] = ""
+                pending.discard(i)
+    except WorkbenchError as exc:
+        for i in pending:
+            panes[i].pop()
+        yield ChatUpdate(panes, error_markdown(exc))
+        return
+    yield ChatUpdate(panes, "")

@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from plugins.home import actions
+from workbench.app import ui
 from workbench.app.auth import login_name, require_owner
 from workbench.context import AppContext
 from workbench.data.readers import FORMATS, QUALITY_CHECKS
@@ -36,11 +37,11 @@ def _models_section(ctx: AppContext, chat_model: gr.Markdown) -> None:
         return gr.Dropdown(choices=names, value=current), rows
 
     def on_load(name: str) -> Iterator[tuple[Any, Any, Any]]:
-        yield f"Loading **{actions.md_escape(name or '')}**… (the first load of the demo model converts it, about 30 s)", gr.skip(), gr.skip()
+        yield f"Loading **{ui.md_escape(name or '')}**… (the first load of the demo model converts it, about 30 s)", gr.skip(), gr.skip()
         try:
             message = actions.load_model(ctx, name)
         except WorkbenchError as exc:
-            yield actions.error_markdown(exc), actions.active_model_line(ctx), gr.skip()
+            yield ui.error_markdown(exc), actions.active_model_line(ctx), gr.skip()
             return
         yield message, actions.active_model_line(ctx), actions.catalog_table(ctx)[0]
 
@@ -49,49 +50,67 @@ def _models_section(ctx: AppContext, chat_model: gr.Markdown) -> None:
     load.click(on_load, inputs=model, outputs=[status, chat_model, catalog])
 
 
-WORKING = "⏳ *The model is working — the first words can take a few seconds.*"
-
-
 def _chat_section(ctx: AppContext) -> gr.Markdown:
     gr.Markdown("### Chat with the loaded model")
     chat_model = gr.Markdown(value=lambda: actions.active_model_line(ctx), elem_id="home-chat-model")
-    chatbot = gr.Chatbot(height=340, label="Conversation", elem_id="home-chatbot")
+    compare = gr.Dropdown(label="Compare with (optional): the same message, history, seed and settings, answered by a "
+                          "second model next to the first", choices=[], elem_id="home-chat-compare")
+    with gr.Row(equal_height=True):
+        chatbot = gr.Chatbot(height=340, label="Conversation", elem_id="home-chatbot")
+        chatbot_b = gr.Chatbot(height=340, label="Compare", visible=False, elem_id="home-chatbot-compare")
     with gr.Row(equal_height=True):
         message = gr.Textbox(placeholder="Ask something…", show_label=False, scale=5, elem_id="home-chat-input")
         send = gr.Button("Send", variant="primary", scale=1, elem_id="home-chat-send")
     with gr.Row():
-        max_new = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens")
-        temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
-        seed = gr.Number(value=0, precision=0, label="Seed")
+        max_new = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens", elem_id="home-chat-max-new")
+        temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)", elem_id="home-chat-temperature")
+        seed = gr.Number(value=0, precision=0, label="Seed", elem_id="home-chat-seed")
     status = gr.Markdown(elem_id="home-chat-status")
     clear = gr.Button("Clear conversation", size="sm")
 
-    def on_send(text: str, history: list[dict[str, Any]], max_new_tokens: float, temp: float, seed_value: float | None) -> Iterator[tuple[Any, Any, Any]]:
+    def compare_choices() -> Any:
+        return gr.Dropdown(choices=[("— none —", ""), *ui.model_choices(ctx, actions.CHAT_NEEDS)])
+
+    def on_compare(name: str | None) -> Any:
+        """A new second model starts from the conversation so far (its pane empties until the next message)."""
+        return gr.Chatbot(value=[], label=name or "Compare", visible=bool(name))
+
+    def on_send(text: str, history: list[dict[str, Any]], history_b: list[dict[str, Any]], compare_name: str | None,
+                max_new_tokens: float, temp: float, seed_value: float | None) -> Iterator[tuple[Any, Any, Any, Any]]:
         text = (text or "").strip()
         if not text:
-            yield gr.skip(), gr.skip(), "Type a message first."
+            yield gr.skip(), gr.skip(), gr.skip(), "Type a message first."
             return
         try:
             settings = SamplingSettings(
                 max_new_tokens=int(max_new_tokens), temperature=float(temp) if temp > 0 else 1.0,
                 do_sample=temp > 0, seed=None if seed_value is None else int(seed_value),
             )
-            conversation = [*actions.to_messages(history), {"role": "user", "content": text}]
-            replies = actions.chat_reply(ctx, conversation, settings)
-            shown = [*conversation, {"role": "assistant", "content": "…"}]
-            # The question and a working note show at once (the first words can take seconds).
-            yield shown, "", WORKING
-            for reply in replies:
-                shown[-1]["content"] = reply
-                yield shown, "", ""
-            yield shown, "", ""  # also when the model answered nothing
+            if compare_name:
+                yield gr.skip(), gr.skip(), gr.skip(), f"Loading **{ui.md_escape(compare_name)}**…"
+            models = actions.chat_models(ctx, compare_name)
         except WorkbenchError as exc:
-            yield gr.skip(), gr.skip(), actions.error_markdown(exc)
+            yield gr.skip(), gr.skip(), gr.skip(), ui.error_markdown(exc)
+            return
+        question = {"role": "user", "content": text}
+        conversations = [[*actions.to_messages(history), question]]
+        if compare_name:  # the second pane continues its own answers, or the first pane's conversation when new
+            conversations.append([*actions.to_messages(history_b or history), question])
+        for n, update in enumerate(actions.answer(models, conversations, settings)):
+            pane_a, pane_b = update.panes[0], update.panes[1] if compare_name else gr.skip()
+            if n == 0:  # each pane names its model; the question and the notes show at once
+                pane_a = gr.Chatbot(value=pane_a, label=models[0].name)
+                if compare_name:
+                    pane_b = gr.Chatbot(value=pane_b, label=models[1].name, visible=True)
+            yield pane_a, pane_b, "", update.status
 
-    inputs = [message, chatbot, max_new, temperature, seed]
-    send.click(on_send, inputs=inputs, outputs=[chatbot, message, status])
-    message.submit(on_send, inputs=inputs, outputs=[chatbot, message, status])
-    clear.click(lambda: ([], ""), outputs=[chatbot, status])
+    inputs = [message, chatbot, chatbot_b, compare, max_new, temperature, seed]
+    outputs = [chatbot, chatbot_b, message, status]
+    gr.on(triggers=None, fn=compare_choices, outputs=compare)  # on every page load
+    compare.change(on_compare, inputs=compare, outputs=chatbot_b)
+    send.click(on_send, inputs=inputs, outputs=outputs)
+    message.submit(on_send, inputs=inputs, outputs=outputs)
+    clear.click(lambda: ([], [], ""), outputs=[chatbot, chatbot_b, status])
     return chat_model
 
 
@@ -101,7 +120,7 @@ def _data_section(ctx: AppContext) -> None:
     with gr.Row():
         upload = gr.File(label="Upload (JSONL, JSON, CSV, Parquet)", file_count="single", type="filepath", scale=2, elem_id="home-import-file")
         with gr.Column(scale=3):
-            path = gr.Textbox(label="…or a path inside the data folders", elem_id="home-import-path")
+            path = gr.Textbox(label="…or a path inside the data folders (a relative one starts from the first)", elem_id="home-import-path")
             with gr.Row():
                 fmt = gr.Dropdown(["auto", *FORMATS], value="auto", label="Format")
                 name = gr.Textbox(label="Dataset name (default: the file name)", elem_id="home-import-name")
@@ -134,7 +153,7 @@ def _data_section(ctx: AppContext) -> None:
         try:
             v = actions.pair_view(ctx, name, n)
         except WorkbenchError as exc:
-            return 1, actions.error_markdown(exc), "", "", "", ""
+            return 1, ui.error_markdown(exc), "", "", "", ""
         prompt_md = f"**Prompt**\n\n{v.prompt}" if v.total else ""
         return v.number or 1, v.header, prompt_md, v.response_a, v.response_b, v.metadata
 
@@ -151,7 +170,7 @@ def _data_section(ctx: AppContext) -> None:
             stored, message = actions.import_dataset(ctx, upload=file, path=typed or "", name=ds_name or "", format=fmt_name,
                                                      replace=replace_existing, received=blocks.upload_file_set, allow=allow or ())
         except WorkbenchError as exc:
-            return actions.error_markdown(exc), gr.skip(), gr.skip()
+            return ui.error_markdown(exc), gr.skip(), gr.skip()
         return message, gr.Dropdown(choices=actions.dataset_choices(ctx), value=stored), 1
 
     gr.on(triggers=None, fn=datasets, outputs=dataset)  # on every page load

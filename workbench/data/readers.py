@@ -69,6 +69,30 @@ class RecordError(Exception):
         self.hint = hint
 
 
+class FileDataError(DataError):
+    """Every error the readers raise: a DataError that can name the file as its user knows it.
+
+    The readers name the path they opened; a front end that opened a copy (the browser upload)
+    or resolved a relative path calls ``shown_as`` to name the file the user picked or typed.
+    ``refused`` lists the ``QUALITY_CHECKS`` kinds of a "looks like mistakes" error, so a front
+    end can say how its own controls keep them.
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None,
+                 field: str | None = None, hint: str | None = None, refused: tuple[str, ...] = ()) -> None:
+        super().__init__(message, path=path, line=line, field=field, hint=hint)
+        self.detail = message
+        self.refused = refused
+
+    def shown_as(self, name: str, *, hint: str | None = None) -> FileDataError:
+        """This error naming ``name`` wherever it named the path read, with ``hint`` if one is given."""
+        def swap(text: str | None) -> str | None:
+            return text.replace(self.path, name) if text and self.path else text
+
+        return FileDataError(swap(self.detail) or "", path=name, line=self.line, field=self.field,
+                             hint=hint or swap(self.hint), refused=self.refused)
+
+
 @dataclass(frozen=True)
 class RecordFormat:
     """A record shape: the fields that identify it and the function that converts one record."""
@@ -392,7 +416,7 @@ def classify(record: Record) -> str | None:
 def detect_format(records: list[Record], path: str | Path = "") -> str:
     """The record format of a file, from its first record (later records are checked one by one)."""
     if not records:
-        raise DataError("contains no records.", path=path or None, hint="Check that the file holds preference pairs.")
+        raise FileDataError("contains no records.", path=path or None, hint="Check that the file holds preference pairs.")
     name = classify(records[0])
     if name is None:
         raise _missing_fields_error(records[0], None, path, _Loc(1, None))
@@ -403,7 +427,7 @@ def _known_formats() -> str:
     return "; ".join(f"{f.name} ({f.expected})" for f in FORMATS.values())
 
 
-def _missing_fields_error(record: Record, fmt: RecordFormat | None, path: str | Path, loc: _Loc) -> DataError:
+def _missing_fields_error(record: Record, fmt: RecordFormat | None, path: str | Path, loc: _Loc) -> FileDataError:
     """Say which field is missing, for which format, and suggest a rename when a near-miss exists."""
     present = list(record)
     if fmt is None:  # auto-detection: compare with the format this record is closest to
@@ -443,9 +467,9 @@ class _Loc:
     index: int
     line: int | None
 
-    def error(self, message: str, path: str | Path, *, field: str | None = None, hint: str | None = None) -> DataError:
+    def error(self, message: str, path: str | Path, *, field: str | None = None, hint: str | None = None) -> FileDataError:
         prefix = "" if self.line is not None else f"record {self.index}: "
-        return DataError(prefix + message, path=path, line=self.line, field=field, hint=hint)
+        return FileDataError(prefix + message, path=path, line=self.line, field=field, hint=hint)
 
     def where(self) -> str:
         return f"line {self.line}" if self.line is not None else f"record {self.index}"
@@ -486,8 +510,8 @@ def _loads(text: str) -> Any:
                           hint="Preference records need only a few levels; check that the file is not corrupt or hostile.") from None
 
 
-def _encoding_error(path: Path, line: int | None, err: UnicodeDecodeError) -> DataError:
-    return DataError(
+def _encoding_error(path: Path, line: int | None, err: UnicodeDecodeError) -> FileDataError:
+    return FileDataError(
         f"is not UTF-8 text (byte 0x{err.object[err.start]:02x} cannot be decoded).",
         path=path, line=line,
         hint=f"Re-encode the file as UTF-8, e.g. `iconv -f WINDOWS-1252 -t UTF-8 '{path}' > fixed{''.join(path.suffixes)}`.",
@@ -501,7 +525,7 @@ _SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a char
 def _refuse_special(path: Path, mode: int) -> None:
     """Only regular files hold data: a pipe blocks forever and a device (/dev/zero) never ends."""
     kind = next((name for test, name in _SPECIAL_FILES if test(mode)), "not a regular file")
-    raise DataError(f"is {kind}, not a regular file; refusing to read it.", path=path,
+    raise FileDataError(f"is {kind}, not a regular file; refusing to read it.", path=path,
                     hint="Point at a data file (.jsonl, .json, .csv, .parquet) or a datasets.save_to_disk folder.")
 
 
@@ -511,14 +535,14 @@ def _stat(path: Path) -> os.stat_result:
         st = os.stat(path)
     except FileNotFoundError:
         if path.is_symlink():
-            raise DataError(f"is a symbolic link to {os.readlink(path)}, which does not exist.", path=path,
+            raise FileDataError(f"is a symbolic link to {os.readlink(path)}, which does not exist.", path=path,
                             hint="Fix or remove the link.") from None
-        raise DataError("does not exist.", path=path, hint="Check the path (relative paths start from the current folder).") from None
+        raise FileDataError("does not exist.", path=path, hint="Check the path (relative paths start from the current folder).") from None
     except OSError as err:
         if err.errno == errno.ELOOP:
-            raise DataError("is a symbolic link loop (following it leads back to itself), so it names no file.", path=path,
+            raise FileDataError("is a symbolic link loop (following it leads back to itself), so it names no file.", path=path,
                             hint="Fix the link so that it points at the data file.") from None
-        raise DataError(f"cannot be opened ({err.strerror or err}).", path=path,
+        raise FileDataError(f"cannot be opened ({err.strerror or err}).", path=path,
                         hint="Check the path and its permissions.") from None
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         _refuse_special(path, st.st_mode)
@@ -558,7 +582,7 @@ def _iter_jsonl(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
                     break
                 line_no += 1
                 if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
-                    raise DataError(
+                    raise FileDataError(
                         f"is longer than {max_line_bytes:,} bytes; refusing to read it.",
                         path=path, line=line_no,
                         hint="Each JSONL line must be one record; check that the file is not a single JSON document "
@@ -573,16 +597,16 @@ def _iter_jsonl(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
                 try:
                     value = _loads(text)
                 except json.JSONDecodeError as err:
-                    raise DataError(
+                    raise FileDataError(
                         f"is not valid JSON ({err.msg} at column {err.colno}).", path=path, line=line_no,
                         hint="Each line of a .jsonl file must be one complete JSON object; fix or remove this line.",
                     ) from None
                 except RecordError as err:
-                    raise DataError(err.message, path=path, line=line_no, hint=err.hint) from None
+                    raise FileDataError(err.message, path=path, line=line_no, hint=err.hint) from None
                 index += 1
                 yield _Loc(index, line_no), value
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-        raise DataError(f"is not a readable gzip file ({err}).", path=path,
+        raise FileDataError(f"is not a readable gzip file ({err}).", path=path,
                         hint="Re-compress it with `gzip`, or rename it without .gz if it is plain text.") from None
 
 
@@ -591,7 +615,7 @@ def _decode_whole(path: Path, limits: _Limits) -> str:
     with _open_regular(path) as f:
         data = f.read(limits.file_bytes + 1)
     if len(data) > limits.file_bytes:
-        raise DataError(
+        raise FileDataError(
             f"is larger than {limits.file_bytes / 2**20:,.0f} MiB; {path.suffix or 'this'} files are read whole into memory.",
             path=path,
             hint="Convert it to JSON Lines (.jsonl, one record per line), which is streamed with no size limit, "
@@ -611,15 +635,15 @@ def _iter_json(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
         if err.msg == "Extra data":  # many ".json" files on the Hub are really JSON Lines
             yield from _iter_jsonl(path, limits)
             return
-        raise DataError(f"is not valid JSON ({err.msg} at column {err.colno}).", path=path, line=err.lineno,
+        raise FileDataError(f"is not valid JSON ({err.msg} at column {err.colno}).", path=path, line=err.lineno,
                         hint="Fix the JSON syntax, or save the records as JSON Lines (.jsonl).") from None
     except RecordError as err:
-        raise DataError(err.message, path=path, hint=err.hint) from None
+        raise FileDataError(err.message, path=path, hint=err.hint) from None
     if isinstance(doc, dict) and isinstance(doc.get("data"), list):
         doc = doc["data"]
     if not isinstance(doc, list):
         keys = f" with keys {sorted(doc)[:10]}" if isinstance(doc, dict) else ""
-        raise DataError(f"holds a JSON {_type_name(doc)}{keys}, not a list of records.", path=path,
+        raise FileDataError(f"holds a JSON {_type_name(doc)}{keys}, not a list of records.", path=path,
                         hint='Use a JSON list of records, {"data": [...]}, or JSON Lines (.jsonl).')
     for i, value in enumerate(doc, start=1):
         yield _Loc(i, None), value
@@ -657,7 +681,7 @@ def _iter_csv(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
                 continue
             index += 1
             if len(row) != len(header):
-                raise DataError(f"has {len(row)} cells but the header has {len(header)} columns.", path=path, line=start,
+                raise FileDataError(f"has {len(row)} cells but the header has {len(header)} columns.", path=path, line=start,
                                 hint="Check the quoting: cells with commas or newlines must be in double quotes.")
             record = {h: _csv_cell(h, v) for h, v in zip(header, row, strict=True)}
             if repeated:
@@ -666,7 +690,7 @@ def _iter_csv(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
             yield _Loc(index, start), record
             start = reader.line_num + 1
     except csv.Error as err:
-        raise DataError(f"is not valid CSV ({err}).", path=path, line=reader.line_num,
+        raise FileDataError(f"is not valid CSV ({err}).", path=path, line=reader.line_num,
                         hint=f"Fix the quoting, or raise MAX_LINE_BYTES (now {limits.line_bytes:,}) for very long cells.") from None
     finally:
         csv.field_size_limit(previous_limit)
@@ -685,7 +709,7 @@ def _iter_parquet(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
                     index += 1
                     yield _Loc(index, None), row
     except (pa.ArrowException, OSError) as err:
-        raise DataError(f"is not a readable Parquet file ({err}).", path=path,
+        raise FileDataError(f"is not a readable Parquet file ({err}).", path=path,
                         hint="Re-write it with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table.") from None
 
 
@@ -693,13 +717,13 @@ def _iter_hf_folder(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
     import datasets
 
     if not ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists()):
-        raise DataError("is a folder but not a `datasets.Dataset.save_to_disk` folder (no dataset_info.json / "
+        raise FileDataError("is a folder but not a `datasets.Dataset.save_to_disk` folder (no dataset_info.json / "
                         "dataset_dict.json).", path=path,
                         hint="Point at a data file (.jsonl, .json, .csv, .parquet) or at a folder written by save_to_disk.")
     try:
         ds = datasets.load_from_disk(str(path))
     except (FileNotFoundError, ValueError, OSError) as err:
-        raise DataError(f"could not be loaded with datasets.load_from_disk ({err}).", path=path,
+        raise FileDataError(f"could not be loaded with datasets.load_from_disk ({err}).", path=path,
                         hint="Re-save it with Dataset.save_to_disk.") from None
     if isinstance(ds, datasets.DatasetDict):
         splits = list(ds)
@@ -708,7 +732,7 @@ def _iter_hf_folder(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
         elif len(splits) == 1:
             ds = ds[splits[0]]
         else:
-            raise DataError(f"holds several splits ({', '.join(splits)}) and none is called 'train'.", path=path,
+            raise FileDataError(f"holds several splits ({', '.join(splits)}) and none is called 'train'.", path=path,
                             hint=f"Point at one split's folder, e.g. {path / splits[0]}.")
     for index, row in enumerate(ds, start=1):
         yield _Loc(index, None), row
@@ -727,7 +751,7 @@ def _container(path: Path) -> Callable[[Path, _Limits], Iterator[tuple[_Loc, Any
     for suffix in sorted(CONTAINERS, key=len, reverse=True):
         if name.endswith(suffix):
             return CONTAINERS[suffix]
-    raise DataError(f"has an unsupported file type '{''.join(path.suffixes) or '(none)'}'.", path=path,
+    raise FileDataError(f"has an unsupported file type '{''.join(path.suffixes) or '(none)'}'.", path=path,
                     hint=f"Supported: {', '.join(CONTAINERS)} and datasets.save_to_disk folders.")
 
 
@@ -790,7 +814,7 @@ def _problems(pair: Pair, repeated: tuple[str, ...]) -> list[tuple[str, str]]:
     return found
 
 
-def _quality_error(path: Path, problems: dict[str, list[_Loc]], details: dict[str, set[str]], n_bad: int, total: int) -> DataError:
+def _quality_error(path: Path, problems: dict[str, list[_Loc]], details: dict[str, set[str]], n_bad: int, total: int) -> FileDataError:
     """One error for every refused kind, with a count and the first places, so one fix pass suffices."""
     parts = []
     for kind, locs in problems.items():
@@ -800,10 +824,11 @@ def _quality_error(path: Path, problems: dict[str, list[_Loc]], details: dict[st
         detail = f" ({', '.join(map(repr, shown[:5]))})" if shown else ""
         parts.append(f"{QUALITY_CHECKS[kind]}{detail}: {len(set(locs))} at {where}")
     kinds = list(problems)
-    return DataError(
+    return FileDataError(
         f"{n_bad} of {total} records look like mistakes, so none were read — {'; '.join(parts)}.", path=path,
         hint=f"Fix or drop those records, or keep them as they are by allowing {', '.join(map(repr, kinds))} "
-             f"(read_pairs(allow=[{', '.join(map(repr, kinds))}])).",
+             f"(`workbench data import --allow {kinds[0]}`; read_pairs(allow=[{', '.join(map(repr, kinds))}]) in Python).",
+        refused=tuple(kinds),
     )
 
 
@@ -828,7 +853,7 @@ def _records(path: Path, limit: int | None, limits: _Limits) -> Iterator[tuple[_
             if limit is not None and n >= limit:
                 return
     except OSError as err:
-        raise DataError(f"could not be read ({err.strerror or err}).", path=path,
+        raise FileDataError(f"could not be read ({err.strerror or err}).", path=path,
                         hint="Check that the file is readable and is not still being written.") from None
 
 
@@ -838,10 +863,10 @@ def _check_file(path: Path) -> None:
     if stat.S_ISREG(st.st_mode) and st.st_size == 0:
         with _open_regular(path) as f:
             if f.read(1):  # /proc and /sys files report size 0 yet produce text
-                raise DataError("reports a size of 0 bytes but produces data when read: it is a virtual system file "
+                raise FileDataError("reports a size of 0 bytes but produces data when read: it is a virtual system file "
                                 "(like those under /proc), not a data file; refusing to read it.", path=path,
                                 hint="Point at a data file that holds preference records.")
-        raise DataError("is empty.", path=path, hint="Point at a file that holds preference records.")
+        raise FileDataError("is empty.", path=path, hint="Point at a file that holds preference records.")
 
 
 def detect_file_format(path: str | Path) -> str:
@@ -866,11 +891,11 @@ def read_pairs(path: str | Path, format: str = "auto", limit: int | None = None,
     allowed = _check_allow(allow)
     if format != "auto" and format not in FORMATS:
         close = difflib.get_close_matches(format, list(FORMATS), n=1)
-        raise DataError(f"Unknown format '{format}'.", path=path,
+        raise FileDataError(f"Unknown format '{format}'.", path=path,
                         hint=(f"Did you mean '{close[0]}'? " if close else "") + f"Known formats: auto, {', '.join(FORMATS)}.")
     _check_file(path)
     if limit is not None and limit < 0:
-        raise DataError(f"limit must be zero or positive, got {limit}.", path=path)
+        raise FileDataError(f"limit must be zero or positive, got {limit}.", path=path)
     if limit == 0:
         return []
 
@@ -930,5 +955,5 @@ def read_pairs(path: str | Path, format: str = "auto", limit: int | None = None,
     if problems:
         raise _quality_error(path, problems, details, n_bad, len(pairs))
     if not pairs:
-        raise DataError("contains no records.", path=path, hint="Check that the file holds preference pairs.")
+        raise FileDataError("contains no records.", path=path, hint="Check that the file holds preference pairs.")
     return pairs
