@@ -31,7 +31,7 @@ import torch
 from peers import machine_line, nnsight, timed, transformerlens
 
 from workbench.lenses import make_task, packaged_words, word_token_set
-from workbench.lenses.lens import LN2, _batch_inputs, encode, lens_logits, lens_metrics
+from workbench.lenses.lens import LN2, batch_inputs, encode, lens_logits, lens_metrics
 from workbench.models.adapters import residual_stream
 from workbench.models.embedded import ensure_demo_model
 from workbench.models.loading import LoadedModel, load_model
@@ -57,7 +57,7 @@ def per_layer_baseline(lm: LoadedModel, prompts: list[str], sets: dict[str, list
         for layer in layers:
             for start in range(0, len(ids), batch_size):
                 idx = order[start : start + batch_size]
-                inputs = _batch_inputs(lm, [ids[i] for i in idx])
+                inputs = batch_inputs(lm, [ids[i] for i in idx])
                 last = torch.tensor([len(ids[i]) - 1 for i in idx], device=lm.device)
                 rows = torch.arange(len(idx), device=lm.device)
                 states = residual_stream(lm.adapter, lm.model, **inputs)
@@ -88,7 +88,7 @@ def tl_lens(lm: LoadedModel, tl: object) -> Lens:
     names = {*(f"blocks.{i}.hook_resid_pre" for i in range(lm.n_layers)), f"blocks.{lm.n_layers - 1}.hook_resid_post"}
 
     def lens(batch: list[list[int]]) -> torch.Tensor:
-        inputs = _batch_inputs(lm, batch)
+        inputs = batch_inputs(lm, batch)
         _, cache = tl.run_with_cache(inputs["input_ids"], attention_mask=inputs["attention_mask"],
                                      names_filter=lambda name: name in names, return_type=None)
         resid = cache.accumulated_resid(incl_mid=False)  # [layers + 1, batch, pos, d]
@@ -99,7 +99,7 @@ def tl_lens(lm: LoadedModel, tl: object) -> Lens:
 def nnsight_lens(lm: LoadedModel, nm: object) -> Lens:
     def lens(batch: list[list[int]]) -> torch.Tensor:
         saved: list[object] = []
-        with nm.trace(_batch_inputs(lm, batch), use_cache=False):
+        with nm.trace(batch_inputs(lm, batch), use_cache=False):
             saved.append(nm.model.embed_tokens.output.save())
             for i in range(lm.n_layers):
                 saved.append(nm.model.layers[i].output.save())

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.activations.extract import forward_states
 from workbench.compare.diff import check_comparable
 from workbench.errors import ConfigError
-from workbench.lenses.lens import _batch_inputs, _states, encode
+from workbench.lenses.lens import batch_inputs, encode
 from workbench.models.loading import LoadedModel
 
 
@@ -48,7 +49,7 @@ def prompt_lens_kl(lm_a: LoadedModel, lm_b: LoadedModel, text: str, *, max_token
     points_b = points if same_depth else [lm_b.n_layers]
     kl = np.zeros((len(points), len(ids)))
     with torch.inference_mode():
-        states_a, states_b = _states(lm_a, _batch_inputs(lm_a, [ids])), _states(lm_b, _batch_inputs(lm_b, [ids]))
+        states_a, states_b = forward_states(lm_a, **batch_inputs(lm_a, [ids])), forward_states(lm_b, **batch_inputs(lm_b, [ids]))
         for j, (pa, pb) in enumerate(zip(points, points_b, strict=True)):
             la = torch.log_softmax(lm_a.adapter.logits(lm_a.model, states_a[pa][0]).float(), dim=-1)
             lb = torch.log_softmax(lm_b.adapter.logits(lm_b.model, states_b[pb][0]).float().to(la.device), dim=-1)

@@ -225,16 +225,20 @@ def _tokenize(lm: LoadedModel, texts: list[str], prefix_lengths: list[int] | Non
     return _Tokens(ids=ids, lengths=lengths, starts=starts, select=select)
 
 
-def _forward_kwargs(lm: LoadedModel) -> dict[str, Any]:
-    """Skip the KV cache and compute logits for one position only: we need hidden states,
-    and full-vocabulary logits for every token would cost more memory than the states."""
+def forward_states(lm: LoadedModel, **inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Every layer's residual stream (``residual_stream``) from one forward pass of ``lm``.
+
+    The KV cache is skipped and the model's own logits are kept to one position (where its
+    forward accepts ``use_cache`` / ``logits_to_keep``): callers want the hidden states, and
+    full-vocabulary logits for every token would cost more memory than the states.
+    """
     params = inspect.signature(lm.model.forward).parameters
     kwargs: dict[str, Any] = {}
     if "use_cache" in params:
         kwargs["use_cache"] = False
     if "logits_to_keep" in params:
         kwargs["logits_to_keep"] = 1
-    return kwargs
+    return residual_stream(lm.adapter, lm.model, **inputs, **kwargs)
 
 
 def _pool(states: list[torch.Tensor], pooling: str, lengths: np.ndarray, select: np.ndarray) -> torch.Tensor:
@@ -270,7 +274,6 @@ def _run(lm: LoadedModel, tokens: _Tokens, layers: list[int], pooling: str, batc
         offsets[:] = out_offsets
         token_ids = alloc("token_ids", (rows_out,), np.int64)
     pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    kwargs = _forward_kwargs(lm)
     order = np.argsort(-tokens.lengths, kind="stable")  # longest first: out-of-memory shows up at once
     for b in range(0, n, batch_size):
         rows = order[b:b + batch_size]
@@ -284,10 +287,8 @@ def _run(lm: LoadedModel, tokens: _Tokens, layers: list[int], pooling: str, batc
         select[mask] = tokens.select[flat]
         try:
             with torch.inference_mode():
-                states = residual_stream(
-                    lm.adapter, lm.model, input_ids=torch.from_numpy(ids).to(lm.device),
-                    attention_mask=torch.from_numpy(mask).long().to(lm.device), **kwargs,
-                )
+                states = forward_states(lm, input_ids=torch.from_numpy(ids).to(lm.device),
+                                        attention_mask=torch.from_numpy(mask).long().to(lm.device))
                 pooled_np = _pool([states[layer] for layer in layers], pooling, lengths, select).cpu().numpy()
         except torch.cuda.OutOfMemoryError as exc:
             raise WorkbenchError(

@@ -2,7 +2,7 @@
 
 Each pair gives two texts (prompt + chosen, prompt + rejected; response A counts as chosen
 when a pair is unlabelled). Both models read every text once, batch by batch (one forward
-pass per batch per model, all layers from ``residual_stream``), and from those two passes:
+pass per batch per model, all layers from ``forward_states``), and from those two passes:
 
 - per lens point (0 = embeddings, i = output of block i-1): the mean KL(A ‖ B) between the
   two models' logit-lens distributions at up to ``lens_positions`` response positions per
@@ -29,13 +29,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.activations.extract import _forward_kwargs
+from workbench.activations.extract import forward_states
 from workbench.data.types import Pair, prompt_text
 from workbench.errors import ConfigError, DataError, ModelError
 from workbench.lenses.token_sets import display_token
-from workbench.models.adapters import residual_stream
 from workbench.models.loading import LoadedModel
-from workbench.training.logprobs import _encode_pair
+from workbench.training.logprobs import encode_pair
 
 Progress = Callable[[int, int], None]
 TOKEN_CHUNK = 1024  # response positions unembedded at once: bounds the [positions, vocab] block
@@ -80,8 +79,8 @@ def _orient(pair: Pair) -> tuple[str, str]:
 
 def _encode(lm: LoadedModel, pairs: Sequence[Pair], max_length: int) -> _Encoded:
     """Rows 0..n-1 prompt + chosen, n..2n-1 prompt + rejected, tokenized as DPO counts them."""
-    chosen = [_encode_pair(lm.tokenizer, p.prompt, _orient(p)[0], max_length) for p in pairs]
-    rejected = [_encode_pair(lm.tokenizer, p.prompt, _orient(p)[1], max_length) for p in pairs]
+    chosen = [encode_pair(lm.tokenizer, p.prompt, _orient(p)[0], max_length) for p in pairs]
+    rejected = [encode_pair(lm.tokenizer, p.prompt, _orient(p)[1], max_length) for p in pairs]
     pref_pos, pref_tokens = [], []
     for (a, _), (b, _) in zip(chosen, rejected, strict=True):
         n = min(len(a), len(b))
@@ -121,8 +120,8 @@ class _Pass:
 
 def _forward(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, resp: torch.Tensor, targets: torch.Tensor,
              lens_idx: tuple[torch.Tensor, torch.Tensor], pref_idx: tuple[torch.Tensor, torch.Tensor]) -> _Pass:
-    # No KV cache and logits for one position only: the response positions are unembedded below, in chunks.
-    states = residual_stream(lm.adapter, lm.model, input_ids=ids, attention_mask=mask, **_forward_kwargs(lm))
+    # The model's own logits cover one position only: the response positions are unembedded below, in chunks.
+    states = forward_states(lm, input_ids=ids, attention_mask=mask)
     weights = resp.float()
     pooled = torch.stack([torch.einsum("btd,bt->bd", s.float(), weights) for s in states]) / weights.sum(1)[None, :, None]
     lens_states = torch.stack([s[lens_idx] for s in states])

@@ -1,12 +1,11 @@
 """The logit lens: read every layer's residual stream out through the final norm and unembedding.
 
-All layers come from one forward pass (``residual_stream``); the architecture adapter applies
-the family's final norm and unembedding, so the last layer reproduces the model's own logits
-(``parity_gap``). Lens point 0 is the embedding output, point i the output of block i-1.
+All layers come from one forward pass (``workbench.activations.extract.forward_states``); the
+architecture adapter applies the family's final norm and unembedding, so the last layer
+reproduces the model's own logits (``parity_gap``). Lens point 0 is the embedding output, point i the output of block i-1.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,9 +14,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.activations.extract import forward_states
 from workbench.errors import ConfigError, ModelError
 from workbench.lenses.token_sets import display_token
-from workbench.models.adapters import residual_stream
 from workbench.models.loading import LoadedModel
 
 LN2 = math.log(2.0)
@@ -43,8 +42,11 @@ def _pad_id(lm: LoadedModel) -> int:
     return 0
 
 
-def _batch_inputs(lm: LoadedModel, batch: list[list[int]]) -> dict[str, torch.Tensor]:
-    """Right-padded ids and mask: causal attention keeps every real token's states exact."""
+def batch_inputs(lm: LoadedModel, batch: list[list[int]]) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask`` on the model's device for token-id lists.
+
+    Right padding with causal attention keeps every real token's states exact.
+    """
     width = max(len(ids) for ids in batch)
     input_ids = torch.full((len(batch), width), _pad_id(lm), dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -66,28 +68,17 @@ def _absolute_positions(lengths: Sequence[int], positions: Sequence[int]) -> tor
     return out
 
 
-def _states(lm: LoadedModel, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """Every layer's residual stream, without the model's own full-vocabulary logits.
-
-    The lens reads the states out itself, so the LM head over every position (a quarter of
-    the demo model's forward) is wasted work: ``logits_to_keep=1`` (which every built-in
-    family's forward accepts) keeps it to one position; a plugin family without it runs as is.
-    """
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(lm.model.forward).parameters else {}
-    return residual_stream(lm.adapter, lm.model, **inputs, **keep)
-
-
 def lens_logits(lm: LoadedModel, batch: list[list[int]], positions: Sequence[int]) -> torch.Tensor:
     """Lens logits ``[layers+1, batch, positions, vocab]`` (fp32) for right-padded id lists.
 
     Only the requested positions go through the final norm and unembedding.
     """
     _check_causal(lm)
-    inputs = _batch_inputs(lm, batch)
+    inputs = batch_inputs(lm, batch)
     pos = _absolute_positions([len(ids) for ids in batch], positions).to(lm.device)
     rows = torch.arange(len(batch), device=lm.device)[:, None]
     with torch.inference_mode():
-        states = _states(lm, inputs)
+        states = forward_states(lm, **inputs)
         picked = torch.stack([s[rows, pos] for s in states])
         return lm.adapter.logits(lm.model, picked).float()
 
@@ -238,10 +229,10 @@ def lens_grid(lm: LoadedModel, text: str, *, top_k: int = 5, max_tokens: int = 2
     ids = encode(lm, [text])[0][-max_tokens:]
     if not ids:
         raise ConfigError("The prompt is empty.", hint="Type a prompt to look at.")
-    inputs = _batch_inputs(lm, [ids])
+    inputs = batch_inputs(lm, [ids])
     tops, probs, ents = [], [], []
     with torch.inference_mode():
-        for state in _states(lm, inputs):  # one layer at a time bounds memory
+        for state in forward_states(lm, **inputs):  # one layer at a time bounds memory
             logp = torch.log_softmax(lm.adapter.logits(lm.model, state[0]).float(), dim=-1)
             p = logp.exp()
             top = p.topk(min(top_k, p.shape[-1]), dim=-1)
@@ -265,8 +256,8 @@ def parity_gap(lm: LoadedModel, text: str) -> float:
     """
     _check_causal(lm)
     ids = encode(lm, [text])[0]
-    inputs = _batch_inputs(lm, [ids])
+    inputs = batch_inputs(lm, [ids])
     with torch.inference_mode():
-        lens = lm.adapter.logits(lm.model, _states(lm, inputs)[-1]).float()
+        lens = lm.adapter.logits(lm.model, forward_states(lm, **inputs)[-1]).float()
         own = lm.model(**inputs).logits.float()
     return float((lens - own).abs().max())

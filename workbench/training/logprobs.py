@@ -16,8 +16,11 @@ from workbench.data.types import Prompt
 from workbench.models.generation import render_prompt
 
 
-def _encode_pair(tokenizer: Any, prompt: Prompt, response: str, max_length: int) -> tuple[list[int], int]:
-    """Prompt ids (templated) + response ids + EOS; returns ids and the response's start index."""
+def encode_pair(tokenizer: Any, prompt: Prompt, response: str, max_length: int) -> tuple[list[int], int]:
+    """Prompt ids (templated) + response ids + EOS, as DPO counts them; returns ids and the response's start index.
+
+    Too long a text loses the prompt's start, never the response.
+    """
     p = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=not getattr(tokenizer, "chat_template", None))["input_ids"]
     r = tokenizer(response, add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is not None:
@@ -29,7 +32,7 @@ def _encode_pair(tokenizer: Any, prompt: Prompt, response: str, max_length: int)
 def sequence_logprobs(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[Prompt], responses: Sequence[str],
                       *, batch_size: int = 8, max_length: int = 512) -> np.ndarray:
     """log p(response | prompt) summed over the response tokens (and EOS), one value per row."""
-    encoded = [_encode_pair(tokenizer, p, r, max_length) for p, r in zip(prompts, responses, strict=True)]
+    encoded = [encode_pair(tokenizer, p, r, max_length) for p, r in zip(prompts, responses, strict=True)]
     order = np.argsort([len(ids) for ids, _ in encoded])
     out = np.zeros(len(encoded), dtype=np.float64)
     device = next(model.parameters()).device
@@ -62,5 +65,5 @@ def preference_margins(model: torch.nn.Module, tokenizer: Any, prompts: Sequence
 
 def response_token_counts(tokenizer: Any, prompts: Sequence[Prompt], responses: Sequence[str], *, max_length: int = 512) -> np.ndarray:
     """Tokens each response contributes to ``sequence_logprobs`` (its sum's length), for per-token means."""
-    encoded = [_encode_pair(tokenizer, p, r, max_length) for p, r in zip(prompts, responses, strict=True)]
+    encoded = [encode_pair(tokenizer, p, r, max_length) for p, r in zip(prompts, responses, strict=True)]
     return np.array([len(ids) - start for ids, start in encoded], dtype=np.float64)
