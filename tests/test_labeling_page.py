@@ -247,3 +247,22 @@ def test_logins_label_as_themselves_and_never_in_anothers_queue(tmp_path: Path, 
     assert [shown(j) for j in stored(tmp_path, "s", "bob")] == ["right"]
     alice_ctx.close()
     bob_ctx.close()
+
+
+@pytest.mark.browser
+def test_the_labeling_tab_links_the_fast_page(tmp_path: Path, browser, server_process) -> None:
+    prepare(tmp_path)
+    server = server_process(tmp_path, ["apps.labeling_server"])
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(server.url + "/")
+    link = page.locator("#wb-lab-fast a")
+    link.wait_for()
+    assert link.get_attribute("href") == "/label/s" and "Fast keyboard page" in page.locator("#wb-lab-fast").inner_text()
+    with page.context.expect_page() as opened:  # Gradio opens Markdown links in a new tab
+        link.click()
+    fast = opened.value
+    fast.set_default_timeout(UI_TIMEOUT_MS)
+    message_has(fast, "Enter your name")
+    assert fast.url == server.url + "/label/s"
+    page.close()

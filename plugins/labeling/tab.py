@@ -395,6 +395,8 @@ def build_labeling_tab(ctx: Any) -> None:
     streamed(prev.click(lambda s: view.step(s, -1), state, outputs))
     streamed(nxt.click(lambda s: view.step(s, +1), state, outputs))
     streamed(history.select(view.open_row, state, outputs))
-    streamed(gr.context.Context.root_block.load(view.resume, saved, [session, annotator, *outputs]))
+    # The link follows the session chosen on load too (the dropdown may already hold it: no change event).
+    streamed(gr.context.Context.root_block.load(view.resume, saved, [session, annotator, *outputs])).then(
+        fast_page_link, session, fast_link, queue=False, show_progress="hidden")
 
     build_manage_section(ctx, view)
