@@ -12,9 +12,13 @@ import torch
 from checkpoints import make_tokenizer
 
 from workbench.compare.diff import check_comparable, linear_cka, model_diff
+from workbench.compare.pairs import diff_pairs
+from workbench.context import AppContext
 from workbench.data.types import Pair
-from workbench.errors import DataError, ModelError
+from workbench.errors import ConfigError, DataError, ModelError
+from workbench.labeling.state import labeling_store
 from workbench.models.loading import load_model
+from workbench.settings import Settings
 
 N_LAYERS = 4
 PERTURBED = 2  # block index (0-based): lens points 0..2 are unchanged, 3..4 change
@@ -157,3 +161,22 @@ def test_cli_refuses_a_run_that_is_still_running_and_a_missing_session(tmp_path,
              home=tmp_path / "home")
     assert res.returncode == 2 and "No labeling session named 'nope'" in res.stderr
     assert not (tmp_path / "o").exists()  # nothing half-made
+
+
+def test_diff_pairs_reads_a_session_oriented_by_its_first_votes_or_a_dataset(tmp_path) -> None:
+    ctx = AppContext(Settings(home=tmp_path / "home"))
+    ctx.store.import_pairs("ds", make_pairs(6))
+    labeling = labeling_store(ctx)
+    labeling.create_session("s", "ds")
+    labeling.join("s", "alice"), labeling.join("s", "bob")
+    labeling.vote("s", "alice", "p0", "A")  # the pair's own label is B (A, A, B for p1..p3)
+    labeling.vote("s", "bob", "p0", "B")  # a later vote does not change the orientation
+    labeling.vote("s", "alice", "p1", "B")
+    pairs = diff_pairs(ctx, None, "s", limit=4)
+    assert [p.id for p in pairs] == ["p0", "p1", "p2", "p3"]
+    assert [p.preferred for p in pairs] == ["A", "B", "A", "B"]  # p2, p3 unvoted keep their own labels
+    assert [p.id for p in diff_pairs(ctx, "ds", None, limit=3)] == ["p0", "p1", "p2"]
+    with pytest.raises(ConfigError, match="exactly one of a dataset and a session"):
+        diff_pairs(ctx, "ds", "s", limit=4)
+    with pytest.raises(ConfigError, match="at least 2"):
+        diff_pairs(ctx, "ds", None, limit=1)

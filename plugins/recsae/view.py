@@ -21,7 +21,7 @@ from bokeh.models.widgets.tables import NumberFormatter, ScientificFormatter
 
 from plugins.recsae import actions
 from workbench.app.ui import dataset_choices, model_choices, run_guarded, show_alert
-from workbench.compare.cli import diff_pairs
+from workbench.compare.pairs import diff_pairs
 from workbench.context import AppContext
 from workbench.errors import ConfigError
 from workbench.labeling.state import labeling_store

@@ -39,26 +39,6 @@ def model_source(name_or_path: str) -> str:
     return str(folder / manifest.output)
 
 
-def diff_pairs(ctx: Any, dataset: str | None, session: str | None, limit: int) -> list[Any]:
-    """The pairs to compare on: a dataset (stored name or file), or a session's pairs oriented by its votes."""
-    from workbench.training.pairs import load_pairs
-
-    if (dataset is None) == (session is None):
-        raise ConfigError("Give exactly one of --dataset and --session.", hint="E.g. --dataset demo or --session my-session.")
-    if limit < 2:
-        raise ConfigError(f"--limit must be at least 2, got {limit}.")
-    if dataset is not None:
-        return load_pairs(dataset, ctx.settings)[:limit]
-    from workbench.labeling.state import labeling_store
-    from workbench.preference.votes import session_votes
-
-    labeling = labeling_store(ctx)
-    first_vote: dict[str, str] = {}
-    for v in session_votes(labeling, session, min_votes=0).votes:
-        first_vote.setdefault(v.pair_id, v.outcome)
-    return [replace(p, preferred=first_vote.get(p.id, p.preferred)) for p in labeling.pairs(session)][:limit]
-
-
 def write_outputs(diff: Any, out: Path) -> list[Path]:
     """The diff's JSON, CSVs and PNGs under ``out`` (each file written atomically)."""
     import matplotlib
@@ -138,6 +118,7 @@ def compare(
 ) -> None:
     """Diff two checkpoints of one tokenizer: per-layer KL/cosine/CKA, preference-lens margins, implicit reward and token shifts."""
     from workbench.compare.diff import model_diff
+    from workbench.compare.pairs import diff_pairs
     from workbench.context import AppContext
     from workbench.settings import Settings
 
