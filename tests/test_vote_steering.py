@@ -47,5 +47,7 @@ def test_vector_from_voted_pairs_points_toward_the_chosen_responses(tiny_checkpo
     saved = list_vectors(settings, d_model=32)
     assert [v.name for v in saved] == ["votes:s"] and saved[0].info["session"] == "s"
     assert np.allclose(saved[0].direction.numpy(), vec.direction.numpy())
-    with pytest.raises(DataError, match="a direction needs at least 2"):
-        steering_from_votes(lm, SessionVotes("s", votes.votes[:1], {}, votes.snapshot), [1])
+    with pytest.raises(DataError, match=r"Session 's' has 7 usable A/B vote\(s\); this needs at least 8"):
+        steering_from_votes(lm, SessionVotes("s", votes.votes[:7], {}, votes.snapshot), [1])
+    with pytest.raises(DataError, match="a direction needs at least 2"):  # the estimators' own floor, below MIN_VOTES
+        steering_from_votes(lm, SessionVotes("s", votes.votes[:1], {}, votes.snapshot), [1], min_votes=1)

@@ -1,16 +1,23 @@
-"""Back into blind labeling: a finished DPO run's base and tuned model answer prompts it never trained on.
+"""Back into blind labeling: a finished DPO run's base and tuned model, or one model unsteered and
+steered, answer prompts that trained nothing.
 
 One action (``start_blind_session``; ``workbench label from-run``; a button in the Fine-tune
 tab) builds a pair-generation job (``labeling.generate-pairs``, the one way pairs are made)
 whose two sources are the run's base model and the run's output (``run:<id>`` in the model
 catalog), on held-out prompts: the source session's prompts that trained nothing, or a
-prompt file. The job opens a blind session on the pairs; its statistics (the verdict of
-``workbench.labeling.verdict``) then answer "did it win?" with Bradley–Terry, the raw and the
-length-controlled win rate of ``tuned`` over ``base``.
+prompt file. ``start_steering_blind_session`` (``workbench steer blind``; "Blind-test this
+setting" in the Steering tab) does the same for a steering setting: sources ``unsteered`` and
+``steered`` (saved vectors at chosen coefficients), on a prompt list or the prompts of a session
+that fitted none of the vectors. The job opens a blind session on the pairs; its statistics
+(the verdict of ``workbench.labeling.verdict``) then answer "did it win?" with Bradley–Terry,
+the raw and the length-controlled win rate of ``tuned`` over ``base`` (``steered`` over
+``unsteered``).
 """
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +25,11 @@ from workbench.data.types import prompt_text
 from workbench.errors import ConfigError, DataError
 from workbench.jobs import JobManager, Run
 from workbench.labeling.generate import GENERATE_PAIRS
+from workbench.settings import Settings
 from workbench.training.pairs import frozen_session_split
 
-BASE, TUNED = "base", "tuned"  # the two sources' names in the new session
+BASE, TUNED = "base", "tuned"  # the two sources' names in a run's blind session
+UNSTEERED, STEERED = "unsteered", "steered"  # ... and in a steering setting's
 MAX_PROMPTS = 10_000  # a prompt file longer than this is refused, not truncated
 MAX_PROMPT_CHARS = 20_000
 
@@ -90,11 +99,9 @@ def blind_session_config(manager: JobManager, run_id: str, *, prompts: list[str]
                          session: str | None = None, max_new_tokens: int = 128, batch_size: int = 8) -> dict[str, Any]:
     """The pair-generation config: base vs tuned, greedy, on held-out prompts (or ``prompts``), the first ``n``."""
     run = finished_dpo_run(manager, run_id)
-    if n is not None and n < 1:
-        raise ConfigError(f"--n must be at least 1, got {n}.")
-    chosen = (prompts if prompts is not None else untrained_prompts(manager, run))[:n]
+    chosen = _first(prompts if prompts is not None else untrained_prompts(manager, run), n)
     session = session or f"{run.id}-blind"
-    sampling = {"do_sample": False, "max_new_tokens": max_new_tokens}
+    sampling = _sampling(max_new_tokens)
     return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size,
             "sources": [{"name": BASE, "model": run.config["model"], "sampling": sampling},
                         {"name": TUNED, "model": f"run:{run.id}", "sampling": sampling}]}
@@ -103,3 +110,81 @@ def blind_session_config(manager: JobManager, run_id: str, *, prompts: list[str]
 def start_blind_session(manager: JobManager, run_id: str, **kw: Any) -> Run:
     """Start the job that makes the blind base-vs-tuned session (see ``blind_session_config``)."""
     return manager.submit(GENERATE_PAIRS.name, blind_session_config(manager, run_id, **kw))
+
+
+def _sampling(max_new_tokens: int) -> dict[str, Any]:
+    return {"do_sample": False, "max_new_tokens": max_new_tokens}
+
+
+def _first(prompts: list[str], n: int | None) -> list[str]:
+    if n is not None and n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}.")
+    return prompts[:n]
+
+
+def prompts_that_fitted(settings: Settings, vectors: Sequence[Any]) -> set[str]:
+    """Prompts the vectors were fitted on, as far as their records tell: the A/B-voted prompts of the
+    session a vector came from (``info.session``), every prompt of the dataset it came from (``info.dataset``)."""
+    from workbench.labeling.sessions import LabelingStore  # the store: not needed to build the CLI
+    from workbench.preference.votes import prompt_texts, votes_from_judgments
+    from workbench.store import Store
+
+    out: set[str] = set()
+    with Store(settings.db_path) as store:
+        labeling, datasets = LabelingStore(store), {d["name"] for d in store.list_datasets()}
+        sessions = {i.name for i in labeling.list_sessions()}
+        for v in vectors:
+            name = v.info.get("session")
+            if name in sessions:
+                votes = votes_from_judgments(name, labeling.pairs(name), labeling.judgments(name))
+                out.update(prompt_texts(votes.votes))
+            if v.info.get("dataset") in datasets:
+                out.update(prompt_text(p.prompt) for p in store.get_pairs(v.info["dataset"]))
+    return out
+
+
+def unfitted_session_prompts(settings: Settings, session: str, vectors: Sequence[Any]) -> list[str]:
+    """A session's prompts that fitted none of ``vectors``, in session order (an unknown session is a ``NotFound``)."""
+    from workbench.labeling.sessions import LabelingStore
+    from workbench.store import Store
+
+    with Store(settings.db_path) as store:
+        session_prompts = [prompt_text(p.prompt) for p in LabelingStore(store).pairs(session)]
+    fitted = prompts_that_fitted(settings, vectors)
+    prompts = [p for p in dict.fromkeys(session_prompts) if p not in fitted]
+    if not prompts:
+        raise DataError(f"Every prompt of session '{session}' fitted the steering vector(s) "
+                        f"{', '.join(v.name for v in vectors)}; none is left to test on.",
+                        hint="Pick another session, or give prompts of your own (--prompts).")
+    return prompts
+
+
+def steering_blind_config(settings: Settings, model: str, steering: Sequence[tuple[str, float]], *, prompts: list[str] | None = None,
+                          from_session: str | None = None, n: int | None = None, session: str | None = None,
+                          max_new_tokens: int = 128, batch_size: int = 8) -> dict[str, Any]:
+    """The pair-generation config: ``model`` unsteered vs steered by ``steering`` ((vector name, coefficient), …),
+    greedy, on ``prompts`` or the prompts of ``from_session`` that fitted none of the vectors, the first ``n``."""
+    from workbench.steering.library import load_vector  # imports torch: not needed to build the CLI
+
+    active = [(name, float(c)) for name, c in steering if name and c]
+    if not active:
+        raise ConfigError("No vector steers at a non-zero coefficient, so 'steered' would be the unsteered model: the session "
+                          "would compare one source with itself.",
+                          hint="Pick at least one vector and set its coefficient to something other than 0.")
+    vectors = [load_vector(settings, name) for name, _ in active]
+    if (prompts is None) == (from_session is None):
+        raise ConfigError("Give the held-out prompts either as a list (a prompt file) or as a session whose prompts to use, not "
+                          + ("both." if prompts is not None else "neither."),
+                          hint="--prompts FILE, or --from-session NAME (its prompts that fitted none of the vectors).")
+    chosen = _first(prompts if prompts is not None else unfitted_session_prompts(settings, str(from_session), vectors), n)
+    session = session or f"steered-blind-{time.strftime('%Y%m%d-%H%M%S')}"
+    sampling = _sampling(max_new_tokens)
+    return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size,
+            "sources": [{"name": UNSTEERED, "model": model, "sampling": sampling},
+                        {"name": STEERED, "model": model, "sampling": sampling,
+                         "steering": [{"vector": name, "coefficient": c} for name, c in active]}]}
+
+
+def start_steering_blind_session(manager: JobManager, model: str, steering: Sequence[tuple[str, float]], **kw: Any) -> Run:
+    """Start the job that makes the blind unsteered-vs-steered session (see ``steering_blind_config``)."""
+    return manager.submit(GENERATE_PAIRS.name, steering_blind_config(manager.settings, model, steering, **kw))

@@ -1,5 +1,6 @@
-"""The "steering" plugin: the Steering tab (vectors and sliders, dose-response, DPA) and the
-DPA rejection-sampling fine-tuning job. Gradio is imported only when the tab is built."""
+"""The "steering" plugin: the Steering tab (vectors and sliders, dose-response, DPA), the
+``workbench steer`` CLI group and the DPA rejection-sampling fine-tuning job. Gradio is
+imported only when the tab is built."""
 from __future__ import annotations
 
 from typing import Any
@@ -18,3 +19,10 @@ def job_types() -> dict[str, Any]:
     from workbench.steering.rsf import RSF_JOB
 
     return {RSF_JOB.name: RSF_JOB}
+
+
+@hookimpl
+def cli_commands(app: Any) -> None:
+    from plugins.steering.cli import steer_app
+
+    app.add_typer(steer_app, name="steer")

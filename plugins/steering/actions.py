@@ -14,6 +14,7 @@ import numpy as np
 from workbench.app import ui
 from workbench.context import AppContext
 from workbench.errors import ConfigError, DataError, ModelError
+from workbench.labeling.state import labeling_store
 from workbench.models.generation import SamplingSettings
 from workbench.models.loading import LoadedModel
 from workbench.preference.reward_heads import (
@@ -24,10 +25,11 @@ from workbench.preference.reward_heads import (
     reward_models_dir,
     train_reward_model,
 )
+from workbench.preference.vote_steering import session_vectors, sessions_with_votes
 from workbench.steering.contrastive import METHODS, StageProgress, attribute_set, chosen_rejected_set, contrastive_vectors
 from workbench.steering.decoding import DecodedRow, decode_rows, side_by_side
 from workbench.steering.dpa import BestOfN, best_of_n, dpa_system_prompt, plane_direction, unit_direction
-from workbench.steering.library import list_vectors, load_vector, save_vector
+from workbench.steering.library import list_vectors, load_vector, save_fitted
 from workbench.steering.sweep import SweepResult, dose_response
 from workbench.steering.vectors import SteeringVector
 
@@ -110,21 +112,41 @@ def fit_vectors(ctx: AppContext, dataset: str, attribute: str, positive_pole: st
     """Fit one vector per layer from a dataset's contrastive set, save them all, return table rows;
     ``progress(stage, done, total)`` hears the model load, the activations and the per-layer fits."""
     lm = require_model_reporting(ctx, model, progress)
-    if method not in METHODS:
-        raise ConfigError(f"Unknown method {method!r}.", hint=f"Choose one of {', '.join(METHODS)}.")
+    check_method(method)
     pairs = ctx.store.get_pairs(dataset)
     data = chosen_rejected_set(pairs) if attribute == CHOSEN_VS_REJECTED else attribute_set(pairs, attribute, positive_pole)
     data.name = f"{dataset}:{data.name}"
     vectors = contrastive_vectors(lm, data, parse_layers(layers_text, lm.n_layers), method=method, cache=ctx.activation_cache,
                                   progress=progress)
-    rows = []
-    for layer, vec in vectors.items():
-        named = SteeringVector(name=f"{data.name}@{layer}:{method}", layer=layer, direction=vec.direction, scale=vec.scale,
-                          method=method, info={**vec.info, "model": lm.name})
-        save_vector(ctx.settings, named)
-        rows.append([named.name, layer, method, round(named.scale, 3), round(vec.info["accuracy"], 3),
-                     round(vec.info["separation"], 3), vec.info["n_pairs"]])
-    return rows
+    return vector_rows(save_fitted(ctx.settings, vectors, dataset=dataset))
+
+
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ConfigError(f"Unknown method {method!r}.", hint=f"Choose one of {', '.join(METHODS)}.")
+
+
+def vector_rows(vectors: Sequence[SteeringVector]) -> list[list[Any]]:
+    """Saved vectors as rows of the vector table (``VECTOR_COLUMNS``)."""
+    return [[v.name, v.layer, v.method, round(v.scale, 3), round(v.info["accuracy"], 3), round(v.info["separation"], 3),
+             v.info["n_pairs"]] for v in vectors]
+
+
+def vote_session_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    """(label, session) for the sessions with A/B votes, the label saying how many."""
+    return [(f"{name} ({n} A/B votes)", name) for name, n in sessions_with_votes(labeling_store(ctx))]
+
+
+def fit_from_votes(ctx: AppContext, session: str | None, method: str, layers_text: str, model: str | None = None,
+                   progress: StageProgress | None = None) -> list[list[Any]]:
+    """Fit one vector per layer from a session's A/B votes (chosen vs rejected), save them, return table rows."""
+    if not session:
+        raise ConfigError("Pick a labeling session with A/B votes.", hint="Vote in the Labeling tab first.")
+    check_method(method)
+    lm = require_model_reporting(ctx, model, progress)
+    vectors = session_vectors(lm, labeling_store(ctx), session, parse_layers(layers_text, lm.n_layers), method=method,
+                              cache=ctx.activation_cache, progress=progress)
+    return vector_rows(save_fitted(ctx.settings, vectors))
 
 
 def vector_choices(ctx: AppContext, model: str | None = None) -> list[str]:

@@ -71,6 +71,34 @@ def _vectors_section(ctx: AppContext, model: gr.Dropdown) -> Any:
     return fit.click(on_fit, inputs=[dataset, attribute, pole, method, layers, model], outputs=[table, status])
 
 
+def _votes_section(ctx: AppContext, model: gr.Dropdown) -> Any:
+    """A vector toward what a session's annotators chose; returns the fit event (the vector dropdowns follow it)."""
+    gr.Markdown("### Steering vector from a session's votes (chosen vs rejected responses)")
+    with gr.Row():
+        session = gr.Dropdown(label="Labeling session (with A/B votes)", choices=[], scale=3, elem_id="steer-votes-session")
+        method = gr.Dropdown(label="Method", choices=list(METHODS), value="mean_diff", scale=1, elem_id="steer-votes-method")
+        layers = gr.Textbox(label="Layers", value="8, 12, 16", scale=1, elem_id="steer-votes-layers")
+    fit = gr.Button("Fit from votes", elem_id="steer-votes-fit")
+    table = gr.Dataframe(headers=actions.VECTOR_COLUMNS, interactive=False, elem_id="steer-votes-table")
+    status = gr.Markdown(elem_id="steer-votes-status")
+
+    def on_fit(name: str | None, how: str, layer_text: str, base: str | None, request: gr.Request) -> Iterator[tuple[Any, str]]:
+        """Owner only; the status line follows the fit (model load, activations, per-layer fits) with an ETA."""
+        try:
+            require_owner(ctx.settings, request.username, "fit and save steering vectors")
+            job = Background(lambda progress: actions.fit_from_votes(ctx, name, how, layer_text, model=base, progress=progress),
+                             "Fitting steering vectors from votes", actions.FIT_UNITS)
+            for line in job:
+                yield gr.skip(), line
+        except WorkbenchError as exc:
+            yield gr.skip(), error_markdown(exc)
+            return
+        yield job.result, f"Saved {len(job.result)} vector(s) from the votes of **{name}**: they are in the Vector dropdowns below."
+
+    gr.on(triggers=None, fn=lambda: gr.Dropdown(choices=actions.vote_session_choices(ctx)), outputs=session)
+    return fit.click(on_fit, inputs=[session, method, layers, model], outputs=[table, status])
+
+
 def vector_dropdowns(ctx: AppContext, n: int, model: str | None) -> list[Any]:
     """``n`` vector dropdowns refilled with the saved vectors that fit ``model`` (keeping each one's pick)."""
     names = actions.vector_choices(ctx, model)
@@ -280,6 +308,7 @@ def build_steering_tab(ctx: AppContext) -> None:
     model = gr.Dropdown(label="Model", choices=[], elem_id="steer-model")
     with gr.Tab("Steer"):
         fitted = _vectors_section(ctx, model)
+        from_votes = _votes_section(ctx, model)
         slots, compare = _generation_section(ctx, model)
     with gr.Tab("Dose-response"):
         sweep_vector, sweep_reward = _sweep_section(ctx, model)
@@ -297,5 +326,6 @@ def build_steering_tab(ctx: AppContext) -> None:
     gr.on(triggers=None, fn=on_load, outputs=[model, compare])
     # What this server just made is in every dropdown at once: no "refresh" buttons.
     model.change(vectors_for, inputs=model, outputs=[*slots, sweep_vector])
-    fitted.then(vectors_for, inputs=model, outputs=[*slots, sweep_vector])
+    for fit in (fitted, from_votes):
+        fit.then(vectors_for, inputs=model, outputs=[*slots, sweep_vector])
     trained.then(lambda: gr.Dropdown(choices=[""] + actions.reward_model_choices(ctx)), outputs=sweep_reward)

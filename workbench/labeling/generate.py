@@ -1,7 +1,8 @@
 """Make pairs to label: the same prompts answered by two sources, as a background job.
 
-A source is a checkpoint (catalog name or path) with its own decoding settings and system
-prompt, so "two checkpoints" and "one checkpoint under two settings" are the same job. The
+A source is a checkpoint (catalog name or path) with its own decoding settings, system prompt
+and steering (saved vectors at coefficients), so "two checkpoints", "one checkpoint under two
+settings" and "unsteered vs steered" are the same job. The
 job answers every prompt with both sources in batches (progress after each batch), keeps
 the answers so far in ``responses.json`` in the run folder (a resumed run starts after the
 last finished batch), then stores the pairs as a dataset — source names in
@@ -25,6 +26,14 @@ STATE_FILE = "responses.json"
 
 
 @dataclass
+class SteeringSetting:
+    """One saved steering vector (by name, from the vector library) added at a coefficient."""
+
+    vector: str | None = option(None, "Name of a saved steering vector.")
+    coefficient: float = option(0.0, "How many of the vector's natural scales to add (0 = not steered).", min=-64.0, max=64.0)
+
+
+@dataclass
 class PairSource:
     """One side of the pairs: a checkpoint with its decoding settings and system prompt."""
 
@@ -32,6 +41,8 @@ class PairSource:
     name: str | None = option(None, "Name recorded as the pair's source (default: source-1 / source-2).")
     system: str | None = option(None, "System prompt.")
     sampling: dict[str, Any] = option(default_factory=dict, help="Decoding settings (temperature, max_new_tokens, …).")
+    steering: list[SteeringSetting] = option(default_factory=list, help="Steering while this source answers: "
+                                             "[{vector, coefficient}, …] (default: none).")
 
 
 @dataclass
@@ -59,6 +70,10 @@ class GeneratePairsConfig(JobConfig):
                 raise ConfigError(f"Source {k + 1} needs a 'model' (catalog name or folder).", hint="Run `workbench models` to list them.")
             src.name = src.name or f"source-{k + 1}"
             src.system = src.system or None
+            for s in src.steering:
+                if not s.vector or not s.vector.strip():
+                    raise ConfigError(f"Source {k + 1} ({src.name}) has a steering entry without a 'vector'.",
+                                      hint="Name a saved steering vector (`workbench steer vectors` lists them).")
         if self.sources[0].name == self.sources[1].name:
             raise ConfigError(f"Both sources are named '{self.sources[0].name}'.",
                               hint="Give them distinct names, e.g. 'greedy' and 't=1.0'.")
@@ -69,11 +84,14 @@ def validate(config: GeneratePairsConfig | dict[str, Any], settings: Settings) -
     # the sampling checks import torch, and the store and labeling layer are not needed to build the form
     from workbench.labeling.sessions import LabelingStore, SessionSettings
     from workbench.models.generation import SamplingSettings
+    from workbench.steering.library import load_vector
     from workbench.store import Store
 
     cfg = parsed(GeneratePairsConfig, config)
     for src in cfg.sources:
         SamplingSettings(**src.sampling)  # raises ConfigError for bad values
+        for s in src.steering:
+            load_vector(settings, s.vector)  # a ConfigError naming the saved vectors when it is not one of them
     with Store(settings.db_path) as store:
         if cfg.dataset in {d["name"] for d in store.list_datasets()}:
             raise ConfigError(f"A dataset named '{cfg.dataset}' already exists.", hint="Choose another dataset name.")
@@ -88,6 +106,8 @@ def run(job: JobContext) -> None:
     """Answer every prompt with both sources, then store the pairs (and open the session)."""
     from workbench.labeling.sessions import LabelingStore
     from workbench.models.generation import SamplingSettings, generate
+    from workbench.steering.library import load_vector
+    from workbench.steering.vectors import steer
     from workbench.store import Store
 
     cfg = job.config
@@ -100,9 +120,11 @@ def run(job: JobContext) -> None:
             continue
         lm = job.load_model(src["model"])
         sampling = SamplingSettings(**src["sampling"])
+        steering = [(load_vector(job.settings, s["vector"]), s["coefficient"]) for s in src["steering"]]
         while len(answers[k]) < len(prompts):
             chunk = prompts[len(answers[k]):len(answers[k]) + batch]
-            answers[k] += generate(lm, chunk, sampling, system=src["system"])
+            with steer(lm, steering):
+                answers[k] += generate(lm, chunk, sampling, system=src["system"])
             atomic_write_text(state_path, json.dumps(answers))
             job.progress(len(answers[0]) + len(answers[1]), total, f"{src['name']}: {len(answers[k])}/{len(prompts)}")
             if job.should_stop():
@@ -110,7 +132,7 @@ def run(job: JobContext) -> None:
     a, b = cfg["sources"]
     pairs = [Pair(p, ra, rb, metadata={"source_a": a["name"], "source_b": b["name"], "model_a": a["model"], "model_b": b["model"],
                                        "sampling_a": a["sampling"], "sampling_b": b["sampling"], "system_a": a["system"],
-                                       "system_b": b["system"]})
+                                       "system_b": b["system"], "steering_a": a["steering"], "steering_b": b["steering"]})
              for p, ra, rb in zip(prompts, answers[0], answers[1], strict=True)]
     with Store(job.settings.db_path) as store:
         n = store.import_pairs(cfg["dataset"], _distinct(pairs), source=f"generated by run {job.run_id}", format="generated")

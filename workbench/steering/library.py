@@ -6,6 +6,7 @@ the model it was fitted on, so lists can show which vectors fit the loaded model
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,14 @@ def _file_name(name: str) -> str:
 def save_vector(settings: Any, vector: SteeringVector) -> Path:
     """Save (or replace) ``vector`` under its name."""
     return vector.save(vectors_dir(settings) / _file_name(vector.name))
+
+
+def save_fitted(settings: Any, vectors: dict[int, SteeringVector], **info: Any) -> list[SteeringVector]:
+    """Save a fit's per-layer vectors as ``<set>@<layer>:<method>`` (the names the sliders list), ``info`` added to each."""
+    saved = [replace(v, name=f"{v.name}@{layer}:{v.method}", info={**v.info, **info}) for layer, v in vectors.items()]
+    for v in saved:
+        save_vector(settings, v)
+    return saved
 
 
 def list_vectors(settings: Any, d_model: int | None = None) -> list[SteeringVector]:
