@@ -2,7 +2,8 @@
 
 Its stdout/stderr are the run's log file (opened by the parent), so nothing blocks on an
 unread pipe. It owns the manifest while it runs: running → finished | failed | cancelled.
-SIGTERM/SIGINT only request a cancel; the job function checkpoints and returns.
+SIGTERM/SIGINT only request a cancel; the job function checkpoints and returns. It loads
+the installed plugins as the app does, so a model of a plugin-added family loads in a job.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from workbench.jobs import manifest as files
 from workbench.jobs.context import JobCancelled, JobContext
+from workbench.plugins import PluginHost
 from workbench.settings import Settings
 
 
@@ -56,6 +58,10 @@ def run(run_dir: Path) -> int:
     files.write_manifest(run_dir, m)
     _request_cancel(run_dir)
     log.info("run %s (%s) attempt %d%s", m.id, m.type, m.attempts, " (resume)" if m.resume else "")
+    # The same plugins as the app: their architecture families and job types exist here too.
+    for info in PluginHost().infos:
+        if info.status != "ok":
+            log.warning("plugin %s (%s) is left out: %s", info.name, info.module, info.error)
     ctx = JobContext(run_dir, files.read_config(run_dir), settings_from(m.settings), resume=m.resume, run_id=m.id)
     output, error, tb, status = None, None, None, "finished"
     try:
