@@ -182,11 +182,12 @@ def page_latency(url: str, votes: int) -> list[float]:
         page.goto(url + "/label/page")
         page.fill("#name", "bench")
         page.keyboard.press("Enter")
-        page.wait_for_function("document.getElementById('progress').textContent.includes('Pair 1 of')")
+        # Waits are functions, not expression strings: the page's CSP forbids eval, which those need.
+        page.wait_for_function("() => document.getElementById('progress').textContent.includes('Pair 1 of')")
         page.evaluate(PAGE_MEASURE_JS)
         for k in range(votes):
             page.keyboard.press("1" if k % 2 else "2")
-            page.wait_for_function(f"window.__wbLatency.length > {k}")
+            page.wait_for_function("k => window.__wbLatency.length > k", arg=k)
         latency_ms = page.evaluate("window.__wbLatency")
         browser.close()
     return latency_ms
