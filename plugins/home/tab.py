@@ -53,8 +53,8 @@ def _models_section(ctx: AppContext, chat_model: gr.Markdown) -> None:
 def _chat_section(ctx: AppContext) -> gr.Markdown:
     gr.Markdown("### Chat with the loaded model")
     chat_model = gr.Markdown(value=lambda: actions.active_model_line(ctx), elem_id="home-chat-model")
-    compare = gr.Dropdown(label="Compare with (optional): the same message, history, seed and settings, answered by a "
-                          "second model next to the first", choices=[], elem_id="home-chat-compare")
+    compare = gr.Dropdown(label="Compare with (optional)", choices=[], elem_id="home-chat-compare",
+                          info="A second model answers the same message, history, seed and settings, next to the first.")
     with gr.Row(equal_height=True):
         chatbot = gr.Chatbot(height=340, label="Conversation", elem_id="home-chatbot")
         chatbot_b = gr.Chatbot(height=340, label="Compare", visible=False, elem_id="home-chatbot-compare")
