@@ -91,8 +91,12 @@ def test_view_lists_the_run_and_shows_a_table_sorted_by_f1(view, trained):
     assert run_id in view.run_select.options.values() and view.run_select.value == run_id
     assert view.result.folder == view.ctx.settings.runs_dir / run_id / "recsae"
     assert not view.status.visible
-    assert set(view.numbers) == {"HR@10", "NDCG@10", "FVU", "L0", "dead fraction", "latents with F1 ≥ 0.5"}
+    assert list(view.numbers) == ["HR@10", "NDCG@10", "sampled HR@10", "popularity HR@10", "popularity sampled HR@10",
+                                  "tied test items", "FVU", "L0", "dead fraction", "latents with F1 ≥ 0.5"]
     summary = view.result.summary
+    assert view.numbers["sampled HR@10"] == pytest.approx(summary["test_sampled_hr@10"])
+    assert view.numbers["popularity HR@10"] == pytest.approx(summary["test_popularity_hr@10"])
+    assert view.numbers["tied test items"] == summary["tied_test_items"] == 0  # the synthetic log has no tied timestamps
     assert view.numbers["L0"] == pytest.approx(4.0) and view.numbers["FVU"] == pytest.approx(summary["sae_fvu"])
     assert summary["sae_fvu"] < 0.9  # the dictionary explains a real share of the variance, not ~none (FVU 1)
     assert "HR@10 **" in view.summary.object and "latents with F1 ≥ 0.5" in view.summary.object

@@ -10,6 +10,8 @@ from typing import Any
 import pandas as pd
 
 from workbench.errors import ConfigError, ModelError, SecurityError
+from workbench.jobs import JobManager, Run
+from workbench.jobs.manifest import MANIFEST
 from workbench.settings import Settings
 
 JOB_TYPE = "recsae"
@@ -24,16 +26,18 @@ MIN_F1 = 0.5
 SUMMARY_NUMBERS = (
     ("HR@10", "test_hr@10", "{:.3f}"),
     ("NDCG@10", "test_ndcg@10", "{:.3f}"),
+    ("sampled HR@10", "test_sampled_hr@10", "{:.3f}"),  # the target among 99 sampled negatives
+    ("popularity HR@10", "test_popularity_hr@10", "{:.3f}"),  # the baseline SASRec has to beat
+    ("popularity sampled HR@10", "test_popularity_sampled_hr@10", "{:.3f}"),
+    ("tied test items", "tied_test_items", "{:.0f}"),  # users whose held-out item shares its timestamp
     ("FVU", "sae_fvu", "{:.3f}"),
     ("L0", "sae_l0", "{:.1f}"),
     ("dead fraction", "sae_dead_fraction", "{:.1%}"),
 )
 
 
-def manager(settings: Settings) -> Any:
+def manager(settings: Settings) -> JobManager:
     """A job manager for finding runs (listing needs no job types, so no plugins are loaded)."""
-    from workbench.jobs import JobManager
-
     return JobManager(settings)
 
 
@@ -98,9 +102,6 @@ def result_folder(settings: Settings, ref: str | Path, *, confined: bool = False
     if looks_like_path or (not confined and path.is_dir()):
         if not path.is_dir():
             raise ModelError(f"{path} does not exist or is not a folder.", hint="Give a RecSAE run folder or its 'recsae' output folder.")
-        from workbench.jobs import Run
-        from workbench.jobs.manifest import MANIFEST
-
         if (path / MANIFEST).exists():  # a run folder
             return _finished_run_output(Run(path))
         missing = [n for n in RESULT_FILES if not (path / n).exists()]
@@ -112,7 +113,7 @@ def result_folder(settings: Settings, ref: str | Path, *, confined: bool = False
 
 
 def load_result(settings: Settings, ref: str | Path, *, confined: bool = False) -> Any:
-    from workbench.sae.recsae import RecSAEResult
+    from workbench.sae.recsae import RecSAEResult  # imports torch and sae-lens: only when a result is opened
 
     return RecSAEResult.load(result_folder(settings, ref, confined=confined))
 
@@ -122,7 +123,7 @@ def _num(value: Any) -> float | None:
 
 
 def summary_numbers(result: Any, min_f1: float = MIN_F1) -> dict[str, float | int | None]:
-    """HR@10, NDCG@10, FVU, L0, dead fraction and the number of latents with F1 ≥ ``min_f1``."""
+    """The ``SUMMARY_NUMBERS`` of a run and the number of latents with F1 ≥ ``min_f1``."""
     out: dict[str, float | int | None] = {label: _num(result.summary.get(key)) for label, key, _ in SUMMARY_NUMBERS}
     out[f"latents with F1 ≥ {min_f1}"] = len(result.dictionary.confident(min_f1))
     return out

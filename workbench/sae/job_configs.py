@@ -2,9 +2,8 @@
 
 ``workbench sae recsae|lm`` builds its flags from these at start-up, so this module imports
 no torch. The SAE group (``sae:``) stays a mapping here and is checked against
-``workbench.sae.training.SAESpec`` when the job is validated (``workbench.sae.jobs``).
-``RecSAEJobConfig`` mirrors ``workbench.sae.recsae.RecSAEConfig`` field for field with help
-text and ranges; a test keeps the two identical.
+``workbench.sae.training.SAESpec`` when the job is validated (``workbench.sae.jobs``);
+``workbench.sae.recsae.RecSAEConfig`` is ``RecSAEJobConfig`` with that group typed.
 """
 from __future__ import annotations
 
@@ -40,7 +39,7 @@ class RecSAEJobConfig(JobConfig):
     n_layers: int = option(2, "SASRec transformer layers.", min=1)
     epochs: int = option(30, "SASRec training epochs.", min=1)
     sae: dict[str, Any] = option(default_factory=dict, help="SAE options (workbench.sae.training.SAESpec), e.g. sae.k=8.")
-    top_k: int = option(20, "Top-N of the ranking metrics (HR@N, NDCG@N).", min=1)
+    top_k: int = option(20, "Most-activating histories per latent whose item attributes name its concept (enrichment test).", min=1)
     min_f1: float = option(0.5, "Concept F1 a latent needs to count as explained.", min=0.0, max=1.0)
     intervention_top_n: int = option(10, "Top-N whose concept share the interventions measure.", min=1)
     boost_strength: float = option(2.0, "Boost factor of the interventions (× the latent's largest activation).", min=0.0)

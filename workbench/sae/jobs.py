@@ -5,7 +5,7 @@ validation here reads the data once, so a bad file fails before a run exists.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from workbench.activations import ActivationCache
 from workbench.errors import ConfigError
 from workbench.jobs.config import parsed
 from workbench.jobs.context import JobCancelled, JobContext
-from workbench.jobs.registry import JobType, check_options
+from workbench.jobs.registry import JobType
 from workbench.models.resolve import resolve
 from workbench.sae.job_configs import LMSAEJobConfig, RecSAEJobConfig
 from workbench.sae.lm import label_by_pole, run_lm_sae
@@ -26,19 +26,13 @@ RECSAE_OUTPUT = "recsae"
 LM_OUTPUT = "lmsae"
 
 
-def sae_spec(raw: dict[str, Any] | None) -> SAESpec:
-    raw = dict(raw or {})
-    check_options(raw, [f.name for f in fields(SAESpec)], "SAE")
-    return SAESpec(**raw)
-
-
 def validate_recsae(cfg: RecSAEJobConfig | dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Read the data once (so a bad file fails before the run starts) and fill the SAE defaults."""
     cfg = parsed(RecSAEJobConfig, cfg)
     for key in ("interactions", "attributes"):
         if getattr(cfg, key):
             setattr(cfg, key, str(Path(getattr(cfg, key)).expanduser().resolve()))
-    cfg.sae = asdict(sae_spec(cfg.sae))
+    cfg.sae = asdict(SAESpec.from_dict(cfg.sae))
     recsae = RecSAEConfig.from_dict(cfg.to_dict())
     data = load_data(recsae)
     if not data.attributes:
@@ -49,7 +43,7 @@ def validate_recsae(cfg: RecSAEJobConfig | dict[str, Any], settings: Settings) -
 
 
 def run_recsae_job(job: JobContext) -> str:
-    cfg = RecSAEConfig.from_dict(RecSAEJobConfig.from_dict(job.config).to_dict())
+    cfg = RecSAEConfig.from_dict(job.config)
 
     def report(stage: str, step: int, total: int, row: dict[str, Any]) -> None:
         job.progress(step, total, stage, stage=stage)
@@ -82,7 +76,7 @@ def validate_lm_sae(cfg: LMSAEJobConfig | dict[str, Any], settings: Settings) ->
     if sum(p.preferred in ("A", "B") for p in pairs) < 4:
         raise ConfigError(f"Fewer than 4 of the {len(pairs)} pairs say which response was preferred.",
                           hint="Label pairs first, or pass prefer_pole (e.g. 'verbose' on the demo dataset).")
-    cfg.sae = asdict(sae_spec(cfg.sae))
+    cfg.sae = asdict(SAESpec.from_dict(cfg.sae))
     return cfg.to_dict()
 
 

@@ -21,6 +21,7 @@ from workbench.errors import ModelError
 from workbench.sae.concepts import ConceptDictionary, LatentConcept, build_dictionary, concept_summary, sequence_profiles
 from workbench.sae.interactions import Interactions, read_interactions
 from workbench.sae.interventions import InterventionResult, intervene
+from workbench.sae.job_configs import RecSAEJobConfig
 from workbench.sae.sasrec import SASRec, SASRecConfig, all_prefix_states, evaluate_protocols, train_sasrec
 from workbench.sae.training import SAESpec, encode, load_sae, train_sae
 
@@ -28,31 +29,18 @@ Report = Callable[[str, int, int, dict[str, Any]], None]
 
 
 @dataclass
-class RecSAEConfig:
-    interactions: str
-    attributes: str | None = None
-    user_column: str | None = None
-    item_column: str | None = None
-    time_column: str | None = None
-    attribute_column: str | None = None
-    sep: str | None = None  # file separator; None detects it from each file's header
-    max_len: int = 50
-    d_model: int = 64
-    n_layers: int = 2
-    epochs: int = 30
+class RecSAEConfig(RecSAEJobConfig):
+    """The run's options (``RecSAEJobConfig``: names, defaults, help, checks) with the SAE group as an ``SAESpec``.
+
+    Derived rather than written twice: ``job_configs`` stays free of torch for the CLI's start-up.
+    """
+
     sae: SAESpec = field(default_factory=SAESpec)
-    top_k: int = 20
-    min_f1: float = 0.5
-    intervention_top_n: int = 10
-    boost_strength: float = 2.0
-    n_interventions: int = 10
-    seed: int = 0
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> RecSAEConfig:
-        values = dict(raw)
-        values["sae"] = SAESpec(**values.get("sae", {})) if not isinstance(values.get("sae"), SAESpec) else values["sae"]
-        return cls(**values)
+    def from_dict(cls, raw: dict[str, Any] | None) -> RecSAEConfig:
+        job = RecSAEJobConfig.from_dict(raw)
+        return cls(**{**vars(job), "sae": SAESpec.from_dict(job.sae)})
 
 
 def load_data(cfg: RecSAEConfig) -> Interactions:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from workbench.errors import ConfigError, ModelError
+from workbench.jobs.registry import check_options
 
 ARCHITECTURES = ("topk", "batchtopk")
 META_FILE = "workbench_sae.json"
@@ -44,6 +45,13 @@ class SAESpec:
     buffer_rows: int = 262_144  # the streaming mixing buffer (1 GiB at d_in 1024 in float32)
     max_eval_rows: int = 100_000  # the held-out rows kept in memory for evaluation
     seed: int = 0
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> SAESpec:
+        """The ``sae:`` group of a job config; an unknown option is refused with the closest known name."""
+        raw = dict(raw or {})
+        check_options(raw, [f.name for f in fields(cls)], "SAE")
+        return cls(**raw)
 
     def check(self, n_rows: int, d_in: int) -> None:
         if self.architecture not in ARCHITECTURES:
