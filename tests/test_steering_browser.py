@@ -11,11 +11,14 @@ import pytest
 import torch
 from playwright.sync_api import expect
 from test_server import Server, make_home, start_server
+from test_steering_votes import voted_pairs
 
+from workbench.labeling import LabelingStore
 from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.settings import Settings
 from workbench.steering.library import save_vector
 from workbench.steering.vectors import SteeringVector
+from workbench.store import Store
 
 pytestmark = [pytest.mark.browser, pytest.mark.demo_model]
 
@@ -28,6 +31,14 @@ def server(tmp_path_factory, demo_model_dir) -> Iterator[Server]:
     home = make_home(tmp_path_factory.mktemp("steer-browser"), demo_model_dir)
     direction = torch.randn(576, generator=torch.Generator().manual_seed(0))
     save_vector(Settings(home=home), SteeringVector("random@12", 12, direction, scale=40.0))
+    with Store(Settings(home=home).db_path) as store:  # a session whose 16 votes chose the longer answer
+        pairs = voted_pairs()
+        store.import_pairs("voted", pairs)
+        lab = LabelingStore(store)
+        lab.create_session("votes", "voted")
+        lab.join("votes", "ann")
+        for p in pairs:
+            lab.vote("votes", "ann", p.id, "A" if len(p.response_a) > len(p.response_b) else "B")
     srv = start_server(home, "--model", DEMO_MODEL_NAME)
     yield srv
     srv.stop()
@@ -93,4 +104,31 @@ def test_compare_with_shows_the_second_model_side_by_side(browser, server: Serve
     assert page.locator("#steer-b-plain .wb-token").count() > 0 and page.locator("#steer-b-steered .wb-token").count() > 0
     assert page.locator("#steer-b-plain").inner_text() == page.locator("#steer-plain").inner_text()
     assert page.locator("#steer-b-steered").inner_text() == page.locator("#steer-steered").inner_text()
+    page.close()
+
+
+def test_fit_from_votes_then_blind_test_the_setting(browser, server: Server) -> None:
+    """The loop through steering from the browser: a vector from the session's votes goes straight into the
+    slider dropdowns, and "Blind-test this setting" starts the generation job of a new session."""
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
+    page.get_by_role("tab", name="Steering").click()
+    page.locator("#steer-votes-session input").click()
+    page.get_by_role("option", name="votes (16 A/B votes)").click()
+    page.locator("#steer-votes-layers textarea, #steer-votes-layers input").first.fill("12")
+    page.locator("#steer-votes-fit").click()
+    expect(page.locator("#steer-votes-status")).to_contain_text("Saved 1 vector(s) from the votes of votes", timeout=MODEL_TIMEOUT_MS)
+    expect(page.locator("#steer-votes-table")).to_contain_text("votes:votes@12:mean_diff")
+    page.locator("#steer-slot-0 input").click()
+    page.get_by_role("option", name="votes:votes@12:mean_diff").click()
+    box = page.locator("#steer-coef-0 input[type=number]")
+    box.fill("4")
+    box.press("Enter")
+    page.get_by_text("Blind-test this setting: a labeling session").click()
+    page.locator("#steer-blind-prompts textarea").fill("Name a primary color.\nSay hello.")
+    page.locator("#steer-blind-name textarea, #steer-blind-name input").first.fill("steered-check")
+    page.locator("#steer-blind-run").click()
+    expect(page.locator("#steer-blind-status")).to_contain_text("answers 2 prompts unsteered and steered")
+    expect(page.locator("#steer-blind-status")).to_contain_text("steered-check")
     page.close()

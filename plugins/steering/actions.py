@@ -14,7 +14,9 @@ import numpy as np
 from workbench.app import ui
 from workbench.context import AppContext
 from workbench.errors import ConfigError, DataError, ModelError
+from workbench.jobs import JobManager
 from workbench.labeling.state import labeling_store
+from workbench.loop import MAX_PROMPT_CHARS, MAX_PROMPTS, start_steering_blind_session
 from workbench.models.generation import SamplingSettings
 from workbench.models.loading import LoadedModel
 from workbench.preference.reward_heads import (
@@ -228,6 +230,38 @@ def stream_comparison(ctx: AppContext, prompt: str, system: str, steering: list[
         return
     for rows in decode_rows(other, text, [], [[]], settings, system=sys_text, every=every):
         yield a_plain, a_steered, tokens_html(rows[0], "wb-steer-plain"), _unsteered_html(note), note
+
+
+# -- blind test of a steering setting ---------------------------------------------------
+def session_choices(ctx: AppContext) -> list[str]:
+    """Labeling sessions, whose prompts (those that fitted none of the vectors) a blind test can use."""
+    return [s.name for s in labeling_store(ctx).list_sessions()]
+
+
+def typed_prompts(text: str | None) -> list[str] | None:
+    """Prompts typed one per line (None when none are), within the limits of a prompt file."""
+    prompts = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if len(prompts) > MAX_PROMPTS or any(len(p) > MAX_PROMPT_CHARS for p in prompts):
+        raise ConfigError(f"At most {MAX_PROMPTS} prompts of at most {MAX_PROMPT_CHARS} characters each.",
+                          hint="Test on fewer or shorter prompts.")
+    return prompts or None
+
+
+def blind_test(ctx: AppContext, manager: JobManager, model: str | None, names: Sequence[str | None], coefficients: Sequence[float],
+               from_session: str | None, prompts_text: str | None, n: float | None, session: str | None,
+               max_new_tokens: float) -> str:
+    """Start the blind unsteered-vs-steered session of the sliders' setting; the message to show."""
+    name = model or ctx.active_model_name
+    if not name:
+        raise ModelError("No model picked.", hint="Pick a model in the Model dropdown at the top of this tab.")
+    steering = [(v.name, c) for v, c in active_slots(ctx, names, coefficients)]
+    run = start_steering_blind_session(manager, name, steering, prompts=typed_prompts(prompts_text), from_session=from_session or None,
+                                       n=int(n) if n else None, session=(session or "").strip() or None,
+                                       max_new_tokens=int(max_new_tokens))
+    setting = ", ".join(f"{ui.md_escape(v)} × {c:g}" for v, c in steering if c)
+    return (f"Started **{ui.md_escape(run.id)}**: {ui.md_escape(name)} answers {len(run.config['prompts'])} prompts unsteered and "
+            f"steered ({setting}); it opens the blind session **{ui.md_escape(run.config['session'])}**. Label it; its statistics "
+            "say whether steered won.")
 
 
 # -- dose-response ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ from workbench.app.auth import require_owner
 from workbench.app.ui import error_markdown
 from workbench.context import AppContext
 from workbench.errors import WorkbenchError
+from workbench.jobs import JobManager
 from workbench.steering.contrastive import METHODS
 
 CSS = """
@@ -153,6 +154,32 @@ def _generation_section(ctx: AppContext, model: gr.Dropdown) -> list[gr.Dropdown
         except WorkbenchError as exc:
             yield *skip5, error_markdown(exc)
 
+    with gr.Accordion("Blind-test this setting: a labeling session of unsteered vs steered answers", open=False):
+        gr.Markdown("The model above answers held-out prompts greedily, once unsteered and once with the vectors and "
+                    "coefficients above; annotators see the two answers blind, and the session's statistics say whether steered won.")
+        with gr.Row():
+            from_session = gr.Dropdown(label="Prompts of session (those that fitted none of the vectors)", choices=[""], value="",
+                                       scale=2, elem_id="steer-blind-from")
+            limit = gr.Number(value=None, precision=0, label="First N prompts (empty = all)", scale=1, elem_id="steer-blind-n")
+            name = gr.Textbox(label="New session name (empty = steered-blind-<time>)", scale=2, elem_id="steer-blind-name")
+        typed = gr.Textbox(label="…or prompts, one per line", lines=3, elem_id="steer-blind-prompts")
+        blind = gr.Button("Blind-test this setting", elem_id="steer-blind-run")
+        blind_status = gr.Markdown(elem_id="steer-blind-status")
+    manager = JobManager.for_context(ctx)
+
+    def on_blind(request: gr.Request, base: str | None, source: str | None, text: str, n: float | None, session: str, mx: float,
+                 *slot_values: Any) -> str:
+        """Owner only: it starts a generation job and makes a session (the request first: Gradio puts it at its index,
+        which after *slot_values would be among them)."""
+        names, coefs = slot_values[:actions.N_SLOTS], slot_values[actions.N_SLOTS:]
+        try:
+            require_owner(ctx.settings, request.username, "make a labeling session")
+            return actions.blind_test(ctx, manager, base, names, coefs, source, text, n, session, mx)
+        except WorkbenchError as exc:
+            return error_markdown(exc)
+
+    gr.on(triggers=None, fn=lambda: gr.Dropdown(choices=["", *actions.session_choices(ctx)]), outputs=from_session)
+    blind.click(on_blind, inputs=[model, from_session, typed, limit, name, max_new, *slots, *sliders], outputs=blind_status)
     compare.change(lambda other: gr.Row(visible=bool(other)), inputs=compare, outputs=second)
     go.click(on_generate, inputs=[prompt, system, max_new, temperature, seed, model, compare, *slots, *sliders],
              outputs=[plain, steered, b_plain, b_steered, b_title, status])
