@@ -6,9 +6,10 @@ server. Each annotator gets a secret token when joining and sends it as
 served in displayed order (``left``/``right``) and votes name the displayed side, so a
 client cannot mix up the randomised order.
 
-A lost token is recovered by joining again with ``"recover": true``, which only a caller who
-may act as that name gets (the annotator logged in under it, or the owner); without it a
-second join under a taken name is refused (409), so nobody takes over a queue by guessing a name.
+A lost token is recovered by joining again with ``"recover": true``, which answers only a
+caller who may act as that name: the annotator logged in under it, or the owner (on a server
+without logins, the loopback user). Without it a second join under a taken name is refused
+(409), so a client does not take over a queue by mistake.
 
 Roles come from ``workbench.app.auth``: a request logged in as an annotator may only join,
 read and vote under that same name (the token is still required), only in sessions they are
