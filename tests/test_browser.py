@@ -67,10 +67,15 @@ def test_load_demo_model_and_chat(page, server: Server) -> None:
     page.locator("#home-chat-send").click()
     expect(page.locator('#home-chatbot [data-testid="user"]')).to_contain_text("What is the capital of France?", timeout=UI_TIMEOUT_MS)
     reply = page.locator('#home-chatbot [data-testid="bot"]').first
-    expect(reply).to_have_text(re.compile(r"\w{2,}"), timeout=MODEL_TIMEOUT_MS)
-    # Streaming finished: the chatbot's progress tracker is hidden again.
+    # Before the first token (seconds on the demo model) the answer's place says the model is working.
+    expect(reply).to_contain_text("The model is working")
+    expect(page.locator("#home-chat-status")).to_contain_text("The model is working")
+    expect(reply).not_to_contain_text("The model is working", timeout=MODEL_TIMEOUT_MS)
+    expect(reply).to_have_text(re.compile(r"\w{2,}"))
+    # Streaming finished: the chatbot's progress tracker is hidden again, and so is the note.
     expect(page.locator('#home-chatbot [data-testid="status-tracker"]').first).to_have_class(re.compile(r"\bhide\b"), timeout=MODEL_TIMEOUT_MS)
-    assert re.search(r"\w{2,}", reply.inner_text())
+    expect(page.locator("#home-chat-status")).not_to_contain_text("working")
+    assert re.search(r"\w{2,}", reply.inner_text()) and "⏳" not in reply.inner_text()
     expect(page.locator("#home-chat-status")).not_to_contain_text("Error")
     page.locator("#home-chat-send").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOT), full_page=True)
