@@ -45,10 +45,9 @@ def ctx(tmp_path_factory) -> AppContext:
 
 
 def _alone(lm, conversation, settings) -> str:
-    text = ""
-    for text in stream(lm, conversation, settings):
-        pass
-    return text
+    """The model's whole answer when it is the only one asked (``stream`` yields the growing text)."""
+    texts = list(stream(lm, conversation, settings))
+    return texts[-1] if texts else ""
 
 
 def test_two_models_answer_in_turn_with_a_note_in_every_waiting_pane(ctx: AppContext) -> None:
