@@ -156,6 +156,7 @@ def serve(ctx: AppContext) -> None:
     app = create_app(ctx)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{settings.port}/"
-    print(f"Preference Workbench {__version__} on {url}  (Panel views under {url}panel/, health at {url}api/health, fast labeling page at {url}label)", flush=True)
+    print(f"Preference Workbench {__version__} on {url}  (Panel views under {url}panel/, health at {url}api/health, "
+          f"fast labeling page at {url}label)", flush=True)
     config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=3)
     uvicorn.Server(config).run(sockets=[sock])
