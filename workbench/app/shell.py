@@ -8,8 +8,8 @@ from __future__ import annotations
 import inspect
 import logging
 import traceback
-from html import escape
 from collections.abc import Iterable
+from html import escape
 from types import ModuleType
 from typing import Any
 
@@ -120,7 +120,7 @@ def refresh_on_open(blocks: gr.Blocks, tab: gr.Tab, before: Iterable[int]) -> in
             results = list(result) if len(outputs) > 1 else [result]
             values = iter(current)
             updates = []
-            for out, update in zip(outputs, results):
+            for out, update in zip(outputs, results, strict=True):
                 if not isinstance(out, gr.Dropdown):
                     updates.append(gr.skip())
                     continue
