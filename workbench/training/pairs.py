@@ -92,6 +92,24 @@ def dpo_rows(pairs: list[Pair], tokenizer: Any) -> list[dict[str, Any]]:
     return [{"prompt": p.prompt_text, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
 
 
+def longest_sides(pairs: Sequence[Pair], tokenizer: Any) -> list[int]:
+    """Per pair, the tokens of prompt + its longer response (+ EOS), counted as DPO and the report count them."""
+    from workbench.training.logprobs import encode_pair  # imports torch: the CLI builds its flags from this module
+
+    whole = 10**9  # no truncation: the length itself
+    return [max(len(encode_pair(tokenizer, p.prompt, r, whole)[0]) for r in (p.chosen, p.rejected)) for p in pairs]
+
+
+def check_max_length(pairs: Sequence[Pair], tokenizer: Any, max_length: int) -> None:
+    """Refuse a ``max_length`` below every pair's length: TRL would truncate each row, so no response would be trained whole."""
+    lengths = longest_sides(pairs, tokenizer)
+    if lengths and min(lengths) > max_length:
+        raise ConfigError(
+            f"max_length {max_length} would truncate every one of the {len(lengths)} training pairs: the shortest prompt + "
+            f"response is {min(lengths)} tokens (the longest {max(lengths)}).",
+            hint=f"Set max_length to at least {min(lengths)}; {max(lengths)} keeps every pair whole.")
+
+
 def session_split(settings: Settings, session: str, held_out_fraction: float, seed: int = 0, *, min_strength: int | None = None,
                   drop_pairs: Sequence[str] = (), min_votes: int = 1, min_annotators: int = 0) -> PairSplit:
     """A session's usable A/B votes as (train, held-out) pairs, split by prompt, with the run's record.
