@@ -108,3 +108,18 @@ def test_only_offered_models_can_be_compared(ctx: AppContext, tmp_path: Path) ->
 def test_chat_without_a_loaded_model_says_so(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="No model is loaded"):
         actions.chat_models(AppContext(Settings(home=tmp_path / "home")), "tiny-gpt2")
+
+
+
+def test_a_failing_model_ends_the_turn_with_its_error_and_no_stuck_note(ctx: AppContext) -> None:
+    """A chat template that refuses the conversation (as some do for a system turn) fails inside the second turn."""
+    broken = write_tiny_checkpoint("llama", ctx.settings.home / "models" / "tiny-refusing")
+    config = json.loads((broken / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config["chat_template"] = "{{ raise_exception('This template refuses every conversation.') }}"
+    (broken / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    (broken / "chat_template.jinja").unlink(missing_ok=True)
+    models = actions.chat_models(ctx, "tiny-refusing")
+    *_, final = actions.answer(models, [QUESTION, QUESTION], SAMPLED)
+    assert final.status.startswith("**Error:**") and "refuses every conversation" in final.status
+    assert final.panes[1] == QUESTION  # the question stays, the waiting/working note is gone
+    assert final.panes[0][-1]["content"] == _alone(models[0], QUESTION, SAMPLED)  # the first answer is kept

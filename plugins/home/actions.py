@@ -19,7 +19,7 @@ from workbench.app.ui import error_markdown, md_escape, model_choices
 from workbench.context import AppContext
 from workbench.data.readers import QUALITY_CHECKS, FileDataError
 from workbench.data.types import Message, Pair
-from workbench.errors import DataError, ModelError, SecurityError, WorkbenchError
+from workbench.errors import DataError, ModelError, SecurityError
 from workbench.files import atomic_path
 from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.models.generation import SamplingSettings, stream
@@ -288,8 +288,8 @@ def answer(models: list[LoadedModel], conversations: list[list[Message]], settin
     The models answer one after the other: sampling draws from torch's global generator, so
     only then does a seed give each model the answer it would give alone, and on a CPU two
     generations at once are no faster than in turn. Until its first words arrive, every pane
-    shows a note (working, or waiting for the model before it). A WorkbenchError ends the
-    turn with the error as the status and the unanswered notes removed.
+    shows a note (working, or waiting for the model before it). A failure ends the turn with
+    the error as the status and the unanswered notes removed.
     """
     panes = [[*conversation, {"role": "assistant", "content": WORKING if i == 0 else queued_note(models[i - 1].name)}]
              for i, conversation in enumerate(conversations)]
@@ -307,7 +307,7 @@ def answer(models: list[LoadedModel], conversations: list[list[Message]], settin
             if i in pending:  # the model answered nothing
                 panes[i][-1]["content"] = ""
                 pending.discard(i)
-    except WorkbenchError as exc:
+    except Exception as exc:  # shown in the page like any failure (ui.error_markdown), not left as a stuck note
         for i in pending:
             panes[i].pop()
         yield ChatUpdate(panes, error_markdown(exc))
