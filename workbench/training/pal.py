@@ -16,6 +16,9 @@ new user trains only that user's K simplex weights.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,18 +131,23 @@ def fit(model: nn.Module, data: PrefData, *, epochs: int = 30, lr: float = 3e-3,
     machine): training runs single-threaded and restores the thread count afterwards.
     """
 
+    with _one_thread():
+        return _fit(model, data, epochs, lr, batch_size, weight_decay, seed, params, on_epoch)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch single-threaded, restoring the thread count afterwards."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _fit(model, data, epochs, lr, batch_size, weight_decay, seed, params, on_epoch)
+        yield
     finally:
         torch.set_num_threads(threads)
 
 
 def _fit(model: nn.Module, data: PrefData, epochs: int, lr: float, batch_size: int, weight_decay: float, seed: int,
          params: list[nn.Parameter] | None, on_epoch: object) -> FitHistory:
-    import time
-
     if params is None:
         # User weights get a 10× learning rate and no decay: each user sees few pairs, and
         # users that commit to a prototype early keep every prototype in use.
@@ -189,20 +197,18 @@ def adapt_new_users(model: PALModel, train: PrefData, *, steps: int = 200, lr: f
     for p, _ in frozen:
         p.requires_grad_(False)
     model.user_logits.requires_grad_(True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     mask = torch.zeros_like(model.user_logits)
     mask[users] = 1.0
     opt = torch.optim.Adam([model.user_logits], lr=lr)
     try:
-        for _ in range(steps):
-            loss = nn.functional.binary_cross_entropy_with_logits(pair_logits(model, train), train.label)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            model.user_logits.grad *= mask  # only the new users move
-            opt.step()
+        with _one_thread():
+            for _ in range(steps):
+                loss = nn.functional.binary_cross_entropy_with_logits(pair_logits(model, train), train.label)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                model.user_logits.grad *= mask  # only the new users move
+                opt.step()
     finally:
         for p, req in frozen:
             p.requires_grad_(req)
-        torch.set_num_threads(threads)
     model.eval()

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from workbench.activations import ActivationCache
 from workbench.errors import ConfigError, DataError
+from workbench.files import atomic_path
 from workbench.jobs.config import parsed
 from workbench.jobs.context import JobCancelled, JobContext
 from workbench.jobs.registry import JobType
@@ -118,6 +119,11 @@ def per_user_accuracy(models: dict[str, torch.nn.Module], test: PrefData, users:
             sub = test.subset(idx)
             out[user] = {"n": int(len(idx)), **{name: accuracy(m, sub) for name, m in models.items()}}
     return out
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """A model's state dict as safetensors (which needs contiguous tensors)."""
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
 
 
 def _hash01(text: str, seed: int) -> float:
@@ -218,8 +224,9 @@ def run_pal(job: JobContext) -> str:
             weight_decay=cfg["weight_decay"], seed=cfg["seed"], on_epoch=on_epoch)
         if job.should_stop():
             raise JobCancelled
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
+        with atomic_path(ckpt.parent) as tmp:
+            tmp.mkdir()
+            save_weights(model, tmp / ckpt.name)
         done_models += 1
 
     results: dict[str, Any] = {"n_seen_users": len(seen.users), "n_train_pairs": len(train), "n_test_pairs": len(test),
@@ -231,17 +238,18 @@ def run_pal(job: JobContext) -> str:
         results["per_annotator"] = per_user_accuracy(models, test, seen.users)
     if parts["unseen_train"] and parts["unseen_test"]:
         results["unseen"] = evaluate_unseen(models, seen.users, parts, embed, cfg)
-    out = job.run_dir / OUTPUT
-    out.mkdir(exist_ok=True)
-    for name, model in models.items():
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out / f"{name}.safetensors")
     groups = {str(p.metadata[uf]): p.metadata.get(cfg["group_field"]) for p in pairs}
     latent = {name: latent_view(m, seen.users, groups) for name, m in models.items() if isinstance(m, PALModel)}
-    (out / "latent.json").write_text(json.dumps(latent), encoding="utf-8")
-    (out / "pal_config.json").write_text(json.dumps({
-        "feature_model": cfg["model"], "layer": cfg["layer"], "pooling": cfg["pooling"], "k": cfg["k"], "dim": cfg["dim"],
-        "hidden": cfg["hidden"], "d_item": d_item, "d_prompt": d_prompt, "users": seen.users, "models": list(models)}, indent=1), encoding="utf-8")
-    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    with atomic_path(job.run_dir / OUTPUT) as out:
+        out.mkdir()
+        for name, model in models.items():
+            save_weights(model, out / f"{name}.safetensors")
+        (out / "latent.json").write_text(json.dumps(latent), encoding="utf-8")
+        (out / "pal_config.json").write_text(json.dumps({
+            "feature_model": cfg["model"], "layer": cfg["layer"], "pooling": cfg["pooling"], "k": cfg["k"], "dim": cfg["dim"],
+            "hidden": cfg["hidden"], "d_item": d_item, "d_prompt": d_prompt, "users": seen.users, "models": list(models)}, indent=1),
+            encoding="utf-8")
+        (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     job.set_summary(**results)
     return OUTPUT
 
