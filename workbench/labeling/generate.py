@@ -35,7 +35,7 @@ class SteeringSetting:
 
 @dataclass
 class PairSource:
-    """One side of the pairs: a checkpoint with its decoding settings and system prompt."""
+    """One side of the pairs: a checkpoint with its decoding settings, system prompt and steering."""
 
     model: str | None = option(None, "Catalog name or folder of the checkpoint.")
     name: str | None = option(None, "Name recorded as the pair's source (default: source-1 / source-2).")
@@ -110,7 +110,7 @@ def run(job: JobContext) -> None:
     from workbench.steering.vectors import steer
     from workbench.store import Store
 
-    cfg = job.config
+    cfg = GeneratePairsConfig.from_dict(job.config).to_dict()  # a run made before an option existed gets its default
     prompts: list[str] = cfg["prompts"]
     state_path = Path(job.run_dir) / STATE_FILE
     answers: list[list[str]] = json.loads(state_path.read_text()) if job.resume and state_path.exists() else [[], []]
