@@ -102,9 +102,16 @@ class AppContext:
 
     # -- datasets --------------------------------------------------------------------
     def check_data_path(self, path: str | Path) -> Path:
-        """Confine browser-initiated file access to the configured data roots."""
-        resolved = Path(path).expanduser().resolve()
+        """Confine browser-initiated file access to the configured data roots.
+
+        A relative path starts from the data folders the UI names (the first that holds it, else
+        the first), so what a browser box reads never depends on the server's working folder.
+        """
         roots = [r.expanduser().resolve() for r in self.settings.all_data_roots()]
+        typed = Path(path).expanduser()
+        if not typed.is_absolute():
+            typed = next((root / typed for root in roots if (root / typed).exists()), roots[0] / typed)
+        resolved = typed.resolve()
         if not any(resolved == r or r in resolved.parents for r in roots):
             raise SecurityError(
                 f"{resolved} is outside the configured data folders ({', '.join(map(str, roots))}).",

@@ -303,24 +303,25 @@ class Store:
         """
         problem = name_problem(name)
         if problem:
-            raise DataError(f"The dataset name {str(name)[:NAME_MAX]!r} cannot be used: {problem}.", path=self.path,
+            raise DataError(f"The dataset name {str(name)[:NAME_MAX]!r} cannot be used: {problem}.", field="name",
                             hint="Use plain text such as the file's stem, e.g. 'hh-rlhf-sample'.")
         name = name.strip()
         pairs = list(pairs)
         if not pairs:
-            raise DataError(f"Nothing to import into '{name}': no pairs given.", path=self.path,
+            raise DataError(f"Nothing to import into '{name}': no pairs given.",
                             hint="Check the source file and the reader's limit.")
         repeated = [pid for pid, n in Counter(p.id for p in pairs).items() if n > 1]
         if repeated:
-            raise DataError(f"Pair id '{repeated[0]}' appears more than once ({len(repeated)} ids repeat).", path=self.path,
+            raise DataError(f"Pair id '{repeated[0]}' appears more than once ({len(repeated)} ids repeat).",
                             field="id", hint="Pair ids must be unique within a dataset; read the file with read_pairs, "
                                              "which gives repeated content distinct ids.")
         with self.transaction() as conn:
             row = conn.execute("SELECT id, n_pairs FROM datasets WHERE name = ?", (name,)).fetchone()
             if row is not None:
                 if not replace:
-                    raise DataError(f"A dataset named '{name}' already exists ({row[1]} pairs).", path=self.path,
-                                    hint=f"Choose another name, e.g. '{self._free_name(conn, name)}', or pass replace=True.")
+                    raise DataError(f"A dataset named '{name}' already exists ({row[1]} pairs).",
+                                    hint=f"Choose another name, e.g. '{self._free_name(conn, name)}', or replace it "
+                                         "(--replace on the command line, replace=True in Python).")
                 conn.execute("DELETE FROM datasets WHERE id = ?", (row[0],))
             dataset_id = conn.execute(
                 "INSERT INTO datasets (name, source, format, n_pairs, created_at) VALUES (?, ?, ?, ?, ?)",

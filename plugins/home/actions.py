@@ -83,16 +83,6 @@ def _upload_copy(ctx: AppContext, upload: Path) -> tuple[Path, bool]:
     return dest, True
 
 
-def typed_path(ctx: AppContext, typed: str) -> Path:
-    """A path typed into the form: a relative one starts from the data folders the form names
-    (the first that holds it, else the first), so it never depends on the server's working folder."""
-    path = Path(typed).expanduser()
-    if path.is_absolute():
-        return path
-    roots = ctx.settings.all_data_roots()
-    return next((root / path for root in roots if (root / path).exists()), roots[0] / path)
-
-
 def _check_name(ctx: AppContext, name: str, replace: bool) -> None:
     """Refuse a dataset name before the file is read, in the form's words (the store's errors name its SQLite file)."""
     problem = name_problem(name)
@@ -135,7 +125,7 @@ def import_dataset(ctx: AppContext, *, upload: str | None, path: str, name: str,
                 raise SecurityError("The file given as an upload was not uploaded through this page.",
                                     hint="Choose the file with the upload field, or type a path inside the data folders.") from None
     elif typed:
-        source, shown = ctx.check_data_path(typed_path(ctx, typed)), typed
+        source, shown = ctx.check_data_path(typed), typed
         if not source.exists():
             roots = ", ".join(str(r) for r in ctx.settings.all_data_roots())
             raise DataError(f"{typed}: there is no such file in the data folders ({roots}).",

@@ -11,6 +11,8 @@ from typing import Any
 import gradio as gr
 
 from workbench.app.auth import OWNER, login_name, require_owner, role_of
+from workbench.app.ui import error_markdown
+from workbench.data.readers import FileDataError
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager, describe_failure
 from workbench.labeling.alpacaeval import import_alpacaeval
@@ -298,8 +300,10 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
         try:
             owner_only(ctx, request)
             counts = import_alpacaeval(labeling_store(ctx), ctx.check_data_path(path), session.strip())
+        except FileDataError as err:  # it names the resolved path; the user typed ``path``
+            return error_markdown(err.shown_as(path))
         except WorkbenchError as err:
-            return f"⚠️ {err}"
+            return error_markdown(err)
         return (f"✓ Session **{session}**: {counts['pairs']} pairs, {counts['votes']} votes by {', '.join(counts['annotators'])} "
                 f"({counts['unlabeled']} without a preference, {counts['repeated']} repeated votes ignored).")
 

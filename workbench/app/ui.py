@@ -50,7 +50,9 @@ def model_choices(ctx: Any, requires: Collection[str] = ()) -> list[str]:
     Loaded models first, then the embedded ones, then the catalog; broken or unsupported
     catalog entries are never offered.
     """
-    offered: dict[str, frozenset[str]] = {name: model_capabilities(lm.adapter, lm.format) for name, lm in ctx.models.items()}
+    offered: dict[str, frozenset[str]] = {
+        name: model_capabilities(lm.adapter, lm.format, chat=bool(getattr(lm.tokenizer, "chat_template", None)))
+        for name, lm in ctx.models.items()}
     offered.setdefault(DEMO_MODEL_NAME, DEMO_CAPABILITIES)
     offered.setdefault(EMBEDDER_NAME, EMBEDDER_CAPABILITIES)
     for entry in ctx.catalog():
