@@ -15,14 +15,14 @@ from workbench.plugin_types import PanelView
 
 @hookimpl
 def job_types() -> dict[str, Any]:
-    from workbench.sae.jobs import LM_SAE_JOB, RECSAE_JOB
+    from workbench.sae.jobs import LM_SAE_JOB, RECSAE_JOB  # imports torch: only when job types are collected
 
     return {"recsae": RECSAE_JOB, "lm-sae": LM_SAE_JOB}
 
 
 @hookimpl
 def cli_commands(app: Any) -> None:
-    from plugins.recsae.cli import sae_app
+    from plugins.recsae.cli import sae_app  # the app never calls this hook, so it never loads the CLI modules
 
     app.add_typer(sae_app, name="sae")
 

@@ -27,7 +27,7 @@ from workbench.activations.cache import ActivationCache
 from workbench.activations.extract import Activations, extract_activations
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.files import atomic_write_text
-from workbench.models.loading import LoadedModel
+from workbench.models.loading import LoadedModel, load_model
 from workbench.training.launch import accelerate_command, accelerate_config, write_accelerate_config
 
 SHARD_TEXTS = 1024
@@ -127,8 +127,6 @@ def launch_extraction(model: Path, texts: Sequence[str], *, cache: ActivationCac
 def main(request_path: str) -> None:
     """One rank: load the model on this rank's device, extract its shards, rank 0 writes the index."""
     from accelerate import PartialState  # torch.distributed set-up, only in launched ranks
-
-    from workbench.models.loading import load_model
 
     request = json.loads(Path(request_path).read_text(encoding="utf-8"))
     state = PartialState(cpu=request["cpu"])

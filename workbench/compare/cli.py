@@ -15,14 +15,15 @@ from typing import Annotated, Any
 import typer
 
 from workbench.errors import ConfigError
+from workbench.files import atomic_path, atomic_write_text
+from workbench.jobs.manifest import MANIFEST, read_manifest
+from workbench.settings import Settings
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
 
 
 def model_source(name_or_path: str) -> str:
     """A catalog name or checkpoint path as given; a run folder becomes its finished output checkpoint."""
-    from workbench.jobs.manifest import MANIFEST, read_manifest
-
     folder = Path(name_or_path).expanduser()
     if not (folder / MANIFEST).is_file():
         return name_or_path
@@ -41,13 +42,11 @@ def model_source(name_or_path: str) -> str:
 
 def write_outputs(diff: Any, out: Path) -> list[Path]:
     """The diff's JSON, CSVs and PNGs under ``out`` (each file written atomically)."""
-    import matplotlib
+    import matplotlib  # matplotlib and pandas: only when a diff is written, not at every CLI start
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
     import pandas as pd
-
-    from workbench.files import atomic_path, atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     summary = diff.summary()
@@ -117,10 +116,10 @@ def compare(
     home: HomeOpt = None,
 ) -> None:
     """Diff two checkpoints of one tokenizer: per-layer KL/cosine/CKA, preference-lens margins, implicit reward and token shifts."""
+    # torch, transformers and the labeling store: only when the command runs, not at every CLI start.
     from workbench.compare.diff import model_diff
     from workbench.compare.pairs import diff_pairs
     from workbench.context import AppContext
-    from workbench.settings import Settings
 
     ctx = AppContext(Settings(home=home) if home else Settings())
     pairs = diff_pairs(ctx, dataset, session, limit)

@@ -13,7 +13,7 @@ import torch
 
 from workbench.errors import ConfigError
 from workbench.sae.interactions import Interactions
-from workbench.sae.sasrec import SASRec, seen_mask
+from workbench.sae.sasrec import SASRec, seen_mask, user_states
 
 MODES = ("ablate", "boost")
 
@@ -75,8 +75,6 @@ def intervene(model: SASRec, sae: object, data: Interactions, histories: list[np
         raise ConfigError(f"Unknown concept {concept!r}.", hint=f"Attributes of this dataset: {', '.join(data.attributes)}.")
     if not histories:
         raise ConfigError("No users to intervene on.", hint="Pass at least one user history.")
-    from workbench.sae.sasrec import user_states
-
     states = user_states(model, histories)
     has = torch.from_numpy(data.attribute_matrix()[:, data.attributes.index(concept)] > 0)
     if mode == "ablate":

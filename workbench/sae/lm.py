@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from scipy.stats import rankdata
 
+from workbench.activations import extract_activations, pair_texts
 from workbench.compare.diff import check_comparable
 from workbench.errors import ConfigError, DataError, ModelError
 from workbench.sae.training import SAESpec, encode, load_sae, train_sae
@@ -89,8 +90,6 @@ def response_token_activations(lm: Any, pairs: Sequence[Any], layer: int, *, cac
     Returns the activations, the response index of each row (``i`` for pair i's A, ``n + i``
     for its B) and the token id of each row.
     """
-    from workbench.activations import extract_activations, pair_texts
-
     if not 0 <= layer <= lm.n_layers:
         raise ConfigError(f"Layer {layer} is out of range; {lm.name} has layers 0..{lm.n_layers}.")
     rendered = pair_texts(list(pairs), lm.tokenizer)
