@@ -236,3 +236,16 @@ def test_lm_path_on_a_tiny_checkpoint(tmp_path, tiny_checkpoint):
     again = LMSAEResult.load(tmp_path / "lm")
     assert again.separating(1)[0].latent == top[0].latent
     assert load_sae(tmp_path / "lm" / "sae").cfg.d_sae == 2 * lm.model.config.hidden_size
+
+
+def test_recsae_config_is_the_job_config_with_the_sae_group_typed():
+    from workbench.sae.recsae import RecSAEConfig
+
+    cfg = RecSAEConfig.from_dict({"interactions": "i.csv", "top_k": 5, "sae": {"k": 3}})
+    assert isinstance(cfg.sae, SAESpec) and (cfg.sae.k, cfg.sae.expansion, cfg.top_k) == (3, 8, 5)
+    with pytest.raises(ConfigError, match="did you mean 'k'"):
+        RecSAEConfig.from_dict({"interactions": "i.csv", "sae": {"kk": 3}})
+    with pytest.raises(ConfigError, match="top_k must be at least 1"):  # the job config's ranges hold here too
+        RecSAEConfig.from_dict({"interactions": "i.csv", "top_k": 0})
+    with pytest.raises(ConfigError, match="No interaction file"):
+        RecSAEConfig.from_dict({})
