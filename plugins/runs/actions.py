@@ -90,6 +90,8 @@ def _confine(ctx: Any, key: str, value: Any, models: set[str]) -> Any:
     path = Path(value).expanduser()
     if value in models or not ("/" in value or "\\" in value or value.startswith("~") or path.exists()):
         return value  # a catalog name, a stored dataset's name or plain text
+    if not path.is_absolute():  # starts from the data folders the UI names, never the server's working folder
+        return str(ctx.check_data_path(path))
     resolved = path.resolve()
     if SHIPPED.resolve() in resolved.parents:
         return str(resolved)
