@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import ConfigError, DataError
+from workbench.files import atomic_path
 
 PROJECTION_METHODS = ("pca", "umap")
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -55,13 +54,8 @@ class ProjectionCache:
             return None
 
     def put(self, key: str, coords: np.ndarray) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy"
-        try:
-            np.save(tmp, coords)
-            os.replace(tmp, self.root / f"{key}.npy")
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(self.root / f"{key}.npy", keep_existing=True) as tmp, open(tmp, "wb") as out:
+            np.save(out, coords)  # a file object: np.save would append ".npy" to the temporary's name
 
     def clear(self) -> None:
         for p in self.root.glob("*.npy"):

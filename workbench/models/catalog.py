@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelError
+from workbench.files import is_temporary
 from workbench.models import embedded
 from workbench.models.adapters import ADAPTERS
 from workbench.models.capabilities import model_capabilities
@@ -182,7 +183,7 @@ def scan_roots(roots: list[Path], source: str = "root") -> list[CatalogEntry]:
         stack = [(root, 0)]
         while stack:
             folder, depth = stack.pop()
-            if folder.name.startswith("models--") or ".tmp-" in folder.name:
+            if folder.name.startswith("models--") or is_temporary(folder.name):
                 continue
             entry = describe(folder, source=source)
             if entry:
