@@ -32,7 +32,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -127,17 +130,27 @@ MEASURE_JS = """() => {
 }"""
 
 
-def browser_latency(url: str, votes: int) -> list[float]:
-    """Keydown (Enter) → next prompt in the DOM, ms, for ``votes`` keyboard votes in Chromium."""
+@contextmanager
+def chromium_page(url: str) -> Iterator[Any]:
+    """A page of headless Debian Chromium opened at ``url``, closed afterwards."""
     # Playwright only here: it is a test/benchmark extra, not needed for the API figures.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                     args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1300, "height": 1300})
-        page.set_default_timeout(120_000)
-        page.goto(url + "/")
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1300})
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+def browser_latency(url: str, votes: int) -> list[float]:
+    """Keydown (Enter) → next prompt in the DOM, ms, for ``votes`` keyboard votes in Chromium."""
+    with chromium_page(url + "/") as page:
         page.wait_for_function("(document.querySelector('#wb-lab-status')?.innerText ?? '').includes('Choose a session')")
         page.locator("#wb-lab-session input").fill("browser")
         page.keyboard.press("Enter")
@@ -150,9 +163,7 @@ def browser_latency(url: str, votes: int) -> list[float]:
             page.keyboard.press("1" if k % 2 else "2")
             page.keyboard.press("Enter")
             page.wait_for_function(f"window.__wbLatency.length > {k}")
-        latency_ms = page.evaluate("window.__wbLatency")
-        browser.close()
-    return latency_ms
+        return page.evaluate("window.__wbLatency")
 
 
 # The same measure on the fast page: a vote key's keydown to a new prompt text.
@@ -172,14 +183,7 @@ PAGE_MEASURE_JS = """() => {
 
 def page_latency(url: str, votes: int) -> list[float]:
     """Vote keydown → next prompt in the DOM, ms, for ``votes`` keyboard votes on the fast page."""
-    from playwright.sync_api import sync_playwright  # a test/benchmark extra, as above
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1300, "height": 1300})
-        page.set_default_timeout(120_000)
-        page.goto(url + "/label/page")
+    with chromium_page(url + "/label/page") as page:
         page.fill("#name", "bench")
         page.keyboard.press("Enter")
         # Waits are functions, not expression strings: the page's CSP forbids eval, which those need.
@@ -188,9 +192,7 @@ def page_latency(url: str, votes: int) -> list[float]:
         for k in range(votes):
             page.keyboard.press("1" if k % 2 else "2")
             page.wait_for_function("k => window.__wbLatency.length > k", arg=k)
-        latency_ms = page.evaluate("window.__wbLatency")
-        browser.close()
-    return latency_ms
+        return page.evaluate("window.__wbLatency")
 
 
 def store_throughput(folder: Path, n: int) -> tuple[float, float, list[float]]:
