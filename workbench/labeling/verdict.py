@@ -13,7 +13,7 @@ from workbench.errors import WorkbenchError
 from workbench.labeling.analysis import fmt_num, source_comparisons
 from workbench.labeling.sessions import LabelingStore
 from workbench.preference.bradley_terry import fit_bradley_terry
-from workbench.preference.factors import explain_votes, vote_factor_rows
+from workbench.preference.factors import explain_votes
 from workbench.preference.winrate import did_it_win
 
 
@@ -31,15 +31,10 @@ def session_verdict(labeling: LabelingStore, session: str, *, candidate: str | N
         won: dict[str, Any] = did_it_win(pairs, judgments, candidate, ties=ties, n_boot=n_boot)
     except WorkbenchError as err:
         won = {"error": str(err)}
-    _, factors, _ = vote_factor_rows(pairs, judgments)
-    if len(factors) and not factors.any():  # explain_votes would fit a model with no columns
-        explained: dict[str, Any] = {"error": "No response factor (length, lists, markdown, hedging, refusals, attributes) "
-                                              "differs between the two responses of any voted pair, so none can explain the votes."}
-    else:
-        try:
-            explained = explain_votes(pairs, judgments)
-        except WorkbenchError as err:
-            explained = {"error": str(err)}
+    try:
+        explained: dict[str, Any] = explain_votes(pairs, judgments)
+    except WorkbenchError as err:  # e.g. no factor differs between any voted pair's responses
+        explained = {"error": str(err)}
     return {"did_it_win": won, "explained": explained}
 
 

@@ -148,6 +148,13 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def gguf_tokenizer(gguf_file: Path) -> Any:
+    """The tokenizer stored inside a GGUF file (no weights are read)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, local_files_only=True)
+
+
 def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     """Dequantize a GGUF once into a safetensors folder; later loads take about a second.
 
@@ -155,7 +162,7 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     config, load the state dict and save that. Written through ``atomic_path``, so an
     interrupted conversion leaves nothing half-written.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     manifest_path = out_dir / "workbench-conversion.json"
     stat = gguf_file.stat()
@@ -169,7 +176,7 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
         return out_dir
     try:
         with atomic_path(out_dir) as tmp:
-            tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, local_files_only=True)
+            tok = gguf_tokenizer(gguf_file)
             gguf_model = AutoModelForCausalLM.from_pretrained(
                 gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32, local_files_only=True
             )
@@ -194,7 +201,8 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def _load_tokenizer(folder: Path, trust_remote_code: bool) -> Any:
+def load_tokenizer(folder: Path, trust_remote_code: bool) -> Any:
+    """A folder's tokenizer (with a pad token), or a ModelError saying which files are missing."""
     from transformers import AutoTokenizer
 
     check_tokenizer_files(folder)
@@ -221,7 +229,7 @@ def _load_hf(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickl
     check_remote_code(raw, config_path, trust_remote_code=trust_remote_code)
     adapter = adapter_for(raw, source=config_path)
     safe = check_weights_safe(folder, allow_pickle=allow_pickle)
-    tok = _load_tokenizer(folder, trust_remote_code)  # before the weights: a missing tokenizer fails in a second
+    tok = load_tokenizer(folder, trust_remote_code)  # before the weights: a missing tokenizer fails in a second
     cls = AutoModel if adapter.is_encoder else AutoModelForCausalLM
     try:
         config = AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from workbench.errors import ModelError
 from workbench.models import embedded
 from workbench.models.catalog import describe, scan_catalog
 from workbench.models.checkpoint_files import read_json_object
-from workbench.models.loading import LoadedModel, load_model
+from workbench.models.loading import LoadedModel, gguf_tokenizer, load_model, load_tokenizer
 from workbench.settings import Settings
 
 
@@ -81,3 +82,12 @@ def load(settings: Settings, name_or_path: str | Path, *, base: str | Path | Non
         trust_remote_code=settings.trust_remote_code, base=base, converted_dir=settings.models_dir / "converted",
         name=ref.name,
     )
+
+
+def tokenizer(settings: Settings, name_or_path: str | Path) -> Any:
+    """A model's tokenizer alone (no weights): to count tokens before a run or a load exists."""
+    ref = resolve(settings, name_or_path)
+    if ref.format == "gguf":
+        return gguf_tokenizer(ref.path)
+    path = embedded.ensure_demo_model(settings) if ref.name == embedded.DEMO_MODEL_NAME else ref.path  # converted once; a run needs it anyway
+    return load_tokenizer(path, settings.trust_remote_code)

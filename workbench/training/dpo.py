@@ -59,7 +59,7 @@ def validate_dpo(cfg: DPOJobConfig | dict[str, Any], settings: Settings) -> dict
         cfg.dataset = str(Path(cfg.dataset).expanduser().resolve())
     # workbench.models imports torch: the CLI builds its flags from this module without it.
     from workbench.models.embedded import DEMO_MODEL_NAME
-    from workbench.models.resolve import resolve
+    from workbench.models.resolve import resolve, tokenizer
 
     cfg.model = cfg.model or DEMO_MODEL_NAME
     ref = resolve(settings, cfg.model)
@@ -68,25 +68,11 @@ def validate_dpo(cfg: DPOJobConfig | dict[str, Any], settings: Settings) -> dict
                          hint="Pick the base model (merge an adapter into it first).")
     if Path(cfg.model).expanduser().exists():
         cfg.model = str(ref.path.resolve())
-    check_max_length(split.train, _tokenizer(settings, ref), cfg.max_length)
+    check_max_length(split.train, tokenizer(settings, cfg.model), cfg.max_length)
     if cfg.num_processes > 1:
         accelerate_config(cfg.num_processes, cpu=_use_cpu(cfg.device), distributed=cfg.distributed,
                           num_machines=cfg.num_machines, main_process_ip=cfg.main_process_ip)
     return cfg.to_dict()
-
-
-def _tokenizer(settings: Settings, ref: Any) -> Any:
-    """The model's tokenizer alone (no weights), to count the pairs' tokens before a run exists."""
-    # transformers and the loaders import torch: only when a run is checked, not when the CLI builds its flags
-    from transformers import AutoTokenizer
-
-    from workbench.models.embedded import DEMO_MODEL_NAME, ensure_demo_model
-    from workbench.models.loading import _load_tokenizer
-
-    if ref.format == "gguf":
-        return AutoTokenizer.from_pretrained(ref.path.parent, gguf_file=ref.path.name, local_files_only=True)
-    folder = ensure_demo_model(settings) if ref.name == DEMO_MODEL_NAME else ref.path  # converted once; the run needs it anyway
-    return _load_tokenizer(folder, settings.trust_remote_code)
 
 
 def _use_cpu(device: str) -> bool:
