@@ -26,6 +26,19 @@ CSS = """
 """
 
 
+def _fit_with_progress(ctx: AppContext, request: gr.Request, title: str, fit: Any, saved: str) -> Iterator[tuple[Any, str]]:
+    """Owner only; the status line follows the fit (model load, activations, per-layer fits) with an ETA."""
+    try:
+        require_owner(ctx.settings, request.username, "fit and save steering vectors")
+        job = Background(fit, title, actions.FIT_UNITS)
+        for line in job:
+            yield gr.skip(), line
+    except WorkbenchError as exc:
+        yield gr.skip(), error_markdown(exc)
+        return
+    yield job.result, f"Saved {len(job.result)} vector(s){saved}."
+
+
 def _vectors_section(ctx: AppContext, model: gr.Dropdown) -> Any:
     """Returns the fit event, so the vector dropdowns elsewhere can follow a new fit."""
     gr.Markdown("### Steering vectors from contrastive sets")
@@ -54,17 +67,10 @@ def _vectors_section(ctx: AppContext, model: gr.Dropdown) -> Any:
 
     def on_fit(ds: str, attr: str, positive: str, how: str, layer_text: str, name: str | None,
                request: gr.Request) -> Iterator[tuple[Any, str]]:
-        """Owner only; the status line follows the fit (model load, activations, per-layer fits) with an ETA."""
-        try:
-            require_owner(ctx.settings, request.username, "fit and save steering vectors")
-            job = Background(lambda progress: actions.fit_vectors(ctx, ds, attr, positive, how, layer_text, model=name, progress=progress),
-                             "Fitting steering vectors", actions.FIT_UNITS)
-            for line in job:
-                yield gr.skip(), line
-        except WorkbenchError as exc:
-            yield gr.skip(), error_markdown(exc)
-            return
-        yield job.result, f"Saved {len(job.result)} vector(s): they are in the Vector dropdowns below and in the dose-response sweep."
+        yield from _fit_with_progress(
+            ctx, request, "Fitting steering vectors",
+            lambda progress: actions.fit_vectors(ctx, ds, attr, positive, how, layer_text, model=name, progress=progress),
+            ": they are in the Vector dropdowns below and in the dose-response sweep")
 
     gr.on(triggers=None, fn=lambda: gr.Dropdown(choices=actions.dataset_choices(ctx)), outputs=dataset)
     dataset.change(on_dataset, inputs=dataset, outputs=[poles_state, attribute, pole])
@@ -84,17 +90,10 @@ def _votes_section(ctx: AppContext, model: gr.Dropdown) -> Any:
     status = gr.Markdown(elem_id="steer-votes-status")
 
     def on_fit(name: str | None, how: str, layer_text: str, base: str | None, request: gr.Request) -> Iterator[tuple[Any, str]]:
-        """Owner only; the status line follows the fit (model load, activations, per-layer fits) with an ETA."""
-        try:
-            require_owner(ctx.settings, request.username, "fit and save steering vectors")
-            job = Background(lambda progress: actions.fit_from_votes(ctx, name, how, layer_text, model=base, progress=progress),
-                             "Fitting steering vectors from votes", actions.FIT_UNITS)
-            for line in job:
-                yield gr.skip(), line
-        except WorkbenchError as exc:
-            yield gr.skip(), error_markdown(exc)
-            return
-        yield job.result, f"Saved {len(job.result)} vector(s) from the votes of **{name}**: they are in the Vector dropdowns below."
+        yield from _fit_with_progress(
+            ctx, request, "Fitting steering vectors from votes",
+            lambda progress: actions.fit_from_votes(ctx, name, how, layer_text, model=base, progress=progress),
+            f" from the votes of **{name}**: they are in the Vector dropdowns below")
 
     gr.on(triggers=None, fn=lambda: gr.Dropdown(choices=actions.vote_session_choices(ctx)), outputs=session)
     return fit.click(on_fit, inputs=[session, method, layers, model], outputs=[table, status])
