@@ -45,6 +45,11 @@ def test_start_follow_and_cancel_a_run(browser, server) -> None:
     page.set_default_timeout(UI_TIMEOUT_MS)
     page.goto(srv.url + "/", timeout=UI_TIMEOUT_MS)
     page.get_by_role("tab", name="Runs", exact=True).click()
+    # A form whose only list is its model: the list is filled, and its box does not show an object's repr.
+    page.locator("#runs-dpa-rsf-model input").click()
+    page.wait_for_selector("#runs-dpa-rsf-model [data-testid=dropdown-option]", state="attached")
+    page.keyboard.press("Escape")
+    assert "gradio" not in page.locator("#runs-dpa-rsf-model input").input_value()
     page.get_by_role("tab", name="lm-sae", exact=True).click()
     for elem, value in (("runs-lm-sae-model", "tiny-llama"), ("runs-lm-sae-dataset", dataset),
                         ("runs-lm-sae-prefer-pole", "verbose"), ("runs-lm-sae-yaml", "sae: {training_samples: 2000000}")):

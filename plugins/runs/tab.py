@@ -48,12 +48,12 @@ def _form(ctx: Any, job_type: JobType) -> tuple[gr.Button, list[str], list[Any],
         start = gr.Button(f"Start {job_type.name} run", variant="primary", elem_id=f"runs-{kind}-start")
     fill = [(c, n) for c, n in zip(inputs, names, strict=True) if n in ("model", "dataset")]
     if fill:
-        def choices() -> list[Any]:
+        def choices() -> Any:
             out = []
             for _, name in fill:
                 options = ui.model_choices(ctx) if name == "model" else ui.dataset_choices(ctx)
                 out.append(gr.Dropdown(choices=options))
-            return out
+            return out if len(out) > 1 else out[0]  # Gradio takes a one-item list as the value of a single output
 
         gr.on(triggers=None, fn=choices, outputs=[c for c, _ in fill])
     return start, names, inputs, extra
