@@ -45,7 +45,7 @@ def test_two_step_lora_run_on_demo_model(manager, demo_model_dir, demo_lm, tmp_p
     data = write_pairs(tmp_path / "pairs.jsonl", n=2)
     run = manager.submit("dpo", {
         "model": str(demo_model_dir), "dataset": str(data), "max_steps": 2, "batch_size": 1, "learning_rate": 1e-3,
-        "max_length": 48, "held_out_fraction": 0.0, "lora_r": 8, "n_samples": 1, "sample_max_new_tokens": 4,
+        "max_length": 64, "held_out_fraction": 0.0, "lora_r": 8, "n_samples": 1, "sample_max_new_tokens": 4,
     }, env=ONE_THREAD)
     m = run.wait(600)
     assert m.status == "finished", run.log_tail(60)
@@ -73,7 +73,7 @@ def test_two_process_gloo_run_cancels_and_resumes(manager, tiny_checkpoint, tmp_
     data = write_pairs(tmp_path / "pairs.jsonl")
     run = manager.submit("dpo", {
         "model": str(tiny_checkpoint("llama")), "dataset": str(data), "max_steps": 30, "batch_size": 1, "learning_rate": 1e-3,
-        "max_length": 64, "held_out_fraction": 0.25, "num_processes": 2, "save_steps": 1000, "n_samples": 1, "sample_max_new_tokens": 4,
+        "max_length": 112, "held_out_fraction": 0.25, "num_processes": 2, "save_steps": 1000, "n_samples": 1, "sample_max_new_tokens": 4,
     })
     deadline = time.monotonic() + 300
     while (run.progress().get("step") or 0) < 2:
@@ -159,7 +159,7 @@ def test_cancel_mid_run_ends_within_seconds(manager, tiny_checkpoint, tmp_path):
     data = write_pairs(tmp_path / "pairs.jsonl")
     run = manager.submit("dpo", {
         "model": str(tiny_checkpoint("llama")), "dataset": str(data), "max_steps": 10_000, "batch_size": 1, "gradient_accumulation_steps": 2,
-        "max_length": 64, "held_out_fraction": 0.0, "save_steps": 10_000, "n_samples": 0,
+        "max_length": 112, "held_out_fraction": 0.0, "save_steps": 10_000, "n_samples": 0,
     }, env=ONE_THREAD)
     deadline = time.monotonic() + 300
     while (run.progress().get("step") or 0) < 2:
