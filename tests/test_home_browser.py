@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from checkpoints import write_tiny_checkpoint
 from playwright.sync_api import expect
+from page_watch import record_texts, recorded
 from test_home_chat import write_plain_gpt2
 from test_server import Server, start_server
 
@@ -23,16 +24,6 @@ UI_TIMEOUT_MS = 60_000
 MODEL_TIMEOUT_MS = 180_000  # the server's first torch import and model load on a busy 2-core CPU
 
 # Every text the compare pane's answer bubble shows, in order (MutationObserver: no state is missed).
-RECORD_PANE = """() => {
-  window.paneTexts = [];
-  const pane = document.querySelector('#home-chatbot-compare');
-  new MutationObserver(() => {
-    const bots = pane.querySelectorAll('[data-testid="bot"]');
-    if (bots.length) window.paneTexts.push(bots[bots.length - 1].innerText);
-  }).observe(pane, {subtree: true, childList: true, characterData: true});
-}"""
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("home-browser") / "home"
@@ -69,7 +60,7 @@ def test_compare_with_answers_side_by_side(page) -> None:
     box = page.locator("#home-chat-max-new input[type=number]")  # sampled (temperature 0.7, seed 0): the
     box.fill("8")                                                   # tiny GPT-2's greedy answer is empty
     box.press("Enter")
-    page.evaluate(RECORD_PANE)
+    record_texts(page, "#home-chatbot-compare", "paneTexts", inner='[data-testid="bot"]')
     page.locator("#home-chat-input textarea").fill("Which answer is more concise?")
     page.locator("#home-chat-send").click()
 
@@ -82,7 +73,7 @@ def test_compare_with_answers_side_by_side(page) -> None:
     expect(page.locator("#home-chat-status")).not_to_contain_text("working")
     expect(page.locator("#home-chatbot")).to_contain_text("tiny-llama")  # each pane is labelled with its model
     expect(page.locator("#home-chatbot-compare")).to_contain_text("tiny-gpt2")
-    seen = page.evaluate("window.paneTexts")
+    seen = recorded(page, "paneTexts")
     first = next(t for t in seen if t.strip())
     assert "Waiting: tiny-llama answers first" in first, seen  # the second pane was never left blank
     assert WORKING.strip("*⏳ ").split(" —")[0] in " ".join(seen)  # then it showed that it was working
