@@ -3,10 +3,13 @@
     .venv/bin/python benchmarks/labeling.py [--votes 100] [--annotators 20]
 
 1. Latency from vote to next pair: a real labeling server process (API only) and real HTTP
-   clients, one annotator and then N concurrent ones; each POST /votes commits the vote and
-   returns the next pair. Reported: the server-side time (``Server-Timing``, lock wait and
-   commit included) and the client round trip, p50 and p99, the server process's CPU time
-   per vote, and the load average before and after (the machine is shared: say which).
+   clients: one annotator; N concurrent ones at a human-like pace (each pauses a random
+   ``--think-ms`` on average between votes; a person takes seconds per pair); and N flat out
+   (no pause: the server's saturation, where round trip is N / throughput by Little's law).
+   Each POST /votes commits the vote and returns the next pair. Reported: the server-side time
+   (``Server-Timing``, lock wait and commit included) and the client round trip, p50 and p99,
+   the server process's CPU time per vote, and the load average before and after (the
+   machine is shared: say which). The clients run on the same CPUs as the server.
 2. Coverage at overlap 1 with pair reservation: N annotators at once in sequential order, each
    casting as many votes as leave one spare pair each; reported: distinct pairs covered per
    vote (1.00 = no annotator's time spent on a pair someone else was judging) and votes/s.
@@ -15,14 +18,18 @@
    the fast page ``/label/<session>`` (``1``: one key votes) of the same server, in the same
    run; reported: p50/p99 from the keydown that sends the vote to the next pair's prompt in
    the DOM (measured in the page), and the ratio of the two.
-4. Store throughput: ``LabelingStore.vote`` in a loop (one durable transaction per vote)
-   against a bare sqlite3 insert loop with the same pragmas (WAL, synchronous=FULL, one
-   commit per row), measured in the same run; the ratio is the cost of the bookkeeping.
+4. Store throughput: ``LabelingStore.vote`` (one durable transaction per vote) against a bare
+   sqlite3 insert with the same pragmas (WAL, synchronous=FULL, one commit per row), in the
+   same run: first in one thread (the ratio is the cost of the bookkeeping: every vote still
+   pays its own fsync), then from N threads at once, as N annotators' requests arrive (the
+   store's group commit shares one fsync among the votes queued meanwhile; bare sqlite
+   serialises one commit, and one fsync, per row).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import signal
 import socket
@@ -54,7 +61,7 @@ def prepare(home: Path, n_pairs: int, overlap: int) -> None:
     with Store(home / "workbench.sqlite") as store:
         store.import_pairs("ds", [Pair(f"prompt {i} " + "word " * 50, "left " * 80, "right " * 80, id=f"p{i:05d}") for i in range(n_pairs)])
         lab = LabelingStore(store)
-        for name in ("one", "many", "browser", "page"):
+        for name in ("one", "paced", "many", "browser", "page"):
             lab.create_session(name, "ds", {"overlap": overlap, "order": "random"})
         lab.create_session("cover", "ds", {"overlap": 1, "order": "sequential"})
 
@@ -85,13 +92,16 @@ def start_server(home: Path, *, ui: bool = False) -> tuple[subprocess.Popen, str
 
 
 def annotate(url: str, session: str, name: str, votes: int, server_ms: list[float], client_ms: list[float],
-             barrier: threading.Barrier | None) -> None:
+             barrier: threading.Barrier | None, think_s: float = 0.0) -> None:
+    pause = random.Random(name)  # exponential pauses between votes, as people's arrive
     token = httpx.post(f"{url}{API}/sessions/{session}/annotators", json={"name": name}, timeout=30).json()["token"]
     with httpx.Client(base_url=url, headers={"x-annotator-token": token}, timeout=60) as http:
         item = http.get(f"{API}/sessions/{session}/annotators/{name}/next").json()["item"]
         if barrier:
             barrier.wait()
         for k in range(votes):
+            if think_s:
+                time.sleep(pause.expovariate(1 / think_s))
             t0 = time.perf_counter()
             r = http.post(f"{API}/sessions/{session}/annotators/{name}/votes",
                           json={"pair_id": item["pair_id"], "choice": "left" if k % 2 else "right", "displayed_order": item["displayed_order"]})
@@ -101,11 +111,12 @@ def annotate(url: str, session: str, name: str, votes: int, server_ms: list[floa
             item = r.json()["next"]["item"]
 
 
-def latency(url: str, session: str, annotators: int, votes: int) -> tuple[list[float], list[float], float]:
+def latency(url: str, session: str, annotators: int, votes: int, think_s: float = 0.0) -> tuple[list[float], list[float], float]:
     server_ms: list[float] = []
     client_ms: list[float] = []
     barrier = threading.Barrier(annotators) if annotators > 1 else None
-    threads = [threading.Thread(target=annotate, args=(url, session, f"a{i}", votes, server_ms, client_ms, barrier)) for i in range(annotators)]
+    threads = [threading.Thread(target=annotate, args=(url, session, f"a{i}", votes, server_ms, client_ms, barrier, think_s))
+               for i in range(annotators)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -195,31 +206,72 @@ def page_latency(url: str, votes: int) -> list[float]:
         return page.evaluate("window.__wbLatency")
 
 
-def store_throughput(folder: Path, n: int) -> tuple[float, float, list[float]]:
-    with Store(folder / "tp.sqlite") as store:
-        store.import_pairs("ds", [Pair(f"q{i}", "a", "b", id=f"p{i:05d}") for i in range(n)])
-        lab = LabelingStore(store)
-        lab.create_session("tp", "ds")
-        lab.join("tp", "x")
-        t0 = time.perf_counter()
-        for i in range(n):
-            lab.vote("tp", "x", f"p{i:05d}", "A")
-        ours = n / (time.perf_counter() - t0)
-    conn = sqlite3.connect(folder / "bare.sqlite", isolation_level=None)
+def concurrently(n_threads: int, work: Any) -> float:
+    """Seconds for ``n_threads`` threads running ``work(thread_index)`` from one barrier."""
+    barrier = threading.Barrier(n_threads + 1)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
+def bare_connection(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+def bare_insert(conn: sqlite3.Connection, pair_id: str, annotator: str) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO votes (pair_id, annotator, outcome, submitted_at) VALUES (?, ?, ?, ?)", (pair_id, annotator, "A", time.time()))
+    conn.execute("COMMIT")
+
+
+def store_throughput(folder: Path, n: int, threads: int) -> dict[str, float]:
+    """Votes (rows) per second, ours and bare, in one thread and in ``threads`` threads, and
+    one bare durable commit's time (ms, p50/p99/max): the fsync floor of a lone vote."""
+    ids = [f"p{i:05d}" for i in range(n)]
+    per = n // threads
+    with Store(folder / "tp.sqlite") as store:
+        store.import_pairs("ds", [Pair(f"q{i}", "a", "b", id=pid) for i, pid in enumerate(ids)])
+        lab = LabelingStore(store)
+        for session in ("one", "many"):
+            lab.create_session(session, "ds")
+        lab.join("one", "x")
+        for i in range(threads):
+            lab.join("many", f"x{i}")
+        t0 = time.perf_counter()
+        for pid in ids:
+            lab.vote("one", "x", pid, "A")
+        ours = n / (time.perf_counter() - t0)
+        wall = concurrently(threads, lambda i: [lab.vote("many", f"x{i}", pid, "A") for pid in ids[i * per:(i + 1) * per]])
+        ours_many = threads * per / wall
+    conn = bare_connection(folder / "bare.sqlite")
     conn.execute("CREATE TABLE votes (id INTEGER PRIMARY KEY, pair_id TEXT, annotator TEXT, outcome TEXT, submitted_at REAL)")
     commit_ms = []
     t0 = time.perf_counter()
-    for i in range(n):
+    for pid in ids:
         t1 = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO votes (pair_id, annotator, outcome, submitted_at) VALUES (?, ?, ?, ?)", (f"p{i:05d}", "x", "A", time.time()))
-        conn.execute("COMMIT")
+        bare_insert(conn, pid, "x")
         commit_ms.append((time.perf_counter() - t1) * 1000)
     bare = n / (time.perf_counter() - t0)
-    conn.close()
-    return ours, bare, commit_ms
+    conns = [bare_connection(folder / "bare.sqlite") for _ in range(threads)]  # one per thread, as sqlite wants
+    wall = concurrently(threads, lambda i: [bare_insert(conns[i], pid, f"x{i}") for pid in ids[i * per:(i + 1) * per]])
+    bare_many = threads * per / wall
+    for c in (conn, *conns):
+        c.close()
+    return {"ours": ours, "bare": bare, "ours_many": ours_many, "bare_many": bare_many,
+            "commit_p50": pct(commit_ms, 50), "commit_p99": pct(commit_ms, 99), "commit_max": max(commit_ms)}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -240,6 +292,8 @@ def main() -> None:
     parser.add_argument("--votes", type=int, default=100, help="votes per annotator")
     parser.add_argument("--annotators", type=int, default=20)
     parser.add_argument("--pairs", type=int, default=500)
+    parser.add_argument("--think-ms", type=float, default=1000,
+                        help="mean pause between one annotator's votes in the paced run (people take seconds per pair)")
     parser.add_argument("--browser-votes", type=int, default=50, help="keyboard votes in Chromium (0 skips the browser figure)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -248,11 +302,16 @@ def main() -> None:
         proc, url = start_server(home)
         try:
             print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+            print(f"paced: each annotator pauses {args.think_ms:.0f} ms on average (exponential) between votes; "
+                  "flat out: no pause, so round trip = annotators / throughput")
             print("vote → next pair latency, ms   server p50   server p99   round trip p50   round trip p99   votes/s"
                   "   server CPU ms/vote")
-            for label, session, n in (("1 annotator", "one", 1), (f"{args.annotators} annotators", "many", args.annotators)):
+            runs = (("1 annotator", "one", 1, 0.0),
+                    (f"{args.annotators} annotators, paced", "paced", args.annotators, args.think_ms / 1000),
+                    (f"{args.annotators} annotators, flat out", "many", args.annotators, 0.0))
+            for label, session, n, think_s in runs:
                 cpu0 = cpu_seconds(proc.pid)
-                server_ms, client_ms, wall = latency(url, session, n, args.votes)
+                server_ms, client_ms, wall = latency(url, session, n, args.votes, think_s)
                 cpu = (cpu_seconds(proc.pid) - cpu0) * 1000 / len(server_ms)
                 print(f"{label:<31}{pct(server_ms, 50):>11.1f}{pct(server_ms, 99):>13.1f}{pct(client_ms, 50):>17.1f}"
                       f"{pct(client_ms, 99):>17.1f}{len(server_ms) / wall:>10.0f}{cpu:>21.1f}")
@@ -281,11 +340,14 @@ def main() -> None:
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=30)
-        ours, bare, commit_ms = store_throughput(Path(tmp), 300)
-        print(f"store throughput: LabelingStore.vote {ours:.0f} votes/s, bare sqlite3 insert+commit {bare:.0f} rows/s, "
-              f"ratio {ours / bare:.2f}")
-        print(f"one bare durable commit (the fsync floor of every vote), ms: p50 {pct(commit_ms, 50):.1f}, "
-              f"p99 {pct(commit_ms, 99):.1f}, max {max(commit_ms):.1f}")
+        tp = store_throughput(Path(tmp), 600, args.annotators)
+        print(f"store throughput, one thread: LabelingStore.vote {tp['ours']:.0f} votes/s, bare sqlite3 insert+commit "
+              f"{tp['bare']:.0f} rows/s, ratio {tp['ours'] / tp['bare']:.2f} (one fsync per vote on both sides)")
+        print(f"store throughput, {args.annotators} threads: LabelingStore.vote {tp['ours_many']:.0f} votes/s, bare sqlite3 "
+              f"{tp['bare_many']:.0f} rows/s, ratio {tp['ours_many'] / tp['bare_many']:.2f} (group commit: one fsync per batch "
+              "of queued votes; bare: one per row)")
+        print(f"one bare durable commit (the fsync floor of a lone vote), ms: p50 {tp['commit_p50']:.1f}, "
+              f"p99 {tp['commit_p99']:.1f}, max {tp['commit_max']:.1f}")
 
 
 if __name__ == "__main__":
