@@ -1,7 +1,8 @@
 """Benchmark: all-layer residual activations of the demo model, ours beside the peers.
 
-Every contender does the same work on the same texts and the same batches (sorted by length,
-right-padded): the residual stream after the embedding and after every block (before the
+Every contender does the same work on the same texts, sorted by length and right-padded, in
+batches of ``--batch-size`` (ours, as in the app, also keeps a CPU batch under
+``CPU_BATCH_TOKENS`` padded tokens, because larger ones are slower per token there): the residual stream after the embedding and after every block (before the
 final norm), pooled on the device ("mean" over each text's tokens, or "tokens": every real
 token's row), copied to host memory as float32 numpy arrays.
   ours              ``extract_activations`` (no LM head: one-position logits)

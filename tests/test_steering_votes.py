@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from plugins.steering import actions
 from plugins.steering.cli import parse_vector_options
@@ -22,7 +23,8 @@ from workbench.labeling.state import labeling_store
 from workbench.labeling.verdict import session_verdict
 from workbench.loop import STEERED, UNSTEERED, start_steering_blind_session, steering_blind_config, unfitted_session_prompts
 from workbench.settings import Settings
-from workbench.steering.library import list_vectors, load_vector
+from workbench.steering.library import list_vectors, load_vector, save_vector
+from workbench.steering.vectors import SteeringVector
 
 WORDS = ["fox", "dog", "answer", "preference", "brown", "lazy"]
 
@@ -145,3 +147,15 @@ def test_cli_fits_from_a_session_and_refuses_a_zero_setting(ctx, tiny_checkpoint
     out = cli("blind", "--vector", "votes:s@2:pca=0", "--from-session", "later", "--model", str(tiny_checkpoint("llama")))
     assert out.returncode == 2 and "would compare one source with itself" in out.stdout + out.stderr
     assert (sorted(runs.iterdir()) if runs.exists() else []) == before  # refused before any run exists
+
+
+def test_blind_session_refuses_a_vector_of_another_model_before_any_answer(ctx, tiny_checkpoint) -> None:
+    save_vector(ctx.settings, SteeringVector("wide@1:mean_diff", 1, torch.ones(48)))  # the tiny llama is 32 wide
+    manager = JobManager(ctx.settings, job_types={GENERATE_PAIRS.name: GENERATE_PAIRS})
+    run = start_steering_blind_session(manager, str(tiny_checkpoint("llama")), [("wide@1:mean_diff", 4.0)], prompts=["Hi?"],
+                                       session="wrong-model", max_new_tokens=8)
+    m = run.wait(300)
+    assert m.status == "failed"
+    assert "has 48 dimensions, the model's residual stream has 32" in (m.error or "") + run.log_tail(40), run.log_tail(40)
+    assert not (run.dir / "responses.json").exists()  # refused before the unsteered source answered
+    assert "wrong-model" not in {s.name for s in labeling_store(ctx).list_sessions()}

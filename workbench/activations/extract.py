@@ -28,6 +28,13 @@ from workbench.models.generation import render_prompt
 from workbench.models.loading import LoadedModel
 
 POOLINGS = ("last", "mean", "tokens")
+# On a CPU a batch of more than about this many (padded) tokens is slower per token than smaller
+# ones: measured on the demo model, 2 cores, 32 texts of ~150 tokens, against one text at a
+# time in the same run: batch 2 and 4 1.00x, batch 8 0.77x, batch 16 0.72x (benchmarks/README.md).
+# A GPU needs large batches to be busy, so there ``batch_size`` alone decides. (The logit lens
+# keeps whole batches: its full-vocabulary readout gains from them, and a 512-token cap measured
+# no faster there.)
+CPU_BATCH_TOKENS = 512
 ProgressCallback = Callable[[int, int], None]
 Allocator = Callable[[str, tuple[int, ...], Any], np.ndarray]
 log = logging.getLogger(__name__)
@@ -260,6 +267,28 @@ def _pool(states: list[torch.Tensor], pooling: str, lengths: np.ndarray, select:
     return torch.stack([p.to(states[0].device) for p in out])
 
 
+def batches(order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
+    """``order`` cut, in order, into batches of at most ``batch_size`` rows and, when ``max_tokens``
+    is set, at most that many padded tokens (rows x the batch's longest length; at least one row)."""
+    out: list[list[int]] = []
+    b = 0
+    while b < len(order):
+        k, width = 1, int(lengths[order[b]])
+        while k < batch_size and b + k < len(order):
+            wider = max(width, int(lengths[order[b + k]]))
+            if max_tokens is not None and (k + 1) * wider > max_tokens:
+                break
+            k, width = k + 1, wider
+        out.append(list(order[b:b + k]))
+        b += k
+    return out
+
+
+def token_budget(lm: LoadedModel) -> int | None:
+    """The padded tokens a batch may hold on ``lm``'s device (None: only ``batch_size`` limits it)."""
+    return CPU_BATCH_TOKENS if lm.device.type == "cpu" else None
+
+
 def _run(lm: LoadedModel, tokens: _Tokens, layers: list[int], pooling: str, batch_size: int, alloc: Allocator,
          report: Callable[[int], None]) -> None:
     """Forward every batch once and write the pooled rows of each layer through ``alloc``'d arrays."""
@@ -275,8 +304,8 @@ def _run(lm: LoadedModel, tokens: _Tokens, layers: list[int], pooling: str, batc
         token_ids = alloc("token_ids", (rows_out,), np.int64)
     pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     order = np.argsort(-tokens.lengths, kind="stable")  # longest first: out-of-memory shows up at once
-    for b in range(0, n, batch_size):
-        rows = order[b:b + batch_size]
+    for batch in batches(order, tokens.lengths, batch_size, token_budget(lm)):
+        rows = np.asarray(batch)
         lengths = tokens.lengths[rows]
         width = int(lengths.max())
         mask = np.arange(width)[None, :] < lengths[:, None]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.data.types import Pair
 from workbench.errors import ConfigError
@@ -21,6 +21,10 @@ from workbench.files import atomic_write_text
 from workbench.jobs import JobCancelled, JobContext, JobType
 from workbench.jobs.config import JobConfig, option, parsed
 from workbench.settings import Settings
+
+if TYPE_CHECKING:  # both import torch, which building the job's form does not need
+    from workbench.models.loading import LoadedModel
+    from workbench.steering.vectors import SteeringVector
 
 STATE_FILE = "responses.json"
 
@@ -115,15 +119,25 @@ def run(job: JobContext) -> None:
     state_path = Path(job.run_dir) / STATE_FILE
     answers: list[list[str]] = json.loads(state_path.read_text()) if job.resume and state_path.exists() else [[], []]
     total, batch = 2 * len(prompts), cfg["batch_size"]
+    models: dict[str, LoadedModel] = {}  # one load per checkpoint: "unsteered vs steered" is one model twice
+    steerings: list[list[tuple[SteeringVector, float]]] = []
+    for src in cfg["sources"]:
+        steering = [(load_vector(job.settings, s["vector"]), s["coefficient"]) for s in src["steering"]]
+        if steering and src["model"] not in models:
+            models[src["model"]] = job.load_model(src["model"])
+        for vector, _ in steering:  # refuse a vector that does not fit before any source answers
+            vector.check_fits(models[src["model"]])
+        steerings.append(steering)
     for k, src in enumerate(cfg["sources"]):
         if len(answers[k]) == len(prompts):
             continue
-        lm = job.load_model(src["model"])
+        if src["model"] not in models:
+            models[src["model"]] = job.load_model(src["model"])
+        lm = models[src["model"]]
         sampling = SamplingSettings(**src["sampling"])
-        steering = [(load_vector(job.settings, s["vector"]), s["coefficient"]) for s in src["steering"]]
         while len(answers[k]) < len(prompts):
             chunk = prompts[len(answers[k]):len(answers[k]) + batch]
-            with steer(lm, steering):
+            with steer(lm, steerings[k]):
                 answers[k] += generate(lm, chunk, sampling, system=src["system"])
             atomic_write_text(state_path, json.dumps(answers))
             job.progress(len(answers[0]) + len(answers[1]), total, f"{src['name']}: {len(answers[k])}/{len(prompts)}")

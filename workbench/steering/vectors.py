@@ -81,6 +81,12 @@ class SteeringVector:
                              hint="Steering vectors only fit the model (or fine-tunes of it) they were fitted on.")
         return layers[self.layer - 1]
 
+    def check_fits(self, model: LoadedModel | nn.Module) -> None:
+        """Raise ``ModelError`` when this vector cannot steer ``model`` (a layer past its blocks, another width),
+        so a long action can refuse before it starts rather than when it reaches the steered part."""
+        module, adapter = _model_and_adapter(model)
+        self._block(module, adapter)
+
     @contextmanager
     def apply(self, model: LoadedModel | nn.Module, coefficient: Coefficient) -> Iterator[None]:
         """Add ``coefficient * scale * direction`` to the residual stream while inside the block.
