@@ -10,6 +10,7 @@ from checkpoints import write_tiny_checkpoint
 
 from workbench.activations import ActivationCache, extract_activations, pair_texts
 from workbench.activations.cache import checkpoint_identity
+from workbench.activations.extract import batches
 from workbench.data.types import Pair
 from workbench.errors import ConfigError, DataError
 from workbench.models.adapters import residual_stream
@@ -327,3 +328,14 @@ def test_bad_requests_raise_clear_errors(tiny_lm):
     acts = extract_activations(lm, TEXTS, layers=[1])
     with pytest.raises(ConfigError, match=r"Layer 2 was not extracted.*\[1\]"):
         acts.get(2)
+
+
+def test_batches_keep_rows_and_padded_tokens_under_their_limits() -> None:
+    lengths = [300, 200, 120, 100, 100, 40, 40, 40, 900]
+    order = [8, 0, 1, 2, 3, 4, 5, 6, 7]  # longest first, as extraction sorts them
+    cut = batches(order, lengths, 16, 512)
+    assert [i for b in cut for i in b] == order  # every row once, in order
+    assert cut[0] == [8]  # longer than the budget alone: still one row
+    assert all(len(b) * max(lengths[i] for i in b) <= 512 for b in cut[1:])
+    assert cut[1:] == [[0], [1, 2], [3, 4, 5, 6, 7]]
+    assert batches(order, lengths, 4, None) == [order[:4], order[4:8], order[8:]]  # a GPU: batch_size alone
