@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -126,3 +127,14 @@ def test_import_judgments_through_the_real_cli(home: Path) -> None:
     assert missing.returncode == 2 and "nope.json" in missing.stderr and "Traceback" not in missing.stderr
     with Store(home / "workbench.sqlite") as store:
         assert "other" not in {s.name for s in LabelingStore(store).list_sessions()}
+
+
+def test_label_serve_serves_the_fast_page_and_refuses_an_open_bind_without_logins(home: Path, server_process) -> None:
+    server = server_process(home, ["workbench.cli", "label", "serve", "--api-only"])
+    page = httpx.get(f"{server.url}/label/s", timeout=30)
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    token = httpx.post(f"{server.url}/api/labeling/sessions/s/annotators", json={"name": "cat"}, timeout=30).json()["token"]
+    item = httpx.get(f"{server.url}/api/labeling/sessions/s/annotators/cat/next", headers={"x-annotator-token": token}, timeout=30)
+    assert item.status_code == 200 and item.json()["item"] is None  # overlap 2, and ann and ben judged every pair
+    refused = workbench(home, "serve", "--host", "0.0.0.0", "--port", "1")
+    assert refused.returncode == 2 and "--auth" in refused.stderr + refused.stdout, refused.stderr

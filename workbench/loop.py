@@ -26,6 +26,7 @@ from workbench.errors import ConfigError, DataError
 from workbench.jobs import JobManager, Run
 from workbench.labeling.generate import GENERATE_PAIRS
 from workbench.settings import Settings
+from workbench.store import Store
 from workbench.training.pairs import frozen_session_split
 
 BASE, TUNED = "base", "tuned"  # the two sources' names in a run's blind session
@@ -78,8 +79,7 @@ def read_prompt_file(path: Path) -> list[str]:
 
 def untrained_prompts(manager: JobManager, run: Run) -> list[str]:
     """The source session's prompts that trained nothing: held out, or with no usable vote."""
-    from workbench.labeling.sessions import LabelingStore  # the store: not needed to build the CLI
-    from workbench.store import Store
+    from workbench.labeling.sessions import LabelingStore  # 0.9 s (scipy): not needed to build the CLI
 
     frozen = frozen_session_split(run.dir)
     if frozen is None:
@@ -125,9 +125,8 @@ def _first(prompts: list[str], n: int | None) -> list[str]:
 def prompts_that_fitted(settings: Settings, vectors: Sequence[Any]) -> set[str]:
     """Prompts the vectors were fitted on, as far as their records tell: the A/B-voted prompts of the
     session a vector came from (``info.session``), every prompt of the dataset it came from (``info.dataset``)."""
-    from workbench.labeling.sessions import LabelingStore  # the store: not needed to build the CLI
+    from workbench.labeling.sessions import LabelingStore  # 0.9 s (scipy): not needed to build the CLI
     from workbench.preference.votes import prompt_texts, votes_from_judgments
-    from workbench.store import Store
 
     out: set[str] = set()
     with Store(settings.db_path) as store:
@@ -145,8 +144,7 @@ def prompts_that_fitted(settings: Settings, vectors: Sequence[Any]) -> set[str]:
 
 def unfitted_session_prompts(settings: Settings, session: str, vectors: Sequence[Any]) -> list[str]:
     """A session's prompts that fitted none of ``vectors``, in session order (an unknown session is a ``NotFound``)."""
-    from workbench.labeling.sessions import LabelingStore
-    from workbench.store import Store
+    from workbench.labeling.sessions import LabelingStore  # 0.9 s (scipy): not needed to build the CLI
 
     with Store(settings.db_path) as store:
         session_prompts = [prompt_text(p.prompt) for p in LabelingStore(store).pairs(session)]

@@ -3,7 +3,9 @@
 
 The same functions as the tab (``plugins.steering.actions.fit_from_votes``) and the loop
 (``workbench.loop.start_steering_blind_session``); every refusal is a ``WorkbenchError``, which
-``workbench`` prints as one message and turns into exit code 2.
+``workbench`` prints as one message and turns into exit code 2. The commands import the
+steering actions (4.7 s: torch, transformers) and the loop (1.4 s) inside themselves, so that
+every other ``workbench`` command starts in 0.4 s.
 """
 from __future__ import annotations
 

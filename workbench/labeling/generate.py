@@ -108,6 +108,7 @@ def validate(config: GeneratePairsConfig | dict[str, Any], settings: Settings) -
 
 def run(job: JobContext) -> None:
     """Answer every prompt with both sources, then store the pairs (and open the session)."""
+    # torch, generation and the labeling layer: the job's worker needs them, building its form does not
     from workbench.labeling.sessions import LabelingStore
     from workbench.models.generation import SamplingSettings, generate
     from workbench.steering.library import load_vector
