@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect
 from page_watch import record_texts, recorded
+from playwright.sync_api import expect
 from test_server import Server, make_home, start_server
 
 from workbench.models.embedded import DEMO_MODEL_NAME

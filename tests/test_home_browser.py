@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from checkpoints import write_tiny_checkpoint
-from playwright.sync_api import expect
 from page_watch import record_texts, recorded
+from playwright.sync_api import expect
 from test_home_chat import write_plain_gpt2
 from test_server import Server, start_server
 
