@@ -66,8 +66,11 @@ def test_a_run_reports_every_stage_in_order_and_the_page_shows_it(tmp_path, tiny
         steps = [(done, total) for s, done, total in reports if s == stage]
         assert steps[0][0] == 0 and steps[-1][0] == steps[-1][1], (stage, steps)  # starts at 0, ends complete
         assert [d for d, _ in steps] == sorted(d for d, _ in steps)
-    # 40 inputs at batch size 16: the encoder reports after each of its 3 batches.
-    assert [d for s, d, _ in reports if s == "encode A"] == [0, 16, 32, 40]
+    # 40 inputs in batches of at most 16 (fewer rows on a CPU when they are long, see
+    # extract.CPU_BATCH_TOKENS): the encoder reports after each batch.
+    encoded = [d for s, d, _ in reports if s == "encode A"]
+    assert encoded[0] == 0 and encoded[-1] == 40 and len(encoded) >= 4, encoded
+    assert all(0 < b - a <= 16 for a, b in zip(encoded, encoded[1:])), encoded
 
     asyncio.run(view._on_run(None))  # the browser path: progress from the worker thread, then a summary
     assert not view.status.visible and not view.progress.visible
@@ -78,7 +81,7 @@ def test_a_repeated_identical_run_runs_no_forward_and_no_umap_fit(tmp_path, tiny
     first_ctx = _context(tmp_path / "home", tiny_checkpoint)
     forwards = _count_forwards(first_ctx)
     first = _view(first_ctx, "umap").run()
-    assert forwards[0] == 6  # 3 batches per model: the hook does count real forwards
+    assert forwards[0] >= 6  # at least 3 batches of 40 inputs per model: the hook does count real forwards
     assert not any(p.from_cache for p in first.projections.values())
 
     again_ctx = _context(tmp_path / "home", tiny_checkpoint)  # a fresh context: models reloaded, caches on disk only
