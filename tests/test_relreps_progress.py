@@ -4,6 +4,7 @@ the activation, stitching and projection caches with no model forward and no UMA
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 from pathlib import Path
 
 from plugins.relreps.view import STAGES, RelRepsView, StageClock
@@ -70,7 +71,7 @@ def test_a_run_reports_every_stage_in_order_and_the_page_shows_it(tmp_path, tiny
     # extract.CPU_BATCH_TOKENS): the encoder reports after each batch.
     encoded = [d for s, d, _ in reports if s == "encode A"]
     assert encoded[0] == 0 and encoded[-1] == 40 and len(encoded) >= 4, encoded
-    assert all(0 < b - a <= 16 for a, b in zip(encoded, encoded[1:])), encoded
+    assert all(0 < b - a <= 16 for a, b in pairwise(encoded)), encoded
 
     asyncio.run(view._on_run(None))  # the browser path: progress from the worker thread, then a summary
     assert not view.status.visible and not view.progress.visible
