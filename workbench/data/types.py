@@ -80,7 +80,9 @@ class Judgment:
     """One annotator's verdict on one pair, as stored in the append-only log.
 
     ``outcome`` is in terms of the pair's canonical A/B; ``displayed_order`` records what
-    the annotator saw ("AB" or "BA") so position bias can be measured.
+    the annotator saw ("AB" or "BA") so position bias can be measured. ``soft`` is a judge's
+    probability that A is the better response (AlpacaEval's fractional ``preference``), kept
+    beside the discrete ``outcome`` so statistics can use either; ``None`` for a plain vote.
     """
 
     pair_id: str
@@ -92,8 +94,22 @@ class Judgment:
     displayed_order: str = "AB"
     started_at: float | None = None
     submitted_at: float | None = None
+    soft: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["outcome"] = self.outcome.value
         return d
+
+
+HARD_VALUE = {"A": 1.0, "B": 0.0, "tie": 0.5}
+
+
+def vote_value(j: Judgment, *, soft: bool = True) -> float | None:
+    """How much the vote says A is better, in [0, 1]: the soft probability when there is one
+    (and ``soft``), else 1 / 0 / ½ for A / B / tie; ``None`` for votes that compare nothing
+    (both bad, skip). The one place every statistic turns a vote into a number."""
+    outcome = getattr(j.outcome, "value", j.outcome)
+    if outcome not in HARD_VALUE:
+        return None
+    return float(j.soft) if soft and j.soft is not None else HARD_VALUE[outcome]
