@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 import torch
 from checkpoints import make_tokenizer
 
-from workbench.compare.diff import check_comparable, linear_cka, model_diff
+from workbench.compare.cli import run_folder, summary_lines, with_run_split
+from workbench.compare.diff import TOKEN_NOISE, check_comparable, linear_cka, model_diff
 from workbench.compare.pairs import diff_pairs
 from workbench.context import AppContext
 from workbench.data.types import Pair
@@ -180,3 +182,67 @@ def test_diff_pairs_reads_a_session_oriented_by_its_first_votes_or_a_dataset(tmp
         diff_pairs(ctx, "ds", "s", limit=4)
     with pytest.raises(ConfigError, match="at least 2"):
         diff_pairs(ctx, "ds", None, limit=1)
+
+
+def test_a_zero_diff_says_no_difference_instead_of_listing_tokens(models, tiny_checkpoint, tmp_path) -> None:
+    base, tuned = models
+    zero = model_diff(base, base, make_pairs(6), batch_size=6)
+    assert zero.top_tokens() == {"up": [], "down": []}  # not the vocabulary's first tokens at +0.00
+    lines = summary_lines(zero)
+    assert any(line.startswith("token log-probs: no difference") for line in lines)
+    assert not any(line.startswith("tokens up most") for line in lines)
+    moved = model_diff(base, tuned, make_pairs(6), batch_size=6).top_tokens(50)
+    assert moved["up"] and all(t["mean_shift"] > TOKEN_NOISE for t in moved["up"])
+    assert all(t["mean_shift"] < -TOKEN_NOISE for t in moved["down"])
+    # A model that is no run: one group, and the note says why.
+    settings = Settings(home=tmp_path / "home")
+    plain = with_run_split(zero, str(tiny_checkpoint("llama")), settings).summary()["split"]
+    assert not plain["known"] and list(plain["groups"]) == ["all"] and plain["groups"]["all"]["n"] == 6
+    assert "not a training run" in plain["note"]
+
+
+def make_run(runs_dir: Path, run_id: str, adapter: Path, split: object | None) -> Path:
+    """A finished DPO run folder as the job leaves it: manifest, adapter and (when given) its saved split ids."""
+    from workbench.jobs.manifest import Manifest, write_manifest
+    from workbench.training.pairs import save_split_ids
+
+    folder = runs_dir / run_id
+    folder.mkdir(parents=True)
+    shutil.copytree(adapter, folder / "adapter")
+    write_manifest(folder, Manifest(id=run_id, type="dpo", entry="workbench.training.dpo:run_dpo", status="finished", output="adapter"))
+    if split is not None:
+        save_split_ids(folder, split)
+    return folder
+
+
+def test_cli_reports_a_runs_train_held_out_and_never_seen_pairs_apart(models, tmp_path, tiny_checkpoint, tiny_lora) -> None:
+    import pandas as pd
+
+    from workbench.training.pairs import load_pairs, split_pairs
+
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    data = write_pair_file(tmp_path / "pairs.jsonl", n=10)
+    pairs = load_pairs(str(data), settings)
+    split = split_pairs(pairs[:7], 0.3, seed=0)  # the run was given 7 pairs; the last 3 it never saw
+    run = make_run(settings.runs_dir, "dpo-split", tiny_lora, split)
+    out = tmp_path / "diff"
+    res = wb("compare", str(tiny_checkpoint("llama")), str(run), "--dataset", str(data), "--out", str(out), home=home)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((out / "diff.json").read_text())["split"]
+    assert summary["known"] and summary["run"] == "dpo-split"
+    groups = summary["groups"]
+    assert [groups[g]["n"] for g in ("train", "held_out", "never_seen")] == [len(split.train), len(split.held_out), 3]
+    per_pair = pd.read_csv(out / "per_pair.csv")
+    assert set(per_pair.loc[per_pair["split"] == "held_out", "pair_id"]) == {p.id for p in split.held_out}
+    for name, rows in per_pair.groupby("split"):
+        assert groups[name]["mean_margin_shift"] == pytest.approx(rows["reward_margin_shift"].mean(), abs=1e-6)
+    for name in ("train", "held_out", "never_seen"):
+        assert any(line.strip().startswith(f"{name} ") and f"n={groups[name]['n']}" in line for line in res.stdout.splitlines()), res.stdout
+    # The run resolves the same from its catalog name and its output checkpoint; a run without saved ids says so.
+    assert run_folder("run:dpo-split", settings) == run and run_folder(str(run / "adapter"), settings) == run
+    assert run_folder(str(tiny_checkpoint("llama")), settings) is None and run_folder("run:nope", settings) is None
+    old = make_run(settings.runs_dir, "dpo-old", tiny_lora, None)
+    assert run_folder(str(old / "adapter"), settings) == old
+    unsplit = with_run_split(model_diff(models[0], models[0], make_pairs(2)), str(old), settings).summary()["split"]
+    assert not unsplit["known"] and unsplit["run"] == "dpo-old" and "saved no train/held-out pair ids" in unsplit["note"]

@@ -3,7 +3,9 @@
 Writes the model diff as ``diff.json`` (summary), ``per_layer.csv``, ``per_pair.csv``,
 ``tokens.csv`` and two plots, then prints a short summary. MODEL_B may be a training run's
 folder: its manifest must say it finished, and the run's adapter is loaded onto its base,
-which the loader finds from the adapter's own record.
+which the loader finds from the adapter's own record. When MODEL_B is a run (its folder,
+``run:<id>`` or its output checkpoint) that saved its split, the pairs are reported as the
+run's train, held-out and never-seen pairs, each with its own figures.
 """
 from __future__ import annotations
 
@@ -38,6 +40,38 @@ def model_source(name_or_path: str) -> str:
         raise ConfigError(f"Run {manifest.id} finished but names no output checkpoint ({manifest.output!r}).",
                           hint="Only training runs that save a model or adapter can be compared.")
     return str(folder / manifest.output)
+
+
+def run_folder(name_or_path: str, settings: Settings) -> Path | None:
+    """The training run behind a model argument: a run folder, a ``run:<id>`` catalog name or a run's
+    output checkpoint; None for any other model."""
+    if name_or_path.startswith("run:"):
+        folder = settings.runs_dir / name_or_path.removeprefix("run:")
+        return folder if (folder / MANIFEST).is_file() else None
+    path = Path(name_or_path).expanduser()
+    if (path / MANIFEST).is_file():
+        return path
+    if (path.parent / MANIFEST).is_file():
+        try:
+            output = read_manifest(path.parent).output
+        except (OSError, ValueError):
+            return None
+        return path.parent if output and output == path.name else None
+    return None
+
+
+def with_run_split(diff: Any, model_b: str, settings: Settings) -> Any:
+    """The diff with each pair labelled train / held_out / never_seen by MODEL_B's run, or a note saying why no split is known."""
+    from workbench.training.pairs import run_split_ids  # the training package: only when a diff is made
+
+    folder = run_folder(model_b, settings)
+    if folder is None:
+        return replace(diff, split_note=f"{model_b} is not a training run: no train/held-out split is known, all pairs are one group.")
+    ids = run_split_ids(folder)
+    if ids is None:
+        return replace(diff, split_run=folder.name, split_note=f"run {folder.name} saved no train/held-out pair ids (not a DPO run, or "
+                       "made before runs saved them): all pairs are one group.")
+    return replace(diff, split=[ids.group(p) for p in diff.pair_ids], split_run=folder.name)
 
 
 def write_outputs(diff: Any, out: Path) -> list[Path]:
@@ -88,6 +122,9 @@ def write_outputs(diff: Any, out: Path) -> list[Path]:
 
 
 def summary_lines(diff: Any) -> list[str]:
+    """The printed summary: overall shifts, then per split group, then the tokens that moved (or 'no difference')."""
+    from workbench.compare.diff import TOKEN_NOISE  # torch: only when a diff is printed
+
     s = diff.summary(k=5)
     r, length = s["implicit_reward"], s["length"]
     lines = [f"{s['model_b']} vs {s['model_a']} (reference) over {s['n_pairs']} pairs, {s['n_response_tokens']} response tokens",
@@ -97,15 +134,33 @@ def summary_lines(diff: Any) -> list[str]:
              f"implicit reward shift (β={s['beta']}): chosen {r['mean_chosen_shift']:+.3f}, rejected {r['mean_rejected_shift']:+.3f}, "
              f"margin {r['mean_margin_shift']:+.3f} (up in {r['share_margin_up']:.0%} of pairs)",
              f"length: shift vs response length r = {length['corr_shift_vs_length']:+.2f}, "
-             f"longer response gains {length['longer_response_gain']:+.3f} reward",
-             "tokens up most: " + ", ".join(f"{t['token']} {t['mean_shift']:+.2f}" for t in s["top_tokens"]["up"][:5]),
-             "tokens down most: " + ", ".join(f"{t['token']} {t['mean_shift']:+.2f}" for t in s["top_tokens"]["down"][:5])]
+             f"longer response gains {length['longer_response_gain']:+.3f} reward"]
+    split = s["split"]
+    if split["known"]:
+        lines.append(f"by run {split['run']}'s split (implicit reward margin shift; final-layer preference-lens margin A → B):")
+        for name, g in split["groups"].items():
+            if not g["n"]:
+                lines.append(f"  {name:<10} n=0")
+                continue
+            lens = (f"; lens margin {g['pref_margin_a']:+.3f} → {g['pref_margin_b']:+.3f} ({g['pref_margin_shift']:+.3f})"
+                    if g["pref_margin_shift"] is not None else "")
+            lines.append(f"  {name:<10} n={g['n']}: margin {g['mean_margin_shift']:+.3f} (up in {g['share_margin_up']:.0%}), "
+                         f"chosen {g['mean_chosen_shift']:+.3f}, rejected {g['mean_rejected_shift']:+.3f}{lens}")
+    else:
+        lines.append(f"split: {split['note']}")
+    up, down = s["top_tokens"]["up"], s["top_tokens"]["down"]
+    if not up and not down:
+        lines.append(f"token log-probs: no difference (no token's mean shift reaches {TOKEN_NOISE:g} nats)")
+    else:
+        lines += ["tokens up most: " + (", ".join(f"{t['token']} {t['mean_shift']:+.2f}" for t in up[:5]) or "none"),
+                  "tokens down most: " + (", ".join(f"{t['token']} {t['mean_shift']:+.2f}" for t in down[:5]) or "none")]
     return lines
 
 
 def compare(
     model_a: Annotated[str, typer.Argument(help="Reference model: catalog name or path.")],
-    model_b: Annotated[str, typer.Argument(help="Model to diff against it: catalog name, path, PEFT adapter or run folder.")],
+    model_b: Annotated[str, typer.Argument(help="Model to diff against it: catalog name, path, PEFT adapter or run folder "
+                                                "(a run's train, held-out and never-seen pairs are reported apart).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for diff.json, CSVs and PNG plots.")],
     dataset: Annotated[str | None, typer.Option("--dataset", help="Stored dataset name or pair file.")] = None,
     session: Annotated[str | None, typer.Option("--session", help="Labeling session whose pairs (oriented by its votes) to use.")] = None,
@@ -129,7 +184,7 @@ def compare(
         typer.echo("note: MODEL_A and MODEL_B are the same checkpoint; the diff will be zero.")
     elif lm_a.name == lm_b.name:  # two folders of one name (e.g. two runs' "adapter"): label them apart
         lm_a, lm_b = replace(lm_a, name=f"A:{lm_a.name}"), replace(lm_b, name=f"B:{lm_b.name}")
-    diff = model_diff(lm_a, lm_b, pairs, beta=beta, batch_size=batch_size, lens_positions=lens_positions)
+    diff = with_run_split(model_diff(lm_a, lm_b, pairs, beta=beta, batch_size=batch_size, lens_positions=lens_positions), model_b, ctx.settings)
     files = write_outputs(diff, out)
     for line in summary_lines(diff):
         typer.echo(line)

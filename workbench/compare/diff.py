@@ -14,7 +14,9 @@ pass per batch per model, all layers from ``forward_states``), and from those tw
 - per response token, log π_B − log π_A of the actual token; per response the summed
   log-probability (with EOS, as DPO counts it), hence the implicit reward shift
   β·(log π_B − log π_A) with A as the reference, per pair for chosen, rejected and the margin;
-- how the shift relates to response length (does B favour longer responses more than A?).
+- how the shift relates to response length (does B favour longer responses more than A?);
+- when B is a training run that saved its split, the reward and preference-lens margin shifts
+  separately for the pairs it trained on, the pairs it held out and pairs it never saw (``split``).
 
 Two models with different tokenizers cannot be lined up token by token: ``check_comparable``
 refuses them and says which views still work.
@@ -38,6 +40,8 @@ from workbench.training.logprobs import encode_pair
 
 Progress = Callable[[int, int], None]
 TOKEN_CHUNK = 1024  # response positions unembedded at once: bounds the [positions, vocab] block
+TOKEN_NOISE = 1e-5  # nats: a token's mean log-prob shift below this is float noise, not a change
+SPLIT_GROUPS = ("train", "held_out", "never_seen")  # a run's pairs, the ones it held out, and pairs it was never given
 
 
 def check_comparable(lm_a: LoadedModel, lm_b: LoadedModel) -> list[str]:
@@ -162,6 +166,9 @@ class ModelDiff:
     token_text: np.ndarray  # which text each token belongs to
     notes: list[str] = field(default_factory=list)
     token_names: dict[int, str] = field(default_factory=dict)
+    split: list[str] = field(default_factory=list)  # per pair one of SPLIT_GROUPS; empty: no split known
+    split_run: str | None = None  # the training run whose saved split ``split`` is
+    split_note: str = ""  # why no split is known
 
     @property
     def n_pairs(self) -> int:
@@ -189,7 +196,8 @@ class ModelDiff:
         """The pairs whose implicit reward margin moved most (either way)."""
         chosen, rejected, margin = self.reward_shift()
         order = np.argsort(-np.abs(margin), kind="stable")[:k]
-        return [{"pair_id": self.pair_ids[i], "prompt": self.prompts[i][:200], "margin_shift": float(margin[i]),
+        return [{"pair_id": self.pair_ids[i], "split": self.split[i] if self.split else "all", "prompt": self.prompts[i][:200],
+                 "margin_shift": float(margin[i]),
                  "chosen_shift": float(chosen[i]), "rejected_shift": float(rejected[i])} for i in order]
 
     def top_tokens(self, k: int = 10, min_count: int = 2) -> dict[str, list[dict[str, Any]]]:
@@ -204,8 +212,32 @@ class ModelDiff:
             return [{"token": self.token_names.get(int(ids[i]), str(int(ids[i]))), "token_id": int(ids[i]),
                      "mean_shift": float(mean[i]), "count": int(counts[i])} for i in order]
 
+        # Only tokens that moved that way: a token at +0.00 is not "up", and a zero diff lists none.
         ranked = keep[np.argsort(mean[keep], kind="stable")]
-        return {"up": rows(ranked[::-1][:k]), "down": rows(ranked[:k])}
+        up, down = ranked[::-1][mean[ranked[::-1]] > TOKEN_NOISE], ranked[mean[ranked] < -TOKEN_NOISE]
+        return {"up": rows(up[:k]), "down": rows(down[:k])}
+
+    def split_summary(self) -> dict[str, Any]:
+        """Reward and preference-lens margin shifts per group: a run's train, held-out and never-seen pairs
+        (a tune moves its training pairs most, so one mixed mean overstates what generalises), or one 'all' group."""
+        labels = np.asarray(self.split if self.split else ["all"] * self.n_pairs)
+        groups = SPLIT_GROUPS if self.split else ("all",)
+        return {"known": bool(self.split), "run": self.split_run, "note": self.split_note,
+                "groups": {g: self._group_figures(np.flatnonzero(labels == g)) for g in groups}}
+
+    def _group_figures(self, idx: np.ndarray) -> dict[str, Any]:
+        chosen, rejected, margin = self.reward_shift()
+        out: dict[str, Any] = {"n": int(len(idx))}
+        if not len(idx):
+            return out
+        lens_a, lens_b = self.pref_a[idx, -1], self.pref_b[idx, -1]  # final layer: the model's own output
+        defined = ~np.isnan(lens_a) & ~np.isnan(lens_b)
+        out.update({"mean_chosen_shift": float(chosen[idx].mean()), "mean_rejected_shift": float(rejected[idx].mean()),
+                    "mean_margin_shift": float(margin[idx].mean()), "share_margin_up": float((margin[idx] > 0).mean()),
+                    "pref_margin_a": float(lens_a[defined].mean()) if defined.any() else None,
+                    "pref_margin_b": float(lens_b[defined].mean()) if defined.any() else None,
+                    "pref_margin_shift": float((lens_b - lens_a)[defined].mean()) if defined.any() else None})
+        return out
 
     def per_layer(self) -> pd.DataFrame:
         pa, pb = np.nanmean(self.pref_a, axis=0), np.nanmean(self.pref_b, axis=0)
@@ -215,7 +247,7 @@ class ModelDiff:
     def per_pair(self) -> pd.DataFrame:
         chosen, rejected, margin = self.reward_shift()
         n = self.n_pairs
-        return pd.DataFrame({"pair_id": self.pair_ids, "prompt": self.prompts, "logp_chosen_a": self.logp_a[:n],
+        return pd.DataFrame({"pair_id": self.pair_ids, "split": self.split or ["all"] * n, "prompt": self.prompts, "logp_chosen_a": self.logp_a[:n],
                              "logp_chosen_b": self.logp_b[:n], "logp_rejected_a": self.logp_a[n:], "logp_rejected_b": self.logp_b[n:],
                              "tokens_chosen": self.n_tokens[:n], "tokens_rejected": self.n_tokens[n:],
                              "reward_shift_chosen": chosen, "reward_shift_rejected": rejected, "reward_margin_shift": margin})
@@ -233,7 +265,7 @@ class ModelDiff:
                                 "mean_margin_shift": float(margin.mean()), "share_margin_up": float((margin > 0).mean())},
             "token_logprob": {"mean_shift": float(self.token_shift.mean()) if len(self.token_shift) else 0.0,
                               "mean_abs_shift": float(np.abs(self.token_shift).mean()) if len(self.token_shift) else 0.0},
-            "length": self.length_effect(), "top_pairs": self.top_pairs(k), "top_tokens": self.top_tokens(k),
+            "split": self.split_summary(), "length": self.length_effect(), "top_pairs": self.top_pairs(k), "top_tokens": self.top_tokens(k),
         }
 
 

@@ -29,12 +29,14 @@ from workbench.training.configs import DPOJobConfig
 from workbench.training.launch import accelerate_command, accelerate_config, write_accelerate_config
 from workbench.training.pairs import (
     SESSION_FILE,
+    SPLIT_FILE,
     PairSplit,
     check_max_length,
     dpo_rows,
     freeze_session_split,
     frozen_session_split,
     load_pairs,
+    save_split_ids,
     session_split,
     split_pairs,
 )
@@ -100,10 +102,15 @@ def _split(job: JobContext) -> PairSplit:
     return pairs_of(cfg, job.settings)
 
 
-def _freeze_session(job: JobContext) -> None:
-    """Read a session's votes once, at the run's first start, and record the session and vote snapshot."""
+def _freeze_split(job: JobContext) -> None:
+    """At the run's first start, save what it trains on and holds out (what ``workbench compare`` splits by):
+    a session's votes with the session and vote snapshot, or a dataset's pair ids."""
     cfg = DPOJobConfig.from_dict(job.config)
-    if not cfg.session or frozen_session_split(job.run_dir) is not None:
+    if not cfg.session:
+        if not (job.run_dir / SPLIT_FILE).exists():
+            save_split_ids(job.run_dir, pairs_of(cfg, job.settings))
+        return
+    if frozen_session_split(job.run_dir) is not None:
         return
     split = pairs_of(cfg, job.settings)
     freeze_session_split(job.run_dir, split)
@@ -297,7 +304,7 @@ def _launch_ranks(job: JobContext) -> bool:
 
 def run_dpo(job: JobContext) -> str:
     cfg = DPOJobConfig.from_dict(job.config)
-    _freeze_session(job)
+    _freeze_split(job)
     trained = _launch_ranks(job) if cfg.num_processes > 1 else train_dpo(job)
     if not trained:
         raise JobCancelled

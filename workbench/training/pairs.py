@@ -21,6 +21,7 @@ from workbench.files import atomic_write_text
 from workbench.settings import Settings
 
 SESSION_FILE = "session_votes.json"  # a session run's frozen votes, in its run folder
+SPLIT_FILE = "split_ids.json"  # a dataset run's train and held-out pair ids, in its run folder
 
 
 @dataclass
@@ -149,6 +150,43 @@ def freeze_session_split(run_dir: Path, split: PairSplit) -> None:
     data = {"record": split.record, "left_out": split.left_out,
             "train": [p.to_dict() for p in split.train], "held_out": [p.to_dict() for p in split.held_out]}
     atomic_write_text(run_dir / SESSION_FILE, json.dumps(data, ensure_ascii=False))
+
+
+def save_split_ids(run_dir: Path, split: PairSplit) -> None:
+    """Write a dataset run's train and held-out pair ids (once, at start), so a later model diff can tell them apart."""
+    data = {"train": [p.id for p in split.train], "held_out": [p.id for p in split.held_out]}
+    atomic_write_text(run_dir / SPLIT_FILE, json.dumps(data, ensure_ascii=False))
+
+
+@dataclass(frozen=True)
+class RunSplitIds:
+    """Which pair ids a run trained on and held out, as ids of the dataset's or session's own pairs."""
+
+    train: frozenset[str]
+    held_out: frozenset[str]
+
+    def group(self, pair_id: str) -> str:
+        """'train', 'held_out' or 'never_seen' (a pair the run was never given)."""
+        return "train" if pair_id in self.train else "held_out" if pair_id in self.held_out else "never_seen"
+
+
+def run_split_ids(run_dir: Path) -> RunSplitIds | None:
+    """The run's saved split, or None when it saved none (not a DPO run, or one made before runs saved their ids).
+
+    A session run's pairs are per vote (``pair:annotator``): they map back to the session's pair
+    ids, which is what a diff over that session or its dataset sees.
+    """
+    frozen = frozen_session_split(run_dir)
+    if frozen is not None:
+        def ids(pairs: list[Pair]) -> frozenset[str]:
+            return frozenset(str(p.metadata.get("session_pair_id", p.id)) for p in pairs)
+
+        return RunSplitIds(ids(frozen.train), ids(frozen.held_out))
+    path = run_dir / SPLIT_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return RunSplitIds(frozenset(data["train"]), frozenset(data["held_out"]))
 
 
 def frozen_session_split(run_dir: Path) -> PairSplit | None:
