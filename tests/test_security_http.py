@@ -1,8 +1,8 @@
 """Bounded HTTP inputs and pair reservation, against a real labeling server process.
 
 Body size is refused from Content-Length before parsing (413); deep nesting and lone
-surrogates get 422 with a message; repeated wrong tokens or passwords from one client are
-slowed then refused (429) while other clients go on; at overlap k no pair is served to more
+surrogates get 422 with a message; repeated wrong tokens from one client, or wrong passwords
+for one login, are slowed then refused (429) while other clients and logins go on; at overlap k no pair is served to more
 than k annotators at a time. See docs/security.md.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from workbench.store import Store
 
 API = "/api/labeling"
 OWNER = ("owner", "0wner-pw")
+ALICE = ("alice", "alice-pw")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,9 @@ def api_server(tmp_path_factory) -> Iterator[tuple[ServerProcess, Path]]:
         lab.create_session("s", "ds")
         for k in (1, 2):
             lab.create_session(f"overlap{k}", "ds", {"overlap": k})
-    server = launch(home, ["apps.labeling_server", "--api-only", "--auth", ":".join(OWNER)], auth=OWNER)
+    users = home / "users.txt"
+    users.write_text(":".join(ALICE) + "\n", encoding="utf-8")
+    server = launch(home, ["apps.labeling_server", "--api-only", "--auth", ":".join(OWNER), "--users", str(users)], auth=OWNER)
     yield server, home
     server.stop()
 
@@ -87,11 +90,14 @@ def test_wrong_tokens_and_passwords_are_slowed_then_refused(api_server: tuple[Se
         r = attacker.get(f"{server.url}{API}/sessions")
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1  # even with the right password
     with _client("127.0.0.4") as guesser:
-        guesser.auth = ("owner", "wrong")
+        guesser.auth = (ALICE[0], "wrong")
         codes = Counter(guesser.get(f"{server.url}{API}/sessions").status_code for _ in range(30))
-    assert 10 <= codes[401] <= 13 and codes[401] + codes[429] == 30, codes
-    with _client("127.0.0.2") as other:  # another client logs in and labels as usual
-        assert other.get(f"{server.url}{API}/sessions").status_code == 200
+        assert 10 <= codes[401] <= 13 and codes[401] + codes[429] == 30, codes
+        guesser.auth = OWNER  # the guessed login is locked, not every login from that address
+        assert guesser.get(f"{server.url}{API}/sessions").status_code == 200
+    with _client("127.0.0.2") as other:  # alice's right password from elsewhere waits out the lockout too
+        other.auth = ALICE
+        assert other.get(f"{server.url}{API}/sessions").status_code == 429
 
 
 @pytest.mark.parametrize("overlap", [1, 2])

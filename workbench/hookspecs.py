@@ -33,7 +33,13 @@ def panel_views(context: AppContext) -> list[PanelView]:
 
 @hookspec
 def api_routes(context: AppContext) -> list[APIRouter]:
-    """FastAPI routers to mount on the app's server (under their own prefix, before Gradio's catch-all)."""
+    """FastAPI routers to mount on the app's server (under their own prefix, before Gradio's catch-all).
+
+    Every route is owner-only (403 for an annotator login) unless it carries the tag
+    ``workbench.plugin_types.FOR_ANNOTATORS`` (``APIRouter(tags=[FOR_ANNOTATORS])`` for a whole
+    router, or ``tags=[FOR_ANNOTATORS]`` on one route); such a route must check sessions and
+    roles itself (``workbench.app.auth``). Plain Starlette routes and mounts are left out.
+    """
 
 
 @hookspec

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # What a model can be used for (workbench.models.capabilities.model_capabilities derives them).
+# The tag a plugin's API route carries when annotator logins may call it (``APIRouter(tags=[FOR_ANNOTATORS])``
+# for a whole router, or ``tags=[...]`` on one route); every other route of the ``api_routes`` hook is owner-only.
+FOR_ANNOTATORS = "workbench:annotators"
+
 MODEL_CAPABILITIES = {
     "causal_lm": "a decoder language model (logit lens, generation, steering)",
     "encoder": "a sentence/text encoder (embeddings only)",

@@ -54,10 +54,16 @@ class Settings:
     dtype: str = "auto"
     # Bounds on what one HTTP request may carry (checked before the body is parsed).
     max_body_bytes: int = 1_000_000
+    # A file uploaded through the browser (only the owner may upload): checked from Content-Length
+    # before a byte is written, and by Gradio while a chunked upload streams.
+    max_upload_bytes: int = 2_000_000_000
     max_json_depth: int = 32
-    # Failed Basic-auth logins or annotator tokens from one client before it is locked out
-    # (the lockout then doubles with each further failure, up to login_lockout_max_s).
+    # Wrong passwords for one login (from anywhere), or wrong annotator tokens from one address,
+    # before that login (that address) is locked out; the lockout then doubles with each further
+    # failure, up to login_lockout_max_s. One address is locked for everyone on it only after
+    # login_failures_per_address wrong passwords (guessing across many logins).
     login_failures_allowed: int = 10
+    login_failures_per_address: int = 50
     login_lockout_max_s: float = 300.0
 
     def __post_init__(self) -> None:

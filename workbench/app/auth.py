@@ -16,7 +16,7 @@ import hmac
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any
 
-from workbench.app.limits import GUARD_KEY, client_of
+from workbench.app.limits import GUARD_KEY, client_of, too_many
 from workbench.errors import PermissionDenied
 
 Scope = MutableMapping[str, Any]
@@ -24,7 +24,11 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitab
 
 REALM = "Preference Workbench"
 USER_KEY = "workbench.user"
-OWNER_ONLY_PREFIXES = ("/panel",)  # paths no annotator login may open (HTTP and websockets)
+# Paths no annotator login may open (HTTP and websockets), with what they are in the refusal.
+OWNER_ONLY_PREFIXES = {
+    "/panel": "the Panel views are for the workbench owner",
+    "/gradio_api/upload": "uploading files is for the workbench owner (annotators cannot import datasets)",
+}
 
 # The two roles, defined here and nowhere else. The owner is the ``--auth`` login, or whoever
 # uses a server that has no logins (loopback only); an annotator is a login from the users
@@ -72,15 +76,22 @@ def credentials_match(header: bytes | None, user: str, password: str) -> bool:
     return bool(sep) & user_ok & password_ok
 
 
-def login_of(header: bytes | None, logins: Mapping[str, str]) -> str | None:
-    """The login name whose credentials the ``Authorization`` header carries, else None."""
+def claimed_login(header: bytes | None) -> str | None:
+    """The login name an ``Authorization: Basic ...`` header claims (its password not checked), else None."""
     if not header or not header[:6].lower() == b"basic ":
         return None
     try:
         given = base64.b64decode(header[6:].strip(), validate=True)
     except (binascii.Error, ValueError):
         return None
-    name = given.partition(b":")[0].decode("utf-8", "replace")
+    return given.partition(b":")[0].decode("utf-8", "replace")
+
+
+def login_of(header: bytes | None, logins: Mapping[str, str]) -> str | None:
+    """The login name whose credentials the ``Authorization`` header carries, else None."""
+    name = claimed_login(header)
+    if name is None:
+        return None
     # An unknown name is still checked against a dummy so the timing does not tell which names exist.
     user, password = (name, logins[name]) if name in logins else ("\0", "\0")
     return name if credentials_match(header, user, password) and name in logins else None
@@ -115,7 +126,8 @@ class BasicAuthMiddleware:
     """Answer 401 (HTTP) or close the socket (websocket) unless the request has valid credentials.
 
     ``credentials`` is one ``(user, password)`` or a mapping of several logins. Logins named in
-    ``annotators`` are refused (403) under ``OWNER_ONLY_PREFIXES``: the Panel views are owner tools.
+    ``annotators`` are refused (403) under ``OWNER_ONLY_PREFIXES``: the Panel views are owner tools,
+    and only the owner may import, so only the owner may upload.
     """
 
     def __init__(self, app: ASGIApp, credentials: tuple[str, str] | Mapping[str, str], annotators: Collection[str] = ()) -> None:
@@ -123,24 +135,30 @@ class BasicAuthMiddleware:
         self.logins = dict(credentials) if isinstance(credentials, Mapping) else {credentials[0]: credentials[1]}
         self.annotators = frozenset(annotators)
 
-    @staticmethod
-    def _report(scope: Scope, ok: bool) -> None:
-        """Tell the RequestGuard's throttle (when one is in front) how this login went."""
-        throttle = scope.get(GUARD_KEY)
-        if throttle is not None:
-            (throttle.succeeded if ok else throttle.failed)(client_of(scope))
-
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization")
+        throttle, client, claimed = scope.get(GUARD_KEY), client_of(scope), claimed_login(header)
+        # Streaks are kept for real logins only, so a spray of made-up names cannot push them out.
+        claimed = claimed if claimed in self.logins else None
+        if throttle is not None and claimed is not None:
+            # A locked account is refused before its password is checked: guessing it is slowed
+            # wherever the guesses come from, and the other logins on that address go on.
+            wait = throttle.retry_after(client, claimed)
+            if wait > 0:
+                await too_many(scope, send, wait, f"login '{claimed}'")
+                return
         user = login_of(header, self.logins)
-        if header is not None:  # a first request without credentials is the browser asking, not a failure
-            self._report(scope, user is not None)
-        if user is not None and user in self.annotators and scope.get("path", "").startswith(OWNER_ONLY_PREFIXES):
-            await _refuse(scope, send, 403, f"Logged in as annotator '{user}': the Panel views are for the workbench owner.\n".encode())
-            return
+        if throttle is not None and header is not None:  # a first request without credentials is the browser asking
+            (throttle.succeeded if user is not None else throttle.failed)(client, "login", claimed)
+        if user is not None and user in self.annotators:
+            path = scope.get("path", "")
+            what = next((what for prefix, what in OWNER_ONLY_PREFIXES.items() if path.startswith(prefix)), None)
+            if what is not None:
+                await _refuse(scope, send, 403, f"Logged in as annotator '{user}': {what}.\n".encode())
+                return
         if user is not None:
             scope[USER_KEY] = user
             await self.app(scope, receive, send)

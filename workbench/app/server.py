@@ -16,15 +16,17 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, WebSocketException
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 
 from workbench import __version__
-from workbench.app.auth import BasicAuthMiddleware, gradio_user
+from workbench.app.auth import OWNER, BasicAuthMiddleware, gradio_user, request_user, role_of
 from workbench.app.limits import LoginThrottle, RequestGuard
 from workbench.context import AppContext
 from workbench.errors import ConfigError
-from workbench.plugin_types import PanelView
+from workbench.plugin_types import FOR_ANNOTATORS, PanelView
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,31 @@ def _mount_panel_views(app: FastAPI, ctx: AppContext, views: list[PanelView]) ->
             routes[i] = Mount(PANEL_PREFIX + route.path, app=route.app, name=route.name)
 
 
+def include_plugin_router(app: FastAPI, router: APIRouter, settings: Any) -> None:
+    """Mount a plugin's router with every route owner-only unless it is tagged ``FOR_ANNOTATORS``.
+
+    Plugins are not trusted to check roles: a route a plugin forgets to guard must not be
+    open to every annotator login. Routes FastAPI cannot guard (plain Starlette routes and
+    mounts) are left out with a warning.
+    """
+
+    def owner_only(conn: HTTPConnection) -> None:
+        if FOR_ANNOTATORS in getattr(conn.scope.get("route"), "tags", ()):
+            return
+        user = request_user(conn)
+        if role_of(settings, user) != OWNER:
+            message = f"Logged in as annotator '{user}': {conn.url.path} is for the workbench owner."
+            if conn.scope["type"] == "websocket":
+                raise WebSocketException(code=1008, reason=message)
+            raise HTTPException(status_code=403, detail=message)
+
+    unguarded = [r for r in router.routes if not isinstance(r, APIRoute | APIWebSocketRoute)]
+    for route in unguarded:
+        log.warning("Plugin route %s left out: only FastAPI routes can be guarded by role", getattr(route, "path", route))
+        router.routes.remove(route)
+    app.include_router(router, dependencies=[Depends(owner_only)])
+
+
 def create_app(ctx: AppContext, *, ui: bool = True) -> FastAPI:
     """The ASGI app: /api/health, the plugins' API routes, and (``ui``) the Panel views under
     /panel/ and Gradio at / (mounted last). ``ui=False`` serves the APIs only."""
@@ -102,7 +129,7 @@ def create_app(ctx: AppContext, *, ui: bool = True) -> FastAPI:
         return health(ctx)
 
     for router in ctx.plugins.collect("api_routes", context=ctx):
-        app.include_router(router)
+        include_plugin_router(app, router, ctx.settings)
     logins = ctx.settings.logins
     if ui:
         # Gradio and Panel are imported only for a UI: an API-only server starts in seconds.
@@ -117,13 +144,15 @@ def create_app(ctx: AppContext, *, ui: bool = True) -> FastAPI:
         gr.mount_gradio_app(
             app, blocks, path="/", theme=theme(), css=THEME_CSS,
             footer_links=["api", "settings"], run_history=False, show_error=True,
-            auth_dependency=gradio_user if logins else None,
+            auth_dependency=gradio_user if logins else None, max_file_size=ctx.settings.max_upload_bytes,
         )
     if logins:
         app.add_middleware(BasicAuthMiddleware, credentials=logins, annotators=ctx.settings.users)
     settings = ctx.settings
-    throttle = LoginThrottle(settings.login_failures_allowed, settings.login_lockout_max_s)
-    app.add_middleware(RequestGuard, throttle=throttle, max_body=settings.max_body_bytes)  # outermost: runs first
+    throttle = LoginThrottle(settings.login_failures_allowed, settings.login_lockout_max_s,
+                             address_allowed=settings.login_failures_per_address)
+    app.add_middleware(RequestGuard, throttle=throttle, max_body=settings.max_body_bytes,  # outermost: runs first
+                       max_upload=settings.max_upload_bytes)
     return app
 
 

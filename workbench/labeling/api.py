@@ -38,6 +38,7 @@ from workbench.app.limits import GUARD_KEY, client_of
 from workbench.errors import WorkbenchError
 from workbench.labeling.errors import Conflict, Forbidden, Invalid
 from workbench.labeling.sessions import LabelingStore, SessionInfo
+from workbench.plugin_types import FOR_ANNOTATORS
 from workbench.settings import Settings
 
 PREFIX = "/api/labeling"
@@ -110,7 +111,7 @@ def build_router(labeling_for: Callable[[], LabelingStore], settings: Settings) 
 
     ``settings`` says who is an annotator (``role_of``) and how deep a body may nest.
     """
-    router = APIRouter(prefix=PREFIX)
+    router = APIRouter(prefix=PREFIX, tags=[FOR_ANNOTATORS])  # every route checks token, role and assignment itself
     depth = settings.max_json_depth
 
     def is_owner(request: Request) -> bool:

@@ -17,6 +17,8 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 
+from workbench.plugin_types import FOR_ANNOTATORS
+
 PAGE_PREFIX = "/label"
 ASSETS_PREFIX = f"{PAGE_PREFIX}/assets"  # two path segments, so no session name (one segment) can shadow it
 STATIC = Path(__file__).with_name("static")
@@ -37,7 +39,7 @@ def page_url(session: str) -> str:
 
 def build_page_router() -> APIRouter:
     """``/label`` (the sessions you may open), ``/label/{session}`` (labeling) and their two assets."""
-    router = APIRouter()
+    router = APIRouter(tags=[FOR_ANNOTATORS])  # the static labeling page, for annotators
     page = (STATIC / "label.html").read_bytes()
     assets = {name: (STATIC / name).read_bytes() for name in ASSET_TYPES}
 
