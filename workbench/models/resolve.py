@@ -37,6 +37,8 @@ def resolve(settings: Settings, name_or_path: str | Path) -> ModelRef:
     text = str(name_or_path)
     if text == embedded.DEMO_MODEL_NAME:  # converted from the shipped GGUF on first load
         return ModelRef(text, embedded.demo_model_dir(settings), "hf")
+    if text == embedded.EMBEDDER_NAME:  # a folder in a package: when that is missing, the error names what to install
+        return ModelRef(text, embedded.embedder_path(), "hf")
     candidate = Path(text).expanduser()
     resolved = candidate.resolve() if candidate.exists() else None
     for entry in scan_catalog(settings):
