@@ -1,9 +1,10 @@
 """Evidence run: PAL-A / PAL-B vs one Bradley–Terry reward on the persona benchmark.
 
     python benchmarks/pal_persona.py --seeds 0 1 2 --plot docs/img/pal_persona_shots.png
-    python benchmarks/pal_persona.py --trait-draws 3
+    python benchmarks/pal_persona.py --trait-draws 3 --data /path/to/persona
 
-For each seed it builds the semi-synthetic benchmark from ../shared/data/persona/ (design in
+For each seed it builds the semi-synthetic benchmark from the persona trait files in ``--data``
+(default ../shared/data/persona/, beside the repository; design in
 docs/pal_persona.md), trains PAL-A, PAL-B and BT on frozen all-MiniLM-L6-v2 features with the
 same code as the `pal` job, and prints seen-user accuracy and unseen-user accuracy by
 number of shots, with the oracle (the hidden generating model) as the ceiling.
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.errors import WorkbenchError
 from workbench.jobs import manifest as files
 from workbench.jobs.context import JobContext
 from workbench.settings import Settings
@@ -30,20 +32,21 @@ from workbench.training.configs import PALJobConfig
 from workbench.training.pal_job import run_pal, validate_pal
 from workbench.training.persona import DEFAULT_TRAITS, PersonaSpec, build_persona_benchmark, trait_counts, write_benchmark
 
-PERSONA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "persona"
+PERSONA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "persona"  # --data's default
 
 
-def eligible_traits(spec: PersonaSpec) -> list[str]:
+def eligible_traits(spec: PersonaSpec, data: Path) -> list[str]:
     """Every trait with ``statements_per_trait / 2`` confident statements of each answer: the pool traits are drawn from."""
-    counts = trait_counts(PERSONA, sorted(p.stem for p in PERSONA.glob("*.jsonl")), spec.min_confidence)
+    counts = trait_counts(data, sorted(p.stem for p in data.glob("*.jsonl")), spec.min_confidence)
     return [t for t, c in counts.items() if min(c.values()) >= spec.statements_per_trait // 2]
 
 
-def one_seed(seed: int, model: str, settings: Settings, traits: list[str] | None = None, shots: list[int] | None = None) -> dict:
+def one_seed(seed: int, model: str, settings: Settings, data: Path, traits: list[str] | None = None,
+             shots: list[int] | None = None) -> dict:
     """One benchmark build and PAL run; its summary, also printed at once (a long run that is stopped keeps what it did)."""
     spec = PersonaSpec(seed=seed) if traits is None else PersonaSpec(traits=traits, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
-        pairs, truth = build_persona_benchmark(PERSONA, spec)
+        pairs, truth = build_persona_benchmark(data, spec)
         data = write_benchmark(pairs, truth, Path(tmp) / "bench")
         options = {"dataset": str(data), "model": model, "k": 4, "seed": seed, **({"shots": shots} if shots else {})}
         cfg = validate_pal(PALJobConfig.from_dict(options), settings)
@@ -63,19 +66,33 @@ def main() -> int:
     ap.add_argument("--shots", type=int, nargs="+", help="unseen-user shot counts (default: the PAL job's 1 5 10 20 50 100)")
     ap.add_argument("--model", default="all-MiniLM-L6-v2")
     ap.add_argument("--plot", type=Path)
+    ap.add_argument("--data", type=Path, help="folder of persona trait files (<trait>.jsonl); default: ../shared/data/persona/")
     args = ap.parse_args()
-    if not PERSONA.is_dir():
-        print(f"skipped: {PERSONA} not found (the persona data lives in ../shared/data/persona/)")
+    if args.data is None and not PERSONA.is_dir():
+        print(f"skipped: {PERSONA} not found; give the persona trait folder with --data DIR")
         return 0
+    data = (args.data or PERSONA).expanduser()
+    if not data.is_dir():
+        print(f"--data {data}: not a folder. Give the folder that holds the persona trait files (<trait>.jsonl).", file=sys.stderr)
+        return 2
+    try:
+        return run(args, data)
+    except WorkbenchError as err:  # a bad trait file or too few statements: the message names the file and what to change
+        print(err, file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace, data: Path) -> int:
+    """Every seed (or trait draw) on the persona data in ``data``, printed as tables (and a plot with --plot)."""
     settings = Settings()
     if args.trait_draws:
-        pool = eligible_traits(PersonaSpec())
+        pool = eligible_traits(PersonaSpec(), data)
         runs = [(d, sorted(np.random.default_rng(d).choice(pool, size=len(DEFAULT_TRAITS), replace=False).tolist()))
                 for d in range(args.trait_draws)]
         print(f"drawing {len(DEFAULT_TRAITS)} of {len(pool)} eligible traits: {', '.join(pool)}", file=sys.stderr)
     else:
         runs = [(s, None) for s in args.seeds]
-    results = [one_seed(s, args.model, settings, traits, args.shots) for s, traits in runs]
+    results = [one_seed(s, args.model, settings, data, traits, args.shots) for s, traits in runs]
     print(json.dumps(results, indent=1))
     models = ["BT", "PAL-A", "PAL-B", "oracle"]
 
