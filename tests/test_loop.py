@@ -24,7 +24,7 @@ from workbench.preference.votes import session_votes
 from workbench.settings import Settings
 from workbench.store import Store
 from workbench.training.dpo import DPO_JOB
-from workbench.training.pairs import SESSION_FILE
+from workbench.training.pairs import SESSION_FILE, run_split_ids
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 # Eight prompts, two pairs each: p00/p01 answer prompt 0, and so on.
@@ -90,6 +90,9 @@ def test_session_run_trains_on_exactly_the_ab_votes_and_records_the_snapshot(man
     held_prompts = {p["prompt"] for p in frozen["held_out"]}
     assert held_prompts.isdisjoint(p["prompt"] for p in frozen["train"])  # held out by prompt
     assert m.summary["held_out"]["n"] == len(frozen["held_out"])  # the before/after report reads the same frozen votes
+    ids = run_split_ids(run.dir)  # per-vote ids map back to the session's pair ids, which `workbench compare` sees
+    assert ids.held_out == {p["id"].split(":")[0] for p in frozen["held_out"]} and not ids.train & ids.held_out
+    assert ids.group("p00") == ("held_out" if "p00" in ids.held_out else "train") and ids.group("p02") == "never_seen"  # p02: a tie
 
     # Back into blind labeling, through the CLI: base vs tuned on the prompts that trained nothing.
     untrained = [q for q in dict.fromkeys(p.prompt for p in make_pairs()) if q not in {p["prompt"] for p in frozen["train"]}]
