@@ -5,6 +5,7 @@ so the browser app, notebooks and the CLI share one loaded model and one store.
 """
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from collections.abc import Collection
@@ -14,7 +15,7 @@ from pathlib import Path
 from workbench.activations.cache import ActivationCache
 from workbench.data.demo import load_demo_pairs
 from workbench.data.readers import detect_file_format, read_pairs
-from workbench.errors import SecurityError
+from workbench.errors import DataError, SecurityError
 from workbench.labeling.sessions import LabelingStore
 from workbench.models.catalog import CatalogEntry, scan_catalog
 from workbench.models.loading import LoadedModel
@@ -107,6 +108,11 @@ class AppContext:
         A relative path starts from the data folders the UI names (the first that holds it, else
         the first), so what a browser box reads never depends on the server's working folder.
         """
+        try:
+            os.fsencode(path)
+        except UnicodeEncodeError as err:  # a lone surrogate (e.g. pasted or sent as "\ud800") names no file
+            raise DataError(f"The path {str(path)!r} holds U+{ord(err.object[err.start]):04X}, which cannot be part of a file name.",
+                            hint="Retype the path, or copy it again from your file manager.") from None
         roots = [r.expanduser().resolve() for r in self.settings.all_data_roots()]
         typed = Path(path).expanduser()
         if not typed.is_absolute():

@@ -15,7 +15,9 @@ the raw and the length-controlled win rate of ``tuned`` over ``base`` (``steered
 """
 from __future__ import annotations
 
+import io
 import json
+import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,26 +54,37 @@ def finished_dpo_run(manager: JobManager, run_id: str) -> Run:
 
 
 def read_prompt_file(path: Path) -> list[str]:
-    """Prompts from a text file (one per line) or a JSONL file (a ``prompt`` per line); blank lines skipped."""
+    """Prompts from a text file (one per line) or a JSONL file (a ``prompt`` per line); blank lines skipped.
+
+    Opened through the data readers' opener, like every user file: a named pipe, a device or a
+    folder is refused at once (a FIFO would hang the command), and non-UTF-8 text is named.
+    """
+    from workbench.data.readers import _open_regular, _stat  # the one safe opener for a user's file
+
+    if stat.S_ISDIR(_stat(path).st_mode):
+        raise DataError("is a folder; --prompts needs a text file with one prompt per line.", path=path)
     prompts = []
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            if len(prompts) >= MAX_PROMPTS:
-                raise DataError(f"more than {MAX_PROMPTS} prompts.", path=path, line=line_no, hint="Split the file or pass --n.")
-            text = line.rstrip("\n")
-            if path.suffix == ".jsonl":
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"not valid JSON ({err.msg}).", path=path, line=line_no) from None
-                if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
-                    raise DataError("needs a non-empty text 'prompt'.", path=path, line=line_no, field="prompt")
-                text = row["prompt"]
-            if len(text) > MAX_PROMPT_CHARS:
-                raise DataError(f"a prompt of {len(text)} characters (at most {MAX_PROMPT_CHARS}).", path=path, line=line_no)
-            prompts.append(text)
+    try:
+        with _open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as fh:
+            for line_no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                if len(prompts) >= MAX_PROMPTS:
+                    raise DataError(f"more than {MAX_PROMPTS} prompts.", path=path, line=line_no, hint="Split the file or pass --n.")
+                text = line.rstrip("\n")
+                if path.suffix == ".jsonl":
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as err:
+                        raise DataError(f"not valid JSON ({err.msg}).", path=path, line=line_no) from None
+                    if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+                        raise DataError("needs a non-empty text 'prompt'.", path=path, line=line_no, field="prompt")
+                    text = row["prompt"]
+                if len(text) > MAX_PROMPT_CHARS:
+                    raise DataError(f"a prompt of {len(text)} characters (at most {MAX_PROMPT_CHARS}).", path=path, line=line_no)
+                prompts.append(text)
+    except UnicodeDecodeError:
+        raise DataError("is not UTF-8 text.", path=path, hint="Re-encode the file as UTF-8, e.g. with iconv.") from None
     if not prompts:
         raise DataError("has no prompts.", path=path, hint="One prompt per line (or a JSONL file with a 'prompt' field).")
     return prompts

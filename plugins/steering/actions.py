@@ -13,12 +13,14 @@ import numpy as np
 
 from workbench.app import ui
 from workbench.context import AppContext
-from workbench.errors import ConfigError, DataError, ModelError
+from workbench.errors import ConfigError, DataError, ModelError, WorkbenchError
 from workbench.jobs import JobManager
 from workbench.labeling.state import labeling_store
 from workbench.loop import MAX_PROMPT_CHARS, MAX_PROMPTS, start_steering_blind_session
+from workbench.models.checkpoint_files import read_json_object
 from workbench.models.generation import SamplingSettings
 from workbench.models.loading import LoadedModel
+from workbench.models.resolve import resolve
 from workbench.preference.reward_heads import (
     RewardModel,
     comparisons_from_poles,
@@ -99,26 +101,55 @@ def attribute_poles(ctx: AppContext, dataset: str) -> dict[str, list[str]]:
     return out
 
 
-def parse_layers(text: str, n_layers: int) -> list[int]:
+def parse_layers(text: str, n_layers: int | None, model: str | None = None) -> list[int]:
+    """Layer numbers from '8, 12, 16'; with ``n_layers`` unknown (no model yet) only the form and the lower bound."""
     try:
         layers = sorted({int(x) for x in text.replace(",", " ").split()})
     except ValueError:
         raise ConfigError(f"Layers {text!r} are not whole numbers.", hint="Write e.g. 8, 12, 16.") from None
-    if not layers or layers[0] < 1 or layers[-1] > n_layers:
-        raise ConfigError(f"Layers must be between 1 and {n_layers}; got {text!r}.")
+    if not layers or layers[0] < 1 or (n_layers is not None and layers[-1] > n_layers):
+        has = f" ({model} has {n_layers})" if model and n_layers is not None else ""
+        raise ConfigError(f"Layers must be between 1 and {n_layers if n_layers is not None else 'the number of layers'}{has}; "
+                          f"got {text!r}.", hint="Pick block outputs inside the model, e.g. 8, 12, 16.")
     return layers
+
+
+def check_layers_before_loading(ctx: AppContext, model: str | None, text: str) -> None:
+    """Refuse layers that cannot fit before a model loads (which takes seconds to minutes): the form
+    always, the range when the model is loaded or its config.json says how many layers it has."""
+    name = model or ctx.active_model_name
+    lm = ctx.models.get(name or "")
+    if lm is not None:
+        parse_layers(text, lm.n_layers, lm.name)
+        return
+    parse_layers(text, None)
+    try:
+        ref = resolve(ctx.settings, name) if name else None
+    except WorkbenchError:
+        return  # loading the model then says what is wrong with the name
+    config = ref.path / "config.json" if ref is not None and ref.format == "hf" else None
+    if config is None or not config.is_file():
+        return
+    try:
+        data = read_json_object(config)
+    except WorkbenchError:
+        return
+    n_layers = data.get("num_hidden_layers", data.get("n_layer"))
+    if isinstance(n_layers, int) and not isinstance(n_layers, bool):
+        parse_layers(text, n_layers, ref.name)
 
 
 def fit_vectors(ctx: AppContext, dataset: str, attribute: str, positive_pole: str, method: str, layers_text: str,
                 model: str | None = None, progress: StageProgress | None = None) -> list[list[Any]]:
     """Fit one vector per layer from a dataset's contrastive set, save them all, return table rows;
     ``progress(stage, done, total)`` hears the model load, the activations and the per-layer fits."""
-    lm = require_model_reporting(ctx, model, progress)
     check_method(method)
+    check_layers_before_loading(ctx, model, layers_text)
+    lm = require_model_reporting(ctx, model, progress)
     pairs = ctx.store.get_pairs(dataset)
     data = chosen_rejected_set(pairs) if attribute == CHOSEN_VS_REJECTED else attribute_set(pairs, attribute, positive_pole)
     data.name = f"{dataset}:{data.name}"
-    vectors = contrastive_vectors(lm, data, parse_layers(layers_text, lm.n_layers), method=method, cache=ctx.activation_cache,
+    vectors = contrastive_vectors(lm, data, parse_layers(layers_text, lm.n_layers, lm.name), method=method, cache=ctx.activation_cache,
                                   progress=progress)
     return vector_rows(save_fitted(ctx.settings, vectors, dataset=dataset))
 
@@ -145,8 +176,9 @@ def fit_from_votes(ctx: AppContext, session: str | None, method: str, layers_tex
     if not session:
         raise ConfigError("Pick a labeling session with A/B votes.", hint="Vote in the Labeling tab first.")
     check_method(method)
+    check_layers_before_loading(ctx, model, layers_text)
     lm = require_model_reporting(ctx, model, progress)
-    vectors = session_vectors(lm, labeling_store(ctx), session, parse_layers(layers_text, lm.n_layers), method=method,
+    vectors = session_vectors(lm, labeling_store(ctx), session, parse_layers(layers_text, lm.n_layers, lm.name), method=method,
                               cache=ctx.activation_cache, progress=progress)
     return vector_rows(save_fitted(ctx.settings, vectors))
 
