@@ -103,6 +103,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
     (  # 3: a pair's current votes, counted when a pair is reserved (labeling/selection.py)
         "CREATE INDEX labeling_current_by_pair ON labeling_current (session_id, pair_id)",
     ),
+    (  # 4: a judge's probability that A is better (AlpacaEval's fractional preference), beside the outcome
+        "ALTER TABLE labeling_events ADD COLUMN soft REAL CHECK (soft IS NULL OR (soft >= 0 AND soft <= 1))",
+    ),
 ]
 
 PAIR_COLUMNS = "pair_id, prompt, response_a, response_b, preferred, metadata"
@@ -301,6 +304,13 @@ class Store:
         Either every pair is stored or nothing is (a bad pair rolls the whole import back).
         An existing name is an error unless ``replace=True``, which swaps it atomically.
         """
+        with self.transaction() as conn:
+            return self.insert_pairs(conn, name, pairs, source=source, format=format, replace=replace)
+
+    def insert_pairs(self, conn: sqlite3.Connection, name: str, pairs: Iterable[Pair], *, source: str = "", format: str = "",
+                     replace: bool = False) -> int:
+        """``import_pairs``'s writes inside the caller's transaction, so an import that also
+        writes other rows (a session and its votes) rolls back as a whole."""
         problem = name_problem(name)
         if problem:
             raise DataError(f"The dataset name {str(name)[:NAME_MAX]!r} cannot be used: {problem}.", field="name",
@@ -315,26 +325,25 @@ class Store:
             raise DataError(f"Pair id '{repeated[0]}' appears more than once ({len(repeated)} ids repeat).",
                             field="id", hint="Pair ids must be unique within a dataset; read the file with read_pairs, "
                                              "which gives repeated content distinct ids.")
-        with self.transaction() as conn:
-            row = conn.execute("SELECT id, n_pairs FROM datasets WHERE name = ?", (name,)).fetchone()
-            if row is not None:
-                if not replace:
-                    raise DataError(f"A dataset named '{name}' already exists ({row[1]} pairs).",
-                                    hint=f"Choose another name, e.g. '{self._free_name(conn, name)}', or replace it "
-                                         "(--replace on the command line, replace=True in Python).")
-                conn.execute("DELETE FROM datasets WHERE id = ?", (row[0],))
-            dataset_id = conn.execute(
-                "INSERT INTO datasets (name, source, format, n_pairs, created_at) VALUES (?, ?, ?, ?, ?)",
-                (name, str(source), format, len(pairs), time.time()),
-            ).lastrowid
-            try:
-                conn.executemany(
-                    f"INSERT INTO pairs (dataset_id, position, {PAIR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (_pair_row(dataset_id, i, p) for i, p in enumerate(pairs)),
-                )
-            except sqlite3.IntegrityError as err:
-                raise DataError(f"Import of '{name}' failed and was rolled back: {err}.", path=self.path,
-                                hint="Pairs need text responses and preferred set to 'A', 'B', 'tie' or None.") from None
+        row = conn.execute("SELECT id, n_pairs FROM datasets WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            if not replace:
+                raise DataError(f"A dataset named '{name}' already exists ({row[1]} pairs).",
+                                hint=f"Choose another name, e.g. '{self._free_name(conn, name)}', or replace it "
+                                     "(--replace on the command line, replace=True in Python).")
+            conn.execute("DELETE FROM datasets WHERE id = ?", (row[0],))
+        dataset_id = conn.execute(
+            "INSERT INTO datasets (name, source, format, n_pairs, created_at) VALUES (?, ?, ?, ?, ?)",
+            (name, str(source), format, len(pairs), time.time()),
+        ).lastrowid
+        try:
+            conn.executemany(
+                f"INSERT INTO pairs (dataset_id, position, {PAIR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (_pair_row(dataset_id, i, p) for i, p in enumerate(pairs)),
+            )
+        except sqlite3.IntegrityError as err:
+            raise DataError(f"Import of '{name}' failed and was rolled back: {err}.", path=self.path,
+                            hint="Pairs need text responses and preferred set to 'A', 'B', 'tie' or None.") from None
         return len(pairs)
 
     def list_datasets(self) -> list[dict[str, Any]]:

@@ -3,60 +3,92 @@ checked for position bias and compared with humans exactly like the workbench's 
 
 Records with the same instruction and outputs become one pair (several judges on one pair
 is what agreement needs). Each record's ``annotator`` field names the judge (default
-``alpaca_eval``); ``generator_1``/``generator_2`` name the sources. ``preference`` 1 is a win
-for output_1 (A), 2 for output_2 (B), 1.5 a tie, fractional values go to the nearer side;
-records without a preference are stored as pairs only. output_1 was shown first, so the
-displayed order is recorded as "AB".
+``alpaca_eval``); ``generator_1``/``generator_2`` name the sources. Several files (one per
+model, all against the same baseline ``generator_1``) go into one session, so the
+leaderboard and the length-controlled model see every candidate at once.
+
+``preference`` 1 is a win for output_1 (A), 2 for output_2 (B), 1.5 a tie. AlpacaEval 2's
+judge gives a probability (1.73 = 73 % for output_2): the vote's outcome is the nearer side
+and its ``soft`` keeps P(A better) = 2 − preference, so statistics can use either. Records
+without a preference are stored as pairs only. output_1 was shown first, so the displayed
+order is recorded as "AB".
 """
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from workbench.data.readers import read_pairs
+from workbench.data.readers import alpacaeval_soft, read_pairs
 from workbench.data.types import Pair
 from workbench.errors import DataError
 from workbench.labeling.errors import Conflict
-from workbench.labeling.sessions import LabelingStore, SessionSettings
+from workbench.labeling.sessions import LabelingStore, pair_sources
+
+JUDGE_FIELDS = ("annotator", "preference", "raw_completion", "price_per_example", "time_per_example")
+"""Fields of one judge's annotation, not of the pair: kept with the vote (or dropped), not in pair metadata."""
 
 
-def import_alpacaeval(labeling: LabelingStore, path: str | Path, session: str, *, dataset: str | None = None,
+def import_alpacaeval(labeling: LabelingStore, paths: str | Path | Sequence[str | Path], session: str, *,
+                      dataset: str | None = None, allow: Collection[str] = (),
                       default_annotator: str = "alpaca_eval") -> dict[str, Any]:
-    """Store the pairs as dataset ``dataset`` (default: the session name), create ``session`` and
-    record every judge's vote. Returns counts: pairs, votes, annotators, unlabeled, repeated."""
+    """Store the pairs of every file as dataset ``dataset`` (default: the session name), create
+    ``session`` and record every judge's vote, all in one transaction. ``allow`` keeps records
+    the reader refuses as likely mistakes (e.g. ``identical``). Returns counts: pairs, votes,
+    annotators, sources, baseline, files, unlabeled, repeated."""
+    files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    if not files:
+        raise DataError("No annotation files given.", hint="Name one or more AlpacaEval annotations.json files.")
     if session in {s.name for s in labeling.list_sessions()}:
         raise Conflict(f"A labeling session named '{session}' already exists.", hint="Import under another session name.")
-    records = read_pairs(path, format="alpacaeval")
     unique: dict[str, Pair] = {}
-    votes: list[tuple[str, str, str]] = []
-    unlabeled = 0
-    for record in records:
-        key = record.content_id()
-        if key not in unique:
-            unique[key] = Pair(record.prompt, record.response_a, record.response_b, id=key,
-                               metadata={k: v for k, v in record.metadata.items() if k not in ("annotator", "preference")})
-        if record.preferred is None:
-            unlabeled += 1
-            continue
-        judge = record.metadata.get("annotator")
-        votes.append((key, judge if isinstance(judge, str) and judge.strip() else default_annotator, record.preferred))
+    votes: list[tuple[str, str, str, float | None]] = []
     seen: set[tuple[str, str]] = set()
-    repeated = 0
-    kept = []
-    for pid, judge, outcome in votes:
-        if (pid, judge) in seen:
-            repeated += 1  # one judge, one vote per pair: the first one counts
-            continue
-        seen.add((pid, judge))
-        kept.append((pid, judge, outcome))
-    name = dataset or session
+    unlabeled = repeated = 0
+    baseline: tuple[str, Path, int] | None = None  # name, file and record that set it
+    for path in files:
+        for n, record in enumerate(read_pairs(path, format="alpacaeval", allow=allow), start=1):
+            sources = pair_sources(record.metadata)
+            if sources:
+                if baseline is None:
+                    baseline = (sources[0], path, n)
+                elif sources[0] != baseline[0]:
+                    raise DataError(f"record {n} has baseline generator_1 '{sources[0]}', while {baseline[1].name} record "
+                                    f"{baseline[2]} has '{baseline[0]}'.", path=path, field="generator_1",
+                                    hint="Import files judged against one baseline into one session; use another session "
+                                         "for the other baseline.")
+            key = _pair_key(record, sources, unique)
+            if key not in unique:
+                unique[key] = Pair(record.prompt, record.response_a, record.response_b, id=key,
+                                   metadata={k: v for k, v in record.metadata.items() if k not in JUDGE_FIELDS})
+            if record.preferred is None:
+                unlabeled += 1
+                continue
+            judge = record.metadata.get("annotator")
+            judge = judge if isinstance(judge, str) and judge.strip() else default_annotator
+            if (key, judge) in seen:
+                repeated += 1  # one judge, one vote per pair: the first one counts
+                continue
+            seen.add((key, judge))
+            votes.append((key, judge, record.preferred, alpacaeval_soft(record)))
     if not unique:
-        raise DataError("No AlpacaEval records found.", path=path, hint="Each record needs instruction, output_1 and output_2.")
-    labeling.store.import_pairs(name, list(unique.values()), source=str(path), format="alpacaeval")
-    labeling.create_session(session, name, SessionSettings(overlap=max(1, len({j for _, j, _ in kept}))))
-    for judge in sorted({j for _, j, _ in kept}):
-        labeling.join(session, judge)
-    for pid, judge, outcome in kept:
-        labeling.vote(session, judge, pid, outcome, displayed_order="AB", imported=True)
-    return {"pairs": len(unique), "votes": len(kept), "annotators": sorted({j for _, j, _ in kept}),
+        raise DataError("No AlpacaEval records found.", path=files[0], hint="Each record needs instruction, output_1 and output_2.")
+    source = files[0] if len(files) == 1 else f"{len(files)} files: " + ", ".join(str(f) for f in files)
+    labeling.import_judged_session(session, dataset or session, list(unique.values()), votes, source=str(source),
+                                   format="alpacaeval")
+    named = [pair_sources(p.metadata) for p in unique.values()]
+    candidates = sorted({name for both in named if both for name in both if baseline is None or name != baseline[0]})
+    return {"pairs": len(unique), "votes": len(votes), "annotators": sorted({j for _, j, _, _ in votes}),
+            "sources": candidates, "baseline": baseline[0] if baseline else None, "files": len(files),
             "unlabeled": unlabeled, "repeated": repeated}
+
+
+def _pair_key(record: Pair, sources: tuple[str, str] | None, unique: dict[str, Pair]) -> str:
+    """The content id, unless another pair with the same texts came from other sources (two
+    models giving the same answer): then the sources go into the id, so neither is lost."""
+    key = record.content_id()
+    other = unique.get(key)
+    if other is None or pair_sources(other.metadata) == sources:
+        return key
+    return hashlib.sha1(f"{key}:{sources}".encode()).hexdigest()[:16]
