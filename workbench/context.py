@@ -27,6 +27,16 @@ from workbench.store import Store
 DEMO_DATASET = "demo"
 
 
+def dataset_name_for(path: Path) -> str:
+    """The dataset name a file gets when none is given: its name up to the first dot, leading dots
+    left out (``.pairs.jsonl`` → ``pairs``), so a dot-file does not become the empty name."""
+    name = path.name.lstrip(".").split(".")[0]
+    if not name:
+        raise DataError(f"{path.name}: no dataset name can be made from this file name.",
+                        hint="Give the dataset a name: `--name NAME` on the command line, the Name box in the browser.")
+    return name
+
+
 class AppContext:
     """Shared state for one workbench process (thread-safe model loading)."""
 
@@ -133,8 +143,8 @@ class AppContext:
         the store records the format auto-detection found, not "auto".
         """
         path = self.check_data_path(path) if confine else Path(path).expanduser()
+        name = name or dataset_name_for(path)  # before the read: a file can be large
         pairs = read_pairs(path, format=format, allow=allow)
-        name = name or path.name.split(".")[0]
         detected = detect_file_format(path) if format == "auto" else format
         self.store.import_pairs(name, pairs, source=str(path), format=detected, replace=replace)
         return name

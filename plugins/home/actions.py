@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.app.ui import error_markdown, md_escape, model_choices
-from workbench.context import AppContext
+from workbench.context import AppContext, dataset_name_for
 from workbench.data.readers import QUALITY_CHECKS, FileDataError
 from workbench.data.types import Message, Pair
 from workbench.errors import DataError, ModelError, SecurityError
@@ -132,7 +132,7 @@ def import_dataset(ctx: AppContext, *, upload: str | None, path: str, name: str,
                             hint="Check the spelling (a relative path starts from a data folder), or upload the file instead.")
     else:
         raise DataError("No file given.", hint="Upload a file, or type the path of a file inside the data folders.")
-    name = name.strip() or source.name.split(".")[0]
+    name = name.strip() or dataset_name_for(Path(shown))
     _check_name(ctx, name, replace)
     copy, created = _upload_copy(ctx, source) if upload else (source, False)
     try:
