@@ -1,4 +1,4 @@
-"""``workbench label sessions|create|stats|export|close|reopen|serve``: labeling sessions from the shell.
+"""``workbench label sessions|create|stats|import-judgments|leaderboard|export|close|reopen|serve``: labeling sessions from the shell.
 
 The same store and functions as the Labeling tab and the notebook: ``LabelingStore``,
 ``session_report`` and the session exporters. Every refusal is a ``WorkbenchError``, which
@@ -117,8 +117,10 @@ def stats(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session name.")],
     ties: Annotated[str, typer.Option("--ties", help="Tie treatment: davidson or half (half-wins).")] = "davidson",
-    n_boot: Annotated[int, typer.Option("--boot", help="Bootstrap resamples for the confidence intervals.")] = 200,
-    candidate: Annotated[str | None, typer.Option("--candidate", help="Source whose win rate to report (default: the top-rated).")] = None,
+    precision: Annotated[float | None, typer.Option("--precision", help="Win-rate half-width at which labeling may stop "
+                                                    "even when undecided (default: stop only when decided).")] = None,
+    candidate: Annotated[str | None, typer.Option("--candidate", help="Source whose win rate to report (default: the one "
+                                                  "recorded when the session was made, else the top-rated).")] = None,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
 ) -> None:
@@ -129,11 +131,11 @@ def stats(
 
     if ties not in ("davidson", "half"):
         raise ConfigError(f"Unknown tie treatment {ties!r}.", hint="Use --ties davidson or --ties half.")
-    if n_boot < 0:
-        raise ConfigError(f"--boot must be 0 or more, got {n_boot}.", hint="200 is a good default; 0 skips the CIs.")
+    if precision is not None and not 0 < precision < 0.5:
+        raise ConfigError(f"--precision must be between 0 and 0.5, got {precision}.", hint="E.g. 0.05 for a win rate ± 0.05.")
     lab = _labeling(ctx, home)
-    report = session_report(lab, session, ties=ties, n_boot=n_boot)
-    verdict = session_verdict(lab, session, candidate=candidate, ties=ties, n_boot=n_boot)
+    report = session_report(lab, session, ties=ties, precision=precision)
+    verdict = session_verdict(lab, session, candidate=candidate, ties=ties)
     if as_json:
         typer.echo(json.dumps(_clean({**report, **verdict}), indent=1))
         return
@@ -146,7 +148,7 @@ def stats(
     if tables["win_error"]:
         typer.echo(tables["win_error"])
     else:
-        typer.echo(f"Bradley–Terry ratings (ties: {ties}; 95% bootstrap CI over {n_boot} resamples)")
+        typer.echo(f"Bradley–Terry ratings (ties: {report['tie_model']}; 95% Laplace interval of the MAP fit)")
         typer.echo(_table(tables["ratings"], ["source", "theta", "ci", "elo"]))
         if ties == "davidson":
             typer.echo(f"Davidson tie parameter ν = {fmt_num(report['davidson_nu'])}")
@@ -167,19 +169,74 @@ def stats(
 @label_app.command("import-judgments")
 def import_judgments(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="AlpacaEval-style annotations (JSON list or JSONL: instruction, output_1, "
-                                              "output_2, preference, optional annotator/generator_1/generator_2).")],
+    paths: Annotated[list[Path], typer.Argument(help="AlpacaEval-style annotations (JSON list or JSONL: instruction, output_1, "
+                                                    "output_2, preference, optional annotator/generator_1/generator_2); "
+                                                    "several files (one per model, one baseline) make one session.")],
     session: Annotated[str, typer.Option("--session", help="Name of the new session holding the judges' votes.")],
     dataset: Annotated[str | None, typer.Option("--dataset", help="Name of the new dataset (default: the session name).")] = None,
+    allow: Annotated[list[str] | None, typer.Option("--allow", help="Keep records that look like mistakes, by kind (comma "
+                                                                    "separated or repeated), e.g. identical.")] = None,
+    names: Annotated[str | None, typer.Option("--names", help="The files' model names, comma separated in file order "
+                                                              "(default: each record's generator_2).")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Import a judge's (or several judges') annotations as a session's votes, to rank and check like human votes."""
+    """Import judges' annotations as a session's votes (a fractional preference stays a soft vote),
+    to rank and check like human votes; `workbench label leaderboard` gives AlpacaEval's table."""
+    from workbench.data.readers import FileDataError
     from workbench.labeling.alpacaeval import import_alpacaeval
 
-    counts = import_alpacaeval(_labeling(ctx, home), path, session, dataset=dataset)
-    typer.echo(f"session '{session}': {counts['pairs']} pairs, {counts['votes']} votes by {', '.join(counts['annotators']) or 'nobody'} "
-               f"({counts['unlabeled']} without a preference, {counts['repeated']} repeated votes ignored); "
-               f"`workbench label stats {session}` ranks the sources")
+    kinds = [k.strip() for a in allow or () for k in a.split(",") if k.strip()]
+    model_names = [n.strip() for n in names.split(",")] if names is not None else None
+    try:
+        counts = import_alpacaeval(_labeling(ctx, home), paths, session, dataset=dataset, allow=kinds, names=model_names)
+    except FileDataError as err:
+        if not err.refused:
+            raise
+        raise err.shown_as(err.path or "", hint=f"Fix or drop those records, or keep them with `workbench label import-judgments "
+                                                f"… --allow {','.join(err.refused)}`.") from None
+    typer.echo(f"session '{session}': {counts['pairs']} pairs from {counts['files']} file(s), {counts['votes']} votes by "
+               f"{', '.join(counts['annotators']) or 'nobody'} ({counts['unlabeled']} without a preference, {counts['repeated']} "
+               f"repeated votes ignored)" + (f"; baseline {counts['baseline']}, {len(counts['sources'])} source(s)" if counts["baseline"] else "")
+               + f"; `workbench label leaderboard {session}` gives the win rates")
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+@label_app.command("leaderboard")
+def leaderboard(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session name.")],
+    baseline: Annotated[str | None, typer.Option("--baseline", help="The source every other is compared with "
+                                                                    "(default: the one on one side of every pair).")] = None,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """AlpacaEval's leaderboard of a session, one row per source against the baseline: n, soft and
+    discrete win rate, length-controlled win rate with its interval, length coefficient, whether
+    that rate extrapolates, and how many votes would flip the winner (percent, as AlpacaEval prints)."""
+    from workbench.labeling.alpacaeval import session_leaderboard
+
+    board = session_leaderboard(_labeling(ctx, home), session, baseline=baseline)
+    if as_json:
+        rows = [{**r, "baseline": board["baseline"], "difficulty": board["difficulty"]} for r in board["rows"]]
+        typer.echo(json.dumps(_clean(rows), indent=1))
+        return
+    typer.echo(f"session {session}: {len(board['rows'])} source(s) against {board['baseline']} on {board['instructions']} "
+               f"instructions; percent, as AlpacaEval prints them")
+    typer.echo(f"instruction difficulty: {board['difficulty']}")
+    if board["rows"]:
+        typer.echo(f"regularisation: {board['rows'][0]['regularisation']}")
+    level = f"{board['level']:.0%}"
+    table = [{"source": r["source"], "n": r["n"], "win_rate": _fmt(r["win_rate"]), "discrete": _fmt(r["discrete_win_rate"]),
+              "lc_win_rate": _fmt(r["lc_win_rate"]), f"lc {level} CI": f"[{_fmt(r['lc_win_rate_ci'][0])}, {_fmt(r['lc_win_rate_ci'][1])}]",
+              "length_coef": _fmt(r["length_coef"]), "extrapolates": "yes" if r["extrapolates"] else "no",
+              "votes_to_flip": "—" if r["votes_to_flip"] is None else r["votes_to_flip"]} for r in board["rows"]]
+    typer.echo(_table(table, list(table[0])))
+    notes = [f"{r['source']}: {r['extrapolation_note']}" for r in board["rows"] if r["extrapolates"]]
+    if notes:
+        typer.echo("\n".join(["", "extrapolation (the LC rate predicts equal length from votes mostly on one side):", *notes]))
 
 
 @label_app.command("export")

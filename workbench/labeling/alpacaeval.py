@@ -31,15 +31,19 @@ JUDGE_FIELDS = ("annotator", "preference", "raw_completion", "price_per_example"
 
 
 def import_alpacaeval(labeling: LabelingStore, paths: str | Path | Sequence[str | Path], session: str, *,
-                      dataset: str | None = None, allow: Collection[str] = (),
+                      dataset: str | None = None, allow: Collection[str] = (), names: Sequence[str] | None = None,
                       default_annotator: str = "alpaca_eval") -> dict[str, Any]:
     """Store the pairs of every file as dataset ``dataset`` (default: the session name), create
     ``session`` and record every judge's vote, all in one transaction. ``allow`` keeps records
-    the reader refuses as likely mistakes (e.g. ``identical``). Returns counts: pairs, votes,
-    annotators, sources, baseline, files, unlabeled, repeated."""
+    the reader refuses as likely mistakes (e.g. ``identical``). ``names`` (one per file) names
+    each file's model instead of its ``generator_2`` (some released files say ``example``).
+    Returns counts: pairs, votes, annotators, sources, baseline, files, unlabeled, repeated."""
     files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     if not files:
         raise DataError("No annotation files given.", hint="Name one or more AlpacaEval annotations.json files.")
+    if names is not None and len(names) != len(files):
+        raise DataError(f"{len(names)} model names for {len(files)} files.", field="names",
+                        hint="Give one name per file, in the files' order, or none to use each file's generator_2.")
     if session in {s.name for s in labeling.list_sessions()}:
         raise Conflict(f"A labeling session named '{session}' already exists.", hint="Import under another session name.")
     unique: dict[str, Pair] = {}
@@ -47,8 +51,10 @@ def import_alpacaeval(labeling: LabelingStore, paths: str | Path | Sequence[str 
     seen: set[tuple[str, str]] = set()
     unlabeled = repeated = 0
     baseline: tuple[str, Path, int] | None = None  # name, file and record that set it
-    for path in files:
+    for f, path in enumerate(files):
         for n, record in enumerate(read_pairs(path, format="alpacaeval", allow=allow), start=1):
+            if names is not None:
+                record.metadata["generator_2"] = names[f]
             sources = pair_sources(record.metadata)
             if sources:
                 if baseline is None:
@@ -92,3 +98,56 @@ def _pair_key(record: Pair, sources: tuple[str, str] | None, unique: dict[str, P
     if other is None or pair_sources(other.metadata) == sources:
         return key
     return hashlib.sha1(f"{key}:{sources}".encode()).hexdigest()[:16]
+
+
+def infer_baseline(sources: dict[str, tuple[str, str]]) -> str:
+    """The source that wrote one side of every source-labelled pair (AlpacaEval's generator_1)."""
+    named = [s for s in sources.values() if s]
+    if not named:
+        raise DataError("No pair in this session records its sources (generator_1/generator_2, source_a/source_b).",
+                        hint="Import AlpacaEval annotations with generator fields, or pairs with source_a/source_b metadata.")
+    common = set(named[0]).intersection(*named[1:])
+    if len(common) != 1:
+        seen = sorted({s for both in named for s in both})
+        raise DataError(f"No single source is on one side of every pair ({'several are' if common else 'none is'}), "
+                        "so the baseline cannot be told.", field="baseline",
+                        hint=f"Name it with --baseline (baseline=…); sources: {', '.join(seen[:10])}"
+                             + (", …" if len(seen) > 10 else "") + ".")
+    return common.pop()
+
+
+def session_leaderboard(labeling: LabelingStore, session: str, *, baseline: str | None = None,
+                        level: float = 0.95) -> dict[str, Any]:
+    """AlpacaEval's leaderboard of a session: one row per source against the baseline, with
+    n, the soft and discrete win rates, the length-controlled win rate and its interval, the
+    length coefficient, whether that rate extrapolates, and the win rate's fragility. Figures
+    are percent, as AlpacaEval prints them. ``difficulty`` says which instruction-difficulty
+    estimate the length control used."""
+    from workbench.preference.fragility import fragility_text, win_rate_fragility
+    from workbench.preference.length_control import instruction_difficulty, length_controlled, matchups, win_rates
+    from workbench.preference.winrate import Duels, length_support
+
+    pairs = labeling.pairs(session)
+    sources = {p.id: s for p in pairs if (s := pair_sources(p.metadata))}
+    seen = {s for both in sources.values() for s in both}
+    if baseline is None:
+        baseline = infer_baseline(sources)
+    elif baseline not in seen:
+        raise DataError(f"No pair of session '{session}' has a response from '{baseline}'.", field="baseline",
+                        hint=f"Sources: {', '.join(sorted(seen)) or 'none recorded'}.")
+    table, instructions = matchups(pairs, labeling.judgments(session), baseline, sources)
+    if not table:
+        raise DataError(f"Session '{session}' has no A/B/tie votes between '{baseline}' and another source.",
+                        hint="Import judgments (workbench label import-judgments) or vote first.")
+    difficulty = instruction_difficulty(table, len(instructions))
+    lc = length_controlled(table, baseline, difficulty, level=level)
+    rows = []
+    for name, m in table.items():
+        support = length_support(Duels(name, m.soft, -m.delta_len, [baseline] * len(m), hard=m.hard))
+        frag = win_rate_fragility(m.soft, level)
+        rows.append({"source": name, "n": len(m), **win_rates(m), **lc[name], "extrapolates": support["extrapolates"],
+                     "share_longer": support["share_longer"], "extrapolation_note": support["note"],
+                     "votes_to_flip": frag["votes_to_flip_winner"], "fragility": fragility_text(frag)})
+    rows.sort(key=lambda r: -r["lc_win_rate"])
+    return {"session": session, "baseline": baseline, "instructions": len(instructions), "difficulty": difficulty.estimate,
+            "level": level, "rows": rows}
