@@ -11,13 +11,12 @@ setting" in the Steering tab) does the same for a steering setting: sources ``un
 that fitted none of the vectors. The job opens a blind session on the pairs; its statistics
 (the verdict of ``workbench.labeling.verdict``) then answer "did it win?" with Bradley–Terry,
 the raw and the length-controlled win rate of ``tuned`` over ``base`` (``steered`` over
-``unsteered``).
+``unsteered``): the config records that side as ``candidate``, so the verdict is about it even
+when it is rated lower.
 """
 from __future__ import annotations
 
-import io
 import json
-import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,35 +55,29 @@ def finished_dpo_run(manager: JobManager, run_id: str) -> Run:
 def read_prompt_file(path: Path) -> list[str]:
     """Prompts from a text file (one per line) or a JSONL file (a ``prompt`` per line); blank lines skipped.
 
-    Opened through the data readers' opener, like every user file: a named pipe, a device or a
+    Read through the data readers' opener, like every user file: a named pipe, a device or a
     folder is refused at once (a FIFO would hang the command), and non-UTF-8 text is named.
     """
-    from workbench.data.readers import _open_regular, _stat  # the one safe opener for a user's file
+    from workbench.data.readers import read_user_text  # the one safe way to read a user's file
 
-    if stat.S_ISDIR(_stat(path).st_mode):
-        raise DataError("is a folder; --prompts needs a text file with one prompt per line.", path=path)
     prompts = []
-    try:
-        with _open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                if len(prompts) >= MAX_PROMPTS:
-                    raise DataError(f"more than {MAX_PROMPTS} prompts.", path=path, line=line_no, hint="Split the file or pass --n.")
-                text = line.rstrip("\n")
-                if path.suffix == ".jsonl":
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise DataError(f"not valid JSON ({err.msg}).", path=path, line=line_no) from None
-                    if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
-                        raise DataError("needs a non-empty text 'prompt'.", path=path, line=line_no, field="prompt")
-                    text = row["prompt"]
-                if len(text) > MAX_PROMPT_CHARS:
-                    raise DataError(f"a prompt of {len(text)} characters (at most {MAX_PROMPT_CHARS}).", path=path, line=line_no)
-                prompts.append(text)
-    except UnicodeDecodeError:
-        raise DataError("is not UTF-8 text.", path=path, hint="Re-encode the file as UTF-8, e.g. with iconv.") from None
+    for line_no, line in enumerate(read_user_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        if len(prompts) >= MAX_PROMPTS:
+            raise DataError(f"more than {MAX_PROMPTS} prompts.", path=path, line=line_no, hint="Split the file or pass --n.")
+        text = line.removesuffix("\r")
+        if path.suffix == ".jsonl":
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"not valid JSON ({err.msg}).", path=path, line=line_no) from None
+            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+                raise DataError("needs a non-empty text 'prompt'.", path=path, line=line_no, field="prompt")
+            text = row["prompt"]
+        if len(text) > MAX_PROMPT_CHARS:
+            raise DataError(f"a prompt of {len(text)} characters (at most {MAX_PROMPT_CHARS}).", path=path, line=line_no)
+        prompts.append(text)
     if not prompts:
         raise DataError("has no prompts.", path=path, hint="One prompt per line (or a JSONL file with a 'prompt' field).")
     return prompts
@@ -115,7 +108,7 @@ def blind_session_config(manager: JobManager, run_id: str, *, prompts: list[str]
     chosen = _first(prompts if prompts is not None else untrained_prompts(manager, run), n)
     session = session or f"{run.id}-blind"
     sampling = _sampling(max_new_tokens)
-    return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size,
+    return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size, "candidate": TUNED,
             "sources": [{"name": BASE, "model": run.config["model"], "sampling": sampling},
                         {"name": TUNED, "model": f"run:{run.id}", "sampling": sampling}]}
 
@@ -190,7 +183,7 @@ def steering_blind_config(settings: Settings, model: str, steering: Sequence[tup
     chosen = _first(prompts if prompts is not None else unfitted_session_prompts(settings, str(from_session), vectors), n)
     session = session or f"steered-blind-{time.strftime('%Y%m%d-%H%M%S')}"
     sampling = _sampling(max_new_tokens)
-    return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size,
+    return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size, "candidate": STEERED,
             "sources": [{"name": UNSTEERED, "model": model, "sampling": sampling},
                         {"name": STEERED, "model": model, "sampling": sampling,
                          "steering": [{"vector": name, "coefficient": c} for name, c in active]}]}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import platformdirs
 
-from workbench.errors import ConfigError, SecurityError
+from workbench.errors import ConfigError, DataError, SecurityError
 
 
 def default_home() -> Path:
@@ -142,10 +142,12 @@ def load_users(path: Path) -> dict[str, str]:
 
     Each name is an annotator who logs in under that name and labels only as themselves.
     """
+    from workbench.data.readers import read_user_text  # the one safe way to read a user's file (a FIFO would hang serve)
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the users file {path}: {exc.strerror or exc}.",
+        text = read_user_text(path)
+    except DataError as exc:
+        raise ConfigError(f"Cannot read the users file: {exc.message}",
                           hint="Point WORKBENCH_USERS (or --users) at a file of name:password lines.") from None
     users: dict[str, str] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):

@@ -385,6 +385,12 @@ def transcript_messages(text: str) -> list[Message]:
     return [{"role": roles[parts[i]], "content": parts[i + 1].strip()} for i in range(1, len(parts), 2)]
 
 
+def _looks_like_transcript(record: Record) -> bool:
+    """chosen is text starting with a 'Human:' turn: an HH-RLHF record, even when it lacks 'Assistant:'."""
+    chosen = record.get("chosen")
+    return "prompt" not in record and isinstance(chosen, str) and chosen.lstrip().startswith("Human:")
+
+
 def _is_hh(record: Record) -> bool:
     chosen = record.get("chosen")
     if "prompt" in record or isinstance(chosen, list):
@@ -453,6 +459,8 @@ def _missing_fields_error(record: Record, fmt: RecordFormat | None, path: str | 
         scored = [(sum(f in record for f in cand.required) / len(cand.required), -i, cand)
                   for i, cand in enumerate(FORMATS.values())]
         score, _, fmt = max(scored, key=lambda t: t[:2])
+        if fmt.name == "trl" and _looks_like_transcript(record):  # a transcript missing its 'Assistant:' turn
+            fmt = FORMATS["hh-rlhf"]
         if score == 0:
             return loc.error(
                 f"does not look like any known preference format; fields present: {', '.join(present) or '(none)'}.",
@@ -578,6 +586,19 @@ def _open_regular(path: Path) -> io.BufferedReader:
     return os.fdopen(fd, "rb")
 
 
+def read_user_text(path: str | Path) -> str:
+    """The whole UTF-8 text of a small file a user named (prompts, a users file, a config).
+
+    Every command reads a user's file through this or ``read_pairs``: the same opener (a named
+    pipe or device is refused at once instead of hanging the command), the same size cap as
+    whole-file formats, and errors naming the file.
+    """
+    path = Path(path)
+    if stat.S_ISDIR(_stat(path).st_mode):
+        raise FileDataError("is a folder, not a file.", path=path, hint="Point at the file itself.")
+    return _decode_whole(path, _Limits(MAX_LINE_BYTES, MAX_FILE_BYTES))
+
+
 @contextmanager
 def _open_binary(path: Path) -> Iterator[io.BufferedIOBase]:
     """The file's bytes, gunzipped for .gz (closing both the gzip stream and the file)."""
@@ -683,6 +704,15 @@ def _csv_cell(column: str, value: str) -> Any:
     return value
 
 
+def _refuse_nul(path: Path, line: int, header: list[str], row: list[str]) -> None:
+    """A NUL byte in a cell means a binary or UTF-16 file read as UTF-8, not text to import."""
+    column = next((h for h, v in zip(header, row, strict=False) if "\0" in v), None)
+    if column is not None:
+        raise FileDataError("holds a NUL byte (\\x00), which is never part of text.", path=path, line=line,
+                            field=column if row is not header else None,
+                            hint="The file is probably binary or UTF-16; re-export it as UTF-8 CSV, or remove the NUL bytes.")
+
+
 def _iter_csv(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
     text = _decode_whole(path, limits)
     previous_limit = csv.field_size_limit(limits.line_bytes)
@@ -692,6 +722,9 @@ def _iter_csv(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
         if header is None:
             return
         header = [h.strip() for h in header]
+        has_nul = "\0" in text  # NUL is never text: the rows are checked only when the file holds one
+        if has_nul:
+            _refuse_nul(path, 1, header, header)
         repeated = tuple(sorted({h for h in header if header.count(h) > 1}))
         index, start = 0, reader.line_num + 1
         for row in reader:
@@ -702,6 +735,8 @@ def _iter_csv(path: Path, limits: _Limits) -> Iterator[tuple[_Loc, Any]]:
             if len(row) != len(header):
                 raise FileDataError(f"has {len(row)} cells but the header has {len(header)} columns.", path=path, line=start,
                                 hint="Check the quoting: cells with commas or newlines must be in double quotes.")
+            if has_nul:
+                _refuse_nul(path, start, header, row)
             record = {h: _csv_cell(h, v) for h, v in zip(header, row, strict=True)}
             if repeated:
                 record = _RepeatedKeys(record)

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, DataError
 from workbench.jobs.config import command_from_config
 from workbench.jobs.runner import JobManager, describe_failure
 from workbench.plugins import PluginHost
@@ -69,9 +69,14 @@ def job_options(config: Path | None, sets: list[str] | None, explicit: dict[str,
     nested = nested or {}
     opts: dict[str, Any] = {}
     if config:
+        from workbench.data.readers import read_user_text  # the one safe way to read a user's file
+
         try:
-            loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            loaded = yaml.safe_load(read_user_text(config)) or {}
+        except DataError as exc:
+            raise ConfigError(f"Cannot read the config file: {exc.message}",
+                              hint="Point --config at a YAML file of option: value lines.") from None
+        except yaml.YAMLError as exc:
             raise ConfigError(f"Cannot read the config file {config}: {exc}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{config} must hold a mapping of option: value.")
