@@ -209,10 +209,10 @@ def test_report_ranks_sources(labeling: LabelingStore) -> None:
     labeling.create_session("s", "ds")
     labeling.join("s", "a")
     label_all(labeling, "s", "a", "A")  # A always wins: big > mid > small
-    report = session_report(labeling, "s", n_boot=10)
+    report = session_report(labeling, "s")
     assert [r["source"] for r in report["ratings"]] == ["big", "mid", "small"]
     assert report["win_rate"]["items"] == ["big", "mid", "small"] and report["win_rate"]["count"][0][1] == 6
-    assert "Every pair has its planned votes" in report["stopping_hint"]
+    assert "The question is answered (big vs mid" in report["stopping_hint"] and "labeling can stop" in report["stopping_hint"]
 
 
 def test_analysis_panel_figure_and_summary(labeling: LabelingStore) -> None:
@@ -222,9 +222,9 @@ def test_analysis_panel_figure_and_summary(labeling: LabelingStore) -> None:
     for who, outcome in (("a", "A"), ("b", "B")):
         labeling.join("s", who)
         label_all(labeling, "s", who, outcome)
-    report = session_report(labeling, "s", ties="half", n_boot=5)
+    report = session_report(labeling, "s", ties="half")
     fig = ratings_figure(report)
     assert len(fig.axes) == 3  # ratings, win-rate matrix and its colour bar
-    text = report_markdown(report, session_verdict(labeling, "s", ties="half", n_boot=5))
+    text = report_markdown(report, session_verdict(labeling, "s", ties="half"))
     assert "Fleiss' κ (12 items with ≥ 2 votes)" in text and "ordinal strength" in text
     assert report["agreement"]["cohen_pairwise"]["a|b"]["kappa"] <= 0  # they always disagree

@@ -88,7 +88,7 @@ def test_alpacaeval_annotations_become_judgments(tmp_path: Path) -> None:
     outcomes = sorted(j.outcome.value for j in lab.judgments("judges"))
     assert outcomes == ["A", "A", "B", "tie"]
     assert {j.displayed_order for j in lab.judgments("judges")} == {"AB"}
-    report = session_report(lab, "judges", n_boot=20)
+    report = session_report(lab, "judges")
     assert {r["source"] for r in report["ratings"]} == {"model-x", "model-y"}
     with pytest.raises(Exception, match="already exists"):
         import_alpacaeval(lab, FIXTURES / "alpacaeval.json", "judges")

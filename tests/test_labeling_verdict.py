@@ -56,14 +56,14 @@ def longer_only(home: Path, *, n: int = 120, fixed_sides: bool = False) -> Label
 
 def test_a_source_that_is_only_longer_wins_raw_but_not_at_equal_length(tmp_path: Path) -> None:
     lab = longer_only(tmp_path)
-    verdict = session_verdict(lab, "s", candidate="tuned", n_boot=100)
+    verdict = session_verdict(lab, "s", candidate="tuned")
     won = verdict["did_it_win"]
     assert won["win_rate"] > 0.75 and won["win_rate_ci"][0] > 0.6
     assert won["lc_win_rate_ci"][0] < 0.65 and won["lc_win_rate"] < won["win_rate"] - 0.15
     assert [r["source"] for r in won["bradley_terry"]] == ["tuned", "base"]
     assert verdict["explained"]["factors"][0]["factor"] == "length" and verdict["explained"]["factors"][0]["low"] > 0
-    assert session_verdict(lab, "s", n_boot=10)["did_it_win"]["candidate"] == "tuned"  # the top-rated by default
-    text = report_markdown(session_report(lab, "s", n_boot=10), verdict)
+    assert session_verdict(lab, "s")["did_it_win"]["candidate"] == "tuned"  # the top-rated by default
+    text = report_markdown(session_report(lab, "s"), verdict)
     for expected in ("Did it win?", "length-controlled win rate", "What explains these votes", "| length |", "| tuned |"):
         assert expected in text, expected
     assert f"— ({NEEDS_OVERLAP})" in text  # overlap 1: κ/α say why they are missing
@@ -72,10 +72,10 @@ def test_a_source_that_is_only_longer_wins_raw_but_not_at_equal_length(tmp_path:
 
 def test_position_confound_is_said_instead_of_a_p_value(tmp_path: Path) -> None:
     lab = longer_only(tmp_path, n=30, fixed_sides=True)
-    report = session_report(lab, "s", n_boot=10)
+    report = session_report(lab, "s")
     bias = report["agreement"]["position_bias"]
     assert bias["confounded"] and "base always left" in bias["note"]
-    text = report_markdown(report, session_verdict(lab, "s", n_boot=10))
+    text = report_markdown(report, session_verdict(lab, "s"))
     assert "position bias cannot be separated from model quality" in text and "p = —" not in text
 
 
@@ -87,15 +87,15 @@ def test_summary_and_per_annotator_counts_agree_with_skips(tmp_path: Path) -> No
         outcome = "skip" if k == 1 else "A"
         lab.vote("s", "ben", item.pair.id, outcome, rationale="unsure" if outcome == "skip" else "",
                  displayed_order=item.displayed_order)
-    report = session_report(lab, "s", n_boot=5)
+    report = session_report(lab, "s")
     per_annotator = sum(r["votes"] for r in report["annotators"])
     assert report["progress"]["judgments"] == per_annotator == 15 and report["progress"]["skips"] == 1
-    assert "Votes: 15 (1 skips" in report_markdown(report, session_verdict(lab, "s", n_boot=5))
+    assert "Votes: 15 (1 skips" in report_markdown(report, session_verdict(lab, "s"))
 
 
 def test_too_few_votes_refuse_each_part_in_place(tmp_path: Path) -> None:
     lab = longer_only(tmp_path, n=6)
-    verdict = session_verdict(lab, "s", n_boot=5)
+    verdict = session_verdict(lab, "s")
     assert "win_rate" in verdict["did_it_win"] and "at least 10 A/B votes" in verdict["explained"]["error"]
     with Store(tmp_path / "other.sqlite") as store:
         store.import_pairs("plain", [Pair("q", "a", "bb", id="x")])
@@ -106,9 +106,9 @@ def test_too_few_votes_refuse_each_part_in_place(tmp_path: Path) -> None:
 
 def test_label_stats_prints_the_verdict(tmp_path: Path) -> None:
     longer_only(tmp_path).store.close()
-    result = CliRunner().invoke(label_app, ["stats", "s", "--boot", "30", "--candidate", "base", "--home", str(tmp_path)],
+    result = CliRunner().invoke(label_app, ["stats", "s", "--candidate", "base", "--home", str(tmp_path)],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "did it win?" in out and "base vs tuned" in out and "length-controlled win rate" in out
+    assert "did it win?" in out and "base (given) vs tuned" in out and "length-controlled win rate" in out
     assert "what explains these votes" in out and "\nlength " in out and NEEDS_OVERLAP in out

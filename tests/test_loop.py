@@ -108,7 +108,7 @@ def test_session_run_trains_on_exactly_the_ab_votes_and_records_the_snapshot(man
     labeling.join(session, "carol")
     for p in new_pairs:  # the tuned side wins every vote: the verdict names it
         labeling.vote(session, "carol", p.id, "B")
-    won = session_verdict(labeling, session, n_boot=20)["did_it_win"]
+    won = session_verdict(labeling, session)["did_it_win"]
     assert won["candidate"] == "tuned" and won["win_rate"] == 1.0 and "lc_win_rate" in won
 
 

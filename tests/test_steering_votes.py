@@ -128,7 +128,7 @@ def test_blind_session_from_a_steering_setting_has_both_sources_and_different_an
     lab.join("steer-blind", "ann")
     for p in pairs:
         lab.vote("steer-blind", "ann", p.id, "B")
-    ratings = session_verdict(lab, "steer-blind", n_boot=20)["did_it_win"]["bradley_terry"]
+    ratings = session_verdict(lab, "steer-blind")["did_it_win"]["bradley_terry"]
     assert [r["source"] for r in ratings] == [STEERED, UNSTEERED]
 
 

@@ -46,7 +46,7 @@ def length_only_session(n: int = 400, quality: float = 0.0, seed: int = 0) -> tu
 
 def test_longer_only_source_wins_raw_but_not_at_equal_length() -> None:
     pairs, judgments = length_only_session()
-    report = did_it_win(pairs, judgments, "tuned", n_boot=300)
+    report = did_it_win(pairs, judgments, "tuned")
     assert report["n"] == 400 and report["opponents"] == ["base"]
     assert report["win_rate"] > 0.75 and report["win_rate_ci"][0] > 0.7
     assert abs(report["lc_win_rate"] - 0.5) < 0.08
@@ -59,7 +59,7 @@ def test_longer_only_source_wins_raw_but_not_at_equal_length() -> None:
 
 def test_a_really_better_source_keeps_its_lead_at_equal_length() -> None:
     pairs, judgments = length_only_session(quality=1.5, seed=1)
-    report = win_rates(duels(pairs, judgments, "tuned"), n_boot=200)
+    report = win_rates(duels(pairs, judgments, "tuned"))
     assert report["lc_win_rate"] > 0.7 and report["lc_win_rate_ci"][0] > 0.6
 
 
@@ -69,7 +69,7 @@ def test_ties_count_half_and_unknown_sources_are_refused() -> None:
                  Judgment("p3", "a", Outcome.SKIP)]
     d = duels(pairs, judgments, "x")
     assert d.result.tolist() == [1.0, 0.5, 0.0] and d.length_diff.tolist() == [-2, -2, -2]
-    assert win_rates(d, n_boot=0)["win_rate"] == pytest.approx(0.5)
+    assert win_rates(d)["win_rate"] == pytest.approx(0.5)
     with pytest.raises(DataError, match="(?s)No pair has a response from source 'z'.*Sources in these pairs: x, y"):
         duels(pairs, judgments, "z")
     one = [Pair("q", "a", "b", id="p", metadata={"source_a": "x", "source_b": "x"})]
@@ -86,7 +86,7 @@ def test_session_report_through_the_store(tmp_path: Path) -> None:
     lab.join("s", "ann")
     for j in judgments:
         lab.vote("s", "ann", j.pair_id, j.outcome.value)
-    report = session_did_it_win(lab, "s", "tuned", n_boot=50)
+    report = session_did_it_win(lab, "s", "tuned")
     assert report["session"] == "s" and report["n"] == 60
     assert report["win_rate"] == pytest.approx(duels(pairs, judgments, "tuned").result.mean())
 

@@ -117,8 +117,10 @@ def stats(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session name.")],
     ties: Annotated[str, typer.Option("--ties", help="Tie treatment: davidson or half (half-wins).")] = "davidson",
-    n_boot: Annotated[int, typer.Option("--boot", help="Bootstrap resamples for the confidence intervals.")] = 200,
-    candidate: Annotated[str | None, typer.Option("--candidate", help="Source whose win rate to report (default: the top-rated).")] = None,
+    precision: Annotated[float | None, typer.Option("--precision", help="Win-rate half-width at which labeling may stop "
+                                                    "even when undecided (default: stop only when decided).")] = None,
+    candidate: Annotated[str | None, typer.Option("--candidate", help="Source whose win rate to report (default: the one "
+                                                  "recorded when the session was made, else the top-rated).")] = None,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
 ) -> None:
@@ -129,11 +131,11 @@ def stats(
 
     if ties not in ("davidson", "half"):
         raise ConfigError(f"Unknown tie treatment {ties!r}.", hint="Use --ties davidson or --ties half.")
-    if n_boot < 0:
-        raise ConfigError(f"--boot must be 0 or more, got {n_boot}.", hint="200 is a good default; 0 skips the CIs.")
+    if precision is not None and not 0 < precision < 0.5:
+        raise ConfigError(f"--precision must be between 0 and 0.5, got {precision}.", hint="E.g. 0.05 for a win rate ± 0.05.")
     lab = _labeling(ctx, home)
-    report = session_report(lab, session, ties=ties, n_boot=n_boot)
-    verdict = session_verdict(lab, session, candidate=candidate, ties=ties, n_boot=n_boot)
+    report = session_report(lab, session, ties=ties, precision=precision)
+    verdict = session_verdict(lab, session, candidate=candidate, ties=ties)
     if as_json:
         typer.echo(json.dumps(_clean({**report, **verdict}), indent=1))
         return
@@ -146,7 +148,7 @@ def stats(
     if tables["win_error"]:
         typer.echo(tables["win_error"])
     else:
-        typer.echo(f"Bradley–Terry ratings (ties: {ties}; 95% bootstrap CI over {n_boot} resamples)")
+        typer.echo(f"Bradley–Terry ratings (ties: {report['tie_model']}; 95% Laplace interval of the MAP fit)")
         typer.echo(_table(tables["ratings"], ["source", "theta", "ci", "elo"]))
         if ties == "davidson":
             typer.echo(f"Davidson tie parameter ν = {fmt_num(report['davidson_nu'])}")

@@ -32,7 +32,7 @@ def owner_only(ctx: Any, request: gr.Request | None) -> None:
 
 
 def ratings_figure(report: dict[str, Any]) -> Any:
-    """Bradley–Terry ratings with bootstrap CIs (left) and the win-rate matrix (right)."""
+    """Bradley–Terry ratings with Laplace intervals (left) and the win-rate matrix (right)."""
     # matplotlib only when a figure is drawn: its import is slow and the backend must be set first.
     import matplotlib
 
@@ -50,7 +50,7 @@ def ratings_figure(report: dict[str, Any]) -> Any:
         ax1.errorbar(theta, y, xerr=[theta - low, high - theta], fmt="o", capsize=4)
         ax1.set_yticks(y, [r["source"] for r in rows])
         ax1.axvline(0, color="#999", lw=0.8)
-        ax1.set_xlabel(f"log-strength θ (95% bootstrap CI, ties: {report['tie_model']})")
+        ax1.set_xlabel(f"log-strength θ (95% Laplace interval, ties: {report['tie_model']})")
     else:
         ax1.text(0.5, 0.5, "no source comparisons yet", ha="center", va="center")
         ax1.set_axis_off()
@@ -82,7 +82,8 @@ def report_markdown(report: dict[str, Any], verdict: dict[str, Any]) -> str:
         f"**{report['stopping_hint']}**", "",
         f"Votes: {p['judgments']} ({p['skips']} skips, which do not count toward coverage) · coverage {p['covered']}/{p['needed']}"
         f" · annotators: {', '.join(a['annotators']) or '—'}",
-        f"Davidson tie parameter ν = {fmt_num(report['davidson_nu'])} · ranking stable in {fmt_num(report['rank_stability'])} of bootstrap resamples",
+        f"Davidson tie parameter ν = {fmt_num(report['davidson_nu'])}"
+        + (f" · {report['ranking_fragility']['note']}" if report["ranking_fragility"] else ""),
         "", "#### Did it win?", "",
     ]
     if tables["win_error"]:

@@ -11,27 +11,78 @@ from typing import Any
 
 import numpy as np
 
-from workbench.data.types import Judgment, Pair
+from workbench.data.types import Judgment, Pair, vote_value
 from workbench.labeling.selection import stopping_hint
 from workbench.labeling.sessions import LabelingStore, pair_sources
 from workbench.preference.agreement import agreement_report, annotator_stats
 from workbench.preference.bradley_terry import BTResult, Comparisons, fit_bradley_terry, win_rate_matrix
+from workbench.preference.fragility import ranking_fragility
+from workbench.preference.intervals import LEVEL, rate_summary
 
 
-def source_comparisons(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> Comparisons:
-    """Each A/B/tie vote on a pair with source metadata, as a comparison between its sources."""
+def identical_responses(pair: Pair) -> bool:
+    """Both sources wrote the same text (up to surrounding whitespace): the vote cannot say
+    which is better, so statistics leave it out and count it."""
+    return pair.response_a.strip() == pair.response_b.strip()
+
+
+def recorded_candidate(pairs: Sequence[Pair]) -> str | None:
+    """The source under test as recorded when the pairs were made (``metadata.candidate``: the
+    tuned model of a from-run session, the steered setting of a steering one), if any."""
+    named = {m["candidate"] for p in pairs if isinstance(m := (p.metadata or {}), dict) and isinstance(m.get("candidate"), str)}
+    return named.pop() if len(named) == 1 else None
+
+
+def source_comparisons(pairs: Sequence[Pair], judgments: Sequence[Judgment], *, soft: bool = True) -> Comparisons:
+    """Each A/B/tie vote on a pair with source metadata, as a comparison between its sources,
+    valued by ``vote_value`` (a judge's soft probability unless ``soft=False``); pairs whose two
+    responses are identical are left out (``identical_votes`` counts them)."""
+    by_id = {p.id: p for p in pairs}
     sources = {p.id: pair_sources(p.metadata) for p in pairs}
     records = []
     for j in judgments:
-        src = sources.get(j.pair_id)
-        outcome = getattr(j.outcome, "value", j.outcome)
-        if src and outcome in ("A", "B", "tie"):
-            records.append((src[0], src[1], outcome))
+        src, value = sources.get(j.pair_id), vote_value(j, soft=soft)
+        if src and value is not None and not identical_responses(by_id[j.pair_id]):
+            records.append((src[0], src[1], value))
     return Comparisons.from_records(records)
 
 
-def session_report(labeling: LabelingStore, session: str, *, ties: str = "davidson", n_boot: int = 200) -> dict[str, Any]:
-    """Everything the analysis panel shows for ``session`` (plain data, JSON-friendly)."""
+def identical_votes(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> tuple[int, int]:
+    """(votes, pairs) on pairs whose two responses are identical."""
+    same = {p.id for p in pairs if identical_responses(p)}
+    return sum(1 for j in judgments if j.pair_id in same), len(same)
+
+
+def head_to_head(comparisons: Comparisons, source: str, other: str | None = None) -> np.ndarray:
+    """Results from ``source``'s side of its votes against ``other`` (any source when None)."""
+    if source not in comparisons.items:
+        return np.zeros(0)
+    i = comparisons.items.index(source)
+    j = None if other is None else comparisons.items.index(other)
+    as_a = (comparisons.a == i) & ((comparisons.b == j) if j is not None else True)
+    as_b = (comparisons.b == i) & ((comparisons.a == j) if j is not None else True)
+    return np.concatenate([comparisons.result[as_a], 1.0 - comparisons.result[as_b]])
+
+
+def session_question(comparisons: Comparisons, bt: BTResult | None, candidate: str | None,
+                     level: float = LEVEL) -> dict[str, Any] | None:
+    """What the session is asking, as a ``rate_summary``: the recorded candidate against the
+    others, else the top Bradley–Terry source against the runner-up; None without two sources."""
+    if bt is None:
+        return None
+    if candidate in comparisons.items:
+        others = [s for s in comparisons.items if s != candidate]
+        label, result = f"{candidate} vs {', '.join(others)}", head_to_head(comparisons, candidate)
+    else:
+        first, second = bt.ranking()[:2]
+        label, result = f"{first} vs {second}", head_to_head(comparisons, first, second)
+    return {**rate_summary(result, level), "label": label}
+
+
+def session_report(labeling: LabelingStore, session: str, *, ties: str = "davidson", level: float = LEVEL,
+                   precision: float | None = None) -> dict[str, Any]:
+    """Everything the analysis panel shows for ``session`` (plain data, JSON-friendly).
+    ``precision``: a win-rate half-width at which labeling may stop even if undecided."""
     info = labeling.session(session)
     pairs = labeling.pairs(session)
     judgments = labeling.judgments(session)
@@ -39,20 +90,26 @@ def session_report(labeling: LabelingStore, session: str, *, ties: str = "davids
     sources = {p.id: src for p in pairs if (src := pair_sources(p.metadata))}
     bt: BTResult | None = None
     if len(comparisons) and len(comparisons.items) >= 2:
-        bt = fit_bradley_terry(comparisons, ties=ties, n_boot=n_boot)
+        bt = fit_bradley_terry(comparisons, ties=ties, ci=level)
     rate, count = win_rate_matrix(comparisons) if len(comparisons.items) else (np.zeros((0, 0)), np.zeros((0, 0)))
     progress = labeling.session_progress(session)
+    question = session_question(comparisons, bt, recorded_candidate(pairs), level)
+    same_votes, same_pairs = identical_votes(pairs, judgments)
     return {
         "session": info.to_dict(),
         "progress": progress,
         "ratings": bt.table() if bt else [],
-        "tie_model": ties,
+        "tie_model": bt.ties if bt else ties,
         "davidson_nu": bt.nu if bt else None,
-        "rank_stability": bt.rank_stability if bt else None,
+        "level": level,
+        "top_gap": bt.top_gap if bt else None,
+        "ranking_fragility": ranking_fragility(comparisons, ties=bt.ties) if bt else None,
+        "question": question,
+        "identical": {"votes": same_votes, "pairs": same_pairs},
         "win_rate": {"items": comparisons.items, "rate": rate.tolist(), "count": count.astype(int).tolist()},
         "agreement": agreement_report(judgments, sources),
         "annotators": annotator_stats(judgments, info.settings.gold),
-        "stopping_hint": stopping_hint(bt, progress["covered"], progress["needed"]),
+        "stopping_hint": stopping_hint(question, progress["covered"], progress["needed"], precision),
     }
 
 

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -129,14 +130,21 @@ def rank_active(open_ids: Sequence[str], votes: Sequence[tuple[str, str]], sourc
     return sorted(ids, key=keys.__getitem__)
 
 
-def stopping_hint(bt: BTResult | None, covered: int, needed: int, stable_at: float = 0.95) -> str:
-    """A one-line suggestion whether more votes would still change the ranking."""
-    if needed and covered >= needed:
-        return f"Every pair has its planned votes ({covered}/{needed}); labeling can stop."
-    if bt is None or bt.rank_stability is None:
-        return f"Keep labeling: {covered}/{needed} planned votes, too few to rank the sources yet."
-    share = bt.rank_stability
-    if share >= stable_at:
-        return (f"The ranking is stable: the same order in {share:.0%} of {bt.n_boot} bootstrap resamples "
-                f"({covered}/{needed} planned votes). More votes are unlikely to change it.")
-    return f"Keep labeling: the ranking holds in only {share:.0%} of bootstrap resamples ({covered}/{needed} planned votes)."
+def stopping_hint(question: dict[str, Any] | None, covered: int, needed: int, precision: float | None = None) -> str:
+    """Whether labeling can stop: only when the question is answered (the win rate's interval
+    excludes 0.5, or its half-width is within ``precision``), not merely when the planned votes
+    exist; otherwise what is missing. ``question`` is a ``rate_summary`` plus ``label`` (who
+    against whom), or None when the votes compare no two sources."""
+    planned = f"{covered}/{needed} planned votes"
+    if question is None or not question["n"]:
+        if needed and covered >= needed:
+            return f"Every pair has its planned votes ({planned}); no two sources are compared, so there is no verdict to wait for."
+        return f"Keep labeling: {planned}, no votes between two sources yet."
+    ci = question["ci"]
+    where = f"{question['label']}: win rate {question['rate']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] over {question['n']} votes"
+    if question["decided"]:
+        return f"The question is answered ({where}, the interval excludes 0.5); labeling can stop ({planned})."
+    if precision is not None and (ci[1] - ci[0]) / 2 <= precision:
+        return f"The requested precision ±{precision:.3f} is reached ({where}); labeling can stop ({planned})."
+    more = ("every pair has its planned votes, but " if needed and covered >= needed else f"{planned}; ")
+    return f"Keep labeling: {more}{question['note']} ({where})."

@@ -8,8 +8,19 @@ outcome on the length difference,
     logit P(candidate wins) = α + β · tanh(Δlen / σ),   Δlen = len(candidate) − len(opponent) in characters,
 
 (σ the spread of Δlen over the votes; tanh bounds the pull of extreme lengths) and reports
-σ(α), the win rate the model predicts at equal length. Ties count as half a win in both rates.
-Confidence intervals are percentile bootstraps over votes.
+σ(α), the win rate the model predicts at equal length. That is an extrapolation when nearly
+every pair has the candidate longer, so ``length_support`` says which share of votes sit on
+each side of equal length and shows the empirical win rate within an equal-length band (±10 %
+of the longer response) with its n; ``extrapolates`` is true when ≥ 80 % sit on one side.
+
+Ties count as half a win; a judge's soft probability counts as that fraction (``vote_value``),
+and then the discrete figures are reported beside (``discrete``). The raw win rate's interval
+is the continuity-corrected Wilson interval (``workbench.preference.intervals``), which keeps
+its coverage at small n; the length-controlled one is the fit's Wald interval on α with a
+Student-t quantile. When the interval includes 0.5 the verdict is "not enough votes to tell"
+with the number of votes needed. Pairs whose two responses are identical are left out and
+counted (``identical``): they cannot say which source is better. Beside the verdict sits its
+fragility: how many votes would have to go for it to flip (``workbench.preference.fragility``).
 """
 from __future__ import annotations
 
@@ -18,16 +29,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
+from scipy.stats import t as student_t
 
-from workbench.data.types import Judgment, Pair
+from workbench.data.types import Judgment, Pair, vote_value
 from workbench.errors import DataError
-from workbench.labeling.analysis import source_comparisons
+from workbench.labeling.analysis import identical_responses, identical_votes, source_comparisons
 from workbench.labeling.sessions import LabelingStore, pair_sources
 from workbench.preference.agreement import position_bias
 from workbench.preference.bradley_terry import fit_bradley_terry
 from workbench.preference.factors import fit_logistic
+from workbench.preference.fragility import ranking_fragility, win_rate_fragility
+from workbench.preference.intervals import LEVEL, rate_summary
 
-RESULT = {"A": 1.0, "B": 0.0, "tie": 0.5}
+EQUAL_LENGTH_BAND = 0.10  # |Δlen| within 10 % of the longer response counts as equal length
+ONE_SIDED = 0.8  # this share of votes on one side of equal length makes the LC number an extrapolation
 
 
 @dataclass
@@ -35,9 +51,12 @@ class Duels:
     """Votes between the candidate source and others, from the candidate's side."""
 
     candidate: str
-    result: np.ndarray  # 1 win, 0 loss, 0.5 tie
+    result: np.ndarray  # 1 win, 0 loss, 0.5 tie, or a judge's probability (vote_value)
     length_diff: np.ndarray  # characters, candidate minus opponent
     opponents: list[str]
+    hard: np.ndarray | None = None  # the discrete results (vote_value(soft=False)); None = same as result
+    own_length: np.ndarray | None = None  # characters of the candidate's response
+    identical: int = 0  # votes left out because both responses were the same text
 
     def __len__(self) -> int:
         return len(self.result)
@@ -52,69 +71,111 @@ def duels(pairs: Sequence[Pair], judgments: Sequence[Judgment], candidate: str, 
         missing = candidate if candidate not in seen else baseline
         raise DataError(f"No pair has a response from source {missing!r}.",
                         hint=f"Sources in these pairs: {', '.join(seen) or 'none recorded (source_a/source_b metadata)'}.")
-    result, diff, opponents = [], [], []
+    result, hard, diff, own, opponents = [], [], [], [], []
+    identical = 0
     for j in judgments:
-        outcome = getattr(j.outcome, "value", j.outcome)
+        value, discrete = vote_value(j), vote_value(j, soft=False)
         src = sources.get(j.pair_id)
-        if outcome not in RESULT or not src or candidate not in src or src[0] == src[1]:
+        if value is None or discrete is None or not src or candidate not in src or src[0] == src[1]:
             continue
         side = "A" if src[0] == candidate else "B"
         other = src[1] if side == "A" else src[0]
         if baseline is not None and other != baseline:
             continue
         pair = by_id[j.pair_id]
+        if identical_responses(pair):
+            identical += 1
+            continue
         mine, theirs = (pair.response_a, pair.response_b) if side == "A" else (pair.response_b, pair.response_a)
-        result.append(RESULT[outcome] if side == "A" else 1.0 - RESULT[outcome])
+        result.append(value if side == "A" else 1.0 - value)
+        hard.append(discrete if side == "A" else 1.0 - discrete)
         diff.append(len(mine) - len(theirs))
+        own.append(len(mine))
         opponents.append(other)
-    return Duels(candidate, np.asarray(result, dtype=np.float64), np.asarray(diff, dtype=np.float64), opponents)
+    return Duels(candidate, np.asarray(result, dtype=np.float64), np.asarray(diff, dtype=np.float64), opponents,
+                 hard=np.asarray(hard, dtype=np.float64), own_length=np.asarray(own, dtype=np.float64), identical=identical)
 
 
-def _lc(result: np.ndarray, x: np.ndarray) -> tuple[float, float]:
-    """(win rate at equal length, length coefficient β) of one fit."""
-    if not np.any(x):
-        return float(result.mean()), 0.0
-    coef = fit_logistic(x[:, None], result, intercept=True).coef
-    return float(1 / (1 + np.exp(-coef[0]))), float(coef[1])
+def _lc(result: np.ndarray, x: np.ndarray, level: float) -> tuple[float, float, list[float] | None]:
+    """(win rate at equal length, length coefficient β, interval of the former) of one fit."""
+    n = len(result)
+    if not np.any(x) or n < 3:
+        return float(result.mean()), 0.0, None
+    fit = fit_logistic(x[:, None], result, intercept=True)
+    q = float(student_t.ppf(0.5 + level / 2, n - 2))
+    alpha, se = fit.coef[0], fit.se[0]
+    return float(expit(alpha)), float(fit.coef[1]), [float(expit(alpha - q * se)), float(expit(alpha + q * se))]
 
 
-def win_rates(d: Duels, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
-    """Raw and length-controlled win rate of the candidate, each with a bootstrap CI."""
+def length_support(d: Duels, level: float = LEVEL) -> dict[str, Any]:
+    """Where the votes sit relative to equal length, and the empirical win rate within the
+    equal-length band with its interval and n: the evidence the LC number rests on."""
+    longer, shorter = float(np.mean(d.length_diff > 0)), float(np.mean(d.length_diff < 0))
+    own = d.own_length if d.own_length is not None and len(d.own_length) == len(d) else np.abs(d.length_diff)
+    longest = np.maximum(own, own - d.length_diff)
+    band = np.abs(d.length_diff) <= EQUAL_LENGTH_BAND * np.maximum(longest, 1)
+    inside = rate_summary(d.result[band], level)
+    extrapolates = max(longer, shorter) >= ONE_SIDED
+    side = "longer" if longer >= shorter else "shorter"
+    note = (f"{max(longer, shorter):.0%} of votes have the candidate {side}: the length-controlled rate extrapolates; "
+            f"within ±{EQUAL_LENGTH_BAND:.0%} of equal length it is {inside['rate']:.3f} over {inside['n']} votes"
+            if extrapolates and inside["n"] else
+            f"{max(longer, shorter):.0%} of votes have the candidate {side}, none within ±{EQUAL_LENGTH_BAND:.0%} of "
+            "equal length: the length-controlled rate extrapolates" if extrapolates else "")
+    return {"share_longer": longer, "share_shorter": shorter, "band": EQUAL_LENGTH_BAND, "band_n": inside["n"],
+            "band_win_rate": None if not inside["n"] else inside["rate"], "band_win_rate_ci": inside["ci"],
+            "extrapolates": extrapolates, "note": note}
+
+
+def win_rates(d: Duels, *, level: float = LEVEL) -> dict[str, Any]:
+    """Raw and length-controlled win rate of the candidate with intervals, the verdict
+    ("not enough votes to tell" with the number needed), its fragility and length support."""
     n = len(d)
     if n == 0:
+        if d.identical:
+            raise DataError(f"No difference to judge: all {d.identical} votes involving {d.candidate!r} are on pairs "
+                            "whose two responses are identical.",
+                            hint="Regenerate the responses with sampling (a temperature above 0) so the sources differ.")
         raise DataError(f"No A/B/tie votes involve source {d.candidate!r}.", hint="Label pairs where it wrote one of the responses.")
     sigma = float(d.length_diff.std())
     x = np.tanh(d.length_diff / sigma) if sigma > 0 else np.zeros(n)
-    lc, beta = _lc(d.result, x)
-    rng = np.random.default_rng(seed)
-    raw_b, lc_b = np.empty(n_boot), np.empty(n_boot)
-    for b in range(n_boot):
-        idx = rng.integers(0, n, n)
-        raw_b[b], lc_b[b] = d.result[idx].mean(), _lc(d.result[idx], x[idx])[0]
-    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
-    return {
-        "candidate": d.candidate, "n": n, "wins": int(np.sum(d.result == 1)), "losses": int(np.sum(d.result == 0)),
-        "ties": int(np.sum(d.result == 0.5)), "opponents": sorted(set(d.opponents)),
-        "win_rate": float(d.result.mean()),
-        "win_rate_ci": [float(np.quantile(raw_b, lo)), float(np.quantile(raw_b, hi))] if n_boot else None,
-        "lc_win_rate": lc, "lc_win_rate_ci": [float(np.quantile(lc_b, lo)), float(np.quantile(lc_b, hi))] if n_boot else None,
+    lc, beta, lc_ci = _lc(d.result, x, level)
+    raw = rate_summary(d.result, level)
+    hard = d.hard if d.hard is not None and len(d.hard) == n else d.result
+    soft = bool(np.any(hard != d.result))
+    out = {
+        "candidate": d.candidate, "n": n, "wins": int(np.sum(hard == 1)), "losses": int(np.sum(hard == 0)),
+        "ties": int(np.sum(hard == 0.5)), "opponents": sorted(set(d.opponents)), "identical": d.identical,
+        "win_rate": raw["rate"], "win_rate_ci": raw["ci"], "decided": raw["decided"], "votes_needed": raw["votes_needed"],
+        "verdict": raw["note"], "fragility": win_rate_fragility(d.result, level),
+        "lc_win_rate": lc, "lc_win_rate_ci": lc_ci, "length_support": length_support(d, level),
         "length_coef": beta, "length_scale_chars": sigma, "mean_length_diff_chars": float(d.length_diff.mean()),
-        "level": level, "n_boot": n_boot,
+        "level": level, "soft": soft, "discrete": None,
     }
+    if soft:
+        discrete = rate_summary(hard, level)
+        out["discrete"] = {"win_rate": discrete["rate"], "win_rate_ci": discrete["ci"], "verdict": discrete["note"],
+                           "fragility": win_rate_fragility(hard, level)}
+    return out
 
 
 def did_it_win(pairs: Sequence[Pair], judgments: Sequence[Judgment], candidate: str, *, baseline: str | None = None,
-               ties: str = "davidson", n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
-    """The whole answer: BT ratings of all sources with CIs, the candidate's raw and
-    length-controlled win rates, and the position-bias check (confound-aware)."""
+               ties: str = "davidson", level: float = LEVEL) -> dict[str, Any]:
+    """The whole answer: BT ratings of all sources with intervals, the top source against the
+    runner-up and how many votes would change it, the candidate's raw and length-controlled
+    win rates with their verdict and fragility, and the position-bias check (confound-aware)."""
     comparisons = source_comparisons(pairs, judgments)
+    same_votes, same_pairs = identical_votes(pairs, judgments)
+    if len(comparisons.items) < 2 and same_votes:
+        raise DataError(f"No difference to judge: all {same_votes} votes are on the {same_pairs} pair(s) whose two responses "
+                        "are identical.", hint="Regenerate the responses with sampling (a temperature above 0) so the sources differ.")
     if len(comparisons.items) < 2:
         raise DataError(f"These votes compare {len(comparisons.items)} source(s) ({', '.join(comparisons.items) or 'none'}); "
                         "a win rate needs at least 2.", hint="Make a session whose pairs have responses from two sources.")
-    bt = fit_bradley_terry(comparisons, ties=ties, n_boot=min(n_boot, 200), ci=level, seed=seed)
+    bt = fit_bradley_terry(comparisons, ties=ties, ci=level)
     sources = {p.id: src for p in pairs if (src := pair_sources(p.metadata or {}))}
-    return {"bradley_terry": bt.table(), "rank_stability": bt.rank_stability, "tie_model": ties,
-            **win_rates(duels(pairs, judgments, candidate, baseline), n_boot=n_boot, level=level, seed=seed),
+    return {"bradley_terry": bt.table(), "top_gap": bt.top_gap, "ranking_fragility": ranking_fragility(comparisons, ties=bt.ties),
+            "tie_model": bt.ties, **win_rates(duels(pairs, judgments, candidate, baseline), level=level),
             "position_bias": position_bias(judgments, sources).__dict__}
 
 
