@@ -57,3 +57,16 @@ def test_a_lone_surrogate_in_a_typed_path_is_named(tmp_path: Path) -> None:
     ctx = AppContext(Settings(home=tmp_path), plugins=PluginHost(load=False))
     with pytest.raises(DataError, match="U\\+D800, which cannot be part of a file name"):
         ctx.check_data_path("data\ud800.jsonl")
+
+
+@pytest.mark.timeout(60)  # each of these used to block forever on a FIFO
+def test_interaction_word_and_persona_files_refuse_a_named_pipe(tmp_path: Path) -> None:
+    from workbench.lenses.wordlists import read_word_table
+    from workbench.sae.interactions import read_interactions
+    from workbench.training.persona import trait_counts
+
+    fifo = tmp_path / "trait.jsonl"
+    os.mkfifo(fifo)
+    for read in (lambda: read_interactions(fifo), lambda: read_word_table(fifo), lambda: trait_counts(tmp_path, ["trait"], 0.5)):
+        with pytest.raises(DataError, match="named pipe"):
+            read()

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from workbench.data.readers import read_user_text
 from workbench.errors import ConfigError, DataError
 
 LANGUAGE_NAMES = {
@@ -63,14 +65,12 @@ Rows = list[tuple[int, dict[str, str]]]  # (line number, cells by stripped colum
 
 def _read_rows(path: Path) -> tuple[list[str], Rows]:
     """Header and non-blank rows with their line numbers; names are stripped (some tables pad them)."""
+    text = read_user_text(path)  # the readers' opener: a FIFO or device is refused, not hung on
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            rows = [(reader.line_num, dict(zip(header, row, strict=False))) for row in reader if any(c.strip() for c in row)]
-            return header, rows
-    except UnicodeDecodeError as exc:
-        raise DataError(f"Not UTF-8 text ({exc.reason}).", path=path, hint="Save the word list as UTF-8 CSV.") from None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = [h.strip() for h in next(reader, [])]
+        rows = [(reader.line_num, dict(zip(header, row, strict=False))) for row in reader if any(c.strip() for c in row)]
+        return header, rows
     except csv.Error as exc:
         raise DataError(f"Malformed CSV: {exc}.", path=path, hint="Check quoting in the word list.") from None
 
@@ -208,7 +208,7 @@ def read_word_table(path: str | Path, languages: tuple[str, ...] | list[str] | N
             return _from_clean_files(files, languages, str(path))
         raise DataError("No <lang>/word_translation.csv or <lang>/clean.csv files in this folder.", path=path,
                         hint="Point to the latent-language data folder, or to one CSV word list.")
-    if not path.is_file():
+    if not path.exists():
         raise DataError("No such word list.", path=path,
                         hint="Give a CSV file or a folder of <lang>/word_translation.csv or <lang>/clean.csv files.")
     header, rows = _read_rows(path)

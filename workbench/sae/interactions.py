@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.data.readers import read_user_text
 from workbench.errors import ConfigError, DataError
 
 USER_COLUMNS = ("user", "user_id", "userId")
@@ -124,10 +125,7 @@ def _read_table(path: Path, sep: str | None) -> _Table:
     """A whole UTF-8 delimited file (read at once: interaction files are small), header stripped."""
     if not path.exists():
         raise DataError("No such file.", path=path, hint="Check the path; interaction data is a table with user, item and timestamp columns.")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"Not UTF-8 text ({exc.reason}).", path=path, hint="Save the file as UTF-8.") from None
+    text = read_user_text(path)  # the readers' opener: a FIFO or device is refused, not hung on
     first = text.split("\n", 1)[0].rstrip("\r")
     if not first.strip():
         raise DataError("The file is empty.", path=path, hint="Give it a header row and one row per record.")

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.data.readers import read_user_text
 from workbench.data.types import Pair
 from workbench.errors import ConfigError, DataError
 from workbench.files import atomic_path, atomic_write_text
@@ -66,7 +67,7 @@ def _confident_statements(path: Path, min_confidence: float) -> dict[int, list[s
     if not path.exists():
         raise DataError("persona trait file not found.", path=path, hint="Check the persona folder and the trait names.")
     by_sign: dict[int, list[str]] = {1: [], -1: []}
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, line in enumerate(read_user_text(path).splitlines(), 1):  # the readers' opener: no FIFO hang
         if not line.strip():
             continue
         try:
