@@ -81,7 +81,7 @@ def verdict_tables(verdict: dict[str, Any]) -> dict[str, Any]:
             out["win"].append(("discrete votes (soft → A/B/tie)", f"{_ci(d, 'win_rate')}; {d['verdict']}"))
         out["win"] += [
             (f"length-controlled win rate ({level} CI)", lc),
-            ("equal-length band", f"±{support['band']:.0%}: {fmt_num(support['band_win_rate'])} over {support['band_n']} votes"
+            ("equal-length band", f"{support['band']}: {fmt_num(support['band_win_rate'])} over {support['band_n']} votes"
                                   f" (candidate longer in {support['share_longer']:.0%}, shorter in {support['share_shorter']:.0%})"),
             ("mean length difference (characters)", f"{won['mean_length_diff_chars']:+.0f}"),
             ("first place (Bradley–Terry)", _gap_text(won["top_gap"])),

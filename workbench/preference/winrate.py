@@ -11,7 +11,7 @@ outcome on the length difference,
 σ(α), the win rate the model predicts at equal length. That is an extrapolation when nearly
 every pair has the candidate longer, so ``length_support`` says which share of votes sit on
 each side of equal length and shows the empirical win rate within an equal-length band (±10 %
-of the longer response) with its n; ``extrapolates`` is true when ≥ 80 % sit on one side.
+of the longer response, ±25 characters when only differences are known) with its n; ``extrapolates`` is true when ≥ 80 % sit on one side.
 
 Ties count as half a win; a judge's soft probability counts as that fraction (``vote_value``),
 and then the discrete figures are reported beside (``discrete``). The raw win rate's interval
@@ -43,6 +43,7 @@ from workbench.preference.fragility import ranking_fragility, win_rate_fragility
 from workbench.preference.intervals import LEVEL, rate_summary
 
 EQUAL_LENGTH_BAND = 0.10  # |Δlen| within 10 % of the longer response counts as equal length
+EQUAL_LENGTH_CHARS = 25.0  # ... or within 25 characters when only the length differences are known
 ONE_SIDED = 0.8  # this share of votes on one side of equal length makes the LC number an extrapolation
 
 
@@ -111,18 +112,21 @@ def length_support(d: Duels, level: float = LEVEL) -> dict[str, Any]:
     """Where the votes sit relative to equal length, and the empirical win rate within the
     equal-length band with its interval and n: the evidence the LC number rests on."""
     longer, shorter = float(np.mean(d.length_diff > 0)), float(np.mean(d.length_diff < 0))
-    own = d.own_length if d.own_length is not None and len(d.own_length) == len(d) else np.abs(d.length_diff)
-    longest = np.maximum(own, own - d.length_diff)
-    band = np.abs(d.length_diff) <= EQUAL_LENGTH_BAND * np.maximum(longest, 1)
+    if d.own_length is not None and len(d.own_length) == len(d):
+        width = EQUAL_LENGTH_BAND * np.maximum(np.maximum(d.own_length, d.own_length - d.length_diff), 1)
+        rule = f"±{EQUAL_LENGTH_BAND:.0%}"
+    else:  # only the differences are known (e.g. imported judge annotations)
+        width, rule = np.full(len(d), EQUAL_LENGTH_CHARS), f"±{EQUAL_LENGTH_CHARS:.0f} characters"
+    band = np.abs(d.length_diff) <= width
     inside = rate_summary(d.result[band], level)
     extrapolates = max(longer, shorter) >= ONE_SIDED
     side = "longer" if longer >= shorter else "shorter"
     note = (f"{max(longer, shorter):.0%} of votes have the candidate {side}: the length-controlled rate extrapolates; "
-            f"within ±{EQUAL_LENGTH_BAND:.0%} of equal length it is {inside['rate']:.3f} over {inside['n']} votes"
+            f"within {rule} of equal length it is {inside['rate']:.3f} over {inside['n']} votes"
             if extrapolates and inside["n"] else
-            f"{max(longer, shorter):.0%} of votes have the candidate {side}, none within ±{EQUAL_LENGTH_BAND:.0%} of "
+            f"{max(longer, shorter):.0%} of votes have the candidate {side}, none within {rule} of "
             "equal length: the length-controlled rate extrapolates" if extrapolates else "")
-    return {"share_longer": longer, "share_shorter": shorter, "band": EQUAL_LENGTH_BAND, "band_n": inside["n"],
+    return {"share_longer": longer, "share_shorter": shorter, "band": rule, "band_n": inside["n"],
             "band_win_rate": None if not inside["n"] else inside["rate"], "band_win_rate_ci": inside["ci"],
             "extrapolates": extrapolates, "note": note}
 
