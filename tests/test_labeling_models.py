@@ -27,14 +27,15 @@ def test_generate_pairs_job_stores_a_dataset_and_opens_a_session(tmp_path: Path,
     settings = Settings(home=tmp_path / "home")
     jobs = JobManager(settings, job_types={GENERATE_PAIRS.name: GENERATE_PAIRS})
     model = str(tiny_checkpoint("llama"))
-    config = {"dataset": "gen", "prompts": ["Say hi.", "Name a colour.", "Count to three."], "session": "gen-s",
+    config = {"dataset": "gen", "prompts": ["Say hi.", "Name a colour.", "Count to three."], "session": "gen-s", "candidate": "hot",
               "session_settings": {"overlap": 2}, "batch_size": 2,
               "sources": [{"name": "greedy", "model": model, "sampling": {"do_sample": False, "max_new_tokens": 4}},
                           {"name": "hot", "model": model, "system": "Be brief.", "sampling": {"temperature": 1.5, "max_new_tokens": 4}}]}
     with pytest.raises(ConfigError, match="Exactly two sources"):
         jobs.submit(GENERATE_PAIRS.name, {**config, "sources": config["sources"][:1]})
     with pytest.raises(ConfigError, match="temperature"):
-        jobs.submit(GENERATE_PAIRS.name, {**config, "sources": [config["sources"][0], {"model": model, "sampling": {"temperature": 0}}]})
+        jobs.submit(GENERATE_PAIRS.name, {**config, "candidate": None,
+                                          "sources": [config["sources"][0], {"model": model, "sampling": {"temperature": 0}}]})
     run = jobs.submit(GENERATE_PAIRS.name, config)
     manifest = run.wait(timeout=240)
     assert manifest.status == "finished", run.log_tail()
@@ -43,6 +44,10 @@ def test_generate_pairs_job_stores_a_dataset_and_opens_a_session(tmp_path: Path,
     pairs = ctx.store.get_pairs("gen")
     assert [p.prompt for p in pairs] == config["prompts"]
     assert {(p.metadata["source_a"], p.metadata["source_b"]) for p in pairs} == {("greedy", "hot")}
+    assert {p.metadata["candidate"] for p in pairs} == {"hot"}  # the verdict is about hot's side
+    same = sum(p.response_a.strip() == p.response_b.strip() for p in pairs)
+    assert manifest.summary["candidate"] == "hot" and manifest.summary["identical"] == same
+    assert ("identical answers" in manifest.summary["identical_note"]) == bool(same)
     lab = LabelingStore(ctx.store)
     assert lab.session("gen-s").settings.overlap == 2 and lab.session("gen-s").n_pairs == 3
     with pytest.raises(ConfigError, match="already exists"):
