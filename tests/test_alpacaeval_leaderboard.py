@@ -4,14 +4,21 @@ the released annotations are only used by benchmarks/alpacaeval.py."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 import workbench.store as store_module
+from plugins.labeling.cli import label_app
 from workbench.data.types import vote_value
 from workbench.errors import DataError
-from workbench.labeling.alpacaeval import import_alpacaeval
+from workbench.labeling.alpacaeval import import_alpacaeval, session_leaderboard
 from workbench.labeling.errors import Invalid
 from workbench.labeling.sessions import LabelingStore
 from workbench.store import MIGRATIONS, Store
@@ -123,3 +130,95 @@ def test_a_refused_vote_rolls_back_the_whole_import(lab: LabelingStore, tmp_path
     with pytest.raises(Invalid, match="between 0 and 1"):
         lab.import_judged_session("s", "d", pairs, [("x", "j", "A", 0.9), ("y", "j", "B", 1.5)])
     assert lab.list_sessions() == [] and lab.store.list_datasets() == []
+
+
+def synthetic(tmp_path: Path, model: str, quality: float, stretch: tuple[float, float], n: int = 40,
+              length_effect: float = 1.5) -> Path:
+    """A judge that likes length: P(model wins on i) = σ(quality + γ_i − effect·tanh(Δlen_i / sd)),
+    Δlen = len(baseline) − len(model), written as AlpacaEval soft preferences (1 + P)."""
+    rng = np.random.default_rng(7)
+    gamma = rng.normal(0, 1, n)  # the same instructions (same seed) in every file
+    base_len = rng.integers(300, 800, n)
+    lengths = (base_len * np.random.default_rng(zlib.crc32(model.encode())).uniform(*stretch, n)).astype(int)
+    delta = base_len - lengths
+    p = 1 / (1 + np.exp(-(quality + gamma - length_effect * np.tanh(delta / delta.std(ddof=1)))))
+    records = [{"instruction": f"Question {i}?", "output_1": f"base {i} " + "b" * int(base_len[i]),
+                "output_2": f"{model} {i} " + "m" * int(lengths[i]), "generator_1": BASE, "generator_2": model,
+                "annotator": "judge", "preference": float(1 + p[i])} for i in range(n)]
+    path = tmp_path / f"{model}.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    return path
+
+
+def test_win_rates_follow_alpacaeval_definitions(lab: LabelingStore, tmp_path: Path) -> None:
+    prefs = [1.0, 1.73, 1.5, 1.2, 2.0, 1.4999, 1.5001, 1.9, 1.05, 1.5]
+    files = [annotations(tmp_path / "m1.json", "m1", prefs), annotations(tmp_path / "m2.json", "m2", prefs[::-1])]
+    import_alpacaeval(lab, files, "s")
+    board = session_leaderboard(lab, "s")
+    assert board["baseline"] == BASE and [r["n"] for r in board["rows"]] == [10, 10]
+    soft = 100 * np.mean([p - 1 for p in prefs])  # AlpacaEval: mean of preference − 1
+    wins, draws = sum(p > 1.5 for p in prefs), sum(p == 1.5 for p in prefs)  # rounded to the nearer side, 1.5 a draw
+    for row in board["rows"]:
+        assert row["win_rate"] == pytest.approx(soft) and row["discrete_win_rate"] == pytest.approx(100 * (wins + draws / 2) / 10)
+        assert row["votes_to_flip"] is not None and "votes" in row["fragility"]
+
+
+def test_length_control_takes_out_a_judge_s_taste_for_length(lab: LabelingStore, tmp_path: Path) -> None:
+    # Two models of the same quality; one always answers longer than the baseline, one shorter.
+    files = [synthetic(tmp_path, "verbose", -0.5, (1.5, 3.0)), synthetic(tmp_path, "concise", -0.5, (0.3, 0.7))]
+    import_alpacaeval(lab, files, "s")
+    rows = {r["source"]: r for r in session_leaderboard(lab, "s")["rows"]}
+    v, c = rows["verbose"], rows["concise"]
+    assert v["win_rate"] - c["win_rate"] > 30  # raw: length wins
+    assert abs(v["lc_win_rate"] - c["lc_win_rate"]) < 5  # controlled: the same model
+    assert v["length_coef"] < 0 and c["length_coef"] < 0  # a longer candidate (negative Δlen) wins more
+    for r in (v, c):
+        assert r["lc_win_rate_ci"][0] <= r["lc_win_rate"] <= r["lc_win_rate_ci"][1] and r["extrapolates"]
+        assert "toward the 1 other candidates" in r["regularisation"]
+
+
+def test_the_difficulty_estimate_and_the_regularisation_are_named(lab: LabelingStore, tmp_path: Path) -> None:
+    import_alpacaeval(lab, [synthetic(tmp_path, "only", 0.0, (0.8, 1.2))], "one")
+    board = session_leaderboard(lab, "one")
+    assert board["difficulty"].startswith("none: one candidate") and "noreg" in board["rows"][0]["regularisation"]
+    # The baseline's own verbose/concise variants are the authors' regularisation rows.
+    files = [synthetic(tmp_path, m, q, s) for m, q, s in [("m1", 0.3, (0.8, 1.5)), (f"{BASE}_verbose", 0.0, (1.5, 2.5)),
+                                                         (f"{BASE}_concise", 0.0, (0.3, 0.6))]]
+    import_alpacaeval(lab, files, "gamed")
+    board = session_leaderboard(lab, "gamed")
+    assert board["difficulty"].startswith("joint fit over the 3 candidates")
+    m1 = next(r for r in board["rows"] if r["source"] == "m1")
+    assert m1["regularisation"].startswith(f"toward the baseline: its variants {BASE}_concise, {BASE}_verbose")
+    with pytest.raises(DataError, match="No pair of session 'gamed' has a response from 'nobody'"):
+        session_leaderboard(lab, "gamed", baseline="nobody")
+
+
+def test_import_judgments_and_leaderboard_through_the_cli(tmp_path: Path) -> None:
+    """Good paths in-process (CliRunner); the refusal through the real process, for its exit status 2."""
+    home = tmp_path / "home"
+    one = synthetic(tmp_path, "m1", 0.5, (0.8, 1.6))
+    two = annotations(tmp_path / "two.json", "example", [1.9, 1.2, 1.7], identical_at=1)
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    refused = subprocess.run([sys.executable, "-m", "workbench.cli", "label", "import-judgments", str(one), str(two),
+                              "--session", "s"], capture_output=True, text=True, env=env, timeout=120)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "two.json: 1 of 3 records look like mistakes" in refused.stderr and "identical: 1 at record 2" in refused.stderr
+    assert "workbench label import-judgments … --allow identical" in refused.stderr
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(label_app, [*args, "--home", str(home)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    out = run("import-judgments", str(one), str(two), "--session", "s", "--allow", "identical", "--names", "m1,m2")
+    assert "43 pairs, 43 votes by judge" in out and f"2 file(s), baseline {BASE}, 2 source(s)" in out
+    rows = json.loads(run("leaderboard", "s", "--json"))
+    assert sorted(r["source"] for r in rows) == ["m1", "m2"]
+    m2 = next(r for r in rows if r["source"] == "m2")
+    assert m2["n"] == 3 and m2["win_rate"] == pytest.approx(100 * (0.9 + 0.2 + 0.7) / 3)
+    assert m2["discrete_win_rate"] == pytest.approx(100 * 2 / 3) and 0 <= m2["lc_win_rate"] <= 100
+    assert all(r["baseline"] == BASE and r["difficulty"].startswith("joint fit over the 2 candidates") for r in rows)
+    text = run("leaderboard", "s")
+    assert "instruction difficulty: joint fit" in text and "lc_win_rate" in text and "votes_to_flip" in text
+    with pytest.raises(DataError, match="has a response from 'nobody'"):
+        CliRunner().invoke(label_app, ["leaderboard", "s", "--baseline", "nobody", "--home", str(home)], catch_exceptions=False)

@@ -194,10 +194,10 @@ def import_judgments(
             raise
         raise err.shown_as(err.path or "", hint=f"Fix or drop those records, or keep them with `workbench label import-judgments "
                                                 f"… --allow {','.join(err.refused)}`.") from None
-    typer.echo(f"session '{session}': {counts['pairs']} pairs from {counts['files']} file(s), {counts['votes']} votes by "
-               f"{', '.join(counts['annotators']) or 'nobody'} ({counts['unlabeled']} without a preference, {counts['repeated']} "
-               f"repeated votes ignored)" + (f"; baseline {counts['baseline']}, {len(counts['sources'])} source(s)" if counts["baseline"] else "")
-               + f"; `workbench label leaderboard {session}` gives the win rates")
+    typer.echo(f"session '{session}': {counts['pairs']} pairs, {counts['votes']} votes by {', '.join(counts['annotators']) or 'nobody'} "
+               f"({counts['unlabeled']} without a preference, {counts['repeated']} repeated votes ignored); {counts['files']} file(s)"
+               + (f", baseline {counts['baseline']}, {len(counts['sources'])} source(s)" if counts["baseline"] else "")
+               + f"; `workbench label leaderboard {session}` gives the win rates, `workbench label stats {session}` ranks the sources")
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:

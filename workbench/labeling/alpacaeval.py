@@ -101,12 +101,15 @@ def _pair_key(record: Pair, sources: tuple[str, str] | None, unique: dict[str, P
 
 
 def infer_baseline(sources: dict[str, tuple[str, str]]) -> str:
-    """The source that wrote one side of every source-labelled pair (AlpacaEval's generator_1)."""
+    """The source that wrote one side of every source-labelled pair (with one candidate, the one
+    always on side A: AlpacaEval's generator_1)."""
     named = [s for s in sources.values() if s]
     if not named:
         raise DataError("No pair in this session records its sources (generator_1/generator_2, source_a/source_b).",
                         hint="Import AlpacaEval annotations with generator fields, or pairs with source_a/source_b metadata.")
     common = set(named[0]).intersection(*named[1:])
+    if len(common) > 1:  # one candidate only: the baseline is AlpacaEval's generator_1, response A
+        common = {s for s in common if all(both[0] == s for both in named)} or common
     if len(common) != 1:
         seen = sorted({s for both in named for s in both})
         raise DataError(f"No single source is on one side of every pair ({'several are' if common else 'none is'}), "
