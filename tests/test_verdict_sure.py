@@ -142,3 +142,20 @@ def test_soft_votes_flow_through_and_discrete_figures_sit_beside() -> None:
     report = did_it_win(pairs, judgments, "x")
     assert report["soft"] and report["win_rate"] == pytest.approx(0.6) and report["wins"] == 20
     assert report["discrete"]["win_rate"] == 1.0 and report["tie_model"] == "half"
+
+
+def test_fast_page_api_gives_the_owner_the_verdict_and_annotators_nothing(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from apps.labeling_server import labeling_context
+    from workbench.app.server import create_app
+    from workbench.settings import Settings
+
+    _session(tmp_path, _pairs(3), [True] * 3).store.close()
+    settings = Settings(home=tmp_path, auth=("owner", "owner-pw"), users={"alice": "alice-pw"})
+    with TestClient(create_app(labeling_context(settings), ui=False)) as client:
+        stats = client.get("/api/labeling/sessions/s/stats", auth=("owner", "owner-pw"))
+        assert stats.status_code == 200, stats.text
+        body = stats.json()
+        assert "Keep labeling" in body["stopping_hint"] and any("not enough votes to tell" in line for line in body["lines"])
+        assert client.get("/api/labeling/sessions/s/stats", auth=("alice", "alice-pw")).status_code == 403

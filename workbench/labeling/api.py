@@ -216,6 +216,21 @@ def build_router(labeling_for: Callable[[], LabelingStore], settings: Settings) 
             return {**info.to_dict(), "progress": labeling.session_progress(session)}
         return await call(run)
 
+    @router.get("/sessions/{session}/stats")
+    async def get_stats(session: str, request: Request) -> JSONResponse:
+        """The owner's view of whether labeling can stop and the verdict so far (annotators stay blind to it)."""
+        try:
+            require_owner(settings, request_user(request), "see a session's verdict")
+        except WorkbenchError as err:
+            return _error(err)
+        from workbench.labeling.verdict import session_stats  # scipy and the statistics: only when asked
+
+        def run() -> dict[str, Any]:
+            labeling = labeling_for()
+            session_for(request, labeling, session)
+            return session_stats(labeling, session)
+        return await call(run)
+
     @router.post("/sessions/{session}/status")
     async def set_status(session: str, request: Request) -> JSONResponse:
         try:

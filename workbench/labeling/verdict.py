@@ -47,6 +47,21 @@ def session_verdict(labeling: LabelingStore, session: str, *, candidate: str | N
     return {"did_it_win": won, "explained": explained}
 
 
+def session_stats(labeling: LabelingStore, session: str) -> dict[str, Any]:
+    """The few lines the fast labeling page shows its owner: whether labeling can stop, and the
+    verdict with its interval and fragility (the same figures as the tab and ``label stats``)."""
+    from workbench.labeling.analysis import session_report  # analysis ← winrate ← this module: no cycle, just late
+
+    report, verdict = session_report(labeling, session), session_verdict(labeling, session)
+    won = verdict["did_it_win"]
+    rows = dict(verdict_tables(verdict)["win"])
+    return {"stopping_hint": report["stopping_hint"], "error": won.get("error"),
+            "lines": [] if won.get("error") else [f"{rows['candidate']}", f"verdict: {won['verdict']}",
+                                                  f"win rate: {rows[next(k for k in rows if k.startswith('win rate'))]}",
+                                                  f"fragility: {rows['fragility']}"],
+            "identical_pairs": won["identical_pairs"]}
+
+
 def _ci(row: dict[str, Any], key: str) -> str:
     ci = row.get(f"{key}_ci")
     return f"{fmt_num(row[key])} [{fmt_num(ci[0])}, {fmt_num(ci[1])}]" if ci else fmt_num(row[key])

@@ -123,7 +123,12 @@
       return;
     }
     const progress = await api(mine("/progress"), {token: who.token});
-    say(`${note} All done: ${progress.done} pairs judged in this session. Thank you! (u undoes your last vote.)`.trim());
+    let verdict = "";
+    if (me.role === "owner") {  // annotators stay blind to the tally
+      const stats = await api(`/sessions/${encodeURIComponent(session)}/stats`);
+      verdict = ` ${stats.stopping_hint} ${(stats.lines ?? []).join(" · ")}`;
+    }
+    say(`${note} All done: ${progress.done} pairs judged in this session. Thank you! (u undoes your last vote.)${verdict}`.trim());
   }
 
   // -- talking to the server ----------------------------------------------------------------
