@@ -1,11 +1,14 @@
 """Evidence run: the latent-language translation experiment on the demo model.
 
-Runs translation pairs (default fr→zh, de→fr, ru→en, zh→en; 4-shot prompts built from
-``../shared/data/latent-language/``) through the logit lens of SmolLM2-135M-Instruct, prints
-per-task numbers beside their controls (the same mass on the other concepts' token sets), the
-token-set warnings and a per-layer table, and writes one figure per task to docs/img/.
+Runs translation pairs (default fr→zh, de→zh, de→fr, zh→en; 4-shot prompts built from
+``../shared/data/latent-language/`` or any folder of the authors' tables, ``--data``) through the
+logit lens of SmolLM2-135M-Instruct. Watched per task: the target, English (the latent language,
+unless it is the target) and the source word (copies of it; examples whose source tokens overlap
+the others' are dropped and counted). Prints, per layer and language, the mean, median, control
+and the share of examples beating their control, the warnings (a result carried by ≤ 10% of
+the examples among them), a summary table, and writes one figure per task to docs/img/.
 
-    WORKBENCH_HOME=/tmp/wbhome-dev .venv/bin/python scripts/latent_language_evidence.py --pairs fr-zh,zh-en
+    WORKBENCH_HOME=/tmp/wbhome-dev .venv/bin/python scripts/latent_language_evidence.py --pairs fr-zh,de-zh --limit 40
 """
 from __future__ import annotations
 
@@ -19,10 +22,53 @@ sys.path.insert(0, str(ROOT))
 
 from plugins.logit_lens.figures import figure_bytes, latent_figure  # noqa: E402
 from workbench.context import AppContext  # noqa: E402
-from workbench.lenses import make_task, read_word_table, run_latent  # noqa: E402
+from workbench.lenses import LatentResult, LensTask, make_task, read_word_table, run_latent  # noqa: E402
 from workbench.models.embedded import DEMO_MODEL_NAME  # noqa: E402
 
-PAIRS = "fr-zh,de-fr,ru-en,zh-en"
+PAIRS = "fr-zh,de-zh,de-fr,zh-en"
+
+
+def load_task(data: Path, source: str, target: str, *, latent: tuple[str, ...] = ("en",), shots: int = 4,
+              limit: int | None = None) -> LensTask:
+    """The translation task of one pair, read with every watched language (source, target and latent),
+    so a non-English target keeps the English column of the authors' tables."""
+    table = read_word_table(data, tuple(dict.fromkeys((source, target, *latent))))
+    return make_task(table, "translation", source, target, shots=shots, limit=limit)
+
+
+def layer_table(result: LatentResult) -> str:
+    """Markdown, one row per layer: per watched language mean / median / control / share beating the control."""
+    curves = result.curves()
+    head = ["layer"] + [f"P({lang}) {result.role(lang)}: mean / median / control / beats" for lang in result.languages]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, row in curves.iterrows():
+        cells = [str(int(row.layer))]
+        for lang in result.languages:
+            if result.has_control:
+                cells.append(f"{row[f'p_{lang}']:.4f} / {row[f'p_{lang}_median']:.4f} / {row[f'p_{lang}_control']:.4f} / "
+                             f"{row[f'p_{lang}_beats_control']:.0%}")
+            else:
+                cells.append(f"{row[f'p_{lang}']:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_line(result: LatentResult, seconds: float) -> str:
+    """One markdown row: counts, then each quoted result as mean (median, control, share beating, carried by k)."""
+    s = result.summary()
+    parts = []
+    for lang in result.languages:
+        at = "final" if lang == result.languages[0] else "peak"
+        where = "output" if at == "final" else f"layer {s[f'peak_layer_{lang}']}"
+        if result.has_control:
+            parts.append(f"P({lang}) {result.role(lang)} {s[f'{at}_p_{lang}']:.3f} at {where} (median {s[f'{at}_median_{lang}']:.4f}, "
+                         f"control {s[f'{at}_control_{lang}']:.4f}, {s[f'{at}_beats_control_{lang}']:.0%} beat it, "
+                         f"carried by {s[f'{at}_carried_by_{lang}']})")
+        else:
+            parts.append(f"P({lang}) {result.role(lang)} {s[f'{at}_p_{lang}']:.3f} at {where}")
+    flag = "**carried by ≤ 10%**: " + s["carried_by_few"] if s["carried_by_few"] else "—"
+    return (f"| {s['task']} | {s['n']} ({s['n_overlap']}, {s['n_source_overlap']} via the source) | " + "<br>".join(parts)
+            + f" | {flag} | {seconds:.0f} |")
 
 
 def main() -> int:
@@ -41,34 +87,22 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for source, target in (pair.split("-", 1) for pair in args.pairs.split(",")):
-        # X→en: the target is English itself, so the latent language watched is the source
-        latent = ("en",) if target != "en" else (source,)
-        table = read_word_table(args.data, (source, target))
-        task = make_task(table, "translation", source, target, shots=args.shots, limit=args.limit)
+        task = load_task(args.data, source, target, shots=args.shots, limit=args.limit)
         t0 = time.perf_counter()
-        result = run_latent(lm, task, latent=latent)
+        result = run_latent(lm, task, latent=("en",))
         seconds = time.perf_counter() - t0
-        summary = result.summary()
-        curves = result.curves()
-        rows.append((summary, seconds))
+        rows.append(summary_line(result, seconds))
         png = args.out / f"latent_language_{source}_{target}.png"
         png.write_bytes(figure_bytes(latent_figure([result], title=f"{lm.name}: {task.title}, n={len(result.examples)} "
-                                                                  f"(−{result.n_overlap} overlap)")))
-        print(f"\n## {task.title}: {len(table)} concepts, {len(result.examples)} kept, {result.n_overlap} dropped for "
-              f"shared tokens, {seconds:.1f} s -> {png}")
+                                                                  f"(−{result.n_overlap} overlap, {result.n_source_overlap} via the source)")))
+        print(f"\n## {task.title}: {len(task.examples)} examples, {len(result.examples)} kept, {result.n_overlap} dropped for "
+              f"shared tokens ({result.n_source_overlap} through the source word), {seconds:.1f} s -> {png}")
         for warning in result.warnings:
             print(f"warning: {warning}")
-        cols = ["layer"] + [f"p_{lang}{suffix}" for lang in result.languages for suffix in ("", "_control")] + ["entropy_bits"]
-        every = curves[cols][(curves.layer % 3 == 0) | (curves.layer >= curves.layer.max() - 3)]
-        print(every.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print("\n| task | n (dropped) | final P(target) | its control | peak P(latent), layer | its control | shared sets | seconds |")
-    print("|---|---|---|---|---|---|---|---|")
-    for summary, seconds in rows:
-        target = next(k.removeprefix("final_p_") for k in summary if k.startswith("final_p_"))
-        latent = next(k.removeprefix("peak_p_") for k in summary if k.startswith("peak_p_"))
-        print(f"| {summary['task']} | {summary['n']} ({summary['n_overlap']}) | {summary[f'final_p_{target}']:.3f} | "
-              f"{summary[f'final_control_{target}']:.3f} | {latent}: {summary[f'peak_p_{latent}']:.3f}, "
-              f"{summary[f'peak_layer_{latent}']} | {summary[f'peak_control_{latent}']:.3f} | {summary['shared_sets']} | {seconds:.1f} |")
+        print(layer_table(result), flush=True)
+    print("\n| task | n (dropped, via the source) | quoted results | flag | seconds |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
     return 0
 
 

@@ -96,7 +96,7 @@ def test_overlap_filter_drops_shared_tokens(tiny_checkpoint, clean_folder):
     tok = lm.tokenizer
     expected_overlap = sum(bool(set(word_token_set(tok, w["fr"])) & set(word_token_set(tok, w["en"]))) for w in table.words)
     assert result.n_overlap == expected_overlap >= 1
-    assert result.languages == ("fr", "en")
+    assert result.languages == ("fr", "en", "zh") and result.role("zh") == "source copy"
     curves = result.curves()
     assert len(curves) == lm.n_layers + 1
     assert np.all(curves["p_fr_lo"] <= curves["p_fr"] + 1e-9) and np.all(curves["p_fr"] <= curves["p_fr_hi"] + 1e-9)

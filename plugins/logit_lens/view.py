@@ -77,25 +77,39 @@ def kl_plot(result: PromptLensKL) -> hv.Overlay:
 
 
 def latent_plot(results: list[LatentResult]) -> hv.Layout:
-    """P(language) curves with bands per checkpoint, above an entropy curve per checkpoint."""
-    curves, entropy = [], []
+    """P(language) curves with bands per checkpoint (hover: median, share beating the control, examples
+    carrying it; a red ring on a quoted result carried by ≤ 10% of the examples), the share of
+    examples beating their control, and an entropy curve per checkpoint."""
+    curves, shares, entropy = [], [], []
     languages = list(dict.fromkeys(lang for r in results for lang in r.languages))
     for m, result in enumerate(results):
         c = result.curves()
         dash = ["solid", "dashed", "dotted", "dashdot"][m % 4]
         for lang in result.languages:
             color = COLORS[languages.index(lang) % len(COLORS)]
-            label = f"P({lang}) · {result.model_name}"
+            label = f"P({lang}) {result.role(lang)} · {result.model_name}"
             curves.append(hv.Spread((c["layer"], c[f"p_{lang}"], c[f"p_{lang}"] - c[f"p_{lang}_lo"], c[f"p_{lang}_hi"] - c[f"p_{lang}"]),
                                     kdims="layer", vdims=["p", "lo", "hi"]).opts(color=color, alpha=0.15))
-            curves.append(hv.Curve((c["layer"], c[f"p_{lang}"]), "layer", "probability", label=label).opts(color=color, line_dash=dash, tools=["hover"]))
+            extra = [f"p_{lang}_median"] + ([f"p_{lang}_beats_control", f"p_{lang}_carried_by"] if result.has_control else [])
+            frame = c[["layer", f"p_{lang}", *extra]].rename(columns={f"p_{lang}": "probability"})
+            curves.append(hv.Curve(frame, "layer", ["probability", *extra], label=label).opts(color=color, line_dash=dash, tools=["hover"]))
             if result.has_control:  # the same mass on the other concepts' sets: the level P(lang) must beat
                 curves.append(hv.Curve((c["layer"], c[f"p_{lang}_control"]), "layer", "probability", label=f"control {label}").opts(
                     color=color, line_dash="dotted", line_width=1, alpha=0.8, tools=["hover"]))
+                shares.append(hv.Curve((c["layer"], c[f"p_{lang}_beats_control"]), "layer", "share beating control", label=label).opts(
+                    color=color, line_dash=dash))
+        few = result.few_carriers()
+        if few:
+            curves.append(hv.Points([(f.layer, f.mean, f"{f.k} of {f.n}") for f in few], ["layer", "probability"], ["carried by"],
+                                    label="carried by ≤ 10% of the examples").opts(
+                marker="circle", size=16, fill_alpha=0, line_color="#dc2626", line_width=2, tools=["hover"]))
         entropy.append(hv.Curve((c["layer"], c["entropy_bits"]), "layer", "entropy (bits)", label=result.model_name).opts(line_dash=dash, color="#444"))
     top = hv.Overlay(curves).opts(title=results[0].task.title, width=700, height=340, ylim=(0, 1), legend_position="top_left")
-    bottom = hv.Overlay(entropy).opts(width=700, height=150, show_legend=False)
-    return (top + bottom).cols(1)
+    panels = [top]
+    if shares:
+        panels.append(hv.Overlay(shares).opts(width=700, height=150, ylim=(0, 1.05), show_legend=False))
+    panels.append(hv.Overlay(entropy).opts(width=700, height=150, show_legend=False))
+    return hv.Layout(panels).cols(1)
 
 
 class LogitLensView:
@@ -138,7 +152,11 @@ class LogitLensView:
         self.caveats = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         self.control_note = pn.pane.Markdown(
             "Dotted lines and the *control* columns: the same probability on the **other** concepts' token sets. "
-            "P(language) says the model predicts *that* word only where it stands above its control.", visible=False)
+            "P(language) says the model predicts *that* word only where it stands above its control. The middle panel is "
+            "the share of examples beating their control; hover a curve for its median. A red ring marks a result carried by "
+            "≤ 10% of the examples (also in the summary's *carried_by_few*). In translation the source word is watched "
+            "too: P(source) is the mass on copying it, and examples whose source tokens are target or latent tokens are "
+            "dropped (*n_source_overlap*).", visible=False)
         self.downloads = [
             pn.widgets.FileDownload(callback=self._results_csv, filename="latent_language.csv", label="Data (CSV)", disabled=True),
             pn.widgets.FileDownload(callback=lambda: io.BytesIO(self.figure("png")), filename="latent_language.png", label="Figure (PNG)", disabled=True),
