@@ -146,7 +146,7 @@ def session_leaderboard(labeling: LabelingStore, session: str, *, baseline: str 
     lc = length_controlled(table, baseline, difficulty, level=level)
     rows = []
     for name, m in table.items():
-        support = length_support(Duels(name, m.soft, -m.delta_len, [baseline] * len(m), hard=m.hard))
+        support = length_support(Duels(name, m.soft, -m.delta_len, [baseline] * len(m), hard=m.hard, own_length=m.own_len))
         frag = win_rate_fragility(m.soft, level)
         rows.append({"source": name, "n": len(m), **win_rates(m), **lc[name], "extrapolates": support["extrapolates"],
                      "share_longer": support["share_longer"], "extrapolation_note": support["note"],

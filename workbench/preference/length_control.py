@@ -65,6 +65,7 @@ class Matchups:
     delta_len: np.ndarray  # len(baseline) − len(candidate), characters (AlpacaEval's sign)
     soft: np.ndarray  # P(candidate better): the judge's probability, or 1 / 0 / ½
     hard: np.ndarray  # the discrete result: 1 / 0 / ½ (a tie, or a probability of exactly ½)
+    own_len: np.ndarray | None = None  # characters of the candidate's output (for the equal-length band)
 
     def __len__(self) -> int:
         return len(self.soft)
@@ -91,7 +92,7 @@ def matchups(pairs: Sequence[Pair], judgments: Sequence[Judgment], baseline: str
     instructions (prompt texts) the rows index. ``sources`` maps pair id → (source A, source B)."""
     by_id = {p.id: p for p in pairs}
     instructions: dict[str, int] = {}
-    rows: dict[str, list[tuple[int, float, float, float]]] = {}
+    rows: dict[str, list[tuple[int, float, float, float, float]]] = {}
     for j in judgments:
         soft, hard = vote_value(j), vote_value(j, soft=False)
         src = sources.get(j.pair_id)
@@ -103,11 +104,11 @@ def matchups(pairs: Sequence[Pair], judgments: Sequence[Judgment], baseline: str
         else:
             candidate, base_text, cand_text = src[0], pair.response_b, pair.response_a
         i = instructions.setdefault(prompt_text(pair.prompt), len(instructions))
-        rows.setdefault(candidate, []).append((i, float(len(base_text) - len(cand_text)), soft, hard))
+        rows.setdefault(candidate, []).append((i, float(len(base_text) - len(cand_text)), soft, hard, float(len(cand_text))))
     table = {}
     for candidate, r in sorted(rows.items()):
         a = np.asarray(r, dtype=np.float64)
-        table[candidate] = Matchups(candidate, a[:, 0].astype(np.int64), a[:, 1], a[:, 2], a[:, 3])
+        table[candidate] = Matchups(candidate, a[:, 0].astype(np.int64), a[:, 1], a[:, 2], a[:, 3], a[:, 4])
     return table, list(instructions)
 
 
