@@ -40,7 +40,7 @@ from workbench.preference.agreement import position_bias
 from workbench.preference.bradley_terry import fit_bradley_terry
 from workbench.preference.factors import fit_logistic
 from workbench.preference.fragility import ranking_fragility, win_rate_fragility
-from workbench.preference.intervals import LEVEL, rate_summary
+from workbench.preference.intervals import LEVEL, rate_interval, rate_summary
 
 EQUAL_LENGTH_BAND = 0.10  # |Δlen| within 10 % of the longer response counts as equal length
 EQUAL_LENGTH_CHARS = 25.0  # ... or within 25 characters when only the length differences are known
@@ -100,8 +100,8 @@ def duels(pairs: Sequence[Pair], judgments: Sequence[Judgment], candidate: str, 
 def _lc(result: np.ndarray, x: np.ndarray, level: float) -> tuple[float, float, list[float] | None]:
     """(win rate at equal length, length coefficient β, interval of the former) of one fit."""
     n = len(result)
-    if not np.any(x) or n < 3:
-        return float(result.mean()), 0.0, None
+    if not np.any(x) or n < 3:  # no length variation to control for: the raw rate and its interval
+        return float(result.mean()), 0.0, rate_interval(result, level)
     fit = fit_logistic(x[:, None], result, intercept=True)
     q = float(student_t.ppf(0.5 + level / 2, n - 2))
     alpha, se = fit.coef[0], fit.se[0]
