@@ -19,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from workbench.preference.bradley_terry import Comparisons, fit_bradley_terry, fit_params, hessian, is_soft, vote_gradients
+from workbench.preference.bradley_terry import (
+    Comparisons,
+    fit_bradley_terry,
+    fit_params,
+    hessian,
+    is_soft,
+    one_blas_thread,
+    vote_gradients,
+)
 from workbench.preference.intervals import LEVEL, wilson_interval
 
 
@@ -73,6 +81,11 @@ def ranking_fragility(comparisons: Comparisons, *, ties: str = "davidson", l2: f
     """The fewest votes found whose removal changes the top Bradley–Terry source: an upper
     bound, found greedily by first-order influence on the top-vs-runner-up gap with a refit
     after each batch (``votes_to_change_top`` None when ``max_steps`` batches did not)."""
+    with one_blas_thread():
+        return _ranking_fragility(comparisons, ties, l2, max_steps)
+
+
+def _ranking_fragility(comparisons: Comparisons, ties: str, l2: float, max_steps: int) -> dict[str, Any]:
     if is_soft(comparisons):
         ties = "half"
     m, n = len(comparisons.items), len(comparisons)
