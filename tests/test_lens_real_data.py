@@ -3,6 +3,7 @@ the word in every script, the control (mass on other concepts' sets), and small-
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import subprocess
 import sys
@@ -301,3 +302,12 @@ def test_evidence_script_reads_the_authors_tables_for_a_non_english_target(tiny_
     assert "P(fr) source copy" in out.stdout and "P(en) latent + source copy" in out.stdout
     assert sorted(p.name for p in (tmp_path / "img").iterdir()) == [
         "latent_language_en_ja.png", "latent_language_fr_ja.png", "latent_language_ja_fr.png"]
+    # the paper's clean.csv layout, no en/ folder: English comes from word_original for any pair
+    spec = importlib.util.spec_from_file_location("latent_language_evidence", script)
+    evidence = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evidence)
+    for lang, words in (("de", ["Wolke", "Buch", "Sonne"]), ("ru", ["облако", "книга", "солнце"])):
+        _write(tmp_path / "clean" / lang / "clean.csv", [["lang", "word_original", "word_translation"]]
+               + [[lang, en, w] for en, w in zip(["cloud", "book", "sun"], words, strict=True)])
+    task = evidence.load_task(tmp_path / "clean", "de", "ru", shots=1)
+    assert [e.words for e in task.examples][1] == {"en": "book", "de": "Buch", "ru": "книга"}
