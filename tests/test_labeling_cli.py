@@ -68,13 +68,13 @@ def test_sessions_create_and_list(home: Path) -> None:
 
 
 def test_stats_prints_ratings_with_cis_and_agreement(home: Path) -> None:
-    out = run(home, "stats", "s", "--boot", "50")
+    out = run(home, "stats", "s")
     assert "Bradley–Terry ratings" in out and "win rate" in out and "Davidson" in out
     lines = [line.split() for line in out.splitlines()]
     ranked = [w[0] for w in lines if w and w[0] in ("big", "small", "tiny")]
     assert ranked[:3] == ["big", "small", "tiny"]  # A (the first source) wins nearly always
     assert "Fleiss' κ (12 items with ≥ 2 votes)" in out and "Krippendorff" in out and "ann" in out and "ben" in out
-    report = json.loads(run(home, "stats", "s", "--ties", "half", "--boot", "20", "--json"))
+    report = json.loads(run(home, "stats", "s", "--ties", "half", "--json"))
     assert report["tie_model"] == "half" and [r["source"] for r in report["ratings"]] == ["big", "small", "tiny"]
     assert all(r["low"] <= r["theta"] <= r["high"] for r in report["ratings"])
     assert report["agreement"]["items_with_overlap"] == 12
