@@ -105,3 +105,26 @@ def test_small_experiments_run_and_shared_token_sets_are_flagged(ctx):
     view.shots.value = 5
     with pytest.raises(DataError, match="too few for 5-shot"):
         view.run_experiment()
+
+
+def test_translation_shows_the_source_copy_curve_the_share_panel_and_new_summary_columns(ctx):
+    from plugins.logit_lens.view import LogitLensView
+
+    data = ctx.settings.home / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    words = data / "copies.csv"  # forêt/forest and fleur/flower share their first tokens: dropped through the source
+    words.write_text("en,fr,zh\nforest,forêt,森林\nflower,fleur,花\nmoon,lune,月亮\ncloud,nuage,云\nbook,livre,书\ntree,arbre,树\n",
+                     encoding="utf-8")
+    view = LogitLensView(ctx)
+    view.wordlist.value = str(words)
+    view.kind.value, view.source.value, view.target.value, view.latent.value = "translation", "fr", "zh", "en"
+    view.shots.value, view.limit.value, view.compare.value = 1, 10, "llama"
+    (result,) = view.run_experiment()
+    assert result.n_source_overlap == 2 and len(result.examples) == 4
+    top, shares, _entropy = view.plot.object.values()
+    labels = [el.label for el in top if isinstance(el, hv.Curve)]
+    assert "P(fr) source copy · llama" in labels and "P(en) latent · llama" in labels
+    assert len([el for el in shares if isinstance(el, hv.Curve)]) == 3  # share beating the control, per language
+    hv.render(view.plot.object, backend="bokeh")
+    assert {"n_source_overlap", "peak_p_fr", "peak_median_en", "final_beats_control_zh", "carried_by_few"} <= set(view.summary.object.columns)
+    assert "red ring" in view.control_note.object and view.figure("png")[:4] == b"\x89PNG"
