@@ -5,7 +5,8 @@
 DIR holds one ``<model>.json`` per model (the released ``annotations.json``: output_1 the
 baseline, output_2 the model); CSV is the published ``weighted_alpaca_eval_gpt4_turbo_
 leaderboard.csv``. Every file is imported into one session through the product path
-(``import_alpacaeval``, as ``workbench label import-judgments FILE … --allow identical``) and
+(``import_alpacaeval``, as ``workbench label import-judgments FILE … --allow identical,…``: the
+published figures count every released record, so every likely-mistake kind is allowed) and
 ranked by ``session_leaderboard`` (as ``workbench label leaderboard``). Printed: per model the
 soft, discrete and length-controlled win rates beside the published ones, then the summary
 lines the issue asks for: models within 0.1 points (soft, discrete), Spearman and mean
@@ -34,6 +35,7 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from workbench.data.readers import QUALITY_CHECKS  # noqa: E402
 from workbench.labeling.alpacaeval import import_alpacaeval, session_leaderboard  # noqa: E402
 from workbench.labeling.sessions import LabelingStore, pair_sources  # noqa: E402
 from workbench.preference.length_control import instruction_difficulty, length_controlled, matchups  # noqa: E402
@@ -74,7 +76,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         lab = LabelingStore(Store(Path(home) / "workbench.sqlite"))
         t0 = time.perf_counter()
-        counts = import_alpacaeval(lab, files, "ae", allow=["identical"], names=[f.stem for f in files])
+        counts = import_alpacaeval(lab, files, "ae", allow=list(QUALITY_CHECKS), names=[f.stem for f in files])
         t_import = time.perf_counter() - t0
         t0 = time.perf_counter()
         board = session_leaderboard(lab, "ae")
