@@ -128,8 +128,9 @@ def test_blind_session_from_a_steering_setting_has_both_sources_and_different_an
     lab.join("steer-blind", "ann")
     for p in pairs:
         lab.vote("steer-blind", "ann", p.id, "B")
-    ratings = session_verdict(lab, "steer-blind")["did_it_win"]["bradley_terry"]
-    assert [r["source"] for r in ratings] == [STEERED, UNSTEERED]
+    won = session_verdict(lab, "steer-blind")["did_it_win"]
+    assert [r["source"] for r in won["bradley_terry"]] == [STEERED, UNSTEERED]
+    assert {p.metadata["candidate"] for p in pairs} == {STEERED} and won["candidate"] == STEERED
 
 
 def test_cli_fits_from_a_session_and_refuses_a_zero_setting(ctx, tiny_checkpoint) -> None:
