@@ -48,6 +48,7 @@ def test_generate_pairs_job_stores_a_dataset_and_opens_a_session(tmp_path: Path,
     same = sum(p.response_a.strip() == p.response_b.strip() for p in pairs)
     assert manifest.summary["candidate"] == "hot" and manifest.summary["identical"] == same
     assert ("identical answers" in manifest.summary["identical_note"]) == bool(same)
+    assert manifest.summary.get("warnings", []) == ([manifest.summary["identical_note"]] if same else [])
     lab = LabelingStore(ctx.store)
     assert lab.session("gen-s").settings.overlap == 2 and lab.session("gen-s").n_pairs == 3
     with pytest.raises(ConfigError, match="already exists"):
