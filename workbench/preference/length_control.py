@@ -37,6 +37,7 @@ the delta method on the GLM's sandwich covariance, γ held fixed.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,10 +123,14 @@ def _soft_duplicate(X: Any, y: np.ndarray, w: np.ndarray) -> tuple[Any, np.ndarr
 
 
 def _l1_fit(X: Any, y: np.ndarray, C: float) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression  # 0.6 s to import; only the joint fit needs it
+    import sklearn  # 0.6 s to import; only the joint fit needs it
+    from sklearn.linear_model import LogisticRegression
 
     Xd, yd, sw = _soft_duplicate(X, y, np.ones(len(y)))
-    model = LogisticRegression(C=C, l1_ratio=1.0, solver="liblinear", fit_intercept=False, random_state=123)
+    # scikit-learn 1.8 spells L1 as l1_ratio=1 (penalty= is deprecated); older ones ignore l1_ratio without penalty="l1".
+    major, minor = (int(v) for v in re.match(r"(\d+)\.(\d+)", sklearn.__version__).groups())
+    l1 = {"l1_ratio": 1.0} if (major, minor) >= (1, 8) else {"penalty": "l1"}
+    model = LogisticRegression(C=C, solver="liblinear", fit_intercept=False, random_state=123, **l1)
     return model.fit(Xd, yd, sample_weight=sw).coef_[0]
 
 
