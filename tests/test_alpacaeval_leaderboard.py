@@ -21,6 +21,7 @@ from workbench.errors import DataError
 from workbench.labeling.alpacaeval import import_alpacaeval, session_leaderboard
 from workbench.labeling.errors import Invalid
 from workbench.labeling.sessions import LabelingStore
+from workbench.preference.length_control import Matchups, instruction_difficulty
 from workbench.store import MIGRATIONS, Store
 
 BASE = "base-model"
@@ -222,3 +223,20 @@ def test_import_judgments_and_leaderboard_through_the_cli(tmp_path: Path) -> Non
     assert "instruction difficulty: joint fit" in text and "lc_win_rate" in text and "votes_to_flip" in text
     with pytest.raises(DataError, match="has a response from 'nobody'"):
         CliRunner().invoke(label_app, ["leaderboard", "s", "--baseline", "nobody", "--home", str(home)], catch_exceptions=False)
+
+
+def test_the_joint_fit_recovers_planted_instruction_difficulty() -> None:
+    rng = np.random.default_rng(3)
+    n = 60
+    gamma = rng.normal(0, 1.5, n)
+    table = {}
+    for name, quality in [("a", -1.0), ("b", 0.0), ("c", 1.0)]:
+        delta = rng.normal(0, 200, n)
+        m = Matchups(name, np.arange(n), delta, np.zeros(n), np.zeros(n))
+        m.soft = 1 / (1 + np.exp(-(quality + gamma - 1.0 * m.tanh_len)))
+        m.hard = np.round(m.soft)
+        table[name] = m
+    estimate = instruction_difficulty(table, n)
+    assert estimate.estimate.startswith("joint fit over the 3 candidates")
+    assert np.corrcoef(estimate.gamma, gamma)[0, 1] > 0.9
+    assert estimate.bias["a"] < estimate.bias["b"] < estimate.bias["c"]
