@@ -4,9 +4,6 @@ the released annotations are only used by benchmarks/alpacaeval.py."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -195,16 +192,16 @@ def test_the_difficulty_estimate_and_the_regularisation_are_named(lab: LabelingS
 
 
 def test_import_judgments_and_leaderboard_through_the_cli(tmp_path: Path) -> None:
-    """Good paths in-process (CliRunner); the refusal through the real process, for its exit status 2."""
+    """In-process (CliRunner): every WorkbenchError exits 2 through workbench.cli.main, which
+    tests/test_labeling_cli.py checks through the real process for this command."""
     home = tmp_path / "home"
     one = synthetic(tmp_path, "m1", 0.5, (0.8, 1.6))
     two = annotations(tmp_path / "two.json", "example", [1.9, 1.2, 1.7], identical_at=1)
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    refused = subprocess.run([sys.executable, "-m", "workbench.cli", "label", "import-judgments", str(one), str(two),
-                              "--session", "s"], capture_output=True, text=True, env=env, timeout=120)
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "two.json: 1 of 3 records look like mistakes" in refused.stderr and "identical: 1 at record 2" in refused.stderr
-    assert "workbench label import-judgments … --allow identical" in refused.stderr
+    with pytest.raises(DataError) as refused:
+        CliRunner().invoke(label_app, ["import-judgments", str(one), str(two), "--session", "s", "--home", str(home)],
+                           catch_exceptions=False)
+    assert "two.json: 1 of 3 records look like mistakes" in str(refused.value) and "identical: 1 at record 2" in str(refused.value)
+    assert "workbench label import-judgments … --allow identical" in str(refused.value)
 
     def run(*args: str) -> str:
         result = CliRunner().invoke(label_app, [*args, "--home", str(home)], catch_exceptions=False)

@@ -84,6 +84,9 @@ def test_the_recorded_candidate_is_judged_even_when_rated_lower(tmp_path: Path) 
     assert won["candidate"] == "tuned" and won["candidate_from"] == "recorded when the session was made"
     assert won["win_rate"] == pytest.approx(0.3) and won["bradley_terry"][0]["source"] == "base"
     assert session_report(lab, "s")["question"]["label"] == "tuned vs base"
+    # A dataset's own "candidate" field that names no source is not taken for the source under test.
+    other = _session(tmp_path / "other", _pairs(10, candidate="gpt-4"), [i < 3 for i in range(10)])
+    assert session_verdict(other, "s")["did_it_win"]["candidate_from"] == "top-rated (no candidate recorded)"
 
 
 def test_generate_config_records_a_candidate_that_is_one_of_the_sources() -> None:

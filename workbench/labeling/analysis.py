@@ -29,7 +29,8 @@ def identical_responses(pair: Pair) -> bool:
 def recorded_candidate(pairs: Sequence[Pair]) -> str | None:
     """The source under test as recorded when the pairs were made (``metadata.candidate``: the
     tuned model of a from-run session, the steered setting of a steering one), if any."""
-    named = {m["candidate"] for p in pairs if isinstance(m := (p.metadata or {}), dict) and isinstance(m.get("candidate"), str)}
+    named = {m["candidate"] for p in pairs if isinstance(m := (p.metadata or {}), dict) and isinstance(m.get("candidate"), str)
+             and m["candidate"] in (pair_sources(m) or ())}  # a dataset's own "candidate" field that names no source is not it
     return named.pop() if len(named) == 1 else None
 
 
