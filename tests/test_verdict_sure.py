@@ -145,6 +145,9 @@ def test_soft_votes_flow_through_and_discrete_figures_sit_beside() -> None:
     report = did_it_win(pairs, judgments, "x")
     assert report["soft"] and report["win_rate"] == pytest.approx(0.6) and report["wins"] == 20
     assert report["discrete"]["win_rate"] == 1.0 and report["tie_model"] == "half"
+    soft_gap = report["bradley_terry"][0]["theta"] - report["bradley_terry"][1]["theta"]
+    hard_gap = report["bradley_terry_discrete"][0]["theta"] - report["bradley_terry_discrete"][1]["theta"]
+    assert 0 < soft_gap < hard_gap  # 0.6 each is a weaker lead than 20 straight wins
 
 
 def test_fast_page_api_gives_the_owner_the_verdict_and_annotators_nothing(tmp_path: Path) -> None:

@@ -94,6 +94,9 @@ def verdict_tables(verdict: dict[str, Any]) -> dict[str, Any]:
         if won.get("discrete"):
             d = won["discrete"]
             out["win"].append(("discrete votes (soft → A/B/tie)", f"{_ci(d, 'win_rate')}; {d['verdict']}"))
+        if won.get("bradley_terry_discrete"):
+            out["win"].append(("Bradley–Terry on discrete votes", ", ".join(
+                f"{r['source']} {fmt_num(r['theta'])} [{fmt_num(r['low'])}, {fmt_num(r['high'])}]" for r in won["bradley_terry_discrete"])))
         out["win"] += [
             (f"length-controlled win rate ({level} CI)", lc),
             ("equal-length band", f"{support['band']}: {fmt_num(support['band_win_rate'])} over {support['band_n']} votes"

@@ -37,7 +37,7 @@ from workbench.errors import DataError
 from workbench.labeling.analysis import identical_responses, identical_votes, source_comparisons
 from workbench.labeling.sessions import LabelingStore, pair_sources
 from workbench.preference.agreement import position_bias
-from workbench.preference.bradley_terry import fit_bradley_terry
+from workbench.preference.bradley_terry import fit_bradley_terry, is_soft
 from workbench.preference.factors import fit_logistic
 from workbench.preference.fragility import ranking_fragility, win_rate_fragility
 from workbench.preference.intervals import LEVEL, rate_interval, rate_summary
@@ -178,7 +178,11 @@ def did_it_win(pairs: Sequence[Pair], judgments: Sequence[Judgment], candidate: 
                         "a win rate needs at least 2.", hint="Make a session whose pairs have responses from two sources.")
     bt = fit_bradley_terry(comparisons, ties=ties, ci=level)
     sources = {p.id: src for p in pairs if (src := pair_sources(p.metadata or {}))}
-    return {"bradley_terry": bt.table(), "top_gap": bt.top_gap, "ranking_fragility": ranking_fragility(comparisons, ties=bt.ties),
+    discrete = None
+    if is_soft(comparisons):  # judges' probabilities: the A/B/tie fit beside
+        discrete = fit_bradley_terry(source_comparisons(pairs, judgments, soft=False), ties=ties, ci=level).table()
+    return {"bradley_terry": bt.table(), "bradley_terry_discrete": discrete, "top_gap": bt.top_gap,
+            "ranking_fragility": ranking_fragility(comparisons, ties=bt.ties),
             "tie_model": bt.ties, **win_rates(duels(pairs, judgments, candidate, baseline), level=level),
             "position_bias": position_bias(judgments, sources).__dict__}
 
