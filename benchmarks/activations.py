@@ -10,28 +10,43 @@ token's row), copied to host memory as float32 numpy arrays.
   hf_one_at_a_time  the same, one text per forward
   transformerlens   ``run_with_cache`` with a ``names_filter`` on every ``resid_post``
   nnsight           ``trace`` saving the embedding's and every layer's output
-Peers reuse one pooling function, so only the forward and the capture differ. The texts are
-split into chunks and every contender runs on each chunk in turn (the matmul peak is sampled
-between chunks), so load that changes during the run slows all alike. Printed: tokens/s per
-contender, ``ratio_vs_<peer>`` (ours ÷ theirs, > 1 means ours is faster), the largest
-difference to ours, and model FLOP/s as a fraction of the measured ``torch.mm`` peak.
+Peers reuse one pooling function, so only the forward and the capture differ. The run is
+``--rounds`` short rounds (at least one per batch of texts): a round is one batch, every
+contender once on it, a different one first each round, and the matmul peak sampled after it,
+so load that comes and goes slows the contenders of a round alike and cancels in that round's
+ratio. Printed: tokens/s per contender (median and IQR over rounds), ``ratio_vs_<peer>`` (the
+median of the per-round ratios ours ÷ theirs, > 1 means ours is faster) with
+``ratio_vs_<peer>_iqr``, the largest difference to ours, and model FLOP/s as a fraction of the
+measured ``torch.mm`` peak. Every contender runs with the same torch thread count (``--threads``).
 
-Usage: python benchmarks/activations.py [--n 32] [--batch-size 16] [--chunks 2] [--pooling mean|tokens]
+Usage: python benchmarks/activations.py [--n 32] [--batch-size 16] [--rounds 8] [--threads 0] [--pooling mean|tokens]
                                         [--peers all|none|name,...] [--device auto] [--dtype auto]
 """
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from peers import machine_line, matmul_flops, nnsight, non_embedding_params, sync, timed, transformerlens
+from peers import (
+    add_round_args,
+    interleave,
+    load_line,
+    machine_line,
+    matmul_flops,
+    nnsight,
+    non_embedding_params,
+    report_rounds,
+    set_threads,
+    spread,
+    sync,
+    timed,
+    transformerlens,
+)
 
 from workbench.activations import ActivationCache, extract_activations, pair_texts
 from workbench.models.embedded import ensure_demo_model
@@ -136,24 +151,34 @@ def nnsight_capture(nm: object, n_layers: int) -> Capture:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=32, help="number of texts (default 32)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--chunks", type=int, default=2, help="alternate the contenders over this many chunks")
+    parser.add_argument("--batch-size", type=int, default=16, help="texts per batch, and per round")
     parser.add_argument("--pooling", choices=("mean", "tokens"), default="mean")
     parser.add_argument("--peers", default="all", help="all, none, or a comma list of hf_batched,hf_one_at_a_time,transformerlens,nnsight")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
+    add_round_args(parser)
     args = parser.parse_args()
+    set_threads(args.threads)
     run_benchmark(load_model(ensure_demo_model(Settings()), device=args.device, dtype=args.dtype, name="SmolLM2-135M-Instruct"),
-                  args.n, args.batch_size, args.chunks, args.pooling, args.peers)
+                  args.n, args.batch_size, args.rounds, args.pooling, args.peers)
 
 
-def run_benchmark(lm: LoadedModel, n: int, batch_size: int, chunks: int, pooling: str, peers: str) -> dict[str, float]:
-    """Print every figure; return tokens/s per contender (gpu_check.py reuses this)."""
+def run_benchmark(lm: LoadedModel, n: int, batch_size: int, rounds: int, pooling: str, peers: str) -> dict[str, float]:
+    """Print every figure; return ``ratio_vs_<peer>`` medians per peer.
+
+    A round is one batch of ``batch_size`` texts, every contender once on it (order rotated);
+    rounds walk through the texts' batches in turn, at least ``rounds`` of them and at least
+    once over all ``n`` texts, so each round is short and the load it meets hits all alike.
+    """
     texts, add_special, source = demo_texts(lm.tokenizer, n)
-    n_tokens = sum(len(ids) for ids in lm.tokenizer(texts, add_special_tokens=add_special)["input_ids"])
+    n_chunks = -(-len(texts) // batch_size)
+    rounds = max(rounds, n_chunks)
+    chunks = [texts[c * batch_size:(c + 1) * batch_size] for c in range(n_chunks)]
+    chunk_tokens = [sum(map(len, lm.tokenizer(part, add_special_tokens=add_special)["input_ids"])) for part in chunks]
+    work = [chunk_tokens[r % n_chunks] for r in range(rounds)]
     print(machine_line(lm))
-    print(f"texts: {len(texts)} from {source}, {n_tokens} tokens, {lm.n_layers + 1} residual layers, pooling {pooling}, "
-          f"batch size {batch_size}")
+    print(f"texts: {len(texts)} from {source}, {sum(chunk_tokens)} tokens, {lm.n_layers + 1} residual layers, pooling {pooling}, "
+          f"batch size {batch_size}; {rounds} rounds of one batch each ({sum(work)} tokens per contender)")
     wanted = {"hf_batched", "hf_one_at_a_time", "transformerlens", "nnsight"} if peers == "all" else (
         set() if peers == "none" else set(peers.split(",")))
     contenders: dict[str, Callable[[list[str]], np.ndarray]] = {}
@@ -176,36 +201,29 @@ def run_benchmark(lm: LoadedModel, n: int, batch_size: int, chunks: int, pooling
             else:
                 capture = make(peer, lm.n_layers)
                 contenders[name] = lambda part, capture=capture: run_peer(lm, part, add_special, batch_size, pooling, capture)
+    set_threads(torch.get_num_threads())  # again after the peers' imports: none keeps a thread count of its own
 
     for fn in contenders.values():  # warm-up: allocator, kernels, first-call set-up
         fn(texts[:2])
-    seconds = dict.fromkeys(contenders, 0.0)
     diffs = dict.fromkeys(contenders, 0.0)
-    peaks = []
-    names = list(contenders)
-    for c, chunk in enumerate(np.array_split(np.arange(len(texts)), min(chunks, len(texts)))):
-        part = [texts[i] for i in chunk]
-        outputs = {}
-        for name in names[c % len(names):] + names[:c % len(names)]:  # a different contender goes first each chunk
-            t, outputs[name] = timed(lm.device, lambda name=name, part=part: contenders[name](part))
-            seconds[name] += t
-        for name in names[1:]:
-            diffs[name] = max(diffs[name], float(np.abs(outputs[name] - outputs["ours"]).max()))
-        peaks.append(matmul_flops(lm.device, lm.dtype))
-    sync(lm.device)
+    peaks: list[float] = []
 
-    rates = {name: n_tokens / s for name, s in seconds.items()}
-    peak = statistics.median(peaks)
-    flops = 2 * non_embedding_params(lm) * rates["ours"]
-    for name, rate in rates.items():
-        print(f"{name}_tokens_per_s: {rate:,.1f} tokens/s ({seconds[name]:.2f} s)")
-    for name, rate in rates.items():
-        if name != "ours":
-            print(f"ratio_vs_{name}: {rates['ours'] / rate:.2f}")
-            print(f"max_abs_difference_{name}: {diffs[name]:.2e} (all {lm.n_layers + 1} layers, {pooling} pooling)")
-    print(f"matmul_peak: {peak / 1e9:,.1f} GFLOP/s (torch.mm 2048x2048 {str(lm.dtype).removeprefix('torch.')}, median of {len(peaks)})")
-    print(f"model_flops: {flops / 1e9:,.1f} GFLOP/s (2 x {non_embedding_params(lm) / 1e6:.1f}M non-embedding params x ours tokens/s)")
-    print(f"fraction_of_matmul_peak: {flops / peak:.2f}")
+    def check(r: int, outputs: dict[str, np.ndarray]) -> None:
+        """Largest difference to ours, and the matmul peak sampled between rounds."""
+        for name in outputs:
+            diffs[name] = max(diffs[name], float(np.abs(outputs[name] - outputs["ours"]).max()))
+        peaks.append(matmul_flops(lm.device, lm.dtype, reps=3))
+
+    seconds = interleave({name: lambda r, fn=fn: fn(chunks[r % n_chunks]) for name, fn in contenders.items()}, rounds, lm.device, check)
+    sync(lm.device)
+    ratios = report_rounds(seconds, work, "tokens/s", metric="tokens_per_s")
+    for name in ratios:
+        print(f"max_abs_difference_{name}: {diffs[name]:.2e} (all {lm.n_layers + 1} layers, {pooling} pooling)")
+    flops = 2 * non_embedding_params(lm) * np.asarray(work) / np.asarray(seconds["ours"])
+    dtype = str(lm.dtype).removeprefix("torch.")
+    print(f"matmul_peak: {spread(np.asarray(peaks) / 1e9, ',.1f')} GFLOP/s (torch.mm 2048x2048 {dtype}, sampled after each round)")
+    print(f"model_flops: {spread(flops / 1e9, ',.1f')} GFLOP/s (2 x {non_embedding_params(lm) / 1e6:.1f}M non-embedding params x ours tokens/s)")
+    print(f"fraction_of_matmul_peak: {spread(flops / np.asarray(peaks))} (ours in a round / the peak right after it)")
     with tempfile.TemporaryDirectory() as tmp:  # a cache hit is a file read: shown on a few texts
         cache = ActivationCache(Path(tmp))
         few = texts[:4]
@@ -213,8 +231,8 @@ def run_benchmark(lm: LoadedModel, n: int, batch_size: int, chunks: int, pooling
         hit, acts = timed(lm.device, lambda: extract_activations(lm, few, pooling=pooling, cache=cache, add_special_tokens=add_special))
         assert acts.from_cache
     print(f"cache_hit_seconds: {hit * 1e3:.1f} ms for {len(few)} texts (first request {first:.2f} s, speedup {first / hit:,.0f}x)")
-    print(f"load_average_at_end: {os.getloadavg()[0]:.1f}")
-    return rates
+    print(f"at_end: {load_line()}")
+    return ratios
 
 
 if __name__ == "__main__":

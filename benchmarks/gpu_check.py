@@ -22,10 +22,10 @@ HERE = Path(__file__).resolve().parent
 # (name, script and arguments, share of the budget). The model loads in bf16: --dtype where a
 # script takes it, and dtype "auto" (bf16 on GPUs that support it) elsewhere.
 STEPS: list[tuple[str, list[str], float]] = [
-    ("activations", ["activations.py", "--n", "256", "--batch-size", "32", "--chunks", "2", "--device", "cuda", "--dtype", "bfloat16"], 0.27),
-    ("lens", ["lens.py", "--n", "128", "--batch-size", "32", "--chunks", "2", "--device", "cuda"], 0.17),
-    ("steering", ["steering.py", "--tokens", "64", "--repeats", "3", "--n", "8", "--fit-pairs", "60"], 0.17),
-    ("sae", ["sae.py", "--rows", "50000", "--samples", "200000", "--sequences", "20000", "--repeats", "1"], 0.11),
+    ("activations", ["activations.py", "--n", "256", "--batch-size", "32", "--rounds", "8", "--device", "cuda", "--dtype", "bfloat16"], 0.27),
+    ("lens", ["lens.py", "--n", "128", "--batch-size", "32", "--rounds", "8", "--device", "cuda"], 0.17),
+    ("steering", ["steering.py", "--tokens", "64", "--rounds", "8", "--n", "8", "--fit-pairs", "60"], 0.17),
+    ("sae", ["sae.py", "--rows", "50000", "--samples", "50000", "--sequences", "20000", "--rounds", "8"], 0.11),
     ("dpo", ["training.py", "--steps", "20", "--pairs", "48", "--pal-pairs", "2000", "--pal-epochs", "2"], 0.28),
 ]
 

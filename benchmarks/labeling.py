@@ -16,11 +16,14 @@
 3. Browser-perceived latency: the labeling server with its UI, Debian's headless Chromium
    driven by Playwright, keyboard votes in the Gradio tab (``1`` then ``Enter``) and then on
    the fast page ``/label/<session>`` (``1``: one key votes) of the same server, in the same
-   run; reported: p50/p99 from the keydown that sends the vote to the next pair's prompt in
-   the DOM (measured in the page), and the ratio of the two.
+   run, both pages open at once and voted on in ``--rounds`` interleaved rounds (order
+   rotated); reported: p50/p99 from the keydown that sends the vote to the next pair's prompt
+   in the DOM (measured in the page), and ``ratio_vs_gradio_tab``: the median over rounds of
+   the tab's p50 ÷ the fast page's p50 in the same round, with its IQR.
 4. Store throughput: ``LabelingStore.vote`` (one durable transaction per vote) against a bare
    sqlite3 insert with the same pragmas (WAL, synchronous=FULL, one commit per row), in the
-   same run: first in one thread (the ratio is the cost of the bookkeeping: every vote still
+   same run, ``--rounds`` interleaved rounds of ``--store-votes`` votes each (the four
+   contenders rotated), ``ratio_vs_<bare>`` the median of the per-round ratios: in one thread (the ratio is the cost of the bookkeeping: every vote still
    pays its own fsync), then from N threads at once, as N annotators' requests arrive (the
    store's group commit shares one fsync among the votes queued meanwhile; bare sqlite
    serialises one commit, and one fsync, per row).
@@ -39,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from peers import add_round_args, interleave, load_line, ratio_lines, report_rates  # noqa: E402
 
 from workbench.data.types import Pair  # noqa: E402
 from workbench.labeling import LabelingStore  # noqa: E402
@@ -159,8 +164,10 @@ def chromium_page(url: str) -> Iterator[Any]:
             browser.close()
 
 
-def browser_latency(url: str, votes: int) -> list[float]:
-    """Keydown (Enter) → next prompt in the DOM, ms, for ``votes`` keyboard votes in Chromium."""
+@contextmanager
+def tab_voter(url: str) -> Iterator[Callable[[int], list[float]]]:
+    """The Gradio tab open in Chromium: ``vote(n)`` casts n keyboard votes and returns their
+    keydown (Enter) → next prompt latencies in ms."""
     with chromium_page(url + "/") as page:
         page.wait_for_function("(document.querySelector('#wb-lab-status')?.innerText ?? '').includes('Choose a session')")
         page.locator("#wb-lab-session input").fill("browser")
@@ -170,11 +177,17 @@ def browser_latency(url: str, votes: int) -> list[float]:
         page.wait_for_function("(document.querySelector('#wb-lab-status')?.innerText ?? '').includes('Pair 1 of')")
         page.locator("#wb-lab-prompt").click()
         page.evaluate(MEASURE_JS)
-        for k in range(votes):
-            page.keyboard.press("1" if k % 2 else "2")
-            page.keyboard.press("Enter")
-            page.wait_for_function(f"window.__wbLatency.length > {k}")
-        return page.evaluate("window.__wbLatency")
+        done = 0
+
+        def vote(n: int) -> list[float]:
+            nonlocal done
+            for k in range(done, done + n):
+                page.keyboard.press("1" if k % 2 else "2")
+                page.keyboard.press("Enter")
+                page.wait_for_function(f"window.__wbLatency.length > {k}")
+            done += n
+            return page.evaluate("window.__wbLatency")[done - n:done]
+        yield vote
 
 
 # The same measure on the fast page: a vote key's keydown to a new prompt text.
@@ -192,18 +205,42 @@ PAGE_MEASURE_JS = """() => {
 }"""
 
 
-def page_latency(url: str, votes: int) -> list[float]:
-    """Vote keydown → next prompt in the DOM, ms, for ``votes`` keyboard votes on the fast page."""
+@contextmanager
+def page_voter(url: str) -> Iterator[Callable[[int], list[float]]]:
+    """The fast page ``/label/page`` open in Chromium: ``vote(n)`` casts n keyboard votes and
+    returns their keydown (1/2) → next prompt latencies in ms."""
     with chromium_page(url + "/label/page") as page:
         page.fill("#name", "bench")
         page.keyboard.press("Enter")
         # Waits are functions, not expression strings: the page's CSP forbids eval, which those need.
         page.wait_for_function("() => document.getElementById('progress').textContent.includes('Pair 1 of')")
         page.evaluate(PAGE_MEASURE_JS)
-        for k in range(votes):
-            page.keyboard.press("1" if k % 2 else "2")
-            page.wait_for_function("k => window.__wbLatency.length > k", arg=k)
-        return page.evaluate("window.__wbLatency")
+        done = 0
+
+        def vote(n: int) -> list[float]:
+            nonlocal done
+            for k in range(done, done + n):
+                page.keyboard.press("1" if k % 2 else "2")
+                page.wait_for_function("k => window.__wbLatency.length > k", arg=k)
+            done += n
+            return page.evaluate("window.__wbLatency")[done - n:done]
+        yield vote
+
+
+def browser_rounds(url: str, votes: int, rounds: int) -> dict[str, list[list[float]]]:
+    """Latencies (ms) per round of the fast page and the Gradio tab, both open in Chromium at once.
+
+    Each round casts ``votes // rounds`` votes in each, order rotated, so a busy stretch of the
+    machine slows both alike instead of whichever ran through it.
+    """
+    per = max(1, votes // rounds)
+    with page_voter(url) as page, tab_voter(url) as tab:
+        voters = {"fast_page": page, "gradio_tab": tab}
+        for vote in voters.values():  # warm-up: first render, first request
+            vote(1)
+        out: dict[str, list[list[float]]] = {name: [] for name in voters}
+        interleave({name: lambda r, name=name, vote=vote: out[name].append(vote(per)) for name, vote in voters.items()}, rounds)
+    return out
 
 
 def concurrently(n_threads: int, work: Any) -> float:
@@ -237,11 +274,19 @@ def bare_insert(conn: sqlite3.Connection, pair_id: str, annotator: str) -> None:
     conn.execute("COMMIT")
 
 
-def store_throughput(folder: Path, n: int, threads: int) -> dict[str, float]:
-    """Votes (rows) per second, ours and bare, in one thread and in ``threads`` threads, and
-    one bare durable commit's time (ms, p50/p99/max): the fsync floor of a lone vote."""
+def store_throughput(folder: Path, per_round: int, threads: int, rounds: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Votes (rows) per second per round, ours and bare, in one thread and in ``threads`` threads,
+    and every bare one-thread durable commit's time in ms (the fsync floor of a lone vote).
+
+    A round gives each of the four contenders ``per_round`` fresh pairs, order rotated, so a
+    burst of load (or of another process's fsyncs) falls on the contenders of a round alike.
+    """
+    n = per_round * rounds
     ids = [f"p{i:05d}" for i in range(n)]
-    per = n // threads
+    per = per_round // threads
+    one, many = "ours_1_thread", f"ours_{threads}_threads"
+    bare_one, bare_many = "bare_sqlite_1_thread", f"bare_sqlite_{threads}_threads"
+    commit_ms: list[float] = []
     with Store(folder / "tp.sqlite") as store:
         store.import_pairs("ds", [Pair(f"q{i}", "a", "b", id=pid) for i, pid in enumerate(ids)])
         lab = LabelingStore(store)
@@ -250,28 +295,29 @@ def store_throughput(folder: Path, n: int, threads: int) -> dict[str, float]:
         lab.join("one", "x")
         for i in range(threads):
             lab.join("many", f"x{i}")
-        t0 = time.perf_counter()
-        for pid in ids:
-            lab.vote("one", "x", pid, "A")
-        ours = n / (time.perf_counter() - t0)
-        wall = concurrently(threads, lambda i: [lab.vote("many", f"x{i}", pid, "A") for pid in ids[i * per:(i + 1) * per]])
-        ours_many = threads * per / wall
-    conn = bare_connection(folder / "bare.sqlite")
-    conn.execute("CREATE TABLE votes (id INTEGER PRIMARY KEY, pair_id TEXT, annotator TEXT, outcome TEXT, submitted_at REAL)")
-    commit_ms = []
-    t0 = time.perf_counter()
-    for pid in ids:
-        t1 = time.perf_counter()
-        bare_insert(conn, pid, "x")
-        commit_ms.append((time.perf_counter() - t1) * 1000)
-    bare = n / (time.perf_counter() - t0)
-    conns = [bare_connection(folder / "bare.sqlite") for _ in range(threads)]  # one per thread, as sqlite wants
-    wall = concurrently(threads, lambda i: [bare_insert(conns[i], pid, f"x{i}") for pid in ids[i * per:(i + 1) * per]])
-    bare_many = threads * per / wall
-    for c in (conn, *conns):
-        c.close()
-    return {"ours": ours, "bare": bare, "ours_many": ours_many, "bare_many": bare_many,
-            "commit_p50": pct(commit_ms, 50), "commit_p99": pct(commit_ms, 99), "commit_max": max(commit_ms)}
+        conn = bare_connection(folder / "bare.sqlite")
+        conn.execute("CREATE TABLE votes (id INTEGER PRIMARY KEY, pair_id TEXT, annotator TEXT, outcome TEXT, submitted_at REAL)")
+        conns = [bare_connection(folder / "bare.sqlite") for _ in range(threads)]  # one per thread, as sqlite wants
+
+        def bare_timed(pid: str) -> None:
+            t1 = time.perf_counter()
+            bare_insert(conn, pid, "x")
+            commit_ms.append((time.perf_counter() - t1) * 1000)
+
+        def part(r: int) -> list[str]:
+            return ids[r * per_round:(r + 1) * per_round]
+
+        contenders = {
+            one: lambda r: [lab.vote("one", "x", pid, "A") for pid in part(r)],
+            bare_one: lambda r: [bare_timed(pid) for pid in part(r)],
+            many: lambda r: concurrently(threads, lambda i: [lab.vote("many", f"x{i}", pid, "A") for pid in part(r)[i * per:(i + 1) * per]]),
+            bare_many: lambda r: concurrently(threads, lambda i: [bare_insert(conns[i], pid, f"x{i}") for pid in part(r)[i * per:(i + 1) * per]]),
+        }
+        seconds = interleave(contenders, rounds)
+        for c in (conn, *conns):
+            c.close()
+    votes = {one: per_round, bare_one: per_round, many: threads * per, bare_many: threads * per}
+    return {name: [votes[name] / t for t in ts] for name, ts in seconds.items()}, commit_ms
 
 
 def cpu_seconds(pid: int) -> float:
@@ -295,6 +341,8 @@ def main() -> None:
     parser.add_argument("--think-ms", type=float, default=1000,
                         help="mean pause between one annotator's votes in the paced run (people take seconds per pair)")
     parser.add_argument("--browser-votes", type=int, default=50, help="keyboard votes in Chromium (0 skips the browser figure)")
+    parser.add_argument("--store-votes", type=int, default=200, help="votes per contender per round in the store throughput")
+    add_round_args(parser, torch_threads=False)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
@@ -327,27 +375,29 @@ def main() -> None:
         if args.browser_votes:
             proc, url = start_server(home, ui=True)
             try:
-                figures = []  # (p50, p99) of the Gradio tab, then of the fast page
-                for label, measure in (("Gradio tab, Enter keydown", browser_latency), ("fast page /label/<session>, key 1/2", page_latency)):
-                    load = os.getloadavg()[0]
-                    ms = measure(url, args.browser_votes)
-                    figures.append((pct(ms, 50), pct(ms, 99)))
-                    print(f"browser, {label} → next prompt in the DOM ({len(ms)} keyboard votes, Chromium): "
-                          f"p50 {figures[-1][0]:.0f} ms, p99 {figures[-1][1]:.0f} ms "
-                          f"(load average {load:.1f} before, {os.getloadavg()[0]:.1f} after)")
-                (tab50, tab99), (page50, page99) = figures
-                print(f"Gradio tab / fast page: p50 {tab50 / page50:.1f}x, p99 {tab99 / page99:.1f}x")
+                load = load_line()
+                lat = browser_rounds(url, args.browser_votes, args.rounds)
+                labels = {"gradio_tab": "Gradio tab, Enter keydown", "fast_page": "fast page /label/<session>, key 1/2"}
+                for name, label in labels.items():
+                    ms = [x for part in lat[name] for x in part]
+                    print(f"browser, {label} → next prompt in the DOM ({len(ms)} keyboard votes in {args.rounds} interleaved "
+                          f"rounds, Chromium): p50 {pct(ms, 50):.0f} ms, p99 {pct(ms, 99):.0f} ms")
+                print(f"browser rounds: {load} before, {load_line()} after")
+                # Ours is the fast page: ratio > 1 means its keydown → next prompt is that many times shorter.
+                ratio_lines("gradio_tab", [np.median(tab) / np.median(page) for tab, page in zip(lat["gradio_tab"], lat["fast_page"], strict=True)])
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=30)
-        tp = store_throughput(Path(tmp), 600, args.annotators)
-        print(f"store throughput, one thread: LabelingStore.vote {tp['ours']:.0f} votes/s, bare sqlite3 insert+commit "
-              f"{tp['bare']:.0f} rows/s, ratio {tp['ours'] / tp['bare']:.2f} (one fsync per vote on both sides)")
-        print(f"store throughput, {args.annotators} threads: LabelingStore.vote {tp['ours_many']:.0f} votes/s, bare sqlite3 "
-              f"{tp['bare_many']:.0f} rows/s, ratio {tp['ours_many'] / tp['bare_many']:.2f} (group commit: one fsync per batch "
-              "of queued votes; bare: one per row)")
-        print(f"one bare durable commit (the fsync floor of a lone vote), ms: p50 {tp['commit_p50']:.1f}, "
-              f"p99 {tp['commit_p99']:.1f}, max {tp['commit_max']:.1f}")
+        rates, commit_ms = store_throughput(Path(tmp), args.store_votes, args.annotators, args.rounds)
+        names = list(rates)
+        print(f"store throughput, one thread ({args.rounds} interleaved rounds of {args.store_votes} votes; "
+              "one fsync per vote on both sides):")
+        report_rates({k: rates[k] for k in names[:2]}, "votes/s", metric="store", ours=names[0], fmt=",.0f")
+        print(f"store throughput, {args.annotators} threads (group commit: one fsync per batch of queued votes; bare: one per row):")
+        report_rates({k: rates[k] for k in names[2:]}, "votes/s", metric="store", ours=names[2], fmt=",.0f")
+        print(f"one bare durable commit (the fsync floor of a lone vote), ms: p50 {pct(commit_ms, 50):.1f}, "
+              f"p99 {pct(commit_ms, 99):.1f}, max {max(commit_ms):.1f}")
+        print(f"at_end: {load_line()}")
 
 
 if __name__ == "__main__":

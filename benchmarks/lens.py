@@ -7,28 +7,30 @@ fp32 lens logits ``[layers + 1, prompts, vocab]``, on the same prompts in the sa
   ours             ``workbench.lenses.lens.lens_logits`` (only the requested positions are unembedded)
   transformerlens  ``run_with_cache`` + ``cache.accumulated_resid`` + ``ln_final`` + ``unembed``
   nnsight          ``trace`` saving every layer's output, then the model's own norm and LM head
-Contenders alternate chunk by chunk; printed: seconds and prompt-layers/s each, ``ratio_vs_<peer>``
-(ours ÷ theirs in throughput, > 1 means ours is faster), and the largest difference of the lens
-log-probabilities to ours.
+The run is ``--rounds`` short rounds (at least one per batch): a round is one batch, every
+contender once on it, a different one first each round, so load that comes and goes slows the
+contenders of a round alike. Printed: prompt-layers/s per contender (median and IQR over
+rounds), ``ratio_vs_<peer>`` (the median of the per-round ratios ours ÷ theirs in throughput,
+> 1 means ours is faster) with ``ratio_vs_<peer>_iqr``, and the largest difference of the lens
+log-probabilities to ours. Every contender runs with the same torch thread count (``--threads``).
 
 ``--baseline-layers K`` additionally times lens *metrics* (entropy, KL to the final layer, token-set
 mass, rank) from one pass against a per-layer recomputation (one forward per layer) on K evenly
 spaced layers, scaled by (layers + 1) / K.
 Prompts: 4-shot fr→zh translation prompts from the packaged word list.
 
-Usage: python benchmarks/lens.py [--n 64] [--batch-size 16] [--chunks 2] [--peers all|none|name,...] [--baseline-layers K]
+Usage: python benchmarks/lens.py [--n 64] [--batch-size 16] [--rounds 8] [--threads 1] [--peers all|none|name,...] [--baseline-layers K]
 """
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from peers import machine_line, nnsight, timed, transformerlens
+from peers import add_round_args, interleave, load_line, machine_line, nnsight, report_rounds, set_threads, transformerlens
 
 from workbench.lenses import make_task, packaged_words, word_token_set
 from workbench.lenses.lens import LN2, batch_inputs, encode, lens_logits, lens_metrics
@@ -117,8 +119,12 @@ def run_lens(lm: LoadedModel, ids: list[list[int]], order: list[int], batch_size
     return torch.cat(out, 1)[:, torch.argsort(torch.tensor(order))]
 
 
-def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, chunks: int, peers: str) -> dict[str, float]:
-    """Print the side-by-side lens figures; return seconds per contender (gpu_check.py reuses this)."""
+def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, rounds: int, peers: str) -> dict[str, float]:
+    """Print the side-by-side lens figures from interleaved rounds; return ``ratio_vs_<peer>`` medians.
+
+    A round is one batch of ``batch_size`` prompts, every contender once on it (order rotated);
+    rounds walk through the batches, at least ``rounds`` of them and at least once over all prompts.
+    """
     wanted = {"transformerlens", "nnsight"} if peers == "all" else set() if peers == "none" else set(peers.split(","))
     contenders: dict[str, Lens] = {"ours": lambda batch: lens_logits(lm, batch, [-1])[:, :, 0]}
     for name, build, make in (("transformerlens", transformerlens, tl_lens), ("nnsight", nnsight, nnsight_lens)):
@@ -128,49 +134,48 @@ def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, chunks: 
                 print(f"{name}: cannot run here: {why}")
             else:
                 contenders[name] = make(lm, peer)
+    set_threads(torch.get_num_threads())  # again after the peers' imports: none keeps a thread count of its own
     ids = encode(lm, prompts)
     for lens in contenders.values():  # warm-up
         run_lens(lm, ids[:2], [0, 1], 2, lens)
-    seconds = dict.fromkeys(contenders, 0.0)
+    chunks = [ids[c:c + batch_size] for c in range(0, len(ids), batch_size)]
+    orders = [sorted(range(len(part)), key=lambda i, part=part: len(part[i])) for part in chunks]
+    rounds = max(rounds, len(chunks))
+    print(f"{rounds} rounds of one batch each")
     diffs = dict.fromkeys(contenders, 0.0)
-    names = list(contenders)
-    for c, chunk in enumerate(np.array_split(np.arange(len(ids)), min(chunks, len(ids)))):
-        part = [ids[i] for i in chunk]
-        order = sorted(range(len(part)), key=lambda i: len(part[i]))
-        outputs = {}
-        for name in names[c % len(names):] + names[:c % len(names)]:  # a different contender goes first each chunk
-            t, outputs[name] = timed(lm.device, lambda name=name, part=part, order=order: run_lens(lm, part, order, batch_size, contenders[name]))
-            seconds[name] += t
-        for name in names[1:]:
+
+    def check(r: int, outputs: dict[str, torch.Tensor]) -> None:
+        for name in outputs:
             diffs[name] = max(diffs[name], float((outputs[name] - outputs["ours"]).abs().max()))
-    points = len(ids) * (lm.n_layers + 1)
-    for name, s in seconds.items():
-        print(f"{name}_lens_seconds: {s:.2f} s ({points / s:,.0f} prompt-layers/s)")
-    for name, s in seconds.items():
-        if name != "ours":
-            print(f"ratio_vs_{name}: {s / seconds['ours']:.2f}")
-            print(f"max_abs_difference_{name}: {diffs[name]:.2e} (lens log-probabilities, all layers)")
-    return seconds
+
+    seconds = interleave({name: lambda r, lens=lens: run_lens(lm, chunks[r % len(chunks)], orders[r % len(chunks)], batch_size, lens)
+                          for name, lens in contenders.items()}, rounds, lm.device, check)
+    work = [len(chunks[r % len(chunks)]) * (lm.n_layers + 1) for r in range(rounds)]
+    ratios = report_rounds(seconds, work, "prompt-layers/s", metric="prompt_layers_per_s", fmt=",.0f")
+    for name in ratios:
+        print(f"max_abs_difference_{name}: {diffs[name]:.2e} (lens log-probabilities, all layers)")
+    return ratios
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--chunks", type=int, default=2)
     parser.add_argument("--peers", default="all", help="all, none, or a comma list of transformerlens,nnsight")
     parser.add_argument("--baseline-layers", type=int, default=None, help="also time metrics vs a per-layer baseline on K layers")
     parser.add_argument("--device", default="auto")
+    add_round_args(parser)
     args = parser.parse_args()
+    set_threads(args.threads)
     lm = load_model(ensure_demo_model(Settings()), device=args.device, name="SmolLM2-135M-Instruct")
     prompts, sets, targets = prompts_and_sets(lm, args.n)
     n_tokens = sum(len(x) for x in encode(lm, prompts))
     print(machine_line(lm))
     print(f"model: {lm.name} ({lm.n_layers} layers); prompts: {len(prompts)} ({n_tokens} tokens), batch size {args.batch_size}")
-    compare_peers(lm, prompts, args.batch_size, args.chunks, args.peers)
+    compare_peers(lm, prompts, args.batch_size, args.rounds, args.peers)
     if args.baseline_layers:
         metrics_vs_per_layer(lm, prompts, sets, targets, args.batch_size, args.baseline_layers)
-    print(f"load_average_at_end: {os.getloadavg()[0]:.1f}")
+    print(f"at_end: {load_line()}")
 
 
 def metrics_vs_per_layer(lm: LoadedModel, prompts: list[str], sets: dict[str, list[list[int]]], targets: list[int],

@@ -4,24 +4,25 @@ Measures, in one run on one machine:
   1. SAE training throughput (activations/s) of our pipeline — ``train_sae``: shuffled
      batches from the activation matrix, progress rows, held-out evaluation, saving in
      sae-lens format — against sae-lens's own ``SAETrainer.fit()`` fed random batches of the
-     same activations with the same SAE config (the ratio is our overhead: ≈ 1 is the goal);
+     same activations with the same SAE config (the ratio is our overhead: ≈ 1 is the goal),
+     in ``--rounds`` interleaved rounds (order rotated), the ratio the median of the per-round ones;
   2. building the concept dictionary for ``--sequences`` sequences (default 100,000), against
      the straightforward latent-by-latent version (full argsort, scipy's Mann–Whitney U,
      one threshold at a time; timed on ``--baseline-latents`` latents and scaled, as printed).
 Inputs are synthetic: sparse activations made from a planted dictionary, of SASRec width by
 default, and attribute shares from a Dirichlet, so no data or model is needed.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/sae.py [--rows 100000] [--d 64] [--samples 500000] [--sequences 100000]
+Usage: python benchmarks/sae.py [--rows 100000] [--d 64] [--samples 500000] [--sequences 100000] [--rounds 8] [--threads 1]
 """
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 
 import numpy as np
 import torch
+from peers import add_round_args, interleave, load_line, report_rates, set_threads, spread
 
 from workbench.sae.concepts import THRESHOLDS, build_dictionary
 from workbench.sae.training import SAESpec, _init_decoder_bias, _sae_config, train_sae
@@ -85,25 +86,32 @@ def main() -> None:
     ap.add_argument("--sequences", type=int, default=100_000)
     ap.add_argument("--attributes", type=int, default=19)
     ap.add_argument("--baseline-latents", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3)
+    add_round_args(ap)
     args = ap.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
+    set_threads(args.threads)
+    print(f"machine: torch threads {torch.get_num_threads()}, {load_line()}")
 
     acts = planted(args.rows, args.d)
     spec = SAESpec(expansion=args.expansion, k=args.k, training_samples=args.samples, batch_size=512)
-    ours_rates, base_rates, walls = [], [], []
-    for _ in range(args.repeats):  # alternate, so load changes on a shared machine hit both
+    rates: dict[str, list[float]] = {"ours": [], "sae_lens_trainer": []}
+    walls: list[float] = []
+    trained = []
+
+    def ours() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            ours = train_sae(acts, spec, folder=f"{tmp}/sae")
+            trained.append(train_sae(acts, spec, folder=f"{tmp}/sae"))
             walls.append(time.perf_counter() - t0)
-        ours_rates.append(ours.samples_per_s)
-        base_rates.append(sae_lens_baseline(acts, spec))
-    rate, base, wall = float(np.median(ours_rates)), float(np.median(base_rates)), float(np.median(walls))
-    print(f"sae_train_ours: {rate:,.0f} activations/s (training loop, median of {args.repeats}); "
-          f"{args.samples / wall:,.0f} activations/s including split, evaluation and saving ({wall:.1f} s)")
-    print(f"sae_train_sae_lens_trainer: {base:,.0f} activations/s (median of {args.repeats})")
-    print(f"ratio ours/sae-lens (training loop): {rate / base:.2f}")
+        rates["ours"].append(trained[-1].samples_per_s)
+
+    runs = {"ours": ours, "sae_lens_trainer": lambda: rates["sae_lens_trainer"].append(sae_lens_baseline(acts, spec))}
+    # Rates are the training loops' own (ours excludes split, evaluation and saving), so the
+    # interleaved rounds' wall times are not used: only the order and the per-round pairing.
+    interleave({name: lambda r, run=run: run() for name, run in runs.items()}, args.rounds)
+    report_rates(rates, "activations/s", metric="sae_train_activations_per_s", fmt=",.0f")
+    print(f"sae_train_ours_with_overheads: {spread(args.samples / np.asarray(walls), ',.0f')} activations/s "
+          "(including split, evaluation and saving)")
+    ours = trained[-1]
     print(f"sae quality: FVU {ours.metrics.fvu:.3f}, L0 {ours.metrics.l0:.1f}, dead {ours.metrics.dead_fraction:.3f}")
 
     rng = np.random.default_rng(0)

@@ -1,6 +1,6 @@
 """Steering cost on the demo model: steered vs unsteered generation speed, best-of-n reranking cost.
 
-    .venv/bin/python benchmarks/steering.py [--tokens 64] [--repeats 5] [--n 8] [--threads 0]
+    .venv/bin/python benchmarks/steering.py [--tokens 64] [--rounds 8] [--n 8] [--threads 1]
     .venv/bin/python benchmarks/steering.py --evidence [--threads 1]
 
 
@@ -8,7 +8,8 @@
    and steered by the same vector at the same block through ours (``SteeringVector.apply``; also
    three vectors at once), steering-vectors' ``SteeringVector.apply`` and repeng's ``ControlModel``;
    steered/unsteered per library (target ≥ 0.95) and ``ratio_vs_<peer>`` (our steered tokens/s ÷
-   theirs); the greedy outputs must agree. Runs alternate, medians are reported.
+   theirs); the greedy outputs must agree. ``--rounds`` interleaved rounds, each contender
+   once per round, order rotated; medians and IQRs over rounds, ratios per round.
 2. tokens/s of the paired decoder (``decode_rows``: unsteered + steered rows in one batch with
    shared noise), per output row, against unsteered ``generate`` of one row.
 3. steering-vector fit (``contrastive_vectors`` on ``--fit-pairs`` demo verbosity pairs): seconds,
@@ -26,14 +27,13 @@ pairs, and (when ../shared/data is present) a Bradley–Terry head on HH-RLHF ch
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 import peers
 import torch
-from peers import machine_line, sync
+from peers import add_round_args, interleave, machine_line, median_iqr, report_rounds, round_ratios, set_threads, spread, sync
 
 from workbench.models.embedded import ensure_demo_model
 from workbench.models.generation import SamplingSettings
@@ -59,8 +59,11 @@ def _fixed_generate(lm, tokens: int) -> tuple[float, list[int]]:
     return time.perf_counter() - t0, out[0].tolist()
 
 
-def steered_generation(lm, vectors: list[SteeringVector], tokens: int, repeats: int) -> dict[str, float]:
-    """Unsteered vs steered greedy generation, ours and the peers on one vector; returns tokens/s each."""
+def steered_generation(lm, vectors: list[SteeringVector], tokens: int, rounds: int) -> dict[str, float]:
+    """Unsteered vs steered greedy generation, ours and the peers on one vector, in interleaved rounds.
+
+    Returns the ``ratio_vs_<peer>`` medians and the unsteered tokens/s (median over rounds).
+    """
     vec = vectors[0]
     block = vec.layer - 1  # our layer i is the output of block i-1, the peers' layer index
     delta = vec.vector().to(lm.device, lm.dtype)
@@ -74,7 +77,7 @@ def steered_generation(lm, vectors: list[SteeringVector], tokens: int, repeats: 
         with steer(lm, [(v, 1.0) for v in vectors]):
             return _fixed_generate(lm, tokens)
 
-    runs["ours"], runs["ours (3 vectors)"] = ours, three
+    runs["ours"], runs["ours_3_vectors"] = ours, three
     sv_cls, why = peers.steering_vectors(lm)
     if sv_cls is None:
         print(f"steering_vectors: cannot run here: {why}")
@@ -101,23 +104,23 @@ def steered_generation(lm, vectors: list[SteeringVector], tokens: int, repeats: 
         runs["repeng"] = controlled
 
     _fixed_generate(lm, 8)  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in runs}
     outputs: dict[str, list[int]] = {}
-    for r in range(repeats):
-        names = list(runs)
-        for name in names[r % len(names):] + names[:r % len(names)]:  # a different one goes first each round
-            seconds, outputs[name] = runs[name]()
-            times[name].append(seconds)
-    rates = {name: tokens / statistics.median(ts) for name, ts in times.items()}
-    print(f"\n== generate(): {tokens} new tokens, greedy, median of {repeats} ==")
-    for name, rate in rates.items():
-        same = "" if name in ("unsteered", "ours", "ours (3 vectors)") else f", greedy output {'same as' if outputs[name] == outputs['ours'] else 'DIFFERS from'} ours"
-        print(f"{name}_tokens_per_s: {rate:.1f} tokens/s (steered / unsteered {rate / rates['unsteered']:.3f}{same})")
-    for name in ("steering_vectors", "repeng"):
-        if name in rates:
-            print(f"ratio_vs_{name}: {rates['ours'] / rates[name]:.3f}")
-    print(f"steering_overhead: {rates['ours'] / rates['unsteered']:.3f} (ours steered / unsteered; target >= 0.95)")
-    return rates
+
+    def keep(r: int, out: dict[str, tuple[float, list[int]]]) -> None:
+        outputs.update({name: ids for name, (_, ids) in out.items()})
+
+    # A round is one greedy generation per contender, order rotated; generate's own clock excludes nothing of note.
+    seconds = interleave({name: lambda r, run=run: run() for name, run in runs.items()}, rounds, lm.device, keep)
+    print(f"\n== generate(): {tokens} new tokens, greedy, {rounds} interleaved rounds ==")
+    peer_names = [name for name in ("steering_vectors", "repeng") if name in runs]
+    ratios = report_rounds(seconds, tokens, "tokens/s", metric="tokens_per_s", peers=peer_names, ratio_fmt=".3f")
+    for name in peer_names:
+        print(f"greedy_output_{name}: {'same as' if outputs[name] == outputs['ours'] else 'DIFFERS from'} ours")
+    for name in ("ours", "ours_3_vectors"):
+        print(f"steering_overhead_{name}: {spread(round_ratios(seconds, name, 'unsteered'), '.3f')} "
+              "(steered / unsteered tokens/s in the same round; target >= 0.95)")
+    ratios["unsteered_tokens_per_s"] = median_iqr(tokens / np.asarray(seconds["unsteered"]))[0]
+    return ratios
 
 
 def fit_cost(lm, n_pairs: int) -> None:
@@ -203,14 +206,12 @@ def evidence(lm) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--fit-pairs", type=int, default=60, help="pairs for the steering-vector fit timing (0 = skip)")
     ap.add_argument("--evidence", action="store_true", help="run the behavioural evidence instead of the timings")
+    add_round_args(ap)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     lm = load_model(ensure_demo_model(Settings()), name="SmolLM2-135M-Instruct")
     if args.evidence:
         evidence(lm)
@@ -220,14 +221,13 @@ def main() -> None:
     vectors = [SteeringVector(f"v{i}", layer, torch.randn(d, generator=g), scale=4.0) for i, layer in enumerate((12, 16, 20))]
     print(machine_line(lm))
 
-    rates = steered_generation(lm, vectors, args.tokens, args.repeats)
-    base = rates["unsteered"]
+    base = steered_generation(lm, vectors, args.tokens, args.rounds)["unsteered_tokens_per_s"]
     if args.fit_pairs:
         fit_cost(lm, args.fit_pairs)
 
     settings = SamplingSettings(max_new_tokens=args.tokens, temperature=1.0, top_p=1.0, top_k=0, seed=0)
     paired = []
-    for _ in range(max(1, args.repeats // 2)):
+    for _ in range(max(1, args.rounds // 4)):
         t0 = time.perf_counter()
         rows = generate_rows(lm, PROMPT, [vectors[0]], [[0.0], [1.0]], settings)
         paired.append((time.perf_counter() - t0, sum(r.n_tokens for r in rows), max(r.n_tokens for r in rows)))
