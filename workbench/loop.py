@@ -102,15 +102,16 @@ def untrained_prompts(manager: JobManager, run: Run) -> list[str]:
 
 
 def blind_session_config(manager: JobManager, run_id: str, *, prompts: list[str] | None = None, n: int | None = None,
-                         session: str | None = None, max_new_tokens: int = 128, batch_size: int = 8) -> dict[str, Any]:
-    """The pair-generation config: base vs tuned, greedy, on held-out prompts (or ``prompts``), the first ``n``."""
+                         session: str | None = None, max_new_tokens: int = 128, batch_size: int = 8,
+                         temperature: float | None = None) -> dict[str, Any]:
+    """The pair-generation config: base vs tuned, greedy (sampled at ``temperature`` if given), on held-out
+    prompts (or ``prompts``), the first ``n``."""
     run = finished_dpo_run(manager, run_id)
     chosen = _first(prompts if prompts is not None else untrained_prompts(manager, run), n)
     session = session or f"{run.id}-blind"
-    sampling = _sampling(max_new_tokens)
     return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size, "candidate": TUNED,
-            "sources": [{"name": BASE, "model": run.config["model"], "sampling": sampling},
-                        {"name": TUNED, "model": f"run:{run.id}", "sampling": sampling}]}
+            "sources": [{"name": BASE, "model": run.config["model"], "sampling": _sampling(max_new_tokens, temperature, 0)},
+                        {"name": TUNED, "model": f"run:{run.id}", "sampling": _sampling(max_new_tokens, temperature, 1)}]}
 
 
 def start_blind_session(manager: JobManager, run_id: str, **kw: Any) -> Run:
@@ -118,8 +119,14 @@ def start_blind_session(manager: JobManager, run_id: str, **kw: Any) -> Run:
     return manager.submit(GENERATE_PAIRS.name, blind_session_config(manager, run_id, **kw))
 
 
-def _sampling(max_new_tokens: int) -> dict[str, Any]:
-    return {"do_sample": False, "max_new_tokens": max_new_tokens}
+def _sampling(max_new_tokens: int, temperature: float | None = None, seed: int = 0) -> dict[str, Any]:
+    """Greedy, or sampled at ``temperature`` with a seed per source: greedy decoding (or one seed) of
+    two near-identical models repeats the same answers, which no vote can tell apart."""
+    if temperature is None:
+        return {"do_sample": False, "max_new_tokens": max_new_tokens}
+    if not temperature > 0:
+        raise ConfigError(f"--temperature must be above 0, got {temperature}.", hint="Leave it out for greedy decoding.")
+    return {"do_sample": True, "temperature": float(temperature), "max_new_tokens": max_new_tokens, "seed": seed}
 
 
 def _first(prompts: list[str], n: int | None) -> list[str]:
@@ -165,9 +172,9 @@ def unfitted_session_prompts(settings: Settings, session: str, vectors: Sequence
 
 def steering_blind_config(settings: Settings, model: str, steering: Sequence[tuple[str, float]], *, prompts: list[str] | None = None,
                           from_session: str | None = None, n: int | None = None, session: str | None = None,
-                          max_new_tokens: int = 128, batch_size: int = 8) -> dict[str, Any]:
+                          max_new_tokens: int = 128, batch_size: int = 8, temperature: float | None = None) -> dict[str, Any]:
     """The pair-generation config: ``model`` unsteered vs steered by ``steering`` ((vector name, coefficient), …),
-    greedy, on ``prompts`` or the prompts of ``from_session`` that fitted none of the vectors, the first ``n``."""
+    greedy (sampled at ``temperature`` if given), on ``prompts`` or the prompts of ``from_session`` that fitted none of the vectors, the first ``n``."""
     from workbench.steering.library import load_vector  # imports torch: not needed to build the CLI
 
     active = [(name, float(c)) for name, c in steering if name and c]
@@ -182,10 +189,9 @@ def steering_blind_config(settings: Settings, model: str, steering: Sequence[tup
                           hint="--prompts FILE, or --from-session NAME (its prompts that fitted none of the vectors).")
     chosen = _first(prompts if prompts is not None else unfitted_session_prompts(settings, str(from_session), vectors), n)
     session = session or f"steered-blind-{time.strftime('%Y%m%d-%H%M%S')}"
-    sampling = _sampling(max_new_tokens)
     return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size, "candidate": STEERED,
-            "sources": [{"name": UNSTEERED, "model": model, "sampling": sampling},
-                        {"name": STEERED, "model": model, "sampling": sampling,
+            "sources": [{"name": UNSTEERED, "model": model, "sampling": _sampling(max_new_tokens, temperature, 0)},
+                        {"name": STEERED, "model": model, "sampling": _sampling(max_new_tokens, temperature, 1),
                          "steering": [{"vector": name, "coefficient": c} for name, c in active]}]}
 
 

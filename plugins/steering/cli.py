@@ -96,11 +96,13 @@ def blind(
     n: Annotated[int | None, typer.Option("--n", help="Use the first N prompts.")] = None,
     session: Annotated[str | None, typer.Option("--session", help="Name of the new session (default: steered-blind-<time>).")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per answer.")] = 128,
+    temperature: Annotated[float | None, typer.Option("--temperature", help="Sample at this temperature (a seed per "
+                                                      "side) instead of greedy, e.g. when greedy answers came out identical.")] = None,
     model: ModelOpt = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the generation until it ends.")] = False,
     home: HomeOpt = None,
 ) -> None:
-    """A blind session of unsteered-vs-steered answers (greedy, same model) on held-out prompts."""
+    """A blind session of unsteered-vs-steered answers (greedy or sampled, same model) on held-out prompts."""
     from workbench.jobs.cli import follow, manager_for
     from workbench.loop import read_prompt_file, start_steering_blind_session
     from workbench.models.embedded import DEMO_MODEL_NAME
@@ -108,7 +110,7 @@ def blind(
     manager = manager_for(home, host_of(ctx))
     run = start_steering_blind_session(manager, model or DEMO_MODEL_NAME, parse_vector_options(vector),
                                        prompts=read_prompt_file(prompts) if prompts else None, from_session=from_session_, n=n,
-                                       session=session, max_new_tokens=max_new_tokens)
+                                       session=session, max_new_tokens=max_new_tokens, temperature=temperature)
     name = run.config["session"]
     typer.echo(f"started {run.id}: {len(run.config['prompts'])} prompts answered unsteered and steered; it opens session '{name}'. "
                f"Label it, then `workbench label stats {name}` says whether steered won.")

@@ -179,7 +179,8 @@ def identical_note(pairs: list[Pair]) -> dict[str, Any]:
     note = "" if not k else (
         f"{k} of {len(pairs)} pairs have identical answers from both sources: "
         + ("there is no difference to judge. " if k == len(pairs) else "votes on them are left out of the verdict. ")
-        + "Regenerate with sampling (e.g. temperature 0.7, do_sample) to compare the sources' answers.")
+        + "Regenerate with sampling, a seed per side (`workbench steer blind … --temperature 0.7`; "
+          "`temperature=` of blind_session_config; or do_sample, temperature and seed in each source's sampling).")
     return {"identical": k, "identical_note": note}
 
 
