@@ -12,8 +12,9 @@ so this errs on the wide side.
 """
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
-from scipy.stats import norm
 
 from workbench.errors import ConfigError
 
@@ -24,7 +25,7 @@ def z_value(level: float) -> float:
     """The two-sided normal quantile of ``level``; refuses levels outside (0, 1)."""
     if not 0 < level < 1:
         raise ConfigError(f"level must be between 0 and 1, got {level}.", hint="Use e.g. 0.95 for a 95% interval.")
-    return float(norm.ppf(0.5 + level / 2))
+    return NormalDist().inv_cdf(0.5 + level / 2)  # the standard library's: no scipy import for an interval
 
 
 def wilson_interval(successes: np.ndarray | float, n: np.ndarray | float,
