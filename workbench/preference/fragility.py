@@ -118,10 +118,5 @@ def _ranking_fragility(comparisons: Comparisons, ties: str, l2: float, max_steps
         reach = np.flatnonzero(gap + np.cumsum(shift[helpful]) <= 0)
         batch = max(1, (int(reach[0]) + 1) // 2) if len(reach) else max(1, len(helpful) // 10)
         keep[np.flatnonzero(keep)[helpful[:batch]]] = False
-    out["note"] = f"no removal found that changes the top source ({comparisons.items[top]})"
+    out["note"] = f"no removal of votes found that changes the top source ({comparisons.items[top]})"
     return out
-
-
-def ranking_fragility_text(f: dict[str, Any]) -> str:
-    """One line for tables."""
-    return f["note"]
