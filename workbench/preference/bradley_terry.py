@@ -24,7 +24,7 @@ and says so (``extras["soft_votes"]``).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,6 +93,7 @@ class BTResult:
         return 1000 + ELO_SCALE * self.theta
 
     def ranking(self) -> list[str]:
+        """Sources, best first."""
         return [self.items[i] for i in np.argsort(-self.theta, kind="stable")]
 
     def win_probability(self, i: str, j: str) -> float:
@@ -155,7 +156,11 @@ def _half_nll(theta: np.ndarray, c: Comparisons, m: int, l2: float) -> tuple[flo
     return -ll, -grad
 
 
-def _nll(ties: str):  # noqa: ANN202 - one of the two objective functions
+Objective = Callable[[np.ndarray, "Comparisons", int, float], tuple[float, np.ndarray]]
+
+
+def _nll(ties: str) -> Objective:
+    """The penalised negative log-likelihood (value, gradient) of the tie model."""
     return _davidson_nll if ties == "davidson" else _half_nll
 
 
