@@ -8,21 +8,25 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from workbench.activations.cache import ActivationCache
 from workbench.data.demo import load_demo_pairs
 from workbench.data.readers import detect_file_format, read_pairs
 from workbench.errors import DataError, SecurityError
-from workbench.labeling.sessions import LabelingStore
 from workbench.models.catalog import CatalogEntry, scan_catalog
-from workbench.models.loading import LoadedModel
-from workbench.models.resolve import load, resolve
 from workbench.plugins import PluginHost
 from workbench.settings import Settings
 from workbench.store import Store
+
+if TYPE_CHECKING:  # the core context loads no torch or scipy; these come with their services
+    from workbench.labeling.sessions import LabelingStore
+    from workbench.models.loading import LoadedModel
+    from workbench.models.service import ModelService
 
 DEMO_DATASET = "demo"
 
@@ -38,15 +42,18 @@ def dataset_name_for(path: Path) -> str:
 
 
 class AppContext:
-    """Shared state for one workbench process (thread-safe model loading)."""
+    """Shared state for one workbench process.
+
+    The core (settings, store, labeling, activation cache, catalog listing, plugins) imports
+    no torch, scipy, transformers or Gradio; models go through ``model_service``, created on
+    the first model request, so ``workbench data list`` and friends stay quick.
+    """
 
     def __init__(self, settings: Settings | None = None, plugins: PluginHost | None = None) -> None:
         self.settings = settings or Settings()
         self.settings.ensure_dirs()
         self._plugins = plugins
-        self.models: dict[str, LoadedModel] = {}
-        self.active_model_name: str | None = None
-        self._lock = threading.RLock()
+        self._service_lock = threading.Lock()
 
     # -- shared services -------------------------------------------------------------
     @cached_property
@@ -56,6 +63,8 @@ class AppContext:
     @cached_property
     def labeling(self) -> LabelingStore:
         """The one LabelingStore over this context's store: the tab, the API and the CLI share its caches and pair reservations."""
+        from workbench.labeling.sessions import LabelingStore  # imports scipy (Bradley–Terry): only where sessions are used
+
         return LabelingStore(self.store)
 
     @cached_property
@@ -72,30 +81,42 @@ class AppContext:
     def catalog(self) -> list[CatalogEntry]:
         return scan_catalog(self.settings)
 
+    @property
+    def model_service(self) -> ModelService:
+        """The loaded models; created (and torch imported) on the first call."""
+        with self._service_lock:
+            if "_model_service" not in self.__dict__:
+                from workbench.models.service import ModelService  # imports torch and transformers: only once a model is needed
+
+                self.__dict__["_model_service"] = ModelService(self.settings)
+            return self.__dict__["_model_service"]
+
+    @property
+    def models(self) -> Mapping[str, LoadedModel]:
+        """The models loaded so far (read-only); empty, and torch not imported, before the first load."""
+        service = self.__dict__.get("_model_service")
+        return MappingProxyType(service.models if service is not None else {})
+
+    @property
+    def active_model_name(self) -> str | None:
+        service = self.__dict__.get("_model_service")
+        return service.active_name if service is not None else None
+
+    @property
+    def active_model(self) -> LoadedModel | None:
+        return self.models.get(self.active_model_name or "")
+
     def get_model(self, name_or_path: str | Path, *, base: str | Path | None = None) -> LoadedModel:
         """Load a catalog entry (by name or path) once into the shared cache; no other side effect.
 
         The model is shared by every tab, view and notebook cell: a caller that changes it in
         place (hooks, adapters) must scope that change and undo it.
         """
-        with self._lock:
-            cached = self.models.get(str(name_or_path))
-            if cached is not None and base is None:
-                return cached
-            ref = resolve(self.settings, name_or_path)
-            key = ref.name
-            if key in self.models and self.models[key].path != ref.path.resolve():
-                key = str(ref.path.resolve())  # two folders of the same name: keep both
-            if key not in self.models:
-                self.models[key] = load(self.settings, name_or_path, base=base)
-            return self.models[key]
+        return self.model_service.get(name_or_path, base=base)
 
     def activate(self, name_or_path: str | Path) -> LoadedModel:
         """Make a model the app's active one (the Home tab's Load, ``serve --model``)."""
-        with self._lock:
-            lm = self.get_model(name_or_path)
-            self.active_model_name = next(k for k, v in self.models.items() if v is lm)
-            return lm
+        return self.model_service.activate(name_or_path)
 
     def load_model(self, name_or_path: str | Path, *, base: str | Path | None = None) -> LoadedModel:
         """Deprecated: ``get_model`` to use a model, ``activate`` to make it the active one.
@@ -106,10 +127,6 @@ class AppContext:
         warnings.warn("AppContext.load_model is deprecated: use get_model (no side effect) or activate.",
                       DeprecationWarning, stacklevel=2)
         return self.activate(name_or_path) if base is None else self.get_model(name_or_path, base=base)
-
-    @property
-    def active_model(self) -> LoadedModel | None:
-        return self.models.get(self.active_model_name or "")
 
     # -- datasets --------------------------------------------------------------------
     def check_data_path(self, path: str | Path) -> Path:

@@ -1,7 +1,14 @@
 """Activation store: residual-stream activations of many texts, cached by content hash."""
-from workbench.activations.cache import ActivationCache, checkpoint_identity
-from workbench.activations.extract import Activations, RenderedTexts, chat_texts, extract_activations, pair_texts
+from workbench.lazy import lazy_exports
 
-__all__ = [
-    "ActivationCache", "Activations", "RenderedTexts", "chat_texts", "checkpoint_identity", "extract_activations", "pair_texts",
-]
+_EXPORTS = {
+    "ActivationCache": "cache",
+    "checkpoint_identity": "cache",
+    "Activations": "extract",
+    "RenderedTexts": "extract",
+    "chat_texts": "extract",
+    "extract_activations": "extract",
+    "pair_texts": "extract",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -17,13 +17,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from workbench.errors import WorkbenchError
 from workbench.files import atomic_path, is_temporary
-from workbench.models.loading import LoadedModel
+
+if TYPE_CHECKING:  # the app context holds a cache without loading torch
+    from workbench.models.loading import LoadedModel
 
 FORMAT_VERSION = 1
 SMALL_FILE_BYTES = 16 << 20

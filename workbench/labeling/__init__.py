@@ -3,8 +3,21 @@
 See docs/labeling.md. Start from ``LabelingStore(store)``; the HTTP vote API is in
 ``workbench.labeling.api`` and the statistics in ``workbench.preference``.
 """
-from workbench.labeling.errors import Conflict, Forbidden, Invalid, LabelingError, NotFound
-from workbench.labeling.sessions import ORDERS, Item, LabelingStore, Progress, SessionInfo, SessionSettings, VoteAck
+from workbench.lazy import lazy_exports
 
-__all__ = ["ORDERS", "Conflict", "Forbidden", "Invalid", "Item", "LabelingError", "LabelingStore", "NotFound",
-           "Progress", "SessionInfo", "SessionSettings", "VoteAck"]
+_EXPORTS = {
+    "Conflict": "errors",
+    "Forbidden": "errors",
+    "Invalid": "errors",
+    "LabelingError": "errors",
+    "NotFound": "errors",
+    "ORDERS": "sessions",
+    "Item": "sessions",
+    "LabelingStore": "sessions",
+    "Progress": "sessions",
+    "SessionInfo": "sessions",
+    "SessionSettings": "sessions",
+    "VoteAck": "sessions",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

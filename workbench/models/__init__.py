@@ -1,5 +1,12 @@
 """Checkpoints: loading, architecture adapters, the catalog, embedded models, generation."""
-from workbench.models.adapters import ArchitectureAdapter, adapter_for, register_adapter
-from workbench.models.loading import LoadedModel, load_model
+from workbench.lazy import lazy_exports
 
-__all__ = ["ArchitectureAdapter", "LoadedModel", "adapter_for", "load_model", "register_adapter"]
+_EXPORTS = {
+    "ArchitectureAdapter": "adapters",
+    "adapter_for": "adapters",
+    "register_adapter": "adapters",
+    "LoadedModel": "loading",
+    "load_model": "loading",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

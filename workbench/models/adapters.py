@@ -11,11 +11,13 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from workbench.errors import ConfigError, ModelError
+
+if TYPE_CHECKING:  # the registry is read by the catalog, which must not load torch
+    import torch
+    from torch import nn
 
 
 def _get(module: nn.Module, path: str) -> nn.Module:
@@ -67,7 +69,7 @@ class ArchitectureAdapter:
         logits = self.unembed(model)(self.final_norm(model)(residual))
         cap = getattr(model.config, "final_logit_softcapping", None)
         if cap:
-            logits = torch.tanh(logits / cap) * cap
+            logits = (logits / cap).tanh() * cap
         return logits
 
 

@@ -1,9 +1,19 @@
 """Steering generation: activation steering vectors, DPA directions, dose-response sweeps."""
-from workbench.steering.contrastive import ContrastiveSet, attribute_set, chosen_rejected_set, contrastive_vectors, fit_direction
-from workbench.steering.decoding import DecodedRow, decode_rows, generate_rows, side_by_side
-from workbench.steering.vectors import SteeringVector, active_hook_count, steer
+from workbench.lazy import lazy_exports
 
-__all__ = [
-    "ContrastiveSet", "DecodedRow", "SteeringVector", "active_hook_count", "attribute_set", "chosen_rejected_set",
-    "contrastive_vectors", "decode_rows", "fit_direction", "generate_rows", "side_by_side", "steer",
-]
+_EXPORTS = {
+    "ContrastiveSet": "contrastive",
+    "attribute_set": "contrastive",
+    "chosen_rejected_set": "contrastive",
+    "contrastive_vectors": "contrastive",
+    "fit_direction": "contrastive",
+    "DecodedRow": "decoding",
+    "decode_rows": "decoding",
+    "generate_rows": "decoding",
+    "side_by_side": "decoding",
+    "SteeringVector": "vectors",
+    "active_hook_count": "vectors",
+    "steer": "vectors",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
