@@ -1,9 +1,9 @@
 """The ``workbench`` command line (typer). Plugins add subcommands through ``cli_commands``.
 
 Every WorkbenchError is printed as one clear message and the process exits with code 2.
-Commands import the app context, the server and the demo model inside themselves: each costs
-1–4.6 s to import (torch, transformers, gradio), which ``workbench --help`` and the quick
-commands should not pay (the module itself imports in 0.4 s).
+The app context's core imports no torch, scipy, transformers or Gradio (models load through its
+model service on first use), so only ``serve`` imports the server inside itself; the quick
+commands stay quick, which tests/test_import_boundaries.py checks.
 """
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ from typing import Annotated
 import typer
 
 from workbench.compare.cli import compare
+from workbench.context import AppContext
 from workbench.data.exporters import export_pairs
 from workbench.data.readers import QUALITY_CHECKS, detect_file_format, read_pairs
 from workbench.errors import WorkbenchError
 from workbench.jobs.cli import runs_app
+from workbench.models.embedded import ensure_demo_model
 from workbench.plugins import PluginHost
 from workbench.settings import Settings, parse_auth
 
@@ -37,9 +39,7 @@ app.add_typer(runs_app, name="runs")
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
 
 
-def _context(home: Path | None = None, **settings_kwargs: object):
-    from workbench.context import AppContext
-
+def _context(home: Path | None = None, **settings_kwargs: object) -> AppContext:
     settings = Settings(home=home, **settings_kwargs) if home else Settings(**settings_kwargs)
     return AppContext(settings)
 
@@ -65,7 +65,7 @@ def serve(
     home: HomeOpt = None,
 ) -> None:
     """Start the browser app (Gradio tabs + Panel dashboards) on one port."""
-    from workbench.app.server import serve as run_server
+    from workbench.app.server import serve as run_server  # gradio, panel and uvicorn: only the server pays for them
 
     ctx = _context(
         home, host=host, port=port, auth=parse_auth(auth) if auth else None,
@@ -105,8 +105,6 @@ def open_when_listening(host: str, port: int, timeout_s: float = 300.0) -> threa
 @app.command()
 def setup(home: HomeOpt = None) -> None:
     """Prepare the embedded demo model (GGUF → safetensors, once) and the demo dataset."""
-    from workbench.models.embedded import ensure_demo_model
-
     ctx = _context(home)
     path = ensure_demo_model(ctx.settings)
     typer.echo(f"demo model: {path}")

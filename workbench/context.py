@@ -14,7 +14,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from workbench.activations.cache import ActivationCache
 from workbench.data.demo import load_demo_pairs
 from workbench.data.readers import detect_file_format, read_pairs
 from workbench.errors import DataError, SecurityError
@@ -24,6 +23,7 @@ from workbench.settings import Settings
 from workbench.store import Store
 
 if TYPE_CHECKING:  # the core context loads no torch or scipy; these come with their services
+    from workbench.activations.cache import ActivationCache
     from workbench.labeling.sessions import LabelingStore
     from workbench.models.loading import LoadedModel
     from workbench.models.service import ModelService
@@ -69,6 +69,8 @@ class AppContext:
 
     @cached_property
     def activation_cache(self) -> ActivationCache:
+        from workbench.activations.cache import ActivationCache  # numpy: only views that read activations
+
         return ActivationCache(self.settings.cache_dir)
 
     @property

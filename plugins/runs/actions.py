@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from matplotlib.figure import Figure
 
 from workbench.app import job_ui, ui
 from workbench.app.auth import require_owner
@@ -130,13 +131,9 @@ def metrics_figure(run: Run) -> Any:
             if k not in ("step", "epoch") and any(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in rows)]
     if not keys:
         return None
-    import matplotlib  # matplotlib only when a run has metrics to draw
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = keys[:6]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(keys), 2.8))  # no pyplot: its global figure list is not safe across server threads
+    axes = fig.subplots(1, len(keys), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
         pts = [(r.get("step", i), r[key]) for i, r in enumerate(rows) if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
         ax.plot(*zip(*pts, strict=True), marker=".")
@@ -144,5 +141,4 @@ def metrics_figure(run: Run) -> Any:
         ax.set_xlabel("step" if any("step" in r for r in rows) else "logged row")
         ax.set_ylabel(key.split("/")[-1], fontsize=8)
     fig.tight_layout()
-    plt.close(fig)
     return fig

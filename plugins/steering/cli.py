@@ -4,8 +4,8 @@
 The same functions as the tab (``plugins.steering.actions.fit_from_votes``) and the loop
 (``workbench.loop.start_steering_blind_session``); every refusal is a ``WorkbenchError``, which
 ``workbench`` prints as one message and turns into exit code 2. The commands import the
-steering actions (4.7 s: torch, transformers) and the loop (1.4 s) inside themselves, so that
-every other ``workbench`` command starts in 0.4 s.
+steering actions (4.7 s: torch, transformers) and the vector library inside themselves, so that
+every other ``workbench`` command starts without them (tests/test_import_boundaries.py).
 """
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ from typing import Annotated, Any
 
 import typer
 
+from plugins.steering.progress import ProgressText
+from workbench.context import AppContext
 from workbench.errors import ConfigError
-from workbench.jobs.cli import host_of, settings_for
+from workbench.jobs.cli import follow, host_of, manager_for, settings_for
+from workbench.loop import read_prompt_file, start_steering_blind_session
+from workbench.models.embedded import DEMO_MODEL_NAME
 
 steer_app = typer.Typer(help="Steering vectors: list them, fit one from a session's votes, blind-test a steering setting.",
                         no_args_is_help=True)
@@ -68,11 +72,11 @@ def from_session(
     home: HomeOpt = None,
 ) -> None:
     """Fit one steering vector per layer toward what the session's annotators chose, and save them."""
-    # The app context and the steering actions pull in torch: only this command pays for them.
-    from plugins.steering.actions import FIT_UNITS, VECTOR_COLUMNS, fit_from_votes
-    from plugins.steering.progress import ProgressText
-    from workbench.context import AppContext
-    from workbench.models.embedded import DEMO_MODEL_NAME
+    from plugins.steering.actions import (  # torch and transformers: only this command pays
+        FIT_UNITS,
+        VECTOR_COLUMNS,
+        fit_from_votes,
+    )
 
     app_ctx = AppContext(settings_for(home), plugins=host_of(ctx))
     status = ProgressText(f"Fitting vectors from the votes of '{session}'", FIT_UNITS)
@@ -103,10 +107,6 @@ def blind(
     home: HomeOpt = None,
 ) -> None:
     """A blind session of unsteered-vs-steered answers (greedy or sampled, same model) on held-out prompts."""
-    from workbench.jobs.cli import follow, manager_for
-    from workbench.loop import read_prompt_file, start_steering_blind_session
-    from workbench.models.embedded import DEMO_MODEL_NAME
-
     manager = manager_for(home, host_of(ctx))
     run = start_steering_blind_session(manager, model or DEMO_MODEL_NAME, parse_vector_options(vector),
                                        prompts=read_prompt_file(prompts) if prompts else None, from_session=from_session_, n=n,

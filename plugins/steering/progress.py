@@ -12,9 +12,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.steering.contrastive import StageProgress
+if TYPE_CHECKING:  # the CLI builds its progress text without loading torch
+    from workbench.steering.contrastive import StageProgress
 
 POLL_S = 0.2
 
