@@ -97,7 +97,7 @@ def test_session_run_trains_on_exactly_the_ab_votes_and_records_the_snapshot(man
     # Back into blind labeling, through the CLI: base vs tuned on the prompts that trained nothing.
     untrained = [q for q in dict.fromkeys(p.prompt for p in make_pairs()) if q not in {p["prompt"] for p in frozen["train"]}]
     assert len(untrained) >= 3 and held_prompts <= set(untrained)
-    out = cli(settings, "label", "from-run", run.id, "--n", "3", "--max-new-tokens", "4", "--wait")
+    out = cli(settings, "label", "from-run", run.id, "--n", "3", "--max-new-tokens", "4", "--temperature", "0.9", "--wait")
     assert out.returncode == 0, out.stdout + out.stderr
     session = f"{run.id}-blind"
     assert f"opens session '{session}'" in out.stdout and "finished" in out.stdout
@@ -105,6 +105,8 @@ def test_session_run_trains_on_exactly_the_ab_votes_and_records_the_snapshot(man
     assert [p.prompt for p in new_pairs] == untrained[:3]
     assert {(p.metadata["source_a"], p.metadata["model_a"], p.metadata["source_b"], p.metadata["model_b"]) for p in new_pairs} == {
         ("base", str(tiny_checkpoint("llama")), "tuned", f"run:{run.id}")}
+    assert {(p.metadata["sampling_a"]["temperature"], p.metadata["sampling_a"]["seed"], p.metadata["sampling_b"]["seed"])
+            for p in new_pairs} == {(0.9, 0, 1)}  # --temperature: sampled, a seed per side
     labeling.join(session, "carol")
     assert {p.metadata["candidate"] for p in new_pairs} == {"tuned"}  # recorded when the session was made
     for p in new_pairs:  # the base side wins every vote: the verdict is still about tuned, which lost

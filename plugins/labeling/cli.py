@@ -281,6 +281,8 @@ def from_run(
     n: Annotated[int | None, typer.Option("--n", help="Use the first N prompts.")] = None,
     session: Annotated[str | None, typer.Option("--session", help="Name of the new session (default: <run>-blind).")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per answer.")] = 128,
+    temperature: Annotated[float | None, typer.Option("--temperature", help="Sample at this temperature (a seed per "
+                                                      "side) instead of greedy, e.g. when greedy answers came out identical.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the generation until it ends.")] = False,
     home: HomeOpt = None,
 ) -> None:
@@ -290,7 +292,7 @@ def from_run(
 
     manager = manager_for(home, host_of(ctx))
     run = start_blind_session(manager, run_id, prompts=read_prompt_file(prompts) if prompts else None, n=n, session=session,
-                              max_new_tokens=max_new_tokens)
+                              max_new_tokens=max_new_tokens, temperature=temperature)
     name = run.config["session"]
     typer.echo(f"started {run.id}: {len(run.config['prompts'])} prompts answered by base and tuned; it opens session '{name}'. "
                f"Label it, then `workbench label stats {name}` says whether tuned won.")
