@@ -8,6 +8,7 @@ from typing import Any
 
 from workbench.context import AppContext
 from workbench.errors import ConfigError
+from workbench.plugin_types import PanelView
 
 _context: AppContext | None = None
 
@@ -22,7 +23,7 @@ def context() -> AppContext:
 
 def views() -> dict[str, str]:
     """Slug → title of every Panel view the installed plugins offer."""
-    return {v.slug: v.title for v in context().plugins.collect("panel_views", context=context())}
+    return {c.item.slug: c.item.title for c in context().plugins.collect("panel_views", PanelView, context=context())}
 
 
 def show(slug: str) -> Any:
@@ -31,7 +32,7 @@ def show(slug: str) -> Any:
 
     pn.extension()
     ctx = context()
-    for view in ctx.plugins.collect("panel_views", context=ctx):
+    for view in (c.item for c in ctx.plugins.collect("panel_views", PanelView, context=ctx)):
         if view.slug == slug:
             return view.build(ctx)
     raise ConfigError(f"No Panel view named {slug!r}.", hint=f"Available: {', '.join(views()) or 'none'}.")

@@ -62,8 +62,8 @@ def test_third_party_plugins_are_discovered_and_broken_ones_listed(fake_dist):
     assert infos["good"].status == "ok" and infos["good"].version == "0.3.1"
     assert infos["broken"].status == "broken" and "a_module_that_does_not_exist" in infos["broken"].error
     assert infos["wrongspec"].status == "broken" and "gradio_tabz" in infos["wrongspec"].error
-    tabs = host.collect("gradio_tabs", context=None)
-    titles = [t.title for t in tabs if isinstance(t, GradioTab)]
+    tabs = host.collect("gradio_tabs", GradioTab, context=None)
+    titles = [c.item.title for c in tabs]
     assert "Good tab" in titles  # the raising plugin did not stop the others
     assert infos["raising"].status == "broken" and "tab factory exploded" in infos["raising"].error
 

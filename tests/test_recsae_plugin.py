@@ -73,7 +73,7 @@ def test_plugin_registers_job_cli_and_view(ctx):
     assert views["recsae"].title == "RecSAE · concept dictionary"
     assert "RecSAE · concept dictionary" in views["recsae"].build(ctx).objects[0].object
     app = typer.Typer()
-    ctx.plugins.collect("cli_commands", app=app)
+    ctx.plugins.collect("cli_commands", None, app=app)
     assert "sae" in {g.name for g in app.registered_groups}
 
 

@@ -5,6 +5,8 @@ hiding nothing proves nothing.
 """
 from __future__ import annotations
 
+import inspect
+
 import gradio as gr
 import httpx
 import pytest
@@ -12,6 +14,7 @@ from conftest import PROBE_ALICE, PROBE_OWNER, ProbeServer
 from gradio.helpers import special_args
 
 from workbench.app.roles_guard import guard_new_events
+from workbench.plugin_types import PanelView
 from workbench.plugins import PluginHost
 from workbench.settings import Settings
 
@@ -50,7 +53,7 @@ def test_annotator_gets_a_clear_refusal_from_every_owner_tab_event(probe_server:
 
 def test_panel_views_are_refused_to_annotators_and_served_to_the_owner(probe_server: ProbeServer) -> None:
     url = probe_server.server.url
-    slugs = [v.slug for v in PluginHost().collect("panel_views", context=None)]
+    slugs = [c.item.slug for c in PluginHost().collect("panel_views", PanelView, context=None)]
     assert "relreps" in slugs
     for slug in slugs:
         assert httpx.get(f"{url}/panel/{slug}", auth=PROBE_ALICE, timeout=60).status_code == 403
@@ -79,3 +82,21 @@ def test_the_guard_keeps_every_handler_signature_working(tmp_path) -> None:
     assert second.fn(*special_args(second.fn, ["1", "2"], request=owner)[0]) == "1|2|None"
     with pytest.raises(gr.Error, match="only the workbench owner can use the Test tab"):
         second.fn(*special_args(second.fn, ["1", "2"], request=annotator)[0])
+
+
+def test_the_guard_wraps_every_event_of_every_owner_tab(tmp_path) -> None:
+    """The guard rewrites ``Blocks.fns`` (Gradio internals, pinned to one minor release): per tab, the
+    events it wrapped must be all the events the tab registered, and each wrapped handler asks for
+    the request it checks. A Gradio upgrade that moves events elsewhere fails here, not in production."""
+    from workbench.app.roles_guard import _REQUEST
+    from workbench.app.shell import build_blocks
+    from workbench.context import AppContext
+
+    blocks = build_blocks(AppContext(Settings(home=tmp_path)), views=[])
+    counts = blocks.guarded_events
+    assert {"Models & data", "Labeling", "Steering", "Fine-tune", "Runs"} <= set(counts)
+    for title, (events, guarded) in counts.items():
+        assert events > 0, title
+        assert guarded == (0 if title == "Labeling" else events), (title, events, guarded)
+    wrapped = [f for f in blocks.fns.values() if f.fn is not None and next(iter(inspect.signature(f.fn).parameters), "") == _REQUEST]
+    assert len(wrapped) == sum(guarded for _, guarded in counts.values())

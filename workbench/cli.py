@@ -193,7 +193,7 @@ def data_export(
 def main() -> None:
     """Entry point: plugins' subcommands are added, then errors become clean exits."""
     host = PluginHost()
-    host.collect("cli_commands", app=app)
+    host.collect("cli_commands", None, app=app)
     try:
         code = app(standalone_mode=False, obj=host)  # commands use this host instead of loading entry points again
         if isinstance(code, int) and code:  # a typer.Exit(code) comes back as the return value here

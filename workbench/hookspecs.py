@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from workbench.context import AppContext
     from workbench.models.adapters import ArchitectureAdapter
-    from workbench.plugin_types import GradioTab, PanelView
+    from workbench.plugin_types import Capability, GradioTab, PanelView
 
 hookspec = pluggy.HookspecMarker("workbench")
 hookimpl = pluggy.HookimplMarker("workbench")
@@ -58,4 +58,13 @@ def architecture_adapters() -> list[ArchitectureAdapter]:
 
     Called once when the plugin is registered; the families then load like built-in ones. A
     family or model type that already has a different adapter makes the plugin broken.
+    """
+
+
+@hookspec
+def capabilities() -> list[Capability]:
+    """Capability tags this plugin's tabs and views may ``require`` beyond the core vocabulary.
+
+    Called once when the plugin is registered; a tag the core or another plugin already
+    defines with a different meaning makes the plugin broken.
     """

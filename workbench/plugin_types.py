@@ -11,6 +11,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.errors import ConfigError
+
 # What a model can be used for (workbench.models.capabilities.model_capabilities derives them).
 # The tag a plugin's API route carries when annotator logins may call it (``APIRouter(tags=[FOR_ANNOTATORS])``
 # for a whole router, or ``tags=[...]`` on one route); every other route of the ``api_routes`` hook is owner-only.
@@ -24,13 +26,42 @@ MODEL_CAPABILITIES = {
     "gguf-dequantized": "a GGUF file, dequantized once to safetensors",
     "chat": "has a chat template",
 }
-# What a stored dataset holds (workbench.store.Store.dataset_capabilities derives them).
+# What a stored dataset holds (workbench.app.ui.dataset_capabilities derives them).
 DATASET_CAPABILITIES = {
     "pairs": "prompt + two responses",
     "labeled": "pairs with a recorded winner (chosen/rejected)",
-    "interactions": "user-item interaction logs",
 }
+# Every known tag (plugins add theirs through the ``capabilities`` hook: ``register_capabilities``).
 CAPABILITIES = {**MODEL_CAPABILITIES, **DATASET_CAPABILITIES}
+
+
+@dataclass(frozen=True)
+class Capability:
+    """A capability tag a plugin adds to the vocabulary, for a ``model`` or a ``dataset``."""
+
+    tag: str
+    description: str
+    kind: str = "model"  # "model" | "dataset"
+
+
+def register_capabilities(capabilities: Collection[Capability]) -> None:
+    """Add tags to the vocabulary, all or none; the same tag with another meaning is refused.
+
+    Unknown tags in ``requires`` still raise (a typo must not hide a tab), so a plugin that
+    needs a new tag declares it here first.
+    """
+    for cap in capabilities:
+        if cap.kind not in ("model", "dataset") or not cap.tag or "|" in cap.tag:
+            raise ConfigError(f"Capability {cap.tag!r} of kind {cap.kind!r}: a tag is a non-empty name without '|', "
+                              "of kind 'model' or 'dataset'.")
+        known = CAPABILITIES.get(cap.tag)
+        kind = "dataset" if cap.tag in DATASET_CAPABILITIES else "model"
+        if known is not None and (known, kind) != (cap.description, cap.kind):
+            raise ConfigError(f"Capability {cap.tag!r} is already known as a {kind} capability: {known!r}.",
+                              hint="Pick another tag name for the plugin's capability.")
+    for cap in capabilities:
+        (DATASET_CAPABILITIES if cap.kind == "dataset" else MODEL_CAPABILITIES)[cap.tag] = cap.description
+        CAPABILITIES[cap.tag] = cap.description
 
 
 def lazy(target: str) -> Callable[[Any], Any]:

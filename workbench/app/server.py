@@ -41,7 +41,7 @@ def panel_url(slug: str) -> str:
 def collect_panel_views(ctx: AppContext) -> list[PanelView]:
     """Every plugin's Panel views with a usable, unique slug (others are logged and left out)."""
     views: dict[str, PanelView] = {}
-    for view in ctx.plugins.collect("panel_views", context=ctx):
+    for view in (c.item for c in ctx.plugins.collect("panel_views", PanelView, context=ctx)):
         if not SLUG.fullmatch(view.slug) or view.slug in views:
             log.warning("Panel view %r left out: its slug is not unique or not of the form %s", view.slug, SLUG.pattern)
             continue
@@ -128,8 +128,8 @@ def create_app(ctx: AppContext, *, ui: bool = True) -> FastAPI:
     def api_health() -> dict[str, Any]:
         return health(ctx)
 
-    for router in ctx.plugins.collect("api_routes", context=ctx):
-        include_plugin_router(app, router, ctx.settings)
+    for contribution in ctx.plugins.collect("api_routes", APIRouter, context=ctx):
+        include_plugin_router(app, contribution.item, ctx.settings)
     logins = ctx.settings.logins
     if ui:
         # Gradio and Panel are imported only for a UI: an API-only server starts in seconds.

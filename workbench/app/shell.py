@@ -10,7 +10,6 @@ import logging
 import traceback
 from collections.abc import Iterable
 from html import escape
-from types import ModuleType
 from typing import Any
 
 import gradio as gr
@@ -39,22 +38,8 @@ def theme() -> gr.themes.Base:
     )
 
 
-def _owner(ctx: AppContext, fn: Any) -> str | None:
-    """The plugin that provided ``fn`` (its bound method or a function of its module), if any."""
-    module = getattr(fn, "__module__", "") or ""
-    for info in ctx.plugins.infos:
-        plugin = ctx.plugins.pm.get_plugin(info.name)
-        if plugin is None:
-            continue
-        if getattr(fn, "__self__", None) is plugin:
-            return info.name
-        if isinstance(plugin, ModuleType) and (module == plugin.__name__ or module.startswith(plugin.__name__ + ".")):
-            return info.name
-    return None
-
-
-def _build_tab(ctx: AppContext, tab: GradioTab) -> None:
-    """Build one tab's body; on failure hide what was half-built and show the error."""
+def _build_tab(ctx: AppContext, owner: str, tab: GradioTab) -> None:
+    """Build one tab's body; on failure hide what was half-built, show the error and mark ``owner`` broken."""
     with gr.Column() as body:
         try:
             tab.build(ctx)
@@ -63,11 +48,9 @@ def _build_tab(ctx: AppContext, tab: GradioTab) -> None:
             error = f"{type(exc).__name__}: {exc}"
             log.error("Tab %r failed to build:\n%s", tab.title, traceback.format_exc())
     body.visible = False
-    owner = _owner(ctx, tab.build)
-    if owner:
-        ctx.plugins.mark_broken(owner, f"gradio tab {tab.title!r}: {error}")
+    ctx.plugins.mark_broken(owner, f"gradio tab {tab.title!r}: {error}")
     gr.Markdown(
-        f"**This tab failed to build** (plugin {owner or 'unknown'}):\n\n```\n{error}\n```\n\n"
+        f"**This tab failed to build** (plugin {md_escape(owner)}):\n\n```\n{error}\n```\n\n"
         "The rest of the app works; see the Plugins tab and the server log.",
         elem_classes=["wb-error"],
     )
@@ -114,9 +97,12 @@ def refresh_on_open(blocks: gr.Blocks, tab: gr.Tab, before: Iterable[int]) -> in
     for fill in fills:
         outputs = list(fill.outputs)
         dropdowns = [o for o in outputs if isinstance(o, gr.Dropdown)]
+        # A fill that reads the login (``request: gr.Request``) gets the tab-open event's request.
+        wants = [name for name, hint in gr.utils.get_type_hints(fill.fn).items() if hint is gr.Request]
 
-        def refresh(*current: Any, fn: Any = fill.fn, outputs: list[Any] = outputs) -> Any:
-            result = fn()
+        def refresh(request: gr.Request, /, *current: Any, fn: Any = fill.fn, outputs: list[Any] = outputs,
+                    wants: list[str] = wants) -> Any:
+            result = fn(**{name: request for name in wants})
             results = list(result) if len(outputs) > 1 else [result]
             values = iter(current)
             updates = []
@@ -139,13 +125,13 @@ def refresh_on_open(blocks: gr.Blocks, tab: gr.Tab, before: Iterable[int]) -> in
     return len(fills)
 
 
-def _build_tab_if_compatible(ctx: AppContext, tab: GradioTab) -> None:
+def _build_tab_if_compatible(ctx: AppContext, owner: str, tab: GradioTab) -> None:
     missing = unmet_requirements(ctx, tab.requires)
     if missing:
         gr.Markdown(f"**{md_escape(tab.title)} cannot run here yet:** it needs {md_escape(missing)}. "
                     "Restart the server once it exists.", elem_classes=["wb-error"])
         return
-    _build_tab(ctx, tab)
+    _build_tab(ctx, owner, tab)
 
 
 def _view_tab(ctx: AppContext, view: PanelView) -> gr.Tab:
@@ -175,22 +161,24 @@ def _plugins_tab(ctx: AppContext, views: list[PanelView]) -> None:
 
 def build_blocks(ctx: AppContext, views: list[PanelView] | None = None) -> gr.Blocks:
     """The whole Gradio UI for ``ctx``; ``views`` are the Panel views to link to."""
-    tabs = sorted(ctx.plugins.collect("gradio_tabs", context=ctx), key=lambda t: t.order)
+    tabs = sorted(ctx.plugins.collect("gradio_tabs", GradioTab, context=ctx), key=lambda c: c.item.order)
     if views is None:
         views = collect_panel_views(ctx)
+    guarded: dict[str, tuple[int, int]] = {}
     with gr.Blocks(title="Preference Workbench", analytics_enabled=False) as blocks:
         gr.Markdown(
             f"# Preference Workbench\nLabel, inspect, steer and fine-tune preferences in local models · v{__version__}",
             elem_classes=["wb-header"],
         )
         with gr.Tabs():
-            for tab in tabs:
+            for contribution in tabs:
+                tab = contribution.item
                 before = list(blocks.fns)
                 with gr.Tab(tab.title) as tab_block:
-                    _build_tab_if_compatible(ctx, tab)
+                    _build_tab_if_compatible(ctx, contribution.plugin, tab)
                 refresh_on_open(blocks, tab_block, before)
-                if not tab.annotators:
-                    guard_new_events(blocks, before, ctx.settings, tab.title)
+                events = len(blocks.fns) - len(before)
+                guarded[tab.title] = (events, 0 if tab.annotators else guard_new_events(blocks, before, ctx.settings, tab.title))
             before = list(blocks.fns)
             for view in views:
                 _view_tab(ctx, view)
@@ -198,4 +186,7 @@ def build_blocks(ctx: AppContext, views: list[PanelView] | None = None) -> gr.Bl
             # Built last, so it shows tabs that failed above as broken.
             with gr.Tab("Plugins"):
                 _plugins_tab(ctx, views)
+    # Per tab title: (events the tab registered, events the role guard wrapped). The guard rewrites
+    # Gradio internals, so tests/test_security_tabs.py checks these numbers agree for every tab.
+    blocks.guarded_events = guarded  # type: ignore[attr-defined]
     return blocks
