@@ -1,4 +1,4 @@
-"""``workbench label sessions|create|stats|import-judgments|leaderboard|export|close|reopen|serve``: labeling sessions from the shell.
+"""``workbench label sessions|create|stats|annotators|import-judgments|leaderboard|export|close|reopen|serve``: labeling sessions from the shell.
 
 The same store and functions as the Labeling tab and the notebook: ``LabelingStore``,
 ``session_report`` and the session exporters. Every refusal is a ``WorkbenchError``, which
@@ -237,6 +237,38 @@ def leaderboard(
     notes = [f"{r['source']}: {r['extrapolation_note']}" for r in board["rows"] if r["extrapolates"]]
     if notes:
         typer.echo("\n".join(["", "extrapolation (the LC rate predicts equal length from votes mostly on one side):", *notes]))
+
+
+@label_app.command("annotators")
+def annotators(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session name.")],
+    candidate: Annotated[str | None, typer.Option("--candidate", help="Also say whether this source won, per taste group.")] = None,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Noisy, or a different taste? Per annotator: taste (factor weights with intervals), taste
+    group, competence (consensus within the group, gold, self-consistency) and a noisy flag with its evidence."""
+    from workbench.preference.annotators import annotator_rows, group_verdicts, session_annotators
+
+    lab = _labeling(ctx, home)
+    analysis = session_annotators(lab, session)
+    by_group = group_verdicts(lab, session, candidate, analysis=analysis) if candidate else None
+    if as_json:
+        typer.echo(json.dumps(_clean(analysis["annotators"]), indent=1))
+        return
+    typer.echo(f"session {session}: {len(analysis['annotators'])} annotator(s), taste groups "
+               + (", ".join(f"{g}: {', '.join(m)}" for g, m in analysis["groups"].items()) or "none")
+               + f"; noisy = no test (taste LR, one factor, majority, gold, repeats) significant at {analysis['alpha']} (Bonferroni)")
+    rows = annotator_rows(analysis)
+    if rows:
+        typer.echo(_table(rows, list(rows[0])))
+    if by_group:
+        typer.echo(f"\ndid {candidate} win, for whom?")
+        typer.echo(_table([{"group": g, "annotators": ", ".join(v["annotators"]),
+                            "win rate": v.get("error") or f"{v['win_rate']:.3f} [{v['win_rate_ci'][0]:.3f}, {v['win_rate_ci'][1]:.3f}] "
+                                                          f"n={v['n']}: {v['verdict']}"} for g, v in by_group["groups"].items()],
+                          ["group", "annotators", "win rate"]))
 
 
 @label_app.command("export")

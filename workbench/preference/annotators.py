@@ -1,0 +1,341 @@
+"""Noisy, or a different taste? Per-annotator taste, competence and taste groups.
+
+Disagreement between annotators is either noise or taste. This module separates them:
+
+- **Taste**: per annotator, an L2-regularised logistic regression of the vote on the factor
+  differences ``explain_votes`` uses (``factors.vote_factor_rows``: length, lists, markdown,
+  hedging, refusals, recorded poles), plus ``dataset_label`` (+1 when A is the dataset's own
+  chosen, −1 when B) where the pairs carry one. Columns are scaled by their spread over all
+  votes so one prior (λ = ``L2``) fits every factor; coefficients are reported back in
+  ``explain_votes``' units with Laplace intervals (the inverse Hessian of the penalised fit).
+- **Noisy** is "no evidence that the votes are anything but coin flips": every available test
+  (own taste vs a coin, likelihood ratio; agreement with the other annotators' majority;
+  gold accuracy; self-consistency on repeated pairs) is not significant at ``ALPHA`` after a
+  Bonferroni correction over the tests made. A competent voter with a unique taste is not
+  noisy: their own factors predict their votes (the LR test, and the cross-validated log-loss
+  beats a coin). A random voter's votes are unpredictable even from their own factors.
+  A voter following a rule that no factor, no other annotator, no gold, no dataset label and
+  no repeat reflects cannot be told from a random one by any analysis of these votes: the
+  evidence row says which tests were possible.
+- **Groups**: the taste vectors (scaled coefficients) of the non-noisy annotators are merged by
+  average-linkage agglomeration on cosine similarity while two clusters' mean similarity is at
+  least ``GROUP_COSINE``: opposite tastes (cosine ≈ −1) and unrelated ones (≈ 0) stay apart.
+- **Competence**: a one-coin Dawid–Skene model within each taste group. The item prior is the
+  group's taste model, cross-fitted (each pair predicted by a fit on folds that exclude it), and
+  each annotator's accuracy is the expected agreement of their votes with the latent label given
+  the prior and the *other* members' votes (leave-self-out), iterated to a fixed point. Alone in
+  a group (or noisy), the prior is their own cross-validated taste model. Gold accuracy and
+  self-consistency are reported beside it with their n; ``competence`` is the n-weighted mean of
+  the components present, each with its Wilson interval (``intervals.rate_interval``).
+
+Ties, both-bad and skips carry no direction and are left out (counted).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import binomtest, chi2, norm
+
+from workbench.data.types import Judgment, Pair
+from workbench.errors import WorkbenchError
+from workbench.labeling.sessions import LabelingStore
+from workbench.preference.factors import fit_logistic, vote_factor_rows
+from workbench.preference.intervals import LEVEL, rate_interval, z_value
+from workbench.preference.winrate import did_it_win
+
+L2 = 1.0  # prior precision on scaled coefficients: shrinks a 100-vote fit, never dominates it
+ALPHA = 0.01  # family-wise level of "not noisy" (Bonferroni over the tests made for one annotator)
+GROUP_COSINE = 0.5  # two tastes are one when their mean cosine similarity is at least this
+FOLDS = 5
+MIN_VOTES = 10
+DS_ROUNDS = 10
+
+
+def _outcome(j: Judgment) -> str:
+    return str(getattr(j.outcome, "value", j.outcome))
+
+
+def _seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "little")
+
+
+def _design(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> tuple[list[str], np.ndarray, np.ndarray, list[Judgment]]:
+    """(factor names, X, y, the decisive judgments in row order): explain_votes' factors plus the
+    dataset's own label when any pair carries one."""
+    names, x, y = vote_factor_rows(pairs, judgments)
+    by_id = {p.id: p for p in pairs}
+    rows = [j for j in judgments if _outcome(j) in ("A", "B") and j.pair_id in by_id]  # vote_factor_rows' filter, same order
+    if any(p.preferred in ("A", "B") for p in pairs):
+        label = np.array([{"A": 1.0, "B": -1.0}.get(by_id[j.pair_id].preferred or "", 0.0) for j in rows])
+        names, x = [*names, "dataset_label"], np.column_stack([x, label]) if len(rows) else np.zeros((0, len(names) + 1))
+    return names, x, y, rows
+
+
+def _loglik(x: np.ndarray, y: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-vote log-likelihood of a no-intercept logistic model."""
+    eta = x @ b
+    return y * eta - np.logaddexp(0, eta)
+
+
+def _cross_fitted(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> np.ndarray:
+    """Linear predictor for every row from fits that never saw its group (a pair, or a vote)."""
+    keys = np.unique(groups)
+    fold_of = dict(zip(keys, np.random.default_rng(seed).permutation(len(keys)) % FOLDS, strict=True))
+    fold = np.array([fold_of[g] for g in groups])
+    eta = np.zeros(len(y))
+    for f in range(FOLDS):
+        test = fold == f
+        if test.any() and (~test).any():
+            eta[test] = x[test] @ fit_logistic(x[~test], y[~test], l2=L2).coef
+    return eta
+
+
+def _test(p: float | None) -> float | None:
+    return None if p is None or np.isnan(p) else float(p)
+
+
+def _binom(k: int, n: int) -> float | None:
+    return float(binomtest(k, n, 0.5).pvalue) if n else None
+
+
+def _rate(result: Sequence[float], level: float) -> dict[str, Any]:
+    r = np.asarray(result, dtype=np.float64)
+    return {"rate": float(r.mean()) if len(r) else None, "ci": rate_interval(r, level), "n": int(len(r))}
+
+
+def _sign_test(factors: Sequence[str], x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """The factor whose sign the votes follow (or oppose) most surely: a two-sided binomial test
+    per factor on the votes where it differs, Bonferroni over the factors. One factor is where a
+    simple taste ("longer is better") shows with far more power than a many-factor LR test."""
+    best: dict[str, Any] = {"factor": None, "agreement": None, "n": 0, "p_value": 1.0}
+    for k, name in enumerate(factors):
+        differs = x[:, k] != 0
+        n = int(differs.sum())
+        if not n:
+            continue
+        agree = int(np.sum((x[differs, k] > 0) == (y[differs] == 1)))
+        p = min(1.0, float(binomtest(agree, n, 0.5).pvalue) * len(factors))
+        if p < best["p_value"] or best["factor"] is None:
+            best = {"factor": name, "agreement": agree / n, "n": n, "p_value": p}
+    return best
+
+
+def _cluster(vectors: dict[str, np.ndarray], threshold: float) -> list[list[str]]:
+    """Average-linkage agglomeration on cosine similarity, merging while the best pair of
+    clusters has mean similarity ≥ ``threshold``; clusters sorted by size, then name."""
+    names = sorted(vectors)
+    unit = {a: v / n if (n := np.linalg.norm(v)) > 0 else v for a, v in vectors.items()}
+    sim = {(a, b): float(unit[a] @ unit[b]) for a in names for b in names}
+    clusters = [[a] for a in names]
+    while len(clusters) > 1:
+        best, pair = -np.inf, (0, 0)
+        for i in range(len(clusters)):
+            for k in range(i + 1, len(clusters)):
+                s = float(np.mean([sim[a, b] for a in clusters[i] for b in clusters[k]]))
+                if s > best:
+                    best, pair = s, (i, k)
+        if best < threshold:
+            break
+        i, k = pair
+        clusters[i] = sorted(clusters[i] + clusters[k])
+        del clusters[k]
+    return sorted(clusters, key=lambda c: (-len(c), c[0]))
+
+
+def annotator_analysis(pairs: Sequence[Pair], judgments: Sequence[Judgment], *, gold: Mapping[str, str] | None = None,
+                       repeats: Sequence[Judgment] = (), level: float = LEVEL, alpha: float = ALPHA,
+                       group_cosine: float = GROUP_COSINE) -> dict[str, Any]:
+    """Taste, competence, noise flag and taste group of every annotator (plain data, JSON-friendly).
+
+    ``repeats`` are second votes on pairs an annotator already judged (hidden repeats), for
+    self-consistency; ``gold`` maps pair ids to "A"/"B"/"tie". Returns ``annotators`` (one row
+    each), ``groups`` (name → members), ``factors`` and the method's settings.
+    """
+    gold = dict(gold or {})
+    names, x_all, y_all, rows = _design(pairs, judgments)
+    varying = np.flatnonzero(np.any(x_all != 0, axis=0)) if len(x_all) else np.zeros(0, dtype=int)
+    factors = [names[i] for i in varying]
+    scale = np.array([np.median(np.abs(c[c != 0])) for c in x_all[:, varying].T]) if len(x_all) else np.ones(0)
+    xs = np.tanh(x_all[:, varying] / scale) if len(x_all) else np.zeros((0, len(varying)))
+    who = np.array([j.annotator for j in rows])
+    pair_of = np.array([j.pair_id for j in rows])
+    z = z_value(level)
+    everyone = sorted({j.annotator for j in judgments})
+    left_out = Counter(j.annotator for j in judgments if _outcome(j) not in ("A", "B"))
+
+    # Votes of everyone on each pair, for agreement with the others' majority.
+    on_pair: dict[str, dict[str, str]] = defaultdict(dict)
+    for j in rows:
+        on_pair[j.pair_id][j.annotator] = _outcome(j)
+
+    result: dict[str, dict[str, Any]] = {}
+    vectors: dict[str, np.ndarray] = {}
+    for name in everyone:
+        mine = who == name
+        x, y = xs[mine], y_all[mine]
+        n = int(len(y))
+        row: dict[str, Any] = {"annotator": name, "votes": n, "left_out": int(left_out[name]), "taste": {}, "tests": {}}
+        if n >= MIN_VOTES and len(factors):
+            fit = fit_logistic(x, y, l2=L2)
+            ll = _loglik(x, y, fit.coef)
+            lr = float(2 * (ll.sum() - n * np.log(0.5)))
+            row["taste"] = {f: {"coef": float(b / s), "low": float((b - z * se) / s), "high": float((b + z * se) / s)}
+                            for f, b, se, s in zip(factors, fit.coef, fit.se, scale, strict=True)}
+            cv_eta = _cross_fitted(x, y, np.arange(n), _seed(name))
+            gain = y * cv_eta - np.logaddexp(0, cv_eta) - np.log(0.5)
+            row["fit"] = {"lr_statistic": lr, "df": len(factors), "p_value": float(chi2.sf(max(lr, 0.0), len(factors))),
+                          "cv_gain_nats": float(gain.mean()),
+                          "cv_gain_ci": [float(gain.mean() - z * gain.std(ddof=1) / np.sqrt(n)),
+                                         float(gain.mean() + z * gain.std(ddof=1) / np.sqrt(n))],
+                          "note": "cross-validated log-likelihood per vote of the own taste model minus a coin's"}
+            se = gain.std(ddof=1) / np.sqrt(n)
+            row["fit"]["cv_p_value"] = float(norm.sf(gain.mean() / se)) if se > 0 else 1.0
+            row["tests"]["taste"] = row["fit"]["p_value"]
+            row["fit"]["strongest_factor"] = _sign_test(factors, x, y)
+            row["tests"]["one_factor"] = row["fit"]["strongest_factor"]["p_value"]
+            vectors[name] = fit.coef
+        else:
+            row["fit"] = None
+        # Agreement with the other annotators' majority, where they have one.
+        agree = []
+        for j in (j for j in rows if j.annotator == name):
+            ranked = Counter(v for a, v in on_pair[j.pair_id].items() if a != name).most_common()
+            if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):  # a clear majority among the others
+                agree.append(float(_outcome(j) == ranked[0][0]))
+        row["majority_agreement"] = _rate(agree, level)
+        row["tests"]["majority"] = _binom(int(sum(agree)), len(agree))
+        graded = [float(_outcome(j) == gold[j.pair_id]) for j in judgments
+                  if j.annotator == name and j.pair_id in gold and _outcome(j) in ("A", "B", "tie")]
+        row["gold"] = _rate(graded, level)
+        row["tests"]["gold"] = _binom(int(sum(graded)), len(graded))
+        first = {j.pair_id: _outcome(j) for j in judgments if j.annotator == name}
+        again = [float(_outcome(r) == first[r.pair_id]) for r in repeats
+                 if r.annotator == name and r.pair_id in first and _outcome(r) not in ("skip",)]
+        row["self_consistency"] = _rate(again, level)
+        row["tests"]["self_consistency"] = _binom(int(sum(again)), len(again))
+        made = {k: v for k, v in row["tests"].items() if _test(v) is not None}
+        row["tests"] = made
+        row["noisy"] = not any(min(1.0, p * len(made)) < alpha for p in made.values())
+        row["evidence"] = (f"{len(made)} test(s) ({', '.join(made) or 'none possible'}), smallest Bonferroni p = "
+                           f"{min((min(1.0, p * len(made)) for p in made.values()), default=float('nan')):.3g}")
+        result[name] = row
+
+    _, first = np.unique(pair_of, return_index=True)  # each voted pair once: tastes compared where votes happen
+    clusters = _cluster({a: xs[first] @ v for a, v in vectors.items() if not result[a]["noisy"]}, group_cosine)
+    groups = {f"g{i + 1}": members for i, members in enumerate(clusters)}
+    for g, members in groups.items():
+        for a in members:
+            result[a]["taste_group"] = g
+    for a in everyone:
+        result[a].setdefault("taste_group", None)
+
+    _competence(result, groups, xs, y_all, who, pair_of, level)
+    return {"annotators": [result[a] for a in everyone], "groups": groups, "factors": factors, "level": level,
+            "alpha": alpha, "group_cosine": group_cosine, "l2": L2,
+            "model": "logit P(A wins) = sum_k coef_k * (factor_k(A) - factor_k(B)) per annotator, L2 on scaled factors"}
+
+
+def _competence(result: dict[str, dict[str, Any]], groups: dict[str, list[str]], xs: np.ndarray, y: np.ndarray,
+                who: np.ndarray, pair_of: np.ndarray, level: float) -> None:
+    """One-coin Dawid–Skene within each taste group (see the module docstring); fills
+    ``consensus`` and ``competence`` of every row."""
+    units = [members for members in groups.values()] + [[a] for a, r in result.items() if r["taste_group"] is None]
+    for members in units:
+        mask = np.isin(who, members)
+        if not mask.any() or not xs.shape[1]:
+            for a in members:
+                result[a]["consensus"] = _rate([], level)
+            continue
+        x, yy, pid, by = xs[mask], y[mask], pair_of[mask], who[mask]
+        key = pid if len(members) > 1 else np.arange(len(yy))  # alone: cross-fit by vote, as the own CV model
+        prior = _cross_fitted(x, yy, key, _seed("|".join(members)))  # log-odds that A is the group's label, per row
+        acc = dict.fromkeys(members, 0.75)
+        expected: dict[str, np.ndarray] = {}
+        for _ in range(DS_ROUNDS):
+            votes: dict[str, list[tuple[str, float]]] = defaultdict(list)
+            for a, p, v in zip(by, pid, yy, strict=True):
+                votes[p].append((a, v))
+            for a in members:
+                mine = np.flatnonzero(by == a)
+                agree = np.zeros(len(mine))
+                for k, r in enumerate(mine):
+                    eta = prior[r]
+                    for other, v in votes[pid[r]]:
+                        if other != a:
+                            w = np.log(acc[other] / (1 - acc[other]))
+                            eta += w if v == 1 else -w
+                    p_a = 1 / (1 + np.exp(-eta))
+                    agree[k] = p_a if yy[r] == 1 else 1 - p_a
+                expected[a] = agree
+            new = {a: float(np.clip(expected[a].mean(), 0.01, 0.99)) if len(expected[a]) else 0.5 for a in members}
+            if max(abs(new[a] - acc[a]) for a in members) < 1e-6:
+                acc = new
+                break
+            acc = new
+        for a in members:
+            result[a]["consensus"] = _rate(expected[a], level)
+    for r in result.values():
+        parts = [r[k] for k in ("consensus", "gold", "self_consistency") if r[k]["n"]]
+        n = sum(p["n"] for p in parts)
+        rate = sum(p["rate"] * p["n"] for p in parts) / n if n else None
+        r["competence"] = rate
+        r["competence_ci"] = rate_interval(np.full(n, rate), level) if n else None
+        r["competence_from"] = [k for k in ("consensus", "gold", "self_consistency") if r[k]["n"]]
+
+
+def session_annotators(labeling: LabelingStore, session: str, *, level: float = LEVEL) -> dict[str, Any]:
+    """``annotator_analysis`` of a session's votes that currently count, with its gold pairs.
+
+    Hidden repeats are not scheduled by sessions yet, so self-consistency is reported only
+    when repeats are given to ``annotator_analysis`` directly (its n is 0 here)."""
+    info = labeling.session(session)
+    return {"session": session, **annotator_analysis(labeling.pairs(session), labeling.judgments(session),
+                                                     gold=info.settings.gold, level=level)}
+
+
+def _ci_text(part: dict[str, Any]) -> str:
+    if not part["n"]:
+        return "—"
+    lo, hi = part["ci"]
+    return f"{part['rate']:.2f} [{lo:.2f}, {hi:.2f}] n={part['n']}"
+
+
+def annotator_rows(analysis: dict[str, Any], *, top: int = 3) -> list[dict[str, str]]:
+    """Display rows (one per annotator) for the statistics view and ``workbench label annotators``:
+    group, noisy, competence and each component with interval and n, the strongest taste factors."""
+    out = []
+    for r in analysis["annotators"]:
+        taste = sorted(r["taste"].items(), key=lambda kv: -abs(kv[1]["coef"]) * (kv[1]["low"] > 0 or kv[1]["high"] < 0))
+        shown = [f"{f} {t['coef']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}]" for f, t in taste[:top] if t["low"] > 0 or t["high"] < 0]
+        comp = "—" if r["competence"] is None else (f"{r['competence']:.2f} [{r['competence_ci'][0]:.2f}, "
+                                                     f"{r['competence_ci'][1]:.2f}] ({'+'.join(r['competence_from'])})")
+        out.append({"annotator": r["annotator"], "votes": str(r["votes"]), "taste_group": r["taste_group"] or "—",
+                    "noisy": "yes" if r["noisy"] else "no", "competence": comp, "consensus": _ci_text(r["consensus"]),
+                    "gold": _ci_text(r["gold"]), "self_consistency": _ci_text(r["self_consistency"]),
+                    "taste (interval excludes 0)": "; ".join(shown) or "none", "evidence": r["evidence"]})
+    return out
+
+
+def group_verdicts(labeling: LabelingStore, session: str, candidate: str, *, analysis: dict[str, Any] | None = None,
+                   level: float = LEVEL) -> dict[str, Any]:
+    """Did ``candidate`` win, for whom: ``did_it_win`` on the votes of each taste group (and of
+    the noisy annotators apart); a group whose votes cannot answer gets ``{"error": …}``."""
+    analysis = analysis or session_annotators(labeling, session, level=level)
+    pairs, judgments = labeling.pairs(session), labeling.judgments(session)
+    members = dict(analysis["groups"])
+    noisy = [r["annotator"] for r in analysis["annotators"] if r["noisy"]]
+    if noisy:
+        members["noisy"] = noisy
+    out: dict[str, Any] = {}
+    for group, names in members.items():
+        try:
+            won = did_it_win(pairs, [j for j in judgments if j.annotator in names], candidate, level=level)
+            out[group] = {"annotators": names, "n": won["n"], "win_rate": won["win_rate"], "win_rate_ci": won["win_rate_ci"],
+                          "verdict": won["verdict"], "lc_win_rate": won["lc_win_rate"], "lc_win_rate_ci": won["lc_win_rate_ci"]}
+        except WorkbenchError as err:
+            out[group] = {"annotators": names, "error": str(err)}
+    return {"candidate": candidate, "groups": out}
