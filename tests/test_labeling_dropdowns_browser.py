@@ -30,7 +30,7 @@ def test_datasets_and_sessions_made_after_start_are_listed_on_load(tmp_path: Pat
     page = browser.new_page(viewport={"width": 1300, "height": 1400})
     page.set_default_timeout(UI_TIMEOUT_MS)
     page.goto(server.url + "/")
-    page.wait_for_function("(document.querySelector('#wb-lab-status')?.innerText ?? '').includes('Choose a session')")
+    page.locator("#wb-lab-frame").wait_for()  # the page-load event has chosen a session
     page.get_by_text("New session", exact=True).click()
     page.locator("#wb-lab-new-dataset input").click()
     page.wait_for_function("[...document.querySelectorAll('#wb-lab-new-dataset [data-testid=dropdown-option]')].some(li => li.innerText.trim().endsWith('later'))")

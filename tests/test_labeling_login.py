@@ -1,8 +1,8 @@
 """Named annotators with their own logins, all real: a labeling server process with a users
-file, real HTTP (httpx, the Gradio client) and a real headless Chromium per annotator.
+file, real HTTP (httpx) and a real headless Chromium per annotator.
 
 An annotator's login is their identity: the HTTP API refuses acting under another name,
-the Labeling tab locks the name to the login and ignores any other, and the session tools
+the Labeling tab's embedded page labels as the login, and the session tools
 (which show everyone's votes) are the owner's only.
 """
 from __future__ import annotations
@@ -113,22 +113,14 @@ def test_api_binds_each_login_to_its_own_annotator(server) -> None:
         assert [e["annotator"] for e in LabelingStore(store).events("b")] == ["alice"]
 
 
-def test_gradio_start_ignores_a_forged_name(server) -> None:
-    """Through the tab's own Gradio endpoint: Bob asks to start as 'carol' and is started as bob."""
-    from gradio_client import Client
-
-    srv, home = server
-    client = Client(srv.url + "/", httpx_kwargs={"auth": BOB}, verbose=False, download_files=False)
-    result = client.predict("s", "carol", api_name="/start")
-    status = result[0] if isinstance(result, list | tuple) else result
-    assert "Pair 1 of 6" in str(status)
-    assert "carol" not in annotators(home) and "bob" in annotators(home)
-
-
 # -- browser ------------------------------------------------------------------------------
 
 @pytest.mark.browser
-def test_browser_login_locks_the_name_and_hides_others_votes(server, browser) -> None:
+def test_browser_login_labels_as_itself_and_only_the_owner_has_the_tools(server, browser) -> None:
+    """In the tab, each login's embedded page labels as that login (no name to type or forge);
+    the session tools, which show everyone's votes, are the owner's only."""
+    from playwright.sync_api import expect
+
     srv, home = server
 
     def page_for(login: tuple[str, str]):
@@ -137,37 +129,22 @@ def test_browser_login_locks_the_name_and_hides_others_votes(server, browser) ->
         page = context.new_page()
         page.set_default_timeout(UI_TIMEOUT_MS)
         page.goto(srv.url + "/")
-        page.wait_for_function(f"document.querySelector('#wb-lab-annotator textarea, #wb-lab-annotator input')?.value === '{login[0]}'")
-        return context, page
+        page.locator("#wb-lab-session input").click()
+        page.get_by_role("option", name="s", exact=True).click()
+        frame = page.frame_locator("#wb-lab-frame")
+        expect(frame.locator("#who")).to_contain_text(login[0], timeout=UI_TIMEOUT_MS)
+        return context, page, frame
 
-    def status_has(page, text: str) -> None:
-        page.wait_for_function("t => (document.querySelector('#wb-lab-status')?.innerText ?? '').includes(t)", arg=text)
-
-    ctx_a, alice = page_for(ALICE)
-    box = alice.locator("#wb-lab-annotator textarea, #wb-lab-annotator input").first
-    assert box.is_disabled()  # the login is the name; it cannot be changed
+    ctx_a, alice, frame_a = page_for(ALICE)
+    assert frame_a.locator("#join").is_hidden()  # the login is the name: no box to type another
     assert alice.get_by_text("Analysis, disagreements and export").count() == 0  # the owner's tools are hidden
-    alice.click("#wb-lab-start")
-    status_has(alice, "Pair 1 of 6")
+    expect(frame_a.locator("#progress")).to_contain_text("Pair", timeout=UI_TIMEOUT_MS)
     alice.keyboard.press("1")
-    alice.wait_for_function("document.querySelector('#wb-lab-outcome input:checked') !== null")
-    alice.keyboard.press("Enter")
-    status_has(alice, "Pair 2 of 6")
-    # Which pair: p0000 unless Bob holds it (the Gradio test above served it to him, and a
-    # served pair stays reserved for its annotator).
-    with Store(home / "workbench.sqlite") as store:
-        (voted,) = [j.pair_id for j in LabelingStore(store).judgments("s") if j.annotator == "alice"]
-    alice.wait_for_function("p => (document.querySelector('#wb-lab-history')?.innerText ?? '').includes(p)", arg=voted)
-
-    ctx_b, bob = page_for(BOB)
-    bob.click("#wb-lab-start")
-    status_has(bob, "0 done")
-    assert voted not in bob.locator("#wb-lab-history").inner_text()  # blind to Alice's vote
-
-    ctx_o, owner = page_for(OWNER)
-    assert owner.get_by_text("Analysis, disagreements and export").count() == 1
-    for ctx in (ctx_a, ctx_b, ctx_o):
-        ctx.close()
+    expect(frame_a.locator("#progress")).to_contain_text("1 done", timeout=UI_TIMEOUT_MS)
     with Store(home / "workbench.sqlite") as store:
         votes = [(j.annotator, j.pair_id) for j in LabelingStore(store).judgments("s")]
-    assert votes == [("alice", voted)]
+    assert [a for a, _ in votes] == ["alice"]
+    ctx_o, owner, _ = page_for(OWNER)
+    assert owner.get_by_text("Analysis, disagreements and export").count() == 1
+    for ctx in (ctx_a, ctx_o):
+        ctx.close()

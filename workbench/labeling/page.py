@@ -7,7 +7,8 @@ store as everything else, so roles and tokens are checked exactly as for any oth
 
 The files are read once when the router is built and served from memory by name (no path
 from the request reaches the file system), with a Content-Security-Policy that allows only
-our own script, style and API: pair texts are user data and the page inserts them as text.
+our own script, style and API (and framing by our own pages only: the Labeling tab embeds it):
+pair texts are user data and the page inserts them as text.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ STATIC = Path(__file__).with_name("static")
 ASSET_TYPES = {"label.js": "text/javascript; charset=utf-8", "label.css": "text/css; charset=utf-8"}
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self';"
-                               " base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                               " base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
     "cache-control": "no-cache",
