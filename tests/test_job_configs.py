@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import types
 from typing import ClassVar
 
@@ -112,14 +111,15 @@ def test_duplicate_job_type_names_both_plugins(tmp_path):
         manager.register("dpo", _noop)
 
 
-def test_eta_comes_from_the_current_stage_only(tmp_path, monkeypatch):
-    job = JobContext(tmp_path, {}, Settings(home=tmp_path / "home"), resume=False, run_id="r")
-    clock = iter([0.0, 100.0, 100.0, 101.0])  # stage "sasrec": 1 step in 100 s; stage "sae": 10 steps in 1 s
-    monkeypatch.setattr(time, "time", lambda: next(clock))
+def test_eta_comes_from_the_current_stage_only(tmp_path):
+    now = [0.0]
+    job = JobContext(tmp_path, {}, Settings(home=tmp_path / "home"), resume=False, run_id="r", clock=lambda: now[0])
     job.progress(0, 2, stage="sasrec")
+    now[0] = 100.0  # stage "sasrec": 1 step in 100 s
     job.progress(1, 2, stage="sasrec")
     assert files.read_progress(tmp_path)["eta_s"] == pytest.approx(100.0)
     job.progress(0, 100, stage="sae")
+    now[0] = 101.0  # stage "sae": 10 steps in 1 s
     job.progress(10, 100, stage="sae")
     p = files.read_progress(tmp_path)
     assert p["stage"] == "sae" and p["eta_s"] == pytest.approx(9.0)  # 90 steps at 10/s, not at the first stage's rate

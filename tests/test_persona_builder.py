@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -58,10 +57,10 @@ def test_no_confident_statement_of_an_answer_names_a_real_option(tmp_path):
 def test_pair_draws_are_bounded_when_no_pair_can_clear_the_cut(tmp_path):
     """One trait: every draw pairs a trait with itself, so the old loop never ended."""
     folder = persona_folder(tmp_path / "p", {"cats": (10, 10)})
-    start = time.perf_counter()
+    # The bound is the number of draws (named in the message), not a wall-clock time.
     with pytest.raises(DataError, match=r"User seen-000, train pairs: only 0 of 12 pairs in 2,400 draws.*cats: weight") as err:
         build_persona_benchmark(folder, PersonaSpec(traits=["cats"], **{**SIZES, "n_groups": 1}))
-    assert time.perf_counter() - start < 10 and "--min-gap" in str(err.value)
+    assert "--min-gap" in str(err.value)
     with pytest.raises(ConfigError, match="3 groups cannot differ over 1 trait"):
         build_persona_benchmark(folder, PersonaSpec(traits=["cats"], **{**SIZES, "n_groups": 3}))
 

@@ -62,7 +62,7 @@ def test_start_follow_and_cancel_a_run(browser, server) -> None:
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     page.locator("#runs-cancel").click()
     t0 = time.monotonic()
-    expect(status).to_contain_text("cancelled", timeout=15_000)
-    assert time.monotonic() - t0 < 15
+    expect(status).to_contain_text("cancelled", timeout=120_000)  # waits longer than the bound, so the bound can fail
+    assert time.monotonic() - t0 < 15, f"cancelled after {time.monotonic() - t0:.1f} s; runs promise a cancel within seconds"
     expect(page.locator("#runs-table")).to_contain_text("cancelled")
     page.close()

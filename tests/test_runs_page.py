@@ -83,12 +83,16 @@ def test_start_refusals_then_cancel_and_resume_a_run(ctx, tiny_checkpoint) -> No
         time.sleep(0.5)
     assert run.progress()["stage"] == "sae" and run.status == "running", run.log_tail()
     manager.cancel(run.id)
-    t1 = time.monotonic()
-    assert run.wait(timeout=30).status == "cancelled" and time.monotonic() - t1 < 10
+    # No wall-clock bound on a shared machine: the run must stop because of the cancel, mid-stage.
+    assert run.wait(timeout=300).status == "cancelled", run.log_tail()
+    stopped = run.progress()
+    assert stopped["stage"] == "sae" and stopped["step"] < stopped["total"], stopped
     manager.resume(run.id)
     assert run.status in ("queued", "running")
     resumed = time.time()
     while not (run.progress().get("stage") == "sae" and run.progress()["updated"] > resumed) and time.time() - resumed < 400:
         time.sleep(0.5)  # the resumed attempt reads its activations from the cache, then trains again
+    again = run.progress()
+    assert again["stage"] == "sae" and again["updated"] > resumed and run.status == "running", (again, run.log_tail())
     manager.cancel(run.id)
     assert run.wait(timeout=30).status == "cancelled" and run.manifest.attempts == 2

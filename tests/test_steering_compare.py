@@ -5,7 +5,7 @@ store and activation cache, and the tab's own event handlers called as Gradio ca
 """
 from __future__ import annotations
 
-import time
+import threading
 
 import gradio as gr
 import pytest
@@ -138,19 +138,28 @@ def test_progress_text_eta_from_the_stage_rate():
 
 
 def test_a_closed_follower_stops_the_work():
-    reports = []
+    """No sleeps: the work holds after its second report until the follower is closed, then must
+    stop at its very next report (with the follower's stop signal, not by running to the end)."""
+    reports, ended_by = [], []
+    closed, ended = threading.Event(), threading.Event()
 
     def work(progress):
-        for i in range(200):
-            progress("loop", i, 200)
-            reports.append(i)
-            time.sleep(0.01)
-        raise DataError("should have stopped")
+        try:
+            for i in range(200):
+                progress("loop", i, 200)
+                reports.append(i)
+                if i == 1:
+                    assert closed.wait(timeout=60)
+            raise DataError("should have stopped")
+        except BaseException as exc:
+            ended_by.append(type(exc).__name__)
+            raise
+        finally:
+            ended.set()
 
     follower = iter(Background(work, "Looping", {}, every_s=0.0))
     next(follower), next(follower)
     follower.close()
-    time.sleep(0.3)
-    stopped_at = len(reports)
-    time.sleep(0.2)
-    assert stopped_at < 100 and len(reports) == stopped_at
+    closed.set()
+    assert ended.wait(timeout=60)
+    assert reports == [0, 1] and ended_by == ["_Stopped"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,14 +30,17 @@ class JobCancelled(Exception):
 class JobContext:
     """Run directory, config and reporting helpers for one attempt of one run."""
 
-    def __init__(self, run_dir: Path, config: dict[str, Any], settings: Settings, *, resume: bool, run_id: str) -> None:
+    def __init__(self, run_dir: Path, config: dict[str, Any], settings: Settings, *, resume: bool, run_id: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``clock`` (seconds, wall time) stamps progress and metrics; a test passes its own to check ETAs."""
         self.run_dir = Path(run_dir)
+        self.clock = clock
         self.run_id = run_id
         self.config = config
         self.settings = settings
         self.resume = resume
         self.log = logging.getLogger(f"workbench.job.{run_id}")
-        self._t0 = time.time()
+        self._t0 = clock()
         self._step0: int | None = None
         self._stage: str | None = None
 
@@ -70,7 +74,7 @@ class JobContext:
         A new ``stage`` (e.g. "sasrec", then "sae") restarts the rate, and so does a resumed
         attempt, which starts mid-way: a fast stage never inherits a slow one's ETA.
         """
-        now = time.time()
+        now = self.clock()
         if self._step0 is None or stage != self._stage:
             self._step0, self._t0, self._stage = step, now, stage
         done = step - self._step0
@@ -82,7 +86,7 @@ class JobContext:
 
     def log_metrics(self, row: dict[str, Any]) -> None:
         """Append one metrics row (JSON line, flushed at once so live plots see it)."""
-        row = {"time": time.time(), **row}
+        row = {"time": self.clock(), **row}
         with open(self.run_dir / files.METRICS, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, default=float) + "\n")
 
