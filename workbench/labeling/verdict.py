@@ -12,6 +12,7 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.labeling.analysis import fmt_num, identical_votes, recorded_candidate, source_comparisons
 from workbench.labeling.sessions import LabelingStore
+from workbench.preference.agreement import live_bias
 from workbench.preference.bradley_terry import fit_bradley_terry
 from workbench.preference.factors import explain_votes
 from workbench.preference.fragility import fragility_text
@@ -55,11 +56,26 @@ def session_stats(labeling: LabelingStore, session: str) -> dict[str, Any]:
     report, verdict = session_report(labeling, session), session_verdict(labeling, session)
     won = verdict["did_it_win"]
     rows = dict(verdict_tables(verdict)["win"])
+    bias = live_bias(labeling.pairs(session), labeling.judgments(session))
     return {"stopping_hint": report["stopping_hint"], "error": won.get("error"),
-            "lines": [] if won.get("error") else [f"{rows['candidate']}", f"verdict: {won['verdict']}",
-                                                  f"win rate: {rows[next(k for k in rows if k.startswith('win rate'))]}",
-                                                  f"fragility: {rows['fragility']}"],
+            "lines": ([] if won.get("error") else [f"{rows['candidate']}", f"verdict: {won['verdict']}",
+                                                   f"win rate: {rows[next(k for k in rows if k.startswith('win rate'))]}",
+                                                   f"fragility: {rows['fragility']}"]) + bias_lines(bias),
+            "bias": bias, "warnings": [b["warning"] for b in bias if b["warning"]],
             "identical_pairs": won["identical_pairs"]}
+
+
+def bias_lines(bias: list[dict[str, Any]]) -> list[str]:
+    """One line per effect of ``live_bias``: the warning once its interval excludes 0.5, else the
+    rate with its interval and what it would take to tell."""
+    out = []
+    for b in bias:
+        if b["warning"]:
+            out.append(f"warning: {b['warning']}")
+        elif b["n"]:
+            out.append(f"{b['effect']} effect: {b['wins']} wins {fmt_num(b['rate'], '.2f')} [{fmt_num(b['ci'][0], '.2f')}, "
+                       f"{fmt_num(b['ci'][1], '.2f')}] of {b['n']}; {b['note']}")
+    return out
 
 
 def _ci(row: dict[str, Any], key: str) -> str:

@@ -6,6 +6,8 @@
 - Krippendorff's α: missing data allowed, with a nominal, ordinal or interval distance. For
   vote strength use the ordinal scale of ``signed_strength`` (A clear < A slight < tie <
   B slight < B clear).
+- ``live_bias``: the position and length effects while labeling, each with its interval, the
+  votes it needs, and a warning once the interval excludes 0.5.
 - Position bias: among decisive votes (A or B), the share won by the response shown on the
   left, with a two-sided binomial test against 0.5. When the pairs' sources are known and no
   source was ever shown on both sides (AlpacaEval: output_1 is always the baseline, shown
@@ -23,7 +25,9 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest
 
-from workbench.data.types import Judgment
+from workbench.data.types import Judgment, Pair
+from workbench.labeling.sessions import pair_sources
+from workbench.preference.intervals import LEVEL, rate_summary
 
 NOMINAL_OUTCOMES = ("A", "B", "tie", "both_bad")
 
@@ -221,4 +225,29 @@ def annotator_stats(judgments: Sequence[Judgment], gold: dict[str, str] | None =
             "gold_accuracy": (sum(getattr(j.outcome, "value", j.outcome) == gold[j.pair_id] for j in graded) / len(graded)) if graded else None,
             "majority_agreement": agree / shared if shared else None,
         })
+    return out
+
+
+def live_bias(pairs: Sequence[Pair], judgments: Sequence[Judgment], level: float = LEVEL) -> list[dict[str, Any]]:
+    """Position and length effects so far, for watching while labeling (issue 25 §4): per effect
+    the share of decisive votes won by the left / the longer response with its Wilson interval,
+    the n at which the current rate would be decided, and a ``warning`` once the interval
+    excludes 0.5 (position: confounded with the source when every source sits on one side)."""
+    by_id = {p.id: p for p in pairs}
+    decisive = [j for j in judgments if getattr(j.outcome, "value", j.outcome) in ("A", "B") and j.pair_id in by_id]
+    left = [float(getattr(j.outcome, "value", j.outcome) == j.displayed_order[0]) for j in decisive]
+    longer = [float((len(by_id[j.pair_id].response_a) > len(by_id[j.pair_id].response_b)) == (getattr(j.outcome, "value", j.outcome) == "A"))
+              for j in decisive if len(by_id[j.pair_id].response_a) != len(by_id[j.pair_id].response_b)]
+    sources = {p.id: src for p in pairs if (src := pair_sources(p.metadata or {}))}
+    confounded = position_bias(decisive, sources).confounded
+    out = []
+    for effect, result, side in (("position", left, "the left response"), ("length", longer, "the longer response")):
+        s = rate_summary(np.asarray(result), level)
+        warn = None
+        if s["decided"] and not (effect == "position" and confounded):
+            warn = (f"{effect} effect: {side} wins {s['rate']:.2f} [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}] of {s['n']} decisive votes; "
+                    f"the {level:.0%} interval excludes 0.5")
+        out.append({"effect": effect, "wins": side, "n": s["n"], "rate": s["rate"], "ci": s["ci"], "decided": s["decided"],
+                    "votes_needed": s["votes_needed"], "note": CONFOUNDED_NOTE if effect == "position" and confounded else s["note"],
+                    "warning": warn})
     return out
