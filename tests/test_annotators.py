@@ -88,9 +88,13 @@ def test_simulated_annotators_voting_through_the_store(tmp_path: Path) -> None:
 
     # Did "verbose" win, for whom? Yes for the length lovers, no for the short lovers.
     rows = {r["annotator"]: r for r in analysis["annotators"]}
-    by_group = group_verdicts(lab, "s", "verbose", analysis=analysis)["groups"]
+    answer = group_verdicts(lab, "s", "verbose", analysis=analysis)
+    by_group = answer["groups"]
     assert by_group[rows["long1"]["taste_group"]]["win_rate_ci"][0] > 0.5
     assert by_group[rows["short1"]["taste_group"]]["win_rate_ci"][1] < 0.5
+    weighted = answer["competence_weighted"]  # the coin's votes count for (almost) nothing, and that is said
+    assert weighted["weights"]["random"] < 0.1 < weighted["weights"]["chosen"] and "competence" in weighted["weighting"]
+    assert weighted["ci"][0] <= weighted["rate"] <= weighted["ci"][1] and weighted["effective_n"] < weighted["n"]
 
     result = CliRunner().invoke(label_app, ["annotators", "s", "--json", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -99,8 +103,9 @@ def test_simulated_annotators_voting_through_the_store(tmp_path: Path) -> None:
     for r in printed:
         assert {"annotator", "competence", "noisy", "taste_group", "taste"} <= set(r)
         assert all({"coef", "low", "high"} <= set(t) for t in r["taste"].values())
-    text = CliRunner().invoke(label_app, ["annotators", "s", "--home", str(tmp_path)])
-    assert text.exit_code == 0 and "random" in text.output and "noisy" in text.output
+    text = CliRunner().invoke(label_app, ["annotators", "s", "--candidate", "verbose", "--home", str(tmp_path)])
+    assert text.exit_code == 0, text.output
+    assert "random" in text.output and "did verbose win, for whom?" in text.output and "weighted by competence" in text.output
 
 
 def test_imported_judgments_go_through_the_same_analysis(tmp_path: Path) -> None:

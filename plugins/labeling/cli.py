@@ -269,6 +269,9 @@ def annotators(
                             "win rate": v.get("error") or f"{v['win_rate']:.3f} [{v['win_rate_ci'][0]:.3f}, {v['win_rate_ci'][1]:.3f}] "
                                                           f"n={v['n']}: {v['verdict']}"} for g, v in by_group["groups"].items()],
                           ["group", "annotators", "win rate"]))
+        w = by_group["competence_weighted"]
+        typer.echo(f"everyone, weighted by {w['weighting']}: " + ("—" if w["rate"] is None else
+                   f"{w['rate']:.3f} [{w['ci'][0]:.3f}, {w['ci'][1]:.3f}], effective n {w['effective_n']:.0f} of {w['n']}"))
 
 
 @label_app.command("export")

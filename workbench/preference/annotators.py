@@ -5,11 +5,15 @@ Disagreement between annotators is either noise or taste. This module separates 
 - **Taste**: per annotator, an L2-regularised logistic regression of the vote on the factor
   differences ``explain_votes`` uses (``factors.vote_factor_rows``: length, lists, markdown,
   hedging, refusals, recorded poles), plus ``dataset_label`` (+1 when A is the dataset's own
-  chosen, −1 when B) where the pairs carry one. Columns are scaled by their spread over all
-  votes so one prior (λ = ``L2``) fits every factor; coefficients are reported back in
-  ``explain_votes``' units with Laplace intervals (the inverse Hessian of the penalised fit).
+  chosen, −1 when B) where the pairs carry one. Each difference enters as tanh(Δ/s), s the
+  median non-zero |Δ| of that factor over all votes (as the length-controlled win rate bounds
+  Δlen): one prior (λ = ``L2``) then fits every factor, and "longer is better" whatever the
+  size of the gap is one coefficient rather than a poor linear fit. Coefficients are reported
+  in ``explain_votes``' units at small differences (coef/s, the slope at Δ = 0; ``scale`` is s)
+  with Laplace intervals (the inverse Hessian of the penalised fit).
 - **Noisy** is "no evidence that the votes are anything but coin flips": every available test
-  (own taste vs a coin, likelihood ratio; agreement with the other annotators' majority;
+  (own taste vs a coin, likelihood ratio; the one factor whose sign the votes follow most,
+  binomial, Bonferroni over factors; agreement with the other annotators' majority;
   gold accuracy; self-consistency on repeated pairs) is not significant at ``ALPHA`` after a
   Bonferroni correction over the tests made. A competent voter with a unique taste is not
   noisy: their own factors predict their votes (the LR test, and the cross-validated log-loss
@@ -17,9 +21,11 @@ Disagreement between annotators is either noise or taste. This module separates 
   A voter following a rule that no factor, no other annotator, no gold, no dataset label and
   no repeat reflects cannot be told from a random one by any analysis of these votes: the
   evidence row says which tests were possible.
-- **Groups**: the taste vectors (scaled coefficients) of the non-noisy annotators are merged by
-  average-linkage agglomeration on cosine similarity while two clusters' mean similarity is at
-  least ``GROUP_COSINE``: opposite tastes (cosine ≈ −1) and unrelated ones (≈ 0) stay apart.
+- **Groups**: each non-noisy annotator's taste model predicts every voted pair (log-odds); those
+  prediction vectors are merged by average-linkage agglomeration on cosine similarity while two
+  clusters' mean similarity is at least ``GROUP_COSINE``: opposite tastes (cosine ≈ −1) and
+  unrelated ones (≈ 0) stay apart. Comparing predictions rather than coefficients keeps two
+  length lovers together when one credits length and the other the correlated list count.
 - **Competence**: a one-coin Dawid–Skene model within each taste group. The item prior is the
   group's taste model, cross-fitted (each pair predicted by a fit on folds that exclude it), and
   each annotator's accuracy is the expected agreement of their votes with the latent label given
@@ -44,8 +50,8 @@ from workbench.data.types import Judgment, Pair
 from workbench.errors import WorkbenchError
 from workbench.labeling.sessions import LabelingStore
 from workbench.preference.factors import fit_logistic, vote_factor_rows
-from workbench.preference.intervals import LEVEL, rate_interval, z_value
-from workbench.preference.winrate import did_it_win
+from workbench.preference.intervals import LEVEL, decided, rate_interval, wilson_interval, z_value
+from workbench.preference.winrate import did_it_win, duels
 
 L2 = 1.0  # prior precision on scaled coefficients: shrinks a 100-vote fit, never dominates it
 ALPHA = 0.01  # family-wise level of "not noisy" (Bonferroni over the tests made for one annotator)
@@ -183,7 +189,7 @@ def annotator_analysis(pairs: Sequence[Pair], judgments: Sequence[Judgment], *, 
             fit = fit_logistic(x, y, l2=L2)
             ll = _loglik(x, y, fit.coef)
             lr = float(2 * (ll.sum() - n * np.log(0.5)))
-            row["taste"] = {f: {"coef": float(b / s), "low": float((b - z * se) / s), "high": float((b + z * se) / s)}
+            row["taste"] = {f: {"coef": float(b / s), "low": float((b - z * se) / s), "high": float((b + z * se) / s), "scale": float(s)}
                             for f, b, se, s in zip(factors, fit.coef, fit.se, scale, strict=True)}
             cv_eta = _cross_fitted(x, y, np.arange(n), _seed(name))
             gain = y * cv_eta - np.logaddexp(0, cv_eta) - np.log(0.5)
@@ -323,7 +329,8 @@ def annotator_rows(analysis: dict[str, Any], *, top: int = 3) -> list[dict[str, 
 def group_verdicts(labeling: LabelingStore, session: str, candidate: str, *, analysis: dict[str, Any] | None = None,
                    level: float = LEVEL) -> dict[str, Any]:
     """Did ``candidate`` win, for whom: ``did_it_win`` on the votes of each taste group (and of
-    the noisy annotators apart); a group whose votes cannot answer gets ``{"error": …}``."""
+    the noisy annotators apart; a group whose votes cannot answer gets ``{"error": …}``), and
+    over everyone with votes weighted by competence (``competence_weighted``, its rule stated)."""
     analysis = analysis or session_annotators(labeling, session, level=level)
     pairs, judgments = labeling.pairs(session), labeling.judgments(session)
     members = dict(analysis["groups"])
@@ -338,4 +345,31 @@ def group_verdicts(labeling: LabelingStore, session: str, candidate: str, *, ana
                           "verdict": won["verdict"], "lc_win_rate": won["lc_win_rate"], "lc_win_rate_ci": won["lc_win_rate_ci"]}
         except WorkbenchError as err:
             out[group] = {"annotators": names, "error": str(err)}
-    return {"candidate": candidate, "groups": out}
+    weighted = competence_weighted_win_rate(pairs, judgments, candidate, analysis, level=level)
+    return {"candidate": candidate, "groups": out, "competence_weighted": weighted}
+
+
+def competence_weighted_win_rate(pairs: Sequence[Pair], judgments: Sequence[Judgment], candidate: str,
+                                 analysis: dict[str, Any], *, level: float = LEVEL) -> dict[str, Any]:
+    """The candidate's win rate with each vote weighted by its annotator's competence c, as
+    w = max(0, 2c − 1) (the share of a one-coin voter's votes that carry signal: a coin gets 0).
+    The interval is the Wilson interval at Kish's effective n = (Σw)² / Σw², so down-weighting
+    never claims more certainty than the votes hold. ``weighting`` states the rule used."""
+    comp = {r["annotator"]: r["competence"] for r in analysis["annotators"]}
+    results, weights = [], []
+    for name in sorted({j.annotator for j in judgments}):
+        d = duels(pairs, [j for j in judgments if j.annotator == name], candidate)
+        w = max(0.0, 2 * comp.get(name, 0.5) - 1) if comp.get(name) is not None else 0.0
+        results += list(d.result)
+        weights += [w] * len(d)
+    r, w = np.asarray(results), np.asarray(weights)
+    total = float(w.sum())
+    if not len(r) or total <= 0:
+        return {"candidate": candidate, "n": int(len(r)), "rate": None, "ci": None, "effective_n": 0.0,
+                "weighting": "competence (w = max(0, 2c - 1)); no vote has weight above 0", "decided": False}
+    rate, n_eff = float(w @ r / total), total**2 / float(w @ w)
+    lo, hi = wilson_interval(rate * n_eff, n_eff, level)
+    ci = [float(lo), float(hi)]
+    return {"candidate": candidate, "n": int(len(r)), "rate": rate, "ci": ci, "effective_n": n_eff, "decided": decided(ci),
+            "weights": {a: max(0.0, 2 * c - 1) if c is not None else 0.0 for a, c in comp.items()},
+            "weighting": "competence (w = max(0, 2c - 1) per annotator; Wilson interval at Kish's effective n)"}
