@@ -62,3 +62,25 @@ def test_a_length_lover_sets_off_the_length_warning(tmp_path: Path) -> None:
         lab.vote("s", "long", p.id, "A" if len(p.response_a) > len(p.response_b) else "B", displayed_order=item.displayed_order)
     length = live_bias(pairs, lab.judgments("s"))[1]
     assert length["effect"] == "length" and length["warning"] and length["rate"] == 1.0 and length["n"] == 40
+
+
+def test_the_owners_stats_carry_the_bias_and_the_fast_page_shows_it(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from apps.labeling_server import labeling_context
+    from workbench.app.server import create_app
+    from workbench.settings import Settings
+
+    lab, _ = session(tmp_path)
+    lab.join("s", "lefty")
+    for _ in range(30):
+        item = lab.next_item("s", "lefty")
+        lab.vote("s", "lefty", item.pair.id, item.displayed_order[0], displayed_order=item.displayed_order)
+    with TestClient(create_app(labeling_context(Settings(home=tmp_path)), ui=False)) as client:
+        stats = client.get("/api/labeling/sessions/s/stats")
+        assert stats.status_code == 200, stats.text
+        body = stats.json()
+        assert [b["effect"] for b in body["bias"]] == ["position", "length"]
+        assert body["bias"][0]["n"] == 30 and body["warnings"][0].startswith("position effect")
+        page, js = client.get("/label/s").text, client.get("/label/assets/label.js").text
+        assert 'id="bias"' in page and "showBias" in js and "stats.bias" in js

@@ -35,6 +35,8 @@
   let skipping = false;
   let busy = false;
   let pollTimer = null;
+  let votesSinceBias = 0;
+  const BIAS_EVERY = 5;  // owner's bias panel: refreshed every this many votes
   const queue = [];
 
   class ApiError extends Error {
@@ -153,6 +155,23 @@
     if (choice === "left" || choice === "right") body.strength = strength;
     const answer = await api(mine("/votes"), {method: "POST", body, token: who.token});
     await showNext(answer.next, choice === "skip" ? "✓ Skipped." : "✓ Saved.");
+    if (me.role === "owner" && ++votesSinceBias >= BIAS_EVERY) {
+      votesSinceBias = 0;
+      showBias();  // not awaited: the next vote never waits for the statistics
+    }
+  }
+
+  // The owner watches position and length effects while labeling: each with its interval and
+  // the votes it needs, a warning once the interval excludes ½ (annotators never see this).
+  async function showBias() {
+    try {
+      const stats = await api(`/sessions/${enc(session)}/stats`);
+      const lines = (stats.bias ?? []).map((b) => b.warning ? `⚠ ${b.warning}` : b.n
+        ? `${b.effect}: ${b.wins} wins ${b.rate.toFixed(2)} [${b.ci[0].toFixed(2)}, ${b.ci[1].toFixed(2)}] of ${b.n}; ${b.note}` : "");
+      $("bias").textContent = lines.filter(Boolean).join(" · ");
+      $("bias").classList.toggle("warn", (stats.warnings ?? []).length > 0);
+      $("bias").hidden = !$("bias").textContent;
+    } catch { /* the statistics are a side panel: a failure here must not disturb labeling */ }
   }
 
   async function undo() {
