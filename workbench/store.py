@@ -106,6 +106,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
     (  # 4: a judge's probability that A is better (AlpacaEval's fractional preference), beside the outcome
         "ALTER TABLE labeling_events ADD COLUMN soft REAL CHECK (soft IS NULL OR (soft >= 0 AND soft <= 1))",
     ),
+    (  # 5: pair reservations as rows, shared by every process on the store (labeling/selection.py reserve)
+        """CREATE TABLE labeling_leases (
+            session_id INTEGER NOT NULL REFERENCES labeling_sessions(id) ON DELETE CASCADE,
+            annotator_id INTEGER NOT NULL REFERENCES labeling_annotators(id) ON DELETE CASCADE,
+            pair_id TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (session_id, annotator_id)
+        )""",
+    ),
 ]
 
 PAIR_COLUMNS = "pair_id, prompt, response_a, response_b, preferred, metadata"

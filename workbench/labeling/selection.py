@@ -8,19 +8,19 @@ the sources are unrated), with a prior weight of two votes; the pair with the la
 posterior variance — the most uncertain outcome — is asked first. Ties count half to
 each side. A stable per-annotator hash breaks ties, so annotators spread over pairs.
 
-Every order also goes through ``Leases``: a pair served to an annotator is reserved for them
-until they vote or skip, the session closes, or ``lease_seconds`` pass, and a pair is served
-to at most ``overlap`` annotators at a time (votes plus live reservations), so annotators
-labeling at once never spend their time on the same pair beyond what the overlap asks.
+Every order also goes through ``reserve``: a pair served to an annotator is reserved for them
+(a row of ``labeling_leases`` in the store, so every process serving the store sees it) until
+they vote or skip, undo, the session closes or reopens, or ``lease_seconds`` pass, and a pair
+is served to at most ``overlap`` annotators at a time (votes plus live reservations), so
+annotators labeling at once, on one server or several, never spend their time on the same
+pair beyond what the overlap asks.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
-import threading
-import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -50,57 +50,45 @@ def open_pairs(ids: Sequence[str], mine: set[str], counts: dict[str, int], overl
     return [p for p in ids if p not in mine and (p in gold or counts.get(p, 0) < overlap)]
 
 
-class Leases:
-    """Which pair each annotator is being shown, per session, until they answer or it expires.
+def reserve(conn: Any, sid: int, aid: int, queue: Sequence[str], counts: dict[str, int], overlap: int,
+            gold: dict[str, str], seconds: float, now: float, *, confirm: bool = True) -> str | None:
+    """Reserve for annotator ``aid`` the first pair of ``queue`` with room, as a row of
+    ``labeling_leases``; return it (None: every open pair is voted on or held up to ``overlap``).
 
-    Held in memory by the process that serves the annotators (one ``LabelingStore``): a
-    restart forgets the reservations, which only means a pair may be shown twice once.
-    ``pick`` and ``release`` run under ``lock``; a vote frees its reservation only after it has
-    committed, and ``pick`` confirms its choice with a count read under the lock, so a pair is
-    never seen as neither voted on nor reserved.
+    Runs inside the caller's write transaction (SQLite ``BEGIN IMMEDIATE``), so reading the
+    live leases, confirming the vote counts and writing the lease are one step for every
+    process on the store: two servers on one home never hand out the same pair beyond the
+    overlap. The annotator's own live lease comes first, so a reload shows the same pair.
+    ``counts`` (a snapshot's votes per pair) rule candidates out cheaply; fresh counts, read
+    in the transaction a batch at a time, confirm them (``confirm=False`` when no pair can be
+    full, see ``LabelingStore._queue``). Expired leases are deleted on the way.
     """
+    conn.execute("DELETE FROM labeling_leases WHERE session_id = ? AND expires_at <= ?", (sid, now))
+    held = dict(conn.execute("SELECT annotator_id, pair_id FROM labeling_leases WHERE session_id = ?", (sid,)).fetchall())
+    own = held.pop(aid, None)
+    others: Counter[str] = Counter(held.values())
+    choice = own if own is not None and own in queue else None
+    if choice is None:
+        room = (p for p in queue if p in gold or counts.get(p, 0) + others[p] < overlap)
+        while choice is None and (batch := list(itertools.islice(room, CONFIRM_BATCH))):
+            fresh = votes_now(conn, sid, [p for p in batch if p not in gold]) if confirm else {}
+            choice = next((p for p in batch if p in gold or fresh.get(p, 0) + others[p] < overlap), None)
+    if choice is None:
+        conn.execute("DELETE FROM labeling_leases WHERE session_id = ? AND annotator_id = ?", (sid, aid))
+    else:
+        conn.execute("INSERT INTO labeling_leases (session_id, annotator_id, pair_id, expires_at) VALUES (?, ?, ?, ?)"
+                     " ON CONFLICT (session_id, annotator_id) DO UPDATE SET pair_id = excluded.pair_id, expires_at = excluded.expires_at",
+                     (sid, aid, choice, now + seconds))
+    return choice
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.lock = threading.Lock()
-        self._held: dict[int, dict[str, tuple[str, float]]] = {}
 
-    def pick(self, sid: int, annotator: str, queue: Sequence[str], counts: dict[str, int], overlap: int,
-             gold: dict[str, str], seconds: float,
-             votes_now: Callable[[list[str]], dict[str, int]] | None = None) -> str | None:
-        """Reserve and return the first pair of ``queue`` with room for ``annotator`` (None: all reserved).
-
-        The annotator's own live reservation comes first, so a reload shows the same pair.
-        ``counts`` (votes per pair from the caller's snapshot) rule candidates out cheaply;
-        ``votes_now(pairs)``, fresh counts read under ``self.lock`` (a batch at a time),
-        confirm them, since votes may have committed (and freed reservations) since the snapshot.
-        """
-        now = self.clock()
-        held = self._held.setdefault(sid, {})
-        own = held.get(annotator)
-        others: Counter[str] = Counter(p for who, (p, until) in held.items() if who != annotator and until > now)
-        choice = None
-        if own and own[1] > now and own[0] in queue:
-            choice = own[0]
-        else:
-            room = (p for p in queue if p in gold or counts.get(p, 0) + others[p] < overlap)
-            while choice is None and (batch := list(itertools.islice(room, CONFIRM_BATCH))):
-                fresh = votes_now([p for p in batch if p not in gold]) if votes_now else {}
-                choice = next((p for p in batch if p in gold or fresh.get(p, 0) + others[p] < overlap), None)
-        if choice is None:
-            held.pop(annotator, None)
-        else:
-            held[annotator] = (choice, now + seconds)
-        return choice
-
-    def release(self, sid: int, annotator: str, pair_id: str | None = None) -> None:
-        """End ``annotator``'s reservation (only if it is on ``pair_id``, when given)."""
-        held = self._held.get(sid, {})
-        if annotator in held and (pair_id is None or held[annotator][0] == pair_id):
-            del held[annotator]
-
-    def clear(self, sid: int) -> None:
-        self._held.pop(sid, None)
+def votes_now(conn: Any, sid: int, pair_ids: list[str]) -> dict[str, int]:
+    """Votes that count toward the overlap (skips do not) per pair, for ``pair_ids``."""
+    if not pair_ids:
+        return {}
+    marks = ", ".join("?" * len(pair_ids))
+    return dict(conn.execute(f"SELECT pair_id, COUNT(*) FROM labeling_current WHERE session_id = ? AND pair_id IN ({marks})"
+                             " AND outcome != 'skip' GROUP BY pair_id", (sid, *pair_ids)).fetchall())
 
 
 def rank_active(open_ids: Sequence[str], votes: Sequence[tuple[str, str]], sources: dict[str, tuple[str, str]],

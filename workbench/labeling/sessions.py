@@ -18,12 +18,13 @@ import secrets
 import sqlite3
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.data.types import Judgment, Outcome, Pair
 from workbench.labeling.errors import Conflict, Forbidden, Invalid, NotFound
-from workbench.labeling.selection import Leases, open_pairs, random_rank, rank_active
+from workbench.labeling.selection import open_pairs, random_rank, rank_active, reserve
 from workbench.preference.bradley_terry import BTResult, Comparisons, fit_bradley_terry
 from workbench.store import NAME_MAX, PAIR_COLUMNS, Store, name_problem, row_pair
 
@@ -201,13 +202,14 @@ def _name(value: Any, what: str) -> str:
 class LabelingStore:
     """Sessions, annotators and votes in the workbench store; safe to share between threads."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        """``clock`` dates pair leases; wall-clock seconds, since other processes read them too."""
         self.store = store
+        self.clock = clock
         self._pair_cache: dict[int, tuple[list[str], dict[str, tuple[str, str]]]] = {}
         self._bt_cache: dict[int, tuple[int, BTResult | None]] = {}
         self._rank_cache: dict[tuple[int, str], tuple[list[str], list[str]]] = {}
         self._tokens: dict[tuple[str, str], tuple[str]] = {}
-        self.leases = Leases()
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -240,8 +242,7 @@ class LabelingStore:
         with self.store.transaction() as conn:
             sid = self._session(conn, name).id
             conn.execute("UPDATE labeling_sessions SET status = ? WHERE id = ?", (status, sid))
-        with self.leases.lock:
-            self.leases.clear(sid)
+            conn.execute("DELETE FROM labeling_leases WHERE session_id = ?", (sid,))  # a closed session holds no pair
         return self.session(name)
 
     def pairs(self, name: str) -> list[Pair]:
@@ -324,25 +325,22 @@ class LabelingStore:
 
         None with pairs still left (``progress``) means every open pair is being judged by
         as many others as the overlap allows; asking again later finds one. The queue comes
-        from a snapshot read outside the leases' lock; only the reservation, confirmed by a
-        fresh indexed count of the candidates' votes, runs under it.
+        from a snapshot read outside any write; only the reservation (``selection.reserve``),
+        confirmed by a fresh indexed count of the candidates' votes, runs in a write
+        transaction, grouped with the other writes queued meanwhile (one fsync for all).
         """
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
             queue, done, counts = self._queue(conn, info, aid, annotator)
         s = info.settings
-        with self.leases.lock, self.store.snapshot() as conn:
-            def votes_now(pair_ids: list[str]) -> dict[str, int]:
-                marks = ", ".join("?" * len(pair_ids))
-                return dict(conn.execute(f"SELECT pair_id, COUNT(*) FROM labeling_current WHERE session_id = ? AND pair_id IN ({marks})"
-                                         " AND outcome != 'skip' GROUP BY pair_id", (info.id, *pair_ids)))
-
-            # With no more annotators than the overlap no pair can fill up for them (see _queue).
-            pick = self.leases.pick(info.id, annotator, queue, counts, s.overlap, s.gold, s.lease_seconds,
-                                    votes_now if counts else None)
-            if pick is None:
-                return None
+        now = self.clock()
+        # With no more annotators than the overlap no pair can fill up for them (see _queue).
+        pick = self.store.write_batched(lambda conn: reserve(conn, info.id, aid, queue, counts, s.overlap, s.gold,
+                                                             s.lease_seconds, now, confirm=bool(counts)))
+        if pick is None:
+            return None
+        with self.store.snapshot() as conn:
             pair = self._pair(conn, info, pick)
         return Item(session, annotator, pair, assigned_order(info.id, annotator, pair.id), done + 1, done + len(queue))
 
@@ -446,11 +444,8 @@ class LabelingStore:
         if soft is not None:
             payload["soft"] = soft
 
-        sid: list[int] = []  # the session's id, for freeing the reservation once committed
-
         def work(conn: sqlite3.Connection) -> VoteAck:
             info = self._session(conn, session)
-            sid.append(info.id)
             aid = self._annotator_id(conn, info.id, session, annotator)
             replay = self._replay(conn, info.id, aid, request_id, payload)
             if replay:
@@ -486,12 +481,11 @@ class LabelingStore:
             ).lastrowid
             conn.execute("INSERT OR REPLACE INTO labeling_current (session_id, annotator_id, pair_id, event_id, outcome) VALUES (?, ?, ?, ?, ?)",
                          (info.id, aid, pair_id, event_id, outcome))
+            # The same transaction turns the reservation into a vote: never neither, never both.
+            conn.execute("DELETE FROM labeling_leases WHERE session_id = ? AND annotator_id = ? AND pair_id = ?", (info.id, aid, pair_id))
             return VoteAck(event_id, pair_id, outcome)
 
-        ack = self.store.write_batched(work)
-        with self.leases.lock:  # only now, committed, may the pair count as voted instead of reserved
-            self.leases.release(sid[-1], annotator, pair_id)
-        return ack
+        return self.store.write_batched(work)
 
     def vote_choice(self, session: str, annotator: str, pair_id: str, choice: str, displayed_order: str, *,
                     aspects: dict[str, str] | None = None, **vote_options: Any) -> VoteAck:
@@ -518,11 +512,8 @@ class LabelingStore:
         goes back into their queue. Returns the undo event, ``outcome`` being the vote undone.
         """
         payload = {"kind": "undo", "event_id": event_id}
-        sid: list[int] = []
-
         def work(conn: sqlite3.Connection) -> VoteAck:
             info = self._session(conn, session)
-            sid.append(info.id)
             aid = self._annotator_id(conn, info.id, session, annotator)
             replay = self._replay(conn, info.id, aid, request_id, payload)
             if replay:
@@ -555,12 +546,11 @@ class LabelingStore:
                              (previous[0], previous[1], info.id, aid, pair_id))
             else:
                 conn.execute("DELETE FROM labeling_current WHERE session_id = ? AND annotator_id = ? AND pair_id = ?", (info.id, aid, pair_id))
+            # The undone pair is theirs to judge again first, not the one they were served.
+            conn.execute("DELETE FROM labeling_leases WHERE session_id = ? AND annotator_id = ?", (info.id, aid))
             return VoteAck(undo_id, pair_id, undone)
 
-        ack = self.store.write_batched(work)
-        with self.leases.lock:  # the undone pair is theirs to judge again first, not the one they were served
-            self.leases.release(sid[-1], annotator)
-        return ack
+        return self.store.write_batched(work)
 
     def _replay(self, conn: sqlite3.Connection, sid: int, aid: int, request_id: str | None, payload: dict[str, Any]) -> VoteAck | None:
         if request_id is None:

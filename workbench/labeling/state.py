@@ -1,5 +1,5 @@
-"""One LabelingStore per application context, so the tab, the API and the CLI share caches and
-pair reservations."""
+"""One LabelingStore per application context, so the tab, the API and the CLI share caches
+(pair reservations live in the store, shared by every process)."""
 from __future__ import annotations
 
 import threading

@@ -1,0 +1,121 @@
+"""Pair reservations live in the store (issue 22 §1), so every process serving one home shares them.
+
+In-process tests open one SQLite file through two ``Store`` objects (two connections, no
+shared memory: what two processes see); the server test runs two real labeling server
+processes on one home and checks the SQLite file afterwards.
+"""
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from workbench.data.types import Pair
+from workbench.labeling import LabelingStore
+from workbench.store import Store
+
+API = "/api/labeling"
+
+
+@pytest.fixture
+def two_stores(tmp_path: Path) -> Iterator[tuple[LabelingStore, LabelingStore, list[float]]]:
+    """Two LabelingStores on one file, sharing a settable clock (seconds) for lease expiry."""
+    now = [1000.0]
+    with Store(tmp_path / "workbench.sqlite") as one, Store(tmp_path / "workbench.sqlite") as two:
+        one.import_pairs("ds", [Pair(f"q{i}", f"a{i}", f"b{i}", id=f"p{i:02d}") for i in range(6)])
+        yield LabelingStore(one, clock=lambda: now[0]), LabelingStore(two, clock=lambda: now[0]), now
+
+
+def test_a_pair_served_by_one_process_is_reserved_in_the_other(two_stores) -> None:
+    first, second, now = two_stores
+    first.create_session("s", "ds", {"lease_seconds": 60})
+    for who in ("a", "b", "c"):
+        first.join("s", who)
+    assert first.next_item("s", "a").pair.id == "p00"
+    assert second.next_item("s", "b").pair.id == "p01"  # p00 is a's, although another store served it
+    assert second.next_item("s", "a").pair.id == "p00"  # a reload anywhere shows a the same pair
+    now[0] += 30
+    assert first.next_item("s", "b").pair.id == "p01"  # b's reload renews their lease ...
+    now[0] += 31  # ... while a's, idle past lease_seconds, expires: p00 is free again
+    assert second.next_item("s", "c").pair.id == "p00"
+    assert first.next_item("s", "a").pair.id == "p02"
+
+
+def test_vote_skip_undo_and_close_free_the_reservation_for_every_process(two_stores) -> None:
+    first, second, _ = two_stores
+    first.create_session("s", "ds")
+    for who in ("a", "b"):
+        first.join("s", who)
+    item = first.next_item("s", "a")
+    first.vote("s", "a", item.pair.id, "A", displayed_order=item.displayed_order)
+    assert second.next_item("s", "b").pair.id == "p01"  # voted at overlap 1: p00 is done, not held
+    second.vote("s", "b", "p01", "skip", rationale="not my language")  # a skip frees the pair, and does not count
+    assert first.next_item("s", "a").pair.id == "p01"
+    first.undo("s", "a")  # a's p00 vote undone: p00 is theirs to judge again first ...
+    assert second.next_item("s", "a").pair.id == "p00"
+    assert second.next_item("s", "b").pair.id == "p02"  # ... and b, who skipped p01, goes on
+    first.set_status("s", "closed")
+    first.set_status("s", "open")  # closing drops every reservation, in every process
+    with sqlite3.connect(first.store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM labeling_leases").fetchone()[0] == 0
+    assert second.next_item("s", "b").pair.id == "p00"
+
+
+def annotate(url: str, session: str, name: str, max_votes: int, errors: list[str]) -> None:
+    """Join through ``url`` and vote until ``max_votes`` or no pair is left for ``name``."""
+    with httpx.Client(base_url=url, timeout=60) as http:
+        r = http.post(f"{API}/sessions/{session}/annotators", json={"name": name})
+        http.headers["x-annotator-token"] = r.json()["token"]
+        item = http.get(f"{API}/sessions/{session}/annotators/{name}/next").json()["item"]
+        for k in range(max_votes):
+            if item is None:
+                return
+            r = http.post(f"{API}/sessions/{session}/annotators/{name}/votes",
+                          json={"pair_id": item["pair_id"], "choice": "left" if k % 2 else "right",
+                                "displayed_order": item["displayed_order"]})
+            if r.status_code != 200:
+                errors.append(f"{name}: {r.status_code} {r.text}")
+                return
+            item = r.json()["next"]["item"]
+
+
+def run_annotators(jobs: list[tuple[str, str, str, int]]) -> None:
+    """Run (url, session, name, max_votes) annotators at once in threads; fail on any error or hang."""
+    errors: list[str] = []
+    threads = [threading.Thread(target=annotate, args=(*job, errors)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "annotators still voting after 300 s"
+    assert not errors, errors[:3]
+
+
+def test_two_server_processes_on_one_home_share_reservations(tmp_path: Path, server_process) -> None:
+    with Store(tmp_path / "workbench.sqlite") as store:
+        store.import_pairs("ds", [Pair(f"q{i}", f"a{i}", f"b{i}", id=f"p{i:03d}") for i in range(440)])
+        store.import_pairs("small", [Pair(f"q{i}", f"a{i}", f"b{i}", id=f"s{i:02d}") for i in range(25)])
+        lab = LabelingStore(store)
+        lab.create_session("one", "ds", {"overlap": 1})
+        lab.create_session("two", "small", {"overlap": 2})
+    servers = [server_process(tmp_path, ["apps.labeling_server", "--api-only"]) for _ in range(2)]
+    # 10 annotators on each server, 20 votes each, at overlap 1 (sequential order: all want the same pairs).
+    run_annotators([(servers[i % 2].url, "one", f"ann{i:02d}", 20) for i in range(20)])
+    # The same 20 people on a 25-pair session at overlap 2, each voting until nothing is left for them.
+    run_annotators([(servers[i % 2].url, "two", f"ann{i:02d}", 1000) for i in range(20)])
+    for server in servers:
+        server.kill(signal.SIGTERM)
+    with sqlite3.connect(tmp_path / "workbench.sqlite") as conn:
+        votes = {name: conn.execute("SELECT e.pair_id, a.name FROM labeling_events e JOIN labeling_sessions s ON s.id = e.session_id"
+                                    " JOIN labeling_annotators a ON a.id = e.annotator_id WHERE s.name = ? AND e.kind = 'vote'",
+                                    (name,)).fetchall() for name in ("one", "two")}
+    assert len(votes["one"]) == 400 and len({pid for pid, _ in votes["one"]}) == 400  # no labour spent twice
+    per_pair = Counter(pid for pid, _ in votes["two"])
+    assert max(per_pair.values()) == 2 and len(votes["two"]) == 50  # every pair judged exactly k = 2 times
+    assert len(set(votes["two"])) == 50  # by two different people
