@@ -109,6 +109,24 @@ def test_exported_jsonl_loads_with_datasets_and_trains_with_dpo(tmp_path: Path, 
     assert result.global_step == 1 and result.training_loss > 0
 
 
+@pytest.mark.parametrize("make_pairs", [mixed_pairs, chat_pairs], ids=["plain", "conversational"])
+def test_parquet_and_hf_folder_exports_load_in_datasets_as_the_trained_jsonl(tmp_path: Path, make_pairs) -> None:
+    """Checked with Hugging Face datasets, not our own reader: each loads to the very rows and
+    features of the JSONL export, which the test above trains on with TRL's DPOTrainer."""
+    import datasets
+    from trl.data_utils import is_conversational
+
+    for fmt, name in (("trl-jsonl", "dpo.jsonl"), ("trl-parquet", "dpo.parquet"), ("hf-dataset", "dpo_ds")):
+        export_pairs(make_pairs(), tmp_path / name, fmt)
+    jsonl = datasets.load_dataset("json", data_files=str(tmp_path / "dpo.jsonl"), split="train")
+    parquet = datasets.load_dataset("parquet", data_files=str(tmp_path / "dpo.parquet"), split="train")
+    folder = datasets.load_from_disk(str(tmp_path / "dpo_ds"))
+    for ds in (parquet, folder):
+        assert ds.column_names[:3] == ["prompt", "chosen", "rejected"]
+        assert ds.to_list() == jsonl.to_list() and ds.features == jsonl.features
+        assert all(is_conversational(row) == (make_pairs is chat_pairs) for row in ds)
+
+
 def test_hf_dataset_export_replaces_an_existing_folder(tmp_path: Path) -> None:
     import datasets
 

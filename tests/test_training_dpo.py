@@ -108,7 +108,10 @@ def test_two_process_gloo_run_cancels_and_resumes(manager, tiny_checkpoint, tmp_
 
     assert [r[0] for r in actions.before_after_rows(run)] == ["held_out", "train"]
     assert len(actions.samples_rows(run)) == 1 and "finished" in job_ui.status_markdown(run)
-    assert job_ui.dpo_figure(run.metrics()) is not None
+    logged = [r for r in run.metrics() if "loss" in r]
+    loss_curve = job_ui.dpo_figure(run.metrics()).axes[0].lines[0]  # the loss panel draws the logged losses by step
+    assert logged and list(loss_curve.get_xdata()) == [r["step"] for r in logged]
+    assert list(loss_curve.get_ydata()) == [r["loss"] for r in logged]
 
 
 def test_bad_configs_fail_before_a_run_exists(manager, tiny_checkpoint, tmp_path):
@@ -155,7 +158,9 @@ def test_falling_logps_warning_compares_the_same_pairs_per_token():
     assert falling_logps_warning({}) is None
 
 
-def test_cancel_mid_run_ends_within_seconds(manager, tiny_checkpoint, tmp_path):
+def test_cancel_mid_run_stops_at_the_next_step(manager, tiny_checkpoint, tmp_path):
+    """Counted in training steps, not seconds (a shared CI machine's speed varies): DPO checks for
+    a cancel after every micro-batch, so it ends at most a step after the one under way."""
     from workbench.training.pairs import load_pairs, run_split_ids
 
     data = write_pairs(tmp_path / "pairs.jsonl")
@@ -169,12 +174,11 @@ def test_cancel_mid_run_ends_within_seconds(manager, tiny_checkpoint, tmp_path):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert run.progress()["stage"] == "train"
-    t0 = time.monotonic()
     run.cancel()
-    m = run.wait(60)
-    elapsed = time.monotonic() - t0
+    step_at_cancel = run.progress()["step"]
+    m = run.wait(300)
     assert m.status == "cancelled", run.log_tail(60)
-    assert elapsed < 5, f"cancel took {elapsed:.1f} s"
+    assert run.progress()["step"] <= step_at_cancel + 1, (step_at_cancel, run.progress(), run.log_tail(60))
     assert run.latest_checkpoint() is not None  # it saved where it stopped, so resume continues from there
     # A dataset run saved its split at start, as a session run does: what `workbench compare` splits pairs by.
     ids = run_split_ids(run.dir)
