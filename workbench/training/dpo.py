@@ -214,39 +214,55 @@ def evaluate_dpo(job: JobContext) -> dict[str, Any]:
     else:
         tuned = job.load_model(out_dir, device=device)
 
+    evaluated = [(name, pairs) for name, pairs in (("held_out", split.held_out), ("train", split.train[:cfg.eval_max_pairs])) if pairs]
+    # Progress in pairs: each pair is scored twice (before, after), each time as chosen + rejected.
+    total, scored = sum(4 * len(pairs) for _, pairs in evaluated), 0
+
+    def on_batch(rows: int) -> None:
+        """After every batch: k of n pairs (an ETA that moves) and a cancel noticed within one batch."""
+        nonlocal scored
+        scored += rows
+        job.progress(scored // 4, total // 4, f"{scored // 4} of {total // 4} pairs scored before/after", stage="evaluate")
+        if job.should_stop():
+            raise JobCancelled
+
     def logps(lm: Any, pairs: list[Any]) -> dict[str, Any]:
         if cfg.method == "lora" and lm is base:
             with tuned.model.disable_adapter():
                 return logps(tuned, pairs)
         prompts, n = [p.prompt for p in pairs], len(pairs)
         responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
-        both = sequence_logprobs(lm.model, lm.tokenizer, prompts * 2, responses, batch_size=cfg.eval_batch_size, max_length=cfg.max_length)
+        both = sequence_logprobs(lm.model, lm.tokenizer, prompts * 2, responses, batch_size=cfg.eval_batch_size,
+                                 max_length=cfg.max_length, on_batch=on_batch)
         counts = response_token_counts(lm.tokenizer, prompts * 2, responses, max_length=cfg.max_length)
         return {"chosen": both[:n], "rejected": both[n:], "chosen_tokens": counts[:n], "rejected_tokens": counts[n:]}
 
     summary: dict[str, Any] = {}
-    evaluated = [(name, pairs) for name, pairs in (("held_out", split.held_out), ("train", split.train[:cfg.eval_max_pairs])) if pairs]
-    for i, (name, pairs) in enumerate(evaluated):
-        job.progress(i, len(evaluated) + 1, f"scoring {name} pairs before/after", stage="evaluate")
+    job.progress(0, total // 4, f"0 of {total // 4} pairs scored before/after", stage="evaluate")
+    for name, pairs in evaluated:
         summary[name] = _pair_summary(logps(base, pairs), logps(tuned, pairs), cfg.beta)
-        if job.should_stop():
-            raise JobCancelled
     warning = falling_logps_warning(summary)
     if warning:
         summary["warnings"] = [warning]
     sample_pairs = (split.held_out or split.train)[:cfg.n_samples]
     if sample_pairs:
-        job.progress(len(evaluated), len(evaluated) + 1, "sample generations before/after", stage="evaluate")
         greedy = SamplingSettings(max_new_tokens=cfg.sample_max_new_tokens, do_sample=False)
-        prompts = [p.prompt for p in sample_pairs]
-        if cfg.method == "lora":
-            with tuned.model.disable_adapter():
-                before_text = generate(tuned, prompts, greedy)
-        else:
-            before_text = generate(base, prompts, greedy)
-        after_text = generate(tuned, prompts, greedy)
+        texts: dict[str, list[str]] = {"before": [], "after": []}
+        n = 2 * len(sample_pairs)
+        job.progress(0, n, f"0 of {n} sample answers", stage="samples")
+        for i, p in enumerate(sample_pairs):  # one prompt at a time: progress and a cancel between answers
+            for when in ("before", "after"):
+                if cfg.method == "lora" and when == "before":
+                    with tuned.model.disable_adapter():
+                        texts[when] += generate(tuned, [p.prompt], greedy)
+                else:
+                    texts[when] += generate(base if when == "before" else tuned, [p.prompt], greedy)
+                done = 2 * i + (when == "after") + 1
+                job.progress(done, n, f"{done} of {n} sample answers", stage="samples")
+                if job.should_stop():
+                    raise JobCancelled
         with open(job.run_dir / "samples.jsonl", "w", encoding="utf-8") as fh:
-            for p, b, a in zip(sample_pairs, before_text, after_text, strict=True):
+            for p, b, a in zip(sample_pairs, texts["before"], texts["after"], strict=True):
                 fh.write(json.dumps({"pair_id": p.id, "prompt": p.prompt_text, "before": b, "after": a,
                                      "chosen": p.chosen, "rejected": p.rejected}, ensure_ascii=False) + "\n")
     return summary

@@ -6,7 +6,7 @@ per batch, no loop over tokens.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,13 @@ def encode_pair(tokenizer: Any, prompt: Prompt, response: str, max_length: int) 
 
 
 def sequence_logprobs(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[Prompt], responses: Sequence[str],
-                      *, batch_size: int = 8, max_length: int = 512) -> np.ndarray:
-    """log p(response | prompt) summed over the response tokens (and EOS), one value per row."""
+                      *, batch_size: int = 8, max_length: int = 512,
+                      on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """log p(response | prompt) summed over the response tokens (and EOS), one value per row.
+
+    ``on_batch(rows)`` runs after each batch with the rows it scored: a job reports progress
+    and checks for a cancel there (it may raise to stop), so a long report is never a silent wait.
+    """
     encoded = [encode_pair(tokenizer, p, r, max_length) for p, r in zip(prompts, responses, strict=True)]
     order = np.argsort([len(ids) for ids, _ in encoded])
     out = np.zeros(len(encoded), dtype=np.float64)
@@ -52,6 +57,8 @@ def sequence_logprobs(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
             logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
             out[idx] = (logp * resp[:, 1:].to(device)).sum(-1).cpu().numpy()
+            if on_batch is not None:
+                on_batch(len(idx))
     return out
 
 
