@@ -82,5 +82,8 @@ def test_the_owners_stats_carry_the_bias_and_the_fast_page_shows_it(tmp_path: Pa
         body = stats.json()
         assert [b["effect"] for b in body["bias"]] == ["position", "length"]
         assert body["bias"][0]["n"] == 30 and body["warnings"][0].startswith("position effect")
+        lab.create_session("empty", "ds")  # no votes yet: the stats still answer (no NaN in the JSON)
+        empty = client.get("/api/labeling/sessions/empty/stats")
+        assert empty.status_code == 200 and [b["rate"] for b in empty.json()["bias"]] == [None, None]
         page, js = client.get("/label/s").text, client.get("/label/assets/label.js").text
         assert 'id="bias"' in page and "showBias" in js and "stats.bias" in js

@@ -247,7 +247,8 @@ def live_bias(pairs: Sequence[Pair], judgments: Sequence[Judgment], level: float
         if s["decided"] and not (effect == "position" and confounded):
             warn = (f"{effect} effect: {side} wins {s['rate']:.2f} [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}] of {s['n']} decisive votes; "
                     f"the {level:.0%} interval excludes 0.5")
-        out.append({"effect": effect, "wins": side, "n": s["n"], "rate": s["rate"], "ci": s["ci"], "decided": s["decided"],
+        out.append({"effect": effect, "wins": side, "n": s["n"], "rate": s["rate"] if s["n"] else None,  # no NaN: this goes out as JSON
+                    "ci": s["ci"], "decided": s["decided"],
                     "votes_needed": s["votes_needed"], "note": CONFOUNDED_NOTE if effect == "position" and confounded else s["note"],
                     "warning": warn})
     return out
