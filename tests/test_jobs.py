@@ -130,3 +130,19 @@ def test_bad_submissions_fail_before_a_run_exists(manager):
     with pytest.raises(ConfigError, match="No run 'missing'"):
         manager.get("missing")
     assert list(manager.runs_dir.iterdir()) == []
+
+
+def test_eta_counts_down_between_reports(tmp_path):
+    """A stage whose batches are slow reports rarely; the ETA a reader sees still moves (issue 21 §4)."""
+    from workbench.jobs.runner import Run
+
+    ctx = JobContext(tmp_path, {}, Settings(home=tmp_path / "home"), resume=False, run_id=tmp_path.name)
+    ctx.progress(0, 10, stage="evaluate")
+    time.sleep(0.2)
+    ctx.progress(1, 10, stage="evaluate")  # 1 step in ~0.2 s: ETA ~1.8 s
+    first = Run(tmp_path).progress()["eta_s"]
+    time.sleep(0.5)
+    later = Run(tmp_path).progress()["eta_s"]
+    assert 0 < later <= first - 0.45, (first, later)
+    time.sleep(first)
+    assert Run(tmp_path).progress()["eta_s"] == 0.0  # overdue: never negative

@@ -93,7 +93,12 @@ class Run:
         return self.dir / m.output if m.status == "finished" and m.output else None
 
     def progress(self) -> dict[str, Any]:
-        return files.read_progress(self.dir)
+        """The job's last report, its ``eta_s`` counted down to now: between two reports (a slow
+        batch) the ETA a reader shows keeps moving instead of standing still."""
+        p = files.read_progress(self.dir)
+        if p.get("eta_s") is not None and p.get("updated"):
+            p["eta_s"] = max(0.0, p["eta_s"] - max(0.0, time.time() - p["updated"]))
+        return p
 
     def metrics(self) -> list[dict[str, Any]]:
         return files.read_metrics(self.dir)
