@@ -1,4 +1,11 @@
-"""Placement: memory estimate from safetensors headers, refusal with numbers, block-wise split over GPUs."""
+"""Placement: memory estimate from safetensors headers, refusal with numbers, block-wise split over GPUs.
+
+How the GPU tests run: on a machine without CUDA both are skipped (the reason says so). With one
+visible GPU, ``test_a_model_that_fits_goes_to_the_gpu`` loads the tiny model onto ``cuda:0``
+and runs a forward there; with two or more, ``test_too_big_for_one_gpu_is_split_by_blocks_over_two``
+gives each GPU a budget of 70 % of the model's need, so it must be split, and runs a forward
+across both. Run them alone with ``.venv/bin/python -m pytest tests/test_placement.py -q``.
+"""
 from __future__ import annotations
 
 import pytest
@@ -44,6 +51,15 @@ def test_a_damaged_weight_file_is_a_clear_error(tmp_path):
     (tmp_path / "model.safetensors").write_bytes((10**12).to_bytes(8, "little") + b"{}")
     with pytest.raises(ModelError, match="not a valid safetensors file"):
         estimate_memory(tmp_path, torch.float32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (skipped on CPU-only machines)")
+def test_a_model_that_fits_goes_to_the_gpu(llama):
+    plan = plan_placement(llama, AutoConfig.from_pretrained(llama), torch.device("cuda", 0), torch.float32)
+    assert plan.device == torch.device("cuda", 0) and plan.from_pretrained_kwargs() == {}
+    model = AutoModelForCausalLM.from_pretrained(llama, dtype=torch.float32).to(plan.device)
+    logits = model(input_ids=torch.tensor([[1, 2, 3]], device=plan.device)).logits
+    assert logits.device.type == "cuda" and torch.isfinite(logits).all()
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="splitting across GPUs needs two visible GPUs")
