@@ -13,6 +13,10 @@
 2. Coverage at overlap 1 with pair reservation: N annotators at once in sequential order, each
    casting as many votes as leave one spare pair each; reported: distinct pairs covered per
    vote (1.00 = no annotator's time spent on a pair someone else was judging) and votes/s.
+   Then the cost of sharing reservations through the store (issue 22): N annotators flat out
+   in sequential order at overlap 1 on one server process, and on two server processes over
+   the same home (half the annotators on each), side by side in the same run: votes/s,
+   server and round-trip p50/p99, and distinct pairs per vote.
 3. Browser-perceived latency: the labeling server with its UI, Debian's headless Chromium
    driven by Playwright, keyboard votes in the Gradio tab (``1`` then ``Enter``) and then on
    the fast page ``/label/<session>`` (``1``: one key votes) of the same server, in the same
@@ -68,7 +72,8 @@ def prepare(home: Path, n_pairs: int, overlap: int) -> None:
         lab = LabelingStore(store)
         for name in ("one", "paced", "many", "browser", "page"):
             lab.create_session(name, "ds", {"overlap": overlap, "order": "random"})
-        lab.create_session("cover", "ds", {"overlap": 1, "order": "sequential"})
+        for name in ("cover", "solo", "duo"):
+            lab.create_session(name, "ds", {"overlap": 1, "order": "sequential"})
 
 
 def coverage(home: Path, session: str) -> tuple[int, int]:
@@ -116,11 +121,14 @@ def annotate(url: str, session: str, name: str, votes: int, server_ms: list[floa
             item = r.json()["next"]["item"]
 
 
-def latency(url: str, session: str, annotators: int, votes: int, think_s: float = 0.0) -> tuple[list[float], list[float], float]:
+def latency(url: str | list[str], session: str, annotators: int, votes: int, think_s: float = 0.0) -> tuple[list[float], list[float], float]:
+    """Server and round-trip ms of every vote, and the wall time; with several ``url``s the
+    annotators are dealt out over those servers in turn."""
+    urls = [url] if isinstance(url, str) else url
     server_ms: list[float] = []
     client_ms: list[float] = []
     barrier = threading.Barrier(annotators) if annotators > 1 else None
-    threads = [threading.Thread(target=annotate, args=(url, session, f"a{i}", votes, server_ms, client_ms, barrier, think_s))
+    threads = [threading.Thread(target=annotate, args=(urls[i % len(urls)], session, f"a{i}", votes, server_ms, client_ms, barrier, think_s))
                for i in range(annotators)]
     t0 = time.perf_counter()
     for t in threads:
@@ -320,6 +328,23 @@ def store_throughput(folder: Path, per_round: int, threads: int, rounds: int) ->
     return {name: [votes[name] / t for t in ts] for name, ts in seconds.items()}, commit_ms
 
 
+def shared_leases(home: Path, url: str, annotators: int, votes: int) -> None:
+    """One server process against two on the same home, N annotators flat out at overlap 1:
+    what the leases in the store cost, and that no pair is judged twice either way."""
+    second, url2 = start_server(home)
+    try:
+        print(f"shared leases, {annotators} annotators x {votes} votes flat out, overlap 1, sequential:")
+        print("servers          votes/s   server p50   server p99   round trip p50   round trip p99   distinct pairs/votes")
+        for label, session, urls in (("1 process", "solo", [url]), ("2 processes", "duo", [url, url2])):
+            server_ms, client_ms, wall = latency(urls, session, annotators, votes)
+            distinct, n = coverage(home, session)
+            print(f"{label:<15}{n / wall:>9.0f}{pct(server_ms, 50):>13.1f}{pct(server_ms, 99):>13.1f}"
+                  f"{pct(client_ms, 50):>17.1f}{pct(client_ms, 99):>17.1f}{distinct:>14}/{n}")
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=30)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc; NaN elsewhere)."""
     try:
@@ -368,6 +393,7 @@ def main() -> None:
             distinct, votes = coverage(home, "cover")
             print(f"coverage at overlap 1, sequential, {args.annotators} annotators x {per_annotator} votes: "
                   f"{distinct} distinct pairs of {votes} votes ({distinct / votes:.2f}), {votes / wall:.0f} votes/s")
+            shared_leases(home, url, args.annotators, min(args.votes, per_annotator))
             print(f"load average after: {os.getloadavg()[0]:.1f}")
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
