@@ -19,6 +19,7 @@ from workbench.data.types import Judgment, Outcome, Pair
 from workbench.labeling import LabelingStore
 from workbench.labeling.alpacaeval import import_alpacaeval
 from workbench.preference.annotators import annotator_analysis, annotator_rows, group_verdicts, session_annotators
+from workbench.preference.bradley_terry import Comparisons, fit_bradley_terry
 from workbench.store import Store
 
 VOTES = 100
@@ -96,6 +97,10 @@ def test_simulated_annotators_voting_through_the_store(tmp_path: Path) -> None:
     assert weighted["weights"]["random"] < 0.1 < weighted["weights"]["chosen"] and "competence" in weighted["weighting"]
     assert weighted["ci"][0] <= weighted["rate"] <= weighted["ci"][1] and weighted["effective_n"] < weighted["n"]
 
+    rated = answer["competence_weighted_bradley_terry"]
+    assert "competence" in rated["weighting"] and {r["source"] for r in rated["ratings"]} >= {"verbose", "concise"}
+    assert rated["weights"] == weighted["weights"]
+
     result = CliRunner().invoke(label_app, ["annotators", "s", "--json", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
@@ -149,3 +154,20 @@ def test_self_consistency_and_gold_separate_a_consistent_voter_from_a_coin() -> 
     assert rows["secret"]["self_consistency"] == {"rate": 1.0, "ci": rows["secret"]["self_consistency"]["ci"], "n": 60}
     assert rows["secret"]["gold"]["rate"] == 1.0 and rows["secret"]["gold"]["n"] == 30
     assert rows["coin"]["self_consistency"]["ci"][0] < 0.5 < rows["coin"]["self_consistency"]["ci"][1]
+
+
+def test_weighted_bradley_terry_counts_a_vote_of_weight_two_as_two_votes() -> None:
+    """The weighting the competence-weighted ratings use: weight 1 is the plain fit, weight 2 the
+    fit of every vote twice, for both tie models."""
+    rng = np.random.default_rng(2)
+    records = [(str(a), str(b), str(rng.choice(["A", "B", "tie"], p=[0.5, 0.3, 0.2])))
+               for a, b in (rng.choice(["x", "y", "z"], size=2, replace=False) for _ in range(60))]
+    plain = Comparisons.from_records(records)
+    twice = Comparisons.from_records(records + records)
+    for ties in ("davidson", "half"):
+        ones = Comparisons(plain.items, plain.a, plain.b, plain.result, np.ones(len(plain)))
+        doubled = Comparisons(plain.items, plain.a, plain.b, plain.result, np.full(len(plain), 2.0))
+        assert np.allclose(fit_bradley_terry(ones, ties=ties).theta, fit_bradley_terry(plain, ties=ties).theta, atol=1e-6)
+        fit2, dup = fit_bradley_terry(doubled, ties=ties), fit_bradley_terry(twice, ties=ties)
+        assert np.allclose(fit2.theta, dup.theta, atol=1e-4) and np.allclose(fit2.high - fit2.low, dup.high - dup.low, rtol=0.05)
+        assert not np.allclose(fit2.high - fit2.low, fit_bradley_terry(plain, ties=ties).high - fit_bradley_terry(plain, ties=ties).low)

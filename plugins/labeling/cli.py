@@ -272,6 +272,9 @@ def annotators(
         w = by_group["competence_weighted"]
         typer.echo(f"everyone, weighted by {w['weighting']}: " + ("—" if w["rate"] is None else
                    f"{w['rate']:.3f} [{w['ci'][0]:.3f}, {w['ci'][1]:.3f}], effective n {w['effective_n']:.0f} of {w['n']}"))
+        bt = by_group["competence_weighted_bradley_terry"]
+        typer.echo(f"Bradley–Terry, {bt.get('error') or bt['weighting']}" + ("" if bt.get("error") else ": " + ", ".join(
+            f"{r['source']} {r['theta']:.2f} [{r['low']:.2f}, {r['high']:.2f}]" for r in bt["ratings"])))
 
 
 @label_app.command("export")

@@ -47,8 +47,10 @@ import numpy as np
 from scipy.stats import binomtest, chi2, norm
 
 from workbench.data.types import Judgment, Pair
-from workbench.errors import WorkbenchError
+from workbench.errors import DataError, WorkbenchError
+from workbench.labeling.analysis import source_comparisons
 from workbench.labeling.sessions import LabelingStore
+from workbench.preference.bradley_terry import Comparisons, fit_bradley_terry
 from workbench.preference.factors import fit_logistic, vote_factor_rows
 from workbench.preference.intervals import LEVEL, decided, rate_interval, wilson_interval, z_value
 from workbench.preference.winrate import did_it_win, duels
@@ -346,7 +348,11 @@ def group_verdicts(labeling: LabelingStore, session: str, candidate: str, *, ana
         except WorkbenchError as err:
             out[group] = {"annotators": names, "error": str(err)}
     weighted = competence_weighted_win_rate(pairs, judgments, candidate, analysis, level=level)
-    return {"candidate": candidate, "groups": out, "competence_weighted": weighted}
+    try:
+        rated: dict[str, Any] = competence_weighted_bradley_terry(pairs, judgments, analysis, level=level)
+    except WorkbenchError as err:
+        rated = {"error": str(err)}
+    return {"candidate": candidate, "groups": out, "competence_weighted": weighted, "competence_weighted_bradley_terry": rated}
 
 
 def competence_weighted_win_rate(pairs: Sequence[Pair], judgments: Sequence[Judgment], candidate: str,
@@ -373,3 +379,33 @@ def competence_weighted_win_rate(pairs: Sequence[Pair], judgments: Sequence[Judg
     return {"candidate": candidate, "n": int(len(r)), "rate": rate, "ci": ci, "effective_n": n_eff, "decided": decided(ci),
             "weights": {a: max(0.0, 2 * c - 1) if c is not None else 0.0 for a, c in comp.items()},
             "weighting": "competence (w = max(0, 2c - 1) per annotator; Wilson interval at Kish's effective n)"}
+
+
+def competence_weighted_bradley_terry(pairs: Sequence[Pair], judgments: Sequence[Judgment], analysis: dict[str, Any], *,
+                                      ties: str = "davidson", level: float = LEVEL) -> dict[str, Any]:
+    """Bradley–Terry of the sources with each vote's log-likelihood weighted by its annotator's
+    w = max(0, 2c − 1) (the same rule as the weighted win rate), stated in ``weighting``."""
+    every = source_comparisons(pairs, judgments)
+    weights = {r["annotator"]: max(0.0, 2 * r["competence"] - 1) if r["competence"] is not None else 0.0
+               for r in analysis["annotators"]}
+    a, b, result, w = [], [], [], []
+    for name in sorted({j.annotator for j in judgments}):
+        mine = source_comparisons(pairs, [j for j in judgments if j.annotator == name])
+        where = np.array([every.items.index(s) for s in mine.items], dtype=np.int64)
+        if len(mine):
+            a.append(where[mine.a])
+            b.append(where[mine.b])
+            result.append(mine.result)
+            w.append(np.full(len(mine), weights.get(name, 0.0)))
+    if not a:
+        raise DataError("No vote compares two sources, so there is nothing to rate.",
+                        hint="Pairs need source metadata (source_a/source_b) and A/B/tie votes.")
+    c = Comparisons(every.items, np.concatenate(a), np.concatenate(b), np.concatenate(result), np.concatenate(w))
+    keep = c.w > 0
+    if len({*c.a[keep], *c.b[keep]}) < 2:
+        raise DataError("No annotator with competence above a coin's voted between two sources.",
+                        hint="Weighted ratings need votes from annotators whose competence exceeds 0.5.")
+    fit = fit_bradley_terry(c.subset(keep), ties=ties, ci=level)
+    return {"ratings": fit.table(), "top_gap": fit.top_gap, "votes": int(keep.sum()), "weights": weights,
+            "weighting": "competence (each vote's log-likelihood times w = max(0, 2c - 1) of its annotator; "
+                         "Laplace interval of the weighted fit)"}

@@ -43,12 +43,20 @@ ELO_SCALE = 400 / np.log(10)
 @dataclass
 class Comparisons:
     """Votes between sources: ``a[k]`` vs ``b[k]`` (indices into ``items``), ``result[k]`` is
-    1 when a won, 0 when b won, 0.5 for a tie, or a judge's probability that a is better."""
+    1 when a won, 0 when b won, 0.5 for a tie, or a judge's probability that a is better.
+    ``weight[k]`` (default 1) scales vote k's log-likelihood: an annotator's competence weight
+    (``workbench.preference.annotators``); the Laplace interval then rests on the summed weights."""
 
     items: list[str]
     a: np.ndarray
     b: np.ndarray
     result: np.ndarray
+    weight: np.ndarray | None = None
+
+    @property
+    def w(self) -> np.ndarray:
+        """The votes' weights (ones when none were given)."""
+        return np.ones(len(self.result)) if self.weight is None else self.weight
 
     @classmethod
     def from_records(cls, records: Sequence[tuple[str, str, str | float]], items: Sequence[str] | None = None) -> Comparisons:
@@ -71,7 +79,7 @@ class Comparisons:
 
     def subset(self, idx: np.ndarray) -> Comparisons:
         """The comparisons at ``idx`` (an index array or boolean mask), same items."""
-        return Comparisons(self.items, self.a[idx], self.b[idx], self.result[idx])
+        return Comparisons(self.items, self.a[idx], self.b[idx], self.result[idx], None if self.weight is None else self.weight[idx])
 
 
 @dataclass
@@ -136,12 +144,13 @@ def _davidson_nll(params: np.ndarray, c: Comparisons, m: int, l2: float) -> tupl
     tie_term = np.exp(log_nu + (ta + tb) / 2)
     d = ea + eb + tie_term
     win, loss, tie = (c.result == 1.0), (c.result == 0.0), (c.result == 0.5)
-    ll = np.sum(win * ta + loss * tb + tie * (log_nu + (ta + tb) / 2) - np.log(d))
-    ga = win + 0.5 * tie - (ea + 0.5 * tie_term) / d
-    gb = loss + 0.5 * tie - (eb + 0.5 * tie_term) / d
+    w = c.w
+    ll = np.sum(w * (win * ta + loss * tb + tie * (log_nu + (ta + tb) / 2) - np.log(d)))
+    ga = w * (win + 0.5 * tie - (ea + 0.5 * tie_term) / d)
+    gb = w * (loss + 0.5 * tie - (eb + 0.5 * tie_term) / d)
     grad = np.zeros(m + 1)
     grad[:m] = np.bincount(c.a, ga, minlength=m) + np.bincount(c.b, gb, minlength=m)
-    grad[m] = np.sum(tie - tie_term / d)
+    grad[m] = np.sum(w * (tie - tie_term / d))
     ll -= 0.5 * l2 * np.sum(theta**2)
     grad[:m] -= l2 * theta
     return -ll, -grad
@@ -150,8 +159,8 @@ def _davidson_nll(params: np.ndarray, c: Comparisons, m: int, l2: float) -> tupl
 def _half_nll(theta: np.ndarray, c: Comparisons, m: int, l2: float) -> tuple[float, np.ndarray]:
     z = theta[c.a] - theta[c.b]
     y = c.result
-    ll = np.sum(y * -np.logaddexp(0, -z) + (1 - y) * -np.logaddexp(0, z)) - 0.5 * l2 * np.sum(theta**2)
-    g = y - 1 / (1 + np.exp(-z))
+    ll = np.sum(c.w * (y * -np.logaddexp(0, -z) + (1 - y) * -np.logaddexp(0, z))) - 0.5 * l2 * np.sum(theta**2)
+    g = c.w * (y - 1 / (1 + np.exp(-z)))
     grad = np.bincount(c.a, g, minlength=m) - np.bincount(c.b, g, minlength=m) - l2 * theta
     return -ll, -grad
 
@@ -210,7 +219,7 @@ def vote_gradients(c: Comparisons, ties: str, l2: float, x: np.ndarray) -> np.nd
         g = c.result - 1 / (1 + np.exp(-(ta - tb)))
         np.add.at(out, (rows, c.a), -g)
         np.add.at(out, (rows, c.b), g)
-    return out
+    return out * c.w[:, None]
 
 
 def one_blas_thread() -> threadpool_limits:
