@@ -148,8 +148,11 @@ class RelRepsView:
         self.elements: list[Any] = []  # the four plots before selection linking (what is drawn)
         choices = model_choices(ctx, REQUIRES)
         datasets = [d["name"] for d in ctx.store.list_datasets()] or [DEMO_DATASET]
-        self.model_a = pn.widgets.Select(label="Model A", options=choices, value=ctx.active_model_name or DEMO_MODEL_NAME)
-        self.model_b = pn.widgets.Select(label="Model B", options=choices, value=EMBEDDER_NAME if EMBEDDER_NAME in choices else choices[-1])
+        # Defaults only among the models that exist here: a name that is not in the catalog would answer "Unknown model".
+        first = next((m for m in (ctx.active_model_name, DEMO_MODEL_NAME) if m in choices), choices[0] if choices else None)
+        second = EMBEDDER_NAME if EMBEDDER_NAME in choices else next((m for m in reversed(choices) if m != first), first)
+        self.model_a = pn.widgets.Select(label="Model A", options=choices, value=first)
+        self.model_b = pn.widgets.Select(label="Model B", options=choices, value=second)
         self.layer_a = pn.widgets.IntInput(label="Layer A (−1 = last)", value=-1, width=130)
         self.layer_b = pn.widgets.IntInput(label="Layer B (−1 = last)", value=-1, width=130)
         self.pooling = pn.widgets.Select(label="Pooling", options=["mean", "last"], value="mean", width=100)

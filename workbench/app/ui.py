@@ -53,11 +53,13 @@ def model_choices(ctx: Any, requires: Collection[str] = ()) -> list[str]:
     offered: dict[str, frozenset[str]] = {
         name: model_capabilities(lm.adapter, lm.format, chat=bool(getattr(lm.tokenizer, "chat_template", None)))
         for name, lm in ctx.models.items()}
-    offered.setdefault(DEMO_MODEL_NAME, DEMO_CAPABILITIES)
-    offered.setdefault(EMBEDDER_NAME, EMBEDDER_CAPABILITIES)
-    for entry in ctx.catalog():
-        if entry.status == "ok":
-            offered.setdefault(entry.name, entry.capabilities)
+    catalog = [entry for entry in ctx.catalog() if entry.status == "ok"]
+    present = {entry.name for entry in catalog}  # an embedded model whose package is missing is not offered
+    for name, caps in ((DEMO_MODEL_NAME, DEMO_CAPABILITIES), (EMBEDDER_NAME, EMBEDDER_CAPABILITIES)):
+        if name in present:
+            offered.setdefault(name, caps)
+    for entry in catalog:
+        offered.setdefault(entry.name, entry.capabilities)
     return [name for name, caps in offered.items() if is_compatible(requires, caps)[0]]
 
 
