@@ -64,10 +64,12 @@ DS_ROUNDS = 10
 
 
 def _outcome(j: Judgment) -> str:
+    """The outcome as text, whether stored as an ``Outcome`` or a plain string."""
     return str(getattr(j.outcome, "value", j.outcome))
 
 
 def _seed(text: str) -> int:
+    """A stable seed from a name, so the same votes always give the same folds and results."""
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "little")
 
 
@@ -103,14 +105,17 @@ def _cross_fitted(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -
 
 
 def _test(p: float | None) -> float | None:
+    """A p-value, or None where the test could not be made (it then counts in no correction)."""
     return None if p is None or np.isnan(p) else float(p)
 
 
 def _binom(k: int, n: int) -> float | None:
+    """Two-sided binomial p against a coin: agreeing less than chance is structure too."""
     return float(binomtest(k, n, 0.5).pvalue) if n else None
 
 
 def _rate(result: Sequence[float], level: float) -> dict[str, Any]:
+    """A rate with its Wilson interval and n (the one interval, ``intervals.rate_interval``)."""
     r = np.asarray(result, dtype=np.float64)
     return {"rate": float(r.mean()) if len(r) else None, "ci": rate_interval(r, level), "n": int(len(r))}
 
@@ -306,6 +311,7 @@ def session_annotators(labeling: LabelingStore, session: str, *, level: float = 
 
 
 def _ci_text(part: dict[str, Any]) -> str:
+    """'rate [low, high] n=…' for a table cell, '—' without data."""
     if not part["n"]:
         return "—"
     lo, hi = part["ci"]
