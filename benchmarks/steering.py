@@ -103,13 +103,14 @@ def steered_generation(lm, vectors: list[SteeringVector], tokens: int, rounds: i
                 cm.unwrap()
         runs["repeng"] = controlled
 
+    set_threads(torch.get_num_threads())  # again after the peers' imports: none keeps a thread count of its own
     _fixed_generate(lm, 8)  # warm-up
     outputs: dict[str, list[int]] = {}
 
     def keep(r: int, out: dict[str, tuple[float, list[int]]]) -> None:
         outputs.update({name: ids for name, (_, ids) in out.items()})
 
-    # A round is one greedy generation per contender, order rotated; generate's own clock excludes nothing of note.
+    # A round is one greedy generation per contender, order rotated, timed around the whole call (apply/wrap included).
     seconds = interleave({name: lambda r, run=run: run() for name, run in runs.items()}, rounds, lm.device, keep)
     print(f"\n== generate(): {tokens} new tokens, greedy, {rounds} interleaved rounds ==")
     peer_names = [name for name in ("steering_vectors", "repeng") if name in runs]
