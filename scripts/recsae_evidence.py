@@ -79,7 +79,7 @@ def main() -> None:
 
     if args.recommender_only:
         data = load_data(cfg)
-        model, _ = train_sasrec(data, SASRecConfig(n_items=data.n_items, max_len=cfg.max_len, d_model=cfg.d_model, n_layers=cfg.n_layers),
+        model, _, _ = train_sasrec(data, SASRecConfig(n_items=data.n_items, max_len=cfg.max_len, d_model=cfg.d_model, n_layers=cfg.n_layers),
                                       epochs=cfg.epochs, seed=cfg.seed, on_epoch=lambda e, row: print("sasrec", e, json.dumps(row), file=sys.stderr, flush=True))
         print(json.dumps({**evaluate_protocols(model, data, "test", seed=cfg.seed), "epochs": cfg.epochs,
                           "tied_test_items": data.info["tied_test_items"], "notes": data.notes}, indent=2))

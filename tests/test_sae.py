@@ -129,6 +129,34 @@ def test_sasrec_beats_popularity(recsae_run):
     assert summary["test_sampled_hr@10"] > summary["test_popularity_sampled_hr@10"], summary
     assert summary["test_hr@10"] < summary["test_sampled_hr@10"]  # 99 negatives are an easier field than the catalog
     assert 0 < summary["test_ndcg@10"] < summary["test_hr@10"] and summary["test_sampled_negatives"] == 99
+    assert summary["warnings"] == []  # it beats popularity, so nothing to warn about
+
+
+def test_cancelled_sasrec_resumes_in_its_stage_and_a_weak_one_is_flagged(tmp_path):
+    """Issue 21 §4: a cancel at epoch 2 of 4 kept a half-trained model as if finished. Now it
+    checkpoints, and the resumed training ends with exactly the weights of an uninterrupted run."""
+    from workbench.sae.interactions import read_interactions
+    from workbench.sae.sasrec import SASRecConfig, below_popularity_warning, train_sasrec
+
+    torch.set_num_threads(1)
+    interactions, _, _ = synthetic_paths()
+    data = read_interactions(interactions)
+    cfg = SASRecConfig(n_items=data.n_items, max_len=20, d_model=16, n_layers=1)
+    whole, _, finished = train_sasrec(data, cfg, epochs=4, eval_every=2, batch_size=256)
+    assert finished
+    epochs: list[int] = []
+    checkpoint = tmp_path / "checkpoint.pt"
+    _, history, finished = train_sasrec(data, cfg, epochs=4, eval_every=2, batch_size=256, checkpoint=checkpoint,
+                                        on_epoch=lambda e, row: epochs.append(e), should_stop=lambda: len(epochs) >= 2)
+    assert not finished and checkpoint.exists() and [r["epoch"] for r in history] == [1, 2]
+    resumed, history, finished = train_sasrec(data, cfg, epochs=4, eval_every=2, batch_size=256, checkpoint=checkpoint,
+                                              on_epoch=lambda e, row: epochs.append(e))
+    assert finished and epochs == [1, 2, 3, 4] and [r["epoch"] for r in history] == [1, 2, 3, 4]
+    for name, weights in whole.state_dict().items():
+        assert torch.equal(weights, resumed.state_dict()[name]), name
+    warning = below_popularity_warning({"test_hr@10": 0.079, "test_popularity_hr@10": 0.092})
+    assert warning and "does not beat popularity" in warning and "0.079" in warning and "0.092" in warning
+    assert below_popularity_warning({"test_hr@10": 0.2, "test_popularity_hr@10": 0.092}) is None
 
 
 def test_planted_concepts_are_recovered(recsae_run):

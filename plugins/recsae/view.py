@@ -27,6 +27,7 @@ from workbench.errors import ConfigError
 from workbench.labeling.state import labeling_store
 from workbench.sae.interventions import MODES, InterventionResult
 from workbench.sae.lm import LatentShift, latent_shift
+from workbench.sae.sasrec import below_popularity_warning
 
 TITLE = "RecSAE · concept dictionary"
 FLOAT3 = NumberFormatter(format="0.000")
@@ -59,6 +60,7 @@ class RecSAEView:
         self.folder_button = pn.widgets.Button(label="Open folder", width=110, align="end")
         self.status = pn.pane.Alert("", alert_type="light", visible=False, sizing_mode="stretch_width")
         self.summary = pn.pane.Markdown("Open a finished RecSAE run to see its concept dictionary.", sizing_mode="stretch_width")
+        self.weak = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         self.only_concepts = pn.widgets.Checkbox(label="Only latents with an enriched concept", value=False)
         self.table = pn.widgets.Tabulator(pd.DataFrame(columns=actions.TABLE_COLUMNS), selectable=1, disabled=True, show_index=False,
                                           pagination="local", page_size=15, sizing_mode="stretch_width", formatters=FORMATTERS,
@@ -176,6 +178,9 @@ class RecSAEView:
         r = self.result
         self.numbers = actions.summary_numbers(r)
         s = r.summary
+        # Read from the metrics (not a stored flag), so runs made before the warning existed are flagged too.
+        warning = below_popularity_warning(s)
+        self.weak.object, self.weak.visible = f"**Weak recommender.** {warning}" if warning else "", bool(warning)
         self.summary.object = (
             f"**{r.folder}**\n\n"
             + " · ".join(f"{label} **{actions.format_value(label, value)}**" for label, value in self.numbers.items())
@@ -283,7 +288,7 @@ class RecSAEView:
                              "the latent on held-out users. Start runs with `workbench sae recsae`."),
             pn.Row(self.run_select, self.refresh_button, self.open_button, sizing_mode="stretch_width"),
             pn.Row(self.folder, self.folder_button, sizing_mode="stretch_width"),
-            self.status, self.summary, self.only_concepts, self.table, self.card,
+            self.status, self.weak, self.summary, self.only_concepts, self.table, self.card,
             pn.Card(pn.pane.Markdown("An SAE on a language model's response tokens: which latents does a second checkpoint "
                                      "(a fine-tune of the run's model) activate differently on the same responses?"),
                     pn.Row(self.lm_run, self.lm_compare, sizing_mode="stretch_width"),

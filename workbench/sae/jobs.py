@@ -53,7 +53,8 @@ def run_recsae_job(job: JobContext) -> str:
     if job.should_stop():
         raise JobCancelled
     job.progress(1, 1, "done", stage="done")
-    job.set_summary(**{k: v for k, v in summary.items() if not isinstance(v, list)}, concepts_covered=summary["concepts_covered"])
+    job.set_summary(**{k: v for k, v in summary.items() if not isinstance(v, list)}, concepts_covered=summary["concepts_covered"],
+                    warnings=summary["warnings"])  # `runs show` and the Runs tab print them
     return RECSAE_OUTPUT
 
 

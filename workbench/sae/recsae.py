@@ -22,7 +22,15 @@ from workbench.sae.concepts import ConceptDictionary, LatentConcept, build_dicti
 from workbench.sae.interactions import Interactions, read_interactions
 from workbench.sae.interventions import InterventionResult, intervene
 from workbench.sae.job_configs import RecSAEJobConfig
-from workbench.sae.sasrec import SASRec, SASRecConfig, all_prefix_states, evaluate_protocols, train_sasrec
+from workbench.sae.sasrec import (
+    CHECKPOINT_FILE,
+    SASRec,
+    SASRecConfig,
+    all_prefix_states,
+    below_popularity_warning,
+    evaluate_protocols,
+    train_sasrec,
+)
 from workbench.sae.training import SAESpec, encode, load_sae, train_sae
 
 Report = Callable[[str, int, int, dict[str, Any]], None]
@@ -65,17 +73,24 @@ def run_recsae(cfg: RecSAEConfig, out: str | Path, *, report: Report | None = No
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
+    # Only a fully trained recommender is saved as "sasrec"; a cancelled one leaves its checkpoint, and a
+    # resumed run continues training from it (it never reads a half-trained model as finished).
     model = SASRec.load(out / "sasrec") if (out / "sasrec" / "sasrec_config.json").exists() else None
-    if model is not None and model.cfg.n_items == data.n_items:
-        pass  # a resumed run: the recommender is already trained
-    else:
-        model, _ = train_sasrec(data, SASRecConfig(n_items=data.n_items, max_len=cfg.max_len, d_model=cfg.d_model, n_layers=cfg.n_layers),
-                                epochs=cfg.epochs, seed=cfg.seed, on_epoch=lambda e, row: say("sasrec", e, cfg.epochs, row),
-                                should_stop=should_stop)
+    if model is None or model.cfg.n_items != data.n_items:
+        checkpoint = out / "sasrec-checkpoint" / CHECKPOINT_FILE
+        model, _, finished = train_sasrec(
+            data, SASRecConfig(n_items=data.n_items, max_len=cfg.max_len, d_model=cfg.d_model, n_layers=cfg.n_layers),
+            epochs=cfg.epochs, seed=cfg.seed, on_epoch=lambda e, row: say("sasrec", e, cfg.epochs, row),
+            should_stop=should_stop, checkpoint=checkpoint)
+        if not finished:
+            return {}  # cancelled: no later stage runs on a half-trained recommender
         model.save(out / "sasrec")
+        checkpoint.unlink(missing_ok=True)
     timings["sasrec_s"] = time.perf_counter() - t0
     test = {"test_" + k: v for k, v in evaluate_protocols(model, data, "test", seed=cfg.seed).items()}
     say("sasrec", cfg.epochs, cfg.epochs, test)
+    if should_stop and should_stop():
+        return {}
 
     t0 = time.perf_counter()
     states, users, ends = all_prefix_states(model, data, drop_last=1)
@@ -86,6 +101,8 @@ def run_recsae(cfg: RecSAEConfig, out: str | Path, *, report: Report | None = No
     trained = train_sae(states, cfg.sae, folder=out / "sae", metadata={"model_name": "SASRec", "hook_name": "last_position_state"},
                         on_progress=lambda done, total, row: say("sae", done, total, row), should_stop=should_stop)
     timings["sae_s"] = time.perf_counter() - t0
+    if should_stop and should_stop():
+        return {}  # cancelled in the SAE stage: the dictionary and interventions would read a half-trained SAE
 
     t0 = time.perf_counter()
     z = encode(trained.sae, states).numpy()
@@ -119,6 +136,8 @@ def run_recsae(cfg: RecSAEConfig, out: str | Path, *, report: Report | None = No
         "ablate_share_after": float(np.mean([r.share_after for r in ablations])) if ablations else None,
         **timings,
     }
+    warning = below_popularity_warning(test)
+    summary["warnings"] = [warning] if warning else []
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
 

@@ -207,11 +207,21 @@ def evaluate_protocols(model: SASRec, data: Interactions, which: str = "test", *
     return out
 
 
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
 def train_sasrec(data: Interactions, cfg: SASRecConfig | None = None, *, epochs: int = 40, batch_size: int = 64,
                  lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0, eval_every: int = 5,
                  on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> tuple[SASRec, list[dict[str, float]]]:
-    """Train on every user's sequence minus the last two items; keep the best validation NDCG@10."""
+                 should_stop: Callable[[], bool] | None = None,
+                 checkpoint: Path | None = None) -> tuple[SASRec, list[dict[str, float]], bool]:
+    """Train on every user's sequence minus the last two items; keep the best validation NDCG@10.
+
+    Returns ``(model, history, finished)``. A stop (checked between batches) writes ``checkpoint``
+    (weights, optimizer, epochs done, best so far, the shuffling generator) and returns
+    ``finished=False``; a later call with the same ``checkpoint`` continues from the epoch it
+    stopped in, so a resumed run trains its full ``epochs`` instead of keeping a half-trained model.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cfg = cfg or SASRecConfig(n_items=data.n_items)
@@ -220,11 +230,26 @@ def train_sasrec(data: Interactions, cfg: SASRecConfig | None = None, *, epochs:
     x_all, y_all = torch.from_numpy(inputs), torch.from_numpy(targets)
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
     history: list[dict[str, float]] = []
-    best, best_state = -1.0, None
-    for epoch in range(1, epochs + 1):
+    best, best_state, done = -1.0, None, 0
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)  # our own file, written below
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        done, best, best_state, history = saved["epochs_done"], saved["best"], saved["best_state"], saved["history"]
+        rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+    for epoch in range(done + 1, epochs + 1):
         model.train()
+        rng_at_epoch, torch_rng_at_epoch = rng.bit_generator.state, torch.get_rng_state()
         t0, total, count = time.perf_counter(), 0.0, 0
         for idx in np.array_split(rng.permutation(len(x_all)), max(1, len(x_all) // batch_size)):
+            if should_stop and should_stop():  # this epoch is redone on resume, from its own shuffle
+                if checkpoint is not None:
+                    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epochs_done": epoch - 1,
+                                "best": best, "best_state": best_state, "history": history, "rng": rng_at_epoch,
+                                "torch_rng": torch_rng_at_epoch}, checkpoint)
+                return model.eval(), history, False
             x, y = x_all[idx], y_all[idx]
             logits = model.scores(model(x))
             loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=0)
@@ -241,11 +266,22 @@ def train_sasrec(data: Interactions, cfg: SASRecConfig | None = None, *, epochs:
         history.append(row)
         if on_epoch:
             on_epoch(epoch, row)
-        if should_stop and should_stop():
-            break
     if best_state is not None:
         model.load_state_dict(best_state)
-    return model.eval(), history
+    return model.eval(), history, True
+
+
+def below_popularity_warning(metrics: dict[str, float], prefix: str = "test_") -> str | None:
+    """A warning when the recommender does not beat popularity on full-ranking HR@10.
+
+    Its latents then describe a model that learned less than item counts do, so a concept
+    dictionary read from them says little about user preferences.
+    """
+    model, popular = metrics.get(f"{prefix}hr@10"), metrics.get(f"{prefix}popularity_hr@10")
+    if model is None or popular is None or model > popular:
+        return None
+    return (f"The recommender does not beat popularity: HR@10 {model:.3f} vs popularity's {popular:.3f}. Its SAE latents describe "
+            "a model that learned less than item counts; train longer (epochs) or check the data before reading the concepts.")
 
 
 def all_prefix_states(model: SASRec, data: Interactions, *, drop_last: int = 1,
