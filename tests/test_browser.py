@@ -83,6 +83,8 @@ def test_load_demo_model_and_chat(page, server: Server) -> None:
     first_answer = next(t for t in answers if t.strip())
     assert "The model is working" in first_answer, answers
     assert any("The model is working" in t for t in statuses), statuses
+    # Then how far it is: tokens so far out of the maximum (128), and an ETA (issue 21 §4).
+    assert any(re.search(rf"{DEMO_MODEL_NAME}: \d+ / 128 tokens, ETA \d+ s", t) for t in statuses), statuses
     page.locator("#home-chat-send").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 10_000

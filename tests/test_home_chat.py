@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,8 @@ def ctx(tmp_path_factory) -> AppContext:
 
 def _alone(lm, conversation, settings) -> str:
     """The model's whole answer when it is the only one asked (``stream`` yields the growing text)."""
-    texts = list(stream(lm, conversation, settings))
-    return texts[-1] if texts else ""
+    parts = list(stream(lm, conversation, settings))
+    return parts[-1].text if parts else ""
 
 
 def test_two_models_answer_in_turn_with_a_note_in_every_waiting_pane(ctx: AppContext) -> None:
@@ -68,8 +69,11 @@ def test_two_models_answer_in_turn_with_a_note_in_every_waiting_pane(ctx: AppCon
             assert a == updates[-1].panes[0][-1]["content"]
         else:
             assert b in notes  # never an empty pane while it waits
-        assert (update.status == actions.WORKING) == (a in notes or b in notes)
+        assert update is updates[-1] or update.status.startswith("⏳")  # how far it is, until the turn ends
     assert any(u.panes[1][-1]["content"] == actions.WORKING and u.panes[0][-1]["content"] not in notes for u in updates)
+    # Each model's progress is its tokens so far out of the maximum, with an ETA once it decodes.
+    for name in ("tiny-llama", "tiny-gpt2"):
+        assert any(re.search(rf"{name}: \d+ / {SAMPLED.max_new_tokens} tokens, ETA \d+ s", u.status) for u in updates), name
     # Same history, seed and settings: each answer is what that model gives alone.
     final = updates[-1]
     assert final.status == ""

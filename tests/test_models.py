@@ -41,7 +41,9 @@ def test_generation_is_seeded_and_streams(tiny_checkpoint, family):
     first = generate(lm, ["hello", "what is a preference?"], settings)
     again = generate(lm, ["hello", "what is a preference?"], settings)
     assert first == again and len(first) == 2
-    pieces = list(stream(lm, "hello", SamplingSettings(max_new_tokens=8, do_sample=False)))
+    parts = list(stream(lm, "hello", SamplingSettings(max_new_tokens=8, do_sample=False)))
+    pieces = [p.text for p in parts]
+    assert [p.tokens for p in parts] == sorted(p.tokens for p in parts) and 0 < parts[-1].tokens <= 8 == parts[-1].max_new_tokens
     assert pieces and all(b.startswith(a) for a, b in zip(pieces, pieces[1:], strict=False))
     greedy = generate(lm, ["hello"], SamplingSettings(max_new_tokens=8, do_sample=False))[0]
     assert pieces[-1].strip() == greedy

@@ -235,6 +235,11 @@ def to_messages(history: list[dict[str, Any]]) -> list[Message]:
 WORKING = "⏳ *The model is working — the first words can take a few seconds.*"
 
 
+def working_note(name: str, progress: str) -> str:
+    """The status line while a model answers: how far it is (tokens so far / max, ETA), never an open-ended wait."""
+    return f"⏳ *{md_escape(name)}: {md_escape(progress)}*"
+
+
 def queued_note(before: str) -> str:
     """What a pane shows while another model answers first."""
     return f"⏳ *Waiting: {md_escape(before)} answers first, then this model.*"
@@ -290,10 +295,11 @@ def answer(models: list[LoadedModel], conversations: list[list[Message]], settin
             if i:
                 panes[i][-1]["content"] = WORKING
                 yield ChatUpdate(panes, WORKING)
-            for text in stream(lm, conversation, settings):
-                panes[i][-1]["content"] = text
-                pending.discard(i)
-                yield ChatUpdate(panes, WORKING if pending else "")
+            for part in stream(lm, conversation, settings):
+                if part.text:
+                    panes[i][-1]["content"] = part.text
+                    pending.discard(i)
+                yield ChatUpdate(panes, working_note(lm.name, part.note()))
             if i in pending:  # the model answered nothing
                 panes[i][-1]["content"] = ""
                 pending.discard(i)

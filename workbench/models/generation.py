@@ -5,7 +5,9 @@ sampled generation reproducible, which the steering and labeling views rely on.
 """
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -88,13 +90,50 @@ def generate(lm: LoadedModel, prompts: list[Prompt], settings: SamplingSettings 
     return [t.strip() for t in lm.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
-def stream(lm: LoadedModel, prompt: Prompt, settings: SamplingSettings | None = None, system: str | None = None) -> Iterator[str]:
-    """Yield the growing response text as tokens arrive (for live UIs)."""
+@dataclass
+class Streamed:
+    """One state of a streamed answer: the text so far and how far it is, so a UI can show
+    "37 / 128 tokens, ETA 29 s" instead of an open-ended wait."""
+
+    text: str
+    tokens: int
+    max_new_tokens: int
+    prompt_tokens: int
+    elapsed_s: float
+    first_token_s: float | None  # when the first new token came (the prompt was read by then)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds until max_new_tokens at the decoding rate so far (an upper bound: the answer may end sooner)."""
+        if self.first_token_s is None or self.tokens < 2 or self.elapsed_s <= self.first_token_s:
+            return None
+        rate = (self.tokens - 1) / (self.elapsed_s - self.first_token_s)
+        return (self.max_new_tokens - self.tokens) / rate
+
+    def note(self) -> str:
+        """The progress line: tokens so far / max and the ETA, or that the prompt is being read."""
+        if not self.tokens:
+            return f"reading the prompt ({self.prompt_tokens} tokens), {self.elapsed_s:.0f} s"
+        eta = self.eta_s
+        return f"{self.tokens} / {self.max_new_tokens} tokens" + (f", ETA {eta:.0f} s" if eta is not None else "")
+
+
+def stream(lm: LoadedModel, prompt: Prompt, settings: SamplingSettings | None = None, system: str | None = None) -> Iterator[Streamed]:
+    """Yield the growing response as tokens arrive (for live UIs), with its token count and ETA."""
     from transformers import TextIteratorStreamer
 
     settings = settings or SamplingSettings()
     enc = _encode(lm, [prompt], system)
-    streamer = TextIteratorStreamer(lm.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    t0 = time.monotonic()
+    counts: list[float] = []  # the time of every new token
+
+    class Counting(TextIteratorStreamer):  # type: ignore[misc]
+        def put(self, value: Any) -> None:
+            if not (self.skip_prompt and self.next_tokens_are_prompt):
+                counts.extend([time.monotonic() - t0] * int(value.numel()))
+            super().put(value)
+
+    streamer = Counting(lm.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=1.0)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -106,12 +145,25 @@ def stream(lm: LoadedModel, prompt: Prompt, settings: SamplingSettings | None = 
             errors.append(exc)
             streamer.end()
 
+    def state(text: str) -> Streamed:
+        return Streamed(text, len(counts), settings.max_new_tokens, int(enc["input_ids"].shape[1]),
+                        time.monotonic() - t0, counts[0] if counts else None)
+
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     text = ""
-    for piece in streamer:
+    while True:  # a 1 s timeout: the wait for the first token (reading the prompt) shows its seconds too
+        try:
+            piece = next(streamer)
+        except StopIteration:
+            break
+        except queue.Empty:
+            if not thread.is_alive() and errors:
+                break
+            yield state(text)
+            continue
         text += piece
-        yield text
+        yield state(text)
     thread.join()
     if errors:
         raise errors[0]
