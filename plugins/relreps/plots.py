@@ -13,6 +13,9 @@ def hover_text(texts: pd.Series) -> pd.Series:
     return texts.astype(str).str.replace(r"\s+", " ", regex=True).str.slice(0, HOVER_CHARS)
 
 
+MAX_LEGEND_ENTRIES = 10  # categories a legend beside a 360 px plot holds
+
+
 def points_plot(frame: pd.DataFrame, x: str, y: str, color_by: str, title: str, axis: str = "component") -> hv.Element | hv.DynamicMap:
     """A scatter of ``frame[x], frame[y]`` coloured by ``color_by``; hover shows the text; axes read "<axis> 1/2".
 
@@ -23,10 +26,12 @@ def points_plot(frame: pd.DataFrame, x: str, y: str, color_by: str, title: str, 
     points = hv.Points(frame, kdims=[x, y], vdims=vdims).opts(title=title)
     if len(frame) <= DATASHADE_ABOVE:
         categorical = not pd.api.types.is_numeric_dtype(frame[color_by])
+        # A legend of many categories is taller than the plot and covered the next plot's title: hover names them instead.
+        legend = categorical and frame[color_by].nunique() <= MAX_LEGEND_ENTRIES
         return points.opts(
             color=color_by, cmap="Category20" if categorical else "viridis", colorbar=not categorical, size=5, alpha=0.75,
-            tools=["hover", "box_select", "lasso_select"], width=430, height=360, legend_position="right" if categorical else None,
-            show_legend=categorical, xlabel=f"{axis} 1", ylabel=f"{axis} 2",
+            tools=["hover", "box_select", "lasso_select"], width=430, height=360, legend_position="right",
+            show_legend=legend, xlabel=f"{axis} 1", ylabel=f"{axis} 2",
         )
     import datashader as ds
     from holoviews.operation.datashader import dynspread, rasterize

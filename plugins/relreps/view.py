@@ -298,7 +298,9 @@ class RelRepsView:
         if self.analysis is None or self.color_by.value is None:
             return
         frame, names = self.analysis.frame, {"a": self.model_a.value, "b": self.model_b.value}
-        axis = {"pca": "PC", "umap": "UMAP"}.get(self.projection.value, self.projection.value)
+        # The method these points were computed with, not the widget's (changed while a new run computes).
+        method = next(iter(self.analysis.projections.values())).method if self.analysis.projections else self.projection.value
+        axis = {"pca": "PC", "umap": "UMAP"}.get(method, method)
         self.elements = plots = [points_plot(frame, f"{p}_x", f"{p}_y", self.color_by.value, f"{kind} · {side.upper()}: {names[side]}", axis)
                  for p, kind, side in PANELS]
         self.links = hv.link_selections.instance()
