@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from test_server import Server, start_server
 
 from workbench.context import AppContext
+from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.settings import Settings
 
 pytestmark = pytest.mark.browser
@@ -50,7 +51,19 @@ def test_start_follow_and_cancel_a_run(browser, server) -> None:
     page.wait_for_selector("#runs-dpa-rsf-model [data-testid=dropdown-option]", state="attached")
     page.keyboard.press("Escape")
     assert "gradio" not in page.locator("#runs-dpa-rsf-model input").input_value()
+    # Each form starts as a ready example (issue 21 §5): pair generation names a new dataset in a text box and
+    # shows its prompts and sources; LM-SAE starts with a model and a dataset, and an error names the form's fields.
+    page.get_by_role("tab", name="labeling.generate-pairs", exact=True).click()
+    expect(page.locator("#runs-labeling-generate-pairs-dataset textarea")).to_have_value("greedy-vs-sampled")
+    example = page.locator("#runs-labeling-generate-pairs-yaml textarea").input_value()
+    assert "prompts:" in example and "sources:" in example and DEMO_MODEL_NAME in example, example
     page.get_by_role("tab", name="lm-sae", exact=True).click()
+    expect(page.locator("#runs-lm-sae-model input")).to_have_value(DEMO_MODEL_NAME)
+    expect(page.locator("#runs-lm-sae-dataset input")).to_have_value("demo")
+    _fill(page, "runs-lm-sae-model", "")
+    page.locator("#runs-lm-sae-start").click()
+    expect(page.locator("#runs-start-status")).to_contain_text("needs a model", timeout=UI_TIMEOUT_MS)
+    assert "--" not in page.locator("#runs-start-status").inner_text()  # no CLI flags in the browser's words
     for elem, value in (("runs-lm-sae-model", "tiny-llama"), ("runs-lm-sae-dataset", dataset),
                         ("runs-lm-sae-prefer-pole", "verbose"), ("runs-lm-sae-yaml", "sae: {training_samples: 2000000}")):
         _fill(page, elem, value)

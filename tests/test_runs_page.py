@@ -37,7 +37,7 @@ def test_every_registered_job_type_gets_a_form(ctx) -> None:
     assert {"layer", "max_pairs", "sae"} == set(actions.yaml_fields(manager.job_type("lm-sae")))
     assert str(INTERACTIONS).replace("_", "\\_") in actions.form_hint(recsae)
     pairs_job = manager.job_type("labeling.generate-pairs")
-    assert actions.form_fields(pairs_job) == ["dataset", "session", "batch_size"]
+    assert actions.form_fields(pairs_job) == ["dataset", "session", "candidate", "batch_size"]
     assert actions.yaml_fields(pairs_job) == ["prompts", "sources", "session_settings"]
     with gr.Blocks() as demo:
         build_runs_tab(ctx)

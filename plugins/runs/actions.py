@@ -7,6 +7,7 @@ one widget (mappings, lists) and job types without a ``config_cls`` take a YAML 
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from matplotlib.figure import Figure
 
 from workbench.app import job_ui, ui
 from workbench.app.auth import require_owner
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import JobManager, Run
 from workbench.jobs.config import unwrap_optional
 from workbench.jobs.registry import JobType
@@ -24,6 +25,7 @@ from workbench.sae.synthetic import SHIPPED, synthetic_paths
 
 SCALARS = (str, int, float, bool)
 MAX_YAML_CHARS = 20_000
+FLAG = re.compile(r"--([a-z][a-z0-9-]*)")  # a CLI flag in a job's error or hint
 
 
 def form_fields(job_type: JobType) -> list[str]:
@@ -61,6 +63,26 @@ def form_hint(job_type: JobType) -> str:
     if job_type.config_cls is None:
         text += "  \nThis job type declares no typed options: write them in the YAML box."
     return text
+
+
+def example_yaml(job_type: JobType) -> str:
+    """The example's options that have no field of their own, as the YAML box's starting text."""
+    example = getattr(job_type.config_cls, "example", {})
+    rest = {k: v for k, v in example.items() if k not in form_fields(job_type)}
+    return yaml.safe_dump(rest, sort_keys=False, allow_unicode=True, width=100) if rest else ""
+
+
+def in_form_words(exc: WorkbenchError, names: list[str]) -> WorkbenchError:
+    """The job's error with its CLI flags (``--model``) named as this form's controls: the field's
+    label, or the YAML box for an option without a field."""
+    def control(match: re.Match[str]) -> str:
+        option = match.group(1).replace("-", "_")
+        return f"the “{option.replace('_', ' ').capitalize()}” field" if option in names else f"“{option}:” in More options (YAML)"
+
+    exc.message = FLAG.sub(control, exc.message)
+    exc.hint = FLAG.sub(control, exc.hint) if exc.hint else exc.hint
+    exc.args = (f"{exc.message}\n  → {exc.hint}" if exc.hint else exc.message,)
+    return exc
 
 
 def parse_yaml(text: str | None) -> dict[str, Any]:

@@ -34,10 +34,12 @@ def _form(ctx: Any, job_type: JobType) -> tuple[gr.Button, list[str], list[Any],
     kind = slug(job_type.name)
     gr.Markdown(actions.form_hint(job_type), elem_id=f"runs-{kind}-hint")
     names = actions.form_fields(job_type)
+    example = getattr(job_type.config_cls, "example", {})  # a ready run: the form starts filled with it
     with gr.Row():
-        inputs = config_form(job_type.config_cls, names, f"runs-{kind}") if names else []
+        inputs = config_form(job_type.config_cls, names, f"runs-{kind}", example) if names else []
     more = actions.yaml_fields(job_type)
-    extra = gr.Textbox(label="More options (YAML)", lines=3, elem_id=f"runs-{kind}-yaml",
+    extra = gr.Textbox(value=actions.example_yaml(job_type), label="More options (YAML)", lines=3, max_lines=14,
+                       elem_id=f"runs-{kind}-yaml",
                        info=("Options without a field above: " + ", ".join(more)) if more else "All of this job's options, as option: value lines.")
     with gr.Row():
         if job_type.name == "recsae":
@@ -102,7 +104,7 @@ def build_runs_tab(ctx: Any) -> None:
             try:
                 run = actions.start(ctx, manager, request.username, kind, {n: data[c] for n, c in zip(names, inputs, strict=True)}, data[extra])
             except WorkbenchError as exc:
-                return error_markdown(exc), gr.skip(), gr.skip()
+                return error_markdown(actions.in_form_words(exc, names)), gr.skip(), gr.skip()
             t, d = listing(request.username, run.id)
             return f"Started **{md_escape(run.id)}**.", t, d
         return on_start

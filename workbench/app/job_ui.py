@@ -29,19 +29,20 @@ DPO_PANELS = (
 
 
 
-def config_form(cls: type, names: list[str], id_prefix: str) -> list[Any]:
+def config_form(cls: type, names: list[str], id_prefix: str, values: dict[str, Any] | None = None) -> list[Any]:
     """Gradio inputs for ``names`` of config dataclass ``cls``: type, default, choices and help
-    come from the field, so the form cannot drift from the job's options."""
+    come from the field, so the form cannot drift from the job's options; ``values`` (an example)
+    replace the defaults."""
     hints = typing.get_type_hints(cls)
     by_name = {f.name: f for f in dataclasses.fields(cls)}
     out = []
     for name in names:
         f, (tp, _) = by_name[name], unwrap_optional(hints[name])
         label, info = name.replace("_", " ").capitalize(), f.metadata.get("help") or None
-        default = None if f.default is dataclasses.MISSING else f.default
+        default = (values or {}).get(name, None if f.default is dataclasses.MISSING else f.default)
         elem_id = f"{id_prefix}-{name.replace('_', '-')}"
-        if name in ("model", "dataset"):
-            out.append(gr.Dropdown(label=label, info=info, choices=[], allow_custom_value=True, elem_id=elem_id))
+        if name in ("model", "dataset") and not f.metadata.get("new_name"):
+            out.append(gr.Dropdown(label=label, info=info, choices=[], value=default, allow_custom_value=True, elem_id=elem_id))
         elif f.metadata.get("choices"):
             out.append(gr.Radio(list(f.metadata["choices"]), value=default, label=label, info=info, elem_id=elem_id))
         elif tp is bool:

@@ -26,10 +26,13 @@ _MISSING = dataclasses.MISSING
 
 
 def option(default: Any = _MISSING, help: str = "", *, default_factory: Any = _MISSING, min: float | None = None,
-           max: float | None = None, choices: tuple[Any, ...] | None = None, cli: bool = True, exclusive_max: bool = False) -> Any:
+           max: float | None = None, choices: tuple[Any, ...] | None = None, cli: bool = True, exclusive_max: bool = False,
+           new_name: bool = False) -> Any:
     """A config field: ``help`` is shown by ``--help`` and the form; ``min``/``max``/``choices``
-    are checked by ``from_dict``; ``cli=False`` keeps it out of the generated flags (``--set`` still works)."""
-    meta = {"help": help, "min": min, "max": max, "choices": choices, "cli": cli, "exclusive_max": exclusive_max}
+    are checked by ``from_dict``; ``cli=False`` keeps it out of the generated flags (``--set`` still works);
+    ``new_name`` marks a name the job creates (a text box in forms, never a list of existing ones)."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "cli": cli, "exclusive_max": exclusive_max,
+            "new_name": new_name}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -135,6 +138,8 @@ class JobConfig:
     """Base of every job's options; subclasses set ``what`` (the name used in errors)."""
 
     what: typing.ClassVar[str] = "job"
+    # A ready run's options (the Runs form starts filled with them): names that exist on a fresh install.
+    example: typing.ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def from_dict(cls: type[C], raw: dict[str, Any] | None) -> C:

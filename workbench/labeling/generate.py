@@ -25,6 +25,7 @@ from workbench.errors import ConfigError
 from workbench.files import atomic_write_text
 from workbench.jobs import JobCancelled, JobContext, JobType
 from workbench.jobs.config import JobConfig, option, parsed
+from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.settings import Settings
 
 if TYPE_CHECKING:  # both import torch, which building the job's form does not need
@@ -59,7 +60,14 @@ class GeneratePairsConfig(JobConfig):
     """Options of a pair-generation run (the Runs form and the YAML box are generated from these)."""
 
     what: ClassVar[str] = "Pair generation"
-    dataset: str | None = option(None, "Name of the dataset the pairs are stored as (a new one).")
+    example: ClassVar[dict[str, Any]] = {
+        "dataset": "greedy-vs-sampled",
+        "prompts": ["Explain what a preference dataset is in two sentences.", "Give one tip for writing clear emails."],
+        "sources": [{"name": "greedy", "model": DEMO_MODEL_NAME, "sampling": {"do_sample": False, "max_new_tokens": 64}},
+                    {"name": "sampled", "model": DEMO_MODEL_NAME, "sampling": {"temperature": 1.0, "max_new_tokens": 64}}],
+        "session": "greedy-vs-sampled",
+    }
+    dataset: str | None = option(None, "Name of the dataset the pairs are stored as (a new one).", new_name=True)
     prompts: list[str] = option(default_factory=list, help="Prompts, one per list item.")
     sources: list[PairSource] = option(default_factory=list, help="Exactly two sources: [{name, model, system?, sampling?}, …].")
     session: str | None = option(None, "Open a blind labeling session of this name on the new dataset.")

@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from workbench.context import DEMO_DATASET
 from workbench.errors import ConfigError
 from workbench.jobs.config import JobConfig, option
+from workbench.models.embedded import DEMO_MODEL_NAME
 
 # The SAE group's command-line flags: flag name -> (SAESpec field, type, help).
 SAE_FLAGS: dict[str, tuple[str, type, str]] = {
@@ -56,6 +58,7 @@ class LMSAEJobConfig(JobConfig):
     """Options of an LM-SAE run: an SAE on a language model's response tokens over preference pairs."""
 
     what: ClassVar[str] = "LM-SAE"
+    example: ClassVar[dict[str, Any]] = {"model": DEMO_MODEL_NAME, "dataset": DEMO_DATASET, "prefer_pole": "verbose", "sae": {"k": 8}}
     model: str | None = option(None, "Language model: catalog name or path (e.g. SmolLM2-135M-Instruct).")
     dataset: str | None = option(None, "Pair dataset: stored name or file.")
     format: str = option("auto", "Pair file format (auto detects it).", cli=False)
@@ -67,4 +70,5 @@ class LMSAEJobConfig(JobConfig):
 
     def check(self) -> None:
         if not self.model or not self.dataset:
-            raise ConfigError("An LM-SAE run needs a model and a pair dataset.", hint="Pass --model (catalog name or path) and --dataset.")
+            raise ConfigError("An LM-SAE run needs a model and a pair dataset (options 'model' and 'dataset').",
+                              hint="Pick both, e.g. the demo model and the demo dataset.")
