@@ -151,7 +151,7 @@ def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, rounds: 
     seconds = interleave({name: lambda r, lens=lens: run_lens(lm, chunks[r % len(chunks)], orders[r % len(chunks)], batch_size, lens)
                           for name, lens in contenders.items()}, rounds, lm.device, check)
     work = [len(chunks[r % len(chunks)]) * (lm.n_layers + 1) for r in range(rounds)]
-    ratios = report_rounds(seconds, work, "prompt-layers/s", metric="prompt_layers_per_s", fmt=",.0f")
+    ratios = report_rounds(seconds, work, "prompt-layers/s", metric="prompt_layers_per_s")
     for name in ratios:
         print(f"max_abs_difference_{name}: {diffs[name]:.2e} (lens log-probabilities, all layers)")
     return ratios
