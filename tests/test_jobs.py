@@ -132,7 +132,7 @@ def test_bad_submissions_fail_before_a_run_exists(manager):
     assert list(manager.runs_dir.iterdir()) == []
 
 
-def test_eta_counts_down_between_reports(tmp_path):
+def test_eta_counts_down_and_warnings_show(tmp_path):
     """A stage whose batches are slow reports rarely; the ETA a reader sees still moves (issue 21 §4)."""
     from workbench.jobs.runner import Run
 
@@ -146,3 +146,10 @@ def test_eta_counts_down_between_reports(tmp_path):
     assert 0 < later <= first - 0.45, (first, later)
     time.sleep(first)
     assert Run(tmp_path).progress()["eta_s"] == 0.0  # overdue: never negative
+    # A finished run's warnings (e.g. a recommender below popularity) are in the status every tab shows.
+    from workbench.app.job_ui import status_markdown
+    from workbench.jobs.manifest import Manifest, write_manifest
+
+    write_manifest(tmp_path, Manifest(id=tmp_path.name, type="recsae", entry="m:f", status="finished",
+                                      summary={"warnings": ["The recommender does not beat popularity."]}))
+    assert "Warning:** The recommender does not beat popularity." in status_markdown(Run(tmp_path))

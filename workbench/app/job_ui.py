@@ -81,6 +81,7 @@ def status_markdown(run: Run) -> str:
         lines.append(f"output: `{run.dir / m.output}`" + (f" — in the model catalog as `run:{m.id}`" if m.type == "dpo" else ""))
     if m.status == "failed":
         lines.append(f"**Error:** {ui.md_escape(m.error or 'no error recorded')}")
+    lines += [f"⚠ **Warning:** {ui.md_escape(w)}" for w in m.summary.get("warnings") or []]  # e.g. a recommender below popularity
     if m.status == "cancelled" and run.latest_checkpoint():
         lines.append(f"checkpoint `{run.latest_checkpoint().name}` saved: press Resume to continue")
     return "  \n".join(lines)
