@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from test_server import Server, make_home, start_server
 from test_steering_votes import voted_pairs
 
+from workbench.data.types import Pair
 from workbench.labeling import LabelingStore
 from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.settings import Settings
@@ -23,6 +24,7 @@ from workbench.store import Store
 pytestmark = [pytest.mark.browser, pytest.mark.demo_model]
 
 UI_TIMEOUT_MS = 60_000
+LOOP_PROMPTS = ["Name a primary color.", "Say hello."]
 MODEL_TIMEOUT_MS = 300_000
 
 
@@ -39,6 +41,13 @@ def server(tmp_path_factory, demo_model_dir) -> Iterator[Server]:
         lab.join("votes", "ann")
         for p in pairs:
             lab.vote("votes", "ann", p.id, "A" if len(p.response_a) > len(p.response_b) else "B")
+        # The loop panel's session: 10 of 12 prompts voted, and two new ones for the blind test.
+        loop_pairs = voted_pairs(12) + [Pair(prompt, "a", "b", id=f"new{i}") for i, prompt in enumerate(LOOP_PROMPTS)]
+        store.import_pairs("loop-ds", loop_pairs)
+        lab.create_session("loop", "loop-ds")
+        lab.join("loop", "ann")
+        for p in loop_pairs[:10]:
+            lab.vote("loop", "ann", p.id, "A" if len(p.response_a) > len(p.response_b) else "B")
     srv = start_server(home, "--model", DEMO_MODEL_NAME)
     yield srv
     srv.stop()
@@ -131,4 +140,60 @@ def test_fit_from_votes_then_blind_test_the_setting(browser, server: Server) -> 
     page.locator("#steer-blind-run").click()
     expect(page.locator("#steer-blind-status")).to_contain_text("answers 2 prompts unsteered and steered")
     expect(page.locator("#steer-blind-status")).to_contain_text("steered-check")
+    expect(page.locator("#steer-blind-status")).to_contain_text("2 prompt(s) of your own")
+    # Reward heads + DPA direction from the same session's votes (the form listed datasets only).
+    page.get_by_text("Train a reward model (per-attribute Bradley–Terry heads)").click()
+    page.locator("#steer-rm-dataset input").fill("session votes")
+    page.keyboard.press("Enter")
+    page.locator("#steer-rm-name textarea, #steer-rm-name input").first.fill("votes-rewards")
+    page.locator("#steer-rm-train").click()
+    expect(page.locator("#steer-rm-status")).to_contain_text("from the votes of session votes, with its DPA direction",
+                                                             timeout=MODEL_TIMEOUT_MS)
+    page.close()
+
+
+def test_from_votes_to_verdict_in_at_most_8_clicks(browser, server: Server) -> None:
+    """Issue 21: the Labeling tab's guided panel goes from a session with 10 votes to the verdict
+    of a blind unsteered-vs-steered session, every click counted (keys to label are not clicks)."""
+    clicks = 0
+
+    def click(locator) -> None:
+        nonlocal clicks
+        locator.click()
+        clicks += 1
+
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
+    click(page.get_by_role("tab", name="Labeling"))
+    click(page.get_by_text("From votes to verdict"))
+    click(page.locator("#wb-loop-session input"))
+    page.locator("#wb-loop-session input").fill("loop")  # the dropdown filters as you type; Enter takes the match
+    page.keyboard.press("Enter")
+    expect(page.locator("#wb-loop-session input")).to_have_value("loop (10 A/B votes)")
+    click(page.locator("#wb-loop-fit"))
+    expect(page.locator("#wb-loop-fit-status")).to_contain_text("Saved steering vector votes:loop@12:mean_diff", timeout=MODEL_TIMEOUT_MS)
+    click(page.locator("#wb-loop-blind-run"))
+    status = page.locator("#wb-loop-blind-status")
+    # How many prompts and why: the 10 voted prompts fitted the vector; the other 4 are the test.
+    expect(status).to_contain_text("4 of the 14 prompt(s) of session 'loop': 10 fitted the vector(s)")
+    expect(status).to_contain_text("Made the blind session", timeout=2 * MODEL_TIMEOUT_MS)
+    blind = page.locator("#wb-loop-blind input, #wb-loop-blind textarea").first.input_value()
+    link = status.get_by_role("link", name=f"/label/{blind}")
+    with page.context.expect_page() as opened:
+        click(link)
+    fast = opened.value
+    fast.set_default_timeout(UI_TIMEOUT_MS)
+    fast.locator("#name").fill("researcher")
+    fast.locator("#name").press("Enter")
+    for k, key in enumerate("1212", start=1):
+        expect(fast.locator("#progress")).to_contain_text(f"Pair {k} of 4")
+        fast.keyboard.press(key)
+    expect(fast.locator("#message")).to_contain_text("All done")
+    fast.close()
+    click(page.locator("#wb-loop-verdict"))
+    out = page.locator("#wb-loop-verdict-out")
+    expect(out).to_contain_text("Did it win?")
+    expect(out).to_contain_text("steered")
+    assert clicks <= 8, clicks
     page.close()

@@ -198,3 +198,19 @@ def steering_blind_config(settings: Settings, model: str, steering: Sequence[tup
 def start_steering_blind_session(manager: JobManager, model: str, steering: Sequence[tuple[str, float]], **kw: Any) -> Run:
     """Start the job that makes the blind unsteered-vs-steered session (see ``steering_blind_config``)."""
     return manager.submit(GENERATE_PAIRS.name, steering_blind_config(manager.settings, model, steering, **kw))
+
+
+def held_out_note(settings: Settings, from_session: str | None, vector_names: Sequence[str], used: int, n: int | None) -> str:
+    """How many prompts a blind steering test got and why not more: the session's prompts that
+    fitted a vector are left out (a test on them would reward memorising the votes), then ``n`` cuts."""
+    if not from_session:
+        return f"{used} prompt(s) of your own."
+    from workbench.labeling.sessions import LabelingStore  # 0.9 s (scipy): not needed to build the CLI
+    from workbench.steering.library import load_vector  # imports torch: not needed to build the CLI
+
+    with Store(settings.db_path) as store:
+        total = len(dict.fromkeys(prompt_text(p.prompt) for p in LabelingStore(store).pairs(from_session)))
+    unfitted = len(unfitted_session_prompts(settings, from_session, [load_vector(settings, v) for v in vector_names]))
+    text = (f"{used} of the {total} prompt(s) of session '{from_session}': {total - unfitted} fitted the vector(s) "
+            "(their votes made it) and are left out, so steered is judged on prompts it never saw")
+    return text + (f"; {unfitted - used} more left out by the prompt limit ({n})." if unfitted > used else ".")

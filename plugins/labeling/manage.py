@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from plugins.labeling.loop_panel import build_loop_panel
 from workbench.app.auth import OWNER, login_name, require_owner, role_of
 from workbench.app.ui import error_markdown
 from workbench.data.readers import FileDataError
@@ -109,8 +110,9 @@ def build_manage_section(ctx: Any, view: Any) -> None:
     """
     which = gr.Dropdown(choices=[s.name for s in labeling_store(ctx).list_sessions()], label="Session",
                         elem_id="wb-lab-an-session", render=False)
+    loop = build_loop_panel(ctx)
     new_section, datasets = _new_session_section(ctx, view, which)
-    sections = [new_section, _generate_section(ctx), _analysis_section(ctx, which)]
+    sections = [loop, new_section, _generate_section(ctx), _analysis_section(ctx, which)]
 
     def tools_visible(request: gr.Request) -> list[Any]:
         """Show the tools to the owner, with the sessions and datasets as they are now (not at start-up)."""

@@ -16,7 +16,7 @@ from workbench.context import AppContext
 from workbench.errors import ConfigError, DataError, ModelError, WorkbenchError
 from workbench.jobs import JobManager
 from workbench.labeling.state import labeling_store
-from workbench.loop import MAX_PROMPT_CHARS, MAX_PROMPTS, start_steering_blind_session
+from workbench.loop import MAX_PROMPT_CHARS, MAX_PROMPTS, held_out_note, start_steering_blind_session
 from workbench.models.checkpoint_files import read_json_object
 from workbench.models.generation import SamplingSettings
 from workbench.models.loading import LoadedModel
@@ -28,6 +28,7 @@ from workbench.preference.reward_heads import (
     load_reward_model,
     reward_models_dir,
     train_reward_model,
+    train_reward_model_from_session,
 )
 from workbench.preference.vote_steering import session_vectors, sessions_with_votes
 from workbench.steering.contrastive import METHODS, StageProgress, attribute_set, chosen_rejected_set, contrastive_vectors
@@ -291,9 +292,12 @@ def blind_test(ctx: AppContext, manager: JobManager, model: str | None, names: S
                                        n=int(n) if n else None, session=(session or "").strip() or None,
                                        max_new_tokens=int(max_new_tokens))
     setting = ", ".join(f"{ui.md_escape(v)} × {c:g}" for v, c in steering if c)
-    return (f"Started **{ui.md_escape(run.id)}**: {ui.md_escape(name)} answers {len(run.config['prompts'])} prompts unsteered and "
-            f"steered ({setting}); it opens the blind session **{ui.md_escape(run.config['session'])}**. Label it; its statistics "
-            "say whether steered won.")
+    used = len(run.config["prompts"])
+    why = held_out_note(ctx.settings, None if typed_prompts(prompts_text) else from_session, [v for v, c in steering if c], used,
+                        int(n) if n else None)
+    return (f"Started **{ui.md_escape(run.id)}**: {ui.md_escape(name)} answers {used} prompts unsteered and "
+            f"steered ({setting}); it opens the blind session **{ui.md_escape(run.config['session'])}**. Prompts: "
+            f"{ui.md_escape(why)} Label it; its statistics say whether steered won.")
 
 
 # -- dose-response ---------------------------------------------------------------------
@@ -337,15 +341,37 @@ def parse_high_poles(text: str) -> dict[str, str]:
 
 
 def default_high_poles(ctx: AppContext, dataset: str) -> str:
+    if dataset.startswith(SESSION_SOURCE):
+        return ""  # a session's votes say which response is better: no poles to name
     """A starting point for the poles text: each attribute with its alphabetically last pole."""
     options = {a: p for a, p in attribute_poles(ctx, dataset).items() if a != CHOSEN_VS_REJECTED}
     return ", ".join(f"{a}={poles[-1]}" for a, poles in options.items())
 
 
+SESSION_SOURCE = "session:"  # a reward-source choice that names a labeling session, not a dataset
+
+
+def reward_source_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    """The reward form's sources, one list: datasets (their attribute poles), then sessions with votes (their A/B and aspect votes)."""
+    return ([(d, d) for d in dataset_choices(ctx)]
+            + [(f"session {name} ({n} A/B votes)", SESSION_SOURCE + name) for name, n in sessions_with_votes(labeling_store(ctx))])
+
+
 def train_reward(ctx: AppContext, dataset: str, high_poles_text: str, layer: int, name: str, model: str | None = None,
                  progress: StageProgress | None = None) -> str:
-    """Train and save a reward model on a dataset's poles; ``progress`` hears the model load, features and heads."""
+    """Train and save a reward model on a dataset's poles or a session's votes (then with the DPA direction
+    the overall votes imply); ``progress`` hears the model load, features and heads."""
+    if not dataset:
+        raise ConfigError("No source picked.", hint="Pick a dataset or a session in **Dataset or session**.")
     lm = require_model_reporting(ctx, model, progress)
+    if dataset.startswith(SESSION_SOURCE):
+        session = dataset[len(SESSION_SOURCE):]
+        rm = train_reward_model_from_session(lm, labeling_store(ctx), session, name=name, layer=int(layer),
+                                             cache=ctx.activation_cache, progress=progress)
+        path = rm.save(reward_models_dir(ctx.settings))
+        accs = ", ".join(f"{a}: {m['heldout_pairwise_accuracy']:.2f}" for a, m in rm.metrics.items())
+        return (f"Saved reward model **{ui.md_escape(rm.name)}** ({path}) from the votes of session **{ui.md_escape(session)}**, "
+                f"with its DPA direction. Held-out pairwise accuracy — {accs}.")
     comparisons = comparisons_from_poles(ctx.store.get_pairs(dataset), parse_high_poles(high_poles_text))
     if not comparisons:
         raise DataError(f"Dataset {dataset!r} has no pairs whose poles match {high_poles_text!r}.",

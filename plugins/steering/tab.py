@@ -234,7 +234,8 @@ def _dpa_section(ctx: AppContext, model: gr.Dropdown) -> Any:
     gr.Markdown("### DPA: a direction in reward space")
     with gr.Accordion("Train a reward model (per-attribute Bradley–Terry heads)", open=False):
         with gr.Row():
-            dataset = gr.Dropdown(label="Dataset", choices=[], scale=2, elem_id="steer-rm-dataset")
+            dataset = gr.Dropdown(label="Dataset or session", choices=[], scale=2, elem_id="steer-rm-dataset",
+                                  info="a dataset's attribute poles, or a labeling session's votes (adds the DPA direction)")
             poles = gr.Textbox(label="High poles (attribute=pole, …)", scale=3, elem_id="steer-rm-poles")
             layer = gr.Number(value=20, precision=0, label="Layer")
             name = gr.Textbox(value="demo-rewards", label="Name", elem_id="steer-rm-name")
@@ -265,7 +266,7 @@ def _dpa_section(ctx: AppContext, model: gr.Dropdown) -> Any:
 
     def refresh() -> tuple[Any, Any, Any]:
         return (gr.Dropdown(choices=actions.reward_model_choices(ctx)), actions.reward_model_rows(ctx),
-                gr.Dropdown(choices=actions.dataset_choices(ctx)))
+                gr.Dropdown(choices=actions.reward_source_choices(ctx)))
 
     def on_dataset(name: str | None) -> str:
         return actions.default_high_poles(ctx, name) if name else ""
