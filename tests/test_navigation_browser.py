@@ -17,6 +17,7 @@ VIEWS = {  # tab title -> (slug, a control that only the view's own page has)
     "Logit lens": ("logit-lens", "Run lens"),
     "RecSAE": ("recsae", "Open run"),
 }
+LONG_PROMPT = " ".join(["The quick brown fox jumps over the lazy dog."] * 6)  # ~60 tokens: a 3,600 px heatmap
 # How much wider than its viewport a document may scroll (a scrollbar's rounding).
 WIDTH_SLACK_PX = 2
 _WIDTHS = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
@@ -63,6 +64,14 @@ def test_every_tab_and_view_opens_cleanly(browser, server: Server, tmp_path: Pat
             expect(frame.content_frame.get_by_role("button", name=control)).to_be_visible(timeout=UI_TIMEOUT_MS)
         page.wait_for_timeout(2500)  # the tab-open refresh answers (Gradio's timers never let the network idle)
         failures += [f"{title}: {w}" for w in _too_wide(page)]
+    # A long prompt's lens heatmap (60 px a token) scrolls in its own box: the page stays as wide as the screen.
+    page.get_by_role("tab", name="Logit lens", exact=True).click()
+    lens = page.locator('iframe[src="/panel/logit-lens"]').content_frame
+    lens.get_by_label("Prompt").fill(LONG_PROMPT)
+    lens.get_by_role("button", name="Run lens").click()
+    expect(lens.locator("canvas").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    page.wait_for_timeout(2000)  # the plot's final layout
+    failures += [f"lens heatmap: {w}" for w in _too_wide(page)]
     page.screenshot(path=str(tmp_path / "navigation.png"))
     page.close()
     assert not failures, "\n".join(failures)

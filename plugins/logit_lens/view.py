@@ -284,11 +284,16 @@ class LogitLensView:
 
     # -- layout --------------------------------------------------------------------------
     def panel(self) -> pn.viewable.Viewable:
-        lens_tab = pn.Column(self.prompt, pn.Row(self.top_k, self.run_grid_button, self.grid_csv), pn.Row(self.heatmap, self.heatmap_b),
-                             self.kl_note, pn.Row(self.kl_plot, self.kl_table), name="Prompt lens")
+        # A heatmap is 60 px per prompt token: a long prompt (or two models) scrolls inside its own box
+        # instead of making the whole page wider than the screen; the KL plot and table wrap.
+        heatmaps = pn.Column(self.heatmap, self.heatmap_b, scroll=True, sizing_mode="stretch_width")
+        lens_tab = pn.Column(self.prompt, pn.Row(self.top_k, self.run_grid_button, self.grid_csv), heatmaps,
+                             self.kl_note, pn.FlexBox(self.kl_plot, self.kl_table), name="Prompt lens", sizing_mode="stretch_width")
         experiment_tab = pn.Column(
             self.wordlist, pn.Row(self.kind, self.source, self.target, self.latent), pn.Row(self.shots, self.limit, self.run_button),
-            self.progress, self.caveats, self.plot, self.control_note, self.summary, pn.Row(*self.downloads), name="Latent language",
+            self.progress, self.caveats, pn.Column(self.plot, scroll=True, sizing_mode="stretch_width"), self.control_note,
+            pn.Column(self.summary, scroll=True, sizing_mode="stretch_width"), pn.Row(*self.downloads), name="Latent language",
+            sizing_mode="stretch_width",
         )
         return pn.Column(
             "# Logit lens · latent language",
