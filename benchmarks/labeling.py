@@ -18,12 +18,11 @@
    the same home (half the annotators on each), side by side in the same run: votes/s,
    server and round-trip p50/p99, and distinct pairs per vote.
 3. Browser-perceived latency: the labeling server with its UI, Debian's headless Chromium
-   driven by Playwright, keyboard votes in the Gradio tab (``1`` then ``Enter``) and then on
-   the fast page ``/label/<session>`` (``1``: one key votes) of the same server, in the same
-   run, both pages open at once and voted on in ``--rounds`` interleaved rounds (order
-   rotated); reported: p50/p99 from the keydown that sends the vote to the next pair's prompt
-   in the DOM (measured in the page), and ``ratio_vs_gradio_tab``: the median over rounds of
-   the tab's p50 ÷ the fast page's p50 in the same round, with its IQR.
+   driven by Playwright, keyboard votes on the fast page ``/label/<session>`` (``1``: one key
+   votes; the Labeling tab embeds this page since issue 21, so the old Gradio-tab path is
+   gone), in ``--rounds`` rounds; reported: p50/p99 from the keydown that sends the vote to
+   the next pair's prompt in the DOM (measured in the page), and the per-round p50's median
+   and IQR.
 4. Store throughput: ``LabelingStore.vote`` (one durable transaction per vote) against a bare
    sqlite3 insert with the same pragmas (WAL, synchronous=FULL, one commit per row), in the
    same run, ``--rounds`` interleaved rounds of ``--store-votes`` votes each (the four
@@ -57,7 +56,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from peers import add_round_args, interleave, load_line, ratio_lines, report_rates  # noqa: E402
+from peers import add_round_args, interleave, load_line, report_rates, spread  # noqa: E402
 
 from workbench.data.types import Pair  # noqa: E402
 from workbench.labeling import LabelingStore  # noqa: E402
@@ -138,67 +137,34 @@ def latency(url: str | list[str], session: str, annotators: int, votes: int, thi
     return server_ms, client_ms, time.perf_counter() - t0
 
 
-# In the page: the time from an Enter keydown to the moment the prompt shown changes.
-MEASURE_JS = """() => {
-  window.__wbLatency = [];
-  let t0 = null, before = null;
-  const prompt = () => document.querySelector('#wb-lab-prompt')?.innerText ?? '';
-  document.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter') { t0 = performance.now(); before = prompt(); }
-  }, true);
-  new MutationObserver(() => {
-    if (t0 === null) return;
-    const now = prompt();
-    if (now.includes('Prompt') && now !== before) { window.__wbLatency.push(performance.now() - t0); t0 = null; }
-  }).observe(document.body, {subtree: true, childList: true, characterData: true});
-}"""
-
-
 @contextmanager
-def chromium_page(url: str) -> Iterator[Any]:
-    """A page of headless Debian Chromium opened at ``url``, closed afterwards."""
+def chromium() -> Iterator[Callable[[str], Any]]:
+    """Headless Debian Chromium: yields ``open_page(url)``, a new page (own window) at ``url``; closed afterwards.
+
+    One Playwright and one browser for every page: the sync API cannot be entered twice, and
+    pages voted on in turn must not be throttled as background tabs.
+    """
     # Playwright only here: it is a test/benchmark extra, not needed for the API figures.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1300})
+                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                          "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                                          "--disable-backgrounding-occluded-windows"])
+
+        def open_page(url: str) -> Any:
+            page = browser.new_context(viewport={"width": 1300, "height": 1300}).new_page()
             page.set_default_timeout(120_000)
             page.goto(url)
-            yield page
+            return page
+        try:
+            yield open_page
         finally:
             browser.close()
 
 
-@contextmanager
-def tab_voter(url: str) -> Iterator[Callable[[int], list[float]]]:
-    """The Gradio tab open in Chromium: ``vote(n)`` casts n keyboard votes and returns their
-    keydown (Enter) → next prompt latencies in ms."""
-    with chromium_page(url + "/") as page:
-        page.wait_for_function("(document.querySelector('#wb-lab-status')?.innerText ?? '').includes('Choose a session')")
-        page.locator("#wb-lab-session input").fill("browser")
-        page.keyboard.press("Enter")
-        page.locator("#wb-lab-annotator textarea, #wb-lab-annotator input").first.fill("bench")
-        page.click("#wb-lab-start")
-        page.wait_for_function("(document.querySelector('#wb-lab-status')?.innerText ?? '').includes('Pair 1 of')")
-        page.locator("#wb-lab-prompt").click()
-        page.evaluate(MEASURE_JS)
-        done = 0
-
-        def vote(n: int) -> list[float]:
-            nonlocal done
-            for k in range(done, done + n):
-                page.keyboard.press("1" if k % 2 else "2")
-                page.keyboard.press("Enter")
-                page.wait_for_function(f"window.__wbLatency.length > {k}")
-            done += n
-            return page.evaluate("window.__wbLatency")[done - n:done]
-        yield vote
-
-
-# The same measure on the fast page: a vote key's keydown to a new prompt text.
+# In the fast page: a vote key's keydown to the moment a new prompt text is shown.
 PAGE_MEASURE_JS = """() => {
   window.__wbLatency = [];
   let t0 = null, before = null;
@@ -213,41 +179,39 @@ PAGE_MEASURE_JS = """() => {
 }"""
 
 
-@contextmanager
-def page_voter(url: str) -> Iterator[Callable[[int], list[float]]]:
+def page_voter(open_page: Callable[[str], Any], url: str) -> Callable[[int], list[float]]:
     """The fast page ``/label/page`` open in Chromium: ``vote(n)`` casts n keyboard votes and
     returns their keydown (1/2) → next prompt latencies in ms."""
-    with chromium_page(url + "/label/page") as page:
-        page.fill("#name", "bench")
-        page.keyboard.press("Enter")
-        # Waits are functions, not expression strings: the page's CSP forbids eval, which those need.
-        page.wait_for_function("() => document.getElementById('progress').textContent.includes('Pair 1 of')")
-        page.evaluate(PAGE_MEASURE_JS)
-        done = 0
+    page = open_page(url + "/label/page")
+    page.fill("#name", "bench")
+    page.keyboard.press("Enter")
+    # Waits are functions, not expression strings: the page's CSP forbids eval, which those need.
+    page.wait_for_function("() => document.getElementById('progress').textContent.includes('Pair 1 of')")
+    page.evaluate(PAGE_MEASURE_JS)
+    done = 0
 
-        def vote(n: int) -> list[float]:
-            nonlocal done
-            for k in range(done, done + n):
-                page.keyboard.press("1" if k % 2 else "2")
-                page.wait_for_function("k => window.__wbLatency.length > k", arg=k)
-            done += n
-            return page.evaluate("window.__wbLatency")[done - n:done]
-        yield vote
+    def vote(n: int) -> list[float]:
+        nonlocal done
+        for k in range(done, done + n):
+            page.keyboard.press("1" if k % 2 else "2")
+            page.wait_for_function("k => window.__wbLatency.length > k", arg=k)
+        done += n
+        return page.evaluate("window.__wbLatency")[done - n:done]
+    return vote
 
 
-def browser_rounds(url: str, votes: int, rounds: int) -> dict[str, list[list[float]]]:
-    """Latencies (ms) per round of the fast page and the Gradio tab, both open in Chromium at once.
+def browser_rounds(url: str, votes: int, rounds: int) -> list[list[float]]:
+    """Keydown → next prompt latencies (ms) on the fast page, in ``rounds`` rounds of ``votes // rounds`` votes.
 
-    Each round casts ``votes // rounds`` votes in each, order rotated, so a busy stretch of the
-    machine slows both alike instead of whichever ran through it.
+    The Labeling tab embeds this same page since issue 21, so there is no second browser path
+    to set beside it; per-round medians show how much the machine's load moved the figure.
     """
     per = max(1, votes // rounds)
-    with page_voter(url) as page, tab_voter(url) as tab:
-        voters = {"fast_page": page, "gradio_tab": tab}
-        for vote in voters.values():  # warm-up: first render, first request
-            vote(1)
-        out: dict[str, list[list[float]]] = {name: [] for name in voters}
-        interleave({name: lambda r, name=name, vote=vote: out[name].append(vote(per)) for name, vote in voters.items()}, rounds)
+    with chromium() as open_page:
+        vote = page_voter(open_page, url)
+        vote(1)  # warm-up: first render, first request
+        out: list[list[float]] = []
+        interleave({"fast_page": lambda r: out.append(vote(per))}, rounds)
     return out
 
 
@@ -403,14 +367,11 @@ def main() -> None:
             try:
                 load = load_line()
                 lat = browser_rounds(url, args.browser_votes, args.rounds)
-                labels = {"gradio_tab": "Gradio tab, Enter keydown", "fast_page": "fast page /label/<session>, key 1/2"}
-                for name, label in labels.items():
-                    ms = [x for part in lat[name] for x in part]
-                    print(f"browser, {label} → next prompt in the DOM ({len(ms)} keyboard votes in {args.rounds} interleaved "
-                          f"rounds, Chromium): p50 {pct(ms, 50):.0f} ms, p99 {pct(ms, 99):.0f} ms")
+                ms = [x for part in lat for x in part]
+                print(f"browser, fast page /label/<session> (also what the Labeling tab embeds), key 1/2 → next prompt in the DOM "
+                      f"({len(ms)} keyboard votes in {len(lat)} rounds, Chromium): p50 {pct(ms, 50):.0f} ms, p99 {pct(ms, 99):.0f} ms; "
+                      f"per-round p50 {spread([float(np.median(part)) for part in lat], '.0f')} ms")
                 print(f"browser rounds: {load} before, {load_line()} after")
-                # Ours is the fast page: ratio > 1 means its keydown → next prompt is that many times shorter.
-                ratio_lines("gradio_tab", [np.median(tab) / np.median(page) for tab, page in zip(lat["gradio_tab"], lat["fast_page"], strict=True)])
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=30)
