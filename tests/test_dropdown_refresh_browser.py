@@ -51,6 +51,17 @@ def test_a_session_made_elsewhere_is_offered_when_the_tab_is_opened_again(tmp_pa
         page.wait_for_function(f"{OPTIONS}.includes('later')")
         page.keyboard.press("Escape")
         assert page.locator("#ft-dpo-dataset input").input_value() == picked  # the user's pick is kept
+
+        # Train on picks the source, so the always-filled Dataset box no longer clashes with a session (issue 21).
+        page.locator("#ft-dpo-source").get_by_text("session", exact=True).click()
+        page.locator("#ft-dpo-start").click()
+        status = page.locator("#ft-start-status")
+        status.filter(has_text="Train on is 'session', but the Session box is empty").wait_for()
+        page.locator("#ft-dpo-session input").fill("later")
+        page.keyboard.press("Enter")
+        page.locator("#ft-dpo-start").click()
+        status.filter(has_text="later").wait_for()  # refused for its votes (none yet), not for "exactly one"
+        assert "exactly one" not in status.inner_text() and "vote" in status.inner_text()
         page.close()
     finally:
         server.stop()
