@@ -100,6 +100,13 @@ def test_view_lists_the_run_and_shows_a_table_sorted_by_f1(view, trained):
     assert view.numbers["L0"] == pytest.approx(4.0) and view.numbers["FVU"] == pytest.approx(summary["sae_fvu"])
     assert summary["sae_fvu"] < 0.9  # the dictionary explains a real share of the variance, not ~none (FVU 1)
     assert "HR@10 **" in view.summary.object and "latents with F1 ≥ 0.5" in view.summary.object
+    # A recommender below popularity is flagged on the page (issue 21 §4); this one is not below it.
+    assert view.weak.visible == (summary["test_hr@10"] <= summary["test_popularity_hr@10"])
+    view.result.summary = {**summary, "test_hr@10": 0.079, "test_popularity_hr@10": 0.092}
+    view.show_summary()
+    assert view.weak.visible and "does not beat popularity" in view.weak.object and "0.079" in view.weak.object
+    view.result.summary = summary
+    view.show_summary()
     table = view.table.value
     assert len(table) == 128
     assert ["latent", "concept", "f1", "precision", "recall", "enrichment", "p_value", "frequency"] == list(table.columns[:8])
