@@ -28,7 +28,7 @@ def views() -> dict[str, str]:
 
 def show(slug: str) -> Any:
     """Build a plugin's Panel view for display in the notebook."""
-    import panel as pn
+    import panel as pn  # panel: only in show()
 
     pn.extension()
     ctx = context()

@@ -13,21 +13,22 @@ from workbench.plugin_types import GradioTab
 
 @hookimpl
 def job_types() -> dict[str, Any]:
+    # entry points load on every command: the job modules only when job types are collected
     from workbench.training.dpo import DPO_JOB
-    from workbench.training.pal_job import PAL_JOB
+    from workbench.training.pal_job import PAL_JOB  # torch: only in job_types()
 
     return {"dpo": DPO_JOB, "pal": PAL_JOB}
 
 
 @hookimpl
 def cli_commands(app: Any) -> None:
-    from plugins.finetune.cli import train_app
+    from plugins.finetune.cli import train_app  # only the CLI calls this hook: the app, notebooks and jobs never load it
 
     app.add_typer(train_app, name="train")
 
 
 def _build_tab(ctx: Any) -> None:
-    from plugins.finetune.tab import build_finetune_tab
+    from plugins.finetune.tab import build_finetune_tab  # gradio: only in _build_tab()
 
     build_finetune_tab(ctx)
 

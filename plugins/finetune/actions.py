@@ -14,6 +14,7 @@ from workbench.errors import ConfigError
 from workbench.jobs import JobManager, Run
 from workbench.labeling.state import labeling_store
 from workbench.loop import start_blind_session
+from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.preference.votes import session_votes
 
 # What each form offers: a DPO run starts from a full decoder; PAL reads features from any LM or encoder.
@@ -73,8 +74,7 @@ DISPLACEMENT_COLUMNS = ["pair", "annotator", "prompt", "CHES", "length-normalise
 def displacement_rows(ctx: Any, user: str | None, session: str | None, model: str | None, top_k: int = 10) -> list[list[Any]]:
     """The session's voted pairs likeliest to make DPO lower the chosen response (CHES, highest first)."""
     # torch and the model stack: only when the check is asked for
-    from workbench.models.embedded import DEMO_MODEL_NAME
-    from workbench.preference.displacement import displacement_risk
+    from workbench.preference.displacement import displacement_risk  # torch: only in displacement_rows()
 
     require_owner(ctx.settings, user, "check a session's pairs")
     if not session:
@@ -138,10 +138,10 @@ def pal_results_columns(run: Run) -> list[str]:
 
 def latent_figure(run: Run, model: str = "PAL-A") -> Any:
     """Prototypes (stars) and users' ideal points, coloured by their true group when known."""
-    import matplotlib
+    import matplotlib  # matplotlib: only in latent_figure()
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: only in latent_figure()
 
     path = run.dir / "pal" / "latent.json"
     if not path.exists():

@@ -13,13 +13,13 @@ from workbench.plugin_types import GradioTab, PanelView
 
 
 def _build_tab(ctx: Any) -> None:
-    from plugins.home.tab import build_home_tab
+    from plugins.home.tab import build_home_tab  # torch: only in _build_tab()
 
     build_home_tab(ctx)
 
 
 def _build_overview(ctx: Any) -> Any:
-    from plugins.home.overview import build_overview
+    from plugins.home.overview import build_overview  # torch: only in _build_overview()
 
     return build_overview(ctx)
 

@@ -33,8 +33,8 @@ def points_plot(frame: pd.DataFrame, x: str, y: str, color_by: str, title: str, 
             tools=["hover", "box_select", "lasso_select"], width=430, height=360, legend_position="right",
             show_legend=legend, xlabel=f"{axis} 1", ylabel=f"{axis} 2",
         )
-    import datashader as ds
-    from holoviews.operation.datashader import dynspread, rasterize
+    import datashader as ds  # datashader: only for the rasterized plot of a large point set
+    from holoviews.operation.datashader import dynspread, rasterize  # the same
 
     if pd.api.types.is_numeric_dtype(frame[color_by]):
         shaded = rasterize(points, aggregator=ds.mean(color_by)).opts(cmap="viridis", colorbar=True)

@@ -200,7 +200,7 @@ class RelRepsView:
 
     def _judgments(self) -> dict:
         """Current labeling votes on the chosen dataset, by annotator (empty without sessions)."""
-        from workbench.labeling.state import labeling_store
+        from workbench.labeling.state import labeling_store  # scipy: only in _judgments()
 
         return dataset_judgments(labeling_store(self.ctx), self.dataset.value)
 

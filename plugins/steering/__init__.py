@@ -16,13 +16,13 @@ def gradio_tabs(context: Any) -> list[GradioTab]:
 
 @hookimpl
 def job_types() -> dict[str, Any]:
-    from workbench.steering.rsf import RSF_JOB
+    from workbench.steering.rsf import RSF_JOB  # torch: only in job_types()
 
     return {RSF_JOB.name: RSF_JOB}
 
 
 @hookimpl
 def cli_commands(app: Any) -> None:
-    from plugins.steering.cli import steer_app
+    from plugins.steering.cli import steer_app  # only the CLI calls this hook: the app, notebooks and jobs never load it
 
     app.add_typer(steer_app, name="steer")

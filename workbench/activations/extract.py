@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from workbench.activations.cache import ActivationCache, CacheEntry, activation_key, model_identity
 from workbench.data.types import Pair, Prompt
@@ -338,8 +339,6 @@ def _run(lm: LoadedModel, tokens: _Tokens, layers: list[int], pooling: str, batc
 def _progress_reporter(progress: bool | ProgressCallback, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
     """(advance(k), close()) for a tqdm bar, a callback(done, total), or nothing."""
     if progress is True:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=total, desc="activations", unit="text")
         return bar.update, bar.close
     if callable(progress):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, WebSocketException
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.requests import HTTPConnection
@@ -72,7 +73,7 @@ def _session_builder(view: PanelView, ctx: AppContext) -> Callable[[], Any]:
             return view.build(ctx)
         except Exception as exc:
             log.exception("Panel view %s failed to build", view.slug)
-            import panel as pn
+            import panel as pn  # panel: only in build()
 
             return pn.pane.Alert(f"The view '{view.title}' failed to build: {type(exc).__name__}: {exc}", alert_type="danger")
 
@@ -80,7 +81,7 @@ def _session_builder(view: PanelView, ctx: AppContext) -> Callable[[], Any]:
 
 
 def _mount_panel_views(app: FastAPI, ctx: AppContext, views: list[PanelView]) -> None:
-    from panel.io.fastapi import add_applications
+    from panel.io.fastapi import add_applications  # panel: only in _mount_panel_views()
 
     add_applications(
         {f"/{v.slug}": _session_builder(v, ctx) for v in views},
@@ -133,9 +134,9 @@ def create_app(ctx: AppContext, *, ui: bool = True) -> FastAPI:
     logins = ctx.settings.logins
     if ui:
         # Gradio and Panel are imported only for a UI: an API-only server starts in seconds.
-        import gradio as gr
+        import gradio as gr  # gradio: only in create_app()
 
-        from workbench.app.shell import THEME_CSS, build_blocks, theme
+        from workbench.app.shell import THEME_CSS, build_blocks, theme  # gradio: only in create_app()
 
         views = collect_panel_views(ctx)
         if views:
@@ -177,8 +178,6 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def serve(ctx: AppContext) -> None:
     """Run the app with uvicorn on settings.host:settings.port until interrupted."""
-    import uvicorn
-
     settings = ctx.settings
     settings.check_bind()
     sock = bind_socket(settings.host, settings.port)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from workbench.context import AppContext
 from workbench.errors import ConfigError
 from workbench.files import atomic_path, atomic_write_text
 from workbench.jobs.manifest import MANIFEST, read_manifest
@@ -79,8 +80,8 @@ def write_outputs(diff: Any, out: Path) -> list[Path]:
     import matplotlib  # matplotlib and pandas: only when a diff is written, not at every CLI start
 
     matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-    import pandas as pd
+    import matplotlib.pyplot as plt  # matplotlib: only in write_outputs()
+    import pandas as pd  # pandas: only in write_outputs()
 
     out.mkdir(parents=True, exist_ok=True)
     summary = diff.summary()
@@ -172,9 +173,8 @@ def compare(
 ) -> None:
     """Diff two checkpoints of one tokenizer: per-layer KL/cosine/CKA, preference-lens margins, implicit reward and token shifts."""
     # torch, transformers and the labeling store: only when the command runs, not at every CLI start.
-    from workbench.compare.diff import model_diff
-    from workbench.compare.pairs import diff_pairs
-    from workbench.context import AppContext
+    from workbench.compare.diff import model_diff  # torch: only in compare()
+    from workbench.compare.pairs import diff_pairs  # scipy: only in compare()
 
     ctx = AppContext(Settings(home=home) if home else Settings())
     pairs = diff_pairs(ctx, dataset, session, limit)

@@ -81,12 +81,12 @@ def write_trl_rows(rows: list[dict[str, Any]], path: Path, format: str) -> None:
                 for row in rows:
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
         elif format == "trl-parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            import pyarrow as pa  # pyarrow: only in write_trl_rows()
+            import pyarrow.parquet as pq  # pyarrow: only in write_trl_rows()
 
             pq.write_table(pa.Table.from_pylist(rows), tmp)
         else:
-            import datasets
+            import datasets  # datasets: only in write_trl_rows()
 
             datasets.Dataset.from_list(rows).save_to_disk(str(tmp))
 
@@ -152,8 +152,8 @@ def export_long_table(judgments: Iterable[Judgment], pairs: Iterable[Pair], path
                 writer.writeheader()
                 writer.writerows(rows)
         else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            import pyarrow as pa  # pyarrow: only in export_long_table()
+            import pyarrow.parquet as pq  # pyarrow: only in export_long_table()
 
             schema = pa.schema([(c, pa.int64() if c == "strength" else pa.float64() if c.endswith("_at") else pa.string())
                                 for c in LONG_TABLE_COLUMNS])

@@ -28,7 +28,7 @@ def _check(space: Space, k: int, method: str) -> None:
 
 def _kmeans_anchors(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     """The input nearest each k-means centroid (on unit vectors), so anchors cover the clusters."""
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # scikit-learn: only in _kmeans_anchors()
 
     unit = _unit_rows(x)
     km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(unit)
@@ -71,7 +71,7 @@ def select_anchors(space: Space, k: int, method: str = "random", *, seed: int = 
 
 def kmeans_labels(space: Space, n_clusters: int, *, seed: int = 0) -> np.ndarray:
     """A cluster number per input (k-means on unit vectors), for colouring projections."""
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # scikit-learn: only in kmeans_labels()
 
     if n_clusters < 1 or n_clusters > space.n:
         raise ConfigError(f"Cannot make {n_clusters} clusters of {space.n} inputs.", hint=f"Use 1..{space.n} clusters.")

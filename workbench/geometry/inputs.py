@@ -59,7 +59,7 @@ def pair_items(pairs: Sequence[Pair]) -> list[Item]:
 
 def items_frame(items: Sequence[Item]) -> Any:
     """A pandas DataFrame, one row per input: key, text and every metadata field."""
-    import pandas as pd
+    import pandas as pd  # pandas: only in items_frame()
 
     return pd.DataFrame([{"key": it.key, "text": it.text, **it.metadata} for it in items])
 

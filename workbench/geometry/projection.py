@@ -80,10 +80,10 @@ def projection_key(x: np.ndarray, method: str, params: dict[str, Any]) -> str:
 
 def _fit(x: np.ndarray, method: str, params: dict[str, Any]) -> np.ndarray:
     if method == "pca":
-        from sklearn.decomposition import PCA
+        from sklearn.decomposition import PCA  # scikit-learn: only in _fit()
 
         return PCA(n_components=params["n_components"], random_state=params["seed"]).fit_transform(x)
-    import umap
+    import umap  # umap-learn: only in _fit()
 
     reducer = umap.UMAP(n_components=params["n_components"], n_neighbors=params["n_neighbors"], min_dist=params["min_dist"],
                         metric=params["metric"], random_state=params["seed"], n_jobs=1)

@@ -33,9 +33,9 @@ def _standardize_rows(x: np.ndarray) -> np.ndarray:
 
 def make_head(relative: bool, seed: int = 0) -> Any:
     """Logistic regression; relative inputs are z-scored per input, absolute ones per feature."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from sklearn.linear_model import LogisticRegression  # scikit-learn: only in make_head()
+    from sklearn.pipeline import make_pipeline  # scikit-learn: only in make_head()
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler  # scikit-learn: only in make_head()
 
     scale = FunctionTransformer(_standardize_rows) if relative else StandardScaler()
     return make_pipeline(scale, LogisticRegression(max_iter=3000, C=1.0, random_state=seed))
@@ -119,7 +119,7 @@ def stitch(a: Space, b: Space, labels: Sequence[Any], anchor_keys: Sequence[str]
 
 def _stitch(a: Space, b: Space, y: np.ndarray, anchor_keys: Sequence[str], *, test_fraction: float, seed: int,
             normalize: str, task: str) -> StitchingResult:
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # scikit-learn: only in _stitch()
 
     anchor_rows = a.rows(anchor_keys)
     rest = np.setdiff1d(np.arange(a.n), anchor_rows)

@@ -22,7 +22,7 @@ def model_scores(ctx: Any, pairs: Sequence[Pair], settings: SessionSettings, *, 
     """Per pair id: ``len_diff`` (A − B, in words), and when configured ``logp_a/b``,
     ``ref_logp_a/b``, ``dpo_margin`` and ``reward_diff``; ``model_pref`` is the one used to
     compare with humans (DPO margin, else reward difference; absent if neither is set)."""
-    from workbench.training.logprobs import sequence_logprobs
+    from workbench.training.logprobs import sequence_logprobs  # torch: only in model_scores()
 
     pairs = list(pairs)
     out: dict[str, dict[str, float]] = {p.id: {"len_diff": float(len(p.response_a.split()) - len(p.response_b.split()))} for p in pairs}
@@ -44,7 +44,7 @@ def model_scores(ctx: Any, pairs: Sequence[Pair], settings: SessionSettings, *, 
             row["dpo_margin"] = settings.beta * ((row["logp_a"] - row["ref_logp_a"]) - (row["logp_b"] - row["ref_logp_b"]))
             row["model_pref"] = row["dpo_margin"]
     if settings.reward_model:
-        from workbench.preference.reward_heads import load_reward_model
+        from workbench.preference.reward_heads import load_reward_model  # torch: only in model_scores()
 
         rm = load_reward_model(ctx.settings, settings.reward_model)
         rewards = rm.score(ctx.get_model(rm.base_path), prompts, responses)[:, 0]

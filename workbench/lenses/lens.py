@@ -193,7 +193,7 @@ def lens_metrics(
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over axis 0 with a Student-t confidence band (NaNs ignored)."""
-    from scipy import stats
+    from scipy import stats  # scipy: only in mean_ci()
 
     values = np.asarray(values, dtype=np.float64)
     count = np.sum(~np.isnan(values), axis=0)

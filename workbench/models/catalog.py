@@ -85,7 +85,7 @@ def gguf_params(path: Path) -> int | None:
 @functools.lru_cache(maxsize=64)
 def _gguf_params(path: str, _size: int, _mtime_ns: int) -> int | None:
     try:
-        from gguf import GGUFReader
+        from gguf import GGUFReader  # gguf: only in _gguf_params()
 
         return int(sum(int(t.n_elements) for t in GGUFReader(path).tensors))
     except Exception:

@@ -40,7 +40,7 @@ def demo_model_dir(settings: Settings) -> Path:
 
 def ensure_demo_model(settings: Settings) -> Path:
     """Convert the shipped GGUF to a safetensors folder once; return that folder."""
-    from workbench.models.loading import convert_gguf
+    from workbench.models.loading import convert_gguf  # torch: only in ensure_demo_model()
 
     settings.ensure_dirs()
     return convert_gguf(demo_gguf_path(), demo_model_dir(settings))

@@ -131,7 +131,7 @@ def check_weights_safe(folder: Path, *, allow_pickle: bool, stem: str = "") -> b
 
 def check_remote_code(config: dict[str, Any], path: Path, *, trust_remote_code: bool) -> None:
     """Refuse a config (read from ``path``) that needs custom Python code from the checkpoint unless opted in."""
-    from transformers import CONFIG_MAPPING
+    from transformers import CONFIG_MAPPING  # transformers: only in check_remote_code()
 
     if "auto_map" in config and config.get("model_type") not in CONFIG_MAPPING and not trust_remote_code:
         raise SecurityError(
@@ -150,7 +150,7 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
 
 def gguf_tokenizer(gguf_file: Path) -> Any:
     """The tokenizer stored inside a GGUF file (no weights are read)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # transformers: only in gguf_tokenizer()
 
     return AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, local_files_only=True)
 
@@ -162,7 +162,7 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     config, load the state dict and save that. Written through ``atomic_path``, so an
     interrupted conversion leaves nothing half-written.
     """
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM  # transformers: only in convert_gguf()
 
     manifest_path = out_dir / "workbench-conversion.json"
     stat = gguf_file.stat()
@@ -203,7 +203,7 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
 
 def load_tokenizer(folder: Path, trust_remote_code: bool) -> Any:
     """A folder's tokenizer (with a pad token), or a ModelError saying which files are missing."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # transformers: only in load_tokenizer()
 
     check_tokenizer_files(folder)
     try:
@@ -221,7 +221,7 @@ def load_tokenizer(folder: Path, trust_remote_code: bool) -> Any:
 
 def _load_hf(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickle: bool,
              trust_remote_code: bool) -> tuple[nn.Module, Any, Placement | None]:
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM  # transformers: only in _load_hf()
 
     config_path = folder / "config.json"
     raw = read_json_object(config_path)
@@ -301,7 +301,7 @@ def load_model(
         info["converted_to"] = str(folder)
         model, tok, placement = _load_hf(folder, dev, dt, False, False)
     elif fmt == "peft":
-        from peft import PeftModel
+        from peft import PeftModel  # peft: only in load_model()
 
         check_weights_safe(path, allow_pickle=allow_pickle, stem="adapter_model")
         base_dir = resolve_base(path, base)

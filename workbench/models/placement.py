@@ -109,8 +109,8 @@ def _device_name(key: int | str) -> str:
 
 def _split(config: Any, dtype: torch.dtype, budget: dict[int | str, int]) -> dict[str, int | str]:
     """Accelerate's block-wise map of the model (built on the meta device) over ``budget``."""
-    from accelerate import infer_auto_device_map, init_empty_weights
-    from transformers import AutoModelForCausalLM
+    from accelerate import infer_auto_device_map, init_empty_weights  # accelerate: only in _split()
+    from transformers import AutoModelForCausalLM  # transformers: only in _split()
 
     with init_empty_weights():
         skeleton = AutoModelForCausalLM.from_config(config)

@@ -239,7 +239,7 @@ def fit_bt_head(z_a: np.ndarray, z_b: np.ndarray, a_wins: np.ndarray, l2: float 
 
     Both orientations of every comparison are used, so the fit is symmetric by construction.
     """
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # scikit-learn: only in fit_bt_head()
 
     diff = z_a - z_b
     x = np.concatenate([diff, -diff])

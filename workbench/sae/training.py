@@ -126,8 +126,8 @@ def split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _sae_config(spec: SAESpec, d_in: int, metadata: dict[str, Any]) -> Any:
-    from sae_lens.saes.batchtopk_sae import BatchTopKTrainingSAEConfig
-    from sae_lens.saes.topk_sae import TopKTrainingSAEConfig
+    from sae_lens.saes.batchtopk_sae import BatchTopKTrainingSAEConfig  # sae-lens: only in _sae_config()
+    from sae_lens.saes.topk_sae import TopKTrainingSAEConfig  # sae-lens: only in _sae_config()
 
     cls = TopKTrainingSAEConfig if spec.architecture == "topk" else BatchTopKTrainingSAEConfig
     cfg = cls(d_in=d_in, d_sae=spec.expansion * d_in, k=spec.k, dtype="float32", device="cpu",
@@ -214,9 +214,9 @@ def train_sae(acts: Rows, spec: SAESpec, *, folder: str | Path | None = None,
     ``log_every`` steps; ``should_stop()`` ends training early (the SAE so far is still
     evaluated and saved).
     """
-    from sae_lens.config import SAETrainerConfig
-    from sae_lens.saes.sae import TrainingSAE
-    from sae_lens.training.sae_trainer import SAETrainer
+    from sae_lens.config import SAETrainerConfig  # sae-lens: only in train_sae()
+    from sae_lens.saes.sae import TrainingSAE  # sae-lens: only in train_sae()
+    from sae_lens.training.sae_trainer import SAETrainer  # sae-lens: only in train_sae()
 
     shards = _as_shards(acts)
     d_in = _check_shards(shards)
@@ -275,7 +275,7 @@ def train_sae(acts: Rows, spec: SAESpec, *, folder: str | Path | None = None,
 
 def load_sae(folder: str | Path) -> Any:
     """An SAE saved by ``train_sae`` (or any sae-lens inference folder), for inference."""
-    from sae_lens import SAE
+    from sae_lens import SAE  # sae-lens: only in load_sae()
 
     folder = Path(folder)
     if not (folder / "cfg.json").exists():

@@ -142,7 +142,7 @@ def contrastive_activations(lm: LoadedModel, data: ContrastiveSet, layers: list[
 
 
 def _probe_direction(pos: np.ndarray, neg: np.ndarray, l2: float) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # scikit-learn: only in _probe_direction()
 
     x = np.concatenate([pos, neg]).astype(np.float64)
     y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])

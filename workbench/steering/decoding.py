@@ -41,6 +41,7 @@ class DecodedRow:
 
 
 def _processors(settings: SamplingSettings) -> list:
+    # transformers: only in _processors()
     from transformers import RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
     procs: list = []

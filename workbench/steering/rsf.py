@@ -91,7 +91,7 @@ def validate(cfg: RSFJobConfig | dict[str, Any], settings: Settings) -> dict[str
 
 
 def _lora(model: torch.nn.Module, cfg: RSFJobConfig, adapter_dir: Path | None) -> Any:
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model  # peft: only in _lora()
 
     if adapter_dir is not None:
         return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)

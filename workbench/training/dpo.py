@@ -24,6 +24,7 @@ from workbench.jobs.config import parsed
 from workbench.jobs.context import JobCancelled, JobContext
 from workbench.jobs.registry import JobType
 from workbench.jobs.worker import settings_from
+from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.settings import Settings
 from workbench.training.configs import DPOJobConfig
 from workbench.training.launch import accelerate_command, accelerate_config, write_accelerate_config
@@ -60,8 +61,7 @@ def validate_dpo(cfg: DPOJobConfig | dict[str, Any], settings: Settings) -> dict
     if cfg.dataset and Path(cfg.dataset).expanduser().exists():
         cfg.dataset = str(Path(cfg.dataset).expanduser().resolve())
     # workbench.models imports torch: the CLI builds its flags from this module without it.
-    from workbench.models.embedded import DEMO_MODEL_NAME
-    from workbench.models.resolve import resolve, tokenizer
+    from workbench.models.resolve import resolve, tokenizer  # torch: only in validate_dpo()
 
     cfg.model = cfg.model or DEMO_MODEL_NAME
     ref = resolve(settings, cfg.model)
@@ -78,7 +78,7 @@ def validate_dpo(cfg: DPOJobConfig | dict[str, Any], settings: Settings) -> dict
 
 
 def _use_cpu(device: str) -> bool:
-    import torch
+    import torch  # torch: only in _use_cpu()
 
     return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
 
@@ -123,12 +123,12 @@ def _freeze_split(job: JobContext) -> None:
 def train_dpo(job: JobContext) -> bool:
     """Train; returns False when the run was cancelled (a checkpoint was written first)."""
     # torch, TRL, PEFT and datasets load in the worker only, not when the CLI or the app imports this module.
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import DPOConfig, DPOTrainer
+    import torch  # torch: only in train_dpo()
+    from datasets import Dataset  # datasets: only in train_dpo()
+    from peft import LoraConfig  # peft: only in train_dpo()
+    from trl import DPOConfig, DPOTrainer  # trl: only in train_dpo()
 
-    from workbench.training.callbacks import JobCallback
+    from workbench.training.callbacks import JobCallback  # torch: only in train_dpo()
 
     cfg = DPOJobConfig.from_dict(job.config)
     random.seed(cfg.seed)
@@ -152,6 +152,8 @@ def train_dpo(job: JobContext) -> bool:
     if cfg.method == "lora":
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                  target_modules=cfg.target_modules, task_type="CAUSAL_LM")
+    if job.should_stop():  # cancelled while the model loaded: no trainer, no tokenized dataset
+        return False
     callback = JobCallback(job)
     trainer = DPOTrainer(model=lm.model, args=args, train_dataset=Dataset.from_list(dpo_rows(_split(job).train, tok)),
                          processing_class=tok, peft_config=peft_config, callbacks=[callback])
@@ -200,8 +202,8 @@ def evaluate_dpo(job: JobContext) -> dict[str, Any]:
     """Held-out (and training) pair accuracies before vs after, and sample generations side by side."""
     from peft import PeftModel  # heavy: worker only
 
-    from workbench.models.generation import SamplingSettings, generate
-    from workbench.training.logprobs import response_token_counts, sequence_logprobs
+    from workbench.models.generation import SamplingSettings, generate  # torch: only in evaluate_dpo()
+    from workbench.training.logprobs import response_token_counts, sequence_logprobs  # torch: only in evaluate_dpo()
 
     cfg = DPOJobConfig.from_dict(job.config)
     split = _split(job)
@@ -213,6 +215,8 @@ def evaluate_dpo(job: JobContext) -> dict[str, Any]:
         tuned = dataclasses.replace(base, model=tuned_model)
     else:
         tuned = job.load_model(out_dir, device=device)
+    if job.should_stop():  # cancelled while the models loaded
+        raise JobCancelled
 
     evaluated = [(name, pairs) for name, pairs in (("held_out", split.held_out), ("train", split.train[:cfg.eval_max_pairs])) if pairs]
     # Progress in pairs: each pair is scored twice (before, after), each time as chosen + rejected.

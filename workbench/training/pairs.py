@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.data.readers import read_pairs
 from workbench.data.types import Pair
 from workbench.errors import ConfigError, DataError
 from workbench.files import atomic_write_text
 from workbench.settings import Settings
+from workbench.store import Store
 
 SESSION_FILE = "session_votes.json"  # a session run's frozen votes, in its run folder
 SPLIT_FILE = "split_ids.json"  # a dataset run's train and held-out pair ids, in its run folder
@@ -43,15 +45,12 @@ def load_pairs(dataset: str, settings: Settings, format: str = "auto") -> list[P
     """``dataset`` is a file/folder path (any reader format) or the name of a stored dataset."""
     path = Path(dataset).expanduser()
     if path.exists():
-        from workbench.data.readers import read_pairs
-
         return read_pairs(path, format=format)
     if path.suffix or "/" in dataset or "\\" in dataset:
         raise DataError("does not exist.", path=path, hint="Check the path (relative paths start from the current folder), or give a stored dataset name.")
     if not settings.db_path.exists():
         raise DataError(f"Dataset {dataset!r} is neither a file nor a stored dataset (no store yet at {settings.db_path}).",
                         hint="Give a path to a pair file, or import one with `workbench data import`.")
-    from workbench.store import Store
 
     store = Store(settings.db_path)
     try:
@@ -118,9 +117,8 @@ def session_split(settings: Settings, session: str, held_out_fraction: float, se
     ``drop_pairs`` are session pair ids left out on purpose (e.g. the likeliest to cause
     likelihood displacement by CHES); an id the session does not have is an error, not ignored.
     """
-    from workbench.labeling.sessions import LabelingStore  # the store and labeling layer: not needed to build CLI flags
-    from workbench.preference.votes import SessionVotes, session_votes
-    from workbench.store import Store
+    from workbench.labeling.sessions import LabelingStore  # scipy (Bradley–Terry): only session runs need the labeling layer
+    from workbench.preference.votes import SessionVotes, session_votes  # scipy: only in session_split()
 
     if not settings.db_path.exists():
         raise DataError(f"No labeling session named '{session}': there is no store yet at {settings.db_path}.",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench.activations.extract import extract_activations
 from workbench.data.types import Pair
 from workbench.errors import DataError
 from workbench.training.pal import PrefData
@@ -21,8 +22,6 @@ from workbench.training.pal import PrefData
 def embed_texts(lm: Any, texts: Sequence[str], *, layer: int | None = None, pooling: str = "mean", cache: Any = None,
                 batch_size: int = 32) -> np.ndarray:
     """Frozen features [n, d]: one layer's pooled residual stream, L2-normalised."""
-    from workbench.activations import extract_activations
-
     layer = lm.n_layers if layer is None else layer
     acts = extract_activations(lm, list(texts), layers=[layer], pooling=pooling, cache=cache, batch_size=batch_size).get(layer)
     acts = np.asarray(acts, dtype=np.float32)

@@ -26,6 +26,8 @@ from workbench.files import atomic_path
 from workbench.jobs.config import parsed
 from workbench.jobs.context import JobCancelled, JobContext
 from workbench.jobs.registry import JobType
+from workbench.models.embedded import EMBEDDER_NAME
+from workbench.models.resolve import resolve
 from workbench.settings import Settings
 from workbench.training.configs import PALJobConfig
 from workbench.training.pairs import PairSplit, freeze_session_split, frozen_session_split, load_pairs, session_split
@@ -40,8 +42,6 @@ def validate_pal(cfg: PALJobConfig | dict[str, Any], settings: Settings) -> dict
     """Check the pairs (labelled, with user ids, enough users for k) and the feature model."""
     cfg = parsed(PALJobConfig, cfg)
     # workbench.models imports torch: the CLI builds its flags from this module without it.
-    from workbench.models.embedded import EMBEDDER_NAME
-    from workbench.models.resolve import resolve
 
     if cfg.session:
         split = session_split(settings, cfg.session, cfg.test_fraction, cfg.seed, min_strength=cfg.min_strength,
@@ -166,7 +166,7 @@ def _first_shots(data: PrefData, n: int, seed: int) -> PrefData:
 
 def latent_view(model: PALModel, users: list[str], groups: dict[str, Any]) -> dict[str, Any]:
     """2-D PCA of PAL-A prototypes and ideal points (PAL-B: of the users' simplex weights)."""
-    from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA  # scikit-learn: only in latent_view()
 
     with torch.no_grad():
         weights = model.user_weights().numpy()
