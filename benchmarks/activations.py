@@ -160,10 +160,10 @@ def main() -> None:
     args = parser.parse_args()
     set_threads(args.threads)
     run_benchmark(load_model(ensure_demo_model(Settings()), device=args.device, dtype=args.dtype, name="SmolLM2-135M-Instruct"),
-                  args.n, args.batch_size, args.rounds, args.pooling, args.peers)
+                  args.n, args.batch_size, args.rounds, args.pooling, args.peers, args.clock)
 
 
-def run_benchmark(lm: LoadedModel, n: int, batch_size: int, rounds: int, pooling: str, peers: str) -> dict[str, float]:
+def run_benchmark(lm: LoadedModel, n: int, batch_size: int, rounds: int, pooling: str, peers: str, clock: str = "wall") -> dict[str, float]:
     """Print every figure; return ``ratio_vs_<peer>`` medians per peer.
 
     A round is one batch of ``batch_size`` texts, every contender once on it (order rotated);
@@ -178,7 +178,7 @@ def run_benchmark(lm: LoadedModel, n: int, batch_size: int, rounds: int, pooling
     work = [chunk_tokens[r % n_chunks] for r in range(rounds)]
     print(machine_line(lm))
     print(f"texts: {len(texts)} from {source}, {sum(chunk_tokens)} tokens, {lm.n_layers + 1} residual layers, pooling {pooling}, "
-          f"batch size {batch_size}; {rounds} rounds of one batch each ({sum(work)} tokens per contender)")
+          f"batch size {batch_size}; {rounds} rounds of one batch each ({sum(work)} tokens per contender), {clock} clock")
     wanted = {"hf_batched", "hf_one_at_a_time", "transformerlens", "nnsight"} if peers == "all" else (
         set() if peers == "none" else set(peers.split(",")))
     contenders: dict[str, Callable[[list[str]], np.ndarray]] = {}
@@ -214,7 +214,8 @@ def run_benchmark(lm: LoadedModel, n: int, batch_size: int, rounds: int, pooling
             diffs[name] = max(diffs[name], float(np.abs(outputs[name] - outputs["ours"]).max()))
         peaks.append(matmul_flops(lm.device, lm.dtype, reps=3))
 
-    seconds = interleave({name: lambda r, fn=fn: fn(chunks[r % n_chunks]) for name, fn in contenders.items()}, rounds, lm.device, check)
+    seconds = interleave({name: lambda r, fn=fn: fn(chunks[r % n_chunks]) for name, fn in contenders.items()}, rounds, lm.device, check,
+                         cpu_clock=clock == "cpu")
     sync(lm.device)
     ratios = report_rounds(seconds, work, "tokens/s", metric="tokens_per_s")
     for name in ratios:

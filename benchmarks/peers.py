@@ -40,6 +40,9 @@ def add_round_args(parser: argparse.ArgumentParser, rounds: int = ROUNDS, torch_
                              f"fewer than {ROUNDS} gives ratios that load on a shared machine can flip)")
     if not torch_threads:
         return
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: elapsed time (default); cpu: the process's CPU time, on a CPU device with one "
+                             "thread the contender's own work, so seconds other processes hold the cores do not count")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads, the same for every contender (default 1; 0 = one per CPU). "
                              "With more threads than free cores a parallel region waits for its slowest, descheduled "
@@ -67,19 +70,29 @@ def rotated(names: list[str], r: int) -> list[str]:
 
 
 def interleave(contenders: Mapping[str, Callable[[int], Any]], rounds: int, device: torch.device | None = None,
-               after_round: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, list[float]]:
+               after_round: Callable[[int, dict[str, Any]], None] | None = None, cpu_clock: bool = False) -> dict[str, list[float]]:
     """Seconds per contender per round: round ``r`` calls every ``contenders[name](r)`` once, order rotated.
 
     A contender is called with the round index and must do that round's work (the same for all
     contenders of the round); ``after_round(r, outputs)`` sees the round's results (for checks
     that the contenders agree) outside the timed calls.
+
+    ``cpu_clock`` (CPU device only) times with the process's CPU time instead of the wall
+    clock: with one torch thread that is the contender's own work, and the seconds other
+    processes hold the cores are not counted at all (cache and memory-bandwidth contention
+    still are). Wall time cannot tell those apart; a GPU run always uses the wall clock.
     """
     dev = device or torch.device("cpu")
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
     for r in range(rounds):
         outputs = {}
         for name in rotated(list(contenders), r):
-            t, outputs[name] = timed(dev, lambda name=name, r=r: contenders[name](r))
+            if cpu_clock and dev.type == "cpu":
+                c0 = time.process_time()
+                outputs[name] = contenders[name](r)
+                t = time.process_time() - c0
+            else:
+                t, outputs[name] = timed(dev, lambda name=name, r=r: contenders[name](r))
             seconds[name].append(t)
         if after_round:
             after_round(r, outputs)
