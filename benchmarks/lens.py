@@ -119,7 +119,7 @@ def run_lens(lm: LoadedModel, ids: list[list[int]], order: list[int], batch_size
     return torch.cat(out, 1)[:, torch.argsort(torch.tensor(order))]
 
 
-def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, rounds: int, peers: str) -> dict[str, float]:
+def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, rounds: int, peers: str, clock: str = "wall") -> dict[str, float]:
     """Print the side-by-side lens figures from interleaved rounds; return ``ratio_vs_<peer>`` medians.
 
     A round is one batch of ``batch_size`` prompts, every contender once on it (order rotated);
@@ -141,7 +141,7 @@ def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, rounds: 
     chunks = [ids[c:c + batch_size] for c in range(0, len(ids), batch_size)]
     orders = [sorted(range(len(part)), key=lambda i, part=part: len(part[i])) for part in chunks]
     rounds = max(rounds, len(chunks))
-    print(f"{rounds} rounds of one batch each")
+    print(f"{rounds} rounds of one batch each, {clock} clock")
     diffs = dict.fromkeys(contenders, 0.0)
 
     def check(r: int, outputs: dict[str, torch.Tensor]) -> None:
@@ -149,7 +149,8 @@ def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, rounds: 
             diffs[name] = max(diffs[name], float((outputs[name] - outputs["ours"]).abs().max()))
 
     seconds = interleave({name: lambda r, lens=lens: run_lens(lm, chunks[r % len(chunks)], orders[r % len(chunks)], batch_size, lens)
-                          for name, lens in contenders.items()}, rounds, lm.device, check)
+                          for name, lens in contenders.items()}, rounds, lm.device, check,
+                         cpu_clock=clock == "cpu")
     work = [len(chunks[r % len(chunks)]) * (lm.n_layers + 1) for r in range(rounds)]
     ratios = report_rounds(seconds, work, "prompt-layers/s", metric="prompt_layers_per_s")
     for name in ratios:
@@ -172,7 +173,7 @@ def main() -> None:
     n_tokens = sum(len(x) for x in encode(lm, prompts))
     print(machine_line(lm))
     print(f"model: {lm.name} ({lm.n_layers} layers); prompts: {len(prompts)} ({n_tokens} tokens), batch size {args.batch_size}")
-    compare_peers(lm, prompts, args.batch_size, args.rounds, args.peers)
+    compare_peers(lm, prompts, args.batch_size, args.rounds, args.peers, args.clock)
     if args.baseline_layers:
         metrics_vs_per_layer(lm, prompts, sets, targets, args.batch_size, args.baseline_layers)
     print(f"at_end: {load_line()}")

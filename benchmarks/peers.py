@@ -30,19 +30,21 @@ PEERS = ("transformerlens", "nnsight", "steering_vectors", "repeng")
 ROUNDS = 8  # the fewest interleaved rounds a ratio is quoted from (issue 24)
 
 
-def add_round_args(parser: argparse.ArgumentParser, rounds: int = ROUNDS, torch_threads: bool = True) -> None:
-    """``--rounds`` and ``--threads``: every benchmark with a ratio takes them, with one meaning.
+def add_round_args(parser: argparse.ArgumentParser, rounds: int = ROUNDS, torch_threads: bool = True, clock: bool = True) -> None:
+    """``--rounds``, ``--clock`` and ``--threads``: every benchmark with a ratio takes them, with one meaning.
 
-    ``torch_threads=False`` leaves out ``--threads`` where no contender computes with torch.
+    ``torch_threads=False`` leaves out ``--clock`` and ``--threads`` where no contender computes
+    with torch; ``clock=False`` leaves out ``--clock`` where the contenders time themselves.
     """
     parser.add_argument("--rounds", type=int, default=rounds,
                         help=f"interleaved rounds, each contender once per round, order rotated (default {rounds}; "
                              f"fewer than {ROUNDS} gives ratios that load on a shared machine can flip)")
     if not torch_threads:
         return
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="wall: elapsed time (default); cpu: the process's CPU time, on a CPU device with one "
-                             "thread the contender's own work, so seconds other processes hold the cores do not count")
+    if clock:
+        parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                            help="wall: elapsed time (default); cpu: the process's CPU time, on a CPU device with one "
+                                 "thread the contender's own work, so seconds other processes hold the cores do not count")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads, the same for every contender (default 1; 0 = one per CPU). "
                              "With more threads than free cores a parallel region waits for its slowest, descheduled "

@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--sequences", type=int, default=100_000)
     ap.add_argument("--attributes", type=int, default=19)
     ap.add_argument("--baseline-latents", type=int, default=32)
-    add_round_args(ap)
+    add_round_args(ap, clock=False)  # the training loops time themselves
     args = ap.parse_args()
     set_threads(args.threads)
     print(f"machine: torch threads {torch.get_num_threads()}, {load_line()}")

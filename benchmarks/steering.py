@@ -59,7 +59,7 @@ def _fixed_generate(lm, tokens: int) -> tuple[float, list[int]]:
     return time.perf_counter() - t0, out[0].tolist()
 
 
-def steered_generation(lm, vectors: list[SteeringVector], tokens: int, rounds: int) -> dict[str, float]:
+def steered_generation(lm, vectors: list[SteeringVector], tokens: int, rounds: int, clock: str = "wall") -> dict[str, float]:
     """Unsteered vs steered greedy generation, ours and the peers on one vector, in interleaved rounds.
 
     Returns the ``ratio_vs_<peer>`` medians and the unsteered tokens/s (median over rounds).
@@ -111,8 +111,8 @@ def steered_generation(lm, vectors: list[SteeringVector], tokens: int, rounds: i
         outputs.update({name: ids for name, (_, ids) in out.items()})
 
     # A round is one greedy generation per contender, order rotated, timed around the whole call (apply/wrap included).
-    seconds = interleave({name: lambda r, run=run: run() for name, run in runs.items()}, rounds, lm.device, keep)
-    print(f"\n== generate(): {tokens} new tokens, greedy, {rounds} interleaved rounds ==")
+    seconds = interleave({name: lambda r, run=run: run() for name, run in runs.items()}, rounds, lm.device, keep, cpu_clock=clock == "cpu")
+    print(f"\n== generate(): {tokens} new tokens, greedy, {rounds} interleaved rounds, {clock} clock ==")
     peer_names = [name for name in ("steering_vectors", "repeng") if name in runs]
     ratios = report_rounds(seconds, tokens, "tokens/s", metric="tokens_per_s", peers=peer_names, ratio_fmt=".3f")
     for name in peer_names:
@@ -222,7 +222,7 @@ def main() -> None:
     vectors = [SteeringVector(f"v{i}", layer, torch.randn(d, generator=g), scale=4.0) for i, layer in enumerate((12, 16, 20))]
     print(machine_line(lm))
 
-    base = steered_generation(lm, vectors, args.tokens, args.rounds)["unsteered_tokens_per_s"]
+    base = steered_generation(lm, vectors, args.tokens, args.rounds, args.clock)["unsteered_tokens_per_s"]
     if args.fit_pairs:
         fit_cost(lm, args.fit_pairs)
 
