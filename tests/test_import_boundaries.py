@@ -43,16 +43,7 @@ def loaded_heavy(args: list[str], home: Path) -> list[str]:
     return report["heavy"]
 
 
-@pytest.mark.parametrize("args", [[], ["data", "list"], ["runs", "list"], ["plugins"]], ids=" ".join)
+@pytest.mark.parametrize("args", [[], ["data", "list"], ["runs", "list"], ["plugins"], ["label", "sessions"]], ids=" ".join)
 def test_quick_commands_load_no_heavy_library(args: list[str], tmp_path: Path) -> None:
     assert loaded_heavy(args, tmp_path) == []
 
-
-def test_label_sessions_loads_no_torch_transformers_or_gradio(tmp_path: Path) -> None:
-    assert not set(loaded_heavy(["label", "sessions"], tmp_path)) & {"torch", "transformers", "gradio"}
-
-
-@pytest.mark.xfail(strict=True, reason="labeling/selection.py and sessions.py import preference/bradley_terry, which "
-                   "imports scipy at module level; strict, so the fix shows up here")
-def test_label_sessions_loads_no_scipy(tmp_path: Path) -> None:
-    assert "scipy" not in loaded_heavy(["label", "sessions"], tmp_path)

@@ -28,8 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.stats import t as student_t
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from workbench.errors import DataError
@@ -175,6 +173,8 @@ def _nll(ties: str) -> Objective:
 
 def fit_params(c: Comparisons, ties: str, l2: float) -> np.ndarray:
     """MAP parameters: θ (and log ν for Davidson)."""
+    from scipy.optimize import minimize  # scipy only when fitting: the labeling store imports this module's types
+
     m = len(c.items)
     if ties == "davidson":
         x0 = np.zeros(m + 1)
@@ -265,6 +265,7 @@ def fit_bradley_terry(comparisons: Comparisons, *, ties: str = "davidson", l2: f
         # Student-t quantile with n − (m − 1) degrees of freedom: the curvature is itself
         # estimated from the votes, and with the normal quantile a 10-vote session covers
         # p = 0.9 in only 93 % (tests/test_bradley_terry.py checks ≥ 93 % per cell).
+        from scipy.stats import t as student_t  # see fit_params: scipy only when fitting
         q = float(student_t.ppf(0.5 + ci / 2, max(len(comparisons) - (m - 1), 1)))
         result.extras["quantile"] = q
         result.low, result.high = theta - q * sd, theta + q * sd
