@@ -30,7 +30,7 @@ def one_source(options: dict[str, Any]) -> dict[str, Any]:
     source = options.pop("source", None) or "dataset"
     if not options.get(source):
         raise ConfigError(f"Train on is '{source}', but the {source.title()} box is empty.",
-                          hint=f"Pick one in **{source.title()}**, or switch **Train on**.")
+                          hint=f"Pick one in “{source.title()}”, or switch “Train on”.")
     return {**options, ("session" if source == "dataset" else "dataset"): None}
 
 

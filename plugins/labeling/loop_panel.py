@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.app import ui
+from workbench.app.auth import OWNER, login_name, role_of
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import JobManager, describe_failure
 from workbench.labeling.page import page_url
@@ -48,7 +49,7 @@ def fit_vector(ctx: Any, session: str | None, request: gr.Request | None) -> tup
     try:
         owner_only(ctx, request)
         if not session:
-            raise ConfigError("No session picked.", hint="Pick one in **Session with votes** (at least 8 A/B votes).")
+            raise ConfigError("No session picked.", hint="Pick one in “Session with votes” (at least 8 A/B votes).")
         layer = fit_layer(require_model(ctx).n_layers)
         (row,) = fit_from_votes(ctx, session, "mean_diff", str(layer))
     except WorkbenchError as err:
@@ -68,10 +69,10 @@ def make_blind(ctx: Any, session: str | None, vector: str | None, coefficient: f
     try:
         owner_only(ctx, request)
         if not vector:
-            raise ConfigError("No vector fitted yet.", hint="Press **1 · Fit a steering vector from its votes** first.")
+            raise ConfigError("No vector fitted yet.", hint="Press “1 · Fit a steering vector from its votes” first.")
         if not coefficient:
             raise ConfigError("Coefficient is 0, so steered would be the unsteered model.",
-                              hint="Set **Coefficient** to something other than 0 (4 is a visible push).")
+                              hint="Set “Coefficient” to something other than 0 (4 is a visible push).")
         model = ctx.active_model_name
         if not model:
             raise ConfigError("The server has no model.", hint="Start it with --model NAME, or pick one in Models & data.")
@@ -104,7 +105,7 @@ def verdict(ctx: Any, blind: str | None, request: gr.Request | None) -> str:
     try:
         owner_only(ctx, request)
         if not blind:
-            raise ConfigError("No blind session yet.", hint="Make one with **2 · Make the blind session**, or type its name in **Blind session**.")
+            raise ConfigError("No blind session yet.", hint="Make one with “2 · Make the blind session”, or type its name in “Blind session”.")
         lab = labeling_store(ctx)
         body = report_markdown(session_report(lab, blind), session_verdict(lab, blind))
     except WorkbenchError as err:
@@ -118,7 +119,7 @@ def build_loop_panel(ctx: Any) -> gr.Accordion:
     with gr.Accordion("From votes to verdict: fit → blind session → label → did it win?", open=False,
                       elem_id="wb-loop") as section:
         with gr.Row():
-            session = gr.Dropdown(choices=vote_sessions(ctx), label="Session with votes", elem_id="wb-loop-session", scale=2)
+            session = gr.Dropdown(choices=[], label="Session with votes", elem_id="wb-loop-session", scale=2)
             coefficient = gr.Number(COEFFICIENT, label="Coefficient", elem_id="wb-loop-coef", scale=1)
         vector = gr.State("")
         with gr.Row():
@@ -130,21 +131,25 @@ def build_loop_panel(ctx: Any) -> gr.Accordion:
         blind = gr.Textbox(label="Blind session", elem_id="wb-loop-blind")
         result = gr.Markdown(elem_id="wb-loop-verdict-out")
 
-    def on_fit(s: str | None, request: gr.Request) -> tuple[str, str]:
+    # Names of their own: Gradio names an event's endpoint after its function, first come first served.
+    def loop_fit(s: str | None, request: gr.Request) -> tuple[str, str]:
         return fit_vector(ctx, s, request)
 
-    def on_blind(s: str | None, v: str | None, c: float | None, request: gr.Request) -> Iterator[tuple[str, Any]]:
+    def loop_blind(s: str | None, v: str | None, c: float | None, request: gr.Request) -> Iterator[tuple[str, Any]]:
         yield from make_blind(ctx, s, v, c, request)
 
-    def on_verdict(b: str | None, request: gr.Request) -> str:
+    def loop_verdict(b: str | None, request: gr.Request) -> str:
         return verdict(ctx, b, request)
 
-    def on_load() -> Any:
+    def loop_sessions(request: gr.Request) -> Any:
+        """The owner's sessions with votes as of this page load (an annotator is told nothing)."""
+        if role_of(ctx.settings, login_name(request)) != OWNER:
+            return gr.update()
         choices = vote_sessions(ctx)
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
-    fit.click(on_fit, session, [fit_status, vector])
-    blind_button.click(on_blind, [session, vector, coefficient], [blind_status, blind])
-    verdict_button.click(on_verdict, blind, result)
-    gr.context.Context.root_block.load(on_load, None, session, show_progress="hidden")
+    fit.click(loop_fit, session, [fit_status, vector])
+    blind_button.click(loop_blind, [session, vector, coefficient], [blind_status, blind])
+    verdict_button.click(loop_verdict, blind, result)
+    gr.context.Context.root_block.load(loop_sessions, None, session, show_progress="hidden")
     return section
