@@ -142,9 +142,12 @@ def test_fit_from_votes_then_blind_test_the_setting(browser, server: Server) -> 
     expect(page.locator("#steer-blind-status")).to_contain_text("steered-check")
     expect(page.locator("#steer-blind-status")).to_contain_text("2 prompt(s) of your own")
     # Reward heads + DPA direction from the same session's votes (the form listed datasets only).
+    page.get_by_role("tab", name="DPA", exact=True).click()
     page.get_by_text("Train a reward model (per-attribute Bradley–Terry heads)").click()
-    page.locator("#steer-rm-dataset input").fill("session votes")
-    page.keyboard.press("Enter")
+    box = page.locator("#steer-rm-dataset input")
+    box.click()
+    page.get_by_role("option", name="session votes (16 A/B votes)").click()
+    expect(box).to_have_value("session votes (16 A/B votes)")
     page.locator("#steer-rm-name textarea, #steer-rm-name input").first.fill("votes-rewards")
     page.locator("#steer-rm-train").click()
     expect(page.locator("#steer-rm-status")).to_contain_text("from the votes of session votes, with its DPA direction",

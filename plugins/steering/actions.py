@@ -362,7 +362,7 @@ def train_reward(ctx: AppContext, dataset: str, high_poles_text: str, layer: int
     """Train and save a reward model on a dataset's poles or a session's votes (then with the DPA direction
     the overall votes imply); ``progress`` hears the model load, features and heads."""
     if not dataset:
-        raise ConfigError("No source picked.", hint="Pick a dataset or a session in **Dataset or session**.")
+        raise ConfigError("No source picked.", hint="Pick a dataset or a session in “Dataset or session”.")
     lm = require_model_reporting(ctx, model, progress)
     if dataset.startswith(SESSION_SOURCE):
         session = dataset[len(SESSION_SOURCE):]
