@@ -17,9 +17,10 @@ so load that comes and goes slows the contenders of a round alike and cancels in
 ratio. Printed: tokens/s per contender (median and IQR over rounds), ``ratio_vs_<peer>`` (the
 median of the per-round ratios ours ÷ theirs, > 1 means ours is faster) with
 ``ratio_vs_<peer>_iqr``, the largest difference to ours, and model FLOP/s as a fraction of the
-measured ``torch.mm`` peak. Every contender runs with the same torch thread count (``--threads``).
+measured ``torch.mm`` peak. Every contender runs with the same torch thread count (``--threads``),
+timed by the process's CPU time on a CPU device (``--clock cpu``, the default) or the wall clock.
 
-Usage: python benchmarks/activations.py [--n 32] [--batch-size 16] [--rounds 8] [--threads 0] [--pooling mean|tokens]
+Usage: python benchmarks/activations.py [--n 32] [--batch-size 16] [--rounds 8] [--threads 1] [--clock cpu|wall] [--pooling mean|tokens]
                                         [--peers all|none|name,...] [--device auto] [--dtype auto]
 """
 from __future__ import annotations
@@ -163,7 +164,7 @@ def main() -> None:
                   args.n, args.batch_size, args.rounds, args.pooling, args.peers, args.clock)
 
 
-def run_benchmark(lm: LoadedModel, n: int, batch_size: int, rounds: int, pooling: str, peers: str, clock: str = "wall") -> dict[str, float]:
+def run_benchmark(lm: LoadedModel, n: int, batch_size: int, rounds: int, pooling: str, peers: str, clock: str = "cpu") -> dict[str, float]:
     """Print every figure; return ``ratio_vs_<peer>`` medians per peer.
 
     A round is one batch of ``batch_size`` texts, every contender once on it (order rotated);
@@ -212,7 +213,7 @@ def run_benchmark(lm: LoadedModel, n: int, batch_size: int, rounds: int, pooling
         """Largest difference to ours, and the matmul peak sampled between rounds."""
         for name in outputs:
             diffs[name] = max(diffs[name], float(np.abs(outputs[name] - outputs["ours"]).max()))
-        peaks.append(matmul_flops(lm.device, lm.dtype, reps=3))
+        peaks.append(matmul_flops(lm.device, lm.dtype, reps=3, cpu_clock=clock == "cpu"))
 
     seconds = interleave({name: lambda r, fn=fn: fn(chunks[r % n_chunks]) for name, fn in contenders.items()}, rounds, lm.device, check,
                          cpu_clock=clock == "cpu")

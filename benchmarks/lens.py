@@ -119,7 +119,7 @@ def run_lens(lm: LoadedModel, ids: list[list[int]], order: list[int], batch_size
     return torch.cat(out, 1)[:, torch.argsort(torch.tensor(order))]
 
 
-def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, rounds: int, peers: str, clock: str = "wall") -> dict[str, float]:
+def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, rounds: int, peers: str, clock: str = "cpu") -> dict[str, float]:
     """Print the side-by-side lens figures from interleaved rounds; return ``ratio_vs_<peer>`` medians.
 
     A round is one batch of ``batch_size`` prompts, every contender once on it (order rotated);

@@ -59,7 +59,7 @@ def _fixed_generate(lm, tokens: int) -> tuple[float, list[int]]:
     return time.perf_counter() - t0, out[0].tolist()
 
 
-def steered_generation(lm, vectors: list[SteeringVector], tokens: int, rounds: int, clock: str = "wall") -> dict[str, float]:
+def steered_generation(lm, vectors: list[SteeringVector], tokens: int, rounds: int, clock: str = "cpu") -> dict[str, float]:
     """Unsteered vs steered greedy generation, ours and the peers on one vector, in interleaved rounds.
 
     Returns the ``ratio_vs_<peer>`` medians and the unsteered tokens/s (median over rounds).
