@@ -74,4 +74,6 @@ def test_every_tab_and_view_opens_cleanly(browser, server: Server, tmp_path: Pat
     failures += [f"lens heatmap: {w}" for w in _too_wide(page)]
     page.screenshot(path=str(tmp_path / "navigation.png"))
     page.close()
+    # An event that fails inside Gradio (e.g. a list update sent to a text box) answers 200 and only logs.
+    failures += [f"server log: {line}" for line in server.logs().splitlines() if "Traceback" in line or "Error:" in line]
     assert not failures, "\n".join(failures)

@@ -48,7 +48,8 @@ def _form(ctx: Any, job_type: JobType) -> tuple[gr.Button, list[str], list[Any],
             fields = [inputs[names.index("interactions")], inputs[names.index("attributes")]]
             example.click(lambda: (str(interactions), str(items)), outputs=fields)
         start = gr.Button(f"Start {job_type.name} run", variant="primary", elem_id=f"runs-{kind}-start")
-    fill = [(c, n) for c, n in zip(inputs, names, strict=True) if n in ("model", "dataset")]
+    # a name the job creates (new_name) is a text box, not a list to refill
+    fill = [(c, n) for c, n in zip(inputs, names, strict=True) if n in ("model", "dataset") and isinstance(c, gr.Dropdown)]
     if fill:
         def choices() -> Any:
             out = []
