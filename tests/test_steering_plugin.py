@@ -82,6 +82,21 @@ def test_tab_builds_in_blocks(ctx):
         build_steering_tab(ctx)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"steer-generate", "steer-plain", "steer-steered", "steer-theta", "steer-sweep-run", "steer-dpa-front"} <= ids
+    front = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "steer-dpa-front")
+    assert (front.x_title, front.y_title) == ("attribute", "vᵀr (score along the direction)")  # not the data columns 'x', 'y'
+
+
+def test_the_labeling_tab_names_its_tables_columns(ctx):
+    """The disagreements table showed headers '1 2 3' until its first answer."""
+    import gradio as gr
+
+    from plugins.labeling.manage import DISAGREEMENT_HEADERS
+    from plugins.labeling.tab import build_labeling_tab
+
+    with gr.Blocks() as demo:
+        build_labeling_tab(ctx)
+    tables = {b.label: b.headers for b in demo.blocks.values() if isinstance(b, gr.Dataframe)}
+    assert tables["Model–human disagreements"] == DISAGREEMENT_HEADERS
 
 
 def test_a_coefficient_without_a_vector_is_refused(ctx):

@@ -24,6 +24,8 @@ from workbench.labeling.sessions import ORDERS, SessionSettings
 from workbench.labeling.state import labeling_store
 from workbench.labeling.verdict import session_verdict, verdict_tables
 
+DISAGREEMENT_HEADERS = ["pair", "humans", "model", "model preference"]
+
 
 def owner_only(ctx: Any, request: gr.Request | None) -> None:
     """Refuse a named annotator's login: these tools show (or act on) everyone's votes."""
@@ -246,7 +248,7 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
         per_annotator = gr.Dataframe(label="Per annotator", interactive=False)
         with gr.Row():
             score_btn = gr.Button("Find pairs where the model and humans disagree")
-        disagreements = gr.Dataframe(label="Model–human disagreements", interactive=False)
+        disagreements = gr.Dataframe(label="Model–human disagreements", interactive=False, headers=DISAGREEMENT_HEADERS)
         with gr.Row():
             fmt = gr.Dropdown(list(SESSION_EXPORT_FORMATS), value="trl-jsonl", label="Export format", elem_id="wb-lab-export-format")
             aggregate = gr.Radio(["judgment", "majority"], value="judgment", label="DPO rows per")
@@ -284,7 +286,7 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
         except WorkbenchError as err:
             return gr.update(value=[[str(err)]], headers=["error"])
         return gr.update(value=[[r["pair_id"], r["humans"], r["model"], f"{r['model_pref']:+.3f}"] for r in rows],
-                         headers=["pair", "humans", "model", "model preference"])
+                         headers=DISAGREEMENT_HEADERS)
 
     def export(session: str, fmt: str, aggregate: str, request: gr.Request) -> tuple[str, Any]:
         folder = ctx.settings.home / "exports"

@@ -261,7 +261,8 @@ def _dpa_section(ctx: AppContext, model: gr.Dropdown) -> Any:
     go = gr.Button("Sample and rerank", variant="primary", elem_id="steer-dpa-run")
     status = gr.Markdown(elem_id="steer-dpa-status")
     chosen = gr.Textbox(label="Chosen response", lines=4, interactive=False, elem_id="steer-dpa-chosen")
-    front = gr.ScatterPlot(x="x", y="y", color="pick", title="Candidates' attribute trade-off", height=300, elem_id="steer-dpa-front")
+    front = gr.ScatterPlot(x="x", y="y", color="pick", title="Candidates' attribute trade-off", height=300, elem_id="steer-dpa-front",
+                           x_title="attribute", y_title="vᵀr (score along the direction)")
     table = gr.Dataframe(interactive=False, wrap=True, elem_id="steer-dpa-table")
 
     def refresh() -> tuple[Any, Any, Any]:
@@ -314,7 +315,8 @@ def _dpa_section(ctx: AppContext, model: gr.Dropdown) -> Any:
                                "pick": ["chosen" if c else ("front" if f else "other") for c, f in zip(df["chosen"], df["on_front"], strict=True)]})
         message = (f"x = {a[0]}, y = {a[1] if len(a) > 1 else 'vᵀr'} · best of {len(df)} by vᵀr = {result.scores[result.best]:.2f} · "
                    f"scoring took {result.timings['score_s_per_candidate'] * 1000:.0f} ms per candidate")
-        return message, result.response, points, df.round(3)
+        y_title = a[1] if len(a) > 1 else "vᵀr (score along the direction)"
+        return message, result.response, gr.ScatterPlot(value=points, x_title=a[0], y_title=y_title), df.round(3)
 
     gr.on(triggers=None, fn=refresh, outputs=[reward, models, dataset])
     dataset.change(on_dataset, inputs=dataset, outputs=poles)
