@@ -59,10 +59,26 @@ def parse_pair_ids(text: str | None) -> list[str]:
     return [t for t in (text or "").replace(",", " ").split() if t]
 
 
+SOURCES = ["dataset", "session"]
+
+
+def one_source(options: dict[str, Any]) -> dict[str, Any]:
+    """Keep the box that **Train on** (``source``) names and drop the other, so a filled Dataset box never
+    clashes with a session. Without ``source`` (not the form) the config's own check decides."""
+    source = options.pop("source", None)
+    if source is None:
+        return options
+    if not options.get(source):
+        raise ConfigError(f"Train on is '{source}', but the {source.title()} box is empty.",
+                          hint=f"Pick one in “{source.title()}”, or switch “Train on”.")
+    return {**options, ("session" if source == "dataset" else "dataset"): None}
+
+
 def start(ctx: Any, manager: JobManager, user: str | None, kind: str, options: dict[str, Any]) -> Run:
-    """Start a run from the browser: owner only, dataset confined, config validated before any run exists."""
+    """Start a run from the browser: owner only (checked first: an annotator learns nothing about the form),
+    one training source, dataset confined, config validated before any run exists."""
     require_owner(ctx.settings, user, "start a fine-tune")
-    options = {k: v for k, v in options.items() if v not in (None, "", [])}
+    options = {k: v for k, v in one_source(dict(options)).items() if v not in (None, "", [])}
     if options.get("dataset"):
         options["dataset"] = confine_dataset(ctx, options["dataset"])
     return manager.submit(kind, options)

@@ -14,7 +14,7 @@ from plugins.finetune import actions
 from workbench.app import job_ui
 from workbench.app.job_ui import config_form
 from workbench.app.ui import error_markdown, md_escape
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager
 from workbench.training.configs import DPOJobConfig, PALJobConfig
 
@@ -22,16 +22,6 @@ from workbench.training.configs import DPOJobConfig, PALJobConfig
 DPO_FORM = ["model", "dataset", "method", "max_steps", "batch_size", "learning_rate", "beta", "max_length", "num_processes",
             "precompute_ref_log_probs"]
 PAL_FORM = ["dataset", "model", "variant", "k", "epochs"]
-SOURCES = ["dataset", "session"]
-
-
-def one_source(options: dict[str, Any]) -> dict[str, Any]:
-    """Keep the box that **Train on** names and drop the other, so a filled Dataset box never clashes with a session."""
-    source = options.pop("source", None) or "dataset"
-    if not options.get(source):
-        raise ConfigError(f"Train on is '{source}', but the {source.title()} box is empty.",
-                          hint=f"Pick one in “{source.title()}”, or switch “Train on”.")
-    return {**options, ("session" if source == "dataset" else "dataset"): None}
 
 
 def _form(ctx: Any, kind: str, cls: type, names: list[str]) -> tuple[gr.Button, list[Any]]:
@@ -43,7 +33,7 @@ def _form(ctx: Any, kind: str, cls: type, names: list[str]) -> tuple[gr.Button, 
         session = gr.Dropdown(label="Session", info=cls.help_of("session"), choices=[], allow_custom_value=True,
                               elem_id=f"ft-{kind}-session")
         # One control says which box trains: the Dataset box is always filled, so "both given" was the default before.
-        source = gr.Radio(SOURCES, value="dataset", label="Train on", info="a stored dataset's labelled pairs, or a session's A/B votes",
+        source = gr.Radio(actions.SOURCES, value="dataset", label="Train on", info="a stored dataset's labelled pairs, or a session's A/B votes",
                           elem_id=f"ft-{kind}-source")
     note = gr.Markdown(elem_id=f"ft-{kind}-datasets-note")
     start = gr.Button(f"Start {kind.upper()} run", variant="primary", elem_id=f"ft-{kind}-start")
@@ -114,7 +104,7 @@ def build_finetune_tab(ctx: Any) -> None:
     def on_start(kind: str, names: list[str], inputs: list[Any], data: dict[Any, Any], user: str | None,
                  extra: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
         try:
-            options = one_source({n: data[c] for n, c in zip([*names, "session", "source"], inputs, strict=True)})
+            options = {n: data[c] for n, c in zip([*names, "session", "source"], inputs, strict=True)}
             run = actions.start(ctx, manager, user, kind, {**options, **(extra or {})})
         except WorkbenchError as exc:
             t, d = run_choices()
