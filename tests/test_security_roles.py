@@ -45,9 +45,10 @@ def test_annotators_label_only_where_assigned(probe_server: ProbeServer) -> None
     for path, body in (("/sessions", {"name": "x", "dataset": "ds"}), ("/sessions/gold/status", {"status": "closed"})):
         r = httpx.post(url + path, json=body, auth=PROBE_ALICE, timeout=30)
         assert r.status_code == 403 and "only the workbench owner" in r.json()["error"], (path, r.text)
-    # Through the Labeling tab's own event: bob cannot start in alice's session.
-    out = gradio_call(probe_server.server.url, "start", ["alice-only", "bob", None], PROBE_BOB)
-    assert "not assigned" in str(out[1])
+    # The Labeling tab's Loop panel (fit, blind session, verdict) is the owner's, called directly as an annotator.
+    for event, data in (("loop_fit", [None]), ("loop_blind", [None, None, 1.0]), ("loop_verdict", [None])):
+        out = gradio_call(probe_server.server.url, event, data, PROBE_ALICE)
+        assert "only the workbench owner" in str(out), (event, out)
     with Store(probe_server.home / "workbench.sqlite") as store:
         lab = LabelingStore(store)
         assert lab.annotators("alice-only") == ["alice"] and lab.annotators("closed") == []

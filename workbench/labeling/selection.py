@@ -51,7 +51,7 @@ def open_pairs(ids: Sequence[str], mine: set[str], counts: dict[str, int], overl
 
 
 def reserve(conn: Any, sid: int, aid: int, queue: Sequence[str], counts: dict[str, int], overlap: int,
-            gold: dict[str, str], seconds: float, now: float, *, confirm: bool = True) -> str | None:
+            gold: dict[str, str], seconds: float, now: float) -> str | None:
     """Reserve for annotator ``aid`` the first pair of ``queue`` with room, as a row of
     ``labeling_leases``; return it (None: every open pair is voted on or held up to ``overlap``).
 
@@ -60,8 +60,9 @@ def reserve(conn: Any, sid: int, aid: int, queue: Sequence[str], counts: dict[st
     process on the store: two servers on one home never hand out the same pair beyond the
     overlap. The annotator's own live lease comes first, so a reload shows the same pair.
     ``counts`` (a snapshot's votes per pair) rule candidates out cheaply; fresh counts, read
-    in the transaction a batch at a time, confirm them (``confirm=False`` when no pair can be
-    full, see ``LabelingStore._queue``). Expired leases are deleted on the way.
+    in the transaction a batch at a time, always confirm them: a snapshot with no votes (or
+    fewer annotators than the overlap) is no proof, since another process's vote may have
+    committed and freed its lease since. Expired leases are deleted on the way.
     """
     conn.execute("DELETE FROM labeling_leases WHERE session_id = ? AND expires_at <= ?", (sid, now))
     held = dict(conn.execute("SELECT annotator_id, pair_id FROM labeling_leases WHERE session_id = ?", (sid,)).fetchall())
@@ -71,7 +72,7 @@ def reserve(conn: Any, sid: int, aid: int, queue: Sequence[str], counts: dict[st
     if choice is None:
         room = (p for p in queue if p in gold or counts.get(p, 0) + others[p] < overlap)
         while choice is None and (batch := list(itertools.islice(room, CONFIRM_BATCH))):
-            fresh = votes_now(conn, sid, [p for p in batch if p not in gold]) if confirm else {}
+            fresh = votes_now(conn, sid, [p for p in batch if p not in gold])
             choice = next((p for p in batch if p in gold or fresh.get(p, 0) + others[p] < overlap), None)
     if choice is None:
         conn.execute("DELETE FROM labeling_leases WHERE session_id = ? AND annotator_id = ?", (sid, aid))

@@ -335,9 +335,8 @@ class LabelingStore:
             queue, done, counts = self._queue(conn, info, aid, annotator)
         s = info.settings
         now = self.clock()
-        # With no more annotators than the overlap no pair can fill up for them (see _queue).
         pick = self.store.write_batched(lambda conn: reserve(conn, info.id, aid, queue, counts, s.overlap, s.gold,
-                                                             s.lease_seconds, now, confirm=bool(counts)))
+                                                             s.lease_seconds, now))
         if pick is None:
             return None
         with self.store.snapshot() as conn:
