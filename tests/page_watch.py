@@ -1,4 +1,5 @@
-"""Record every text an element shows, for browser tests of states too brief to poll.
+"""Browser-test helpers for states that come and go: every text an element shows, and a file
+picked into a page still settling.
 
 Playwright's ``expect`` polls, so on a fast machine a state that lasts one frame (the chat's
 "working" note before the first token) can come and go between two polls. A MutationObserver
@@ -6,7 +7,10 @@ installed before the action sees every rendered state.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 _RECORD = """([selector, inner, key]) => {
   window[key] = [];
@@ -27,3 +31,20 @@ def record_texts(page: Any, selector: str, key: str, inner: str = "") -> None:
 
 def recorded(page: Any, key: str) -> list[str]:
     return page.evaluate(f"window[{key!r}]")
+
+
+PICK_TIMEOUT_MS = 60_000
+
+
+def attach_file(page: Any, elem: str, path: Path) -> None:
+    """Pick ``path`` in a File component and wait until it shows the name. A file picked while the
+    page's load-time fills are still re-rendering can be dropped by the component (seen once in
+    CI: the name never showed); the user sees no file and picks again, and so does this."""
+    for attempt in range(2):
+        page.locator(f"{elem} input[type=file]").set_input_files(str(path))
+        try:
+            page.locator(elem).get_by_text(path.name).wait_for(timeout=15_000 if attempt == 0 else PICK_TIMEOUT_MS)
+            return
+        except PlaywrightTimeoutError:
+            if attempt:
+                raise

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from page_watch import record_texts, recorded
+from page_watch import attach_file, record_texts, recorded
 from playwright.sync_api import expect
 from test_server import Server, make_home, start_server
 
@@ -43,8 +43,7 @@ def page(browser, server):
 
 
 def _upload(page, path: Path) -> None:
-    page.locator("#home-import-file input[type=file]").set_input_files(str(path))
-    page.locator("#home-import-file").get_by_text(path.name).wait_for()  # the upload finished
+    attach_file(page, "#home-import-file", path)
 
 
 def test_load_demo_model_and_chat(page, server: Server) -> None:

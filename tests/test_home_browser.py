@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from checkpoints import write_tiny_checkpoint
-from page_watch import record_texts, recorded
+from page_watch import attach_file, record_texts, recorded
 from playwright.sync_api import expect
 from test_home_chat import write_plain_gpt2
 from test_server import Server, start_server
@@ -85,8 +85,7 @@ def test_a_bad_upload_names_the_users_file_line_and_field(page, tmp_path: Path) 
     rows = [good, {**good, "prompt": "q2"}, {"prompt": "q3", "chosen": 5, "rejected": "b"}]
     picked = tmp_path / "my-bad-prefs.jsonl"
     picked.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    page.locator("#home-import-file input[type=file]").set_input_files(str(picked))
-    page.locator("#home-import-file").get_by_text(picked.name).wait_for()
+    attach_file(page, "#home-import-file", picked)
     page.locator("#home-import").click()
     status = page.locator("#home-import-status")
     expect(status).to_contain_text("Error:")
