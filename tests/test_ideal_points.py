@@ -19,7 +19,7 @@ from workbench.data.types import Judgment, Outcome, Pair
 from workbench.errors import WorkbenchError
 from workbench.labeling import LabelingStore
 from workbench.models.service import ModelService
-from workbench.preference.annotators import annotator_analysis, session_annotators
+from workbench.preference.annotators import annotator_analysis, annotator_rows, session_annotators
 from workbench.settings import Settings
 from workbench.store import Store
 
@@ -62,8 +62,11 @@ def test_ideal_points_group_the_length_lovers_apart_from_the_short_lovers() -> N
         assert set(p["distances"]) == set(points) - {next(a for a, q in points.items() if q is p)}
         assert all(0 <= v["ci"][0] <= v["ci"][1] and v["resamples"] == 4 for v in p["distances"].values())
     assert "PAL-A" in analysis["ideal_points"]["model"] and "spread" in analysis["ideal_points"]["units"]
+    shown = {r["annotator"]: r["ideal point: nearest"] for r in annotator_rows(analysis)}
+    assert shown["long1"].startswith("long2 ") and "(4 resamples)" in shown["long1"]
     json.dumps(analysis)  # plain data, as `label annotators --json` prints it
-    assert "ideal_point" not in annotator_analysis(pairs, votes)["annotators"][0]  # no model chosen: no ideal point
+    plain = annotator_analysis(pairs, votes)  # no model chosen: no ideal point
+    assert "ideal_point" not in plain["annotators"][0] and "ideal point: nearest" not in annotator_rows(plain)[0]
 
 
 def test_a_session_gets_ideal_points_from_a_model_through_the_activation_cache(tmp_path: Path, tiny_checkpoint) -> None:

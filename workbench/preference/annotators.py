@@ -376,7 +376,17 @@ def annotator_rows(analysis: dict[str, Any], *, top: int = 3) -> list[dict[str, 
                     "noisy": "yes" if r["noisy"] else "no", "competence": comp, "consensus": _ci_text(r["consensus"]),
                     "gold": _ci_text(r["gold"]), "self_consistency": _ci_text(r["self_consistency"]),
                     "taste (interval excludes 0)": "; ".join(shown) or "none", "evidence": r["evidence"]})
+        if "ideal_point" in r:
+            out[-1]["ideal point: nearest"] = _nearest_text(r["ideal_point"])
     return out
+
+
+def _nearest_text(point: dict[str, Any] | None) -> str:
+    """'other d [low, high] (B resamples)' for the annotator whose ideal point is nearest, '—' without one."""
+    if not point or point["nearest"] is None:
+        return "—"
+    d = point["distances"][point["nearest"]]
+    return f"{point['nearest']} {d['distance']:.2f} [{d['ci'][0]:.2f}, {d['ci'][1]:.2f}] ({d['resamples']} resamples)"
 
 
 def group_verdicts(labeling: LabelingStore, session: str, candidate: str, *, analysis: dict[str, Any] | None = None,

@@ -112,6 +112,8 @@ def ideal_points(pairs: Sequence[Pair], judgments: Sequence[Judgment], embed: Ca
             "fit": {"train_accuracy": accuracy(model, data), "votes": len(data), "prototypes": model.k, "dim": DIM,
                     "epochs": epochs, "resamples": resamples, "level": level},
             "units": "distance between ideal points over the root mean squared spread of the voted answers in PAL's latent space",
+            "interval": "percentile bootstrap over each annotator's votes, refitted from the same initialisation; a distance "
+                        "is never negative, so the resamples of a near-zero distance lie above it",
             "model": "PAL-A: P(a beats b | annotator i) = sigmoid(|g(b) - u_i|^2 - |g(a) - u_i|^2), u_i on the simplex of K prototypes"}
 
 
