@@ -165,6 +165,26 @@ def _cluster(vectors: dict[str, np.ndarray], threshold: float) -> list[list[str]
     return sorted(clusters, key=lambda c: (-len(c), c[0]))
 
 
+def _taste(row: dict[str, Any], name: str, factors: list[str], scale: np.ndarray, x: np.ndarray, y: np.ndarray,
+           z: float) -> np.ndarray:
+    """Fill ``taste``, ``fit`` and the taste tests of one annotator's row; return the scaled coefficients."""
+    n = len(y)
+    fit = fit_logistic(x, y, l2=L2)
+    lr = float(2 * (_loglik(x, y, fit.coef).sum() - n * np.log(0.5)))
+    row["taste"] = {f: {"coef": float(b / s), "low": float((b - z * se) / s), "high": float((b + z * se) / s), "scale": float(s)}
+                    for f, b, se, s in zip(factors, fit.coef, fit.se, scale, strict=True)}
+    cv_eta = _cross_fitted(x, y, np.arange(n), _seed(name))
+    gain = y * cv_eta - np.logaddexp(0, cv_eta) - np.log(0.5)
+    se = gain.std(ddof=1) / np.sqrt(n)
+    row["fit"] = {"lr_statistic": lr, "df": len(factors), "p_value": float(chi2.sf(max(lr, 0.0), len(factors))),
+                  "cv_gain_nats": float(gain.mean()), "cv_gain_ci": [float(gain.mean() - z * se), float(gain.mean() + z * se)],
+                  "note": "cross-validated log-likelihood per vote of the own taste model minus a coin's",
+                  "cv_p_value": float(norm.sf(gain.mean() / se)) if se > 0 else 1.0, "strongest_factor": _sign_test(factors, x, y)}
+    row["tests"]["taste"] = row["fit"]["p_value"]
+    row["tests"]["one_factor"] = row["fit"]["strongest_factor"]["p_value"]
+    return fit.coef
+
+
 def annotator_analysis(pairs: Sequence[Pair], judgments: Sequence[Judgment], *, gold: Mapping[str, str] | None = None,
                        repeats: Sequence[Judgment] = (), level: float = LEVEL, alpha: float = ALPHA,
                        group_cosine: float = GROUP_COSINE, embed: Callable[[list[str]], np.ndarray] | None = None,
@@ -201,27 +221,9 @@ def annotator_analysis(pairs: Sequence[Pair], judgments: Sequence[Judgment], *, 
         x, y = xs[mine], y_all[mine]
         n = int(len(y))
         row: dict[str, Any] = {"annotator": name, "votes": n, "left_out": int(left_out[name]), "taste": {}, "tests": {}}
+        row["fit"] = None
         if n >= MIN_VOTES and len(factors):
-            fit = fit_logistic(x, y, l2=L2)
-            ll = _loglik(x, y, fit.coef)
-            lr = float(2 * (ll.sum() - n * np.log(0.5)))
-            row["taste"] = {f: {"coef": float(b / s), "low": float((b - z * se) / s), "high": float((b + z * se) / s), "scale": float(s)}
-                            for f, b, se, s in zip(factors, fit.coef, fit.se, scale, strict=True)}
-            cv_eta = _cross_fitted(x, y, np.arange(n), _seed(name))
-            gain = y * cv_eta - np.logaddexp(0, cv_eta) - np.log(0.5)
-            row["fit"] = {"lr_statistic": lr, "df": len(factors), "p_value": float(chi2.sf(max(lr, 0.0), len(factors))),
-                          "cv_gain_nats": float(gain.mean()),
-                          "cv_gain_ci": [float(gain.mean() - z * gain.std(ddof=1) / np.sqrt(n)),
-                                         float(gain.mean() + z * gain.std(ddof=1) / np.sqrt(n))],
-                          "note": "cross-validated log-likelihood per vote of the own taste model minus a coin's"}
-            se = gain.std(ddof=1) / np.sqrt(n)
-            row["fit"]["cv_p_value"] = float(norm.sf(gain.mean() / se)) if se > 0 else 1.0
-            row["tests"]["taste"] = row["fit"]["p_value"]
-            row["fit"]["strongest_factor"] = _sign_test(factors, x, y)
-            row["tests"]["one_factor"] = row["fit"]["strongest_factor"]["p_value"]
-            vectors[name] = fit.coef
-        else:
-            row["fit"] = None
+            vectors[name] = _taste(row, name, factors, scale, x, y, z)
         # Agreement with the other annotators' majority, where they have one.
         agree = []
         for j in (j for j in rows if j.annotator == name):
