@@ -297,6 +297,16 @@ def _generate_section(ctx: Any) -> gr.Accordion:
     return section
 
 
+def analysis_outputs(labeling: LabelingStore, session: str, ties: str) -> tuple[str, Any, Any, str]:
+    """The statistics, the ratings figure, the per-annotator table and the annotators block of one session."""
+    report = session_report(labeling, session, ties=ties)
+    verdict = session_verdict(labeling, session, ties=ties)
+    rows = [[fmt_num(v) for v in r.values()] for r in report["annotators"]]
+    headers = list(report["annotators"][0]) if report["annotators"] else ["annotator"]
+    return (report_markdown(report, verdict), ratings_figure(report), gr.update(value=rows, headers=headers),
+            annotators_markdown(labeling, session, verdict["did_it_win"].get("candidate")))
+
+
 def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
     with gr.Accordion("Analysis, disagreements and export", open=False) as section:
         with gr.Row():
@@ -325,14 +335,9 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
     def analyse(session: str, ties: str, request: gr.Request) -> tuple[str, Any, Any, str]:
         try:
             owner_only(ctx, request)
-            report = session_report(labeling_store(ctx), session or "", ties=ties)
-            verdict = session_verdict(labeling_store(ctx), session or "", ties=ties)
+            return analysis_outputs(labeling_store(ctx), session or "", ties)
         except WorkbenchError as err:
             return f"⚠️ {err}", None, None, ""
-        rows = [[fmt_num(v) for v in r.values()] for r in report["annotators"]]
-        headers = list(report["annotators"][0]) if report["annotators"] else ["annotator"]
-        return (report_markdown(report, verdict), ratings_figure(report), gr.update(value=rows, headers=headers),
-                annotators_markdown(labeling_store(ctx), session, verdict["did_it_win"].get("candidate")))
 
     def disagree(session: str, request: gr.Request) -> Any:
         lab = labeling_store(ctx)
