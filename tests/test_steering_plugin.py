@@ -37,7 +37,7 @@ def test_actions_need_a_loaded_causal_model(tmp_path):
 
 
 def test_fit_vectors_then_stream_side_by_side(ctx, tiny_checkpoint):
-    ctx.load_model(str(tiny_checkpoint("llama")))
+    ctx.activate(str(tiny_checkpoint("llama")))
     assert actions.attribute_poles(ctx, "toy") == {"verbosity": ["concise", "verbose"]}
     rows = actions.fit_vectors(ctx, "toy", "verbosity", "verbose", "mean_diff", "1, 2")
     assert [r[1] for r in rows] == [1, 2] and all(r[3] > 0 for r in rows)
@@ -56,7 +56,7 @@ def test_fit_vectors_then_stream_side_by_side(ctx, tiny_checkpoint):
 
 
 def test_reward_training_dpa_and_sweep(ctx, tiny_checkpoint):
-    ctx.load_model(str(tiny_checkpoint("llama")))
+    ctx.activate(str(tiny_checkpoint("llama")))
     assert actions.default_high_poles(ctx, "toy") == "verbosity=verbose"
     message = actions.train_reward(ctx, "toy", "verbosity=verbose", 2, "toy-rm")
     assert "toy-rm" in message and "verbosity" in message
