@@ -6,6 +6,7 @@ and its held-out AUC interval lies above 0.5. Coin-flip votes: the interval incl
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -157,11 +158,16 @@ def test_too_few_votes_say_how_many_are_needed(setup):
         vf.explain_session(ctx, "few", run_id)
 
 
-def test_cli_json_and_table(setup):
-    ctx, run_id = setup
+def _planted_session(ctx: AppContext, run_id: str) -> None:
+    """Session 'planted' (made by the first test, or here when a test runs alone)."""
     if "planted" not in {s.name for s in ctx.labeling.list_sessions()}:
         d = _differences(ctx, run_id)
         _vote(ctx, "planted", {"ann": lambda i: "A" if d[i, int(np.argmax(d.std(0)))] > 0 else "B"})
+
+
+def test_cli_json_and_table(setup):
+    ctx, run_id = setup
+    _planted_session(ctx, run_id)
     result = CliRunner().invoke(label_app, ["explain", "planted", "--sae", run_id[:12], "--json", "--top", "3",
                                             "--home", str(ctx.settings.home)], catch_exceptions=False)
     printed = json.loads(result.stdout)
@@ -203,3 +209,31 @@ def test_bad_input_is_refused_in_the_users_words(setup, tiny_checkpoint):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "No labeling session named 'nope'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_lm_sae_view_card_lists_the_latents_and_the_comparison(setup):
+    from plugins.recsae.view import RecSAEView
+
+    ctx, run_id = setup
+    _planted_session(ctx, run_id)
+    view = RecSAEView(ctx)
+    assert run_id in view.votes_run.options.values() and "planted" in view.votes_session.options
+    view.votes_run.value, view.votes_session.value, view.votes_top.value = run_id, "planted", 4
+    result = view.explain_votes()
+    assert list(view.votes_compare.value["model"][:3]) == list(vf.MODELS)
+    assert view.votes_compare.value["AUC [interval]"][0].startswith(f"{result['overall']['auc']['latents']['auc']:.3f} [")
+    table = view.votes_table.value
+    assert list(table.columns) == ["latent", "coef", "folds", "fires on chosen", "fires on rejected", "n", "top text"]
+    assert table["latent"][0] == str(result["overall"]["latents"][0]["latent"]) and len(table) <= 4
+    assert "**planted**" in view.votes_note.object and "held-out prompts" in view.votes_note.object
+    assert view.panel().get_root() is not None
+    # Too few votes: the page says how many are needed.
+    ctx.labeling.create_session("view-few", "words")
+    ctx.labeling.join("view-few", "ann")
+    for p in _pairs()[:6]:
+        ctx.labeling.vote("view-few", "ann", p.id, "A")
+    view.refresh_runs()
+    view.votes_session.value = "view-few"
+    asyncio.run(view._on_explain(None))
+    assert view.status.visible and view.status.alert_type == "danger" and "needs at least 20 votes" in view.status.object
+    assert len(view.votes_table.value) == len(table)  # the last answer stays on the page
