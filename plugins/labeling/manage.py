@@ -26,6 +26,7 @@ from workbench.labeling.verdict import session_verdict, verdict_tables
 from workbench.preference.annotators import annotator_rows, group_verdicts, session_annotators
 
 DISAGREEMENT_HEADERS = ["pair", "humans", "model", "model preference"]
+NO_MODEL = ("— none —", "")
 
 
 def owner_only(ctx: Any, request: gr.Request | None) -> None:
@@ -195,17 +196,20 @@ def build_manage_section(ctx: Any, view: Any) -> None:
                         elem_id="wb-lab-an-session", render=False)
     loop = build_loop_panel(ctx)
     new_section, datasets = _new_session_section(ctx, view, which)
-    sections = [loop, new_section, _generate_section(ctx), _analysis_section(ctx, which)]
+    generate = _generate_section(ctx)
+    analysis, ideal = _analysis_section(ctx, which)
+    sections = [loop, new_section, generate, analysis]
 
     def tools_visible(request: gr.Request) -> list[Any]:
-        """Show the tools to the owner, with the sessions and datasets as they are now (not at start-up)."""
+        """Show the tools to the owner, with the sessions, datasets and models as they are now (not at start-up)."""
         owner = role_of(ctx.settings, login_name(request)) == OWNER
         every = [s.name for s in labeling_store(ctx).list_sessions()]
         names = gr.update(choices=every, value=every[0] if every else None) if owner else gr.update()
         data = gr.update(choices=[d["name"] for d in ctx.store.list_datasets()]) if owner else gr.update()
-        return [*[gr.update(visible=owner)] * len(sections), names, data]
+        models = gr.update(choices=[NO_MODEL, *model_choices(ctx)]) if owner else gr.update()
+        return [*[gr.update(visible=owner)] * len(sections), names, data, models]
 
-    gr.context.Context.root_block.load(tools_visible, None, [*sections, which, datasets])
+    gr.context.Context.root_block.load(tools_visible, None, [*sections, which, datasets, ideal])
 
 
 def _new_session_section(ctx: Any, view: Any, which: gr.Dropdown) -> tuple[gr.Accordion, gr.Dropdown]:
@@ -329,12 +333,12 @@ def analysis_outputs(labeling: LabelingStore, session: str, ties: str, model: st
             annotators_markdown(labeling, session, verdict["did_it_win"].get("candidate"), model=model, models=models))
 
 
-def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
+def _analysis_section(ctx: Any, which: gr.Dropdown) -> tuple[gr.Accordion, gr.Dropdown]:
     with gr.Accordion("Analysis, disagreements and export", open=False) as section:
         with gr.Row():
             which.render()
             ties = gr.Radio(["davidson", "half"], value="davidson", label="Tie treatment")
-            ideal = gr.Dropdown([("— none —", ""), *model_choices(ctx)], value="", elem_id="wb-lab-ideal-model",
+            ideal = gr.Dropdown([NO_MODEL, *model_choices(ctx)], value="", elem_id="wb-lab-ideal-model",
                                 label="Ideal points: feature model (optional; minutes on a CPU)")
             refresh = gr.Button("Refresh statistics", elem_id="wb-lab-refresh")
         summary = gr.Markdown()
@@ -406,4 +410,4 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
     score_btn.click(disagree, which, disagreements)
     export_btn.click(export, [which, fmt, aggregate], [export_msg, export_file])
     alpaca_btn.click(import_alpaca, [alpaca_path, alpaca_session], alpaca_msg)
-    return section
+    return section, ideal
