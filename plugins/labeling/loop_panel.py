@@ -24,7 +24,7 @@ from workbench.app import ui
 from workbench.app.auth import OWNER, login_name, role_of
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import JobManager, Run, describe_failure
-from workbench.jobs.cli import progress_line
+from workbench.jobs.commands import progress_line
 from workbench.labeling.page import page_url
 from workbench.labeling.state import labeling_store
 
