@@ -5,6 +5,7 @@ The steering branch is walked in tests/test_steering_browser.py.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.browser
 UI_TIMEOUT_MS = 60_000
 JOB_TIMEOUT_MS = 600_000  # the worker's first torch import, training and generation on a busy 2-core CPU
 NEW_PROMPTS = ["Name a primary color.", "Say hello."]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SHOTS_TO = "WORKBENCH_SCREENSHOTS"  # set to docs/screenshots to refresh the docs' pictures; else they go to a temporary folder
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,8 @@ def label_all(page, status, click: Clicks) -> str:
     return blind
 
 
-def test_dpo_branch_from_votes_to_verdict_in_at_most_8_clicks(browser, server: Server) -> None:
+def test_dpo_branch_from_votes_to_verdict_in_at_most_8_clicks(browser, server: Server, tmp_path: Path) -> None:
+    shots = Path(os.environ.get(SHOTS_TO) or tmp_path)
     click = Clicks()
     page = open_panel(browser, server, click, "DPO run")
     page.locator("#wb-loop-steps input").fill("2")  # a very short run (typed)
@@ -110,17 +112,16 @@ def test_dpo_branch_from_votes_to_verdict_in_at_most_8_clicks(browser, server: S
     expect(status).to_contain_text("Base vs tuned")
     expect(status).to_contain_text("Made the blind session", timeout=JOB_TIMEOUT_MS)
     expect(status.locator("a[href$='/stats']")).to_have_attribute("href", re.compile(r"^/api/labeling/sessions/dpo-.+-blind/stats$"))
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.locator("#wb-loop").screenshot(path=str(SCREENSHOTS / "loop-panel.png"))  # the docs' picture of the panel
+    page.locator("#wb-loop").screenshot(path=str(shots / "loop-panel.png"))  # the docs' picture of the panel
     blind = label_all(page, status, click)
     click(page.locator("#wb-loop-verdict"))
     out = page.locator("#wb-loop-verdict-out")
     expect(out).to_contain_text("Did it win?")
     assert "tuned" in out.inner_text(), out.inner_text()
     assert click.n <= 8, click.n
-    out.screenshot(path=str(SCREENSHOTS / "loop-verdict.png"))
+    out.screenshot(path=str(shots / "loop-verdict.png"))
     for name in ("loop-panel.png", "loop-verdict.png"):
-        assert (SCREENSHOTS / name).stat().st_size < 300_000, name  # committed to the docs: kept small
+        assert (shots / name).stat().st_size < 300_000, name  # committed to the docs: kept small
     # The run's link opens the Runs tab with that run selected.
     page.goto(server.url + f"/?tab=runs&run={run_id}", timeout=UI_TIMEOUT_MS)
     expect(page.get_by_role("tab", name="Runs", exact=True)).to_have_attribute("aria-selected", "true", timeout=UI_TIMEOUT_MS)
