@@ -237,3 +237,21 @@ def test_the_lm_sae_view_card_lists_the_latents_and_the_comparison(setup):
     asyncio.run(view._on_explain(None))
     assert view.status.visible and view.status.alert_type == "danger" and "needs at least 20 votes" in view.status.object
     assert len(view.votes_table.value) == len(table)  # the last answer stays on the page
+
+
+def test_the_statistics_view_card_explains_the_votes(setup):
+    """The Labeling tab's 'Which SAE features the votes reward' card: finished LM-SAE runs listed, the three tables."""
+    from plugins.labeling.manage import features_markdown, lm_sae_run_choices
+
+    ctx, run_id = setup
+    _planted_session(ctx, run_id)
+    assert run_id in [value for _, value in lm_sae_run_choices(ctx)]
+    text = features_markdown(ctx, "planted", run_id, 3)
+    assert "Which SAE latents the votes of **planted** reward" in text and "| model | AUC [interval] | n |" in text
+    assert "added by latents" in text and "| latent | coef | folds |" in text
+    ctx.labeling.create_session("card-few", "words")
+    ctx.labeling.join("card-few", "ann")
+    for p in _pairs()[:6]:
+        ctx.labeling.vote("card-few", "ann", p.id, "A")
+    with pytest.raises(DataError, match="needs at least 20 votes"):
+        features_markdown(ctx, "card-few", run_id, 3)

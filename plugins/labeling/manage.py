@@ -24,6 +24,7 @@ from workbench.labeling.sessions import ORDERS, LabelingStore, SessionSettings
 from workbench.labeling.state import labeling_store
 from workbench.labeling.verdict import session_verdict, verdict_tables
 from workbench.preference.annotators import annotator_rows, group_verdicts, session_annotators
+from workbench.preference.vote_features import LM_SAE_TYPE, comparison_rows, explain_session, group_rows, latent_rows
 
 DISAGREEMENT_HEADERS = ["pair", "humans", "model", "model preference"]
 NO_MODEL = ("— none —", "")
@@ -193,7 +194,8 @@ def build_manage_section(ctx: Any, view: Any) -> None:
     new_section, datasets = _new_session_section(ctx, view, which)
     generate = _generate_section(ctx)
     analysis, ideal = _analysis_section(ctx, which)
-    sections = [loop, new_section, generate, analysis]
+    features, sae_runs = _features_section(ctx, which)
+    sections = [loop, new_section, generate, analysis, features]
 
     def tools_visible(request: gr.Request) -> list[Any]:
         """Show the tools to the owner, with the sessions, datasets and models as they are now (not at start-up)."""
@@ -202,9 +204,10 @@ def build_manage_section(ctx: Any, view: Any) -> None:
         names = gr.update(choices=every, value=every[0] if every else None) if owner else gr.update()
         data = gr.update(choices=[d["name"] for d in ctx.store.list_datasets()]) if owner else gr.update()
         models = gr.update(choices=[NO_MODEL, *model_choices(ctx)]) if owner else gr.update()
-        return [*[gr.update(visible=owner)] * len(sections), names, data, models]
+        runs = gr.update(choices=lm_sae_run_choices(ctx)) if owner else gr.update()
+        return [*[gr.update(visible=owner)] * len(sections), names, data, models, runs]
 
-    gr.context.Context.root_block.load(tools_visible, None, [*sections, which, datasets, ideal])
+    gr.context.Context.root_block.load(tools_visible, None, [*sections, which, datasets, ideal, sae_runs])
 
 
 def _new_session_section(ctx: Any, view: Any, which: gr.Dropdown) -> tuple[gr.Accordion, gr.Dropdown]:
@@ -326,6 +329,52 @@ def analysis_outputs(labeling: LabelingStore, session: str, ties: str, model: st
     headers = list(report["annotators"][0]) if report["annotators"] else ["annotator"]
     return (report_markdown(report, verdict), ratings_figure(report), gr.update(value=rows, headers=headers),
             annotators_markdown(labeling, session, verdict["did_it_win"].get("candidate"), model=model, models=models))
+
+
+def lm_sae_run_choices(ctx: Any) -> list[tuple[str, str]]:
+    """Finished LM-SAE runs as (label, id), newest first: the runs ``explain_session`` can read."""
+    runs = [r for r in JobManager(ctx.settings).runs(LM_SAE_TYPE) if r.manifest.status == "finished"]
+    return [(f"{r.id} · {r.config.get('model') or '?'}, layer {r.config.get('layer') or 'middle'}", r.id) for r in runs]
+
+
+def features_markdown(ctx: Any, session: str, run: str, top: int) -> str:
+    """Which latents of LM-SAE run ``run`` the session's votes reward, as the CLI's three tables."""
+    result = explain_session(ctx, session, run, top=top)
+    overall = result["overall"]
+    lines = [f"#### Which SAE latents the votes of **{md_escape(session)}** reward", "",
+             f"{md_escape(result['method'])}", "", "AUC on held-out prompts:", ""]
+    compare = comparison_rows(overall)
+    lines += _md_table(list(compare[0]), [list(r.values()) for r in compare])
+    latents = latent_rows(overall)
+    lines += ["", "Top latents:", ""] + (_md_table(list(latents[0]), [[md_escape(v) for v in r.values()] for r in latents])
+                                        if latents else ["No latent was selected: the latents do not predict these votes."])
+    groups = group_rows(result)
+    if groups:
+        lines += ["", "Per taste group:", ""] + _md_table(list(groups[0]), [[md_escape(v) for v in r.values()] for r in groups])
+    return "\n".join(lines)
+
+
+def _features_section(ctx: Any, which: gr.Dropdown) -> tuple[gr.Accordion, gr.Dropdown]:
+    """The statistics view's card for issue 25 §3: the analysis section's session, an LM-SAE run, the answer."""
+    with gr.Accordion("Which SAE features the votes reward", open=False) as section:
+        with gr.Row():
+            run = gr.Dropdown(lm_sae_run_choices(ctx), label="LM-SAE run (make one with `workbench sae lm`)",
+                              elem_id="wb-lab-sae-run")
+            top = gr.Number(value=10, precision=0, minimum=1, label="Top latents")
+            go = gr.Button("Explain the votes (minutes on a CPU)", elem_id="wb-lab-explain")
+        answer = gr.Markdown(elem_id="wb-lab-features")
+
+    def explain(session: str, run_id: str, n: float, request: gr.Request) -> str:
+        try:
+            owner_only(ctx, request)
+            if not run_id:
+                raise WorkbenchError("Pick an LM-SAE run first.", hint="Start one with `workbench sae lm --model … --dataset …`.")
+            return features_markdown(ctx, session or "", run_id, int(n or 10))
+        except WorkbenchError as err:
+            return error_markdown(err)
+
+    go.click(explain, [which, run, top], answer)
+    return section, run
 
 
 def _analysis_section(ctx: Any, which: gr.Dropdown) -> tuple[gr.Accordion, gr.Dropdown]:
