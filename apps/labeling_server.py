@@ -37,7 +37,9 @@ def labeling_context(settings: Settings) -> AppContext:
     return AppContext(settings, plugins=host)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, database_url: str | None = None) -> int:
+    """Serve labeling; ``database_url`` (from ``workbench label serve``) is passed here rather than in
+    ``argv`` so a password never travels as a command-line argument."""
     parser = argparse.ArgumentParser(prog="python -m apps.labeling_server", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; non-loopback needs --auth")
     parser.add_argument("--port", type=int, default=7861)
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-only", action="store_true", help="serve the vote API and the fast page (/label/<session>) without the Gradio UI")
     args = parser.parse_args(argv)
     try:
-        kwargs = {"host": args.host, "port": args.port, "auth": parse_auth(args.auth) if args.auth else None}
+        kwargs = {"host": args.host, "port": args.port, "auth": parse_auth(args.auth) if args.auth else None,
+                  "database_url": database_url}
         if args.users:
             kwargs["users"] = load_users(args.users)
         settings = Settings(home=args.home, **kwargs) if args.home else Settings(**kwargs)

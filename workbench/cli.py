@@ -24,6 +24,7 @@ from workbench.compare.cli import compare
 from workbench.context import AppContext
 from workbench.data.exporters import export_pairs
 from workbench.data.readers import QUALITY_CHECKS, detect_file_format, read_pairs
+from workbench.db import URL_OPTION_HELP
 from workbench.errors import WorkbenchError
 from workbench.jobs.cli import runs_app
 from workbench.models.embedded import ensure_demo_model
@@ -37,6 +38,7 @@ app.command("compare")(compare)
 app.add_typer(runs_app, name="runs")
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
+DatabaseUrlOpt = Annotated[str | None, typer.Option("--database-url", show_default=False, help=URL_OPTION_HELP)]
 
 
 def _context(home: Path | None = None, **settings_kwargs: object) -> AppContext:
@@ -63,13 +65,14 @@ def serve(
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
     open_browser: Annotated[bool, typer.Option("--open", help="Open the app in the default web browser once it answers (as Jupyter does).")] = False,
     home: HomeOpt = None,
+    database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Start the browser app (Gradio tabs + Panel dashboards) on one port."""
     from workbench.app.server import serve as run_server  # gradio, panel and uvicorn: only the server pays for them
 
     ctx = _context(
         home, host=host, port=port, auth=parse_auth(auth) if auth else None,
-        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, device=device, dtype=dtype,
+        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, device=device, dtype=dtype, database_url=database_url,
     )
     ctx.settings.check_bind()
     ctx.ensure_demo_dataset()

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from workbench.db import URL_OPTION_HELP
 from workbench.errors import ConfigError, DataError
 from workbench.jobs.cli import host_of
 from workbench.settings import Settings
@@ -23,6 +24,7 @@ label_app = typer.Typer(help="Labeling sessions: list, create, statistics (Bradl
                         no_args_is_help=True)
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
+DatabaseUrlOpt = Annotated[str | None, typer.Option("--database-url", show_default=False, help=URL_OPTION_HELP)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
@@ -346,6 +348,7 @@ def serve(
     users: Annotated[Path | None, typer.Option("--users", help="File of name:password lines, one login per annotator.")] = None,
     api_only: Annotated[bool, typer.Option("--api-only", help="Serve the vote API and the fast page without the Gradio UI.")] = False,
     home: HomeOpt = None,
+    database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Serve labeling only, for annotators: the fast keyboard page /label/<session>, the API and the Labeling tab.
 
@@ -356,6 +359,6 @@ def serve(
 
     argv = ["--host", host, "--port", str(port)] + (["--auth", auth] if auth else []) + (["--users", str(users)] if users else [])
     argv += (["--home", str(home)] if home else []) + (["--api-only"] if api_only else [])
-    code = serve_labeling(argv)
+    code = serve_labeling(argv, database_url=database_url)
     if code:
         raise typer.Exit(code)

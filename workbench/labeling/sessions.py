@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import secrets
-import sqlite3
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.data.types import Judgment, Outcome, Pair
+from workbench.db import Connection
 from workbench.labeling.errors import Conflict, Forbidden, Invalid, NotFound
 from workbench.labeling.selection import open_pairs, random_rank, rank_active, reserve
 from workbench.preference.bradley_terry import BTResult, Comparisons, fit_bradley_terry
@@ -248,7 +248,7 @@ class LabelingStore:
     def pairs(self, name: str) -> list[Pair]:
         return self.store.get_pairs(self.session(name).dataset)
 
-    def _session(self, conn: sqlite3.Connection, name: str) -> SessionInfo:
+    def _session(self, conn: Connection, name: str) -> SessionInfo:
         row = conn.execute("SELECT id, name, dataset, settings, status, created_at FROM labeling_sessions WHERE name = ?",
                            (name,)).fetchone()
         if row is None:
@@ -258,7 +258,7 @@ class LabelingStore:
         ids, _ = self._dataset_pairs(conn, row[2])
         return SessionInfo(row[0], row[1], row[2], SessionSettings(**json.loads(row[3])), row[4], row[5], len(ids))
 
-    def _dataset_pairs(self, conn: sqlite3.Connection, dataset: str) -> tuple[list[str], dict[str, tuple[str, str]]]:
+    def _dataset_pairs(self, conn: Connection, dataset: str) -> tuple[list[str], dict[str, tuple[str, str]]]:
         """Pair ids in dataset order and each pair's (source A, source B), cached per dataset row."""
         row = conn.execute("SELECT id FROM datasets WHERE name = ?", (dataset,)).fetchone()
         if row is None:
@@ -312,7 +312,7 @@ class LabelingStore:
             raise Forbidden(f"This token does not belong to annotator '{annotator}' of session '{session}'.",
                             hint="Use the token you got when you joined; each annotator can only vote as themselves.")
 
-    def _annotator_id(self, conn: sqlite3.Connection, sid: int, session: str, annotator: str) -> int:
+    def _annotator_id(self, conn: Connection, sid: int, session: str, annotator: str) -> int:
         row = conn.execute("SELECT id FROM labeling_annotators WHERE session_id = ? AND name = ?", (sid, annotator)).fetchone()
         if row is None:
             raise NotFound(f"'{annotator}' has not joined session '{session}'.", hint="Call join(session, annotator) first.")
@@ -356,7 +356,7 @@ class LabelingStore:
         position = mine.index(pair_id) + 1 if pair_id in mine else done + 1
         return Item(session, annotator, pair, assigned_order(info.id, annotator, pair_id), position, done + len(queue), current)
 
-    def _pair(self, conn: sqlite3.Connection, info: SessionInfo, pair_id: Any) -> Pair:
+    def _pair(self, conn: Connection, info: SessionInfo, pair_id: Any) -> Pair:
         ids, _ = self._dataset_pairs(conn, info.dataset)
         if not isinstance(pair_id, str) or pair_id not in set(ids):
             raise NotFound(f"Session '{info.name}' has no pair with id {str(pair_id)[:60]!r}.",
@@ -365,7 +365,7 @@ class LabelingStore:
         return row_pair(conn.execute(f"SELECT {columns} FROM pairs p JOIN datasets d ON d.id = p.dataset_id"
                                      " WHERE d.name = ? AND p.pair_id = ?", (info.dataset, pair_id)).fetchone())
 
-    def _queue(self, conn: sqlite3.Connection, info: SessionInfo, aid: int, annotator: str) -> tuple[list[str], int, dict[str, int]]:
+    def _queue(self, conn: Connection, info: SessionInfo, aid: int, annotator: str) -> tuple[list[str], int, dict[str, int]]:
         """Pair ids still open to this annotator, best first, how many they have done, and the
         per-pair vote counts (empty when no pair can be full, see below)."""
         ids, sources = self._dataset_pairs(conn, info.dataset)
@@ -443,7 +443,7 @@ class LabelingStore:
         if soft is not None:
             payload["soft"] = soft
 
-        def work(conn: sqlite3.Connection) -> VoteAck:
+        def work(conn: Connection) -> VoteAck:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
             replay = self._replay(conn, info.id, aid, request_id, payload)
@@ -471,14 +471,15 @@ class LabelingStore:
                                hint="To change that vote, send it again with edit=true.")
             if edit and not current:
                 raise Conflict(f"'{annotator}' has no vote on pair '{pair_id}' to edit.", hint="Send it without edit=true.")
-            event_id = conn.execute(
+            event_id = conn.insert(
                 "INSERT INTO labeling_events (session_id, annotator_id, kind, pair_id, outcome, strength, aspects, rationale,"
                 " displayed_order, started_at, submitted_at, request_id, payload_hash, soft)"
                 " VALUES (?, ?, 'vote', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (info.id, aid, pair_id, outcome, strength, json.dumps(aspects, sort_keys=True), rationale, assigned,
                  started_at, time.time(), request_id, _payload_hash(payload), soft),
-            ).lastrowid
-            conn.execute("INSERT OR REPLACE INTO labeling_current (session_id, annotator_id, pair_id, event_id, outcome) VALUES (?, ?, ?, ?, ?)",
+            )
+            conn.execute("INSERT INTO labeling_current (session_id, annotator_id, pair_id, event_id, outcome) VALUES (?, ?, ?, ?, ?)"
+                         " ON CONFLICT (session_id, annotator_id, pair_id) DO UPDATE SET event_id = excluded.event_id, outcome = excluded.outcome",
                          (info.id, aid, pair_id, event_id, outcome))
             # The same transaction turns the reservation into a vote: never neither, never both.
             conn.execute("DELETE FROM labeling_leases WHERE session_id = ? AND annotator_id = ? AND pair_id = ?", (info.id, aid, pair_id))
@@ -511,7 +512,7 @@ class LabelingStore:
         goes back into their queue. Returns the undo event, ``outcome`` being the vote undone.
         """
         payload = {"kind": "undo", "event_id": event_id}
-        def work(conn: sqlite3.Connection) -> VoteAck:
+        def work(conn: Connection) -> VoteAck:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
             replay = self._replay(conn, info.id, aid, request_id, payload)
@@ -531,11 +532,11 @@ class LabelingStore:
                     raise Conflict(f"Event {event_id} is not a vote of '{annotator}' that currently counts.",
                                    hint="Only your own latest vote on a pair can be undone; see the history.")
             target, pair_id, undone = row
-            undo_id = conn.execute(
+            undo_id = conn.insert(
                 "INSERT INTO labeling_events (session_id, annotator_id, kind, pair_id, target, submitted_at, request_id, payload_hash)"
                 " VALUES (?, ?, 'undo', ?, ?, ?, ?, ?)",
                 (info.id, aid, pair_id, target, time.time(), request_id, _payload_hash(payload)),
-            ).lastrowid
+            )
             previous = conn.execute(
                 "SELECT id, outcome FROM labeling_events WHERE session_id = ? AND annotator_id = ? AND pair_id = ? AND kind = 'vote'"
                 " AND id < ? AND id NOT IN (SELECT target FROM labeling_events WHERE session_id = ? AND kind = 'undo')"
@@ -551,7 +552,7 @@ class LabelingStore:
 
         return self.store.write_batched(work)
 
-    def _replay(self, conn: sqlite3.Connection, sid: int, aid: int, request_id: str | None, payload: dict[str, Any]) -> VoteAck | None:
+    def _replay(self, conn: Connection, sid: int, aid: int, request_id: str | None, payload: dict[str, Any]) -> VoteAck | None:
         if request_id is None:
             return None
         row = conn.execute("SELECT id, pair_id, kind, outcome, target, payload_hash FROM labeling_events"
@@ -566,7 +567,7 @@ class LabelingStore:
             outcome = conn.execute("SELECT outcome FROM labeling_events WHERE id = ?", (row[4],)).fetchone()[0]
         return VoteAck(row[0], row[1], outcome, replayed=True)
 
-    def _current(self, conn: sqlite3.Connection, sid: int, aid: int, pair_id: str) -> dict[str, Any] | None:
+    def _current(self, conn: Connection, sid: int, aid: int, pair_id: str) -> dict[str, Any] | None:
         row = conn.execute(
             "SELECT e.id, e.outcome, e.strength, e.aspects, e.rationale FROM labeling_current c JOIN labeling_events e ON e.id = c.event_id"
             " WHERE c.session_id = ? AND c.annotator_id = ? AND c.pair_id = ?", (sid, aid, pair_id)).fetchone()
@@ -602,23 +603,23 @@ class LabelingStore:
             if conn.execute("SELECT 1 FROM labeling_sessions WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"A labeling session named '{name}' already exists.", hint="Import under another session name.")
             self.store.insert_pairs(conn, dataset, pairs, source=source, format=format)
-            sid = conn.execute("INSERT INTO labeling_sessions (name, dataset, settings, created_at) VALUES (?, ?, ?, ?)",
-                               (name, dataset.strip(), json.dumps(asdict(settings)), now)).lastrowid
+            sid = conn.insert("INSERT INTO labeling_sessions (name, dataset, settings, created_at) VALUES (?, ?, ?, ?)",
+                              (name, dataset.strip(), json.dumps(asdict(settings)), now))
             aids = {}
             for judge in judges:
-                aids[judge] = conn.execute("INSERT INTO labeling_annotators (session_id, name, token, created_at) VALUES (?, ?, ?, ?)",
-                                           (sid, judge, secrets.token_urlsafe(24), now)).lastrowid
+                aids[judge] = conn.insert("INSERT INTO labeling_annotators (session_id, name, token, created_at) VALUES (?, ?, ?, ?)",
+                                          (sid, judge, secrets.token_urlsafe(24), now))
             for pid, judge, outcome, soft in rows:
                 payload = {"kind": "vote", "pair_id": pid, "outcome": outcome, "strength": None, "aspects": {}, "rationale": "",
                            "displayed_order": displayed_order, "edit": False, **({"soft": soft} if soft is not None else {})}
-                event_id = conn.execute(
+                event_id = conn.insert(
                     "INSERT INTO labeling_events (session_id, annotator_id, kind, pair_id, outcome, displayed_order, submitted_at,"
                     " payload_hash, soft) VALUES (?, ?, 'vote', ?, ?, ?, ?, ?, ?)",
-                    (sid, aids[judge], pid, outcome, displayed_order, now, _payload_hash(payload), soft)).lastrowid
-                try:
-                    conn.execute("INSERT INTO labeling_current (session_id, annotator_id, pair_id, event_id, outcome) VALUES (?, ?, ?, ?, ?)",
-                                 (sid, aids[judge], pid, event_id, outcome))
-                except sqlite3.IntegrityError:
+                    (sid, aids[judge], pid, outcome, displayed_order, now, _payload_hash(payload), soft))
+                inserted = conn.execute("INSERT INTO labeling_current (session_id, annotator_id, pair_id, event_id, outcome)"
+                                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING event_id",
+                                        (sid, aids[judge], pid, event_id, outcome)).fetchone()
+                if inserted is None:
                     raise Conflict(f"'{judge}' votes twice on pair '{pid}'.", hint="Keep one vote per judge and pair.") from None
         return self.session(name)
 
@@ -678,7 +679,8 @@ class LabelingStore:
         """How far the whole session is: votes that count toward overlap, against what it needs."""
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
-            rows = conn.execute("SELECT SUM(outcome != 'skip'), SUM(outcome = 'skip') FROM labeling_current"
+            rows = conn.execute("SELECT SUM(CASE WHEN outcome != 'skip' THEN 1 ELSE 0 END), SUM(CASE WHEN outcome = 'skip' THEN 1 ELSE 0 END)"
+                                " FROM labeling_current"
                                 " WHERE session_id = ? GROUP BY pair_id", (info.id,)).fetchall()
         need = info.n_pairs * info.settings.overlap
         skips = sum(r[1] for r in rows)
