@@ -10,6 +10,7 @@ from workbench.preference.agreement import (
     annotator_stats,
     cohen_kappa,
     fleiss_kappa,
+    interval_alpha,
     krippendorff_alpha,
     position_bias,
     signed_strength,
@@ -132,3 +133,27 @@ def test_position_bias_is_reported_as_confounded_when_one_source_is_always_left(
     mixed = [Judgment(j.pair_id, j.annotator, j.outcome, displayed_order="AB" if k % 2 else "BA") for k, j in enumerate(judgments)]
     fair = position_bias(mixed, sources)
     assert not fair.confounded and fair.note is None and 0 <= fair.p_value <= 1
+
+
+def test_interval_alpha_bootstrap_keeps_the_published_point_value() -> None:
+    result = interval_alpha(KRIPPENDORFF_DATA)
+    assert result["alpha"] == pytest.approx(krippendorff_alpha(KRIPPENDORFF_DATA, "interval"))
+    assert result["ci"][0] < result["alpha"] < result["ci"][1] and result["items"] == 11 and result["values"] == 40  # Krippendorff (2011): n = 40 pairable values
+
+
+def test_soft_votes_use_interval_alpha_on_vote_values() -> None:
+    """Hand computation: two annotators, three items, values (1.0, 0.9), (0.8, 0.6), (0.0, 0.0).
+    Observed: Σ_u D_u = 2·0.1² + 2·0.2² + 0 = 0.1 (each ordered pair once, m_u − 1 = 1).
+    Expected: n = 6, Σv = 3.3, Σv² = 2.81, Σ over ordered pairs of (v_i − v_j)² = 2(6·2.81 − 3.3²) = 11.94.
+    α = 1 − (n − 1)·0.1 / 11.94 = 1 − 0.5 / 11.94 = 0.958124. The nominal α sees A, A, B twice: 1."""
+    js = [Judgment("p1", "ann", Outcome("A"), soft=1.0), Judgment("p1", "bea", Outcome("A"), soft=0.9),
+          Judgment("p2", "ann", Outcome("A"), soft=0.8), Judgment("p2", "bea", Outcome("A"), soft=0.6),
+          Judgment("p3", "ann", Outcome("B")), Judgment("p3", "bea", Outcome("B"), soft=0.0)]
+    report = agreement_report(js)
+    assert report["alpha_nominal"] == pytest.approx(1.0)
+    assert report["soft_votes"] == 5
+    soft = report["alpha_vote_value"]
+    assert soft["alpha"] == pytest.approx(1 - 0.5 / 11.94) and "interval" in soft["metric"] and "vote values" in soft["metric"]
+    assert soft["items"] == 3 and soft["values"] == 6 and soft["ci"][0] <= soft["alpha"] <= soft["ci"][1]
+    hard = agreement_report([Judgment(j.pair_id, j.annotator, j.outcome) for j in js])
+    assert hard["soft_votes"] == 0 and hard["alpha_vote_value"] is None

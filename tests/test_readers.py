@@ -343,3 +343,18 @@ def test_error_deep_in_file_returns_nothing(tmp_path: Path) -> None:
 def test_transcript_messages() -> None:
     assert transcript_messages("\n\nHuman: hi\n\nAssistant: hello\n\nHuman: bye") == [
         {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "bye"}]
+
+
+def test_alpacaeval_nan_preference_is_counted_and_refused_unless_allowed(tmp_path: Path) -> None:
+    """A NaN preference is a judge that gave no verdict: said with its count, never silently unlabeled."""
+    path = tmp_path / "annotations.json"
+    rows = [{"instruction": f"q{i}", "output_1": f"a{i}", "output_2": f"b{i}", "preference": p}
+            for i, p in enumerate([1.0, float("nan"), 2.0, "NaN", None])]
+    path.write_text(json.dumps(rows))  # json.dumps writes NaN as the bare token AlpacaEval files hold
+    with pytest.raises(DataError) as info:
+        read_pairs(path)
+    message = info.value.message
+    assert "2 of 5 records look like mistakes" in message and "record 2, record 4" in message
+    assert "no-verdict" in (info.value.hint or "")
+    pairs = read_pairs(path, allow=["no-verdict"])
+    assert [p.preferred for p in pairs] == ["A", None, "B", None, None]  # kept as unlabeled only when asked

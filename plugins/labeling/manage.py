@@ -12,7 +12,7 @@ import gradio as gr
 
 from plugins.labeling.loop_panel import build_loop_panel
 from workbench.app.auth import OWNER, login_name, require_owner, role_of
-from workbench.app.ui import error_markdown
+from workbench.app.ui import error_markdown, md_escape
 from workbench.data.readers import FileDataError
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager, describe_failure
@@ -20,9 +20,10 @@ from workbench.labeling.alpacaeval import import_alpacaeval
 from workbench.labeling.analysis import agreement_rows, fmt_num, session_report
 from workbench.labeling.export import SESSION_EXPORT_FORMATS, export_session_as
 from workbench.labeling.scores import disagreement_queue, model_scores
-from workbench.labeling.sessions import ORDERS, SessionSettings
+from workbench.labeling.sessions import ORDERS, LabelingStore, SessionSettings
 from workbench.labeling.state import labeling_store
 from workbench.labeling.verdict import session_verdict, verdict_tables
+from workbench.preference.annotators import annotator_rows, group_verdicts, session_annotators
 
 DISAGREEMENT_HEADERS = ["pair", "humans", "model", "model preference"]
 
@@ -30,8 +31,6 @@ DISAGREEMENT_HEADERS = ["pair", "humans", "model", "model preference"]
 def owner_only(ctx: Any, request: gr.Request | None) -> None:
     """Refuse a named annotator's login: these tools show (or act on) everyone's votes."""
     require_owner(ctx.settings, login_name(request), "use the labeling session tools (they show everyone's votes)")
-
-
 
 
 def ratings_figure(report: dict[str, Any]) -> Any:
@@ -99,8 +98,69 @@ def report_markdown(report: dict[str, Any], verdict: dict[str, Any]) -> str:
         lines.append(f"⚠️ {tables['factors_error']}")
     else:
         lines += _md_table(["factor", "coefficient (log-odds)", "95% CI", "odds ratio", "p"], [list(r.values()) for r in tables["factors"]])
-    lines += ["", "#### Agreement", ""] + _md_table(["agreement", "value"], [list(r) for r in agreement_rows(a)])
+    rows = [list(r) for r in agreement_rows(a)]
+    if soft := a.get("alpha_vote_value"):
+        ci = f" [{soft['ci'][0]:.2f}, {soft['ci'][1]:.2f}]" if soft["ci"] else ""
+        rows.append([f"Krippendorff's α, {soft['metric']} ({a['soft_votes']} soft votes)",
+                     f"{fmt_num(soft['alpha'])}{ci}, {soft['items']} items, {soft['values']} values"])
+    lines += ["", "#### Agreement", ""] + _md_table(["agreement", "value"], rows)
     return "\n".join(lines)
+
+
+ANNOTATOR_COLUMNS = ["annotator", "votes", "taste_group", "noisy", "competence", "consensus", "gold", "self_consistency",
+                     "taste (interval excludes 0)", "evidence"]
+
+
+def _interval(rate: float | None, ci: list[float] | None) -> str:
+    return "—" if rate is None or ci is None else f"{rate:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def annotators_markdown(labeling: LabelingStore, session: str, candidate: str | None) -> str:
+    """Noisy, or a different taste? (issue 25): each annotator's competence, noise flag with its
+    evidence, taste group and strongest tastes; with a candidate, whether it won for each group
+    and over everyone weighted by competence (said as such)."""
+    lines = ["#### Annotators: noisy or a different taste?", ""]
+    try:
+        analysis = session_annotators(labeling, session)
+    except WorkbenchError as err:
+        return "\n".join([*lines, f"⚠️ {md_escape(str(err))}"])
+    if not analysis["annotators"]:
+        return "\n".join([*lines, "No votes yet."])
+    lines += [f"Noisy = no test tells the votes from coin flips (Bonferroni, family-wise α = {analysis['alpha']}); "
+              f"tastes whose predictions have mean cosine ≥ {analysis['group_cosine']} form one group; competence is a "
+              f"one-coin Dawid–Skene accuracy within the group, with gold and self-consistency where present "
+              f"({analysis['level']:.0%} intervals, n votes).", ""]
+    rows = annotator_rows(analysis)
+    lines += _md_table(ANNOTATOR_COLUMNS, [[md_escape(r[c]) for c in ANNOTATOR_COLUMNS] for r in rows])
+    groups = [f"**{g}**: {', '.join(md_escape(a) for a in names)}" for g, names in analysis["groups"].items()]
+    noisy = [md_escape(r["annotator"]) for r in analysis["annotators"] if r["noisy"]]
+    lines += ["", f"Taste groups: {' · '.join(groups) or 'none'} · noisy: {', '.join(noisy) or 'none'}"]
+    if candidate:
+        lines += ["", *_group_verdict_lines(group_verdicts(labeling, session, candidate, analysis=analysis))]
+    return "\n".join(lines)
+
+
+def _group_verdict_lines(answer: dict[str, Any]) -> list[str]:
+    """Did the candidate win, for whom: one row per taste group (and the noisy apart), then the
+    competence-weighted win rate with its effective n and the rule that weighted it."""
+    cand = md_escape(answer["candidate"])
+    rows = []
+    for group, g in answer["groups"].items():
+        who = ", ".join(md_escape(a) for a in g["annotators"])
+        if "error" in g:
+            rows.append([group, who, "—", "—", md_escape(g["error"]), "—"])
+        else:
+            rows.append([group, who, str(g["n"]), _interval(g["win_rate"], g["win_rate_ci"]), md_escape(str(g["verdict"])),
+                         _interval(g["lc_win_rate"], g["lc_win_rate_ci"])])
+    lines = [f"Did {cand} win, for whom?", "",
+             *_md_table(["group", "annotators", "votes", "win rate [CI]", "verdict", "length-controlled [CI]"], rows)]
+    w = answer["competence_weighted"]
+    if w["rate"] is None:
+        lines += ["", f"Weighted by competence: no vote has weight above 0 ({w['n']} votes; {w['weighting']})."]
+    else:
+        lines += ["", f"Weighted by competence: {cand} wins {_interval(w['rate'], w['ci'])} of {w['n']} votes "
+                      f"(effective n {w['effective_n']:.1f}; {w['weighting']})."]
+    return lines
 
 
 def build_manage_section(ctx: Any, view: Any) -> None:
@@ -246,6 +306,7 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
         summary = gr.Markdown()
         plot = gr.Plot(label="Ratings and win rates")
         per_annotator = gr.Dataframe(label="Per annotator", interactive=False)
+        tastes = gr.Markdown(elem_id="wb-lab-annotators")
         with gr.Row():
             score_btn = gr.Button("Find pairs where the model and humans disagree")
         disagreements = gr.Dataframe(label="Model–human disagreements", interactive=False, headers=DISAGREEMENT_HEADERS)
@@ -262,16 +323,17 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
         alpaca_msg = gr.Markdown()
 
 
-    def analyse(session: str, ties: str, request: gr.Request) -> tuple[str, Any, Any]:
+    def analyse(session: str, ties: str, request: gr.Request) -> tuple[str, Any, Any, str]:
         try:
             owner_only(ctx, request)
             report = session_report(labeling_store(ctx), session or "", ties=ties)
             verdict = session_verdict(labeling_store(ctx), session or "", ties=ties)
         except WorkbenchError as err:
-            return f"⚠️ {err}", None, None
+            return f"⚠️ {err}", None, None, ""
         rows = [[fmt_num(v) for v in r.values()] for r in report["annotators"]]
         headers = list(report["annotators"][0]) if report["annotators"] else ["annotator"]
-        return report_markdown(report, verdict), ratings_figure(report), gr.update(value=rows, headers=headers)
+        who = annotators_markdown(labeling_store(ctx), session, verdict["did_it_win"].get("candidate"))
+        return report_markdown(report, verdict), ratings_figure(report), gr.update(value=rows, headers=headers), who
 
     def disagree(session: str, request: gr.Request) -> Any:
         lab = labeling_store(ctx)
@@ -312,7 +374,7 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
         return (f"✓ Session **{session}**: {counts['pairs']} pairs, {counts['votes']} votes by {', '.join(counts['annotators'])} "
                 f"({counts['unlabeled']} without a preference, {counts['repeated']} repeated votes ignored).")
 
-    refresh.click(analyse, [which, ties], [summary, plot, per_annotator])
+    refresh.click(analyse, [which, ties], [summary, plot, per_annotator, tastes])
     score_btn.click(disagree, which, disagreements)
     export_btn.click(export, [which, fmt, aggregate], [export_msg, export_file])
     alpaca_btn.click(import_alpaca, [alpaca_path, alpaca_session], alpaca_msg)

@@ -27,6 +27,25 @@ class JobCancelled(Exception):
     """Raise from a job function after checkpointing, to end the run as 'cancelled'."""
 
 
+_ACTIVE: JobContext | None = None  # the job this worker process runs (set by the worker only)
+
+
+def activate(job: JobContext | None) -> None:
+    """Make ``job`` the one whose cancel long library calls in this process poll (``cancel_requested``).
+
+    Called by the worker (and a DPO rank) for the job it runs, so code below the job function
+    (a 128-token ``generate`` of a batch, which no job loop can interrupt) stops at the next
+    token instead of finishing the batch first: a cancel then takes a token, not a batch.
+    """
+    global _ACTIVE
+    _ACTIVE = job
+
+
+def cancel_requested() -> bool:
+    """True when this process runs a job whose cancel was requested; False outside a job."""
+    return _ACTIVE is not None and _ACTIVE.should_stop()
+
+
 class JobContext:
     """Run directory, config and reporting helpers for one attempt of one run."""
 

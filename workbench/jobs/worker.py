@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.jobs import manifest as files
-from workbench.jobs.context import JobCancelled, JobContext
+from workbench.jobs.context import JobCancelled, JobContext, activate
 from workbench.plugins import PluginHost
 from workbench.settings import Settings
 
@@ -63,6 +63,7 @@ def run(run_dir: Path) -> int:
         if info.status != "ok":
             log.warning("plugin %s (%s) is left out: %s", info.name, info.module, info.error)
     ctx = JobContext(run_dir, files.read_config(run_dir), settings_from(m.settings), resume=m.resume, run_id=m.id)
+    activate(ctx)  # a generate() deep in the job stops at the next token once this run is cancelled
     output, error, tb, status = None, None, None, "finished"
     try:
         output = import_entry(m.entry)(ctx)
@@ -70,8 +71,10 @@ def run(run_dir: Path) -> int:
             status = "cancelled"
         elif output is not None and not (run_dir / output).exists():
             raise RuntimeError(f"the job returned output {output!r} but {run_dir / output} does not exist")
-    except JobCancelled:
+    except JobCancelled as exc:
         status = "cancelled"
+        if str(exc):  # where the job stopped, e.g. "after 3 of 128 new tokens"
+            log.info("cancel noticed %s", exc)
     except BaseException as exc:  # the run records every failure, then the process exits non-zero
         status, tb = "failed", traceback.format_exc()
         error = str(exc) if getattr(exc, "message", None) else f"{type(exc).__name__}: {exc}"

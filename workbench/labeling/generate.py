@@ -155,8 +155,12 @@ def run(job: JobContext) -> None:
         lm = models[src["model"]]
         sampling = SamplingSettings(**src["sampling"])
         while len(answers[k]) < len(prompts):
+            if job.should_stop():  # cancelled while a model loaded
+                raise JobCancelled
             chunk = prompts[len(answers[k]):len(answers[k]) + batch]
-            with steer(lm, steerings[k]):
+            job.progress(len(answers[0]) + len(answers[1]), total, f"{src['name']}: answering prompts {len(answers[k]) + 1}–"
+                         f"{len(answers[k]) + len(chunk)} of {len(prompts)}")
+            with steer(lm, steerings[k]):  # a cancel stops generate() at its next token (JobCancelled)
                 answers[k] += generate(lm, chunk, sampling, system=src["system"])
             atomic_write_text(state_path, json.dumps(answers))
             job.progress(len(answers[0]) + len(answers[1]), total, f"{src['name']}: {len(answers[k])}/{len(prompts)}")

@@ -5,7 +5,10 @@
   varying number of raters per item uses each item's own n_i in its observed agreement.
 - Krippendorff's α: missing data allowed, with a nominal, ordinal or interval distance. For
   vote strength use the ordinal scale of ``signed_strength`` (A clear < A slight < tie <
-  B slight < B clear).
+  B slight < B clear). When a session holds soft votes (a judge's P(A better)), the nominal
+  α would round 0.55 and 0.95 to the same "A": ``agreement_report`` then also gives α with
+  the interval metric on ``vote_value`` (soft where there is one, else 1 / ½ / 0), says so,
+  and gives its percentile bootstrap interval over items (``interval_alpha``).
 - ``live_bias``: the position and length effects while labeling, each with its interval, the
   votes it needs, and a warning once the interval excludes 0.5.
 - Position bias: among decisive votes (A or B), the share won by the response shown on the
@@ -25,9 +28,11 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest
 
-from workbench.data.types import Judgment, Pair
+from workbench.data.types import Judgment, Pair, vote_value
 from workbench.labeling.sessions import pair_sources
 from workbench.preference.intervals import LEVEL, rate_summary
+
+ALPHA_RESAMPLES = 1000
 
 NOMINAL_OUTCOMES = ("A", "B", "tie", "both_bad")
 
@@ -102,6 +107,33 @@ def krippendorff_alpha(data: np.ndarray, level: str = "nominal") -> float:
     return float("nan") if d_e == 0 else float(1 - d_o / d_e)
 
 
+def interval_alpha(data: np.ndarray, level: float = LEVEL, resamples: int = ALPHA_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """Interval-metric α of an ``[annotators, items]`` matrix (NaN = missing) with a percentile
+    bootstrap interval over items (Hayes & Krippendorff 2007 resample units too).
+
+    With the squared difference, α = 1 − (n − 1)·Σ_u D_u / (2(n·Σv² − (Σv)²)), every sum over
+    pairable values (items with ≥ 2), D_u = Σ_{i≠j}(v_i − v_j)² / (m_u − 1): each resample only
+    reweights the per-item sums, so all resamples are one matrix product. The point value is
+    ``krippendorff_alpha(data, "interval")``."""
+    data = np.asarray(data, dtype=np.float64)
+    cols = [c[~np.isnan(c)] for c in data.T]
+    cols = [c for c in cols if len(c) >= 2]
+    if not cols:
+        return {"alpha": float("nan"), "ci": None, "items": 0, "values": 0, "level": level}
+    m = np.array([len(c) for c in cols], dtype=np.float64)
+    d_u = np.array([np.sum(np.subtract.outer(c, c) ** 2) / (len(c) - 1) for c in cols])
+    s1, s2 = np.array([c.sum() for c in cols]), np.array([np.sum(c**2) for c in cols])
+    counts = np.vstack([np.ones(len(cols)), np.random.default_rng(seed).multinomial(len(cols), np.full(len(cols), 1 / len(cols)), resamples)])
+    n, d_o, t1, t2 = counts @ m, counts @ d_u, counts @ s1, counts @ s2
+    d_e = 2 * (n * t2 - t1**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(d_e > 0, 1 - (n - 1) * d_o / d_e, np.nan)
+    boot = alpha[1:][~np.isnan(alpha[1:])]
+    tail = (1 - level) / 2
+    ci = [float(np.quantile(boot, tail)), float(np.quantile(boot, 1 - tail))] if len(boot) and not np.isnan(alpha[0]) else None
+    return {"alpha": float(alpha[0]), "ci": ci, "items": len(cols), "values": int(m.sum()), "level": level}
+
+
 def signed_strength(j: Judgment) -> float | None:
     """A vote on the ordinal scale −2 (A clear) … 0 (tie) … 2 (B clear); None for both-bad/skip.
 
@@ -160,7 +192,8 @@ def _by_item(judgments: Sequence[Judgment]) -> dict[str, dict[str, Judgment]]:
 
 def agreement_report(judgments: Sequence[Judgment], sources: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     """Cohen's κ per annotator pair (and their mean), Fleiss' κ, Krippendorff's α (nominal
-    outcome and ordinal strength) and the position bias (confound-checked when ``sources``
+    outcome and ordinal strength; with soft votes also interval α on the vote values, stated in
+    ``alpha_vote_value["metric"]``) and the position bias (confound-checked when ``sources``
     maps pair ids to their two sources), over the non-skip votes."""
     votes = [j for j in judgments if getattr(j.outcome, "value", j.outcome) in NOMINAL_OUTCOMES]
     items = _by_item(votes)
@@ -186,6 +219,7 @@ def agreement_report(judgments: Sequence[Judgment], sources: Mapping[str, tuple[
                 ordinal[row, col] = np.nan if s is None else s
     kappas = [v["kappa"] for v in pairwise.values() if not np.isnan(v["kappa"])]
     bias = position_bias(votes, sources)
+    soft = sum(j.soft is not None for j in votes)
     return {
         "annotators": annotators,
         "items_with_overlap": int(np.sum(counts.sum(axis=1) >= 2)) if len(counts) else 0,
@@ -194,8 +228,18 @@ def agreement_report(judgments: Sequence[Judgment], sources: Mapping[str, tuple[
         "fleiss_kappa": fleiss_kappa(counts) if len(counts) else float("nan"),
         "alpha_nominal": krippendorff_alpha(nominal, "nominal"),
         "alpha_ordinal_strength": krippendorff_alpha(ordinal, "ordinal"),
+        "soft_votes": soft,
+        "alpha_vote_value": _vote_value_alpha(items, annotators, pair_ids) if soft else None,
         "position_bias": bias.__dict__,
     }
+
+
+def _vote_value_alpha(items: Mapping[str, Mapping[str, Judgment]], annotators: list[str], pair_ids: list[str]) -> dict[str, Any]:
+    """α on the votes' values with the interval metric (soft votes present), with its interval and the rule stated."""
+    values = np.array([[np.nan if (j := items[pid].get(a)) is None or (v := vote_value(j)) is None else v for pid in pair_ids]
+                       for a in annotators]).reshape(len(annotators), len(pair_ids))
+    return {**interval_alpha(values), "metric": "interval (squared difference) on vote values: a soft vote's P(A better), "
+            "else A = 1, tie = ½, B = 0; both-bad left out"}
 
 
 def annotator_stats(judgments: Sequence[Judgment], gold: dict[str, str] | None = None) -> list[dict[str, Any]]:

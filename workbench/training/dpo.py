@@ -21,7 +21,7 @@ from typing import Any
 from workbench.errors import ConfigError, ModelError
 from workbench.jobs import manifest as files
 from workbench.jobs.config import parsed
-from workbench.jobs.context import JobCancelled, JobContext
+from workbench.jobs.context import JobCancelled, JobContext, activate
 from workbench.jobs.registry import JobType
 from workbench.jobs.worker import settings_from
 from workbench.models.embedded import DEMO_MODEL_NAME
@@ -345,6 +345,7 @@ def main(run_dir: str) -> None:
     path = Path(run_dir)
     m = files.read_manifest(path)
     job = JobContext(path, files.read_config(path), settings_from(m.settings), resume=m.resume, run_id=m.id)
+    activate(job)
     train_dpo(job)
 
 

@@ -1,0 +1,94 @@
+"""A cancel stops a job inside its long uninterruptible step, not after it (issue 24 §2: a DPO
+cancel took 42 s in the browser; a batch of answers ran to its end before the job looked).
+
+Each test starts a real job worker on a tiny checkpoint that never writes its end-of-text token,
+so a generation runs to ``max_new_tokens`` (8,000: many seconds) unless the cancel stops it.
+The test cancels once the job reports that the long step has begun and then checks what the
+job recorded: the run ended cancelled, the worker logged how many of the 8,000 tokens it had
+made when it noticed (fewer than all), no later progress was written, and no cut-off answer
+was kept. No wall-clock threshold: the machine may be busy.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench.jobs import JobManager, Run
+from workbench.labeling.generate import GENERATE_PAIRS, STATE_FILE
+from workbench.settings import Settings
+from workbench.training.dpo import DPO_JOB
+
+LONG = 8_000  # new tokens per answer: a batch that would run for many seconds
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+NOTICED = re.compile(r"cancel noticed while generating, after (\d+) of (\d+) new tokens")
+
+
+@pytest.fixture(scope="module")
+def endless(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny llama without an end-of-text token and with room for ``LONG`` positions."""
+    out = tmp_path_factory.mktemp("endless") / "llama"
+    src = tiny_checkpoint("llama")
+    out.mkdir()
+    for f in src.iterdir():
+        out.joinpath(f.name).write_bytes(f.read_bytes())
+    for name in ("config.json", "generation_config.json"):
+        cfg = json.loads((out / name).read_text())
+        cfg["eos_token_id"] = None
+        if "max_position_embeddings" in cfg:
+            cfg["max_position_embeddings"] = 2 * LONG
+        (out / name).write_text(json.dumps(cfg))
+    return out
+
+
+def cancel_when(run: Run, started: Callable[[dict[str, Any]], bool], timeout: float = 600) -> dict[str, Any]:
+    """Cancel as soon as the job's progress says the long step has begun; return that progress."""
+    deadline = time.monotonic() + timeout
+    while not started(p := run.progress()):
+        assert run.is_active() and time.monotonic() < deadline, run.log_tail(60)
+        time.sleep(0.02)
+    run.cancel()
+    m = run.wait(300)
+    assert m.status == "cancelled", run.log_tail(60)
+    return p
+
+
+def tokens_when_noticed(run: Run) -> int:
+    found = NOTICED.search(run.log_tail(200))
+    assert found, run.log_tail(60)
+    assert int(found[2]) == LONG
+    return int(found[1])
+
+
+def test_pair_generation_stops_inside_a_batch(endless, tmp_path: Path) -> None:
+    manager = JobManager(Settings(home=tmp_path / "home"), job_types={GENERATE_PAIRS.name: GENERATE_PAIRS})
+    greedy = {"do_sample": False, "max_new_tokens": LONG}
+    run = manager.submit(GENERATE_PAIRS.name, {
+        "dataset": "endless", "prompts": ["Hello", "The fox", "A dog", "Why"], "batch_size": 2,
+        "sources": [{"name": "a", "model": str(endless), "sampling": greedy}, {"name": "b", "model": str(endless), "sampling": greedy}],
+    }, env=ONE_THREAD)
+    at_cancel = cancel_when(run, lambda p: p.get("message", "").startswith("a: answering prompts 1–2"))
+    assert tokens_when_noticed(run) < LONG  # stopped inside generate(), not after the batch
+    last = run.progress()
+    assert (last["step"], last["message"]) == (0, at_cancel["message"])  # no batch finished after the cancel
+    assert not (run.dir / STATE_FILE).exists()  # the cut-off answers were not kept as if complete
+
+
+def test_dpo_stops_inside_a_sample_answer(endless, tmp_path: Path) -> None:
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Describe thing {i}.", "chosen": f"Thing {i} is fine.",
+                                        "rejected": "I cannot answer that."}) + "\n" for i in range(8)), encoding="utf-8")
+    manager = JobManager(Settings(home=tmp_path / "home"), job_types={"dpo": DPO_JOB})
+    run = manager.submit("dpo", {"model": str(endless), "dataset": str(data), "max_steps": 1, "batch_size": 1, "max_length": 64,
+                                 "held_out_fraction": 0.25, "eval_max_pairs": 1, "n_samples": 2, "sample_max_new_tokens": LONG,
+                                 "device": "cpu"}, env=ONE_THREAD)
+    cancel_when(run, lambda p: p.get("stage") == "samples")
+    assert tokens_when_noticed(run) < LONG  # inside the first sample answer
+    last = run.progress()
+    assert (last["stage"], last["step"]) == ("samples", 0)
+    assert not (run.dir / "samples.jsonl").exists()
