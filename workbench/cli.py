@@ -25,6 +25,7 @@ from workbench.context import AppContext
 from workbench.data.exporters import export_pairs
 from workbench.data.readers import QUALITY_CHECKS, detect_file_format, read_pairs
 from workbench.db import URL_OPTION_HELP
+from workbench.db_cli import db_app
 from workbench.errors import WorkbenchError
 from workbench.jobs.cli import runs_app
 from workbench.models.embedded import ensure_demo_model
@@ -36,6 +37,7 @@ data_app = typer.Typer(help="Import, list, show and export preference datasets."
 app.add_typer(data_app, name="data")
 app.command("compare")(compare)
 app.add_typer(runs_app, name="runs")
+app.add_typer(db_app, name="db")
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
 DatabaseUrlOpt = Annotated[str | None, typer.Option("--database-url", show_default=False, help=URL_OPTION_HELP)]

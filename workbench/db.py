@@ -126,6 +126,21 @@ class Connection:
         """Start a read-only transaction that sees one snapshot throughout."""
         self.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if self.dialect == "postgresql" else "BEGIN")
 
+    def table_names(self) -> set[str]:
+        """The store's tables (not the database's own)."""
+        if self.dialect == "postgresql":
+            sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                   " AND table_type = 'BASE TABLE'")
+        else:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        return {row[0] for row in self.execute(sql)}
+
+    def reset_ids(self, table: str) -> None:
+        """After rows were inserted with explicit ids: the next auto id follows the largest
+        (SQLite does this itself; a PostgreSQL identity column's sequence does not)."""
+        if self.dialect == "postgresql":
+            self.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {table}")
+
     @property
     def broken(self) -> bool:
         """True when the server dropped the connection (PostgreSQL restarted): open a new one."""
