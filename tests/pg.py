@@ -39,7 +39,9 @@ def _free_port() -> int:
 class PostgresCluster:
     """One server started by ``start``; raises RuntimeError saying why it could not start."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable``: fsync commits as a production server does (benchmarks); tests skip it."""
+        self.durable = durable
         self.dir = Path(tempfile.mkdtemp(prefix="wb-pg-"))
         self.port = _free_port()
         self._names = itertools.count()
@@ -62,7 +64,7 @@ class PostgresCluster:
             self._as = ["runuser", "-u", "postgres", "--"]
         data = self.dir / "data"
         self._run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", USER, "--no-sync", "-E", "UTF8")
-        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.durable else 'off'} "
                    "-c max_connections=300 -c shared_buffers=32MB")
         self._run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.dir / "server.log"), "-w", "-t", "120", "start")
         self._bindir = bindir
