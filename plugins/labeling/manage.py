@@ -322,7 +322,6 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
             alpaca_btn = gr.Button("Import as judgments")
         alpaca_msg = gr.Markdown()
 
-
     def analyse(session: str, ties: str, request: gr.Request) -> tuple[str, Any, Any, str]:
         try:
             owner_only(ctx, request)
@@ -332,8 +331,8 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
             return f"⚠️ {err}", None, None, ""
         rows = [[fmt_num(v) for v in r.values()] for r in report["annotators"]]
         headers = list(report["annotators"][0]) if report["annotators"] else ["annotator"]
-        who = annotators_markdown(labeling_store(ctx), session, verdict["did_it_win"].get("candidate"))
-        return report_markdown(report, verdict), ratings_figure(report), gr.update(value=rows, headers=headers), who
+        return (report_markdown(report, verdict), ratings_figure(report), gr.update(value=rows, headers=headers),
+                annotators_markdown(labeling_store(ctx), session, verdict["did_it_win"].get("candidate")))
 
     def disagree(session: str, request: gr.Request) -> Any:
         lab = labeling_store(ctx)

@@ -34,13 +34,19 @@ Disagreement between annotators is either noise or taste. This module separates 
   self-consistency are reported beside it with their n; ``competence`` is the n-weighted mean of
   the components present, each with its Wilson interval (``intervals.rate_interval``).
 
+- **Ideal points** (when a model is chosen: ``embed`` here, ``model`` in ``session_annotators``):
+  a PAL-A model on the model's features of the answers places each annotator at an ideal point;
+  ``ideal_point`` per annotator (2-D point, distance to every other annotator with a bootstrap
+  interval) and ``ideal_points`` (whether that grouping agrees with the factor groups) come from
+  ``preference.ideal_points``.
+
 Ties, both-bad and skips carry no direction and are left out (counted).
 """
 from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -159,14 +165,37 @@ def _cluster(vectors: dict[str, np.ndarray], threshold: float) -> list[list[str]
     return sorted(clusters, key=lambda c: (-len(c), c[0]))
 
 
+def _taste(row: dict[str, Any], name: str, factors: list[str], scale: np.ndarray, x: np.ndarray, y: np.ndarray,
+           z: float) -> np.ndarray:
+    """Fill ``taste``, ``fit`` and the taste tests of one annotator's row; return the scaled coefficients."""
+    n = len(y)
+    fit = fit_logistic(x, y, l2=L2)
+    lr = float(2 * (_loglik(x, y, fit.coef).sum() - n * np.log(0.5)))
+    row["taste"] = {f: {"coef": float(b / s), "low": float((b - z * se) / s), "high": float((b + z * se) / s), "scale": float(s)}
+                    for f, b, se, s in zip(factors, fit.coef, fit.se, scale, strict=True)}
+    cv_eta = _cross_fitted(x, y, np.arange(n), _seed(name))
+    gain = y * cv_eta - np.logaddexp(0, cv_eta) - np.log(0.5)
+    se = gain.std(ddof=1) / np.sqrt(n)
+    row["fit"] = {"lr_statistic": lr, "df": len(factors), "p_value": float(chi2.sf(max(lr, 0.0), len(factors))),
+                  "cv_gain_nats": float(gain.mean()), "cv_gain_ci": [float(gain.mean() - z * se), float(gain.mean() + z * se)],
+                  "note": "cross-validated log-likelihood per vote of the own taste model minus a coin's",
+                  "cv_p_value": float(norm.sf(gain.mean() / se)) if se > 0 else 1.0, "strongest_factor": _sign_test(factors, x, y)}
+    row["tests"]["taste"] = row["fit"]["p_value"]
+    row["tests"]["one_factor"] = row["fit"]["strongest_factor"]["p_value"]
+    return fit.coef
+
+
 def annotator_analysis(pairs: Sequence[Pair], judgments: Sequence[Judgment], *, gold: Mapping[str, str] | None = None,
                        repeats: Sequence[Judgment] = (), level: float = LEVEL, alpha: float = ALPHA,
-                       group_cosine: float = GROUP_COSINE) -> dict[str, Any]:
+                       group_cosine: float = GROUP_COSINE, embed: Callable[[list[str]], np.ndarray] | None = None,
+                       resamples: int | None = None) -> dict[str, Any]:
     """Taste, competence, noise flag and taste group of every annotator (plain data, JSON-friendly).
 
     ``repeats`` are second votes on pairs an annotator already judged (hidden repeats), for
     self-consistency; ``gold`` maps pair ids to "A"/"B"/"tie". Returns ``annotators`` (one row
-    each), ``groups`` (name → members), ``factors`` and the method's settings.
+    each), ``groups`` (name → members), ``factors`` and the method's settings. With ``embed``
+    (texts → a model's features) each row also gets its PAL ``ideal_point`` (``resamples``
+    bootstrap refits for the distances' intervals; the module's default when None).
     """
     gold = dict(gold or {})
     names, x_all, y_all, rows = _design(pairs, judgments)
@@ -192,27 +221,9 @@ def annotator_analysis(pairs: Sequence[Pair], judgments: Sequence[Judgment], *, 
         x, y = xs[mine], y_all[mine]
         n = int(len(y))
         row: dict[str, Any] = {"annotator": name, "votes": n, "left_out": int(left_out[name]), "taste": {}, "tests": {}}
+        row["fit"] = None
         if n >= MIN_VOTES and len(factors):
-            fit = fit_logistic(x, y, l2=L2)
-            ll = _loglik(x, y, fit.coef)
-            lr = float(2 * (ll.sum() - n * np.log(0.5)))
-            row["taste"] = {f: {"coef": float(b / s), "low": float((b - z * se) / s), "high": float((b + z * se) / s), "scale": float(s)}
-                            for f, b, se, s in zip(factors, fit.coef, fit.se, scale, strict=True)}
-            cv_eta = _cross_fitted(x, y, np.arange(n), _seed(name))
-            gain = y * cv_eta - np.logaddexp(0, cv_eta) - np.log(0.5)
-            row["fit"] = {"lr_statistic": lr, "df": len(factors), "p_value": float(chi2.sf(max(lr, 0.0), len(factors))),
-                          "cv_gain_nats": float(gain.mean()),
-                          "cv_gain_ci": [float(gain.mean() - z * gain.std(ddof=1) / np.sqrt(n)),
-                                         float(gain.mean() + z * gain.std(ddof=1) / np.sqrt(n))],
-                          "note": "cross-validated log-likelihood per vote of the own taste model minus a coin's"}
-            se = gain.std(ddof=1) / np.sqrt(n)
-            row["fit"]["cv_p_value"] = float(norm.sf(gain.mean() / se)) if se > 0 else 1.0
-            row["tests"]["taste"] = row["fit"]["p_value"]
-            row["fit"]["strongest_factor"] = _sign_test(factors, x, y)
-            row["tests"]["one_factor"] = row["fit"]["strongest_factor"]["p_value"]
-            vectors[name] = fit.coef
-        else:
-            row["fit"] = None
+            vectors[name] = _taste(row, name, factors, scale, x, y, z)
         # Agreement with the other annotators' majority, where they have one.
         agree = []
         for j in (j for j in rows if j.annotator == name):
@@ -247,9 +258,25 @@ def annotator_analysis(pairs: Sequence[Pair], judgments: Sequence[Judgment], *, 
         result[a].setdefault("taste_group", None)
 
     _competence(result, groups, xs, y_all, who, pair_of, level)
-    return {"annotators": [result[a] for a in everyone], "groups": groups, "factors": factors, "level": level,
-            "alpha": alpha, "group_cosine": group_cosine, "l2": L2,
-            "model": "logit P(A wins) = sum_k coef_k * (factor_k(A) - factor_k(B)) per annotator, L2 on scaled factors"}
+    out = {"annotators": [result[a] for a in everyone], "groups": groups, "factors": factors, "level": level,
+           "alpha": alpha, "group_cosine": group_cosine, "l2": L2,
+           "model": "logit P(A wins) = sum_k coef_k * (factor_k(A) - factor_k(B)) per annotator, L2 on scaled factors"}
+    if embed is not None:
+        _add_ideal_points(out, pairs, judgments, embed, level, resamples)
+    return out
+
+
+def _add_ideal_points(out: dict[str, Any], pairs: Sequence[Pair], judgments: Sequence[Judgment],
+                      embed: Callable[[list[str]], np.ndarray], level: float, resamples: int | None) -> None:
+    """Each row's ``ideal_point`` (None without a decisive vote) and the fit's summary as ``ideal_points``."""
+    # torch and scikit-learn: only when a model is chosen (this module stays torch-free for `label annotators`).
+    from workbench.preference.ideal_points import RESAMPLES, ideal_points
+
+    found = ideal_points(pairs, judgments, embed, out["groups"], level=level,
+                         resamples=RESAMPLES if resamples is None else resamples)
+    for row in out["annotators"]:
+        row["ideal_point"] = found["annotators"].get(row["annotator"])
+    out["ideal_points"] = {k: v for k, v in found.items() if k != "annotators"}
 
 
 def _competence(result: dict[str, dict[str, Any]], groups: dict[str, list[str]], xs: np.ndarray, y: np.ndarray,
@@ -300,14 +327,34 @@ def _competence(result: dict[str, dict[str, Any]], groups: dict[str, list[str]],
         r["competence_from"] = [k for k in ("consensus", "gold", "self_consistency") if r[k]["n"]]
 
 
-def session_annotators(labeling: LabelingStore, session: str, *, level: float = LEVEL) -> dict[str, Any]:
+def session_annotators(labeling: LabelingStore, session: str, *, level: float = LEVEL, model: str | None = None,
+                       models: Any = None, resamples: int | None = None) -> dict[str, Any]:
     """``annotator_analysis`` of a session's votes that currently count, with its gold pairs.
+
+    With ``models`` (a ``ModelService``: ``AppContext.model_service`` or one over the CLI's
+    settings), ``model`` (or, when None, the session's policy model if it names one) embeds the
+    answers for the PAL ideal points, its features read from and written to the activation cache
+    under the service's settings; ``ideal_points["feature_model"]`` names it.
 
     Hidden repeats are not scheduled by sessions yet, so self-consistency is reported only
     when repeats are given to ``annotator_analysis`` directly (its n is 0 here)."""
     info = labeling.session(session)
-    return {"session": session, **annotator_analysis(labeling.pairs(session), labeling.judgments(session),
-                                                     gold=info.settings.gold, level=level)}
+    name = model or (info.settings.policy_model if models is not None else None) or None
+    embed = None
+    if name:
+        if models is None:
+            raise WorkbenchError(f"Ideal points with model '{name}' need a model service to load it.",
+                                 hint="Pass models=ctx.model_service (or ModelService(settings)).")
+        # torch and scikit-learn: only when a model is chosen (this module stays torch-free for `label annotators`).
+        from workbench.preference.ideal_points import service_embedder
+
+        embed = service_embedder(models, name)
+    found = annotator_analysis(labeling.pairs(session), labeling.judgments(session), gold=info.settings.gold, level=level,
+                               embed=embed, resamples=resamples)
+    if name:
+        found["ideal_points"]["feature_model"] = name
+    return {"session": session, **found}
+
 
 
 def _ci_text(part: dict[str, Any]) -> str:
@@ -331,7 +378,17 @@ def annotator_rows(analysis: dict[str, Any], *, top: int = 3) -> list[dict[str, 
                     "noisy": "yes" if r["noisy"] else "no", "competence": comp, "consensus": _ci_text(r["consensus"]),
                     "gold": _ci_text(r["gold"]), "self_consistency": _ci_text(r["self_consistency"]),
                     "taste (interval excludes 0)": "; ".join(shown) or "none", "evidence": r["evidence"]})
+        if "ideal_point" in r:
+            out[-1]["ideal point: nearest"] = _nearest_text(r["ideal_point"])
     return out
+
+
+def _nearest_text(point: dict[str, Any] | None) -> str:
+    """'other d [low, high] (B resamples)' for the annotator whose ideal point is nearest, '—' without one."""
+    if not point or point["nearest"] is None:
+        return "—"
+    d = point["distances"][point["nearest"]]
+    return f"{point['nearest']} {d['distance']:.2f} [{d['ci'][0]:.2f}, {d['ci'][1]:.2f}] ({d['resamples']} resamples)"
 
 
 def group_verdicts(labeling: LabelingStore, session: str, candidate: str, *, analysis: dict[str, Any] | None = None,
