@@ -17,7 +17,9 @@ import httpx
 import pytest
 from conftest import backend_env
 
+from apps.labeling_server import check_workers
 from workbench.data.types import Pair
+from workbench.errors import ConfigError
 from workbench.labeling import LabelingStore
 from workbench.store import Store
 
@@ -120,3 +122,38 @@ def test_two_server_processes_on_one_home_share_reservations(tmp_path: Path, sto
     per_pair = Counter(pid for pid, _ in votes["two"])
     assert max(per_pair.values()) == 2 and len(votes["two"]) == 50  # every pair judged exactly k = 2 times
     assert len(set(votes["two"])) == 50  # by two different people
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The worker processes ``parent`` spawned (Linux /proc; not multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == parent and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_worker_processes_of_one_server_share_reservations(tmp_path: Path, store_target: str | Path, server_process) -> None:
+    """``--workers 2``: two uvicorn processes accept on one port; 20 annotators × 20 votes at overlap 1."""
+    with Store(store_target) as store:
+        store.import_pairs("ds", [Pair(f"q{i}", f"a{i}", f"b{i}", id=f"p{i:03d}") for i in range(440)])
+        LabelingStore(store).create_session("one", "ds", {"overlap": 1})
+    server = server_process(tmp_path, ["apps.labeling_server", "--api-only", "--workers", "2"], env=backend_env(store_target))
+    assert len(worker_pids(server.proc.pid)) == 2, server.logs()
+    run_annotators([(server.url, "one", f"ann{i:02d}", 20) for i in range(20)])
+    with Store(store_target) as store:
+        voted = [j.pair_id for j in LabelingStore(store).judgments("one")]
+    assert len(voted) == 400 and len(set(voted)) == 400
+
+
+def test_workers_need_the_api_only_server() -> None:
+    with pytest.raises(ConfigError, match="needs --api-only"):
+        check_workers(2, api_only=False)
+    with pytest.raises(ConfigError, match="1 or more"):
+        check_workers(0, api_only=True)
+    check_workers(4, api_only=True)
