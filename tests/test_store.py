@@ -265,3 +265,16 @@ def test_database_url_mistakes_name_the_setting_and_never_show_the_password(post
     secret.write_text(url + "\n", encoding="utf-8")
     monkeypatch.setenv("WORKBENCH_DATABASE_URL_FILE", str(secret))
     assert Settings(home=tmp_path).store_target == url
+
+
+def test_a_sqlite_file_from_before_the_schema_table_keeps_its_version(tmp_path: Path) -> None:
+    """Files written before workbench_schema kept their version in PRAGMA user_version only."""
+    db = tmp_path / "old.sqlite"
+    with Store(db) as st:
+        st.import_pairs("a", make_pairs(2))
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE workbench_schema")
+    conn.commit()
+    conn.close()
+    with Store(db) as st:  # re-running migration 1 would fail: its tables exist
+        assert st.schema_version == len(MIGRATIONS) and st.count_pairs("a") == 2
