@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from test_annotators import demo_pairs, voters
 
+from plugins.labeling.manage import annotators_markdown
+from workbench.app.ui import md_escape
 from workbench.data.types import Judgment, Outcome, Pair
 from workbench.errors import WorkbenchError
 from workbench.labeling import LabelingStore
@@ -69,7 +71,8 @@ def test_ideal_points_group_the_length_lovers_apart_from_the_short_lovers() -> N
     assert "ideal_point" not in plain["annotators"][0] and "ideal point: nearest" not in annotator_rows(plain)[0]
 
 
-def test_a_session_gets_ideal_points_from_a_model_through_the_activation_cache(tmp_path: Path, tiny_checkpoint) -> None:
+def small_session(tmp_path: Path) -> LabelingStore:
+    """24 pairs, three annotators: two who always take B (the longer answer), one coin."""
     rng = np.random.default_rng(1)
     pairs = [Pair(f"question {i}", "short answer", "a much longer answer " * (1 + i % 4), id=f"p{i}") for i in range(24)]
     store = Store(tmp_path / "workbench.sqlite")
@@ -81,6 +84,11 @@ def test_a_session_gets_ideal_points_from_a_model_through_the_activation_cache(t
         for p in pairs:
             lab.vote("s", name, p.id, "B" if name != "cyd" or rng.random() < 0.5 else "A",
                      displayed_order=lab.item("s", name, p.id).displayed_order)
+    return lab
+
+
+def test_a_session_gets_ideal_points_from_a_model_through_the_activation_cache(tmp_path: Path, tiny_checkpoint) -> None:
+    lab = small_session(tmp_path)
     with pytest.raises(WorkbenchError, match="need a model service"):
         session_annotators(lab, "s", model=str(tiny_checkpoint("llama")))
     settings = Settings(home=tmp_path / "home")
@@ -95,3 +103,16 @@ def test_a_session_gets_ideal_points_from_a_model_through_the_activation_cache(t
     assert [p for p in settings.cache_dir.iterdir() if p.is_dir()] == cached  # read back, nothing extracted again
     assert [r["ideal_point"] for r in again["annotators"]] == [r["ideal_point"] for r in first["annotators"]]
     assert "ideal_point" not in session_annotators(lab, "s")["annotators"][0]  # no model: the factor analysis alone
+
+
+def test_the_statistics_block_shows_the_ideal_points_of_a_picked_model(tmp_path: Path, tiny_checkpoint) -> None:
+    lab = small_session(tmp_path)
+    models = ModelService(Settings(home=tmp_path / "home"))
+    model = str(tiny_checkpoint("llama"))
+    text = annotators_markdown(lab, "s", None, model=model, models=models)
+    header = next(line for line in text.splitlines() if line.startswith("| annotator |"))
+    assert header.endswith("| ideal point: nearest |") and f"Ideal points (PAL-A on the features of {md_escape(model)}, 72 votes" in text
+    assert "20 bootstrap refits" in text and "three grouped annotators" in text  # one taste group: nothing to compare
+    broken = annotators_markdown(lab, "s", None, model="no-such-model", models=models)
+    assert "⚠️ Ideal points on no-such-model:" in broken and "| ann |" in broken  # the factor analysis stays
+    assert "ideal point: nearest" not in annotators_markdown(lab, "s", None)

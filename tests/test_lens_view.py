@@ -15,8 +15,8 @@ from workbench.settings import Settings
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory, tiny_checkpoint):
     context = AppContext(Settings(home=tmp_path_factory.mktemp("lens-home")))
-    context.load_model(str(tiny_checkpoint("qwen2")))
-    context.load_model(str(tiny_checkpoint("llama")))
+    context.activate(str(tiny_checkpoint("qwen2")))
+    context.activate(str(tiny_checkpoint("llama")))
     return context
 
 

@@ -18,8 +18,8 @@ from workbench.settings import Settings
 def ctx(tmp_path_factory, tiny_checkpoint):
     """One context for the module (the tests only read from it), so the models load once."""
     context = AppContext(Settings(home=tmp_path_factory.mktemp("relreps") / "home"))
-    context.load_model(str(tiny_checkpoint("qwen2")))
-    context.load_model(str(tiny_checkpoint("llama")))
+    context.activate(str(tiny_checkpoint("qwen2")))
+    context.activate(str(tiny_checkpoint("llama")))
     pairs = [Pair(prompt=f"Tell me about topic {i}.", response_a=f"Topic {i}: short.",
                   response_b=f"Topic {i} is a long subject; here is a detailed, careful and thorough explanation of it.",
                   preferred="A" if i % 2 else "B", metadata={"attribute": "verbosity", "a_pole": "concise", "b_pole": "verbose"})

@@ -22,8 +22,8 @@ BOB = {"p00": "A", "p01": "A", "p02": "tie", "p03": "B", "p05": "B"}
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory, tiny_checkpoint):
     context = AppContext(Settings(home=tmp_path_factory.mktemp("relreps-votes") / "home"))
-    context.load_model(str(tiny_checkpoint("qwen2")))
-    context.load_model(str(tiny_checkpoint("llama")))
+    context.activate(str(tiny_checkpoint("qwen2")))
+    context.activate(str(tiny_checkpoint("llama")))
     pairs = [Pair(prompt=f"Tell me about topic {i}.", response_a=f"Topic {i}: short.",
                   response_b=f"Topic {i} is a long subject; here is a detailed, careful and thorough explanation of it.",
                   id=f"p{i:02d}", metadata={"attribute": "verbosity", "a_pole": "concise", "b_pole": "verbose"})

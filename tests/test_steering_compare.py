@@ -44,15 +44,15 @@ def test_same_prompt_seed_and_slider_under_two_models(ctx):
     rows = actions.fit_vectors(ctx, "toy", "verbosity", "verbose", "mean_diff", "1", model=model(ctx, "base"))
     steering = actions.active_slots(ctx, [rows[0][0]], [40.0])
     settings = actions.sampling(8, 0.0, 0)
-    *_, (a_plain, a_steered, b_plain, b_steered, note) = actions.stream_comparison(
+    *_, (a_plain, a_steered, b_plain, b_steered, note, _) = actions.stream_comparison(
         ctx, "Hello", "", steering, settings, model=model(ctx, "base"), compare=model(ctx, "tuned"))
     assert note == "" and a_plain != a_steered.replace("steered", "plain")
     assert b_plain != b_steered.replace("steered", "plain")  # the base's vector steers the fine-tune too
     assert b_plain != a_plain  # and B is really the other model
     alone = list(actions.stream_comparison(ctx, "Hello", "", steering, settings, model=model(ctx, "base")))
-    assert alone[-1][:2] == (a_plain, a_steered) and alone[-1][2:] == ("", "", "")  # A is the same with or without B
+    assert alone[-1][:2] == (a_plain, a_steered) and alone[-1][2:5] == ("", "", "")  # A is the same with or without B
     # Another residual width: B is shown unsteered with the reason, never a crash.
-    *_, (_, _, w_plain, w_steered, note) = actions.stream_comparison(
+    *_, (_, _, w_plain, w_steered, note, _) = actions.stream_comparison(
         ctx, "Hello", "", steering, settings, model=model(ctx, "base"), compare=model(ctx, "wide"))
     assert "residual width 48" in note and "32 dims" in note and "shown unsteered" in note
     assert 'title="log p = ' in w_plain and "wb-token" not in w_steered and "shown unsteered" in w_steered

@@ -1,6 +1,8 @@
 """The Steering tab's actions on a real context, store and tiny checkpoint; the tab builds."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from plugins.steering import actions
@@ -37,7 +39,7 @@ def test_actions_need_a_loaded_causal_model(tmp_path):
 
 
 def test_fit_vectors_then_stream_side_by_side(ctx, tiny_checkpoint):
-    ctx.load_model(str(tiny_checkpoint("llama")))
+    ctx.activate(str(tiny_checkpoint("llama")))
     assert actions.attribute_poles(ctx, "toy") == {"verbosity": ["concise", "verbose"]}
     rows = actions.fit_vectors(ctx, "toy", "verbosity", "verbose", "mean_diff", "1, 2")
     assert [r[1] for r in rows] == [1, 2] and all(r[3] > 0 for r in rows)
@@ -46,8 +48,14 @@ def test_fit_vectors_then_stream_side_by_side(ctx, tiny_checkpoint):
     steering = actions.active_slots(ctx, [names[0], None, ""], [40.0, 0.0, 0.0])
     assert len(steering) == 1
     frames = list(actions.stream_comparison(ctx, "Hello", "", steering, actions.sampling(8, 0.0, 0), every=2))
-    plain, steered, b_plain, b_steered, note = frames[-1]
+    plain, steered, b_plain, b_steered, note, _ = frames[-1]
     assert (b_plain, b_steered, note) == ("", "", "")  # no second model picked
+    # How far it is, the chat's way: the model, tokens so far / max, and an ETA from the decoding rate.
+    progress = [f[5] for f in frames]
+    counts = [int(re.search(r": (\d+) / 8 tokens", p).group(1)) for p in progress]
+    assert counts == sorted(counts) and counts[0] < counts[-1] and counts[-1] <= 8, progress
+    assert all(p.startswith(ctx.active_model_name + ": ") for p in progress), progress
+    assert any(re.search(r"tokens, ETA \d+ s$", p) for p in progress[:-1]), progress
     assert 'title="log p = ' in plain and "wb-steer-steered" in steered and plain != steered.replace("steered", "plain")
     with pytest.raises(ConfigError, match="between 1 and 2"):
         actions.fit_vectors(ctx, "toy", "verbosity", "verbose", "pca", "0, 5")
@@ -56,7 +64,7 @@ def test_fit_vectors_then_stream_side_by_side(ctx, tiny_checkpoint):
 
 
 def test_reward_training_dpa_and_sweep(ctx, tiny_checkpoint):
-    ctx.load_model(str(tiny_checkpoint("llama")))
+    ctx.activate(str(tiny_checkpoint("llama")))
     assert actions.default_high_poles(ctx, "toy") == "verbosity=verbose"
     message = actions.train_reward(ctx, "toy", "verbosity=verbose", 2, "toy-rm")
     assert "toy-rm" in message and "verbosity" in message

@@ -9,8 +9,9 @@ import pytest
 from workbench.data.types import Judgment, Outcome, Pair
 from workbench.errors import DataError
 from workbench.labeling import LabelingStore
+from workbench.labeling.verdict import session_verdict
 from workbench.preference.factors import explain_votes, fit_logistic, text_factors
-from workbench.preference.winrate import did_it_win, duels, session_did_it_win, win_rates
+from workbench.preference.winrate import did_it_win, duels, win_rates
 from workbench.store import Store
 
 WORDS = "the cat sat on a mat while rain fell softly over hills and quiet towns".split()
@@ -86,8 +87,8 @@ def test_session_report_through_the_store(tmp_path: Path) -> None:
     lab.join("s", "ann")
     for j in judgments:
         lab.vote("s", "ann", j.pair_id, j.outcome.value)
-    report = session_did_it_win(lab, "s", "tuned")
-    assert report["session"] == "s" and report["n"] == 60
+    report = session_verdict(lab, "s", candidate="tuned")["did_it_win"]
+    assert report["n"] == 60
     assert report["win_rate"] == pytest.approx(duels(pairs, judgments, "tuned").result.mean())
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from collections.abc import Collection, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -119,16 +118,6 @@ class AppContext:
     def activate(self, name_or_path: str | Path) -> LoadedModel:
         """Make a model the app's active one (the Home tab's Load, ``serve --model``)."""
         return self.model_service.activate(name_or_path)
-
-    def load_model(self, name_or_path: str | Path, *, base: str | Path | None = None) -> LoadedModel:
-        """Deprecated: ``get_model`` to use a model, ``activate`` to make it the active one.
-
-        Kept with its old meaning (load and activate) so callers that expect the active model
-        to follow keep working until they switch.
-        """
-        warnings.warn("AppContext.load_model is deprecated: use get_model (no side effect) or activate.",
-                      DeprecationWarning, stacklevel=2)
-        return self.activate(name_or_path) if base is None else self.get_model(name_or_path, base=base)
 
     # -- datasets --------------------------------------------------------------------
     def check_data_path(self, path: str | Path) -> Path:

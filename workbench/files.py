@@ -78,8 +78,3 @@ def atomic_write_text(path: Path, text: str) -> None:
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(Path(path)) as tmp:
-        tmp.write_bytes(data)

@@ -22,6 +22,7 @@ from workbench.training.configs import DPOJobConfig, PALJobConfig
 DPO_FORM = ["model", "dataset", "method", "max_steps", "batch_size", "learning_rate", "beta", "max_length", "num_processes",
             "precompute_ref_log_probs"]
 PAL_FORM = ["dataset", "model", "variant", "k", "epochs"]
+PLUGIN = "finetune"  # the plugin name its job types are registered under (JobType.plugin)
 
 
 def _form(ctx: Any, kind: str, cls: type, names: list[str]) -> tuple[gr.Button, list[Any]]:
@@ -51,6 +52,7 @@ def _form(ctx: Any, kind: str, cls: type, names: list[str]) -> tuple[gr.Button, 
 
 def build_finetune_tab(ctx: Any) -> None:
     manager = JobManager.for_context(ctx)
+    own = job_ui.plugin_job_types(manager, PLUGIN)  # DPO and PAL: other plugins' runs are the Runs tab's
     gr.Markdown("Fine-tuning runs are background processes with their own folder under the runs directory: "
                 "they keep going if you close the page, and reappear here when you come back.")
     with gr.Tabs():
@@ -82,7 +84,7 @@ def build_finetune_tab(ctx: Any) -> None:
     log = gr.Textbox(label="Log tail", lines=12, max_lines=12, autoscroll=True, elem_id="ft-log")
 
     def run_choices(selected: str | None = None) -> tuple[Any, Any]:
-        return job_ui.run_list(manager, selected)
+        return job_ui.run_list(manager, selected, own)
 
     def show(rid: str | None) -> tuple[Any, ...]:
         if not rid:
@@ -143,8 +145,8 @@ def build_finetune_tab(ctx: Any) -> None:
     blind.click(on_blind, inputs=run_id, outputs=[start_status, table, run_id])
     pal_start.click(on_start_pal, inputs=set(pal_inputs), outputs=[start_status, table, run_id])
 
-    cancel.click(job_ui.control_handler(ctx, manager, "cancel"), inputs=run_id, outputs=[start_status, table, run_id])
-    resume.click(job_ui.control_handler(ctx, manager, "resume"), inputs=run_id, outputs=[start_status, table, run_id])
+    cancel.click(job_ui.control_handler(ctx, manager, "cancel", own), inputs=run_id, outputs=[start_status, table, run_id])
+    resume.click(job_ui.control_handler(ctx, manager, "resume", own), inputs=run_id, outputs=[start_status, table, run_id])
     run_id.change(show, inputs=run_id, outputs=view)
     gr.on(triggers=None, fn=run_choices, outputs=[table, run_id])  # page load: reattach
 
@@ -155,6 +157,6 @@ def build_finetune_tab(ctx: Any) -> None:
         except WorkbenchError:
             m = None
         live = m is not None and (m.status in ("queued", "running") or time.time() - (m.finished or 0) < 6)
-        return (job_ui.runs_table(manager), *(show(rid) if live else [gr.skip()] * len(view)))
+        return (job_ui.runs_table(manager, own), *(show(rid) if live else [gr.skip()] * len(view)))
 
     gr.Timer(2.0).tick(tick, inputs=run_id, outputs=[table, *view])

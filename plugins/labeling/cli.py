@@ -1,4 +1,4 @@
-"""``workbench label sessions|create|stats|annotators|import-judgments|leaderboard|export|close|reopen|serve``: labeling sessions from the shell.
+"""``workbench label sessions|create|stats|annotators|explain|import-judgments|leaderboard|export|close|reopen|serve``: labeling sessions from the shell.
 
 The same store and functions as the Labeling tab and the notebook: ``LabelingStore``,
 ``session_report`` and the session exporters. Every refusal is a ``WorkbenchError``, which
@@ -28,14 +28,20 @@ DatabaseUrlOpt = Annotated[str | None, typer.Option("--database-url", show_defau
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
-def _labeling(ctx: typer.Context, home: Path | None) -> Any:
-    """The LabelingStore over ``home``, in a context holding the PluginHost ``workbench`` built
-    (``host_of``), so no command loads the plugins' entry points a second time."""
+def _context(ctx: typer.Context, home: Path | None) -> Any:
+    """The AppContext over ``home`` holding the PluginHost ``workbench`` built (``host_of``), so
+    no command loads the plugins' entry points a second time."""
     # Imported here: the context pulls in torch, which `workbench --help` should not pay for.
     from workbench.context import AppContext
-    from workbench.labeling.state import labeling_store
 
-    return labeling_store(AppContext(Settings(home=home) if home else Settings(), plugins=host_of(ctx)))
+    return AppContext(Settings(home=home) if home else Settings(), plugins=host_of(ctx))
+
+
+def _labeling(ctx: typer.Context, home: Path | None) -> Any:
+    """The LabelingStore over ``home`` (see ``_context``)."""
+    from workbench.labeling.state import labeling_store  # the store imports scipy: only commands that read sessions
+
+    return labeling_store(_context(ctx, home))
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -277,6 +283,40 @@ def annotators(
         bt = by_group["competence_weighted_bradley_terry"]
         typer.echo(f"Bradley–Terry, {bt.get('error') or bt['weighting']}" + ("" if bt.get("error") else ": " + ", ".join(
             f"{r['source']} {r['theta']:.2f} [{r['low']:.2f}, {r['high']:.2f}]" for r in bt["ratings"])))
+
+
+@label_app.command("explain")
+def explain(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session name.")],
+    sae: Annotated[str, typer.Option("--sae", help="A finished LM-SAE run (id or unique prefix; `workbench sae lm` makes one). "
+                                                   "The session's answers are read through that run's model.")],
+    top: Annotated[int, typer.Option("--top", help="Latents listed (ranked by |coefficient|).")] = 10,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Which features the votes reward: the SAE latents whose chosen-minus-rejected activation predicts
+    the votes (L1 logistic regression, AUC on held-out prompts with an interval), overall and per taste
+    group, and how much they add over the interpretable factors (length, lists, markdown, …)."""
+    from workbench.preference.vote_features import comparison_rows, explain_session, group_rows, latent_rows
+
+    result = explain_session(_context(ctx, home), session, sae, top=top)
+    if as_json:
+        typer.echo(json.dumps(_clean(result), indent=1))
+        return
+    overall = result["overall"]
+    typer.echo(f"session {session} · LM-SAE run {result['run']} ({result['model']}, layer {result['layer']}, {result['d_sae']} latents): "
+               f"{overall['n_votes']} votes on {overall['n_prompts']} prompts ({result['ties_dropped']} ties dropped; "
+               f"{overall['latents_tested']} latents differ on some pair, {overall['latents_selected']} selected)")
+    typer.echo(f"method: {result['method']}; intervals {result['level']:.0%}")
+    typer.echo("\nAUC on held-out prompts")
+    typer.echo(_table(comparison_rows(overall), ["model", "AUC [interval]", "n"]))
+    rows = latent_rows(overall)
+    typer.echo("\ntop latents (coef: log-odds per RMS of the chosen − rejected difference; folds: cross-fit folds that chose it)")
+    typer.echo(_table(rows, list(rows[0])) if rows else "no latent was selected: the latents do not predict these votes")
+    if result["groups"]:
+        typer.echo("\nper taste group (workbench label annotators)")
+        typer.echo(_table(group_rows(result), ["group", "annotators", "latents AUC [interval]", "top latents"]))
 
 
 @label_app.command("export")

@@ -12,7 +12,7 @@ import gradio as gr
 
 from plugins.labeling.loop_panel import build_loop_panel
 from workbench.app.auth import OWNER, login_name, require_owner, role_of
-from workbench.app.ui import error_markdown, md_escape
+from workbench.app.ui import error_markdown, md_escape, model_choices
 from workbench.data.readers import FileDataError
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager, describe_failure
@@ -26,6 +26,7 @@ from workbench.labeling.verdict import session_verdict, verdict_tables
 from workbench.preference.annotators import annotator_rows, group_verdicts, session_annotators
 
 DISAGREEMENT_HEADERS = ["pair", "humans", "model", "model preference"]
+NO_MODEL = ("— none —", "")
 
 
 def owner_only(ctx: Any, request: gr.Request | None) -> None:
@@ -115,15 +116,22 @@ def _interval(rate: float | None, ci: list[float] | None) -> str:
     return "—" if rate is None or ci is None else f"{rate:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
-def annotators_markdown(labeling: LabelingStore, session: str, candidate: str | None) -> str:
+def annotators_markdown(labeling: LabelingStore, session: str, candidate: str | None, *, model: str = "",
+                        models: Any = None) -> str:
     """Noisy, or a different taste? (issue 25): each annotator's competence, noise flag with its
     evidence, taste group and strongest tastes; with a candidate, whether it won for each group
-    and over everyone weighted by competence (said as such)."""
+    and over everyone weighted by competence (said as such); with a ``model`` (loaded by the
+    ``models`` service), each annotator's PAL ideal point and whether it groups them the same way."""
     lines = ["#### Annotators: noisy or a different taste?", ""]
     try:
         analysis = session_annotators(labeling, session)
     except WorkbenchError as err:
         return "\n".join([*lines, f"⚠️ {md_escape(str(err))}"])
+    if model and analysis["annotators"]:
+        try:  # a model that fails to load or embed costs the ideal points, not the rest of the block
+            analysis = session_annotators(labeling, session, model=model, models=models)
+        except WorkbenchError as err:
+            lines += [f"⚠️ Ideal points on {md_escape(model)}: {md_escape(str(err))}", ""]
     if not analysis["annotators"]:
         return "\n".join([*lines, "No votes yet."])
     lines += [f"Noisy = no test tells the votes from coin flips (Bonferroni, family-wise α = {analysis['alpha']}); "
@@ -131,13 +139,27 @@ def annotators_markdown(labeling: LabelingStore, session: str, candidate: str | 
               f"one-coin Dawid–Skene accuracy within the group, with gold and self-consistency where present "
               f"({analysis['level']:.0%} intervals, n votes).", ""]
     rows = annotator_rows(analysis)
-    lines += _md_table(ANNOTATOR_COLUMNS, [[md_escape(r[c]) for c in ANNOTATOR_COLUMNS] for r in rows])
+    columns = ANNOTATOR_COLUMNS + [c for c in rows[0] if c not in ANNOTATOR_COLUMNS]
+    lines += _md_table(columns, [[md_escape(r[c]) for c in columns] for r in rows])
     groups = [f"**{g}**: {', '.join(md_escape(a) for a in names)}" for g, names in analysis["groups"].items()]
     noisy = [md_escape(r["annotator"]) for r in analysis["annotators"] if r["noisy"]]
     lines += ["", f"Taste groups: {' · '.join(groups) or 'none'} · noisy: {', '.join(noisy) or 'none'}"]
+    if "ideal_points" in analysis:
+        lines += ["", _ideal_point_line(analysis["ideal_points"])]
     if candidate:
         lines += ["", *_group_verdict_lines(group_verdicts(labeling, session, candidate, analysis=analysis))]
     return "\n".join(lines)
+
+
+def _ideal_point_line(found: dict[str, Any]) -> str:
+    """The ideal points' grouping beside the factor groups, with what the distances measure."""
+    g = found["grouping"]
+    clusters = " · ".join(f"**{c}**: {', '.join(md_escape(a) for a in names)}" for c, names in g["clusters"].items())
+    verdict = (f"adjusted Rand index vs the taste groups {g['adjusted_rand']:.2f} ({'agrees' if g['agrees'] else 'differs'})"
+               if g["adjusted_rand"] is not None else md_escape(g["note"]))
+    return (f"Ideal points (PAL-A on the features of {md_escape(found['feature_model'])}, {found['fit']['votes']} votes, "
+            f"{found['fit']['resamples']} bootstrap refits): {clusters or 'no clusters'}; {verdict}. "
+            f"Distances: {md_escape(found['units'])}.")
 
 
 def _group_verdict_lines(answer: dict[str, Any]) -> list[str]:
@@ -174,17 +196,20 @@ def build_manage_section(ctx: Any, view: Any) -> None:
                         elem_id="wb-lab-an-session", render=False)
     loop = build_loop_panel(ctx)
     new_section, datasets = _new_session_section(ctx, view, which)
-    sections = [loop, new_section, _generate_section(ctx), _analysis_section(ctx, which)]
+    generate = _generate_section(ctx)
+    analysis, ideal = _analysis_section(ctx, which)
+    sections = [loop, new_section, generate, analysis]
 
     def tools_visible(request: gr.Request) -> list[Any]:
-        """Show the tools to the owner, with the sessions and datasets as they are now (not at start-up)."""
+        """Show the tools to the owner, with the sessions, datasets and models as they are now (not at start-up)."""
         owner = role_of(ctx.settings, login_name(request)) == OWNER
         every = [s.name for s in labeling_store(ctx).list_sessions()]
         names = gr.update(choices=every, value=every[0] if every else None) if owner else gr.update()
         data = gr.update(choices=[d["name"] for d in ctx.store.list_datasets()]) if owner else gr.update()
-        return [*[gr.update(visible=owner)] * len(sections), names, data]
+        models = gr.update(choices=[NO_MODEL, *model_choices(ctx)]) if owner else gr.update()
+        return [*[gr.update(visible=owner)] * len(sections), names, data, models]
 
-    gr.context.Context.root_block.load(tools_visible, None, [*sections, which, datasets])
+    gr.context.Context.root_block.load(tools_visible, None, [*sections, which, datasets, ideal])
 
 
 def _new_session_section(ctx: Any, view: Any, which: gr.Dropdown) -> tuple[gr.Accordion, gr.Dropdown]:
@@ -297,11 +322,24 @@ def _generate_section(ctx: Any) -> gr.Accordion:
     return section
 
 
-def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
+def analysis_outputs(labeling: LabelingStore, session: str, ties: str, model: str = "", models: Any = None) -> tuple[str, Any, Any, str]:
+    """The statistics, the ratings figure, the per-annotator table and the annotators block of one
+    session (with ideal points on ``model``'s features when one is picked)."""
+    report = session_report(labeling, session, ties=ties)
+    verdict = session_verdict(labeling, session, ties=ties)
+    rows = [[fmt_num(v) for v in r.values()] for r in report["annotators"]]
+    headers = list(report["annotators"][0]) if report["annotators"] else ["annotator"]
+    return (report_markdown(report, verdict), ratings_figure(report), gr.update(value=rows, headers=headers),
+            annotators_markdown(labeling, session, verdict["did_it_win"].get("candidate"), model=model, models=models))
+
+
+def _analysis_section(ctx: Any, which: gr.Dropdown) -> tuple[gr.Accordion, gr.Dropdown]:
     with gr.Accordion("Analysis, disagreements and export", open=False) as section:
         with gr.Row():
             which.render()
             ties = gr.Radio(["davidson", "half"], value="davidson", label="Tie treatment")
+            ideal = gr.Dropdown([NO_MODEL, *model_choices(ctx)], value="", elem_id="wb-lab-ideal-model",
+                                label="Ideal points: feature model (optional; minutes on a CPU)")
             refresh = gr.Button("Refresh statistics", elem_id="wb-lab-refresh")
         summary = gr.Markdown()
         plot = gr.Plot(label="Ratings and win rates")
@@ -322,17 +360,12 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
             alpaca_btn = gr.Button("Import as judgments")
         alpaca_msg = gr.Markdown()
 
-    def analyse(session: str, ties: str, request: gr.Request) -> tuple[str, Any, Any, str]:
+    def analyse(session: str, ties: str, model: str, request: gr.Request) -> tuple[str, Any, Any, str]:
         try:
             owner_only(ctx, request)
-            report = session_report(labeling_store(ctx), session or "", ties=ties)
-            verdict = session_verdict(labeling_store(ctx), session or "", ties=ties)
+            return analysis_outputs(labeling_store(ctx), session or "", ties, model or "", ctx.model_service if model else None)
         except WorkbenchError as err:
             return f"⚠️ {err}", None, None, ""
-        rows = [[fmt_num(v) for v in r.values()] for r in report["annotators"]]
-        headers = list(report["annotators"][0]) if report["annotators"] else ["annotator"]
-        return (report_markdown(report, verdict), ratings_figure(report), gr.update(value=rows, headers=headers),
-                annotators_markdown(labeling_store(ctx), session, verdict["did_it_win"].get("candidate")))
 
     def disagree(session: str, request: gr.Request) -> Any:
         lab = labeling_store(ctx)
@@ -373,8 +406,8 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> gr.Accordion:
         return (f"✓ Session **{session}**: {counts['pairs']} pairs, {counts['votes']} votes by {', '.join(counts['annotators'])} "
                 f"({counts['unlabeled']} without a preference, {counts['repeated']} repeated votes ignored).")
 
-    refresh.click(analyse, [which, ties], [summary, plot, per_annotator, tastes])
+    refresh.click(analyse, [which, ties, ideal], [summary, plot, per_annotator, tastes])
     score_btn.click(disagree, which, disagreements)
     export_btn.click(export, [which, fmt, aggregate], [export_msg, export_file])
     alpaca_btn.click(import_alpaca, [alpaca_path, alpaca_session], alpaca_msg)
-    return section
+    return section, ideal

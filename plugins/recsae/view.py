@@ -8,7 +8,8 @@ event handlers run them off the event loop and show any failure as an alert in t
 
 For an LM-SAE run (an SAE on a language model's response tokens) a second model selector
 lists the latents whose activation on a dataset's or session's responses moved most between
-the run's model and the chosen one (``workbench.sae.lm.latent_shift``).
+the run's model and the chosen one (``workbench.sae.lm.latent_shift``), and a card says which
+latents a labeling session's votes reward (``workbench.preference.vote_features``).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from workbench.compare.pairs import diff_pairs
 from workbench.context import AppContext
 from workbench.errors import ConfigError
 from workbench.labeling.state import labeling_store
+from workbench.preference.vote_features import comparison_rows, explain_session, group_rows, latent_rows
 from workbench.sae.interventions import MODES, InterventionResult
 from workbench.sae.lm import LatentShift, latent_shift
 from workbench.sae.sasrec import below_popularity_warning
@@ -98,6 +100,19 @@ class RecSAEView:
                                         sizing_mode="stretch_width")
         self.lm_table = pn.widgets.Tabulator(pd.DataFrame(columns=list(SHIFT_COLUMNS.values())), disabled=True, show_index=False,
                                              pagination="local", page_size=20, sizing_mode="stretch_width", formatters=SHIFT_FORMATTERS)
+        # LM-SAE: which latents a labeling session's votes reward.
+        self.votes_result: dict[str, Any] | None = None
+        self.votes_run = pn.widgets.Select(label="LM-SAE run", options={}, sizing_mode="stretch_width")
+        self.votes_session = pn.widgets.Select(label="Labeling session", options=[])
+        self.votes_top = pn.widgets.IntInput(label="Latents listed", value=10, start=1, width=110)
+        self.votes_button = pn.widgets.Button(label="Which latents do the votes reward?", color="primary", align="end")
+        self.votes_note = pn.pane.Markdown("Pick a finished LM-SAE run and a labeling session with votes (at least 20, on 10 prompts).",
+                                           sizing_mode="stretch_width")
+        self.votes_compare = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, sizing_mode="stretch_width")
+        self.votes_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, pagination="local", page_size=10,
+                                                sizing_mode="stretch_width", layout="fit_data_stretch")
+        self.votes_groups = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, sizing_mode="stretch_width")
+        self.votes_button.on_click(self._on_explain)
         self.lm_button.on_click(self._on_shift)
         self.refresh_button.on_click(lambda _e: self.refresh_runs())
         self.open_button.on_click(self._on_open_run)
@@ -124,7 +139,14 @@ class RecSAEView:
         self.lm_run.options = lm_options
         if lm_options and self.lm_run.value not in lm_options.values():
             self.lm_run.value = next(iter(lm_options.values()))
-        sources = [DATASET + d for d in dataset_choices(self.ctx)] + [SESSION + s.name for s in labeling_store(self.ctx).list_sessions()]
+        self.votes_run.options = lm_options
+        if lm_options and self.votes_run.value not in lm_options.values():
+            self.votes_run.value = next(iter(lm_options.values()))
+        sessions = [s.name for s in labeling_store(self.ctx).list_sessions()]
+        self.votes_session.options = sessions
+        if sessions and self.votes_session.value not in sessions:
+            self.votes_session.value = sessions[0]
+        sources = [DATASET + d for d in dataset_choices(self.ctx)] + [SESSION + s for s in sessions]
         self.lm_source.options = sources
         if sources and self.lm_source.value not in sources:
             self.lm_source.value = sources[0]
@@ -152,6 +174,26 @@ class RecSAEView:
             f"The {len(top)} latents listed moved most: mean |B − A| of each response's mean activation. "
             "*rose on* is the share of responses where B activates the latent more than A.")
         return top
+
+    def explain_votes(self) -> dict[str, Any]:
+        """Which latents of the chosen LM-SAE run the chosen session's votes reward, and what they add over the factors."""
+        if not self.votes_run.value:
+            raise ConfigError("There is no LM-SAE run to read the answers with.",
+                              hint="Start one on the Runs tab (type lm-sae), or with `workbench sae lm --model … --dataset …`.")
+        if not self.votes_session.value:
+            raise ConfigError("There is no labeling session to explain.", hint="Create one on the Labeling tab and vote first.")
+        self.votes_result = r = explain_session(self.ctx, self.votes_session.value, self.votes_run.value, top=int(self.votes_top.value))
+        overall = r["overall"]
+        self.votes_compare.value = pd.DataFrame(comparison_rows(overall))
+        self.votes_table.value = pd.DataFrame(latent_rows(overall))
+        self.votes_groups.value = pd.DataFrame(group_rows(r))
+        self.votes_note.object = (
+            f"Session **{r['session']}** read through **{r['model']}** at layer {r['layer']} (run {r['run']}, {r['d_sae']} latents): "
+            f"{overall['n_votes']} votes on {overall['n_prompts']} prompts, {r['ties_dropped']} ties dropped. "
+            f"{overall['latents_selected']} latents selected by the L1 fit; *coef* is log-odds per RMS of the chosen − rejected "
+            f"difference, *folds* how many held-out folds chose it. AUCs are on held-out prompts, {r['level']:.0%} bootstrap intervals."
+            + ("" if overall["latents"] else " **No latent predicts these votes.**"))
+        return r
 
     def open(self, ref: str, *, confined: bool = False) -> Any:
         """Load a result by run id or folder; ``confined`` applies the browser's folder rule."""
@@ -268,6 +310,9 @@ class RecSAEView:
     async def _on_shift(self, _event: object) -> None:
         await run_guarded(self.lm_button, self.status, self.moved_latents)
 
+    async def _on_explain(self, _event: object) -> None:
+        await run_guarded(self.votes_button, self.status, self.explain_votes)
+
     async def _on_intervene(self, _event: object) -> None:
         await run_guarded(self.intervene_button, self.status, self.intervene)
 
@@ -294,6 +339,12 @@ class RecSAEView:
                     pn.Row(self.lm_run, self.lm_compare, sizing_mode="stretch_width"),
                     pn.Row(self.lm_source, self.lm_limit, self.lm_top, self.lm_button), self.lm_note, self.lm_table,
                     title="LM-SAE · latents that moved between two models", collapsible=False, sizing_mode="stretch_width"),
+            pn.Card(pn.pane.Markdown("Which of the run's latents do a session's votes reward? Sparse logistic regression of each vote "
+                                     "on the chosen − rejected latent activation, tested on held-out prompts, against the "
+                                     "interpretable factors (length, lists, markdown, hedging, refusals, poles)."),
+                    pn.Row(self.votes_run, self.votes_session, self.votes_top, self.votes_button, sizing_mode="stretch_width"),
+                    self.votes_note, self.votes_compare, self.votes_table, pn.pane.Markdown("**Per taste group**"), self.votes_groups,
+                    title="LM-SAE · which latents the votes reward", collapsible=False, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
 

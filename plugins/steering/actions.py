@@ -6,6 +6,7 @@ Every function takes the application context and plain values and returns plain 
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from workbench.jobs import JobManager
 from workbench.labeling.state import labeling_store
 from workbench.loop import MAX_PROMPT_CHARS, MAX_PROMPTS, held_out_note, start_steering_blind_session
 from workbench.models.checkpoint_files import read_json_object
-from workbench.models.generation import SamplingSettings
+from workbench.models.generation import SamplingSettings, Streamed, render_prompt
 from workbench.models.loading import LoadedModel
 from workbench.models.resolve import resolve
 from workbench.preference.reward_heads import (
@@ -32,7 +33,7 @@ from workbench.preference.reward_heads import (
 )
 from workbench.preference.vote_steering import session_vectors, sessions_with_votes
 from workbench.steering.contrastive import METHODS, StageProgress, attribute_set, chosen_rejected_set, contrastive_vectors
-from workbench.steering.decoding import DecodedRow, decode_rows, side_by_side
+from workbench.steering.decoding import DecodedRow, side_by_side
 from workbench.steering.dpa import BestOfN, best_of_n, dpa_system_prompt, plane_direction, unit_direction
 from workbench.steering.library import list_vectors, load_vector, save_fitted
 from workbench.steering.sweep import SweepResult, dose_response
@@ -236,11 +237,29 @@ def _unsteered_html(note: str) -> str:
     return f'<div class="wb-steer-steered"><em>{html.escape(note)}</em></div>'
 
 
+def timed_pairs(lm: LoadedModel, prompt: str, steering: list[tuple[Any, float]], settings: SamplingSettings,
+                system: str | None, every: int) -> Iterator[tuple[DecodedRow, DecodedRow, Streamed]]:
+    """``side_by_side`` with how far it is, the chat's way (``Streamed``: tokens so far / max, an ETA from the
+    decoding rate): every token step is timed, every ``every``-th and the last are yielded."""
+    prompt_tokens = len(lm.tokenizer(render_prompt(lm.tokenizer, prompt, system))["input_ids"])
+    t0, first, frame, sent = time.monotonic(), None, None, True
+    for n, (plain, steered) in enumerate(side_by_side(lm, prompt, steering, settings, system=system, every=1), 1):
+        elapsed = time.monotonic() - t0
+        first = elapsed if first is None else first
+        frame, sent = (plain, steered, Streamed("", n, settings.max_new_tokens, prompt_tokens, elapsed, first)), False
+        if n % every == 0:
+            yield frame
+            sent = True
+    if frame is not None and not sent:
+        yield frame
+
+
 def stream_comparison(ctx: AppContext, prompt: str, system: str, steering: list[tuple[Any, float]],
                       settings: SamplingSettings, every: int = 4, model: str | None = None,
-                      compare: str | None = None) -> Iterator[tuple[str, str, str, str, str]]:
-    """Stream (A unsteered, A steered, B unsteered, B steered, note) HTML for the same prompt, seed
-    and sliders: A is ``model``, B the ``compare`` model (its panels stay empty without one).
+                      compare: str | None = None) -> Iterator[tuple[str, str, str, str, str, str]]:
+    """Stream (A unsteered, A steered, B unsteered, B steered, note, progress) for the same prompt, seed
+    and sliders: A is ``model``, B the ``compare`` model (its panels stay empty without one); progress
+    names the model decoding and its tokens so far / max with an ETA.
 
     B is decoded after A, with the same settings; the vectors apply to B when their residual
     width and layer fit it, otherwise B is shown unsteered and the note says why.
@@ -251,18 +270,15 @@ def stream_comparison(ctx: AppContext, prompt: str, system: str, steering: list[
     other = require_model(ctx, compare) if compare else None
     text, sys_text = prompt.strip(), system or None
     a_plain = a_steered = ""
-    for plain, steered in side_by_side(lm, text, steering, settings, system=sys_text, every=every):
+    for plain, steered, state in timed_pairs(lm, text, steering, settings, sys_text, every):
         a_plain, a_steered = tokens_html(plain, "wb-steer-plain"), tokens_html(steered, "wb-steer-steered")
-        yield a_plain, a_steered, "", "", ""
+        yield a_plain, a_steered, "", "", "", f"{lm.name}: {state.note()}"
     if other is None:
         return
     fits, note = steering_that_fits(other, steering)
-    if fits or not steering:
-        for plain, steered in side_by_side(other, text, fits, settings, system=sys_text, every=every):
-            yield a_plain, a_steered, tokens_html(plain, "wb-steer-plain"), tokens_html(steered, "wb-steer-steered"), note
-        return
-    for rows in decode_rows(other, text, [], [[]], settings, system=sys_text, every=every):
-        yield a_plain, a_steered, tokens_html(rows[0], "wb-steer-plain"), _unsteered_html(note), note
+    for plain, steered, state in timed_pairs(other, text, fits, settings, sys_text, every):
+        b_steered = tokens_html(steered, "wb-steer-steered") if fits or not steering else _unsteered_html(note)
+        yield a_plain, a_steered, tokens_html(plain, "wb-steer-plain"), b_steered, note, f"{other.name}: {state.note()}"
 
 
 # -- blind test of a steering setting ---------------------------------------------------

@@ -14,7 +14,7 @@ import pandas as pd
 from plugins.steering import actions
 from plugins.steering.progress import Background
 from workbench.app.auth import require_owner
-from workbench.app.ui import error_markdown
+from workbench.app.ui import error_markdown, md_escape
 from workbench.context import AppContext
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager
@@ -145,10 +145,10 @@ def _generation_section(ctx: AppContext, model: gr.Dropdown) -> list[gr.Dropdown
         try:
             steering = actions.active_slots(ctx, names, coefs)
             yield *skip5, "Generating…" if steering else "No vector picked: both sides are the unsteered model."
-            frame = ("",) * 5  # A unsteered, A steered, B unsteered, B steered, note on B
+            frame = ("",) * 6  # A unsteered, A steered, B unsteered, B steered, note on B, tokens so far / max and ETA
             for frame in actions.stream_comparison(ctx, text, sys_text, steering, actions.sampling(mx, temp, seed_value),
                                                    model=name, compare=other or None):
-                yield *frame[:4], f"**{other}, unsteered**" if other else gr.skip(), gr.skip()
+                yield *frame[:4], f"**{other}, unsteered**" if other else gr.skip(), f"⏳ *{md_escape(frame[5])}*"
             yield *skip5, "Done." + (f" {frame[4]}" if frame[4] else "")
         except WorkbenchError as exc:
             yield *skip5, error_markdown(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Collection
 from typing import Any
 
 import gradio as gr
@@ -54,15 +55,30 @@ def config_form(cls: type, names: list[str], id_prefix: str, values: dict[str, A
     return out
 
 
-def runs_table(manager: JobManager) -> list[list[Any]]:
-    return [[row[c] for c in RUN_COLUMNS] for row in (r.summary_row() for r in manager.runs())]
+def plugin_job_types(manager: JobManager, plugin: str) -> tuple[str, ...]:
+    """The job types a plugin registered (``JobType.plugin``): what its tab lists and controls."""
+    return tuple(name for name, t in manager.types.items() if t.plugin == plugin)
 
 
-def control(ctx: Any, manager: JobManager, user: str | None, action: str, run_id: str | None) -> str:
-    """Cancel or resume a run from the browser (owner only); returns the message to show."""
+def listed_runs(manager: JobManager, types: Collection[str] | None = None) -> list[Run]:
+    """Every run, newest first, or only those of ``types`` (a tab's own job types)."""
+    return [r for r in manager.runs() if types is None or r.manifest.type in types]
+
+
+def runs_table(manager: JobManager, types: Collection[str] | None = None) -> list[list[Any]]:
+    return [[row[c] for c in RUN_COLUMNS] for row in (r.summary_row() for r in listed_runs(manager, types))]
+
+
+def control(ctx: Any, manager: JobManager, user: str | None, action: str, run_id: str | None,
+            types: Collection[str] | None = None) -> str:
+    """Cancel or resume a run from the browser (owner only; only a run of ``types`` when given, so a tab acts
+    on its own runs alone); returns the message to show."""
     require_owner(ctx.settings, user, f"{action} a run")
     if not run_id:
         raise ConfigError("Select a run first.")
+    if types is not None and (kind := manager.get(run_id).manifest.type) not in types:
+        raise ConfigError(f"Run {run_id} is a {kind} run; this tab controls only {', '.join(types)} runs.",
+                          hint=f"{action.capitalize()} it in the Runs tab.")
     if action == "cancel":
         manager.cancel(run_id)
         return f"Cancel requested for **{ui.md_escape(run_id)}**: it saves a checkpoint and stops."
@@ -125,14 +141,15 @@ def pal_figure(rows: list[dict[str, Any]]) -> Any:
     return fig
 
 
-def run_list(manager: JobManager, selected: str | None = None) -> tuple[list[list[Any]], Any]:
-    """The runs table and the run dropdown, keeping ``selected`` (else the first active run, else the newest)."""
-    runs = manager.runs()
+def run_list(manager: JobManager, selected: str | None = None, types: Collection[str] | None = None) -> tuple[list[list[Any]], Any]:
+    """The runs table and the run dropdown (of ``types`` only, when given), keeping ``selected`` (else the
+    first active run, else the newest)."""
+    runs = listed_runs(manager, types)
     ids = [r.id for r in runs]
     if selected not in ids:
         active = [r.id for r in runs if r.is_active()]
         selected = active[0] if active else (ids[0] if ids else None)
-    return runs_table(manager), gr.Dropdown(choices=ids, value=selected)
+    return runs_table(manager, types), gr.Dropdown(choices=ids, value=selected)
 
 
 def run_list_controls(prefix: str, *, extra_buttons: tuple[tuple[str, str], ...] = (), max_height: int = 240) -> tuple[Any, ...]:
@@ -146,13 +163,13 @@ def run_list_controls(prefix: str, *, extra_buttons: tuple[tuple[str, str], ...]
     return table, run_id, cancel, resume, *extras
 
 
-def control_handler(ctx: Any, manager: JobManager, action: str) -> Any:
-    """The Cancel/Resume click handler: (message, runs table, run dropdown); owner only (``control``)."""
+def control_handler(ctx: Any, manager: JobManager, action: str, types: Collection[str] | None = None) -> Any:
+    """The Cancel/Resume click handler: (message, runs table, run dropdown); owner only, runs of ``types`` only (``control``)."""
     def on_control(rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
         try:
-            msg = control(ctx, manager, request.username, action, rid)
+            msg = control(ctx, manager, request.username, action, rid, types)
         except WorkbenchError as exc:
             return ui.error_markdown(exc), gr.skip(), gr.skip()
-        return (msg, *run_list(manager, rid))
+        return (msg, *run_list(manager, rid, types))
     on_control.__name__ = f"on_{action}"
     return on_control

@@ -239,9 +239,3 @@ def scan_catalog(settings: Any) -> list[CatalogEntry]:
             unique.append(e)
     return unique
 
-
-def find_entry(entries: list[CatalogEntry], name_or_path: str) -> CatalogEntry | None:
-    for e in entries:
-        if name_or_path in (e.name, str(e.path)):
-            return e
-    return None

@@ -284,6 +284,57 @@ def _check_name(name: str) -> None:
         raise ConfigError(f"Reward model name {name!r} is not a safe folder name.", hint="Use letters, digits, '-', '_' and '.'.")
 
 
+def _check_training_data(lm: LoadedModel, name: str, layer: int, ratings: Sequence[RatedResponse],
+                         comparisons: Sequence[AspectComparison]) -> tuple[list[str], list[str]]:
+    """The rated and the compared attributes, once the inputs can train a reward model."""
+    _check_name(name)
+    if not ratings and not comparisons:
+        raise DataError("No training data: give attribute ratings and/or per-aspect comparisons.",
+                        hint="E.g. comparisons_from_poles(load_demo_pairs(), {'verbosity': 'verbose'}).")
+    if not 1 <= layer <= lm.n_layers:
+        raise ConfigError(f"Layer {layer} is out of range for {lm.name} (1..{lm.n_layers}).")
+    rated_attrs = sorted({a for r in ratings for a in r.ratings})
+    compared_attrs = sorted({c.aspect for c in comparisons})
+    if clash := set(rated_attrs) & set(compared_attrs):
+        raise DataError(f"Attribute(s) {', '.join(sorted(clash))} have both ratings and comparisons; a head takes one kind.",
+                        hint="Rename one of them, or train two reward models.")
+    for c in comparisons:
+        if c.winner not in ("A", "B"):
+            raise DataError(f"Comparison winner must be 'A' or 'B', got {c.winner!r}.", field="winner")
+    return rated_attrs, compared_attrs
+
+
+def _rating_head(z_r: np.ndarray, ratings: Sequence[RatedResponse], attr: str, l2: float, test_fraction: float,
+                 rng: np.random.Generator) -> tuple[np.ndarray, float, dict[str, Any]]:
+    """A ridge head for one rated attribute: held-out pairwise accuracy first, then refitted on all."""
+    idx = np.array([i for i, r in enumerate(ratings) if attr in r.ratings])
+    y = np.array([ratings[i].ratings[attr] for i in idx], dtype=np.float64)
+    train, test = _split(len(idx), test_fraction, rng)
+    acc = float("nan")
+    if len(test) >= 2:
+        w, b = fit_ridge_head(z_r[idx[train]], y[train], l2)
+        acc = _pairwise_accuracy_ratings(z_r[idx[test]] @ w + b, y[test])
+    w, b = fit_ridge_head(z_r[idx], y, l2)
+    return w, b, {"heldout_pairwise_accuracy": acc, "n_train": len(train), "n_test": len(test)}
+
+
+def _comparison_head(z_a: np.ndarray, z_b: np.ndarray, comparisons: Sequence[AspectComparison], attr: str, l2: float,
+                     test_fraction: float, rng: np.random.Generator, *, split_by_prompt: bool, n_boot: int,
+                     ci: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """A Bradley–Terry head for one compared aspect: held-out accuracy with its interval, then refitted on all."""
+    idx = np.array([i for i, c in enumerate(comparisons) if c.aspect == attr])
+    a_wins = np.array([comparisons[i].winner == "A" for i in idx])
+    groups = [json.dumps(comparisons[i].prompt, sort_keys=True) for i in idx] if split_by_prompt else None
+    train, test = _split(len(idx), test_fraction, rng, groups)
+    acc, acc_ci = float("nan"), None
+    if len(test) and len(np.unique(a_wins[train])) == 2:
+        w = fit_bt_head(z_a[idx[train]], z_b[idx[train]], a_wins[train], l2)
+        correct = (((z_a[idx[test]] - z_b[idx[test]]) @ w > 0) == a_wins[test]).astype(np.float64)
+        acc, acc_ci = float(correct.mean()), _bootstrap_ci(correct, n_boot, ci, rng)
+    w = fit_bt_head(z_a[idx], z_b[idx], a_wins, l2)
+    return w, {"heldout_pairwise_accuracy": acc, "heldout_ci": acc_ci, "n_train": len(train), "n_test": len(test)}
+
+
 def train_reward_model(
     lm: LoadedModel,
     *,
@@ -309,20 +360,7 @@ def train_reward_model(
     accuracy is on prompts no head saw. ``features`` are ``featurize``'s rows for the ratings'
     responses, then every comparison's A, then every B, when the caller already has them.
     ``progress(stage, done, total)`` hears "features" (texts) and then "heads" (attributes fitted)."""
-    _check_name(name)
-    if not ratings and not comparisons:
-        raise DataError("No training data: give attribute ratings and/or per-aspect comparisons.",
-                        hint="E.g. comparisons_from_poles(load_demo_pairs(), {'verbosity': 'verbose'}).")
-    if not 1 <= layer <= lm.n_layers:
-        raise ConfigError(f"Layer {layer} is out of range for {lm.name} (1..{lm.n_layers}).")
-    rated_attrs = sorted({a for r in ratings for a in r.ratings})
-    compared_attrs = sorted({c.aspect for c in comparisons})
-    if clash := set(rated_attrs) & set(compared_attrs):
-        raise DataError(f"Attribute(s) {', '.join(sorted(clash))} have both ratings and comparisons; a head takes one kind.",
-                        hint="Rename one of them, or train two reward models.")
-    for c in comparisons:
-        if c.winner not in ("A", "B"):
-            raise DataError(f"Comparison winner must be 'A' or 'B', got {c.winner!r}.", field="winner")
+    rated_attrs, compared_attrs = _check_training_data(lm, name, layer, ratings, comparisons)
     # One feature pass for every text involved.
     prompts = [r.prompt for r in ratings] + [c.prompt for c in comparisons] * 2
     responses = [r.response for r in ratings] + [c.response_a for c in comparisons] + [c.response_b for c in comparisons]
@@ -339,31 +377,14 @@ def train_reward_model(
     attributes, kinds, weights, biases, metrics = [], [], [], [], {}
     n_heads = len(rated_attrs) + len(compared_attrs)
     for attr in rated_attrs:
-        idx = np.array([i for i, r in enumerate(ratings) if attr in r.ratings])
-        y = np.array([ratings[i].ratings[attr] for i in idx], dtype=np.float64)
-        train, test = _split(len(idx), test_fraction, rng)
-        acc = float("nan")
-        if len(test) >= 2:
-            w, b = fit_ridge_head(z_r[idx[train]], y[train], l2)
-            acc = _pairwise_accuracy_ratings(z_r[idx[test]] @ w + b, y[test])
-        w, b = fit_ridge_head(z_r[idx], y, l2)
+        w, b, metrics[attr] = _rating_head(z_r, ratings, attr, l2, test_fraction, rng)
         attributes.append(attr), kinds.append("ridge"), weights.append(w), biases.append(b)
-        metrics[attr] = {"heldout_pairwise_accuracy": acc, "n_train": len(train), "n_test": len(test)}
         if progress:
             progress(HEADS_STAGE, len(attributes), n_heads)
     for attr in compared_attrs:
-        idx = np.array([i for i, c in enumerate(comparisons) if c.aspect == attr])
-        a_wins = np.array([comparisons[i].winner == "A" for i in idx])
-        groups = [json.dumps(comparisons[i].prompt, sort_keys=True) for i in idx] if split_by_prompt else None
-        train, test = _split(len(idx), test_fraction, rng, groups)
-        acc, acc_ci = float("nan"), None
-        if len(test) and len(np.unique(a_wins[train])) == 2:
-            w = fit_bt_head(z_a[idx[train]], z_b[idx[train]], a_wins[train], l2)
-            correct = (((z_a[idx[test]] - z_b[idx[test]]) @ w > 0) == a_wins[test]).astype(np.float64)
-            acc, acc_ci = float(correct.mean()), _bootstrap_ci(correct, n_boot, ci, rng)
-        w = fit_bt_head(z_a[idx], z_b[idx], a_wins, l2)
+        w, metrics[attr] = _comparison_head(z_a, z_b, comparisons, attr, l2, test_fraction, rng,
+                                            split_by_prompt=split_by_prompt, n_boot=n_boot, ci=ci)
         attributes.append(attr), kinds.append("bradley_terry"), weights.append(w), biases.append(0.0)
-        metrics[attr] = {"heldout_pairwise_accuracy": acc, "heldout_ci": acc_ci, "n_train": len(train), "n_test": len(test)}
         if progress:
             progress(HEADS_STAGE, len(attributes), n_heads)
     # Standardise every head over the training responses, so rewards of different kinds and

@@ -17,7 +17,8 @@ Method:
 - Sparse (L1) logistic regression (sklearn, liblinear), its C chosen by a grouped inner
   cross-validation on log loss, **cross-fitted over held-out prompts** (``GroupKFold``): each
   vote is scored by a fit that never saw its prompt (answers to one prompt share words).
-- AUC of those held-out scores in both orientations (chance is exactly 0.5), with a
+- AUC of those held-out scores in both orientations (chance is exactly 0.5), within each
+  held-out fold and averaged over folds (pooling folds biases it below 0.5 on noise), with a
   percentile bootstrap over prompts. The scores are fixed, so the interval covers the
   evaluation sample, not the refitting.
 - The same folds fit the interpretable factors alone (``factors.vote_factor_rows``: length,
@@ -240,14 +241,23 @@ def fit_sparse(x: np.ndarray, value: np.ndarray, groups: np.ndarray) -> Any:
         return _search(groups[src]).fit(xx, y, sample_weight=w, groups=groups[src]).best_estimator_
 
 
-def cross_fit(x: np.ndarray, rows: VoteRows) -> tuple[np.ndarray, np.ndarray]:
+def folds_of(rows: VoteRows) -> np.ndarray:
+    """The held-out fold of every vote: ``GroupKFold`` by prompt (deterministic)."""
+    fold = np.zeros(len(rows.value), dtype=int)
+    for f, (_, test) in enumerate(GroupKFold(FOLDS).split(rows.value, groups=rows.prompt)):
+        fold[test] = f
+    return fold
+
+
+def cross_fit(x: np.ndarray, rows: VoteRows, fold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Held-out scores of every vote (A − B log-odds from a fit that never saw its prompt) and
     the per-fold coefficients (per RMS) ``[folds, columns]``; all 0 without columns."""
     scores = np.zeros(len(rows.value))
     coefs = np.zeros((FOLDS, x.shape[1]))
     if not x.shape[1]:
         return scores, coefs
-    for f, (train, test) in enumerate(GroupKFold(FOLDS).split(x, groups=rows.prompt)):
+    for f in range(FOLDS):
+        train, test = fold != f, fold == f
         fit = fit_sparse(x[train], rows.value[train], rows.prompt[train])
         coefs[f] = fit[-1].coef_[0]
         scores[test] = fit.decision_function(x[test])
@@ -274,17 +284,35 @@ def auc(scores: np.ndarray, value: np.ndarray, counts: np.ndarray | None = None)
     return float(out[0]) if counts is None else out
 
 
-def bootstrap_aucs(scores: dict[str, np.ndarray], rows: VoteRows, level: float, seed: int) -> dict[str, Any]:
-    """AUC of each model's held-out scores with a percentile bootstrap over prompts, and the
-    paired difference factors+latents − factors (same resamples)."""
+def fold_auc(scores: np.ndarray, value: np.ndarray, fold: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The AUC within each held-out fold, averaged with the fold's (resampled) weight.
+
+    Pooling scores of different folds' fits is biased below 0.5 when nothing predicts the
+    votes (each fit leans against the votes it was fitted on, which lie in the other folds;
+    coin-flip votes gave 0.41 [0.32, 0.48] pooled); within one fold the fit saw none of them.
+    """
+    total, weight = np.zeros(len(counts)), np.zeros(len(counts))
+    for f in np.unique(fold):
+        at = fold == f
+        w = counts[:, at].sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a resample can leave a fold empty: weight 0
+            total += np.nan_to_num(auc(scores[at], value[at], counts[:, at])) * w
+        weight += w
+    return total / weight
+
+
+def bootstrap_aucs(scores: dict[str, np.ndarray], rows: VoteRows, fold: np.ndarray, level: float, seed: int) -> dict[str, Any]:
+    """Fold-averaged AUC of each model's held-out scores with a percentile bootstrap over
+    prompts, and the paired difference factors+latents − factors (same resamples)."""
     keys, prompt_of = np.unique(rows.prompt, return_inverse=True)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(keys), (BOOTSTRAP, len(keys)))
     counts = np.stack([np.bincount(d, minlength=len(keys)) for d in draws])[:, prompt_of]
     tail = 100 * (1 - level) / 2
-    boot = {m: auc(s, rows.value, counts) for m, s in scores.items()}
-    out: dict[str, Any] = {m: {"auc": auc(s, rows.value), "ci": [float(v) for v in np.percentile(boot[m], [tail, 100 - tail])]}
-                           for m, s in scores.items()}
+    ones = np.ones((1, len(rows.value)))
+    boot = {m: fold_auc(s, rows.value, fold, counts) for m, s in scores.items()}
+    out: dict[str, Any] = {m: {"auc": float(fold_auc(s, rows.value, fold, ones)[0]),
+                               "ci": [float(v) for v in np.percentile(boot[m], [tail, 100 - tail])]} for m, s in scores.items()}
     out["added"] = {"difference": out["factors+latents"]["auc"] - out["factors"]["auc"],
                     "ci": [float(v) for v in np.percentile(boot["factors+latents"] - boot["factors"], [tail, 100 - tail])]}
     return out
@@ -308,9 +336,10 @@ def rank_latents(mean: np.ndarray, factors: np.ndarray, rows: VoteRows, *, level
     fac = fac[:, np.any(fac != 0, axis=0)]
     sets = {"latents": diff[:, live], "factors": fac, "factors+latents": np.hstack([fac, diff[:, live]])}
     scores, folds = {}, {}
+    fold = folds_of(rows)
     for name, x in sets.items():
-        scores[name], folds[name] = cross_fit(x, rows)
-    result = bootstrap_aucs(scores, rows, level, seed)
+        scores[name], folds[name] = cross_fit(x, rows, fold)
+    result = bootstrap_aucs(scores, rows, fold, level, seed)
     coef = fit_sparse(sets["latents"], rows.value, rows.prompt)[-1].coef_[0] if len(live) else np.zeros(0)
     selected = (folds["latents"] != 0).sum(0)
     order = [k for k in np.argsort(-np.abs(coef), kind="stable") if coef[k] != 0]
@@ -398,3 +427,41 @@ def explain_session(ctx: Any, session: str, run_ref: str, *, top: int = 10, leve
     groups = session_annotators(lab, session, level=level)["groups"]
     out = explain_with_latents(lm, enc, pairs, rows, groups=groups, top=top, level=level, seed=seed)
     return {"session": session, "run": run.id, "model": run.model, "layer": run.layer, "d_sae": int(enc.mean.shape[1]), **out}
+
+
+def _ci(value: float, ci: Sequence[float] | None, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
+
+
+def comparison_rows(part: dict[str, Any]) -> list[dict[str, str]]:
+    """AUC on held-out prompts of latents, factors and both, and what the latents add."""
+    rows = [{"model": m, "AUC [interval]": _ci(part["auc"][m]["auc"], part["auc"][m]["ci"]), "n": f"{part['n_votes']} votes, "
+             f"{part['n_prompts']} prompts"} for m in MODELS]
+    rows.append({"model": "added by latents (factors+latents − factors)", "AUC [interval]": _ci(part["added"]["difference"],
+                 part["added"]["ci"]), "n": rows[0]["n"]})
+    return rows
+
+
+def latent_rows(part: dict[str, Any]) -> list[dict[str, str]]:
+    """One table row per top latent: coefficient, stability, firing on chosen vs rejected, top text."""
+    out = []
+    for c in part["latents"]:
+        top = c["top_texts"][0] if c["top_texts"] else None
+        out.append({"latent": str(c["latent"]), "coef": f"{c['coef']:+.3f}", "folds": f"{c['folds_selected']}/{FOLDS}",
+                    "fires on chosen": _ci(c["fires_chosen"], c["fires_chosen_ci"], 2),
+                    "fires on rejected": _ci(c["fires_rejected"], c["fires_rejected_ci"], 2), "n": str(c["n"]),
+                    "top text": f"[{top['peak_token']!r}] {' '.join(top['text'].split())[:80]}" if top else "—"})
+    return out
+
+
+def group_rows(result: dict[str, Any]) -> list[dict[str, str]]:
+    """Per taste group: its annotators, the latents' AUC and the top latents (or why there is none)."""
+    out = []
+    for g, part in result["groups"].items():
+        if "error" in part:
+            auc_text, top = part["error"], "—"
+        else:
+            auc_text = _ci(part["auc"]["latents"]["auc"], part["auc"]["latents"]["ci"]) + f" (n={part['n_votes']})"
+            top = ", ".join(f"{c['latent']} ({c['coef']:+.2f})" for c in part["latents"][:5]) or "none selected"
+        out.append({"group": g, "annotators": ", ".join(part["annotators"]), "latents AUC [interval]": auc_text, "top latents": top})
+    return out

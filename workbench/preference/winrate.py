@@ -35,7 +35,7 @@ from scipy.stats import t as student_t
 from workbench.data.types import Judgment, Pair, vote_value
 from workbench.errors import DataError
 from workbench.labeling.analysis import identical_responses, identical_votes, source_comparisons
-from workbench.labeling.sessions import LabelingStore, pair_sources
+from workbench.labeling.sessions import pair_sources
 from workbench.preference.agreement import position_bias
 from workbench.preference.bradley_terry import fit_bradley_terry, is_soft
 from workbench.preference.factors import fit_logistic
@@ -186,7 +186,3 @@ def did_it_win(pairs: Sequence[Pair], judgments: Sequence[Judgment], candidate: 
             "tie_model": bt.ties, **win_rates(duels(pairs, judgments, candidate, baseline), level=level),
             "position_bias": position_bias(judgments, sources).__dict__}
 
-
-def session_did_it_win(labeling: LabelingStore, session: str, candidate: str, **kw: Any) -> dict[str, Any]:
-    """``did_it_win`` on a labeling session's votes that currently count."""
-    return {"session": session, **did_it_win(labeling.pairs(session), labeling.judgments(session), candidate, **kw)}

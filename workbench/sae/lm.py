@@ -26,6 +26,7 @@ from scipy.stats import rankdata
 from workbench.activations import extract_activations, pair_texts
 from workbench.compare.diff import check_comparable
 from workbench.errors import ConfigError, DataError, ModelError
+from workbench.files import atomic_write_text
 from workbench.sae.training import SAESpec, encode, load_sae, train_sae
 
 RESULT_FILE = "lm_latents.json"
@@ -59,7 +60,7 @@ class LMSAEResult:
         return sorted(self.latents, key=lambda c: -abs(c.auroc - 0.5))[:n]
 
     def save(self, folder: Path) -> None:
-        (folder / RESULT_FILE).write_text(json.dumps(asdict(self), default=float))
+        atomic_write_text(folder / RESULT_FILE, json.dumps(asdict(self), default=float))
 
     @classmethod
     def load(cls, folder: str | Path) -> LMSAEResult:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from workbench.errors import ModelError
+from workbench.files import atomic_path, atomic_write_text
 from workbench.sae.concepts import ConceptDictionary, LatentConcept, build_dictionary, concept_summary, sequence_profiles
 from workbench.sae.interactions import Interactions, read_interactions
 from workbench.sae.interventions import InterventionResult, intervene
@@ -68,7 +69,7 @@ def run_recsae(cfg: RecSAEConfig, out: str | Path, *, report: Report | None = No
     out.mkdir(parents=True, exist_ok=True)
     say = report or (lambda stage, step, total, row: None)
     torch.manual_seed(cfg.seed)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
     data = load_data(cfg)
     timings: dict[str, float] = {}
 
@@ -94,7 +95,8 @@ def run_recsae(cfg: RecSAEConfig, out: str | Path, *, report: Report | None = No
 
     t0 = time.perf_counter()
     states, users, ends = all_prefix_states(model, data, drop_last=1)
-    np.savez(out / "states.npz", states=states.numpy(), users=users, ends=ends)
+    with atomic_path(out / "states.npz") as tmp, open(tmp, "wb") as fh:  # a handle: np.savez renames a bare path
+        np.savez(fh, states=states.numpy(), users=users, ends=ends)
     timings["states_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -109,7 +111,7 @@ def run_recsae(cfg: RecSAEConfig, out: str | Path, *, report: Report | None = No
     profiles = sequence_profiles(data, users, ends, cfg.max_len)
     dictionary = build_dictionary(z, profiles, data.attributes, users, top_k=cfg.top_k, seed=cfg.seed)
     timings["dictionary_s"] = time.perf_counter() - t0
-    (out / "concepts.json").write_text(json.dumps(dictionary_to_json(dictionary)))
+    atomic_write_text(out / "concepts.json", json.dumps(dictionary_to_json(dictionary)))
     say("concepts", 1, 1, concept_summary(dictionary, cfg.min_f1))
 
     t0 = time.perf_counter()
@@ -121,7 +123,7 @@ def run_recsae(cfg: RecSAEConfig, out: str | Path, *, report: Report | None = No
             results.append(intervene(model, trained.sae, data, histories, concept.latent, str(concept.concept), mode=mode,
                                      strength=cfg.boost_strength, reference=float(max_act[concept.latent]), n=cfg.intervention_top_n))
     timings["interventions_s"] = time.perf_counter() - t0
-    (out / "interventions.json").write_text(json.dumps([r.as_dict() for r in results], indent=2))
+    atomic_write_text(out / "interventions.json", json.dumps([r.as_dict() for r in results], indent=2))
 
     boosts = [r for r in results if r.mode == "boost"]
     ablations = [r for r in results if r.mode == "ablate"]
@@ -138,7 +140,7 @@ def run_recsae(cfg: RecSAEConfig, out: str | Path, *, report: Report | None = No
     }
     warning = below_popularity_warning(test)
     summary["warnings"] = [warning] if warning else []
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     return summary
 
 

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from workbench.errors import ModelError
+from workbench.files import atomic_path
 from workbench.sae.interactions import Interactions
 
 CONFIG_FILE = "sasrec_config.json"
@@ -67,9 +68,10 @@ class SASRec(nn.Module):
         return states @ self.item_emb.weight.T
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / WEIGHTS_FILE))
-        (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.cfg), indent=2))
+        with atomic_path(folder) as tmp:  # the config marks a finished model: never beside half its weights
+            tmp.mkdir()
+            save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp / WEIGHTS_FILE))
+            (tmp / CONFIG_FILE).write_text(json.dumps(asdict(self.cfg), indent=2))
 
     @classmethod
     def load(cls, folder: str | Path) -> SASRec:
@@ -245,10 +247,10 @@ def train_sasrec(data: Interactions, cfg: SASRecConfig | None = None, *, epochs:
         for idx in np.array_split(rng.permutation(len(x_all)), max(1, len(x_all) // batch_size)):
             if should_stop and should_stop():  # this epoch is redone on resume, from its own shuffle
                 if checkpoint is not None:
-                    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-                    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epochs_done": epoch - 1,
-                                "best": best, "best_state": best_state, "history": history, "rng": rng_at_epoch,
-                                "torch_rng": torch_rng_at_epoch}, checkpoint)
+                    with atomic_path(checkpoint) as tmp:
+                        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epochs_done": epoch - 1,
+                                    "best": best, "best_state": best_state, "history": history, "rng": rng_at_epoch,
+                                    "torch_rng": torch_rng_at_epoch}, tmp)
                 return model.eval(), history, False
             x, y = x_all[idx], y_all[idx]
             logits = model.scores(model(x))
