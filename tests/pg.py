@@ -66,9 +66,13 @@ class PostgresCluster:
         self._run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", USER, "--no-sync", "-E", "UTF8")
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.durable else 'off'} "
                    "-c max_connections=300 -c shared_buffers=32MB")
-        self._run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.dir / "server.log"), "-w", "-t", "120", "start")
         self._bindir = bindir
+        self._run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.dir / "server.log"), "-w", "-t", "120", "start")
         return self
+
+    def restart(self) -> None:
+        """Stop the server (dropping every connection) and start it again."""
+        self._run(str(self._bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-l", str(self.dir / "server.log"), "-w", "-t", "120", "restart")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{database}"

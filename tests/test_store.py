@@ -278,3 +278,18 @@ def test_a_sqlite_file_from_before_the_schema_table_keeps_its_version(tmp_path: 
     conn.close()
     with Store(db) as st:  # re-running migration 1 would fail: its tables exist
         assert st.schema_version == len(MIGRATIONS) and st.count_pairs("a") == 2
+
+
+def test_a_store_outlives_a_postgresql_restart(postgres) -> None:
+    """The server restarts under an open store (its connections dropped): the next read and
+    write reconnect, and what was committed before is there."""
+    with Store(postgres.new_database()) as st:
+        st.import_pairs("before", make_pairs(3))
+        assert st.count_pairs("before") == 3 and st.list_datasets()[0]["name"] == "before"
+        with st.snapshot():  # a pooled reader connection, dropped by the restart
+            pass
+        postgres.restart()
+        with st.snapshot() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM pairs").fetchone()[0] == 3
+        st.import_pairs("after", make_pairs(2))
+        assert st.count_pairs("after") == 2

@@ -207,9 +207,7 @@ class Store:
     def transaction(self) -> Iterator[Connection]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
         with self._lock:
-            if self._conn.broken:  # the PostgreSQL server restarted: what was committed is there
-                self._conn = self._connect()
-            self._conn.begin_write()
+            self._begin_write()
             try:
                 yield self._conn
             except BaseException:
@@ -217,6 +215,17 @@ class Store:
                     self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def _begin_write(self) -> None:
+        """Begin on the shared connection, reconnecting once if the server dropped it (a
+        PostgreSQL restart: what was committed is there, and nothing of this write had begun)."""
+        try:
+            self._conn.begin_write()
+        except DATABASE_ERRORS:
+            if not self._conn.broken:
+                raise
+            self._conn = self._connect()
+            self._conn.begin_write()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -238,7 +247,13 @@ class Store:
         """
         conn = self._reader()
         try:
-            conn.begin_read()
+            try:
+                conn.begin_read()
+            except DATABASE_ERRORS:  # a pooled connection the restarted server dropped: once more on a new one
+                if not conn.broken:
+                    raise
+                conn = self._connect()
+                conn.begin_read()
             try:
                 yield conn
             finally:
