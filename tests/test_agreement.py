@@ -157,3 +157,30 @@ def test_soft_votes_use_interval_alpha_on_vote_values() -> None:
     assert soft["items"] == 3 and soft["values"] == 6 and soft["ci"][0] <= soft["alpha"] <= soft["ci"][1]
     hard = agreement_report([Judgment(j.pair_id, j.annotator, j.outcome) for j in js])
     assert hard["soft_votes"] == 0 and hard["alpha_vote_value"] is None
+
+
+def test_the_statistics_view_states_the_soft_vote_alpha(tmp_path) -> None:
+    """Two judges' fractional AlpacaEval preferences on the same 12 pairs: the Labeling tab's
+    agreement table adds α on the vote values and says which metric it used."""
+    import json
+
+    from plugins.labeling.manage import report_markdown
+    from workbench.labeling import LabelingStore
+    from workbench.labeling.alpacaeval import import_alpacaeval
+    from workbench.labeling.analysis import session_report
+    from workbench.labeling.verdict import session_verdict
+    from workbench.store import Store
+
+    rows = [{"instruction": f"task {i}", "output_1": f"base {i}", "output_2": f"model answer {i}", "generator_1": "base",
+             "generator_2": "mine", "annotator": judge, "preference": 1.2 + 0.6 * ((i + k) % 2)}
+            for i in range(12) for k, judge in enumerate(["judge_a", "judge_b"])]
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps(rows))
+    lab = LabelingStore(Store(tmp_path / "wb.sqlite"))
+    import_alpacaeval(lab, path, "soft")
+    report = session_report(lab, "soft")
+    soft = report["agreement"]["alpha_vote_value"]
+    assert report["agreement"]["soft_votes"] == 24 and soft["items"] == 12
+    assert soft["alpha"] == pytest.approx(krippendorff_alpha(np.array([[0.8, 0.2] * 6, [0.2, 0.8] * 6]), "interval"))
+    text = report_markdown(report, session_verdict(lab, "soft"))
+    assert "Krippendorff's α, interval (squared difference) on vote values" in text and "(24 soft votes)" in text

@@ -21,7 +21,7 @@ def ctx(tmp_path_factory, tiny_checkpoint):
 
 
 def test_plugin_contributes_the_panel_view(ctx):
-    from workbench.app.server import collect_panel_views
+    from workbench.app.panel_views import collect_panel_views
 
     views = {v.slug: v for v in collect_panel_views(ctx)}
     assert "logit-lens" in views

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from workbench.app.server import collect_panel_views
+from workbench.app.panel_views import collect_panel_views
 from workbench.app.shell import build_blocks
 from workbench.context import AppContext
 from workbench.hookspecs import hookimpl

@@ -63,7 +63,7 @@ def view(ctx, trained):
 def test_plugin_registers_job_cli_and_view(ctx):
     import typer
 
-    from workbench.app.server import collect_panel_views
+    from workbench.app.panel_views import collect_panel_views
     from workbench.jobs import JobManager
 
     info = next(i for i in ctx.plugins.infos if i.name == "recsae")

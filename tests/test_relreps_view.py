@@ -38,7 +38,7 @@ def _view(ctx):
 
 
 def test_plugin_contributes_the_panel_view(ctx):
-    from workbench.app.server import collect_panel_views
+    from workbench.app.panel_views import collect_panel_views
 
     views = {v.slug: v for v in collect_panel_views(ctx)}
     assert "relreps" in views

@@ -15,8 +15,8 @@ from typing import Any
 import gradio as gr
 
 from workbench import __version__
+from workbench.app.panel_views import collect_panel_views, panel_url
 from workbench.app.roles_guard import guard_new_events
-from workbench.app.server import collect_panel_views, panel_url
 from workbench.app.ui import dataset_capabilities, md_escape, model_choices
 from workbench.context import AppContext
 from workbench.plugin_types import DATASET_CAPABILITIES, GradioTab, PanelView, is_compatible
