@@ -164,6 +164,7 @@ def connect_postgres(url: str) -> Connection:
     check_url(url)
     try:
         raw = psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="preference-workbench")
+        raw.execute("SET synchronous_commit = on")  # an acknowledged vote is on disk, whatever the server's default
     except psycopg.Error as err:
         raise ConfigError(f"Cannot connect to the PostgreSQL database {mask_url(url)}: {_without_secret(str(err), url)}",
                           hint=f"Check {URL_SETTING} (host, port, user, password, database) and that the server is running.") from None
