@@ -90,12 +90,7 @@ def interleave(contenders: Mapping[str, Callable[[int], Any]], rounds: int, devi
     for r in range(rounds):
         outputs = {}
         for name in rotated(list(contenders), r):
-            if cpu_clock and dev.type == "cpu":
-                c0 = time.process_time()
-                outputs[name] = contenders[name](r)
-                t = time.process_time() - c0
-            else:
-                t, outputs[name] = timed(dev, lambda name=name, r=r: contenders[name](r))
+            t, outputs[name] = clocked(dev, lambda name=name, r=r: contenders[name](r), cpu_clock)
             seconds[name].append(t)
         if after_round:
             after_round(r, outputs)
@@ -178,6 +173,19 @@ def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[float, Any]:
     out = fn()
     sync(device)
     return time.perf_counter() - t0, out
+
+
+def clocked(device: torch.device, fn: Callable[[], Any], cpu_clock: bool = False) -> tuple[float, Any]:
+    """(seconds, result) of ``fn()`` on a benchmark's clock: the process's CPU time on a CPU device
+    when ``cpu_clock`` (as ``interleave``), else the wall clock with the device synchronised.
+
+    Every figure a ratio is taken from goes through one clock: a CPU-time rate over a wall-time
+    rate would count a neighbour's seconds on one side only."""
+    if cpu_clock and device.type == "cpu":
+        c0 = time.process_time()
+        out = fn()
+        return time.process_time() - c0, out
+    return timed(device, fn)
 
 
 def matmul_flops(device: torch.device, dtype: torch.dtype, size: int = 2048, reps: int = 10, cpu_clock: bool = False) -> float:

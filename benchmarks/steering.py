@@ -124,8 +124,8 @@ def steered_generation(lm, vectors: list[SteeringVector], tokens: int, rounds: i
     return ratios
 
 
-def fit_cost(lm, n_pairs: int) -> None:
-    """Steering-vector fit time vs what the matmuls alone would take; a refit from the cache."""
+def fit_cost(lm, n_pairs: int, cpu_clock: bool) -> None:
+    """Steering-vector fit time vs what the matmuls alone would take (fit and matmul rate on one clock); a refit from the cache."""
     import tempfile
     from pathlib import Path
 
@@ -138,11 +138,11 @@ def fit_cost(lm, n_pairs: int) -> None:
     clipped = clip_responses(lm.tokenizer, data.positive + data.negative, 16 + CLIP_MARGIN)
     rendered = chat_texts(data.prompts * 2, clipped, lm.tokenizer)
     n_tokens = sum(map(len, lm.tokenizer(rendered.texts, add_special_tokens=rendered.add_special_tokens)["input_ids"]))
-    peak = peers.matmul_flops(lm.device, lm.dtype)
+    peak = peers.matmul_flops(lm.device, lm.dtype, cpu_clock=cpu_clock)
     with tempfile.TemporaryDirectory() as tmp:
         cache = ActivationCache(Path(tmp))
-        first, _ = peers.timed(lm.device, lambda: contrastive_vectors(lm, data, [8, 12, 16, 20], cache=cache))
-        refit, _ = peers.timed(lm.device, lambda: contrastive_vectors(lm, data, [10, 14], method="pca", cache=cache))
+        first, _ = peers.clocked(lm.device, lambda: contrastive_vectors(lm, data, [8, 12, 16, 20], cache=cache), cpu_clock)
+        refit, _ = peers.clocked(lm.device, lambda: contrastive_vectors(lm, data, [10, 14], method="pca", cache=cache), cpu_clock)
     bound = 2 * peers.non_embedding_params(lm) * n_tokens / peak
     print(f"\n== steering-vector fit, {len(data.prompts)} verbosity pairs ({n_tokens} tokens forwarded) ==")
     print(f"steering_fit_seconds: {first:.2f} s (matmul bound {bound:.2f} s at {peak / 1e9:.1f} GFLOP/s: {bound / first:.2f} of it)")
@@ -224,16 +224,15 @@ def main() -> None:
 
     base = steered_generation(lm, vectors, args.tokens, args.rounds, args.clock)["unsteered_tokens_per_s"]
     if args.fit_pairs:
-        fit_cost(lm, args.fit_pairs)
+        fit_cost(lm, args.fit_pairs, args.clock == "cpu")
 
     settings = SamplingSettings(max_new_tokens=args.tokens, temperature=1.0, top_p=1.0, top_k=0, seed=0)
     paired = []
-    for _ in range(max(1, args.rounds // 4)):
-        t0 = time.perf_counter()
-        rows = generate_rows(lm, PROMPT, [vectors[0]], [[0.0], [1.0]], settings)
-        paired.append((time.perf_counter() - t0, sum(r.n_tokens for r in rows), max(r.n_tokens for r in rows)))
+    for _ in range(max(1, args.rounds // 4)):  # on the clock the unsteered rate above was taken on
+        secs, rows = peers.clocked(lm.device, lambda: generate_rows(lm, PROMPT, [vectors[0]], [[0.0], [1.0]], settings), args.clock == "cpu")
+        paired.append((secs, sum(r.n_tokens for r in rows), max(r.n_tokens for r in rows)))
     secs, toks, steps = min(paired)
-    print("\n== paired decoder (unsteered + steered rows, one batch) ==")
+    print(f"\n== paired decoder (unsteered + steered rows, one batch, {args.clock} clock) ==")
     print(f"{toks} tokens in {secs:.2f} s over {steps} steps: {toks / secs:.1f} tok/s of output, {steps / secs:.1f} steps/s "
           f"(ratio to unsteered generate(), per output token: {toks / secs / base:.3f})")
 
@@ -244,7 +243,7 @@ def main() -> None:
     res = best_of_n(lm, PROMPT, rm, angle_direction(30), n=args.n, settings=SamplingSettings(max_new_tokens=args.tokens, seed=0))
     gen_per = res.timings["generate_s"] / args.n
     score_per = res.timings["score_s_per_candidate"]
-    print(f"\n== best-of-{args.n} reranking ==")
+    print(f"\n== best-of-{args.n} reranking (wall clock: best_of_n times its own two parts) ==")
     print(f"generation {gen_per * 1000:.0f} ms per candidate, reward scoring {score_per * 1000:.1f} ms per candidate "
           f"(scoring / generation {score_per / gen_per:.3f}; scoring is {100 * score_per / (gen_per + score_per):.1f}% of best-of-n time)")
 

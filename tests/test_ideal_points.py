@@ -63,7 +63,7 @@ def test_ideal_points_group_the_length_lovers_apart_from_the_short_lovers() -> N
     for p in points.values():
         assert set(p["distances"]) == set(points) - {next(a for a, q in points.items() if q is p)}
         assert all(0 <= v["ci"][0] <= v["ci"][1] and v["resamples"] == 4 for v in p["distances"].values())
-    assert "PAL-A" in analysis["ideal_points"]["model"] and "spread" in analysis["ideal_points"]["units"]
+    assert "PAL-A" in analysis["ideal_points"]["model"] and "mean distance" in analysis["ideal_points"]["units"]
     shown = {r["annotator"]: r["ideal point: nearest"] for r in annotator_rows(analysis)}
     assert shown["long1"].startswith("long2 ") and "(4 resamples)" in shown["long1"]
     json.dumps(analysis)  # plain data, as `label annotators --json` prints it

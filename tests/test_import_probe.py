@@ -16,7 +16,7 @@ import pytest
 from workbench.context import AppContext
 from workbench.data.readers import read_pairs
 from workbench.errors import ConfigError, DataError
-from workbench.jobs.cli import job_options
+from workbench.jobs.commands import job_options
 from workbench.plugins import PluginHost
 from workbench.settings import Settings, load_users
 

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from checkpoints import make_tokenizer
+from transformers import AutoModelForCausalLM, LlamaConfig
 
 from workbench.jobs import JobManager, Run
 from workbench.labeling.generate import GENERATE_PAIRS, STATE_FILE
@@ -26,7 +29,8 @@ from workbench.training.dpo import DPO_JOB
 
 LONG = 8_000  # new tokens per answer: a batch that would run for many seconds
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
-NOTICED = re.compile(r"cancel noticed while generating, after (\d+) of (\d+) new tokens")
+# generate()'s stopping criterion, or a block's hook (``JobContext.stop_inside``), whichever looks first
+NOTICED = re.compile(r"cancel noticed (while generating, after (\d+) of (\d+) new tokens|inside a forward or backward pass)")
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +62,11 @@ def cancel_when(run: Run, started: Callable[[dict[str, Any]], bool], timeout: fl
     return p
 
 
-def tokens_when_noticed(run: Run) -> int:
+def noticed_inside(run: Run) -> bool:
+    """The worker logged that the cancel stopped a generation (fewer than all its tokens made) or a forward pass."""
     found = NOTICED.search(run.log_tail(200))
     assert found, run.log_tail(60)
-    assert int(found[2]) == LONG
-    return int(found[1])
+    return found[2] is None or (int(found[3]) == LONG and int(found[2]) < LONG)
 
 
 def test_pair_generation_stops_inside_a_batch(endless, tmp_path: Path) -> None:
@@ -73,7 +77,7 @@ def test_pair_generation_stops_inside_a_batch(endless, tmp_path: Path) -> None:
         "sources": [{"name": "a", "model": str(endless), "sampling": greedy}, {"name": "b", "model": str(endless), "sampling": greedy}],
     }, env=ONE_THREAD)
     at_cancel = cancel_when(run, lambda p: p.get("message", "").startswith("a: answering prompts 1–2"))
-    assert tokens_when_noticed(run) < LONG  # stopped inside generate(), not after the batch
+    assert noticed_inside(run)  # stopped inside generate(), not after the batch
     last = run.progress()
     assert (last["step"], last["message"]) == (0, at_cancel["message"])  # no batch finished after the cancel
     assert not (run.dir / STATE_FILE).exists()  # the cut-off answers were not kept as if complete
@@ -88,7 +92,32 @@ def test_dpo_stops_inside_a_sample_answer(endless, tmp_path: Path) -> None:
                                  "held_out_fraction": 0.25, "eval_max_pairs": 1, "n_samples": 2, "sample_max_new_tokens": LONG,
                                  "device": "cpu"}, env=ONE_THREAD)
     cancel_when(run, lambda p: p.get("stage") == "samples")
-    assert tokens_when_noticed(run) < LONG  # inside the first sample answer
+    assert noticed_inside(run)  # inside the first sample answer
     last = run.progress()
     assert (last["stage"], last["step"]) == ("samples", 0)
     assert not (run.dir / "samples.jsonl").exists()
+
+
+def test_dpo_stops_inside_a_training_step_and_keeps_the_last_finished_one(tmp_path: Path) -> None:
+    """Steps of a few seconds (a wider random llama, 1,000-token pairs): the cancel, sent as step 1 is
+    reported, stops step 2 at a block, and step 1's checkpoint is saved for a resume."""
+    model, tok = tmp_path / "wider", make_tokenizer()
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(model)
+    tok.save_pretrained(model)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Describe thing {i}.", "chosen": "The quick brown fox. " * 200,
+                                        "rejected": "A concise answer. " * 200}) + "\n" for i in range(8)), encoding="utf-8")
+    manager = JobManager(Settings(home=tmp_path / "home"), job_types={"dpo": DPO_JOB})
+    run = manager.submit("dpo", {"model": str(model), "dataset": str(data), "max_steps": 50, "batch_size": 1, "max_length": 2048,
+                                 "held_out_fraction": 0.25, "n_samples": 0, "save_steps": 1000, "device": "cpu"}, env=ONE_THREAD)
+    at_cancel = cancel_when(run, lambda p: p.get("stage") == "train")
+    step = at_cancel["step"]
+    assert f"cancelled inside training step {step + 1}" in run.log_tail(200), run.log_tail(60)
+    last = run.progress()
+    assert (last["stage"], last["step"]) == ("train", step)  # no step finished after the cancel
+    state = json.loads((run.dir / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json").read_text())
+    assert state["global_step"] == step

@@ -15,7 +15,7 @@ from workbench.errors import ConfigError, PermissionDenied, SecurityError
 from workbench.hookspecs import hookimpl
 from workbench.jobs import JobContext, JobManager, JobType
 from workbench.jobs import manifest as files
-from workbench.jobs.cli import progress_line
+from workbench.jobs.commands import progress_line
 from workbench.jobs.config import JobConfig, cli_fields, option
 from workbench.plugins import PluginHost
 from workbench.sae.job_configs import LMSAEJobConfig, RecSAEJobConfig
@@ -219,7 +219,7 @@ def test_cli_uses_the_plugin_host_that_main_built(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from workbench.jobs.cli import job_command
+    from workbench.jobs.commands import job_command
 
     host = PluginHost(load=False)
     host.register(_plugin_offering(JobType("count", count_job, config_cls=CountConfig)), "counter")

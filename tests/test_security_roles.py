@@ -46,7 +46,7 @@ def test_annotators_label_only_where_assigned(probe_server: ProbeServer) -> None
         r = httpx.post(url + path, json=body, auth=PROBE_ALICE, timeout=30)
         assert r.status_code == 403 and "only the workbench owner" in r.json()["error"], (path, r.text)
     # The Labeling tab's Loop panel (fit, blind session, verdict) is the owner's, called directly as an annotator.
-    for event, data in (("loop_fit", [None]), ("loop_blind", [None, None, 1.0]), ("loop_verdict", [None])):
+    for event, data in (("loop_fit", [None, "dpo", 1]), ("loop_blind", [None, {}, 1.0, 0]), ("loop_verdict", [None, {}])):
         out = gradio_call(probe_server.server.url, event, data, PROBE_ALICE)
         assert "only the workbench owner" in str(out), (event, out)
     with Store(probe_server.home / "workbench.sqlite") as store:

@@ -20,17 +20,16 @@ from typing import Annotated
 
 import typer
 
+from workbench.cli_options import DatabaseUrlOpt, HomeOpt, context_for, table
 from workbench.compare.cli import compare
-from workbench.context import AppContext
 from workbench.data.exporters import export_pairs
 from workbench.data.readers import QUALITY_CHECKS, detect_file_format, read_pairs
-from workbench.db import URL_OPTION_HELP
 from workbench.db_cli import db_app
 from workbench.errors import WorkbenchError
 from workbench.jobs.cli import runs_app
 from workbench.models.embedded import ensure_demo_model
 from workbench.plugins import PluginHost
-from workbench.settings import Settings, parse_auth
+from workbench.settings import parse_auth
 
 app = typer.Typer(help="Preference Workbench: label, inspect, steer and fine-tune preferences in local models.", no_args_is_help=True)
 data_app = typer.Typer(help="Import, list, show and export preference datasets.", no_args_is_help=True)
@@ -39,20 +38,6 @@ app.command("compare")(compare)
 app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
 
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
-DatabaseUrlOpt = Annotated[str | None, typer.Option("--database-url", show_default=False, help=URL_OPTION_HELP)]
-
-
-def _context(home: Path | None = None, **settings_kwargs: object) -> AppContext:
-    settings = Settings(home=home, **settings_kwargs) if home else Settings(**settings_kwargs)
-    return AppContext(settings)
-
-
-def _table(rows: list[dict], columns: list[str]) -> str:
-    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines)
 
 
 @app.command()
@@ -72,8 +57,8 @@ def serve(
     """Start the browser app (Gradio tabs + Panel dashboards) on one port."""
     from workbench.app.server import serve as run_server  # gradio, panel and uvicorn: only the server pays for them
 
-    ctx = _context(
-        home, host=host, port=port, auth=parse_auth(auth) if auth else None,
+    ctx = context_for(
+        None, home, host=host, port=port, auth=parse_auth(auth) if auth else None,
         allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, device=device, dtype=dtype, database_url=database_url,
     )
     ctx.settings.check_bind()
@@ -110,7 +95,7 @@ def open_when_listening(host: str, port: int, timeout_s: float = 300.0) -> threa
 @app.command()
 def setup(home: HomeOpt = None) -> None:
     """Prepare the embedded demo model (GGUF → safetensors, once) and the demo dataset."""
-    ctx = _context(home)
+    ctx = context_for(None, home)
     path = ensure_demo_model(ctx.settings)
     typer.echo(f"demo model: {path}")
     typer.echo(f"demo dataset: {ctx.ensure_demo_dataset()} ({ctx.store.count_pairs('demo')} pairs)")
@@ -122,8 +107,8 @@ def models(
     home: HomeOpt = None,
 ) -> None:
     """List loadable local checkpoints: embedded, workbench home, model roots, HF cache, runs."""
-    rows = [e.to_row() for e in _context(home).catalog()]
-    typer.echo(json.dumps(rows, indent=1) if as_json else _table(rows, ["name", "family", "params", "format", "status", "capabilities", "source", "path", "error"]))
+    rows = [e.to_row() for e in context_for(None, home).catalog()]
+    typer.echo(json.dumps(rows, indent=1) if as_json else table(rows, ["name", "family", "params", "format", "status", "capabilities", "source", "path", "error"]))
 
 
 @app.command()
@@ -132,7 +117,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
     rows = [asdict(i) for i in PluginHost().infos]
     for r in rows:
         r["hooks"] = ",".join(r["hooks"])
-    typer.echo(json.dumps(rows, indent=1) if as_json else _table(rows, ["name", "version", "status", "hooks", "module", "error"]))
+    typer.echo(json.dumps(rows, indent=1) if as_json else table(rows, ["name", "version", "status", "hooks", "module", "error"]))
 
 
 @data_app.command("import")
@@ -145,7 +130,7 @@ def data_import(
     home: HomeOpt = None,
 ) -> None:
     """Import a pair dataset into the workbench store (all or nothing)."""
-    ctx = _context(home)
+    ctx = context_for(None, home)
     stored = ctx.import_dataset(path, name=name, format=format, replace=replace, allow=allow or ())
     typer.echo(f"imported {ctx.store.count_pairs(stored)} pairs as '{stored}'")
 
@@ -153,8 +138,8 @@ def data_import(
 @data_app.command("list")
 def data_list(home: HomeOpt = None) -> None:
     """List imported datasets with the record format they were read as (detected at import)."""
-    rows = _context(home).store.list_datasets()
-    typer.echo(_table(rows, ["name", "n_pairs", "format", "source"]))
+    rows = context_for(None, home).store.list_datasets()
+    typer.echo(table(rows, ["name", "n_pairs", "format", "source"]))
 
 
 @data_app.command("show")
@@ -166,7 +151,7 @@ def data_show(
     home: HomeOpt = None,
 ) -> None:
     """Print pairs of a dataset as JSON lines; for a file, first what an import would store (format, counts)."""
-    ctx = _context(home)
+    ctx = context_for(None, home)
     path = Path(name).expanduser()
     if not any(d["name"] == name for d in ctx.store.list_datasets()) and path.exists():
         pairs = read_pairs(path, format=format)
@@ -191,7 +176,7 @@ def data_export(
     home: HomeOpt = None,
 ) -> None:
     """Export a labelled dataset for trainers (TRL DPO columns)."""
-    report = export_pairs(_context(home).store.get_pairs(name), out, format)
+    report = export_pairs(context_for(None, home).store.get_pairs(name), out, format)
     typer.echo(json.dumps(report))
 
 

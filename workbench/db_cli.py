@@ -11,23 +11,17 @@ from typing import Annotated
 
 import typer
 
-from workbench.settings import Settings
+from workbench.cli_options import HomeOpt, settings_for
 from workbench.store import Store
 from workbench.store_copy import COPY_TABLES, copy_store, describe
 
 db_app = typer.Typer(help="The store's database: where it is, and copying it between SQLite and PostgreSQL.", no_args_is_help=True)
 
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
-
-
-def _settings(home: Path | None) -> Settings:
-    return Settings(home=home) if home else Settings()
-
 
 @db_app.command("info")
 def info(home: HomeOpt = None) -> None:
     """Where the store is (a URL's password masked), its schema version and rows per table."""
-    settings = _settings(home)
+    settings = settings_for(home)
     with Store(settings.store_target) as store, store.reading() as conn:
         typer.echo(f"store: {settings.store_location} ({store.dialect}, schema version "
                    f"{conn.execute('SELECT version FROM workbench_schema').fetchone()[0]})")
@@ -49,7 +43,7 @@ def copy(
     Into PostgreSQL: ``WORKBENCH_DATABASE_URL=postgresql://… workbench db copy``. Back into a
     SQLite file: ``workbench db copy --from postgresql://… --to /path/workbench.sqlite``.
     """
-    settings = _settings(home)
+    settings = settings_for(home)
     src: str | Path = source or settings.db_path
     dst: str | Path = to or settings.database_url or settings.db_path
     typer.echo(f"copying {describe(src)} → {describe(dst)}")

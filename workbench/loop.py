@@ -146,13 +146,19 @@ def prompts_that_fitted(settings: Settings, vectors: Sequence[Any]) -> set[str]:
         labeling, datasets = LabelingStore(store), {d["name"] for d in store.list_datasets()}
         sessions = {i.name for i in labeling.list_sessions()}
         for v in vectors:
-            name = v.info.get("session")
+            record = fitted_on(v)
+            name = record.get("session")
             if name in sessions:
                 votes = votes_from_judgments(name, labeling.pairs(name), labeling.judgments(name))
                 out.update(prompt_texts(votes.votes))
-            if v.info.get("dataset") in datasets:
-                out.update(prompt_text(p.prompt) for p in store.get_pairs(v.info["dataset"]))
+            if record.get("dataset") in datasets:
+                out.update(prompt_text(p.prompt) for p in store.get_pairs(record["dataset"]))
     return out
+
+
+def fitted_on(fitted: Any) -> dict[str, Any]:
+    """What a steering vector (``info``) or a reward model (``source``) records about the data it was fitted on."""
+    return getattr(fitted, "info", None) or getattr(fitted, "source", None) or {}
 
 
 def unfitted_session_prompts(settings: Settings, session: str, vectors: Sequence[Any]) -> list[str]:
@@ -164,7 +170,8 @@ def unfitted_session_prompts(settings: Settings, session: str, vectors: Sequence
     fitted = prompts_that_fitted(settings, vectors)
     prompts = [p for p in dict.fromkeys(session_prompts) if p not in fitted]
     if not prompts:
-        raise DataError(f"Every prompt of session '{session}' fitted the steering vector(s) "
+        what = "steering vector(s)" if all(hasattr(v, "info") for v in vectors) else "reward model"
+        raise DataError(f"Every prompt of session '{session}' fitted the {what} "
                         f"{', '.join(v.name for v in vectors)}; none is left to test on.",
                         hint="Pick another session, or give prompts of your own (--prompts).")
     return prompts
@@ -214,3 +221,62 @@ def held_out_note(settings: Settings, from_session: str | None, vector_names: Se
     text = (f"{used} of the {total} prompt(s) of session '{from_session}': {total - unfitted} fitted the vector(s) "
             "(their votes made it) and are left out, so steered is judged on prompts it never saw")
     return text + (f"; {unfitted - used} more left out by the prompt limit ({n})." if unfitted > used else ".")
+
+
+def dpa_system(reward_model: Any) -> str:
+    """The DPA system prompt of a reward model fitted on a session's votes: its DPA direction over the
+    aspect heads, or the overall head alone when the votes judged no aspect (no direction to fit)."""
+    from workbench.steering.dpa import dpa_system_prompt  # numpy only, but keeps the CLI's import list short
+
+    direction = reward_model.source.get("dpa_direction") or {a: 1.0 for a in reward_model.attributes[:1]}
+    return dpa_system_prompt(list(direction), list(direction.values()))
+
+
+def dpa_blind_config(settings: Settings, model: str, reward_model: str, *, from_session: str, n: int | None = None,
+                     session: str | None = None, max_new_tokens: int = 128, batch_size: int = 8,
+                     temperature: float | None = None) -> dict[str, Any]:
+    """The pair-generation config: ``model`` plain vs conditioned on the DPA system prompt of ``reward_model``
+    (fitted on a session's votes), on the prompts of ``from_session`` whose votes fitted nothing, the first ``n``."""
+    from workbench.preference.reward_heads import load_reward_model  # torch: not needed to build the CLI
+
+    rm = load_reward_model(settings, reward_model)
+    system = dpa_system(rm)
+    chosen = _first(unfitted_session_prompts(settings, from_session, [rm]), n)
+    session = session or f"dpa-blind-{time.strftime('%Y%m%d-%H%M%S')}"
+    return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size, "candidate": STEERED,
+            "sources": [{"name": UNSTEERED, "model": model, "sampling": _sampling(max_new_tokens, temperature, 0)},
+                        {"name": STEERED, "model": model, "system": system, "sampling": _sampling(max_new_tokens, temperature, 1)}]}
+
+
+def start_dpa_blind_session(manager: JobManager, model: str, reward_model: str, **kw: Any) -> Run:
+    """Start the job that makes the blind plain-vs-DPA-conditioned session (see ``dpa_blind_config``)."""
+    return manager.submit(GENERATE_PAIRS.name, dpa_blind_config(manager.settings, model, reward_model, **kw))
+
+
+def pal_verdict(summary: dict[str, Any]) -> dict[str, Any]:
+    """A PAL run's answer to "did it win?": each model's held-out accuracy with its 95 % Wilson interval
+    (continuity-corrected) on the run's test votes, and whether the best PAL model's interval clears
+    Bradley–Terry's. PAL writes no answers, so this, not a blind session, is its verdict."""
+    from workbench.preference.intervals import wilson_interval  # numpy only; the CLI never reads a verdict
+
+    n = int(summary.get("n_test_pairs") or 0)
+    seen = {k: v for k, v in (summary.get("seen") or {}).items() if k != "oracle"}
+    if not n or "BT" not in seen:
+        raise DataError("The PAL run recorded no held-out accuracy (no test votes, or no Bradley–Terry baseline).",
+                        hint="Start it again from a session with more votes on more prompts.")
+    rows = []
+    for name, acc in seen.items():
+        lo, hi = wilson_interval(acc * n, n)
+        rows.append({"model": name, "accuracy": float(acc), "interval": [float(lo), float(hi)], "n": n})
+    bt = next(r for r in rows if r["model"] == "BT")
+    best = max((r for r in rows if r["model"] != "BT"), key=lambda r: r["accuracy"], default=None)
+    if best is None:
+        text = "Only Bradley–Terry was trained: nothing to compare."
+    elif best["interval"][0] > bt["interval"][1]:
+        text = f"{best['model']} beats Bradley–Terry on the {n} held-out votes: their intervals do not overlap."
+    elif best["interval"][1] < bt["interval"][0]:
+        text = f"Bradley–Terry beats every PAL model on the {n} held-out votes: their intervals do not overlap."
+    else:
+        text = (f"Not enough held-out votes to tell: {best['model']} {best['accuracy']:.3f} and Bradley–Terry "
+                f"{bt['accuracy']:.3f} have overlapping intervals on {n} votes.")
+    return {"rows": rows, "verdict": text, "per_annotator": summary.get("per_annotator") or {}}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from workbench.jobs.cli import job_command
+from workbench.jobs.commands import job_command
 from workbench.training.configs import DPOJobConfig, PALJobConfig
 
 train_app = typer.Typer(help="Start fine-tuning jobs (each runs as a background process with its own run folder).", no_args_is_help=True)

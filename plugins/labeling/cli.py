@@ -15,40 +15,24 @@ from typing import Annotated, Any
 
 import typer
 
-from workbench.db import URL_OPTION_HELP
+from workbench.cli_options import DatabaseUrlOpt, HomeOpt, JsonOpt, context_for, host_of, table
+from workbench.data.readers import FileDataError
 from workbench.errors import ConfigError, DataError
-from workbench.jobs.cli import host_of
-from workbench.settings import Settings
+from workbench.jobs.commands import follow, manager_for
+from workbench.labeling.alpacaeval import import_alpacaeval, session_leaderboard
+from workbench.labeling.export import export_session_as
+from workbench.labeling.sessions import LabelingStore, SessionSettings
+from workbench.labeling.state import labeling_store
+from workbench.loop import read_prompt_file, start_blind_session
 
 label_app = typer.Typer(help="Labeling sessions: list, create, statistics (Bradley–Terry, agreement) and export.",
                         no_args_is_help=True)
 
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
-DatabaseUrlOpt = Annotated[str | None, typer.Option("--database-url", show_default=False, help=URL_OPTION_HELP)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
-def _context(ctx: typer.Context, home: Path | None) -> Any:
-    """The AppContext over ``home`` holding the PluginHost ``workbench`` built (``host_of``), so
-    no command loads the plugins' entry points a second time."""
-    # Imported here: the context pulls in torch, which `workbench --help` should not pay for.
-    from workbench.context import AppContext
-
-    return AppContext(Settings(home=home) if home else Settings(), plugins=host_of(ctx))
-
-
-def _labeling(ctx: typer.Context, home: Path | None) -> Any:
-    """The LabelingStore over ``home`` (see ``_context``)."""
-    from workbench.labeling.state import labeling_store  # the store imports scipy: only commands that read sessions
-
-    return labeling_store(_context(ctx, home))
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines)
+def _labeling(ctx: typer.Context, home: Path | None) -> LabelingStore:
+    """The LabelingStore over ``home``, with the plugin host ``workbench`` built."""
+    return labeling_store(context_for(ctx, home))
 
 
 def _clean(x: Any) -> Any:
@@ -78,7 +62,7 @@ def sessions(ctx: typer.Context, as_json: JsonOpt = False, home: HomeOpt = None)
     elif not rows:
         typer.echo("no labeling sessions yet; create one with `workbench label create NAME --dataset DATASET`")
     else:
-        typer.echo(_table(rows, ["name", "dataset", "status", "order", "overlap", "pairs", "annotators", "judgments", "covered",
+        typer.echo(table(rows, ["name", "dataset", "status", "order", "overlap", "pairs", "annotators", "judgments", "covered",
                                  "needed", "progress"]))
 
 
@@ -98,7 +82,6 @@ def create(
     home: HomeOpt = None,
 ) -> None:
     """Create an open labeling session over an imported dataset."""
-    from workbench.labeling.sessions import SessionSettings
 
     gold_map: dict[str, str] = {}
     if gold is not None:
@@ -134,7 +117,7 @@ def stats(
 ) -> None:
     """Did it win (Bradley–Terry of the sources, raw and length-controlled win rate, with CIs),
     what explains the votes (factor regression), agreement and annotators."""
-    from workbench.labeling.analysis import agreement_rows, fmt_num, session_report
+    from workbench.labeling.analysis import agreement_rows, fmt_num, session_report  # scipy: only the statistics
     from workbench.labeling.verdict import session_verdict, verdict_tables
 
     if ties not in ("davidson", "half"):
@@ -157,21 +140,21 @@ def stats(
         typer.echo(tables["win_error"])
     else:
         typer.echo(f"Bradley–Terry ratings (ties: {report['tie_model']}; 95% Laplace interval of the MAP fit)")
-        typer.echo(_table(tables["ratings"], ["source", "theta", "ci", "elo"]))
+        typer.echo(table(tables["ratings"], ["source", "theta", "ci", "elo"]))
         if ties == "davidson":
             typer.echo(f"Davidson tie parameter ν = {fmt_num(report['davidson_nu'])}")
-        typer.echo(_table([{"measure": m, "value": v} for m, v in tables["win"]], ["measure", "value"]))
+        typer.echo(table([{"measure": m, "value": v} for m, v in tables["win"]], ["measure", "value"]))
     typer.echo("\nwhat explains these votes (logistic regression of the outcome on response factors)")
     if tables["factors_error"]:
         typer.echo(tables["factors_error"])
     else:
-        typer.echo(_table(tables["factors"], ["factor", "coef", "ci", "odds_ratio", "p"]))
+        typer.echo(table(tables["factors"], ["factor", "coef", "ci", "odds_ratio", "p"]))
     typer.echo("\nagreement")
-    typer.echo(_table([{"measure": m, "value": v} for m, v in agreement_rows(a)], ["measure", "value"]))
+    typer.echo(table([{"measure": m, "value": v} for m, v in agreement_rows(a)], ["measure", "value"]))
     if report["annotators"]:
         typer.echo("\nannotators")
         cols = list(report["annotators"][0])
-        typer.echo(_table([{c: fmt_num(v) for c, v in r.items()} for r in report["annotators"]], cols))
+        typer.echo(table([{c: fmt_num(v) for c, v in r.items()} for r in report["annotators"]], cols))
 
 
 @label_app.command("import-judgments")
@@ -190,8 +173,6 @@ def import_judgments(
 ) -> None:
     """Import judges' annotations as a session's votes (a fractional preference stays a soft vote),
     to rank and check like human votes; `workbench label leaderboard` gives AlpacaEval's table."""
-    from workbench.data.readers import FileDataError
-    from workbench.labeling.alpacaeval import import_alpacaeval
 
     kinds = [k.strip() for a in allow or () for k in a.split(",") if k.strip()]
     model_names = [n.strip() for n in names.split(",")] if names is not None else None
@@ -208,10 +189,6 @@ def import_judgments(
                + f"; `workbench label leaderboard {session}` gives the win rates, `workbench label stats {session}` ranks the sources")
 
 
-def _fmt(x: float | None, digits: int = 2) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
 @label_app.command("leaderboard")
 def leaderboard(
     ctx: typer.Context,
@@ -224,7 +201,8 @@ def leaderboard(
     """AlpacaEval's leaderboard of a session, one row per source against the baseline: n, soft and
     discrete win rate, length-controlled win rate with its interval, length coefficient, whether
     that rate extrapolates, and how many votes would flip the winner (percent, as AlpacaEval prints)."""
-    from workbench.labeling.alpacaeval import session_leaderboard
+
+    from workbench.labeling.analysis import fmt_num  # scipy: only the statistics
 
     board = session_leaderboard(_labeling(ctx, home), session, baseline=baseline)
     if as_json:
@@ -237,11 +215,12 @@ def leaderboard(
     if board["rows"]:
         typer.echo(f"regularisation: {board['rows'][0]['regularisation']}")
     level = f"{board['level']:.0%}"
-    table = [{"source": r["source"], "n": r["n"], "win_rate": _fmt(r["win_rate"]), "discrete": _fmt(r["discrete_win_rate"]),
-              "lc_win_rate": _fmt(r["lc_win_rate"]), f"lc {level} CI": f"[{_fmt(r['lc_win_rate_ci'][0])}, {_fmt(r['lc_win_rate_ci'][1])}]",
-              "length_coef": _fmt(r["length_coef"]), "extrapolates": "yes" if r["extrapolates"] else "no",
-              "votes_to_flip": "—" if r["votes_to_flip"] is None else r["votes_to_flip"]} for r in board["rows"]]
-    typer.echo(_table(table, list(table[0])))
+    rows = [{"source": r["source"], "n": r["n"], "win_rate": fmt_num(r["win_rate"], ".2f"),
+             "discrete": fmt_num(r["discrete_win_rate"], ".2f"), "lc_win_rate": fmt_num(r["lc_win_rate"], ".2f"),
+             f"lc {level} CI": f"[{fmt_num(r['lc_win_rate_ci'][0], '.2f')}, {fmt_num(r['lc_win_rate_ci'][1], '.2f')}]",
+             "length_coef": fmt_num(r["length_coef"], ".2f"), "extrapolates": "yes" if r["extrapolates"] else "no",
+             "votes_to_flip": "—" if r["votes_to_flip"] is None else r["votes_to_flip"]} for r in board["rows"]]
+    typer.echo(table(rows, list(rows[0])))
     notes = [f"{r['source']}: {r['extrapolation_note']}" for r in board["rows"] if r["extrapolates"]]
     if notes:
         typer.echo("\n".join(["", "extrapolation (the LC rate predicts equal length from votes mostly on one side):", *notes]))
@@ -257,7 +236,7 @@ def annotators(
 ) -> None:
     """Noisy, or a different taste? Per annotator: taste (factor weights with intervals), taste
     group, competence (consensus within the group, gold, self-consistency) and a noisy flag with its evidence."""
-    from workbench.preference.annotators import annotator_rows, group_verdicts, session_annotators
+    from workbench.preference.annotators import annotator_rows, group_verdicts, session_annotators  # scipy: only this command
 
     lab = _labeling(ctx, home)
     analysis = session_annotators(lab, session)
@@ -270,10 +249,10 @@ def annotators(
                + f"; noisy = no test (taste LR, one factor, majority, gold, repeats) significant at {analysis['alpha']} (Bonferroni)")
     rows = annotator_rows(analysis)
     if rows:
-        typer.echo(_table(rows, list(rows[0])))
+        typer.echo(table(rows, list(rows[0])))
     if by_group:
         typer.echo(f"\ndid {candidate} win, for whom?")
-        typer.echo(_table([{"group": g, "annotators": ", ".join(v["annotators"]),
+        typer.echo(table([{"group": g, "annotators": ", ".join(v["annotators"]),
                             "win rate": v.get("error") or f"{v['win_rate']:.3f} [{v['win_rate_ci'][0]:.3f}, {v['win_rate_ci'][1]:.3f}] "
                                                           f"n={v['n']}: {v['verdict']}"} for g, v in by_group["groups"].items()],
                           ["group", "annotators", "win rate"]))
@@ -298,9 +277,14 @@ def explain(
     """Which features the votes reward: the SAE latents whose chosen-minus-rejected activation predicts
     the votes (L1 logistic regression, AUC on held-out prompts with an interval), overall and per taste
     group, and how much they add over the interpretable factors (length, lists, markdown, …)."""
-    from workbench.preference.vote_features import comparison_rows, explain_session, group_rows, latent_rows
+    from workbench.preference.vote_features import (  # sklearn: only this command
+        comparison_rows,
+        explain_session,
+        group_rows,
+        latent_rows,
+    )
 
-    result = explain_session(_context(ctx, home), session, sae, top=top)
+    result = explain_session(context_for(ctx, home), session, sae, top=top)
     if as_json:
         typer.echo(json.dumps(_clean(result), indent=1))
         return
@@ -310,13 +294,13 @@ def explain(
                f"{overall['latents_tested']} latents differ on some pair, {overall['latents_selected']} selected)")
     typer.echo(f"method: {result['method']}; intervals {result['level']:.0%}")
     typer.echo("\nAUC on held-out prompts")
-    typer.echo(_table(comparison_rows(overall), ["model", "AUC [interval]", "n"]))
+    typer.echo(table(comparison_rows(overall), ["model", "AUC [interval]", "n"]))
     rows = latent_rows(overall)
     typer.echo("\ntop latents (coef: log-odds per RMS of the chosen − rejected difference; folds: cross-fit folds that chose it)")
-    typer.echo(_table(rows, list(rows[0])) if rows else "no latent was selected: the latents do not predict these votes")
+    typer.echo(table(rows, list(rows[0])) if rows else "no latent was selected: the latents do not predict these votes")
     if result["groups"]:
         typer.echo("\nper taste group (workbench label annotators)")
-        typer.echo(_table(group_rows(result), ["group", "annotators", "latents AUC [interval]", "top latents"]))
+        typer.echo(table(group_rows(result), ["group", "annotators", "latents AUC [interval]", "top latents"]))
 
 
 @label_app.command("export")
@@ -330,7 +314,6 @@ def export(
     home: HomeOpt = None,
 ) -> None:
     """Export a session's votes for trainers (TRL DPO) or analysts (the long table)."""
-    from workbench.labeling.export import export_session_as
 
     typer.echo(json.dumps(export_session_as(_labeling(ctx, home), session, path, format, aggregate=aggregate)))
 
@@ -367,8 +350,6 @@ def from_run(
     home: HomeOpt = None,
 ) -> None:
     """A blind session of base-vs-tuned answers from a finished DPO run, on prompts it never trained on."""
-    from workbench.jobs.cli import follow, manager_for
-    from workbench.loop import read_prompt_file, start_blind_session
 
     manager = manager_for(home, host_of(ctx))
     run = start_blind_session(manager, run_id, prompts=read_prompt_file(prompts) if prompts else None, n=n, session=session,

@@ -12,13 +12,17 @@ An annotator login sees only the sessions assigned to it; the session tools belo
 from __future__ import annotations
 
 import html
+import json
 from typing import Any
 
 import gradio as gr
 
 from plugins.labeling.manage import build_manage_section
+from workbench.app import ui
 from workbench.app.auth import OWNER, login_name, role_of
+from workbench.errors import WorkbenchError
 from workbench.labeling.page import page_url
+from workbench.labeling.scores import describe_scores, model_scores
 from workbench.labeling.sessions import LabelingStore
 from workbench.labeling.state import labeling_store
 
@@ -45,6 +49,35 @@ if (!window.__wbLabForward) {
   });
 }
 """
+
+
+# The embedded page posts {type: "wb-label-voted", session, annotator, pair_id} after each stored vote;
+# this hands it to the server (``after_vote``), which answers with the session's model scores.
+VOTED_JS = r"""
+window.addEventListener("message", (ev) => {
+  if (ev.origin !== window.location.origin || ev.data?.type !== "wb-label-voted") return;
+  const {session, annotator, pair_id} = ev.data;
+  props.value = JSON.stringify({session, annotator, pair_id});
+  trigger("change");
+});
+"""
+
+
+def after_vote_markdown(ctx: Any, lab: LabelingStore, session: str, annotator: str, pair_id: str) -> str:
+    """The session's model scores for a pair the annotator has voted on (shown only after the vote, in
+    the left/right terms they saw); nothing when the session names no reward, policy or reference model."""
+    info = lab.session(session)
+    if not (info.settings.reward_model or info.settings.policy_model):
+        return ""
+    vote = next((j for j in reversed(lab.judgments(session)) if j.annotator == annotator and j.pair_id == pair_id), None)
+    if vote is None:
+        return ""  # no stored vote: scores must never come before one
+    pair = next(p for p in lab.pairs(session) if p.id == pair_id)
+    try:
+        row = model_scores(ctx, [pair], info.settings)[pair.id]
+    except WorkbenchError as err:
+        return f"**After your vote** — model scores unavailable: {ui.md_escape(str(err))}"
+    return f"**After your vote on the previous pair** (`{ui.md_escape(pair.id)}`)\n\n{describe_scores(row, vote.displayed_order)}"
 
 
 def fast_page_link(session: str | None) -> str:
@@ -87,6 +120,19 @@ class LabelingView:
             return NO_SESSION, "", {}
         return frame_html(session), fast_page_link(session), {"session": session}
 
+    def after_vote(self, message: str | None, request: gr.Request) -> str:
+        """Model scores for the pair the embedded page just stored a vote on: only in a session this login
+        may open, and only for the login's own votes (an owner may look at any annotator's)."""
+        try:
+            data = json.loads(message or "{}")
+            session, annotator, pair_id = (str(data.get(k) or "") for k in ("session", "annotator", "pair_id"))
+        except (json.JSONDecodeError, AttributeError):
+            return ""
+        user = login_name(request)
+        if session not in self.session_names(user) or (user and role_of(self.ctx.settings, user) != OWNER and annotator != user):
+            return ""
+        return after_vote_markdown(self.ctx, self.lab, session, annotator, pair_id)
+
     def resume(self, saved: dict[str, Any] | None, request: gr.Request) -> tuple[Any, str, str]:
         """On page load: the session this browser labeled last (the page inside resumes on its pair)."""
         names = self.session_names(login_name(request))
@@ -105,6 +151,9 @@ def build_labeling_tab(ctx: Any) -> None:
         view.session_dropdown = session
         fast_link = gr.Markdown(elem_id="wb-lab-fast")
         frame = gr.HTML(NO_SESSION, elem_id="wb-lab-page")
+        voted = gr.HTML("", html_template="", js_on_load=VOTED_JS, elem_id="wb-lab-voted", apply_default_css=False, padding=False)
+        scores = gr.Markdown(elem_id="wb-lab-after-vote")
     session.change(view.choose, session, [frame, fast_link, saved], show_progress="hidden")
+    voted.change(view.after_vote, voted, scores, show_progress="hidden")
     gr.context.Context.root_block.load(view.resume, saved, [session, frame, fast_link], show_progress="hidden")
     build_manage_section(ctx, view)

@@ -2,9 +2,10 @@
 
 The refusal (different tokenizers or families) and the lens points compared (every layer,
 or only the final one when the layer counts differ) are the model diff's
-(``workbench.compare.diff.check_comparable``); the lens read-out is ``workbench.lenses``': one
-forward pass per model, then one layer at a time through the final norm and unembedding, so
-at most ``[positions, vocab]`` logits per model are held at once.
+(``workbench.compare.diff.check_comparable``), and so is the KL: one forward pass per model,
+then every point's positions through the final norm and unembedding together in chunks
+(``workbench.compare.diff.lens_kl``), so at most ``READOUT_CHUNK`` rows of logits per model
+are held at once.
 No UI imports, so notebooks can call it too.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 import torch
 
 from workbench.activations.extract import forward_states
-from workbench.compare.diff import check_comparable
+from workbench.compare.diff import check_comparable, lens_kl
 from workbench.errors import ConfigError
 from workbench.lenses.lens import batch_inputs, encode
 from workbench.models.loading import LoadedModel
@@ -47,11 +48,9 @@ def prompt_lens_kl(lm_a: LoadedModel, lm_b: LoadedModel, text: str, *, max_token
     same_depth = lm_a.n_layers == lm_b.n_layers
     points = list(range(lm_a.n_layers + 1)) if same_depth else [lm_a.n_layers]
     points_b = points if same_depth else [lm_b.n_layers]
-    kl = np.zeros((len(points), len(ids)))
     with torch.inference_mode():
         states_a, states_b = forward_states(lm_a, **batch_inputs(lm_a, [ids])), forward_states(lm_b, **batch_inputs(lm_b, [ids]))
-        for j, (pa, pb) in enumerate(zip(points, points_b, strict=True)):
-            la = torch.log_softmax(lm_a.adapter.logits(lm_a.model, states_a[pa][0]).float(), dim=-1)
-            lb = torch.log_softmax(lm_b.adapter.logits(lm_b.model, states_b[pb][0]).float().to(la.device), dim=-1)
-            kl[j] = (la.exp() * (la - lb)).sum(-1).clamp_min(0).cpu().numpy()
+        rows_a = torch.stack([states_a[p][0] for p in points]).flatten(0, 1)
+        rows_b = torch.stack([states_b[p][0] for p in points_b]).flatten(0, 1)
+        kl = lens_kl(lm_a, lm_b, rows_a, rows_b).kl.reshape(len(points), len(ids)).double().numpy()
     return PromptLensKL(lm_a.name, lm_b.name, points, kl, notes)

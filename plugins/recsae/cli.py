@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from plugins.recsae import actions
+from workbench.cli_options import HomeOpt, settings_for
 from workbench.errors import ConfigError
-from workbench.jobs.cli import HomeOpt, job_command, settings_for
+from workbench.jobs.commands import job_command
 from workbench.sae.job_configs import SAE_FLAGS, LMSAEJobConfig, RecSAEJobConfig
 
 sae_app = typer.Typer(help="SAE concept dictionaries: train RecSAE on interaction data, list its concepts, intervene on latents.",

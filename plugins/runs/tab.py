@@ -22,6 +22,15 @@ from workbench.jobs.registry import JobType
 from workbench.sae.synthetic import synthetic_paths
 
 REFRESH_S = 2.0
+# A link to a run (``/?tab=runs&run=<id>``, e.g. from the Labeling tab's loop panel) opens this tab on load;
+# on_load selects the run. Tabs past the bar's width sit in its overflow menu, opened first.
+OPEN_FROM_ADDRESS_JS = """() => {
+  if (new URLSearchParams(window.location.search).get("tab") !== "runs") return;
+  const find = () => [...document.querySelectorAll("[role=tab]")].find((b) => b.textContent.trim() === "Runs");
+  let tab = find();
+  if (!tab) { document.querySelector(".overflow-menu > button")?.click(); tab = find(); }
+  tab?.click();
+}"""
 PLOT_EVERY_S = 10.0
 
 
@@ -95,8 +104,9 @@ def build_runs_tab(ctx: Any) -> None:
             return error_markdown(exc), None, ""
 
     def on_load(request: gr.Request) -> tuple[Any, Any, Any]:
+        """Reattach: the run the address names (``?tab=runs&run=<id>``, the links other tabs give), else the newest active one."""
         try:
-            return (*listing(request.username), gr.skip())
+            return (*listing(request.username, request.query_params.get("run")), gr.skip())
         except WorkbenchError as exc:
             return [], gr.Dropdown(choices=[], value=None), error_markdown(exc)
 
@@ -118,6 +128,7 @@ def build_runs_tab(ctx: Any) -> None:
     resume.click(job_ui.control_handler(ctx, manager, "resume"), inputs=run_id, outputs=[start_status, table, run_id])
     run_id.change(show, inputs=run_id, outputs=view)
     gr.on(triggers=None, fn=on_load, outputs=[table, run_id, status])  # page load: reattach
+    gr.on(triggers=None, fn=None, js=OPEN_FROM_ADDRESS_JS)  # ?tab=runs opens this tab
 
     def tick(rid: str | None, drawn: tuple[str, int, float] | None, request: gr.Request) -> tuple[Any, ...]:
         """While the selected run is live (or just ended): table, status and log every tick, the plot

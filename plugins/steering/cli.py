@@ -11,29 +11,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from plugins.steering.progress import ProgressText
+from workbench.cli_options import HomeOpt, host_of, settings_for, table
 from workbench.context import AppContext
 from workbench.errors import ConfigError
-from workbench.jobs.cli import follow, host_of, manager_for, settings_for
+from workbench.jobs.commands import follow, manager_for
 from workbench.loop import read_prompt_file, start_steering_blind_session
 from workbench.models.embedded import DEMO_MODEL_NAME
 
 steer_app = typer.Typer(help="Steering vectors: list them, fit one from a session's votes, blind-test a steering setting.",
                         no_args_is_help=True)
 
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Catalog name or folder of the causal LM (default: the demo model).")]
-
-
-def _table(rows: list[list[Any]], columns: list[str]) -> str:
-    widths = [max([len(c), *(len(str(r[i])) for r in rows)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(lines)
 
 
 def parse_vector_options(values: list[str]) -> list[tuple[str, float]]:
@@ -59,7 +52,8 @@ def vectors(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
     saved = list_vectors(settings_for(home))
     rows = [[v.name, v.layer, v.method, v.d_model, round(v.scale, 3), v.info.get("model", ""), v.info.get("session", "")] for v in saved]
     columns = ["vector", "layer", "method", "d_model", "scale", "model", "session"]
-    typer.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows]) if as_json else _table(rows, columns))
+    records = [dict(zip(columns, r, strict=True)) for r in rows]
+    typer.echo(json.dumps(records) if as_json else table(records, columns))
 
 
 @steer_app.command("from-session")
@@ -86,7 +80,7 @@ def from_session(
             typer.echo(status.text())
 
     rows = fit_from_votes(app_ctx, session, method, layers, model=model or DEMO_MODEL_NAME, progress=progress)
-    typer.echo(_table(rows, VECTOR_COLUMNS))
+    typer.echo(table([dict(zip(VECTOR_COLUMNS, r, strict=True)) for r in rows], VECTOR_COLUMNS))
     typer.echo(f"saved {len(rows)} vector(s); `workbench steer blind --vector NAME=COEF …` blind-tests one.")
 
 

@@ -40,6 +40,7 @@ from workbench.training.logprobs import encode_pair
 
 Progress = Callable[[int, int], None]
 TOKEN_CHUNK = 1024  # response positions unembedded at once: bounds the [positions, vocab] block
+READOUT_CHUNK = 512  # lens rows unembedded at once per model: near the full matmul rate, ~100 MB of fp32 logits
 TOKEN_NOISE = 1e-5  # nats: a token's mean log-prob shift below this is float noise, not a change
 SPLIT_GROUPS = ("train", "held_out", "never_seen")  # a run's pairs, the ones it held out, and pairs it was never given
 
@@ -139,8 +140,57 @@ def _forward(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, resp: torch
     return _Pass(pooled, lens_states, pref_states, torch.cat(logp) if logp else torch.zeros(0, device=ids.device))
 
 
-def _lens_logp(lm: LoadedModel, states: torch.Tensor) -> torch.Tensor:
-    return torch.log_softmax(lm.adapter.logits(lm.model, states).float(), dim=-1)
+@dataclass
+class LensRows:
+    """Two models' logit lens read out at the same rows of states."""
+
+    kl: torch.Tensor  # [rows] KL(A ‖ B) of the two lens distributions, nats, on the CPU
+    logp_a: torch.Tensor | None  # [rows, k] A's log-probabilities of the asked tokens (None: none asked)
+    logp_b: torch.Tensor | None
+
+
+def lens_kl(lm_a: LoadedModel, lm_b: LoadedModel, states_a: torch.Tensor, states_b: torch.Tensor,
+            tokens: torch.Tensor | None = None) -> LensRows:
+    """KL(A ‖ B) between A's and B's logit lens, row by row, over ``[rows, d]`` residual states.
+
+    Every lens point's rows go through the unembedding together, ``READOUT_CHUNK`` rows at a
+    time: one ``[rows, vocab]`` matmul per chunk runs near the machine's matmul rate, where one
+    call per point with a few rows reads the whole unembedding for each (a few rows: 1/7 of it).
+    ``tokens`` ``[rows, k]`` asks for each model's log-probabilities of k tokens per row as well.
+    Both models read the same chunk shapes, so one model against itself gives exactly 0.
+    """
+    kl, logp_a, logp_b = [], [], []
+    for i in range(0, len(states_a), READOUT_CHUNK):
+        la = torch.log_softmax(lm_a.adapter.logits(lm_a.model, states_a[i:i + READOUT_CHUNK].to(lm_a.device)).float(), dim=-1)
+        lb = torch.log_softmax(lm_b.adapter.logits(lm_b.model, states_b[i:i + READOUT_CHUNK].to(lm_b.device)).float(), dim=-1)
+        lb = lb.to(la.device)
+        if tokens is not None:
+            idx = tokens[i:i + READOUT_CHUNK].to(la.device)
+            logp_a.append(la.gather(-1, idx).cpu())
+            logp_b.append(lb.gather(-1, idx).cpu())
+        diff = la - lb
+        kl.append(la.exp_().mul_(diff).sum(-1).clamp_min(0).cpu())
+    empty = torch.zeros(0)
+    return LensRows(torch.cat(kl) if kl else empty, torch.cat(logp_a) if logp_a else None, torch.cat(logp_b) if logp_b else None)
+
+
+def _batch(enc: _Encoded, rows: np.ndarray, lengths: np.ndarray, lens_positions: int,
+           pad: int) -> tuple[torch.Tensor, torch.Tensor, tuple[list[int], list[int]], tuple[list[int], list[int], list[int]]]:
+    """One batch's padded ids, response mask, (row, position) of its lens reads and of its preference reads
+    (with the chosen texts they come from)."""
+    width = int(lengths[rows].max())
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    resp = torch.zeros((len(rows), width), dtype=torch.bool)
+    lens_r, lens_c, pref_r, pref_c, pref_rows = [], [], [], [], []
+    for r, i in enumerate(rows):
+        ids[r, :lengths[i]] = torch.tensor(enc.ids[i])
+        resp[r, enc.starts[i]:lengths[i]] = True
+        pos = _lens_positions(enc.starts[i], int(lengths[i]), lens_positions)
+        lens_r += [r] * len(pos)
+        lens_c += pos.tolist()
+        if enc.pref_pos[i] >= 0:
+            pref_r.append(r), pref_c.append(enc.pref_pos[i]), pref_rows.append(int(i))
+    return ids, resp, (lens_r, lens_c), (pref_r, pref_c, pref_rows)
 
 
 @dataclass
@@ -299,43 +349,33 @@ def model_diff(lm_a: LoadedModel, lm_b: LoadedModel, pairs: Sequence[Pair], *, b
     shift = np.zeros(len(token_ids))
     pad = lm_a.tokenizer.pad_token_id if lm_a.tokenizer.pad_token_id is not None else 0
     order = np.argsort(-lengths, kind="stable")
-    device = lm_a.device
     for b0 in range(0, n_texts, batch_size):
         rows = order[b0:b0 + batch_size]
-        width = int(lengths[rows].max())
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        resp = torch.zeros((len(rows), width), dtype=torch.bool)
-        lens_r, lens_c, pref_r, pref_c, pref_rows = [], [], [], [], []
-        for r, i in enumerate(rows):
-            ids[r, :lengths[i]] = torch.tensor(enc.ids[i])
-            resp[r, enc.starts[i]:lengths[i]] = True
-            pos = _lens_positions(enc.starts[i], int(lengths[i]), lens_positions)
-            lens_r += [r] * len(pos)
-            lens_c += pos.tolist()
-            if enc.pref_pos[i] >= 0:
-                pref_r.append(r), pref_c.append(enc.pref_pos[i]), pref_rows.append(int(i))
-        mask = (torch.arange(width)[None, :] < torch.as_tensor(lengths[rows])[:, None]).long()
+        ids, resp, (lens_r, lens_c), (pref_r, pref_c, pref_rows) = _batch(enc, rows, lengths, lens_positions, pad)
+        mask = (torch.arange(ids.shape[1])[None, :] < torch.as_tensor(lengths[rows])[:, None]).long()
         targets = ids[resp]
-        idx = lambda r, c: (torch.tensor(r, dtype=torch.long, device=device), torch.tensor(c, dtype=torch.long, device=device))  # noqa: E731
+        idx = lambda r, c: (torch.tensor(r, dtype=torch.long, device=lm_a.device), torch.tensor(c, dtype=torch.long, device=lm_a.device))  # noqa: E731
         out = {}
         with torch.inference_mode():
             for key, lm in (("a", lm_a), ("b", lm_b)):
                 out[key] = _forward(lm, ids.to(lm.device), mask.to(lm.device), resp.to(lm.device), targets.to(lm.device),
                                     idx(lens_r, lens_c), idx(pref_r, pref_c))
-            sel = {"a": points_a, "b": points_b}
-            for j in range(n_pts):
-                la = _lens_logp(lm_a, out["a"].lens_states[points_a[j]])
-                lb = _lens_logp(lm_b, out["b"].lens_states[points_b[j]].to(lm_a.device))
-                kl_sum[j] += float((la.exp() * (la - lb)).sum(-1).clamp_min(0).sum())
-            kl_count += len(lens_r)
-            pref_tok = torch.tensor([enc.pref_tokens[i] for i in pref_rows], dtype=torch.long).reshape(-1, 2)
-            for key, lm in (("a", lm_a), ("b", lm_b)):
+            # Per lens point its lens rows, then its preference rows: all read out together, once per batch.
+            read = {key: torch.cat([out[key].lens_states[pts], out[key].pref_states[pts]], 1)
+                    for key, pts in (("a", points_a), ("b", points_b))}
+            n_lens, per_point = len(lens_r), len(lens_r) + len(pref_rows)
+            pref_tok = torch.zeros((n_pts, per_point, 2), dtype=torch.long)
+            pref_tok[:, n_lens:] = torch.tensor([enc.pref_tokens[i] for i in pref_rows], dtype=torch.long).reshape(-1, 2)
+            lens = lens_kl(lm_a, lm_b, read["a"].flatten(0, 1), read["b"].flatten(0, 1), pref_tok.flatten(0, 1))
+            kl_sum += lens.kl.reshape(n_pts, per_point)[:, :n_lens].sum(1).double().numpy()
+            kl_count += n_lens
+            for key, lp in (("a", lens.logp_a), ("b", lens.logp_b)):
                 p = out[key]
-                for j, point in enumerate(sel[key]):
+                for j, point in enumerate(points_a if key == "a" else points_b):
                     pooled[key][j][rows] = p.pooled[point].cpu().numpy()
-                    if pref_rows:
-                        lp = _lens_logp(lm, p.pref_states[point]).cpu()
-                        pref[key][pref_rows, j] = (lp.gather(-1, pref_tok[:, :1]) - lp.gather(-1, pref_tok[:, 1:]))[:, 0].numpy()
+                if pref_rows:
+                    lp = lp.reshape(n_pts, per_point, 2)[:, n_lens:]  # type: ignore[union-attr]
+                    pref[key][pref_rows] = (lp[..., 0] - lp[..., 1]).T.numpy()
                 tok_lp = p.token_logp.cpu().numpy().astype(np.float64)
                 # Token rows come out in row-major order of the batch: text rows[0]'s tokens, then rows[1]'s ...
                 cuts = np.concatenate([[0], np.cumsum(n_tokens[rows])])

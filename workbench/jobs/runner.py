@@ -27,7 +27,7 @@ from workbench.settings import Settings
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     proc = _CHILDREN.get(pid)
     if proc is not None:
         return proc.poll() is None
@@ -66,7 +66,7 @@ class Run:
         """The manifest, marking the run failed if its process died without reporting."""
         m = files.read_manifest(self.dir)
         pid = m.pid if m.pid is not None else files.read_pid(self.dir)  # the worker may not have reported in yet
-        if m.status in ACTIVE and pid is not None and not _pid_alive(pid):
+        if m.status in ACTIVE and pid is not None and not pid_alive(pid):
             m = files.read_manifest(self.dir)  # it may have finished between the two reads
             if m.status in ACTIVE:
                 proc = _CHILDREN.get(pid)
@@ -129,7 +129,7 @@ class Run:
         if m.status not in ACTIVE:
             raise ConfigError(f"Run {self.id} is {m.status}; only a queued or running run can be cancelled.")
         (self.dir / files.CANCEL).touch()
-        if m.pid is not None and _pid_alive(m.pid):
+        if m.pid is not None and pid_alive(m.pid):
             try:
                 os.kill(m.pid, signal.SIGTERM)
             except ProcessLookupError:

@@ -9,10 +9,14 @@ layer's pooled residual stream through the activation cache, as PAL training doe
 simplex) is fitted to the decisive votes, the annotator being PAL's user: the answer nearer the
 annotator's ideal point u_i wins, P(a ≻ b) = σ(‖g(b) − u_i‖² − ‖g(a) − u_i‖²).
 
-- Distances between ideal points are in units of the spread of the voted answers in the latent
-  space (root mean squared distance of g(x, y) from its mean), so refits are comparable; their
-  interval is the percentile bootstrap over votes (each annotator's votes resampled, the model
-  refitted from the same initialisation).
+- Distances between ideal points are relative to the mean distance between annotators' ideal
+  points in the same fit (1 = as far apart as two annotators are on average): a refit may shrink
+  or stretch the latent space as a whole (weight decay acts on it), which this ratio ignores. In
+  units of the answers' spread instead, the bootstrap refits came out shorter than the fit on
+  all votes, and 95 % percentile intervals missed their point estimates. Their interval is the
+  percentile bootstrap over votes (each annotator's votes resampled). Every
+  refit, and the point estimate itself, continues from one first fit on all votes with the same
+  budget, so all of them live in one latent frame and share the same shrinkage.
 - The 2-D point for display is the PCA projection of the ideal points (scikit-learn).
 - Agreement with the factor groups: the ideal points of the non-noisy annotators are clustered
   (average linkage, as many clusters as there are factor groups) and compared with the factor
@@ -58,19 +62,22 @@ def _vote_pairs(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> list[Pa
     return out
 
 
-def _fit(data: PrefData, n_users: int, seed: int, epochs: int) -> PALModel:
+def _fit(data: PrefData, n_users: int, seed: int, epochs: int, start: PALModel | None = None) -> PALModel:
+    """PAL-A on the votes; ``start`` (the fit on all votes) warm-starts a bootstrap refit, so every
+    resample stays in the same latent frame instead of finding a rotated or relabelled one."""
     model = PALModel(data.items.shape[1], data.prompts.shape[1], n_users, min(n_users, K_MAX), DIM, "A", HIDDEN, seed)
+    if start is not None:
+        model.load_state_dict(start.state_dict())
     fit(model, data, epochs=epochs, lr=1e-2, batch_size=128, weight_decay=WEIGHT_DECAY, seed=seed)
     return model
 
 
-def _distances(model: PALModel, data: PrefData) -> np.ndarray:
-    """Pairwise distances of the ideal points, in units of the voted answers' spread in g's space."""
+def _distances(model: PALModel) -> np.ndarray:
+    """Pairwise distances of the ideal points over their mean (1 = as far apart as two annotators are on average)."""
     with torch.no_grad():
-        points = model.ideal_points()
-        z = torch.cat([model.item_map(torch.cat([data.prompts[data.prompt], data.items[side]], -1)) for side in (data.a, data.b)])
-        spread = float(torch.sqrt(((z - z.mean(0)) ** 2).sum(-1).mean()))
-        return (torch.cdist(points, points) / max(spread, 1e-8)).numpy()
+        d = torch.cdist(model.ideal_points(), model.ideal_points())
+    n = d.shape[0]
+    return (d / max(float(d.sum()) / max(n * (n - 1), 1), 1e-8)).numpy()
 
 
 def _resample(data: PrefData, rng: np.random.Generator) -> PrefData:
@@ -91,10 +98,11 @@ def ideal_points(pairs: Sequence[Pair], judgments: Sequence[Judgment], embed: Ca
         raise DataError("No decisive (A or B) vote, so no annotator has an ideal point.", hint="Vote on some pairs first.")
     built = build_pref_data(votes, embed, user_field=USER)
     users, data = built.users, built.data
-    model = _fit(data, len(users), seed, epochs)
-    dist = _distances(model, data)
+    first = _fit(data, len(users), seed, epochs)
+    model = _fit(data, len(users), seed, epochs, first)  # the same budget from the same start as every bootstrap refit
+    dist = _distances(model)
     rng = np.random.default_rng(seed)
-    boot = np.stack([_distances(_fit(sample, len(users), seed, epochs), sample)
+    boot = np.stack([_distances(_fit(sample, len(users), seed, epochs, first))
                      for sample in (_resample(data, rng) for _ in range(resamples))]) if resamples else dist[None]
     tail = (1 - level) / 2
     low, high = np.quantile(boot, tail, axis=0), np.quantile(boot, 1 - tail, axis=0)
@@ -111,9 +119,9 @@ def ideal_points(pairs: Sequence[Pair], judgments: Sequence[Judgment], embed: Ca
     return {"annotators": per, "grouping": _grouping(users, dist, groups),
             "fit": {"train_accuracy": accuracy(model, data), "votes": len(data), "prototypes": model.k, "dim": DIM,
                     "epochs": epochs, "resamples": resamples, "level": level},
-            "units": "distance between ideal points over the root mean squared spread of the voted answers in PAL's latent space",
-            "interval": "percentile bootstrap over each annotator's votes, refitted from the same initialisation; a distance "
-                        "is never negative, so the resamples of a near-zero distance lie above it",
+            "units": "distance between two ideal points over the mean distance between annotators' ideal points in the same fit",
+            "interval": "percentile bootstrap over each annotator's votes; each refit, like the point estimate, continues "
+                        "from one fit on all votes; a distance is never negative, so a near-zero one can sit at its interval's edge",
             "model": "PAL-A: P(a beats b | annotator i) = sigmoid(|g(b) - u_i|^2 - |g(a) - u_i|^2), u_i on the simplex of K prototypes"}
 
 

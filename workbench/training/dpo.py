@@ -133,7 +133,9 @@ def train_dpo(job: JobContext) -> bool:
     cfg = DPOJobConfig.from_dict(job.config)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    lm = job.load_model(cfg.model, device="cpu", dtype="float32")  # the trainer places it; float32 master weights
+    lm = job.load_model(cfg.model, device="cpu", dtype="float32", stop_inside=False)  # the trainer places it; float32 master weights
+    if cfg.num_processes == 1:  # one process: a cancel stops inside a step's forward or backward (ranks stop together at a step's end)
+        job.stop_inside(lm.adapter.layers(lm.model), backward=True)
     tok = lm.tokenizer
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -165,7 +167,13 @@ def train_dpo(job: JobContext) -> bool:
     resume_from = job.latest_checkpoint() if job.resume else None
     if job.resume:
         job.log.info("resuming from %s", resume_from or "the start (no checkpoint was saved)")
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except JobCancelled:  # mid-step: the weights and optimizer are still those of the last finished step
+        if trainer.state.global_step > 0:
+            trainer._save_checkpoint(trainer.model, trial=None)  # what the trainer writes at a step's end; resume reads it
+        job.log.info("cancelled inside training step %d", trainer.state.global_step + 1)
+        return False
     if callback.cancelled:
         return False
     out = job.run_dir / OUTPUT[cfg.method]

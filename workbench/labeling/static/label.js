@@ -155,10 +155,19 @@
     if (choice === "left" || choice === "right") body.strength = strength;
     const answer = await api(mine("/votes"), {method: "POST", body, token: who.token});
     await showNext(answer.next, choice === "skip" ? "✓ Skipped." : "✓ Saved.");
+    if (choice !== "skip") tellTheTab(it);
     if (me.role === "owner" && ++votesSinceBias >= BIAS_EVERY) {
       votesSinceBias = 0;
       showBias();  // not awaited: the next vote never waits for the statistics
     }
+  }
+
+  // Embedded in the Labeling tab: tell it which pair was just voted on (and in which order it was
+  // shown), so it can show the session's model scores for it, after the vote and never before.
+  function tellTheTab(it) {
+    if (window.parent === window) return;
+    window.parent.postMessage({type: "wb-label-voted", session, annotator: who.annotator, pair_id: it.pair_id,
+                               displayed_order: it.displayed_order}, location.origin);
   }
 
   // The owner watches position and length effects while labeling: each with its interval and
