@@ -14,7 +14,7 @@ from pg import PASSWORD
 from workbench import store as store_module
 from workbench.data.readers import read_pairs
 from workbench.data.types import Pair
-from workbench.db import connect_postgres, connect_sqlite, is_url
+from workbench.db import connect_postgres, connect_sqlite, is_url, mask_url
 from workbench.errors import ConfigError, DataError
 from workbench.settings import Settings
 from workbench.store import MIGRATIONS, Store
@@ -293,3 +293,9 @@ def test_a_store_outlives_a_postgresql_restart(postgres) -> None:
             assert conn.execute("SELECT COUNT(*) FROM pairs").fetchone()[0] == 3
         st.import_pairs("after", make_pairs(2))
         assert st.count_pairs("after") == 2
+
+
+def test_mask_url_hides_every_password_form() -> None:
+    assert mask_url("postgresql://wb:pw@db:5432/wb?sslmode=require") == "postgresql://wb:***@db:5432/wb?sslmode=require"
+    assert mask_url("postgresql://db/wb?user=wb&password=pw&sslmode=require") == "postgresql://db/wb?user=wb&password=***&sslmode=require"
+    assert mask_url("postgresql://wb@db/wb") == "postgresql://wb@db/wb"
