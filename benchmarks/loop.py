@@ -327,20 +327,25 @@ def chat_ratio(lm: LoadedModel, args: argparse.Namespace) -> None:
 
 
 # -- cancel every job type -----------------------------------------------------------------
-def cancel_seconds(manager: JobManager, job_type: str, config: dict[str, Any], started: Callable[[dict[str, Any]], bool]) -> tuple[float, str, str]:
-    """Start a job, cancel it once ``started(progress)``; (seconds until cancelled and the worker gone, status, stage)."""
+def cancel_seconds(manager: JobManager, job_type: str, config: dict[str, Any],
+                   started: Callable[[dict[str, Any]], bool]) -> tuple[float, float, str, str]:
+    """Start a job, cancel it once ``started(progress)``; (seconds until the worker is gone, until the run
+    said cancelled, status, where it was)."""
     run = manager.submit(job_type, config)
     deadline = time.monotonic() + 900
     while not started(p := run.progress()):
         if not run.is_active() or time.monotonic() > deadline:
             raise RuntimeError(f"{job_type} run {run.id} is {run.status} before reaching its stage:\n{run.log_tail(30)}")
         time.sleep(0.02)
-    t0 = time.perf_counter()
+    t0, said = time.perf_counter(), None
     run.cancel()
     while (m := run.manifest).status in ACTIVE or (m.pid is not None and pid_alive(m.pid)):
+        if said is None and m.status not in ACTIVE:
+            said = time.perf_counter() - t0
         time.sleep(0.02)
+    gone = time.perf_counter() - t0
     where = f"{p.get('stage')} {p.get('step')}/{p.get('total')} {p.get('message', '')[:50]}"
-    return time.perf_counter() - t0, m.status, where
+    return gone, gone if said is None else said, m.status, where
 
 
 def rsf_reward_model(ctx: AppContext, lm: LoadedModel) -> str:
@@ -375,8 +380,8 @@ def cancel_jobs(ctx: AppContext, lm: LoadedModel, session: str, pal_session: str
         if job_type not in manager.types:
             print(f"cancel_seconds_{name}: n/a (no job type {job_type!r}: is its plugin installed?)")
             continue
-        seconds, status, where = cancel_seconds(manager, job_type, config, started)
-        print(f"cancel_seconds_{name}: {seconds:.2f} ({status}; cancelled at {where})")
+        seconds, said, status, where = cancel_seconds(manager, job_type, config, started)
+        print(f"cancel_seconds_{name}: {seconds:.2f} ({status} after {said:.2f} s, then the process exited; cancelled at {where})")
     missing = sorted(set(manager.types) - {job_type for job_type, _, _ in jobs.values()})
     if missing:
         print(f"note: job types not measured here: {', '.join(missing)}")

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_annotators import demo_pairs, voters
+from typer.testing import CliRunner
 
+from plugins.labeling.cli import label_app
 from plugins.labeling.manage import annotators_markdown
 from workbench.app.ui import md_escape
 from workbench.data.types import Judgment, Outcome, Pair
@@ -116,3 +118,17 @@ def test_the_statistics_block_shows_the_ideal_points_of_a_picked_model(tmp_path:
     broken = annotators_markdown(lab, "s", None, model="no-such-model", models=models)
     assert "⚠️ Ideal points on no-such-model:" in broken and "| ann |" in broken  # the factor analysis stays
     assert "ideal point: nearest" not in annotators_markdown(lab, "s", None)
+
+
+def test_the_cli_places_annotators_at_ideal_points_with_model(tmp_path: Path, tiny_checkpoint) -> None:
+    """``workbench label annotators S --model M``: the ideal points line and each row's point, in text and JSON."""
+    small_session(tmp_path)  # its store is the home's workbench.sqlite
+    model = str(tiny_checkpoint("llama"))
+    args = ["annotators", "s", "--model", model, "--resamples", "2", "--home", str(tmp_path)]
+    text = CliRunner().invoke(label_app, args)
+    assert text.exit_code == 0, text.output
+    assert f"ideal points ({model}):" in text.output and "ideal point: nearest" in text.output
+    rows = json.loads(CliRunner().invoke(label_app, [*args, "--json"]).stdout)
+    assert {r["annotator"] for r in rows} == {"ann", "bea", "cyd"} and all("ideal_point" in r for r in rows)
+    missing = CliRunner().invoke(label_app, ["annotators", "s", "--model", "no-such-model", "--home", str(tmp_path)])
+    assert missing.exit_code != 0

@@ -231,15 +231,20 @@ def annotators(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session name.")],
     candidate: Annotated[str | None, typer.Option("--candidate", help="Also say whether this source won, per taste group.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Also place each annotator at a PAL ideal point among this model's "
+                                                              "features of the answers (catalog name or path).")] = None,
+    resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap refits for the ideal-point distances' intervals.")] = 20,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
 ) -> None:
     """Noisy, or a different taste? Per annotator: taste (factor weights with intervals), taste
-    group, competence (consensus within the group, gold, self-consistency) and a noisy flag with its evidence."""
+    group, competence (consensus within the group, gold, self-consistency) and a noisy flag with its
+    evidence; with ``--model``, each annotator's PAL ideal point and its distance to the others."""
     from workbench.preference.annotators import annotator_rows, group_verdicts, session_annotators  # scipy: only this command
 
-    lab = _labeling(ctx, home)
-    analysis = session_annotators(lab, session)
+    wb = context_for(ctx, home)
+    lab = labeling_store(wb)
+    analysis = session_annotators(lab, session, model=model, models=wb.model_service if model else None, resamples=resamples)
     by_group = group_verdicts(lab, session, candidate, analysis=analysis) if candidate else None
     if as_json:
         typer.echo(json.dumps(_clean(analysis["annotators"]), indent=1))
@@ -247,6 +252,11 @@ def annotators(
     typer.echo(f"session {session}: {len(analysis['annotators'])} annotator(s), taste groups "
                + (", ".join(f"{g}: {', '.join(m)}" for g, m in analysis["groups"].items()) or "none")
                + f"; noisy = no test (taste LR, one factor, majority, gold, repeats) significant at {analysis['alpha']} (Bonferroni)")
+    if "ideal_points" in analysis:
+        g = analysis["ideal_points"]["grouping"]
+        typer.echo(f"ideal points ({analysis['ideal_points']['feature_model']}): "
+                   + (", ".join(f"{c}: {', '.join(m)}" for c, m in g["clusters"].items()) or "no clusters")
+                   + (f"; adjusted Rand vs taste groups {g['adjusted_rand']:.2f}" if g["adjusted_rand"] is not None else f"; {g['note']}"))
     rows = annotator_rows(analysis)
     if rows:
         typer.echo(table(rows, list(rows[0])))

@@ -99,12 +99,7 @@ def report_markdown(report: dict[str, Any], verdict: dict[str, Any]) -> str:
         lines.append(f"⚠️ {tables['factors_error']}")
     else:
         lines += _md_table(["factor", "coefficient (log-odds)", "95% CI", "odds ratio", "p"], [list(r.values()) for r in tables["factors"]])
-    rows = [list(r) for r in agreement_rows(a)]
-    if soft := a.get("alpha_vote_value"):
-        ci = f" [{soft['ci'][0]:.2f}, {soft['ci'][1]:.2f}]" if soft["ci"] else ""
-        rows.append([f"Krippendorff's α, {soft['metric']} ({a['soft_votes']} soft votes)",
-                     f"{fmt_num(soft['alpha'])}{ci}, {soft['items']} items, {soft['values']} values"])
-    lines += ["", "#### Agreement", ""] + _md_table(["agreement", "value"], rows)
+    lines += ["", "#### Agreement", ""] + _md_table(["agreement", "value"], [list(r) for r in agreement_rows(a)])
     return "\n".join(lines)
 
 

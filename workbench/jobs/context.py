@@ -88,6 +88,8 @@ class JobContext:
         """
         from workbench.models.resolve import load  # imports torch: only jobs that load a model pay for it
 
+        if self.should_stop():  # a load (a first-use conversion, on a busy CPU) took 10 s that nobody waits for
+            raise JobCancelled("before loading a model")
         lm = load(self.settings, name_or_path, device=device, dtype=dtype)
         if stop_inside:
             self.stop_inside(lm.adapter.layers(lm.model))

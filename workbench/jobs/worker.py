@@ -66,7 +66,10 @@ def run(run_dir: Path) -> int:
     activate(ctx)  # a generate() deep in the job stops at the next token once this run is cancelled
     output, error, tb, status = None, None, None, "finished"
     try:
-        output = import_entry(m.entry)(ctx)
+        job = import_entry(m.entry)  # its imports (torch, transformers) take seconds: a cancel may come meanwhile
+        if ctx.should_stop():
+            raise JobCancelled("before the job started")
+        output = job(ctx)
         if ctx.should_stop():
             status = "cancelled"
         elif output is not None and not (run_dir / output).exists():

@@ -138,10 +138,14 @@ def agreement_rows(agreement: dict[str, Any]) -> list[tuple[str, str]]:
         left = f"{fmt_num(bias['rate'])} of {bias['decisive']}; {bias['note']}"
     else:
         left = f"{fmt_num(bias['rate'])} of {bias['decisive']}, p = {fmt_num(bias['p_value'])}"
-    return [
+    rows = [
         ("Cohen's κ (mean over annotator pairs)", value(agreement["cohen_mean"])),
         (f"Fleiss' κ ({agreement['items_with_overlap']} items with ≥ 2 votes)", value(agreement["fleiss_kappa"])),
         ("Krippendorff's α, nominal outcome", value(agreement["alpha_nominal"])),
         ("Krippendorff's α, ordinal strength", value(agreement["alpha_ordinal_strength"])),
-        ("left response wins (position bias)", left),
     ]
+    if soft := agreement.get("alpha_vote_value"):  # only a session with soft votes has it
+        ci = f" [{soft['ci'][0]:.2f}, {soft['ci'][1]:.2f}]" if soft["ci"] else ""
+        rows.append((f"Krippendorff's α, {soft['metric']} ({agreement['soft_votes']} soft votes)",
+                     f"{fmt_num(soft['alpha'])}{ci}, {soft['items']} items, {soft['values']} values"))
+    return [*rows, ("left response wins (position bias)", left)]
