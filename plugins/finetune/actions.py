@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+from matplotlib.figure import Figure
+
 from workbench.app import ui
 from workbench.app.auth import require_owner
 from workbench.errors import ConfigError
@@ -152,28 +155,42 @@ def pal_results_columns(run: Run) -> list[str]:
     return ["model", "seen users", *[f"unseen, {k} shots" for k in run.manifest.summary.get("unseen", {}).get("shots", {})]]
 
 
+def latent_coordinates(view: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
+    """Users' and prototypes' PCA points centred and divided by their joint spread, so the axes read
+    −1…1 whatever the run's scale (one read 1e-6 before), and a note when the users cannot be told apart."""
+    points, protos = np.asarray(view["points"], dtype=float), np.asarray(view["prototypes"], dtype=float)
+    both = np.vstack([points, protos])
+    spread = float(np.ptp(both, axis=0).max()) if len(both) else 0.0
+    users_spread = float(np.ptp(points, axis=0).max()) if len(points) > 1 else 0.0
+    note = "all users' weights are equal: PAL found one taste" if users_spread <= EQUAL_SPREAD * max(spread, 1.0) else ""
+    if spread <= 0:
+        return points * 0, protos * 0, note
+    centre = both.mean(axis=0)
+    return (points - centre) / spread, (protos - centre) / spread, note
+
+
+EQUAL_SPREAD = 1e-3  # users' points closer than this (relative to the plot's spread, or absolutely) are one point
+
+
 def latent_figure(run: Run, model: str = "PAL-A") -> Any:
     """Prototypes (stars) and users' ideal points, coloured by their true group when known."""
-    import matplotlib  # matplotlib: only in latent_figure()
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # matplotlib: only in latent_figure()
-
     path = run.dir / "pal" / "latent.json"
     if not path.exists():
         return None
     view = json.loads(path.read_text(encoding="utf-8")).get(model)
     if view is None:
         return None
-    fig, ax = plt.subplots(figsize=(5, 4))
-    pts = list(zip(*view["points"], strict=True))
+    points, protos, note = latent_coordinates(view)
+    fig = Figure(figsize=(5, 4))  # no pyplot: its global figure list is not safe across server threads
+    ax = fig.subplots()
     groups = view["groups"]
     colors = [g if isinstance(g, int) else 0 for g in groups]
-    ax.scatter(pts[0], pts[1], c=colors, cmap="tab10", s=18, label="users")
-    protos = list(zip(*view["prototypes"], strict=True))
-    ax.scatter(protos[0], protos[1], marker="*", s=220, c="black", label="prototypes")
-    ax.set_title(f"{model}: " + ("ideal points" if view["variant"] == "A" else "users' simplex weights") + " (PCA)")
+    ax.scatter(points[:, 0], points[:, 1], c=colors, cmap="tab10", s=18, label="users")
+    ax.scatter(protos[:, 0], protos[:, 1], marker="*", s=220, c="black", label="prototypes")
+    ax.set_title(f"{model}: " + ("ideal points" if view["variant"] == "A" else "users' simplex weights") + " (PCA)"
+                 + (f"\n{note}" if note else ""), fontsize=9)
+    ax.set_xlabel("PC 1 (share of the spread)")
+    ax.set_ylabel("PC 2 (share of the spread)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    plt.close(fig)
     return fig

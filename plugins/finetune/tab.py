@@ -78,28 +78,39 @@ def build_finetune_tab(ctx: Any) -> None:
     curves = gr.Plot(label="Training curves")
     with gr.Accordion("Before / after", open=True):
         before_after = gr.Dataframe(headers=actions.BEFORE_AFTER_COLUMNS, interactive=False, label="Pair accuracy and log-prob margin", elem_id="ft-before-after")
-        samples = gr.Dataframe(headers=actions.SAMPLE_COLUMNS, interactive=False, wrap=True, label="Sample generations (greedy)")
+        samples = gr.Dataframe(headers=actions.SAMPLE_COLUMNS, interactive=False, wrap=True, label="Sample generations (greedy)",
+                                   elem_id="ft-samples")
         pal_results = gr.Dataframe(interactive=False, label="PAL vs Bradley–Terry accuracy", elem_id="ft-pal-results")
-        latent = gr.Plot(label="Latent view: prototypes and users")
+        latent = gr.Plot(label="Latent view: prototypes and users", elem_id="ft-latent")
     log = gr.Textbox(label="Log tail", lines=12, max_lines=12, autoscroll=True, elem_id="ft-log")
 
     def run_choices(selected: str | None = None) -> tuple[Any, Any]:
         return job_ui.run_list(manager, selected, own)
 
     def show(rid: str | None) -> tuple[Any, ...]:
+        """The selected run's status, curves and tables: only the panels its job type has (a PAL run showed
+        DPO's empty before/after tables, a DPO run PAL's empty accuracy table and latent plot)."""
         if not rid:
-            return "No run selected.", "", None, [], [], gr.Dataframe(value=[]), None, ""
+            return "No run selected.", "", None, *panels(None), ""
         try:
             run = manager.get(rid)
         except WorkbenchError as exc:
-            return error_markdown(exc), "", None, [], [], gr.Dataframe(value=[]), None, ""
-        rows = run.metrics()
+            return error_markdown(exc), "", None, *panels(None), ""
         if run.manifest.type == "dpo":
             warnings = run.manifest.summary.get("warnings", [])
-            return (job_ui.status_markdown(run), "  \n".join(f"⚠️ **Warning:** {md_escape(w)}" for w in warnings), job_ui.dpo_figure(rows),
-                    actions.before_after_rows(run), actions.samples_rows(run), gr.Dataframe(value=[]), None, job_ui.log_text(run))
-        pal = gr.Dataframe(value=actions.pal_results_rows(run), headers=actions.pal_results_columns(run))
-        return (job_ui.status_markdown(run), "", job_ui.pal_figure(rows), [], [], pal, actions.latent_figure(run), job_ui.log_text(run))
+            return (job_ui.status_markdown(run), "  \n".join(f"⚠️ **Warning:** {md_escape(w)}" for w in warnings),
+                    job_ui.dpo_figure(run.metrics()), *panels(run), job_ui.log_text(run))
+        return job_ui.status_markdown(run), "", job_ui.pal_figure(run.metrics()), *panels(run), job_ui.log_text(run)
+
+    def panels(run: Any) -> tuple[Any, ...]:
+        """Before/after, samples, PAL results, latent plot: values, and shown only for the job type that has them."""
+        kind = run.manifest.type if run is not None else None
+        dpo, pal = kind == "dpo", kind == "pal"
+        return (gr.update(value=actions.before_after_rows(run) if dpo else [], visible=dpo),
+                gr.update(value=actions.samples_rows(run) if dpo else [], visible=dpo),
+                gr.Dataframe(value=actions.pal_results_rows(run), headers=actions.pal_results_columns(run), visible=True) if pal
+                else gr.Dataframe(value=[], visible=False),
+                gr.update(value=actions.latent_figure(run) if pal else None, visible=pal))
 
     view = [status, warning, curves, before_after, samples, pal_results, latent, log]
 
