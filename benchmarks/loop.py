@@ -199,9 +199,9 @@ def first_seen(seen: dict[str, float], prefix: str) -> float | None:
     return min(hits) if hits else None
 
 
-def blind_step(f: Floors, lm: LoadedModel, run: Run, args: argparse.Namespace, step: str, loads: int) -> None:
+def blind_step(f: Floors, lm: LoadedModel, run: Run, args: argparse.Namespace, step: str, loads: int) -> float:
     """A pair-generation job: its start (to the first batch) beside a bare process loading ``loads`` models,
-    its answers beside plain batched HF ``generate`` of both sources."""
+    its answers beside plain batched HF ``generate`` of both sources; returns the job's seconds (no floor in them)."""
     seen = follow(run)
     start = first_seen(seen, "message:") or seen["end"]
     f.line(f"{step}_start", start, f.start + (loads - 1) * f.load,
@@ -211,6 +211,7 @@ def blind_step(f: Floors, lm: LoadedModel, run: Run, args: argparse.Namespace, s
         hf_generate(lm, run.config["prompts"], args.batch_size, args.tokens, do_sample=False)
     f.line(f"{step}_generate", seen["end"] - start, time.perf_counter() - t0,
            f"plain HF generate of both sources on the same prompts, batches of {args.batch_size}, greedy, {args.tokens} new tokens")
+    return seen["end"]
 
 
 def vote_and_verdict(f: Floors, ctx: AppContext, api: str, blind: str, path: str) -> float:
@@ -236,8 +237,7 @@ def steering_loop(f: Floors, ctx: AppContext, lm: LoadedModel, api: str, session
     t1 = time.perf_counter()
     run = start_steering_blind_session(JobManager.for_context(ctx), DEMO_MODEL_NAME, [(row[0], COEFFICIENT)], from_session=session,
                                        n=args.prompts, max_new_tokens=args.tokens, batch_size=args.batch_size)
-    blind_step(f, lm, run, args, "steering_blind", 1)
-    blind = time.perf_counter() - t1
+    blind = time.perf_counter() - t1 + blind_step(f, lm, run, args, "steering_blind", 1)
     return fit + blind + vote_and_verdict(f, ctx, api, run.config["session"], "steering")
 
 
@@ -276,8 +276,7 @@ def dpo_loop(f: Floors, ctx: AppContext, lm: LoadedModel, api: str, session: str
     dpo_run_steps(f, lm, run, seen, args)
     t1 = time.perf_counter()
     blind_run = start_blind_session(manager, run.id, n=args.prompts, max_new_tokens=args.tokens, batch_size=args.batch_size)
-    blind_step(f, lm, blind_run, args, "dpo_blind", 2)
-    blind = time.perf_counter() - t1
+    blind = time.perf_counter() - t1 + blind_step(f, lm, blind_run, args, "dpo_blind", 2)
     return dpo + blind + vote_and_verdict(f, ctx, api, blind_run.config["session"], "dpo")
 
 

@@ -129,6 +129,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (session_id, annotator_id)
         )""",
     ),
+    (  # 6: hidden repeats: a second vote on a pair its annotator already judged, kept out of labeling_current
+        "ALTER TABLE labeling_events ADD COLUMN is_repeat INTEGER NOT NULL DEFAULT 0 CHECK (is_repeat IN (0, 1))",
+    ),
 ]
 
 NO_LIMIT = 2**62

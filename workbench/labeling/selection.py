@@ -14,11 +14,21 @@ they vote or skip, undo, the session closes or reopens, or ``lease_seconds`` pas
 is served to at most ``overlap`` annotators at a time (votes plus live reservations), so
 annotators labeling at once, on one server or several, never spend their time on the same
 pair beyond what the overlap asks.
+
+``model-uncertain`` (``rank_uncertain``) keeps the same coverage rule and orders pairs within a
+coverage level by a reward head's score (``workbench.labeling.uncertain``); before its first
+head it is the active order.
+
+Hidden repeats (``repeat_pick``): a session with ``repeat_share`` > 0 shows each annotator, as
+that share of their items, a pair they already voted on, again, with its sides swapped and
+nothing said. The repeat is held by a lease like any served pair (``hold``); a lease on a pair
+its holder already voted on is a repeat and never counts against the overlap for others.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +39,7 @@ from workbench.preference.bradley_terry import BTResult
 
 PRIOR_WEIGHT = 2.0
 CONFIRM_BATCH = 32  # candidate pairs whose votes one fresh query counts
+MIN_REPEAT_GAP = 5  # a repeat is never one of the annotator's last this many voted pairs (while new ones remain)
 
 
 def posterior_variance(p0: np.ndarray, a_wins: np.ndarray, b_wins: np.ndarray) -> np.ndarray:
@@ -65,7 +76,10 @@ def reserve(conn: Any, sid: int, aid: int, queue: Sequence[str], counts: dict[st
     committed and freed its lease since. Expired leases are deleted on the way.
     """
     conn.execute("DELETE FROM labeling_leases WHERE session_id = ? AND expires_at <= ?", (sid, now))
-    held = dict(conn.execute("SELECT annotator_id, pair_id FROM labeling_leases WHERE session_id = ?", (sid,)).fetchall())
+    # A lease on a pair its holder already voted on is a hidden repeat: it takes no room from others.
+    held = dict(conn.execute("SELECT l.annotator_id, l.pair_id FROM labeling_leases l WHERE l.session_id = ? AND NOT EXISTS"
+                             " (SELECT 1 FROM labeling_current c WHERE c.session_id = l.session_id AND c.annotator_id = l.annotator_id"
+                             " AND c.pair_id = l.pair_id)", (sid,)).fetchall())
     own = held.pop(aid, None)
     others: Counter[str] = Counter(held.values())
     choice = own if own is not None and own in queue else None
@@ -81,6 +95,14 @@ def reserve(conn: Any, sid: int, aid: int, queue: Sequence[str], counts: dict[st
                      " ON CONFLICT (session_id, annotator_id) DO UPDATE SET pair_id = excluded.pair_id, expires_at = excluded.expires_at",
                      (sid, aid, choice, now + seconds))
     return choice
+
+
+def hold(conn: Any, sid: int, aid: int, pair_id: str, seconds: float, now: float) -> str:
+    """Lease ``pair_id`` to annotator ``aid`` (a hidden repeat: no overlap check, they voted on it already)."""
+    conn.execute("INSERT INTO labeling_leases (session_id, annotator_id, pair_id, expires_at) VALUES (?, ?, ?, ?)"
+                 " ON CONFLICT (session_id, annotator_id) DO UPDATE SET pair_id = excluded.pair_id, expires_at = excluded.expires_at",
+                 (sid, aid, pair_id, now + seconds))
+    return pair_id
 
 
 def votes_now(conn: Any, sid: int, pair_ids: list[str]) -> dict[str, int]:
@@ -117,6 +139,51 @@ def rank_active(open_ids: Sequence[str], votes: Sequence[tuple[str, str]], sourc
     keys = {pid: (counts.get(pid, 0), -round(float(v), 12), hashlib.sha256(f"{salt}:{pid}".encode()).digest())
             for pid, v in zip(ids, var, strict=True)}
     return sorted(ids, key=keys.__getitem__)
+
+
+def rank_uncertain(open_ids: Sequence[str], counts: dict[str, int], order: dict[str, int], *, salt: str) -> list[str]:
+    """``open_ids`` reordered: fewest votes first, then the head's order (``order``: pair id →
+    place, 0 first; pairs it does not know go last), a per-annotator hash breaking ties."""
+    last = len(order)
+    return sorted(open_ids, key=lambda pid: (counts.get(pid, 0), order.get(pid, last),
+                                             hashlib.sha256(f"{salt}:{pid}".encode()).digest()))
+
+
+def repeats_planned(share: float, firsts: int) -> int:
+    """How many hidden repeats make ``share`` of the items of an annotator with ``firsts`` first votes to cast."""
+    return int(math.floor(share * firsts / (1 - share) + 1e-9)) if share > 0 else 0
+
+
+def _unit(salt: str) -> float:
+    return int.from_bytes(hashlib.sha256(salt.encode()).digest()[:8], "big") / 2**64
+
+
+def repeat_pick(share: float, mine: Sequence[tuple[str, str]], repeated: set[str], n_repeats: int, left: int, *,
+                salt: str) -> tuple[str | None, int]:
+    """(the pair to show again now, or None; how many repeats are still to come) for one annotator.
+
+    ``mine`` are their current votes (pair id, outcome) oldest first, ``repeated`` the pairs they
+    already saw again (each pair is repeated at most once), ``n_repeats`` how many repeats they
+    voted on, ``left`` how many new pairs are still open to them. While new pairs remain, a repeat
+    comes when the repeats so far fall short of ``share`` of the items served (plus a stable
+    jitter below one item, so repeats do not come at a fixed period), never one of their last
+    ``MIN_REPEAT_GAP`` pairs; once no new pair is left, the repeats still due come one after
+    another. A skipped pair is never repeated.
+    """
+    candidates = [pid for pid, outcome in mine if outcome != "skip" and pid not in repeated]
+    # Pairs still to come are candidates once voted, so the count (and the total an annotator sees) stays put.
+    remaining = max(0, min(repeats_planned(share, len(mine) + left) - n_repeats, len(candidates) + left))
+    if not remaining:
+        return None, 0
+    if left:
+        served = len(mine) + n_repeats
+        if n_repeats + 1 > share * (served + 1) + _unit(f"jitter:{salt}:{n_repeats}"):
+            return None, remaining
+        recent = {pid for pid, _ in mine[-MIN_REPEAT_GAP:]}
+        candidates = [pid for pid in candidates if pid not in recent]
+        if not candidates:
+            return None, remaining
+    return min(candidates, key=lambda pid: hashlib.sha256(f"repeat:{salt}:{pid}".encode()).digest()), remaining
 
 
 def stopping_hint(question: dict[str, Any] | None, covered: int, needed: int, precision: float | None = None) -> str:

@@ -24,11 +24,13 @@ from typing import Any
 from workbench.data.types import Judgment, Outcome, Pair
 from workbench.db import Connection
 from workbench.labeling.errors import Conflict, Forbidden, Invalid, NotFound
-from workbench.labeling.selection import open_pairs, random_rank, rank_active, reserve
+from workbench.labeling.selection import hold, open_pairs, random_rank, rank_active, rank_uncertain, repeat_pick, reserve
+from workbench.labeling.uncertain import DEFAULT_REFIT_EVERY, MODEL_UNCERTAIN, ModelFeatures, PairFeatures, UncertainOrder
 from workbench.preference.bradley_terry import BTResult, Comparisons, fit_bradley_terry
 from workbench.store import NAME_MAX, PAIR_COLUMNS, Store, name_problem, row_pair
 
-ORDERS = ("sequential", "random", "active")
+ORDERS = ("sequential", "random", "active", MODEL_UNCERTAIN)
+REPEAT_SHARE_MAX = 0.5  # at most one repeat per first vote: each pair is repeated at most once
 ASPECT_OUTCOMES = ("A", "B", "tie")
 CHOICES = ("left", "right", "tie", "both_bad", "skip")  # what an annotator picks, in displayed terms
 ASPECT_CHOICES = ("left", "right", "tie")
@@ -45,6 +47,13 @@ class SessionSettings:
     scores with (catalog names; empty = not shown). ``annotators`` lists the logins assigned
     to the session (empty: every annotator login may label while it is open); a pair served
     to someone stays reserved for them for ``lease_seconds`` of idle time.
+
+    ``order="model-uncertain"`` reads the responses' features from ``uncertainty_model`` (a
+    catalog name or path; empty: ``policy_model``) at ``uncertainty_layer`` (0: the middle
+    layer) and refits its reward head every ``refit_every`` decisive votes. ``repeat_share``
+    (0 to 0.5) is the share of each annotator's items that are hidden repeats of pairs they
+    already voted on (sides swapped, not announced); a repeat's vote is kept apart from their
+    first (``LabelingStore.repeats``) and measures their self-consistency.
     """
 
     aspects: list[str] = field(default_factory=list)
@@ -57,6 +66,10 @@ class SessionSettings:
     beta: float = 0.1
     annotators: list[str] = field(default_factory=list)
     lease_seconds: float = 600.0
+    uncertainty_model: str = ""
+    uncertainty_layer: int = 0
+    refit_every: int = DEFAULT_REFIT_EVERY
+    repeat_share: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> SessionSettings:
@@ -91,6 +104,22 @@ class SessionSettings:
         if isinstance(self.lease_seconds, bool) or not (isinstance(self.lease_seconds, int | float) and self.lease_seconds > 0):
             raise Invalid(f"lease_seconds must be a positive number, got {self.lease_seconds!r}.",
                           hint="How long a served pair stays reserved for an idle annotator, e.g. 600.")
+        share = self.repeat_share
+        if isinstance(share, bool) or not isinstance(share, int | float) or not math.isfinite(share) or not 0 <= share <= REPEAT_SHARE_MAX:
+            raise Invalid(f"repeat_share must be a number from 0 to {REPEAT_SHARE_MAX}, got {str(share)[:40]!r}.",
+                          hint="The share of each annotator's items that are hidden repeats of pairs they already voted on, "
+                               "e.g. 0.1 for one item in ten; 0 for none. Above 0.5 a pair would have to be repeated twice.")
+        if isinstance(self.refit_every, bool) or not isinstance(self.refit_every, int) or self.refit_every < 1:
+            raise Invalid(f"refit_every must be a whole number ≥ 1, got {self.refit_every!r}.",
+                          hint=f"How many new decisive votes trigger a refit of the model-uncertain head, e.g. {DEFAULT_REFIT_EVERY}.")
+        if isinstance(self.uncertainty_layer, bool) or not isinstance(self.uncertainty_layer, int) or self.uncertainty_layer < 0:
+            raise Invalid(f"uncertainty_layer must be a whole number ≥ 0, got {self.uncertainty_layer!r}.",
+                          hint="The layer whose residual stream the model-uncertain head reads; 0 for the middle layer.")
+        if not isinstance(self.uncertainty_model, str):
+            raise Invalid("uncertainty_model must be a model name.", hint="A catalog name or path, or empty for the policy model.")
+        if self.order == MODEL_UNCERTAIN and not (self.uncertainty_model.strip() or str(self.policy_model).strip()):
+            raise Invalid("The model-uncertain order needs a model whose features its reward head reads.",
+                          hint="Set the policy model (or uncertainty_model), e.g. SmolLM2-135M-Instruct.")
 
 
 @dataclass
@@ -171,6 +200,18 @@ def assigned_order(session_id: int, annotator: str, pair_id: str) -> str:
     return "AB" if digest[0] % 2 == 0 else "BA"
 
 
+def repeat_order(session_id: int, annotator: str, pair_id: str) -> str:
+    """The A/B order of a hidden repeat: the sides swapped from the first showing."""
+    return "BA" if assigned_order(session_id, annotator, pair_id) == "AB" else "AB"
+
+
+@dataclass
+class _RepeatPlan:
+    pick: str | None  # the pair to show again now
+    remaining: int  # repeats still to come, this one included
+    n_repeats: int  # repeats voted on so far
+
+
 def to_canonical(choice: str, order: str) -> str:
     """A displayed choice (left/right/tie/both_bad/skip) as a canonical outcome."""
     if choice == "left":
@@ -202,14 +243,26 @@ def _name(value: Any, what: str) -> str:
 class LabelingStore:
     """Sessions, annotators and votes in the workbench store; safe to share between threads."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
-        """``clock`` dates pair leases; wall-clock seconds, since other processes read them too."""
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, features: PairFeatures | None = None) -> None:
+        """``clock`` dates pair leases; wall-clock seconds, since other processes read them too.
+
+        ``features`` gives the response features of ``model-uncertain`` sessions; by default a
+        ``ModelFeatures`` over the store's home folder loads the session's model on the first
+        refit (an app passes one over its own model service and activation cache instead).
+        """
         self.store = store
         self.clock = clock
+        self.uncertain = UncertainOrder(features, default=self._default_features)
         self._pair_cache: dict[int, tuple[list[str], dict[str, tuple[str, str]]]] = {}
         self._bt_cache: dict[int, tuple[int, BTResult | None]] = {}
         self._rank_cache: dict[tuple[int, str], tuple[list[str], list[str]]] = {}
         self._tokens: dict[tuple[str, str], tuple[str]] = {}
+
+    def _default_features(self) -> PairFeatures:
+        from workbench.settings import Settings
+
+        # The home holding the SQLite store; a PostgreSQL store has none of its own: the settings' home.
+        return ModelFeatures(Settings(home=self.store.path.parent) if self.store.url is None else Settings())
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -328,20 +381,31 @@ class LabelingStore:
         from a snapshot read outside any write; only the reservation (``selection.reserve``),
         confirmed by a fresh indexed count of the candidates' votes, runs in a write
         transaction, grouped with the other writes queued meanwhile (one fsync for all).
+        With ``repeat_share`` set, some items are hidden repeats (``selection.repeat_pick``):
+        a pair they voted on, held for them, sides swapped, counted in the position like any item.
         """
+        now = self.clock()
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
             queue, done, counts = self._queue(conn, info, aid, annotator)
+            plan = self._repeat_plan(conn, info, aid, annotator, len(queue), now) if info.settings.repeat_share > 0 else None
         s = info.settings
-        now = self.clock()
+        served, to_come = done, len(queue)
+        if plan is not None:
+            served, to_come = done + plan.n_repeats, len(queue) + plan.remaining
+            if plan.pick is not None:
+                self.store.write_batched(lambda conn: hold(conn, info.id, aid, plan.pick, s.lease_seconds, now))
+                with self.store.snapshot() as conn:
+                    pair = self._pair(conn, info, plan.pick)
+                return Item(session, annotator, pair, repeat_order(info.id, annotator, pair.id), served + 1, served + to_come)
         pick = self.store.write_batched(lambda conn: reserve(conn, info.id, aid, queue, counts, s.overlap, s.gold,
                                                              s.lease_seconds, now))
         if pick is None:
             return None
         with self.store.snapshot() as conn:
             pair = self._pair(conn, info, pick)
-        return Item(session, annotator, pair, assigned_order(info.id, annotator, pair.id), done + 1, done + len(queue))
+        return Item(session, annotator, pair, assigned_order(info.id, annotator, pair.id), served + 1, served + to_come)
 
     def item(self, session: str, annotator: str, pair_id: str) -> Item:
         """A given pair for ``annotator`` (to revisit from the history), with their current vote."""
@@ -349,12 +413,15 @@ class LabelingStore:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
             pair = self._pair(conn, info, pair_id)
-            queue, done, _ = self._queue(conn, info, aid, annotator)
+            queue, done, _ = self._queue(conn, info, aid, annotator, rank=False)
             current = self._current(conn, info.id, aid, pair_id)
             mine = [r[0] for r in conn.execute(
                 "SELECT pair_id FROM labeling_current WHERE session_id = ? AND annotator_id = ? ORDER BY event_id", (info.id, aid))]
-        position = mine.index(pair_id) + 1 if pair_id in mine else done + 1
-        return Item(session, annotator, pair, assigned_order(info.id, annotator, pair_id), position, done + len(queue), current)
+            plan = self._repeat_plan(conn, info, aid, annotator, len(queue), None) if info.settings.repeat_share > 0 else None
+        extra, coming = (plan.n_repeats, plan.remaining) if plan is not None else (0, 0)
+        position = mine.index(pair_id) + 1 if pair_id in mine else done + extra + 1
+        return Item(session, annotator, pair, assigned_order(info.id, annotator, pair_id), position,
+                    done + extra + len(queue) + coming, current)
 
     def _pair(self, conn: Connection, info: SessionInfo, pair_id: Any) -> Pair:
         ids, _ = self._dataset_pairs(conn, info.dataset)
@@ -365,29 +432,71 @@ class LabelingStore:
         return row_pair(conn.execute(f"SELECT {columns} FROM pairs p JOIN datasets d ON d.id = p.dataset_id"
                                      " WHERE d.name = ? AND p.pair_id = ?", (info.dataset, pair_id)).fetchone())
 
-    def _queue(self, conn: Connection, info: SessionInfo, aid: int, annotator: str) -> tuple[list[str], int, dict[str, int]]:
-        """Pair ids still open to this annotator, best first, how many they have done, and the
-        per-pair vote counts (empty when no pair can be full, see below)."""
+    def _queue(self, conn: Connection, info: SessionInfo, aid: int, annotator: str, *,
+               rank: bool = True) -> tuple[list[str], int, dict[str, int]]:
+        """Pair ids still open to this annotator, best first (in dataset order when not ``rank``),
+        how many they have done, and the per-pair vote counts (empty when no pair can be full, see below)."""
         ids, sources = self._dataset_pairs(conn, info.dataset)
         mine = {r[0] for r in conn.execute(
             "SELECT pair_id FROM labeling_current WHERE session_id = ? AND annotator_id = ?", (info.id, aid))}
         s = info.settings
+        ranked = s.order in ("active", MODEL_UNCERTAIN)
         # A pair is full once ``overlap`` others judged or hold it. With no more annotators than
         # the overlap, none can be full for someone who has not judged it yet (at most n - 1
         # others vote on or hold it), so the per-pair count, a scan of all votes, is not needed.
         n_annotators = conn.execute("SELECT COUNT(*) FROM labeling_annotators WHERE session_id = ?", (info.id,)).fetchone()[0]
         counts: dict[str, int] = {}
-        if s.order == "active" or n_annotators > s.overlap:
+        if (ranked and rank) or n_annotators > s.overlap:
             counts = dict(conn.execute(
                 "SELECT pair_id, COUNT(*) FROM labeling_current WHERE session_id = ? AND outcome != 'skip' GROUP BY pair_id", (info.id,)))
-        if s.order == "random":
+        if s.order == "random" and rank:
             ids = self._random_rank(info.id, annotator, ids)
         open_ids = open_pairs(ids, mine, counts, s.overlap, s.gold)
-        if s.order == "active":
+        if ranked and rank:
             votes = conn.execute("SELECT pair_id, outcome FROM labeling_current WHERE session_id = ?", (info.id,)).fetchall()
-            open_ids = rank_active(open_ids, votes, sources, counts, salt=f"{info.id}:{annotator}",
-                                   bt=self._source_ratings(info.id, votes, sources))
+            head = None
+            if s.order == MODEL_UNCERTAIN:
+                decisive = sum(o in ("A", "B") for _, o in votes)
+                head = self.uncertain.observe(info.id, decisive, s.refit_every, lambda: self._fit_snapshot(info.name))
+            if head is not None:
+                open_ids = rank_uncertain(open_ids, counts, head.order, salt=f"{info.id}:{annotator}")
+            else:
+                open_ids = rank_active(open_ids, votes, sources, counts, salt=f"{info.id}:{annotator}",
+                                       bt=self._source_ratings(info.id, votes, sources))
         return open_ids, len(mine), counts
+
+    def _fit_snapshot(self, session: str) -> tuple[SessionSettings, list[Pair], list[Judgment]]:
+        """The session's settings, pairs and current votes from one snapshot (read by the background refit)."""
+        with self.store.snapshot() as conn:
+            info = self._session(conn, session)
+            columns = ", ".join(f"p.{c}" for c in PAIR_COLUMNS.split(", "))
+            pairs = [row_pair(r) for r in conn.execute(f"SELECT {columns} FROM pairs p JOIN datasets d ON d.id = p.dataset_id"
+                                                       " WHERE d.name = ? ORDER BY p.position", (info.dataset,))]
+            return info.settings, pairs, self._judgments(conn, info.id)
+
+    def _repeat_plan(self, conn: Connection, info: SessionInfo, aid: int, annotator: str, left: int,
+                     now: float | None) -> _RepeatPlan:
+        """Whether this annotator's next item is a hidden repeat (and which), and how many are to come.
+
+        A live lease on a pair they already voted on is a repeat served and not yet answered: it
+        is served again (a reload shows the same pair). ``now`` None: only count, pick nothing.
+        """
+        mine = conn.execute("SELECT pair_id, outcome FROM labeling_current WHERE session_id = ? AND annotator_id = ?"
+                            " ORDER BY event_id", (info.id, aid)).fetchall()
+        repeated = [r[0] for r in conn.execute(
+            "SELECT pair_id FROM labeling_events WHERE session_id = ? AND annotator_id = ? AND kind = 'vote' AND is_repeat = 1"
+            " AND id NOT IN (SELECT target FROM labeling_events WHERE session_id = ? AND kind = 'undo' AND target IS NOT NULL)",
+            (info.id, aid, info.id))]
+        pick, remaining = repeat_pick(info.settings.repeat_share, mine, set(repeated), len(repeated), left,
+                                      salt=f"{info.id}:{annotator}")
+        if now is None:
+            return _RepeatPlan(None, remaining, len(repeated))
+        lease = conn.execute("SELECT pair_id, expires_at FROM labeling_leases WHERE session_id = ? AND annotator_id = ?",
+                             (info.id, aid)).fetchone()
+        voted = {pid for pid, _ in mine}
+        if lease is not None and lease[1] > now and lease[0] in voted and lease[0] not in repeated:
+            return _RepeatPlan(lease[0], max(remaining, 1), len(repeated))
+        return _RepeatPlan(pick, remaining, len(repeated))
 
     def _random_rank(self, sid: int, annotator: str, ids: list[str]) -> list[str]:
         """The dataset's pair ids in this annotator's random order (stable; hashed once, then cached)."""
@@ -452,7 +561,12 @@ class LabelingStore:
             if info.status != "open":
                 raise Conflict(f"Session '{session}' is closed; it takes no more votes.", hint="Reopen it to continue labeling.")
             self._pair(conn, info, pair_id)
-            assigned = assigned_order(info.id, annotator, pair_id)
+            current = self._current(conn, info.id, aid, pair_id)
+            repeat = bool(current) and not edit and not imported and self._is_repeat(conn, info, aid, annotator, pair_id, displayed_order)
+            if current and not edit and not repeat and info.settings.repeat_share > 0:
+                # Said before the order check: a second copy of a repeat's vote is a double submit, not a wrong order.
+                raise Conflict(f"'{annotator}' already voted on pair '{pair_id}'.", hint="To change that vote, send it again with edit=true.")
+            assigned = repeat_order(info.id, annotator, pair_id) if repeat else assigned_order(info.id, annotator, pair_id)
             if imported and displayed_order in ("AB", "BA"):
                 assigned = displayed_order
             elif displayed_order is not None and displayed_order != assigned:
@@ -465,19 +579,21 @@ class LabelingStore:
             bad = {k: v for k, v in aspects.items() if v not in ASPECT_OUTCOMES}
             if bad:
                 raise Invalid(f"Aspect '{next(iter(bad))}' has outcome {next(iter(bad.values()))!r}.", hint="Aspect outcomes are A, B or tie.")
-            current = self._current(conn, info.id, aid, pair_id)
-            if current and not edit:
+            if current and not edit and not repeat:
                 raise Conflict(f"'{annotator}' already voted on pair '{pair_id}' (event {current['event_id']}).",
                                hint="To change that vote, send it again with edit=true.")
             if edit and not current:
                 raise Conflict(f"'{annotator}' has no vote on pair '{pair_id}' to edit.", hint="Send it without edit=true.")
             event_id = conn.insert(
                 "INSERT INTO labeling_events (session_id, annotator_id, kind, pair_id, outcome, strength, aspects, rationale,"
-                " displayed_order, started_at, submitted_at, request_id, payload_hash, soft)"
-                " VALUES (?, ?, 'vote', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " displayed_order, started_at, submitted_at, request_id, payload_hash, soft, is_repeat)"
+                " VALUES (?, ?, 'vote', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (info.id, aid, pair_id, outcome, strength, json.dumps(aspects, sort_keys=True), rationale, assigned,
-                 started_at, time.time(), request_id, _payload_hash(payload), soft),
+                 started_at, time.time(), request_id, _payload_hash(payload), soft, 1 if repeat else 0),
             )
+            if repeat:  # kept apart: their first vote still counts, once
+                conn.execute("DELETE FROM labeling_leases WHERE session_id = ? AND annotator_id = ? AND pair_id = ?", (info.id, aid, pair_id))
+                return VoteAck(event_id, pair_id, outcome)
             conn.execute("INSERT INTO labeling_current (session_id, annotator_id, pair_id, event_id, outcome) VALUES (?, ?, ?, ?, ?)"
                          " ON CONFLICT (session_id, annotator_id, pair_id) DO UPDATE SET event_id = excluded.event_id, outcome = excluded.outcome",
                          (info.id, aid, pair_id, event_id, outcome))
@@ -486,6 +602,24 @@ class LabelingStore:
             return VoteAck(event_id, pair_id, outcome)
 
         return self.store.write_batched(work)
+
+    def _is_repeat(self, conn: Connection, info: SessionInfo, aid: int, annotator: str, pair_id: str,
+                   displayed_order: str | None) -> bool:
+        """Whether a vote on a pair the annotator already voted on answers a hidden repeat: the
+        session schedules repeats, they have no standing repeat vote on it, and they hold it (a
+        served repeat) or send the swapped order only a repeat is shown in (its lease expired).
+        A stale copy of the first vote (the first order) is a double submit, as before."""
+        if info.settings.repeat_share <= 0 or displayed_order not in (None, repeat_order(info.id, annotator, pair_id)):
+            return False
+        held = conn.execute("SELECT 1 FROM labeling_leases WHERE session_id = ? AND annotator_id = ? AND pair_id = ?",
+                            (info.id, aid, pair_id)).fetchone()
+        if held is None and displayed_order is None:
+            return False
+        standing = conn.execute(
+            "SELECT 1 FROM labeling_events WHERE session_id = ? AND annotator_id = ? AND pair_id = ? AND kind = 'vote' AND is_repeat = 1"
+            " AND id NOT IN (SELECT target FROM labeling_events WHERE session_id = ? AND kind = 'undo' AND target IS NOT NULL)",
+            (info.id, aid, pair_id, info.id)).fetchone()
+        return standing is None
 
     def vote_choice(self, session: str, annotator: str, pair_id: str, choice: str, displayed_order: str, *,
                     aspects: dict[str, str] | None = None, **vote_options: Any) -> VoteAck:
@@ -520,26 +654,38 @@ class LabelingStore:
                 return replay
             if info.status != "open":
                 raise Conflict(f"Session '{session}' is closed; its votes cannot be undone.", hint="Reopen it first.")
+            # A hidden repeat's vote is undone like any other (the annotator does not know it was one).
+            standing_repeat = ("SELECT id, pair_id, outcome FROM labeling_events WHERE session_id = ? AND annotator_id = ? AND kind = 'vote'"
+                               " AND is_repeat = 1 AND id NOT IN (SELECT target FROM labeling_events WHERE session_id = ? AND kind = 'undo'"
+                               " AND target IS NOT NULL)")
             if event_id is None:
                 row = conn.execute("SELECT event_id, pair_id, outcome FROM labeling_current WHERE session_id = ? AND annotator_id = ?"
                                    " ORDER BY event_id DESC LIMIT 1", (info.id, aid)).fetchone()
+                again = conn.execute(standing_repeat + " ORDER BY id DESC LIMIT 1", (info.id, aid, info.id)).fetchone()
+                if again is not None and (row is None or again[0] > row[0]):
+                    row = again
                 if row is None:
                     raise Conflict(f"'{annotator}' has no vote to undo in session '{session}'.", hint="Vote first.")
             else:
                 row = conn.execute("SELECT c.event_id, c.pair_id, c.outcome FROM labeling_current c WHERE c.session_id = ?"
                                    " AND c.annotator_id = ? AND c.event_id = ?", (info.id, aid, event_id)).fetchone()
+                row = row or conn.execute(standing_repeat + " AND id = ?", (info.id, aid, info.id, event_id)).fetchone()
                 if row is None:
                     raise Conflict(f"Event {event_id} is not a vote of '{annotator}' that currently counts.",
                                    hint="Only your own latest vote on a pair can be undone; see the history.")
             target, pair_id, undone = row
+            is_repeat = conn.execute("SELECT is_repeat FROM labeling_events WHERE id = ?", (target,)).fetchone()[0] == 1
             undo_id = conn.insert(
                 "INSERT INTO labeling_events (session_id, annotator_id, kind, pair_id, target, submitted_at, request_id, payload_hash)"
                 " VALUES (?, ?, 'undo', ?, ?, ?, ?, ?)",
                 (info.id, aid, pair_id, target, time.time(), request_id, _payload_hash(payload)),
             )
+            if is_repeat:  # their first vote stands; the pair is theirs to see again first, as the same repeat
+                hold(conn, info.id, aid, pair_id, info.settings.lease_seconds, self.clock())
+                return VoteAck(undo_id, pair_id, undone)
             previous = conn.execute(
                 "SELECT id, outcome FROM labeling_events WHERE session_id = ? AND annotator_id = ? AND pair_id = ? AND kind = 'vote'"
-                " AND id < ? AND id NOT IN (SELECT target FROM labeling_events WHERE session_id = ? AND kind = 'undo')"
+                " AND is_repeat = 0 AND id < ? AND id NOT IN (SELECT target FROM labeling_events WHERE session_id = ? AND kind = 'undo')"
                 " ORDER BY id DESC LIMIT 1", (info.id, aid, pair_id, target, info.id)).fetchone()
             if previous:
                 conn.execute("UPDATE labeling_current SET event_id = ?, outcome = ? WHERE session_id = ? AND annotator_id = ? AND pair_id = ?",
@@ -641,23 +787,38 @@ class LabelingStore:
         return out
 
     def judgments(self, session: str) -> list[Judgment]:
-        """Every vote that currently counts, all annotators, in submission order."""
+        """Every vote that currently counts, all annotators, in submission order (hidden repeats are not among them)."""
+        with self.store.snapshot() as conn:
+            return self._judgments(conn, self._session(conn, session).id)
+
+    def _judgments(self, conn: Connection, sid: int) -> list[Judgment]:
+        rows = conn.execute(
+            "SELECT e.pair_id, a.name, e.outcome, e.strength, e.aspects, e.rationale, e.displayed_order, e.started_at, e.submitted_at,"
+            " e.soft FROM labeling_current c JOIN labeling_events e ON e.id = c.event_id JOIN labeling_annotators a ON a.id = c.annotator_id"
+            " WHERE c.session_id = ? ORDER BY e.id", (sid,)).fetchall()
+        return [_judgment(r) for r in rows]
+
+    def repeats(self, session: str) -> list[Judgment]:
+        """The hidden repeats' votes that stand (not undone), in submission order: each is an
+        annotator's second vote on a pair, for ``annotator_analysis(..., repeats=...)``'s
+        self-consistency. They never count in ``judgments``, win rates or Bradley–Terry."""
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
             rows = conn.execute(
-                "SELECT e.pair_id, a.name, e.outcome, e.strength, e.aspects, e.rationale, e.displayed_order, e.started_at, e.submitted_at,"
-                " e.soft FROM labeling_current c JOIN labeling_events e ON e.id = c.event_id JOIN labeling_annotators a ON a.id = c.annotator_id"
-                " WHERE c.session_id = ? ORDER BY e.id", (info.id,)).fetchall()
-        return [Judgment(pair_id=r[0], annotator=r[1], outcome=Outcome(r[2]), strength=r[3], aspects=json.loads(r[4]),
-                         rationale=r[5], displayed_order=r[6], started_at=r[7], submitted_at=r[8], soft=r[9]) for r in rows]
+                "SELECT e.pair_id, a.name, e.outcome, e.strength, e.aspects, e.rationale, e.displayed_order, e.started_at,"
+                " e.submitted_at, e.soft FROM labeling_events e JOIN labeling_annotators a ON a.id = e.annotator_id"
+                " WHERE e.session_id = ? AND e.kind = 'vote' AND e.is_repeat = 1 AND e.id NOT IN"
+                " (SELECT target FROM labeling_events WHERE session_id = ? AND kind = 'undo' AND target IS NOT NULL)"
+                " ORDER BY e.id", (info.id, info.id)).fetchall()
+        return [_judgment(r) for r in rows]
 
     def events(self, session: str) -> list[dict[str, Any]]:
-        """The raw append-only log (votes and undos), for audits and tests."""
+        """The raw append-only log (votes and undos; ``is_repeat`` marks a hidden repeat's vote), for audits and tests."""
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
             cur = conn.execute(
                 "SELECT e.id, a.name AS annotator, e.kind, e.pair_id, e.target, e.outcome, e.strength, e.soft, e.displayed_order,"
-                " e.request_id, e.submitted_at FROM labeling_events e JOIN labeling_annotators a ON a.id = e.annotator_id"
+                " e.request_id, e.submitted_at, e.is_repeat FROM labeling_events e JOIN labeling_annotators a ON a.id = e.annotator_id"
                 " WHERE e.session_id = ? ORDER BY e.id", (info.id,))
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, r, strict=True)) for r in cur]
@@ -667,26 +828,56 @@ class LabelingStore:
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
-            queue, done, _ = self._queue(conn, info, aid, annotator)
+            queue, done, _ = self._queue(conn, info, aid, annotator, rank=False)
+            plan = self._repeat_plan(conn, info, aid, annotator, len(queue), None) if info.settings.repeat_share > 0 else None
             spans = [r[0] for r in conn.execute(
                 "SELECT e.submitted_at - e.started_at FROM labeling_current c JOIN labeling_events e ON e.id = c.event_id"
                 " WHERE c.session_id = ? AND c.annotator_id = ? AND e.started_at IS NOT NULL ORDER BY e.id DESC LIMIT 50", (info.id, aid))]
         spans = [s for s in spans if s is not None and s >= 0]
         per_item = statistics.median(spans) if spans else None
-        return Progress(done, done + len(queue), per_item, per_item * len(queue) if per_item is not None else None)
+        left = len(queue)
+        if plan is not None:  # repeats are items like any other: the annotator is not told which
+            done, left = done + plan.n_repeats, left + plan.remaining
+        return Progress(done, done + left, per_item, per_item * left if per_item is not None else None)
 
-    def session_progress(self, session: str) -> dict[str, int]:
-        """How far the whole session is: votes that count toward overlap, against what it needs."""
+    def session_progress(self, session: str) -> dict[str, Any]:
+        """How far the whole session is: votes that count toward overlap, against what it needs.
+
+        With hidden repeats, ``repeats`` counts their standing votes (not among the judgments);
+        a ``model-uncertain`` session adds ``selection`` (``selection_status``): what its order
+        rests on now, said plainly before the first head exists."""
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
             rows = conn.execute("SELECT SUM(CASE WHEN outcome != 'skip' THEN 1 ELSE 0 END), SUM(CASE WHEN outcome = 'skip' THEN 1 ELSE 0 END)"
                                 " FROM labeling_current"
                                 " WHERE session_id = ? GROUP BY pair_id", (info.id,)).fetchall()
+            n_repeats = conn.execute(
+                "SELECT COUNT(*) FROM labeling_events WHERE session_id = ? AND kind = 'vote' AND is_repeat = 1 AND id NOT IN"
+                " (SELECT target FROM labeling_events WHERE session_id = ? AND kind = 'undo' AND target IS NOT NULL)",
+                (info.id, info.id)).fetchone()[0] if info.settings.repeat_share > 0 else 0
+            decisive = conn.execute("SELECT COUNT(*) FROM labeling_current WHERE session_id = ? AND outcome IN ('A', 'B')",
+                                    (info.id,)).fetchone()[0] if info.settings.order == MODEL_UNCERTAIN else 0
         need = info.n_pairs * info.settings.overlap
         skips = sum(r[1] for r in rows)
         # "judgments" counts every current vote, skips included, as the per-annotator table does.
-        return {"pairs": info.n_pairs, "needed": need, "covered": sum(min(r[0], info.settings.overlap) for r in rows),
-                "judgments": sum(r[0] for r in rows) + skips, "skips": skips}
+        out: dict[str, Any] = {"pairs": info.n_pairs, "needed": need, "covered": sum(min(r[0], info.settings.overlap) for r in rows),
+                               "judgments": sum(r[0] for r in rows) + skips, "skips": skips}
+        if info.settings.repeat_share > 0:
+            out["repeats"] = n_repeats
+        if info.settings.order == MODEL_UNCERTAIN:
+            out["selection"] = self.uncertain.status(info.id, decisive, info.settings.refit_every)
+        return out
+
+    def selection_status(self, session: str) -> dict[str, Any] | None:
+        """For a ``model-uncertain`` session: the head its order uses now (votes it rests on, its
+        version, whether a refit runs, taste groups) and a ``note`` in words; None for other orders."""
+        progress = self.session_progress(session)
+        return progress.get("selection")
+
+
+def _judgment(r: tuple[Any, ...]) -> Judgment:
+    return Judgment(pair_id=r[0], annotator=r[1], outcome=Outcome(r[2]), strength=r[3], aspects=json.loads(r[4]),
+                    rationale=r[5], displayed_order=r[6], started_at=r[7], submitted_at=r[8], soft=r[9])
 
 
 def pair_sources(metadata: dict[str, Any]) -> tuple[str, str] | None:

@@ -191,8 +191,10 @@ def vote_rows(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> VoteRows:
             ties += 1
             continue
         rows.append((index[j.pair_id], v, pairs[index[j.pair_id]].prompt_text, j.annotator))
-    pair, value, prompt, who = (np.array(c) for c in zip(*rows, strict=True)) if rows else (np.zeros(0, int), np.zeros(0), np.zeros(0, str), np.zeros(0, str))
-    return VoteRows(pair.astype(int), value.astype(float), prompt, who, ties, other)
+    if not rows:
+        return VoteRows(np.zeros(0, int), np.zeros(0), np.zeros(0, str), np.zeros(0, str), ties, other)
+    pair, value, prompt, who = (np.array(c) for c in zip(*rows, strict=True))
+    return VoteRows(pair, value.astype(float), prompt, who, ties, other)
 
 
 def factor_differences(pairs: Sequence[Pair]) -> tuple[list[str], np.ndarray]:
