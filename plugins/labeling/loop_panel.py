@@ -32,6 +32,7 @@ COEFFICIENT = 4.0  # what the steering tests use on the demo model: visibly stee
 PROMPTS = 8
 MAX_NEW_TOKENS = 24
 DPO_STEPS = 20
+PAL_K = 4  # PAL's default number of prototypes
 POLL_S = 1.0
 DPA, STEERING, DPO, PAL = "dpa", "steering", "dpo", "pal"
 METHODS = [("reward head + DPA direction", DPA), ("steering vector", STEERING), ("DPO run", DPO), ("PAL run", PAL)]
@@ -68,9 +69,12 @@ def session_links(session: str) -> str:
 
 
 def model_name(ctx: Any) -> str:
+    """The server's model as a job can load it: its folder (a model loaded by path is named after its
+    folder, which no catalog lookup finds), else its catalog name."""
     if not ctx.active_model_name:
         raise ConfigError("The server has no model.", hint="Start it with --model NAME, or pick one in Models & data.")
-    return ctx.active_model_name
+    lm = ctx.active_model
+    return str(lm.path) if lm is not None else ctx.active_model_name
 
 
 def fit_steering(ctx: Any, session: str) -> tuple[str, dict[str, str]]:
@@ -98,14 +102,16 @@ def fit_dpa(ctx: Any, session: str) -> tuple[str, dict[str, str]]:
 
 
 def start_run(ctx: Any, kind: str, session: str, steps: float | None) -> Run:
-    """A DPO run (LoRA, ``steps`` steps, no sample generations: the blind session is the test) or a PAL run,
-    on the session's A/B votes with the server's model."""
+    """A DPO run (LoRA, ``steps`` steps, no sample generations: the blind session is the test) or a PAL run
+    (at most one prototype per annotator), on the session's A/B votes with the server's model."""
     manager = JobManager.for_context(ctx)
     if kind == DPO:
         if not steps or steps < 1:
             raise ConfigError("DPO steps must be at least 1.", hint="Set “DPO steps” (20 is a short run).")
         return manager.submit(DPO, {"session": session, "model": model_name(ctx), "max_steps": int(steps), "n_samples": 0})
-    return manager.submit(PAL, {"session": session, "model": model_name(ctx)})
+    # One prototype per annotator at most (PAL refuses more prototypes than users; a session has a handful).
+    k = max(1, min(PAL_K, len(labeling_store(ctx).annotators(session))))
+    return manager.submit(PAL, {"session": session, "model": model_name(ctx), "k": k})
 
 
 def follow_run(run: Run, what: str) -> Iterator[tuple[str, Any, Any]]:
