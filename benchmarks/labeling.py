@@ -1,6 +1,7 @@
 """Labeling server latency and store throughput.
 
     .venv/bin/python benchmarks/labeling.py [--votes 100] [--annotators 20]
+    .venv/bin/python benchmarks/labeling.py --database-url postgresql://… [--votes 50]   # SQLite vs PostgreSQL only
 
 1. Latency from vote to next pair: a real labeling server process (API only) and real HTTP
    clients: one annotator; N concurrent ones at a human-like pace (each pauses a random
@@ -59,14 +60,15 @@ sys.path.insert(0, str(ROOT))
 from peers import add_round_args, interleave, load_line, report_rates, spread  # noqa: E402
 
 from workbench.data.types import Pair  # noqa: E402
+from workbench.db import mask_url  # noqa: E402
 from workbench.labeling import LabelingStore  # noqa: E402
 from workbench.store import Store  # noqa: E402
 
 API = "/api/labeling"
 
 
-def prepare(home: Path, n_pairs: int, overlap: int) -> None:
-    with Store(home / "workbench.sqlite") as store:
+def prepare(home: Path, n_pairs: int, overlap: int, target: str | Path | None = None) -> None:
+    with Store(target or home / "workbench.sqlite") as store:
         store.import_pairs("ds", [Pair(f"prompt {i} " + "word " * 50, "left " * 80, "right " * 80, id=f"p{i:05d}") for i in range(n_pairs)])
         lab = LabelingStore(store)
         for name in ("one", "paced", "many", "browser", "page"):
@@ -75,18 +77,21 @@ def prepare(home: Path, n_pairs: int, overlap: int) -> None:
             lab.create_session(name, "ds", {"overlap": 1, "order": "sequential"})
 
 
-def coverage(home: Path, session: str) -> tuple[int, int]:
+def coverage(home: Path, session: str, target: str | Path | None = None) -> tuple[int, int]:
     """(distinct pairs voted on, votes) in ``session``."""
-    with Store(home / "workbench.sqlite") as store:
+    with Store(target or home / "workbench.sqlite") as store:
         pairs = [j.pair_id for j in LabelingStore(store).judgments(session)]
     return len(set(pairs)), len(pairs)
 
 
-def start_server(home: Path, *, ui: bool = False) -> tuple[subprocess.Popen, str]:
+def start_server(home: Path, *, ui: bool = False, database_url: str | None = None) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env.pop("WORKBENCH_DATABASE_URL", None)
+    if database_url:
+        env["WORKBENCH_DATABASE_URL"] = database_url
     argv = [sys.executable, "-m", "apps.labeling_server", "--port", str(port)] + ([] if ui else ["--api-only"])
     proc = subprocess.Popen(argv, cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
@@ -309,6 +314,32 @@ def shared_leases(home: Path, url: str, annotators: int, votes: int) -> None:
         second.wait(timeout=30)
 
 
+def compare_backends(tmp: Path, database_url: str, annotators: int, votes: int, n_pairs: int) -> None:
+    """The same labeling runs with the store in the home's SQLite file and in PostgreSQL
+    (``--database-url``, an empty database), one after the other in this run."""
+    print(f"SQLite vs PostgreSQL ({mask_url(database_url)}), load average {os.getloadavg()[0]:.1f}:")
+    print("store        run                                    votes/s   server p50   server p99   round trip p50   round trip p99"
+          "   distinct pairs/votes")
+    for label, url in (("SQLite", None), ("PostgreSQL", database_url)):
+        home = tmp / label
+        home.mkdir(parents=True)
+        prepare(home, n_pairs, overlap=annotators, target=url)
+        servers = [start_server(home, database_url=url) for _ in range(2)]
+        try:
+            for run, session, urls, n in (("1 annotator", "one", servers[:1], 1),
+                                          (f"{annotators} flat out, 1 process", "solo", servers[:1], annotators),
+                                          (f"{annotators} flat out, 2 processes", "duo", servers, annotators)):
+                server_ms, client_ms, wall = latency([u for _, u in urls], session, n, votes)
+                distinct, cast = coverage(home, session, url)
+                print(f"{label:<13}{run:<38}{cast / wall:>8.0f}{pct(server_ms, 50):>13.1f}{pct(server_ms, 99):>13.1f}"
+                      f"{pct(client_ms, 50):>17.1f}{pct(client_ms, 99):>17.1f}{distinct:>14}/{cast}")
+        finally:
+            for proc, _ in servers:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc; NaN elsewhere)."""
     try:
@@ -331,8 +362,14 @@ def main() -> None:
                         help="mean pause between one annotator's votes in the paced run (people take seconds per pair)")
     parser.add_argument("--browser-votes", type=int, default=50, help="keyboard votes in Chromium (0 skips the browser figure)")
     parser.add_argument("--store-votes", type=int, default=200, help="votes per contender per round in the store throughput")
+    parser.add_argument("--database-url", default=None,
+                        help="an empty PostgreSQL database: run only the SQLite-vs-PostgreSQL comparison (issue 22 §2)")
     add_round_args(parser, torch_threads=False)
     args = parser.parse_args()
+    if args.database_url:
+        with tempfile.TemporaryDirectory() as tmp:
+            compare_backends(Path(tmp), args.database_url, args.annotators, args.votes, args.pairs)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         prepare(home, args.pairs, overlap=args.annotators)

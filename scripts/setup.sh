@@ -2,7 +2,7 @@
 # Idempotent setup: system packages (for tests), a virtualenv with every dependency, the
 # embedded models. A second run skips what is already done.
 #   scripts/setup.sh          # for running the app
-#   scripts/setup.sh --test   # also the headless Chromium the browser tests drive
+#   scripts/setup.sh --test   # also the headless Chromium the browser tests drive and PostgreSQL
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,14 @@ if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   echo "[setup] installing Debian's chromium for the browser tests"
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
+
+# The store tests also run against a real PostgreSQL server: tests/pg.py starts a throw-away
+# cluster from Debian's binaries (the package's own cluster is not needed, nor started).
+if [ "$want_test" = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "[setup] installing Debian's postgresql for the PostgreSQL store tests"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

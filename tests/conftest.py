@@ -23,6 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 from checkpoints import FAMILY_CONFIGS, write_tiny_checkpoint, write_tiny_lora  # noqa: E402
+from pg import PostgresCluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +136,7 @@ def launch(home: Path, argv: list[str], *, port: int | None = None, auth: tuple[
     port = port or free_port()
     log = home / f"server-{port}-{time.monotonic_ns()}.log"
     full_env = {**os.environ, "WORKBENCH_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **(env or {})}
-    for key in ("WORKBENCH_AUTH", "WORKBENCH_USERS"):
+    for key in ("WORKBENCH_AUTH", "WORKBENCH_USERS", "WORKBENCH_DATABASE_URL"):
         if key not in (env or {}):
             full_env.pop(key, None)
     with open(log, "wb") as out:
@@ -170,6 +171,38 @@ def server_process() -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in started:
         server.stop()
+
+
+# -- the store on both backends (issue 22 §2) ---------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throw-away PostgreSQL server (tests/pg.py), started once for the session when a test
+    asks for it. If it cannot start, such tests fail with the reason under CI=true (a silent
+    skip would hide that half the store tests did not run) and are skipped elsewhere."""
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+    except (RuntimeError, OSError, KeyError, subprocess.SubprocessError) as err:
+        shutil.rmtree(cluster.dir, ignore_errors=True)
+        reason = f"the test PostgreSQL server could not start: {err}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a test's store is: a SQLite file in ``tmp_path``, or a new PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return tmp_path / "workbench.sqlite"
+    return request.getfixturevalue("postgres").new_database()
+
+
+def backend_env(target: str | Path) -> dict[str, str]:
+    """What a server process started on ``WORKBENCH_HOME`` needs in its environment to open ``target``."""
+    return {"WORKBENCH_DATABASE_URL": target} if isinstance(target, str) else {}
 
 
 # -- the security probes' server (tests/test_security_*.py) -----------------------------------

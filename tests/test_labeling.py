@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,9 @@ def make_pairs(n: int = 12) -> list[Pair]:
 
 
 @pytest.fixture
-def labeling(tmp_path: Path) -> LabelingStore:
-    store = Store(tmp_path / "wb.sqlite")
+def labeling(store_target: str | Path) -> LabelingStore:
+    """Sessions on a store in SQLite and, parametrized, in PostgreSQL."""
+    store = Store(store_target)
     store.import_pairs("ds", make_pairs())
     return LabelingStore(store)
 
@@ -132,7 +132,7 @@ def test_bad_votes_are_refused_and_change_nothing(labeling: LabelingStore, tmp_p
     with pytest.raises(Conflict, match="closed"):
         labeling.vote("s", "al", "p00", "A")
     assert labeling.events("s") == []
-    with sqlite3.connect(tmp_path / "wb.sqlite") as conn:
+    with Store(labeling.store.url or labeling.store.path) as other, other.reading() as conn:  # what another process sees
         assert conn.execute("SELECT COUNT(*) FROM labeling_events").fetchone()[0] == 0
 
 

@@ -1,10 +1,10 @@
 """The vote API under stress, all real processes: SIGKILL mid-vote, 20 concurrent annotators,
 bad requests. Servers run as separate processes with their own WORKBENCH_HOME; the tests
-check the SQLite file itself afterwards, not what the server says about it."""
+check the store itself afterwards (the SQLite file, or the PostgreSQL database for the
+SIGKILL test's second run), not what the server says about it."""
 from __future__ import annotations
 
 import signal
-import sqlite3
 import threading
 import time
 import uuid
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ServerProcess, free_port, launch
+from conftest import ServerProcess, backend_env, free_port, launch
 
 from workbench.data.types import Pair
 from workbench.labeling import LabelingStore
@@ -23,9 +23,10 @@ from workbench.store import Store
 API = "/api/labeling"
 
 
-def prepare_home(home: Path, n_pairs: int, **settings: object) -> None:
-    """A home holding dataset 'ds', open sessions 's' (with ``settings``) and 'b', and a closed one, 'old'."""
-    with Store(home / "workbench.sqlite") as store:
+def prepare_home(home: Path, n_pairs: int, target: str | Path | None = None, **settings: object) -> None:
+    """A home (or the store at ``target``) holding dataset 'ds', open sessions 's' (with ``settings``)
+    and 'b', and a closed one, 'old'."""
+    with Store(target or home / "workbench.sqlite") as store:
         store.import_pairs("ds", [Pair(f"prompt {i}", f"left {i}", f"right {i}", id=f"p{i:04d}") for i in range(n_pairs)])
         lab = LabelingStore(store)
         lab.create_session("s", "ds", settings)
@@ -34,8 +35,8 @@ def prepare_home(home: Path, n_pairs: int, **settings: object) -> None:
         lab.set_status("old", "closed")
 
 
-def labeling_server(home: Path, port: int) -> ServerProcess:
-    return launch(home, ["apps.labeling_server", "--api-only"], port=port)
+def labeling_server(home: Path, port: int, target: str | Path | None = None) -> ServerProcess:
+    return launch(home, ["apps.labeling_server", "--api-only"], port=port, env=backend_env(target or home))
 
 
 def join(url: str, session: str, name: str) -> dict[str, str]:
@@ -44,16 +45,16 @@ def join(url: str, session: str, name: str) -> dict[str, str]:
     return {"x-annotator-token": r.json()["token"]}
 
 
-def db_votes(home: Path) -> list[tuple]:
-    with sqlite3.connect(home / "workbench.sqlite") as conn:
+def db_votes(home: Path, target: str | Path | None = None) -> list[tuple]:
+    with Store(target or home / "workbench.sqlite") as store, store.reading() as conn:
         return conn.execute("SELECT e.id, a.name, e.pair_id, e.request_id FROM labeling_events e "
                             "JOIN labeling_annotators a ON a.id = e.annotator_id WHERE e.kind = 'vote' ORDER BY e.id").fetchall()
 
 
-def test_sigkill_while_voting_loses_no_acknowledged_vote(tmp_path: Path) -> None:
-    prepare_home(tmp_path, 60)
+def test_sigkill_while_voting_loses_no_acknowledged_vote(tmp_path: Path, store_target: str | Path) -> None:
+    prepare_home(tmp_path, 60, store_target)
     port = free_port()
-    server = labeling_server(tmp_path, port)
+    server = labeling_server(tmp_path, port, store_target)
     url = server.url
     headers = join(url, "s", "alice")
     acks: list[tuple[int, str, str]] = []
@@ -89,14 +90,14 @@ def test_sigkill_while_voting_loses_no_acknowledged_vote(tmp_path: Path) -> None
                 time.sleep(0.005)
             server.kill(signal.SIGKILL)  # no shutdown, no flush: whatever was acknowledged must be on disk
             acked_before = len(acks)
-            server = labeling_server(tmp_path, port)
+            server = labeling_server(tmp_path, port, store_target)
             assert acked_before >= kill_at
         thread.join(timeout=180)
     finally:
         stop.set()
         server.kill(signal.SIGTERM)
     assert not failures and not thread.is_alive()
-    votes = db_votes(tmp_path)
+    votes = db_votes(tmp_path, store_target)
     assert len(acks) == 60
     assert {(a[0], a[1], a[2]) for a in acks} <= {(v[0], v[2], v[3]) for v in votes}  # every ack is in the file
     assert len(votes) == 60 and len({v[2] for v in votes}) == 60  # and nothing is there twice

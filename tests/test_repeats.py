@@ -35,8 +35,9 @@ def clock() -> list[float]:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, clock: list[float]) -> LabelingStore:
-    store = Store(tmp_path / "wb.sqlite")
+def lab(store_target: str | Path, clock: list[float]) -> LabelingStore:
+    """Sessions on a store in SQLite and, parametrized, in PostgreSQL."""
+    store = Store(store_target)
     store.import_pairs("ds", make_pairs(40))
     store.import_pairs("two", make_pairs(2))
     return LabelingStore(store, clock=lambda: clock[0])

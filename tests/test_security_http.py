@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ServerProcess, launch
+from conftest import ServerProcess, backend_env, launch
 
 from workbench.data.types import Pair
 from workbench.labeling import LabelingStore
@@ -26,10 +26,10 @@ OWNER = ("owner", "0wner-pw")
 ALICE = ("alice", "alice-pw")
 
 
-@pytest.fixture(scope="module")
-def api_server(tmp_path_factory) -> Iterator[tuple[ServerProcess, Path]]:
-    home = tmp_path_factory.mktemp("bounds")
-    with Store(home / "workbench.sqlite") as store:
+def start_api_server(home: Path, target: str | Path) -> ServerProcess:
+    """A labeling server (owner and alice logins) on the store at ``target``, holding sessions
+    's', 'overlap1' and 'overlap2' over 1,100 pairs."""
+    with Store(target) as store:
         store.import_pairs("ds", [Pair(f"prompt {i}", f"left {i}", f"right {i}", id=f"p{i:04d}") for i in range(1100)])
         lab = LabelingStore(store)
         lab.create_session("s", "ds")
@@ -37,8 +37,24 @@ def api_server(tmp_path_factory) -> Iterator[tuple[ServerProcess, Path]]:
             lab.create_session(f"overlap{k}", "ds", {"overlap": k})
     users = home / "users.txt"
     users.write_text(":".join(ALICE) + "\n", encoding="utf-8")
-    server = launch(home, ["apps.labeling_server", "--api-only", "--auth", ":".join(OWNER), "--users", str(users)], auth=OWNER)
+    return launch(home, ["apps.labeling_server", "--api-only", "--auth", ":".join(OWNER), "--users", str(users)], auth=OWNER,
+                  env=backend_env(target))
+
+
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory) -> Iterator[tuple[ServerProcess, Path]]:
+    home = tmp_path_factory.mktemp("bounds")
+    server = start_api_server(home, home / "workbench.sqlite")
     yield server, home
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_api_server(tmp_path_factory, postgres) -> Iterator[tuple[ServerProcess, str]]:
+    """The same server with its store in PostgreSQL; yields the database URL."""
+    url = postgres.new_database()
+    server = start_api_server(tmp_path_factory.mktemp("bounds-pg"), url)
+    yield server, url
     server.stop()
 
 
@@ -100,11 +116,14 @@ def test_wrong_tokens_and_passwords_are_slowed_then_refused(api_server: tuple[Se
         assert other.get(f"{server.url}{API}/sessions").status_code == 429
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("overlap", [1, 2])
-def test_concurrent_annotators_never_share_a_pair_beyond_the_overlap(api_server: tuple[ServerProcess, Path], overlap: int) -> None:
-    """20 annotators × 50 votes at once, sequential order. 1,100 pairs, not 1,000: who has cast
-    their 50th vote was served (and holds) one more pair, as a real annotator would."""
-    server, home = api_server
+def test_concurrent_annotators_never_share_a_pair_beyond_the_overlap(request: pytest.FixtureRequest, backend: str, overlap: int) -> None:
+    """20 annotators × 50 votes at once, sequential order, with the store in SQLite and in
+    PostgreSQL. 1,100 pairs, not 1,000: who has cast their 50th vote was served (and holds) one
+    more pair, as a real annotator would."""
+    server, where = request.getfixturevalue("api_server" if backend == "sqlite" else "pg_api_server")
+    target = where if backend == "postgresql" else where / "workbench.sqlite"
     session, names = f"overlap{overlap}", [f"ann{i:02d}" for i in range(20)]
     with _client() as http:
         tokens = {n: _join(http, server.url, session, n) for n in names}
@@ -130,7 +149,7 @@ def test_concurrent_annotators_never_share_a_pair_beyond_the_overlap(api_server:
     for t in threads:
         t.join(timeout=600)
     assert not errors, errors[:3]
-    with Store(home / "workbench.sqlite") as store:
+    with Store(target) as store:
         per_pair = Counter(j.pair_id for j in LabelingStore(store).judgments(session))
     assert sum(per_pair.values()) == 1000 and max(per_pair.values()) <= overlap
     # Overlap 1: 1,000 votes on 1,000 distinct pairs (without reservation: 75). Overlap k: each

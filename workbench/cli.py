@@ -20,10 +20,11 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli_options import HomeOpt, context_for, table
+from workbench.cli_options import DatabaseUrlOpt, HomeOpt, context_for, table
 from workbench.compare.cli import compare
 from workbench.data.exporters import export_pairs
 from workbench.data.readers import QUALITY_CHECKS, detect_file_format, read_pairs
+from workbench.db_cli import db_app
 from workbench.errors import WorkbenchError
 from workbench.jobs.cli import runs_app
 from workbench.models.embedded import ensure_demo_model
@@ -35,6 +36,7 @@ data_app = typer.Typer(help="Import, list, show and export preference datasets."
 app.add_typer(data_app, name="data")
 app.command("compare")(compare)
 app.add_typer(runs_app, name="runs")
+app.add_typer(db_app, name="db")
 
 
 
@@ -50,13 +52,14 @@ def serve(
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
     open_browser: Annotated[bool, typer.Option("--open", help="Open the app in the default web browser once it answers (as Jupyter does).")] = False,
     home: HomeOpt = None,
+    database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Start the browser app (Gradio tabs + Panel dashboards) on one port."""
     from workbench.app.server import serve as run_server  # gradio, panel and uvicorn: only the server pays for them
 
     ctx = context_for(
         None, home, host=host, port=port, auth=parse_auth(auth) if auth else None,
-        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, device=device, dtype=dtype,
+        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, device=device, dtype=dtype, database_url=database_url,
     )
     ctx.settings.check_bind()
     ctx.ensure_demo_dataset()

@@ -1,4 +1,4 @@
-"""Options and helpers every ``workbench`` command group shares: ``--home``, ``--json``, the
+"""Options and helpers every ``workbench`` command group shares: ``--home``, ``--json``, ``--database-url``, the
 settings and application context over a home, the plugin host ``main`` built, plain tables.
 
 The ``PluginHost`` that ``workbench.cli.main`` built travels as the click context's ``obj``,
@@ -13,11 +13,13 @@ from typing import Annotated, Any
 import typer
 
 from workbench.context import AppContext
+from workbench.db import URL_OPTION_HELP
 from workbench.plugins import PluginHost
 from workbench.settings import Settings
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workbench home folder (default: $WORKBENCH_HOME or the per-user data dir).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+DatabaseUrlOpt = Annotated[str | None, typer.Option("--database-url", show_default=False, help=URL_OPTION_HELP)]
 
 
 def settings_for(home: Path | None, **settings: Any) -> Settings:

@@ -57,7 +57,7 @@ class AppContext:
     # -- shared services -------------------------------------------------------------
     @cached_property
     def store(self) -> Store:
-        return Store(self.settings.db_path)
+        return Store(self.settings.store_target)
 
     @cached_property
     def labeling(self) -> LabelingStore:

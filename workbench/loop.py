@@ -92,7 +92,7 @@ def untrained_prompts(manager: JobManager, run: Run) -> list[str]:
         raise ConfigError(f"Run {run.id} trained on a dataset, not a labeling session, so no prompts are known to be held out.",
                           hint="Pass a prompt file (--prompts).")
     trained = {p.prompt_text for p in frozen.train}
-    with Store(manager.settings.db_path) as store:
+    with Store(manager.settings.store_target) as store:
         session_prompts = [prompt_text(p.prompt) for p in LabelingStore(store).pairs(frozen.record["session"])]
     prompts = [p for p in dict.fromkeys(session_prompts) if p not in trained]
     if not prompts:
@@ -142,7 +142,7 @@ def prompts_that_fitted(settings: Settings, vectors: Sequence[Any]) -> set[str]:
     from workbench.preference.votes import prompt_texts, votes_from_judgments
 
     out: set[str] = set()
-    with Store(settings.db_path) as store:
+    with Store(settings.store_target) as store:
         labeling, datasets = LabelingStore(store), {d["name"] for d in store.list_datasets()}
         sessions = {i.name for i in labeling.list_sessions()}
         for v in vectors:
@@ -165,7 +165,7 @@ def unfitted_session_prompts(settings: Settings, session: str, vectors: Sequence
     """A session's prompts that fitted none of ``vectors``, in session order (an unknown session is a ``NotFound``)."""
     from workbench.labeling.sessions import LabelingStore  # 0.9 s (scipy): not needed to build the CLI
 
-    with Store(settings.db_path) as store:
+    with Store(settings.store_target) as store:
         session_prompts = [prompt_text(p.prompt) for p in LabelingStore(store).pairs(session)]
     fitted = prompts_that_fitted(settings, vectors)
     prompts = [p for p in dict.fromkeys(session_prompts) if p not in fitted]
@@ -215,7 +215,7 @@ def held_out_note(settings: Settings, from_session: str | None, vector_names: Se
     from workbench.labeling.sessions import LabelingStore  # 0.9 s (scipy): not needed to build the CLI
     from workbench.steering.library import load_vector  # imports torch: not needed to build the CLI
 
-    with Store(settings.db_path) as store:
+    with Store(settings.store_target) as store:
         total = len(dict.fromkeys(prompt_text(p.prompt) for p in LabelingStore(store).pairs(from_session)))
     unfitted = len(unfitted_session_prompts(settings, from_session, [load_vector(settings, v) for v in vector_names]))
     text = (f"{used} of the {total} prompt(s) of session '{from_session}': {total - unfitted} fitted the vector(s) "

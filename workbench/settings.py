@@ -1,8 +1,8 @@
 """Where the workbench keeps its files and which safety switches are on.
 
 Settings come from environment variables (``WORKBENCH_*``) and CLI flags; nothing is read
-from the network. The home folder holds the SQLite store, the converted demo model, the
-activation cache and training runs.
+from the network. The home folder holds the SQLite store (unless ``WORKBENCH_DATABASE_URL``
+puts the store in PostgreSQL), the converted demo model, the activation cache and training runs.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import platformdirs
 
+from workbench.db import URL_SETTING, check_url, mask_url
 from workbench.errors import ConfigError, DataError, SecurityError
 
 
@@ -65,9 +66,17 @@ class Settings:
     login_failures_allowed: int = 10
     login_failures_per_address: int = 50
     login_lockout_max_s: float = 300.0
+    # The store in PostgreSQL (team servers): WORKBENCH_DATABASE_URL, the first line of the file
+    # WORKBENCH_DATABASE_URL_FILE, or --database-url; None keeps the SQLite file in the home.
+    # Kept out of repr, run manifests and logs: it may carry a password (shown only masked).
+    database_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
+        if self.database_url is None:
+            self.database_url = database_url_from_env()
+        if self.database_url is not None:
+            check_url(self.database_url)
         auth = os.environ.get("WORKBENCH_AUTH")
         if self.auth is None and auth:
             self.auth = parse_auth(auth)
@@ -87,6 +96,20 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.home / "workbench.sqlite"
+
+    @property
+    def store_target(self) -> str | Path:
+        """What ``Store`` opens: the PostgreSQL URL when one is set, else the SQLite file."""
+        return self.database_url or self.db_path
+
+    @property
+    def store_location(self) -> str:
+        """Where the store is, fit to print (a URL's password masked)."""
+        return mask_url(self.database_url) if self.database_url else str(self.db_path)
+
+    def has_store(self) -> bool:
+        """Whether a store exists already (a PostgreSQL database is created by its administrator)."""
+        return self.database_url is not None or self.db_path.exists()
 
     @property
     def models_dir(self) -> Path:
@@ -124,6 +147,27 @@ class Settings:
                 hint="Set WORKBENCH_AUTH=user:password (or pass --auth user:password), give annotators "
                 "their own logins with WORKBENCH_USERS=<users file>, or bind to 127.0.0.1.",
             )
+
+
+def database_url_from_env() -> str | None:
+    """``WORKBENCH_DATABASE_URL``, else the first line of the file ``WORKBENCH_DATABASE_URL_FILE``
+    names (a secret mounted as a file keeps the password out of the process environment)."""
+    url = os.environ.get(URL_SETTING, "").strip()
+    if url:
+        return url
+    path = os.environ.get(f"{URL_SETTING}_FILE", "").strip()
+    if not path:
+        return None
+    from workbench.data.readers import read_user_text  # the one safe way to read a user's file
+
+    try:
+        lines = read_user_text(Path(path).expanduser()).strip().splitlines()
+    except DataError as exc:
+        raise ConfigError(f"Cannot read {URL_SETTING}_FILE: {exc.message}",
+                          hint="Point it at a file whose first line is postgresql://USER:PASSWORD@HOST/DATABASE.") from None
+    if not lines:
+        raise ConfigError(f"{URL_SETTING}_FILE ({path}) is empty.", hint="Write the postgresql:// URL on its first line.")
+    return lines[0].strip()
 
 
 def parse_auth(value: str) -> tuple[str, str]:

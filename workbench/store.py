@@ -1,21 +1,25 @@
-"""The workbench's one SQLite database: datasets and their pairs, labeling sessions and votes.
+"""The workbench's one database: datasets and their pairs, labeling sessions and votes.
 
-WAL mode lets the web server read while a job process writes; ``synchronous=FULL`` means a
-committed write (an acknowledged vote) survives a power cut. The schema is created and
-migrated on open: ``MIGRATIONS[i]`` takes the database from version ``i`` to ``i + 1`` and
-``PRAGMA user_version`` records how far it got, so later features append a migration and
-never edit an old one. One connection is shared by all threads behind a lock; every write
-runs in one ``BEGIN IMMEDIATE`` transaction, so an import is all or nothing.
+By default it is a SQLite file in the home; ``WORKBENCH_DATABASE_URL=postgresql://…`` puts the
+same schema in PostgreSQL for team servers (workbench/db.py knows the difference). On SQLite,
+WAL mode lets the web server read while a job process writes, and ``synchronous=FULL`` means a
+committed write (an acknowledged vote) survives a power cut; PostgreSQL commits durably by
+default. The schema is created and migrated on open: ``MIGRATIONS[i]`` takes the database from
+version ``i`` to ``i + 1`` and the ``workbench_schema`` table records how far it got (SQLite
+files from before that table kept it in ``PRAGMA user_version``, which is still kept in step),
+so later features append a migration and never edit an old one. One connection is shared by
+all threads behind a lock; every write runs in one transaction that no other writer of the
+store, in any process, runs beside (``Connection.begin_write``), so an import is all or nothing.
 
 For many small concurrent writes (votes) ``write_batched`` commits whatever is queued in one
-transaction (group commit), and ``snapshot`` gives each thread its own read-only connection,
+transaction (group commit), and ``snapshot`` gives each reader its own read-only connection,
 so readers never queue behind a writer's fsync.
 """
 from __future__ import annotations
 
 import json
+import queue
 import re
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -27,6 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from workbench.data.types import Pair
+from workbench.db import (
+    DATABASE_ERRORS,
+    VALUE_ERRORS,
+    Connection,
+    connect_postgres,
+    connect_sqlite,
+    ddl,
+    is_url,
+    mask_url,
+)
 from workbench.errors import DataError
 
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -120,6 +134,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
+NO_LIMIT = 2**62
 PAIR_COLUMNS = "pair_id, prompt, response_a, response_b, preferred, metadata"
 NAME_MAX = 100
 # C0/C1 control characters (terminal escapes), and the bidi/invisible format characters
@@ -148,71 +163,127 @@ def name_problem(name: object) -> str | None:
 
 
 class Store:
-    """Datasets and pairs in one SQLite file; safe to share between threads."""
+    """Datasets and pairs in one SQLite file or PostgreSQL database; safe to share between threads."""
 
-    def __init__(self, db_path: str | Path) -> None:
-        self.path = Path(db_path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, target: str | Path) -> None:
+        """``target``: the SQLite file's path, or a ``postgresql://`` URL (workbench/db.py)."""
+        self.url = target if is_url(target) else None
+        self.dialect = "postgresql" if self.url else "sqlite"
+        # Where the store is, as errors and the CLI show it (a URL's password masked).
+        self.path: Path | str = mask_url(self.url) if self.url else Path(target).expanduser()
         self._lock = threading.RLock()
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], Future]] = []
+        self._pending: list[tuple[Callable[[Connection], Any], Future]] = []
         self._pending_lock = threading.Lock()
         self._leader = threading.Lock()
         self._local = threading.local()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._readers: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        if self.url is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = self._connect()
         try:
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise DataError(f"cannot be put in WAL mode (journal_mode is '{mode}').", path=self.path,
-                                hint="Keep the workbench home on a local disk; network filesystems do not support WAL.")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
+            if self.dialect == "sqlite":
+                self._sqlite_pragmas()
             self._migrate()
-        except sqlite3.DatabaseError as err:
+        except DATABASE_ERRORS as err:
             self._conn.close()
             raise DataError(f"is not a usable workbench database ({err}).", path=self.path,
-                            hint="Move the file away (or set WORKBENCH_HOME to another folder) and start again.") from None
+                            hint="Move the file away (or set WORKBENCH_HOME to another folder) and start again."
+                            if self.url is None else "Point WORKBENCH_DATABASE_URL at a database of its own.") from None
         except BaseException:
             self._conn.close()
             raise
 
+    def _connect(self, *, readonly: bool = False) -> Connection:
+        return connect_postgres(self.url) if self.url else connect_sqlite(self.path, readonly=readonly)
+
+    def _sqlite_pragmas(self) -> None:
+        mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise DataError(f"cannot be put in WAL mode (journal_mode is '{mode}').", path=self.path,
+                            hint="Keep the workbench home on a local disk; network filesystems do not support WAL.")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+
     # -- plumbing -------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._begin_write()
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if not self._conn.broken:
+                    self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
 
+    def _begin_write(self) -> None:
+        """Begin on the shared connection, reconnecting once if the server dropped it (a
+        PostgreSQL restart: what was committed is there, and nothing of this write had begun)."""
+        try:
+            self._conn.begin_write()
+        except DATABASE_ERRORS:
+            if not self._conn.broken:
+                raise
+            self._conn = self._connect()
+            self._conn.begin_write()
+
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
+    def reading(self) -> Iterator[Connection]:
         """The connection, held for a consistent read (no other thread uses it meanwhile)."""
         with self._lock:
+            if self._conn.broken:
+                self._conn = self._connect()
             yield self._conn
 
     @contextmanager
-    def snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A per-thread read-only connection holding one snapshot for the block.
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only connection of this thread's (SQLite) or from a pool (PostgreSQL), holding
+        one snapshot for the block.
 
-        WAL lets these read while the writer waits for its fsync, so e.g. fetching the next
-        pair never queues behind other annotators' commits (the shared connection would).
+        Readers never queue behind the writer's fsync (SQLite's WAL and PostgreSQL's MVCC let
+        them read meanwhile), so e.g. fetching the next pair never waits for other annotators'
+        commits. PostgreSQL connections are pooled rather than kept per thread, so a server's
+        many worker threads open only as many as read at once.
         """
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=30)
-            self._local.conn = conn
-        conn.execute("BEGIN")
+        conn = self._reader()
         try:
-            yield conn
+            try:
+                conn.begin_read()
+            except DATABASE_ERRORS:  # a pooled connection the restarted server dropped: once more on a new one
+                if not conn.broken:
+                    raise
+                conn = self._connect()
+                conn.begin_read()
+            try:
+                yield conn
+            finally:
+                if not conn.broken:
+                    conn.execute("COMMIT")
         finally:
-            conn.execute("COMMIT")
+            if self.url is not None:
+                if conn.broken:
+                    conn.close()
+                else:
+                    self._readers.put(conn)
 
-    def write_batched(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+    def _reader(self) -> Connection:
+        if self.url is None:
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self._local.conn = self._connect(readonly=True)
+            return conn
+        while True:
+            try:
+                conn = self._readers.get_nowait()
+            except queue.Empty:
+                return self._connect()
+            if not conn.broken:
+                return conn
+
+    def write_batched(self, work: Callable[[Connection], Any]) -> Any:
         """Run ``work`` in a write transaction shared with the writes queued meanwhile (group commit).
 
         Concurrent small writes would each wait for their own fsync; instead the first writer
@@ -238,7 +309,7 @@ class Store:
                 self._leader.release()
         return done.result()
 
-    def _settle(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future]]) -> None:
+    def _settle(self, batch: list[tuple[Callable[[Connection], Any], Future]]) -> None:
         try:
             results = self._commit_batch(batch)
         except BaseException as err:
@@ -251,7 +322,7 @@ class Store:
             else:
                 fut.set_exception(value)
 
-    def _commit_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future]]) -> list[tuple[bool, Any]]:
+    def _commit_batch(self, batch: list[tuple[Callable[[Connection], Any], Future]]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
         with self.transaction() as conn:
             for work, _ in batch:
@@ -267,11 +338,17 @@ class Store:
     @property
     def schema_version(self) -> int:
         with self.reading() as conn:
-            return conn.execute("PRAGMA user_version").fetchone()[0]
+            return conn.execute("SELECT version FROM workbench_schema").fetchone()[0]
 
     def _migrate(self) -> None:
-        with self.transaction() as conn:  # IMMEDIATE: two processes opening a new file migrate once
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        with self.transaction() as conn:  # one writer at a time: two processes opening a new store migrate once
+            conn.execute("CREATE TABLE IF NOT EXISTS workbench_schema (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM workbench_schema").fetchone()
+            if row is not None:
+                version = row[0]
+            else:  # a new store, or a SQLite file from before workbench_schema (its version in user_version)
+                version = conn.execute("PRAGMA user_version").fetchone()[0] if self.dialect == "sqlite" else 0
+                conn.execute("INSERT INTO workbench_schema (version) VALUES (?)", (version,))
             if version > len(MIGRATIONS):
                 raise DataError(
                     f"was written by a newer workbench (schema version {version}; this one knows {len(MIGRATIONS)}).",
@@ -279,13 +356,17 @@ class Store:
                 )
             for statements in MIGRATIONS[version:]:
                 for sql in statements:
-                    conn.execute(sql)
+                    conn.execute(ddl(sql, self.dialect))
             if version < len(MIGRATIONS):
+                conn.execute("UPDATE workbench_schema SET version = ?", (len(MIGRATIONS),))
+            if self.dialect == "sqlite":  # older workbenches read this one, and refuse a newer file
                 conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        while not self._readers.empty():
+            self._readers.get_nowait().close()
 
     def __enter__(self) -> Store:
         return self
@@ -295,7 +376,7 @@ class Store:
 
     # -- datasets -------------------------------------------------------------------------
 
-    def _dataset_id(self, conn: sqlite3.Connection, name: str) -> int:
+    def _dataset_id(self, conn: Connection, name: str) -> int:
         row = conn.execute("SELECT id FROM datasets WHERE name = ?", (name,)).fetchone()
         if row is None:
             known = [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY id")]
@@ -303,7 +384,7 @@ class Store:
                             hint=f"Known datasets: {', '.join(known)}." if known else "Import one first (Store.import_pairs).")
         return row[0]
 
-    def _free_name(self, conn: sqlite3.Connection, name: str) -> str:
+    def _free_name(self, conn: Connection, name: str) -> str:
         n = 2
         while conn.execute("SELECT 1 FROM datasets WHERE name = ?", (f"{name}-{n}",)).fetchone():
             n += 1
@@ -319,7 +400,7 @@ class Store:
         with self.transaction() as conn:
             return self.insert_pairs(conn, name, pairs, source=source, format=format, replace=replace)
 
-    def insert_pairs(self, conn: sqlite3.Connection, name: str, pairs: Iterable[Pair], *, source: str = "", format: str = "",
+    def insert_pairs(self, conn: Connection, name: str, pairs: Iterable[Pair], *, source: str = "", format: str = "",
                      replace: bool = False) -> int:
         """``import_pairs``'s writes inside the caller's transaction, so an import that also
         writes other rows (a session and its votes) rolls back as a whole."""
@@ -344,16 +425,16 @@ class Store:
                                 hint=f"Choose another name, e.g. '{self._free_name(conn, name)}', or replace it "
                                      "(--replace on the command line, replace=True in Python).")
             conn.execute("DELETE FROM datasets WHERE id = ?", (row[0],))
-        dataset_id = conn.execute(
+        dataset_id = conn.insert(
             "INSERT INTO datasets (name, source, format, n_pairs, created_at) VALUES (?, ?, ?, ?, ?)",
             (name, str(source), format, len(pairs), time.time()),
-        ).lastrowid
+        )
         try:
             conn.executemany(
                 f"INSERT INTO pairs (dataset_id, position, {PAIR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (_pair_row(dataset_id, i, p) for i, p in enumerate(pairs)),
             )
-        except sqlite3.IntegrityError as err:
+        except VALUE_ERRORS as err:
             raise DataError(f"Import of '{name}' failed and was rolled back: {err}.", path=self.path,
                             hint="Pairs need text responses and preferred set to 'A', 'B', 'tie' or None.") from None
         return len(pairs)
@@ -376,9 +457,9 @@ class Store:
         """Pairs in their original order; ``offset``/``limit`` page through big datasets."""
         with self.reading() as conn:
             dataset_id = self._dataset_id(conn, dataset)
-            rows = conn.execute(
+            rows = conn.execute(  # no LIMIT -1: PostgreSQL refuses a negative limit
                 f"SELECT {PAIR_COLUMNS} FROM pairs WHERE dataset_id = ? ORDER BY position LIMIT ? OFFSET ?",
-                (dataset_id, -1 if limit is None else limit, offset),
+                (dataset_id, NO_LIMIT if limit is None else limit, offset),
             ).fetchall()
         return [row_pair(r) for r in rows]
 

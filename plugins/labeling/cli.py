@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from workbench.cli_options import HomeOpt, JsonOpt, context_for, host_of, table
+from workbench.cli_options import DatabaseUrlOpt, HomeOpt, JsonOpt, context_for, host_of, table
 from workbench.data.readers import FileDataError
 from workbench.errors import ConfigError, DataError
 from workbench.jobs.commands import follow, manager_for
@@ -378,7 +378,9 @@ def serve(
     auth: Annotated[str | None, typer.Option("--auth", help="owner:password for every request (or WORKBENCH_AUTH).")] = None,
     users: Annotated[Path | None, typer.Option("--users", help="File of name:password lines, one login per annotator.")] = None,
     api_only: Annotated[bool, typer.Option("--api-only", help="Serve the vote API and the fast page without the Gradio UI.")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes on the port (needs --api-only; all share the store).")] = 1,
     home: HomeOpt = None,
+    database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Serve labeling only, for annotators: the fast keyboard page /label/<session>, the API and the Labeling tab.
 
@@ -389,6 +391,7 @@ def serve(
 
     argv = ["--host", host, "--port", str(port)] + (["--auth", auth] if auth else []) + (["--users", str(users)] if users else [])
     argv += (["--home", str(home)] if home else []) + (["--api-only"] if api_only else [])
-    code = serve_labeling(argv)
+    argv += ["--workers", str(workers)]
+    code = serve_labeling(argv, database_url=database_url)
     if code:
         raise typer.Exit(code)

@@ -192,6 +192,8 @@ class JobManager:
     def _spawn(self, run_dir: Path, env: dict[str, str] | None) -> None:
         child_env = {**os.environ, **(env or {})}
         child_env["WORKBENCH_HOME"] = str(self.settings.home)
+        if self.settings.database_url:  # through the environment, never the manifest (it may hold a password)
+            child_env["WORKBENCH_DATABASE_URL"] = self.settings.database_url
         child_env["PYTHONUNBUFFERED"] = "1"
         # The worker imports the job function by module path: give it this process's import path.
         paths = [str(Path(p).resolve()) for p in sys.path if p and Path(p).exists()]

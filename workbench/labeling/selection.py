@@ -66,11 +66,11 @@ def reserve(conn: Any, sid: int, aid: int, queue: Sequence[str], counts: dict[st
     """Reserve for annotator ``aid`` the first pair of ``queue`` with room, as a row of
     ``labeling_leases``; return it (None: every open pair is voted on or held up to ``overlap``).
 
-    Runs inside the caller's write transaction (SQLite ``BEGIN IMMEDIATE``), so reading the
-    live leases, confirming the vote counts and writing the lease are one step for every
-    process on the store: two servers on one home never hand out the same pair beyond the
-    overlap. The annotator's own live lease comes first, so a reload shows the same pair.
-    ``counts`` (a snapshot's votes per pair) rule candidates out cheaply; fresh counts, read
+    Runs inside the caller's write transaction (SQLite ``BEGIN IMMEDIATE``; on PostgreSQL the
+    store's transaction-level advisory lock, see workbench/db.py), so reading the live leases,
+    confirming the vote counts and writing the lease are one step for every process on the
+    store: two servers on one home never hand out the same pair beyond the overlap. The
+    annotator's own live lease comes first, so a reload shows the same pair. ``counts`` (a snapshot's votes per pair) rule candidates out cheaply; fresh counts, read
     in the transaction a batch at a time, always confirm them: a snapshot with no votes (or
     fewer annotators than the overlap) is no proof, since another process's vote may have
     committed and freed its lease since. Expired leases are deleted on the way.

@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import secrets
-import sqlite3
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.data.types import Judgment, Outcome, Pair
+from workbench.db import Connection
 from workbench.labeling.errors import Conflict, Forbidden, Invalid, NotFound
 from workbench.labeling.selection import hold, open_pairs, random_rank, rank_active, rank_uncertain, repeat_pick, reserve
 from workbench.labeling.uncertain import DEFAULT_REFIT_EVERY, MODEL_UNCERTAIN, ModelFeatures, PairFeatures, UncertainOrder
@@ -261,7 +261,8 @@ class LabelingStore:
     def _default_features(self) -> PairFeatures:
         from workbench.settings import Settings
 
-        return ModelFeatures(Settings(home=self.store.path.parent))
+        # The home holding the SQLite store; a PostgreSQL store has none of its own: the settings' home.
+        return ModelFeatures(Settings(home=self.store.path.parent) if self.store.url is None else Settings())
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -300,7 +301,7 @@ class LabelingStore:
     def pairs(self, name: str) -> list[Pair]:
         return self.store.get_pairs(self.session(name).dataset)
 
-    def _session(self, conn: sqlite3.Connection, name: str) -> SessionInfo:
+    def _session(self, conn: Connection, name: str) -> SessionInfo:
         row = conn.execute("SELECT id, name, dataset, settings, status, created_at FROM labeling_sessions WHERE name = ?",
                            (name,)).fetchone()
         if row is None:
@@ -310,7 +311,7 @@ class LabelingStore:
         ids, _ = self._dataset_pairs(conn, row[2])
         return SessionInfo(row[0], row[1], row[2], SessionSettings(**json.loads(row[3])), row[4], row[5], len(ids))
 
-    def _dataset_pairs(self, conn: sqlite3.Connection, dataset: str) -> tuple[list[str], dict[str, tuple[str, str]]]:
+    def _dataset_pairs(self, conn: Connection, dataset: str) -> tuple[list[str], dict[str, tuple[str, str]]]:
         """Pair ids in dataset order and each pair's (source A, source B), cached per dataset row."""
         row = conn.execute("SELECT id FROM datasets WHERE name = ?", (dataset,)).fetchone()
         if row is None:
@@ -364,7 +365,7 @@ class LabelingStore:
             raise Forbidden(f"This token does not belong to annotator '{annotator}' of session '{session}'.",
                             hint="Use the token you got when you joined; each annotator can only vote as themselves.")
 
-    def _annotator_id(self, conn: sqlite3.Connection, sid: int, session: str, annotator: str) -> int:
+    def _annotator_id(self, conn: Connection, sid: int, session: str, annotator: str) -> int:
         row = conn.execute("SELECT id FROM labeling_annotators WHERE session_id = ? AND name = ?", (sid, annotator)).fetchone()
         if row is None:
             raise NotFound(f"'{annotator}' has not joined session '{session}'.", hint="Call join(session, annotator) first.")
@@ -422,7 +423,7 @@ class LabelingStore:
         return Item(session, annotator, pair, assigned_order(info.id, annotator, pair_id), position,
                     done + extra + len(queue) + coming, current)
 
-    def _pair(self, conn: sqlite3.Connection, info: SessionInfo, pair_id: Any) -> Pair:
+    def _pair(self, conn: Connection, info: SessionInfo, pair_id: Any) -> Pair:
         ids, _ = self._dataset_pairs(conn, info.dataset)
         if not isinstance(pair_id, str) or pair_id not in set(ids):
             raise NotFound(f"Session '{info.name}' has no pair with id {str(pair_id)[:60]!r}.",
@@ -431,7 +432,7 @@ class LabelingStore:
         return row_pair(conn.execute(f"SELECT {columns} FROM pairs p JOIN datasets d ON d.id = p.dataset_id"
                                      " WHERE d.name = ? AND p.pair_id = ?", (info.dataset, pair_id)).fetchone())
 
-    def _queue(self, conn: sqlite3.Connection, info: SessionInfo, aid: int, annotator: str, *,
+    def _queue(self, conn: Connection, info: SessionInfo, aid: int, annotator: str, *,
                rank: bool = True) -> tuple[list[str], int, dict[str, int]]:
         """Pair ids still open to this annotator, best first (in dataset order when not ``rank``),
         how many they have done, and the per-pair vote counts (empty when no pair can be full, see below)."""
@@ -473,7 +474,7 @@ class LabelingStore:
                                                        " WHERE d.name = ? ORDER BY p.position", (info.dataset,))]
             return info.settings, pairs, self._judgments(conn, info.id)
 
-    def _repeat_plan(self, conn: sqlite3.Connection, info: SessionInfo, aid: int, annotator: str, left: int,
+    def _repeat_plan(self, conn: Connection, info: SessionInfo, aid: int, annotator: str, left: int,
                      now: float | None) -> _RepeatPlan:
         """Whether this annotator's next item is a hidden repeat (and which), and how many are to come.
 
@@ -551,7 +552,7 @@ class LabelingStore:
         if soft is not None:
             payload["soft"] = soft
 
-        def work(conn: sqlite3.Connection) -> VoteAck:
+        def work(conn: Connection) -> VoteAck:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
             replay = self._replay(conn, info.id, aid, request_id, payload)
@@ -583,17 +584,18 @@ class LabelingStore:
                                hint="To change that vote, send it again with edit=true.")
             if edit and not current:
                 raise Conflict(f"'{annotator}' has no vote on pair '{pair_id}' to edit.", hint="Send it without edit=true.")
-            event_id = conn.execute(
+            event_id = conn.insert(
                 "INSERT INTO labeling_events (session_id, annotator_id, kind, pair_id, outcome, strength, aspects, rationale,"
                 " displayed_order, started_at, submitted_at, request_id, payload_hash, soft, is_repeat)"
                 " VALUES (?, ?, 'vote', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (info.id, aid, pair_id, outcome, strength, json.dumps(aspects, sort_keys=True), rationale, assigned,
                  started_at, time.time(), request_id, _payload_hash(payload), soft, 1 if repeat else 0),
-            ).lastrowid
+            )
             if repeat:  # kept apart: their first vote still counts, once
                 conn.execute("DELETE FROM labeling_leases WHERE session_id = ? AND annotator_id = ? AND pair_id = ?", (info.id, aid, pair_id))
                 return VoteAck(event_id, pair_id, outcome)
-            conn.execute("INSERT OR REPLACE INTO labeling_current (session_id, annotator_id, pair_id, event_id, outcome) VALUES (?, ?, ?, ?, ?)",
+            conn.execute("INSERT INTO labeling_current (session_id, annotator_id, pair_id, event_id, outcome) VALUES (?, ?, ?, ?, ?)"
+                         " ON CONFLICT (session_id, annotator_id, pair_id) DO UPDATE SET event_id = excluded.event_id, outcome = excluded.outcome",
                          (info.id, aid, pair_id, event_id, outcome))
             # The same transaction turns the reservation into a vote: never neither, never both.
             conn.execute("DELETE FROM labeling_leases WHERE session_id = ? AND annotator_id = ? AND pair_id = ?", (info.id, aid, pair_id))
@@ -601,7 +603,7 @@ class LabelingStore:
 
         return self.store.write_batched(work)
 
-    def _is_repeat(self, conn: sqlite3.Connection, info: SessionInfo, aid: int, annotator: str, pair_id: str,
+    def _is_repeat(self, conn: Connection, info: SessionInfo, aid: int, annotator: str, pair_id: str,
                    displayed_order: str | None) -> bool:
         """Whether a vote on a pair the annotator already voted on answers a hidden repeat: the
         session schedules repeats, they have no standing repeat vote on it, and they hold it (a
@@ -644,7 +646,7 @@ class LabelingStore:
         goes back into their queue. Returns the undo event, ``outcome`` being the vote undone.
         """
         payload = {"kind": "undo", "event_id": event_id}
-        def work(conn: sqlite3.Connection) -> VoteAck:
+        def work(conn: Connection) -> VoteAck:
             info = self._session(conn, session)
             aid = self._annotator_id(conn, info.id, session, annotator)
             replay = self._replay(conn, info.id, aid, request_id, payload)
@@ -673,11 +675,11 @@ class LabelingStore:
                                    hint="Only your own latest vote on a pair can be undone; see the history.")
             target, pair_id, undone = row
             is_repeat = conn.execute("SELECT is_repeat FROM labeling_events WHERE id = ?", (target,)).fetchone()[0] == 1
-            undo_id = conn.execute(
+            undo_id = conn.insert(
                 "INSERT INTO labeling_events (session_id, annotator_id, kind, pair_id, target, submitted_at, request_id, payload_hash)"
                 " VALUES (?, ?, 'undo', ?, ?, ?, ?, ?)",
                 (info.id, aid, pair_id, target, time.time(), request_id, _payload_hash(payload)),
-            ).lastrowid
+            )
             if is_repeat:  # their first vote stands; the pair is theirs to see again first, as the same repeat
                 hold(conn, info.id, aid, pair_id, info.settings.lease_seconds, self.clock())
                 return VoteAck(undo_id, pair_id, undone)
@@ -696,7 +698,7 @@ class LabelingStore:
 
         return self.store.write_batched(work)
 
-    def _replay(self, conn: sqlite3.Connection, sid: int, aid: int, request_id: str | None, payload: dict[str, Any]) -> VoteAck | None:
+    def _replay(self, conn: Connection, sid: int, aid: int, request_id: str | None, payload: dict[str, Any]) -> VoteAck | None:
         if request_id is None:
             return None
         row = conn.execute("SELECT id, pair_id, kind, outcome, target, payload_hash FROM labeling_events"
@@ -711,7 +713,7 @@ class LabelingStore:
             outcome = conn.execute("SELECT outcome FROM labeling_events WHERE id = ?", (row[4],)).fetchone()[0]
         return VoteAck(row[0], row[1], outcome, replayed=True)
 
-    def _current(self, conn: sqlite3.Connection, sid: int, aid: int, pair_id: str) -> dict[str, Any] | None:
+    def _current(self, conn: Connection, sid: int, aid: int, pair_id: str) -> dict[str, Any] | None:
         row = conn.execute(
             "SELECT e.id, e.outcome, e.strength, e.aspects, e.rationale FROM labeling_current c JOIN labeling_events e ON e.id = c.event_id"
             " WHERE c.session_id = ? AND c.annotator_id = ? AND c.pair_id = ?", (sid, aid, pair_id)).fetchone()
@@ -747,23 +749,23 @@ class LabelingStore:
             if conn.execute("SELECT 1 FROM labeling_sessions WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"A labeling session named '{name}' already exists.", hint="Import under another session name.")
             self.store.insert_pairs(conn, dataset, pairs, source=source, format=format)
-            sid = conn.execute("INSERT INTO labeling_sessions (name, dataset, settings, created_at) VALUES (?, ?, ?, ?)",
-                               (name, dataset.strip(), json.dumps(asdict(settings)), now)).lastrowid
+            sid = conn.insert("INSERT INTO labeling_sessions (name, dataset, settings, created_at) VALUES (?, ?, ?, ?)",
+                              (name, dataset.strip(), json.dumps(asdict(settings)), now))
             aids = {}
             for judge in judges:
-                aids[judge] = conn.execute("INSERT INTO labeling_annotators (session_id, name, token, created_at) VALUES (?, ?, ?, ?)",
-                                           (sid, judge, secrets.token_urlsafe(24), now)).lastrowid
+                aids[judge] = conn.insert("INSERT INTO labeling_annotators (session_id, name, token, created_at) VALUES (?, ?, ?, ?)",
+                                          (sid, judge, secrets.token_urlsafe(24), now))
             for pid, judge, outcome, soft in rows:
                 payload = {"kind": "vote", "pair_id": pid, "outcome": outcome, "strength": None, "aspects": {}, "rationale": "",
                            "displayed_order": displayed_order, "edit": False, **({"soft": soft} if soft is not None else {})}
-                event_id = conn.execute(
+                event_id = conn.insert(
                     "INSERT INTO labeling_events (session_id, annotator_id, kind, pair_id, outcome, displayed_order, submitted_at,"
                     " payload_hash, soft) VALUES (?, ?, 'vote', ?, ?, ?, ?, ?, ?)",
-                    (sid, aids[judge], pid, outcome, displayed_order, now, _payload_hash(payload), soft)).lastrowid
-                try:
-                    conn.execute("INSERT INTO labeling_current (session_id, annotator_id, pair_id, event_id, outcome) VALUES (?, ?, ?, ?, ?)",
-                                 (sid, aids[judge], pid, event_id, outcome))
-                except sqlite3.IntegrityError:
+                    (sid, aids[judge], pid, outcome, displayed_order, now, _payload_hash(payload), soft))
+                inserted = conn.execute("INSERT INTO labeling_current (session_id, annotator_id, pair_id, event_id, outcome)"
+                                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING event_id",
+                                        (sid, aids[judge], pid, event_id, outcome)).fetchone()
+                if inserted is None:
                     raise Conflict(f"'{judge}' votes twice on pair '{pid}'.", hint="Keep one vote per judge and pair.") from None
         return self.session(name)
 
@@ -789,7 +791,7 @@ class LabelingStore:
         with self.store.snapshot() as conn:
             return self._judgments(conn, self._session(conn, session).id)
 
-    def _judgments(self, conn: sqlite3.Connection, sid: int) -> list[Judgment]:
+    def _judgments(self, conn: Connection, sid: int) -> list[Judgment]:
         rows = conn.execute(
             "SELECT e.pair_id, a.name, e.outcome, e.strength, e.aspects, e.rationale, e.displayed_order, e.started_at, e.submitted_at,"
             " e.soft FROM labeling_current c JOIN labeling_events e ON e.id = c.event_id JOIN labeling_annotators a ON a.id = c.annotator_id"
@@ -846,7 +848,8 @@ class LabelingStore:
         rests on now, said plainly before the first head exists."""
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
-            rows = conn.execute("SELECT SUM(outcome != 'skip'), SUM(outcome = 'skip') FROM labeling_current"
+            rows = conn.execute("SELECT SUM(CASE WHEN outcome != 'skip' THEN 1 ELSE 0 END), SUM(CASE WHEN outcome = 'skip' THEN 1 ELSE 0 END)"
+                                " FROM labeling_current"
                                 " WHERE session_id = ? GROUP BY pair_id", (info.id,)).fetchall()
             n_repeats = conn.execute(
                 "SELECT COUNT(*) FROM labeling_events WHERE session_id = ? AND kind = 'vote' AND is_repeat = 1 AND id NOT IN"

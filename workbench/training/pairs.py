@@ -48,11 +48,11 @@ def load_pairs(dataset: str, settings: Settings, format: str = "auto") -> list[P
         return read_pairs(path, format=format)
     if path.suffix or "/" in dataset or "\\" in dataset:
         raise DataError("does not exist.", path=path, hint="Check the path (relative paths start from the current folder), or give a stored dataset name.")
-    if not settings.db_path.exists():
+    if not settings.has_store():
         raise DataError(f"Dataset {dataset!r} is neither a file nor a stored dataset (no store yet at {settings.db_path}).",
                         hint="Give a path to a pair file, or import one with `workbench data import`.")
 
-    store = Store(settings.db_path)
+    store = Store(settings.store_target)
     try:
         names = [d["name"] for d in store.list_datasets()]
         if dataset not in names:
@@ -120,10 +120,10 @@ def session_split(settings: Settings, session: str, held_out_fraction: float, se
     from workbench.labeling.sessions import LabelingStore  # scipy (Bradley–Terry): only session runs need the labeling layer
     from workbench.preference.votes import SessionVotes, session_votes  # scipy: only in session_split()
 
-    if not settings.db_path.exists():
+    if not settings.has_store():
         raise DataError(f"No labeling session named '{session}': there is no store yet at {settings.db_path}.",
                         hint="Create a session in the Labeling tab (or `workbench label`) first.")
-    with Store(settings.db_path) as store:
+    with Store(settings.store_target) as store:
         labeling = LabelingStore(store)
         votes = session_votes(labeling, session, min_strength=min_strength)
         known = {p.id for p in labeling.pairs(session)}
