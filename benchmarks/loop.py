@@ -20,7 +20,8 @@ Each step prints its seconds and its floor: FLOPs of its forward/backward work (
 per token forwarded, 4 × for a LoRA backward, tokens counted on the real inputs) at the
 ``torch.mm`` fp32 rate measured at the start of the run; generation's floor is plain Hugging Face
 ``model.generate`` on the same prompts in the same batches, timed in this run; a job's start is
-set beside reading the weights once per model load. Then ``generation_vs_hf_generate_*`` (our
+set beside a fresh python that imports torch + transformers and loads the model with plain
+``from_pretrained`` (plus one more load per further model). Then ``generation_vs_hf_generate_*`` (our
 pair-making ``generate`` and the Home chat's ``stream`` against plain batched HF ``generate``,
 interleaved rounds, CPU clock) with ``chat_first_token_seconds``, and ``cancel_seconds_<type>``
 for every job type: start it through ``JobManager``, wait for a running stage, cancel, and time
