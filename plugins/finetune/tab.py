@@ -50,6 +50,72 @@ def _form(ctx: Any, kind: str, cls: type, names: list[str]) -> tuple[gr.Button, 
     return start, [*inputs, session, source]
 
 
+def _ches_section(ctx: Any, dpo_inputs: list[Any]) -> gr.Textbox:
+    """CHES before a DPO run from a session: the pairs likely to lower the chosen response, to drop."""
+    with gr.Accordion("Before a run from a session: pairs likely to lower the chosen response (CHES)", open=False):
+        gr.Markdown("Centered hidden-embedding similarity of chosen vs rejected under the form's model (Razin et al. "
+                    "2024): the higher, the likelier DPO pushes the chosen response down too. Copy the ids to drop.")
+        with gr.Row():
+            ches_k = gr.Number(value=10, precision=0, label="Top pairs", elem_id="ft-dpo-ches-k")
+            ches_button = gr.Button("Check the session's pairs", elem_id="ft-dpo-ches")
+        ches_note = gr.Markdown(elem_id="ft-dpo-ches-note")
+        ches_table = gr.Dataframe(headers=actions.DISPLACEMENT_COLUMNS, interactive=False, wrap=True, elem_id="ft-dpo-ches-table")
+        drop_pairs = gr.Textbox(label="Drop pairs", info=DPOJobConfig.help_of("drop_pairs") + " Comma- or space-separated.",
+                                elem_id="ft-dpo-drop-pairs")
+    model, session = dpo_inputs[DPO_FORM.index("model")], dpo_inputs[len(DPO_FORM)]
+
+    def on_ches(data: dict[Any, Any], request: gr.Request) -> tuple[Any, str]:
+        try:
+            return actions.displacement_rows(ctx, request.username, data[session], data[model], int(data[ches_k] or 10)), ""
+        except WorkbenchError as exc:
+            return [], error_markdown(exc)
+
+    ches_button.click(on_ches, inputs={model, session, ches_k}, outputs=[ches_table, ches_note])
+    return drop_pairs
+
+
+def _run_view() -> list[Any]:
+    """The selected run: status, warnings, curves, the per-job-type panels and the log tail."""
+    status = gr.Markdown(elem_id="ft-status")
+    warning = gr.Markdown(elem_id="ft-warning")
+    curves = gr.Plot(label="Training curves")
+    with gr.Accordion("Before / after", open=True):
+        before_after = gr.Dataframe(headers=actions.BEFORE_AFTER_COLUMNS, interactive=False, label="Pair accuracy and log-prob margin", elem_id="ft-before-after")
+        samples = gr.Dataframe(headers=actions.SAMPLE_COLUMNS, interactive=False, wrap=True, label="Sample generations (greedy)",
+                               elem_id="ft-samples")
+        pal_results = gr.Dataframe(interactive=False, label="PAL vs Bradley–Terry accuracy", elem_id="ft-pal-results")
+        latent = gr.Plot(label="Latent view: prototypes and users", elem_id="ft-latent")
+    log = gr.Textbox(label="Log tail", lines=12, max_lines=12, autoscroll=True, elem_id="ft-log")
+    return [status, warning, curves, before_after, samples, pal_results, latent, log]
+
+
+def _panels(run: Any) -> tuple[Any, ...]:
+    """Before/after, samples, PAL results, latent plot: values, and shown only for the job type that has them."""
+    kind = run.manifest.type if run is not None else None
+    dpo, pal = kind == "dpo", kind == "pal"
+    return (gr.update(value=actions.before_after_rows(run) if dpo else [], visible=dpo),
+            gr.update(value=actions.samples_rows(run) if dpo else [], visible=dpo),
+            gr.Dataframe(value=actions.pal_results_rows(run), headers=actions.pal_results_columns(run), visible=True) if pal
+            else gr.Dataframe(value=[], visible=False),
+            gr.update(value=actions.latent_figure(run) if pal else None, visible=pal))
+
+
+def _show(manager: JobManager, rid: str | None) -> tuple[Any, ...]:
+    """The selected run's status, curves and tables: only the panels its job type has (a PAL run showed
+    DPO's empty before/after tables, a DPO run PAL's empty accuracy table and latent plot)."""
+    if not rid:
+        return "No run selected.", "", None, *_panels(None), ""
+    try:
+        run = manager.get(rid)
+    except WorkbenchError as exc:
+        return error_markdown(exc), "", None, *_panels(None), ""
+    if run.manifest.type == "dpo":
+        warnings = run.manifest.summary.get("warnings", [])
+        return (job_ui.status_markdown(run), "  \n".join(f"⚠️ **Warning:** {md_escape(w)}" for w in warnings),
+                job_ui.dpo_figure(run.metrics()), *_panels(run), job_ui.log_text(run))
+    return job_ui.status_markdown(run), "", job_ui.pal_figure(run.metrics()), *_panels(run), job_ui.log_text(run)
+
+
 def build_finetune_tab(ctx: Any) -> None:
     manager = JobManager.for_context(ctx)
     own = job_ui.plugin_job_types(manager, PLUGIN)  # DPO and PAL: other plugins' runs are the Runs tab's
@@ -58,61 +124,20 @@ def build_finetune_tab(ctx: Any) -> None:
     with gr.Tabs():
         with gr.Tab("DPO"):
             dpo_start, dpo_inputs = _form(ctx, "dpo", DPOJobConfig, DPO_FORM)
-            with gr.Accordion("Before a run from a session: pairs likely to lower the chosen response (CHES)", open=False):
-                gr.Markdown("Centered hidden-embedding similarity of chosen vs rejected under the form's model (Razin et al. "
-                            "2024): the higher, the likelier DPO pushes the chosen response down too. Copy the ids to drop.")
-                with gr.Row():
-                    ches_k = gr.Number(value=10, precision=0, label="Top pairs", elem_id="ft-dpo-ches-k")
-                    ches_button = gr.Button("Check the session's pairs", elem_id="ft-dpo-ches")
-                ches_table = gr.Dataframe(headers=actions.DISPLACEMENT_COLUMNS, interactive=False, wrap=True, elem_id="ft-dpo-ches-table")
-                drop_pairs = gr.Textbox(label="Drop pairs", info=DPOJobConfig.help_of("drop_pairs") + " Comma- or space-separated.",
-                                        elem_id="ft-dpo-drop-pairs")
+            drop_pairs = _ches_section(ctx, dpo_inputs)
         with gr.Tab("PAL"):
             pal_start, pal_inputs = _form(ctx, "pal", PALJobConfig, PAL_FORM)
     start_status = gr.Markdown(elem_id="ft-start-status")
 
     gr.Markdown("### Runs")
     table, run_id, cancel, resume, blind = job_ui.run_list_controls("ft", extra_buttons=(("Blind session: base vs tuned", "blind-session"),))
-    status = gr.Markdown(elem_id="ft-status")
-    warning = gr.Markdown(elem_id="ft-warning")
-    curves = gr.Plot(label="Training curves")
-    with gr.Accordion("Before / after", open=True):
-        before_after = gr.Dataframe(headers=actions.BEFORE_AFTER_COLUMNS, interactive=False, label="Pair accuracy and log-prob margin", elem_id="ft-before-after")
-        samples = gr.Dataframe(headers=actions.SAMPLE_COLUMNS, interactive=False, wrap=True, label="Sample generations (greedy)",
-                                   elem_id="ft-samples")
-        pal_results = gr.Dataframe(interactive=False, label="PAL vs Bradley–Terry accuracy", elem_id="ft-pal-results")
-        latent = gr.Plot(label="Latent view: prototypes and users", elem_id="ft-latent")
-    log = gr.Textbox(label="Log tail", lines=12, max_lines=12, autoscroll=True, elem_id="ft-log")
+    view = _run_view()
 
     def run_choices(selected: str | None = None) -> tuple[Any, Any]:
         return job_ui.run_list(manager, selected, own)
 
     def show(rid: str | None) -> tuple[Any, ...]:
-        """The selected run's status, curves and tables: only the panels its job type has (a PAL run showed
-        DPO's empty before/after tables, a DPO run PAL's empty accuracy table and latent plot)."""
-        if not rid:
-            return "No run selected.", "", None, *panels(None), ""
-        try:
-            run = manager.get(rid)
-        except WorkbenchError as exc:
-            return error_markdown(exc), "", None, *panels(None), ""
-        if run.manifest.type == "dpo":
-            warnings = run.manifest.summary.get("warnings", [])
-            return (job_ui.status_markdown(run), "  \n".join(f"⚠️ **Warning:** {md_escape(w)}" for w in warnings),
-                    job_ui.dpo_figure(run.metrics()), *panels(run), job_ui.log_text(run))
-        return job_ui.status_markdown(run), "", job_ui.pal_figure(run.metrics()), *panels(run), job_ui.log_text(run)
-
-    def panels(run: Any) -> tuple[Any, ...]:
-        """Before/after, samples, PAL results, latent plot: values, and shown only for the job type that has them."""
-        kind = run.manifest.type if run is not None else None
-        dpo, pal = kind == "dpo", kind == "pal"
-        return (gr.update(value=actions.before_after_rows(run) if dpo else [], visible=dpo),
-                gr.update(value=actions.samples_rows(run) if dpo else [], visible=dpo),
-                gr.Dataframe(value=actions.pal_results_rows(run), headers=actions.pal_results_columns(run), visible=True) if pal
-                else gr.Dataframe(value=[], visible=False),
-                gr.update(value=actions.latent_figure(run) if pal else None, visible=pal))
-
-    view = [status, warning, curves, before_after, samples, pal_results, latent, log]
+        return _show(manager, rid)
 
     def on_start(kind: str, names: list[str], inputs: list[Any], data: dict[Any, Any], user: str | None,
                  extra: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
@@ -134,16 +159,6 @@ def build_finetune_tab(ctx: Any) -> None:
 
     # A set of inputs: Gradio passes one {component: value} dict, so the request can follow it.
     dpo_start.click(on_start_dpo, inputs={*dpo_inputs, drop_pairs}, outputs=[start_status, table, run_id])
-
-    def on_ches(data: dict[Any, Any], request: gr.Request) -> tuple[Any, str]:
-        model, session = dpo_inputs[DPO_FORM.index("model")], dpo_inputs[len(DPO_FORM)]
-        try:
-            return actions.displacement_rows(ctx, request.username, data[session], data[model], int(data[ches_k] or 10)), ""
-        except WorkbenchError as exc:
-            return [], error_markdown(exc)
-
-    ches_button.click(on_ches, inputs={dpo_inputs[DPO_FORM.index("model")], dpo_inputs[len(DPO_FORM)], ches_k},
-                      outputs=[ches_table, start_status])
 
     def on_blind(rid: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
         try:

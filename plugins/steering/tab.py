@@ -229,6 +229,33 @@ def _sweep_section(ctx: AppContext, model: gr.Dropdown) -> tuple[gr.Dropdown, gr
     return vector, reward
 
 
+def _train_reward(ctx: AppContext, ds: str, poles_text: str, layer: int, name: str, base: str | None,
+                  user: str | None) -> Iterator[tuple[str, Any, Any]]:
+    """Owner only; the status line follows the training (model load, features, heads) with an ETA."""
+    try:
+        require_owner(ctx.settings, user, "train and save reward models")
+        job = Background(lambda progress: actions.train_reward(ctx, ds, poles_text, layer, name, model=base, progress=progress),
+                         "Training the reward model", actions.REWARD_UNITS)
+        for line in job:
+            yield line, gr.skip(), gr.skip()
+    except WorkbenchError as exc:
+        yield error_markdown(exc), gr.skip(), gr.skip()
+        return
+    yield job.result, actions.reward_model_rows(ctx), gr.Dropdown(choices=actions.reward_model_choices(ctx), value=name)
+
+
+def _best_of_n_outputs(result: Any, how: str, x: str | None, y: str | None) -> tuple[Any, ...]:
+    """Status, chosen response, trade-off plot (axes named after the attributes shown) and the candidates' table."""
+    df = pd.DataFrame(result.rows())
+    a = [x or result.attributes[0], y] if how == actions.THETA and y else result.attributes
+    points = pd.DataFrame({"x": df[a[0]], "y": df[a[1]] if len(a) > 1 else df["score"],
+                           "pick": ["chosen" if c else ("front" if f else "other") for c, f in zip(df["chosen"], df["on_front"], strict=True)]})
+    message = (f"x = {a[0]}, y = {a[1] if len(a) > 1 else 'vᵀr'} · best of {len(df)} by vᵀr = {result.scores[result.best]:.2f} · "
+               f"scoring took {result.timings['score_s_per_candidate'] * 1000:.0f} ms per candidate")
+    y_title = a[1] if len(a) > 1 else "vᵀr (score along the direction)"
+    return message, result.response, gr.ScatterPlot(value=points, x_title=a[0], y_title=y_title), df.round(3)
+
+
 def _dpa_section(ctx: AppContext, model: gr.Dropdown) -> Any:
     """Returns the reward-model training event, so the sweep's reward dropdown can follow it."""
     gr.Markdown("### DPA: a direction in reward space")
@@ -274,18 +301,7 @@ def _dpa_section(ctx: AppContext, model: gr.Dropdown) -> Any:
 
     def on_train(ds: str, poles_text: str, layer_value: float, model_name: str, base: str | None,
                  request: gr.Request) -> Iterator[tuple[str, Any, Any]]:
-        """Owner only; the status line follows the training (model load, features, heads) with an ETA."""
-        try:
-            require_owner(ctx.settings, request.username, "train and save reward models")
-            job = Background(lambda progress: actions.train_reward(ctx, ds, poles_text, int(layer_value), model_name, model=base,
-                                                                   progress=progress),
-                             "Training the reward model", actions.REWARD_UNITS)
-            for line in job:
-                yield line, gr.skip(), gr.skip()
-        except WorkbenchError as exc:
-            yield error_markdown(exc), gr.skip(), gr.skip()
-            return
-        yield job.result, actions.reward_model_rows(ctx), gr.Dropdown(choices=actions.reward_model_choices(ctx), value=model_name)
+        yield from _train_reward(ctx, ds, poles_text, int(layer_value), model_name, base, request.username)
 
     def on_reward(rm: str | None) -> tuple[Any, Any]:
         """θ's two attributes: the reward model's first two, changeable to any pair."""
@@ -309,14 +325,7 @@ def _dpa_section(ctx: AppContext, model: gr.Dropdown) -> Any:
                                            model=base)
         except WorkbenchError as exc:
             return error_markdown(exc), gr.skip(), gr.skip(), gr.skip()
-        df = pd.DataFrame(result.rows())
-        a = [x or result.attributes[0], y] if how == actions.THETA and y else result.attributes
-        points = pd.DataFrame({"x": df[a[0]], "y": df[a[1]] if len(a) > 1 else df["score"],
-                               "pick": ["chosen" if c else ("front" if f else "other") for c, f in zip(df["chosen"], df["on_front"], strict=True)]})
-        message = (f"x = {a[0]}, y = {a[1] if len(a) > 1 else 'vᵀr'} · best of {len(df)} by vᵀr = {result.scores[result.best]:.2f} · "
-                   f"scoring took {result.timings['score_s_per_candidate'] * 1000:.0f} ms per candidate")
-        y_title = a[1] if len(a) > 1 else "vᵀr (score along the direction)"
-        return message, result.response, gr.ScatterPlot(value=points, x_title=a[0], y_title=y_title), df.round(3)
+        return _best_of_n_outputs(result, how, x, y)
 
     gr.on(triggers=None, fn=refresh, outputs=[reward, models, dataset])
     dataset.change(on_dataset, inputs=dataset, outputs=poles)

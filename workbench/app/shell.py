@@ -173,11 +173,12 @@ def build_blocks(ctx: AppContext, views: list[PanelView] | None = None) -> gr.Bl
         with gr.Tabs():
             for contribution in tabs:
                 tab = contribution.item
-                before = list(blocks.fns)
+                before = set(blocks.fns)
                 with gr.Tab(tab.title) as tab_block:
                     _build_tab_if_compatible(ctx, contribution.plugin, tab)
                 refresh_on_open(blocks, tab_block, before)
-                events = len(blocks.fns) - len(before)
+                new = [f for k, f in blocks.fns.items() if k not in before]
+                events = sum(f.fn is not None for f in new)  # a js-only event runs nothing on the server
                 guarded[tab.title] = (events, 0 if tab.annotators else guard_new_events(blocks, before, ctx.settings, tab.title))
             before = list(blocks.fns)
             for view in views:

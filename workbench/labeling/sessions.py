@@ -535,18 +535,7 @@ class LabelingStore:
         outcome = _outcome(outcome)
         soft = check_soft(soft, outcome, imported=imported)
         aspects = dict(aspects or {})
-        if outcome == "skip" and not (isinstance(rationale, str) and rationale.strip()):
-            raise Invalid("A skip needs a reason.", hint="Say why in the rationale, e.g. 'not my language'.")
-        if strength is not None and (isinstance(strength, bool) or strength not in (1, 2)):
-            raise Invalid(f"strength must be 1 (slight) or 2 (clear), got {strength!r}.", hint="Leave it empty for no strength.")
-        if strength is not None and outcome not in ("A", "B"):
-            raise Invalid(f"A strength only goes with an A or B vote, not with '{outcome}'.", hint="Leave strength empty.")
-        if not isinstance(rationale, str) or len(rationale) > RATIONALE_MAX:
-            raise Invalid(f"rationale must be text of at most {RATIONALE_MAX} characters.", hint="Shorten the rationale.")
-        if started_at is not None and (not isinstance(started_at, int | float) or not math.isfinite(started_at)):
-            raise Invalid(f"started_at must be Unix seconds, got {started_at!r}.", hint="Send time.time() of when the pair was shown.")
-        if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= NAME_MAX):
-            raise Invalid("request_id must be a non-empty text of at most 100 characters.", hint="Use a fresh UUID per vote.")
+        _check_vote_fields(outcome, strength, rationale, started_at, request_id)
         payload = {"kind": "vote", "pair_id": pair_id, "outcome": outcome, "strength": strength, "aspects": aspects,
                    "rationale": rationale, "displayed_order": displayed_order, "edit": bool(edit)}
         if soft is not None:
@@ -878,6 +867,22 @@ class LabelingStore:
 def _judgment(r: tuple[Any, ...]) -> Judgment:
     return Judgment(pair_id=r[0], annotator=r[1], outcome=Outcome(r[2]), strength=r[3], aspects=json.loads(r[4]),
                     rationale=r[5], displayed_order=r[6], started_at=r[7], submitted_at=r[8], soft=r[9])
+
+
+def _check_vote_fields(outcome: str, strength: Any, rationale: Any, started_at: Any, request_id: Any) -> None:
+    """Refuse a vote's fields before the store is touched, each in the API's words."""
+    if outcome == "skip" and not (isinstance(rationale, str) and rationale.strip()):
+        raise Invalid("A skip needs a reason.", hint="Say why in the rationale, e.g. 'not my language'.")
+    if strength is not None and (isinstance(strength, bool) or strength not in (1, 2)):
+        raise Invalid(f"strength must be 1 (slight) or 2 (clear), got {strength!r}.", hint="Leave it empty for no strength.")
+    if strength is not None and outcome not in ("A", "B"):
+        raise Invalid(f"A strength only goes with an A or B vote, not with '{outcome}'.", hint="Leave strength empty.")
+    if not isinstance(rationale, str) or len(rationale) > RATIONALE_MAX:
+        raise Invalid(f"rationale must be text of at most {RATIONALE_MAX} characters.", hint="Shorten the rationale.")
+    if started_at is not None and (not isinstance(started_at, int | float) or not math.isfinite(started_at)):
+        raise Invalid(f"started_at must be Unix seconds, got {started_at!r}.", hint="Send time.time() of when the pair was shown.")
+    if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= NAME_MAX):
+        raise Invalid("request_id must be a non-empty text of at most 100 characters.", hint="Use a fresh UUID per vote.")
 
 
 def pair_sources(metadata: dict[str, Any]) -> tuple[str, str] | None:
