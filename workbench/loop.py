@@ -34,6 +34,7 @@ BASE, TUNED = "base", "tuned"  # the two sources' names in a run's blind session
 UNSTEERED, STEERED = "unsteered", "steered"  # ... and in a steering setting's
 MAX_PROMPTS = 10_000  # a prompt file longer than this is refused, not truncated
 MAX_PROMPT_CHARS = 20_000
+BLIND_BATCH = 16  # a blind session's prompts answered per batch: 10 prompts in one batch, not 8 + 2 (half the decoding steps)
 
 
 def finished_dpo_run(manager: JobManager, run_id: str) -> Run:
@@ -102,7 +103,7 @@ def untrained_prompts(manager: JobManager, run: Run) -> list[str]:
 
 
 def blind_session_config(manager: JobManager, run_id: str, *, prompts: list[str] | None = None, n: int | None = None,
-                         session: str | None = None, max_new_tokens: int = 128, batch_size: int = 8,
+                         session: str | None = None, max_new_tokens: int = 128, batch_size: int = BLIND_BATCH,
                          temperature: float | None = None) -> dict[str, Any]:
     """The pair-generation config: base vs tuned, greedy (sampled at ``temperature`` if given), on held-out
     prompts (or ``prompts``), the first ``n``."""
@@ -179,7 +180,7 @@ def unfitted_session_prompts(settings: Settings, session: str, vectors: Sequence
 
 def steering_blind_config(settings: Settings, model: str, steering: Sequence[tuple[str, float]], *, prompts: list[str] | None = None,
                           from_session: str | None = None, n: int | None = None, session: str | None = None,
-                          max_new_tokens: int = 128, batch_size: int = 8, temperature: float | None = None) -> dict[str, Any]:
+                          max_new_tokens: int = 128, batch_size: int = BLIND_BATCH, temperature: float | None = None) -> dict[str, Any]:
     """The pair-generation config: ``model`` unsteered vs steered by ``steering`` ((vector name, coefficient), …),
     greedy (sampled at ``temperature`` if given), on ``prompts`` or the prompts of ``from_session`` that fitted none of the vectors, the first ``n``."""
     from workbench.steering.library import load_vector  # imports torch: not needed to build the CLI
@@ -233,7 +234,7 @@ def dpa_system(reward_model: Any) -> str:
 
 
 def dpa_blind_config(settings: Settings, model: str, reward_model: str, *, from_session: str, n: int | None = None,
-                     session: str | None = None, max_new_tokens: int = 128, batch_size: int = 8,
+                     session: str | None = None, max_new_tokens: int = 128, batch_size: int = BLIND_BATCH,
                      temperature: float | None = None) -> dict[str, Any]:
     """The pair-generation config: ``model`` plain vs conditioned on the DPA system prompt of ``reward_model``
     (fitted on a session's votes), on the prompts of ``from_session`` whose votes fitted nothing, the first ``n``."""
