@@ -13,9 +13,9 @@ import torch
 from checkpoints import make_tokenizer
 
 from workbench.activations.extract import forward_states
-from workbench.compare.cli import run_folder, summary_lines, with_run_split
 from workbench.compare.diff import TOKEN_NOISE, _encode, _lens_positions, check_comparable, linear_cka, model_diff
 from workbench.compare.pairs import diff_pairs
+from workbench.compare.report import run_folder, summary_lines, with_run_split
 from workbench.context import AppContext
 from workbench.data.types import Pair
 from workbench.errors import ConfigError, DataError, ModelError

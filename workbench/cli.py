@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 
 from workbench.cli_options import DatabaseUrlOpt, HomeOpt, context_for, table
-from workbench.compare.cli import compare
+from workbench.compare_cli import compare
 from workbench.data.exporters import export_pairs
 from workbench.data.readers import QUALITY_CHECKS, detect_file_format, read_pairs
 from workbench.db_cli import db_app

@@ -283,11 +283,6 @@ def load_sae(folder: str | Path) -> Any:
     return SAE.load_from_disk(str(folder), device="cpu").eval()
 
 
-def sae_metadata(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / META_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 @torch.inference_mode()
 def encode(sae: Any, acts: torch.Tensor | np.ndarray, batch_size: int = 8192) -> torch.Tensor:
     """Latent activations ``[n, d_sae]`` in batches."""
