@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from plugins.home import actions
+from workbench.app.ui import dataset_choices
 from workbench.context import AppContext
 from workbench.errors import DataError
 from workbench.settings import Settings
@@ -21,7 +22,7 @@ def test_keep_anyway_passes_allow_to_the_import(tmp_path: Path) -> None:
     (data / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     with pytest.raises(DataError, match="identical"):
         actions.import_dataset(ctx, upload=None, path=str(data / "pairs.jsonl"), name="p", format="auto", replace=False)
-    assert "p" not in actions.dataset_choices(ctx)
+    assert "p" not in dataset_choices(ctx)
     stored, message = actions.import_dataset(ctx, upload=None, path=str(data / "pairs.jsonl"), name="p", format="auto",
                                              replace=False, allow=["identical"])
     assert stored == "p" and ctx.store.count_pairs("p") == 2 and "**2** pairs" in message

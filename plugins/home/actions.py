@@ -61,10 +61,6 @@ def active_model_line(ctx: AppContext) -> str:
 
 
 # -- datasets ----------------------------------------------------------------------------
-def dataset_choices(ctx: AppContext) -> list[str]:
-    return [d["name"] for d in ctx.store.list_datasets()]
-
-
 def _upload_copy(ctx: AppContext, upload: Path) -> tuple[Path, bool]:
     """Copy an uploaded file into the home's data folder under a content-addressed name.
 

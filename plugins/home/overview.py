@@ -12,6 +12,7 @@ import pandas as pd
 import panel as pn
 
 from plugins.home import actions
+from workbench.app import ui
 from workbench.context import AppContext
 
 BINS = 20
@@ -49,7 +50,7 @@ def _dataset_card(ctx: AppContext, name: str) -> pn.viewable.Viewable:
 def build_overview(ctx: AppContext) -> pn.viewable.Viewable:
     """Catalog table and one card per dataset; built fresh for each browser session."""
     catalog = pd.DataFrame(actions.catalog_table(ctx)[0], columns=actions.CATALOG_COLUMNS)
-    datasets = actions.dataset_choices(ctx)
+    datasets = ui.dataset_choices(ctx)
     cards = [_dataset_card(ctx, name) for name in datasets] or [pn.pane.Markdown("_No datasets yet: import one in the Models & data tab._")]
     return pn.Column(
         "# Preference Workbench · overview",

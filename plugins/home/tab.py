@@ -158,7 +158,7 @@ def _data_section(ctx: AppContext) -> None:
         return v.number or 1, v.header, prompt_md, v.response_a, v.response_b, v.metadata
 
     def datasets() -> Any:
-        names = actions.dataset_choices(ctx)
+        names = ui.dataset_choices(ctx)
         return gr.Dropdown(choices=names, value=names[0] if names else None)
 
     blocks = gr.context.Context.root_block  # its upload_file_set: the files Gradio's upload route received
@@ -171,7 +171,7 @@ def _data_section(ctx: AppContext) -> None:
                                                      replace=replace_existing, received=blocks.upload_file_set, allow=allow or ())
         except WorkbenchError as exc:
             return ui.error_markdown(exc), gr.skip(), gr.skip()
-        return message, gr.Dropdown(choices=actions.dataset_choices(ctx), value=stored), 1
+        return message, gr.Dropdown(choices=ui.dataset_choices(ctx), value=stored), 1
 
     gr.on(triggers=None, fn=datasets, outputs=dataset)  # on every page load
     go.click(on_import, inputs=[upload, path, fmt, name, replace, keep], outputs=[import_status, dataset, number])

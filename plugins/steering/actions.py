@@ -81,14 +81,6 @@ def model_choices(ctx: AppContext) -> list[str]:
 
 
 # -- datasets and vectors ------------------------------------------------------------
-def dataset_choices(ctx: AppContext) -> list[str]:
-    try:
-        ctx.ensure_demo_dataset()
-    except (ImportError, DataError):
-        pass  # no packaged demo data: the user's datasets are still listed
-    return [d["name"] for d in ctx.store.list_datasets()]
-
-
 def attribute_poles(ctx: AppContext, dataset: str) -> dict[str, list[str]]:
     """Contrastive sets a dataset offers: each metadata attribute with its poles, and chosen vs rejected."""
     pairs = ctx.store.get_pairs(dataset)
@@ -369,7 +361,7 @@ SESSION_SOURCE = "session:"  # a reward-source choice that names a labeling sess
 
 def reward_source_choices(ctx: AppContext) -> list[tuple[str, str]]:
     """The reward form's sources, one list: datasets (their attribute poles), then sessions with votes (their A/B and aspect votes)."""
-    return ([(d, d) for d in dataset_choices(ctx)]
+    return ([(d, d) for d in ui.dataset_choices(ctx)]
             + [(f"session {name} ({n} A/B votes)", SESSION_SOURCE + name) for name, n in sessions_with_votes(labeling_store(ctx))])
 
 

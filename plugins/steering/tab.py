@@ -14,7 +14,7 @@ import pandas as pd
 from plugins.steering import actions
 from plugins.steering.progress import Background
 from workbench.app.auth import require_owner
-from workbench.app.ui import error_markdown, md_escape
+from workbench.app.ui import dataset_choices, error_markdown, md_escape
 from workbench.context import AppContext
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager
@@ -72,7 +72,7 @@ def _vectors_section(ctx: AppContext, model: gr.Dropdown) -> Any:
             lambda progress: actions.fit_vectors(ctx, ds, attr, positive, how, layer_text, model=name, progress=progress),
             ": they are in the Vector dropdowns below and in the dose-response sweep")
 
-    gr.on(triggers=None, fn=lambda: gr.Dropdown(choices=actions.dataset_choices(ctx)), outputs=dataset)
+    gr.on(triggers=None, fn=lambda: gr.Dropdown(choices=dataset_choices(ctx)), outputs=dataset)
     dataset.change(on_dataset, inputs=dataset, outputs=[poles_state, attribute, pole])
     attribute.change(on_attribute, inputs=[poles_state, attribute], outputs=pole)
     return fit.click(on_fit, inputs=[dataset, attribute, pole, method, layers, model], outputs=[table, status])
