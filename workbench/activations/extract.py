@@ -25,6 +25,7 @@ from workbench.activations.cache import ActivationCache, CacheEntry, activation_
 from workbench.data.types import Pair, Prompt
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.models.adapters import residual_stream
+from workbench.models.batching import pad_token_id
 from workbench.models.generation import render_prompt
 from workbench.models.loading import LoadedModel
 
@@ -303,7 +304,7 @@ def _run(lm: LoadedModel, tokens: _Tokens, layers: list[int], pooling: str, batc
         offsets = alloc("offsets", (n + 1,), np.int64)
         offsets[:] = out_offsets
         token_ids = alloc("token_ids", (rows_out,), np.int64)
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad_id = pad_token_id(lm.tokenizer)
     order = np.argsort(-tokens.lengths, kind="stable")  # longest first: out-of-memory shows up at once
     for batch in batches(order, tokens.lengths, batch_size, token_budget(lm)):
         rows = np.asarray(batch)

@@ -35,6 +35,7 @@ from workbench.activations.extract import forward_states
 from workbench.data.types import Pair, prompt_text
 from workbench.errors import ConfigError, DataError, ModelError
 from workbench.lenses.token_sets import display_token
+from workbench.models.batching import pad_token_id, right_padded
 from workbench.models.loading import LoadedModel
 from workbench.training.logprobs import encode_pair
 
@@ -178,13 +179,10 @@ def _batch(enc: _Encoded, rows: np.ndarray, lengths: np.ndarray, lens_positions:
            pad: int) -> tuple[torch.Tensor, torch.Tensor, tuple[list[int], list[int]], tuple[list[int], list[int], list[int]]]:
     """One batch's padded ids, response mask, (row, position) of its lens reads and of its preference reads
     (with the chosen texts they come from)."""
-    width = int(lengths[rows].max())
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    resp = torch.zeros((len(rows), width), dtype=torch.bool)
+    ids, real = right_padded([enc.ids[i] for i in rows], pad)
+    resp = real & (torch.arange(ids.shape[1])[None, :] >= torch.as_tensor([enc.starts[i] for i in rows])[:, None])
     lens_r, lens_c, pref_r, pref_c, pref_rows = [], [], [], [], []
     for r, i in enumerate(rows):
-        ids[r, :lengths[i]] = torch.tensor(enc.ids[i])
-        resp[r, enc.starts[i]:lengths[i]] = True
         pos = _lens_positions(enc.starts[i], int(lengths[i]), lens_positions)
         lens_r += [r] * len(pos)
         lens_c += pos.tolist()
@@ -347,7 +345,7 @@ def model_diff(lm_a: LoadedModel, lm_b: LoadedModel, pairs: Sequence[Pair], *, b
     offsets = np.concatenate([[0], np.cumsum(n_tokens)])
     token_ids = np.concatenate([np.asarray(x[s:], dtype=np.int64) for x, s in zip(enc.ids, enc.starts, strict=True)])
     shift = np.zeros(len(token_ids))
-    pad = lm_a.tokenizer.pad_token_id if lm_a.tokenizer.pad_token_id is not None else 0
+    pad = pad_token_id(lm_a.tokenizer)
     order = np.argsort(-lengths, kind="stable")
     for b0 in range(0, n_texts, batch_size):
         rows = order[b0:b0 + batch_size]

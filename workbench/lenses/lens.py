@@ -17,6 +17,7 @@ import torch
 from workbench.activations.extract import forward_states
 from workbench.errors import ConfigError, ModelError
 from workbench.lenses.token_sets import display_token
+from workbench.models.batching import pad_token_id, right_padded
 from workbench.models.loading import LoadedModel
 
 LN2 = math.log(2.0)
@@ -34,26 +35,13 @@ def encode(lm: LoadedModel, texts: Sequence[str]) -> list[list[int]]:
     return [list(ids) for ids in lm.tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
 
 
-def _pad_id(lm: LoadedModel) -> int:
-    tok = lm.tokenizer
-    for candidate in (tok.pad_token_id, tok.eos_token_id, 0):
-        if candidate is not None:
-            return int(candidate)
-    return 0
-
-
 def batch_inputs(lm: LoadedModel, batch: list[list[int]]) -> dict[str, torch.Tensor]:
     """Right-padded ``input_ids`` and ``attention_mask`` on the model's device for token-id lists.
 
     Right padding with causal attention keeps every real token's states exact.
     """
-    width = max(len(ids) for ids in batch)
-    input_ids = torch.full((len(batch), width), _pad_id(lm), dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ids in enumerate(batch):
-        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        mask[row, : len(ids)] = 1
-    return {"input_ids": input_ids.to(lm.device), "attention_mask": mask.to(lm.device)}
+    input_ids, mask = right_padded(batch, pad_token_id(lm.tokenizer))
+    return {"input_ids": input_ids.to(lm.device), "attention_mask": mask.long().to(lm.device)}
 
 
 def _absolute_positions(lengths: Sequence[int], positions: Sequence[int]) -> torch.Tensor:

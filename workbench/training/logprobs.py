@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from workbench.data.types import Prompt
+from workbench.models.batching import pad_token_id, right_padded
 from workbench.models.generation import render_prompt
 
 
@@ -41,20 +42,14 @@ def sequence_logprobs(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[
     order = np.argsort([len(ids) for ids, _ in encoded])
     out = np.zeros(len(encoded), dtype=np.float64)
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_token_id(tokenizer)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            width = max(len(encoded[i][0]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            resp = torch.zeros((len(idx), width), dtype=torch.bool)
-            for row, i in enumerate(idx):
-                seq, r0 = encoded[i]
-                ids[row, :len(seq)] = torch.tensor(seq)
-                mask[row, :len(seq)] = 1
-                resp[row, r0:len(seq)] = True
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+            ids, mask = right_padded([encoded[i][0] for i in idx], pad)
+            starts = torch.tensor([encoded[i][1] for i in idx])
+            resp = mask & (torch.arange(ids.shape[1])[None, :] >= starts[:, None])
+            logits = model(input_ids=ids.to(device), attention_mask=mask.long().to(device)).logits.float()
             logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
             out[idx] = (logp * resp[:, 1:].to(device)).sum(-1).cpu().numpy()
             if on_batch is not None:
