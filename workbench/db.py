@@ -11,8 +11,10 @@ only through ``mask_url``, so its password never reaches a log, an error or the 
 """
 from __future__ import annotations
 
+import importlib
 import re
 import sqlite3
+import sys
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -20,11 +22,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from workbench.errors import ConfigError
-
-try:
-    import psycopg
-except ImportError:  # the optional 'postgres' extra; only a PostgreSQL URL needs it
-    psycopg = None
 
 URL_SETTING = "WORKBENCH_DATABASE_URL"
 URL_OPTION_HELP = ("postgresql://… URL: the store in PostgreSQL (default: $WORKBENCH_DATABASE_URL, else the SQLite file in "
@@ -34,14 +31,27 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 # time, as SQLite's BEGIN IMMEDIATE makes them, so a lease read-check-write is atomic.
 WRITE_LOCK_KEY = 0x776F726B62656E63  # "workbenc"
 
-INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
-DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)
-# A value the database refuses: a broken constraint, or text PostgreSQL cannot hold (a NUL byte).
-VALUE_ERRORS: tuple[type[Exception], ...] = INTEGRITY_ERRORS
-if psycopg is not None:
-    INTEGRITY_ERRORS += (psycopg.IntegrityError,)
-    DATABASE_ERRORS += (psycopg.DatabaseError,)
-    VALUE_ERRORS = (*INTEGRITY_ERRORS, psycopg.DataError)
+
+
+def _psycopg() -> Any:
+    """The PostgreSQL driver, imported on first use: it costs a third of a second, which a
+    SQLite store (and every CLI start) should not pay; None without the optional extra."""
+    try:
+        return importlib.import_module("psycopg")
+    except ImportError:  # the optional 'postgres' extra; only a PostgreSQL URL needs it
+        return None
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """What a failing database raises: sqlite3's errors, and psycopg's once a PostgreSQL store loaded it."""
+    pg = sys.modules.get("psycopg")
+    return (sqlite3.DatabaseError,) if pg is None else (sqlite3.DatabaseError, pg.DatabaseError)
+
+
+def value_errors() -> tuple[type[Exception], ...]:
+    """A value the database refuses: a broken constraint, or text PostgreSQL cannot hold (a NUL byte)."""
+    pg = sys.modules.get("psycopg")
+    return (sqlite3.IntegrityError,) if pg is None else (sqlite3.IntegrityError, pg.IntegrityError, pg.DataError)
 
 _QUERY_PASSWORD = re.compile(r"((?:^|&)password=)[^&]*", re.IGNORECASE)
 _DDL_POSTGRES = (
@@ -73,7 +83,7 @@ def check_url(url: str) -> str:
     if not is_url(url):  # not echoed: a mistyped URL may hold a password where mask_url would not find it
         raise ConfigError(f"{URL_SETTING} (or --database-url) is not a PostgreSQL URL: it does not start with postgresql://.",
                           hint="Use postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or unset it to keep the SQLite file in the home.")
-    if psycopg is None:
+    if _psycopg() is None:
         raise ConfigError(f"{URL_SETTING} is set, but the PostgreSQL driver (psycopg 3) is not installed.",
                           hint="pip install 'preference-workbench[postgres]', or unset it to keep the SQLite file in the home.")
     return url
@@ -164,6 +174,7 @@ def connect_sqlite(path: Path, *, readonly: bool = False) -> Connection:
 def connect_postgres(url: str) -> Connection:
     """A connection to the PostgreSQL database at ``url`` (autocommit, so transactions are explicit)."""
     check_url(url)
+    psycopg = _psycopg()
     try:
         raw = psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="preference-workbench")
         raw.execute("SET synchronous_commit = on")  # an acknowledged vote is on disk, whatever the server's default

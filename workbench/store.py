@@ -32,14 +32,14 @@ from typing import Any
 
 from workbench.data.types import Pair
 from workbench.db import (
-    DATABASE_ERRORS,
-    VALUE_ERRORS,
     Connection,
     connect_postgres,
     connect_sqlite,
+    database_errors,
     ddl,
     is_url,
     mask_url,
+    value_errors,
 )
 from workbench.errors import DataError
 
@@ -184,7 +184,7 @@ class Store:
             if self.dialect == "sqlite":
                 self._sqlite_pragmas()
             self._migrate()
-        except DATABASE_ERRORS as err:
+        except database_errors() as err:
             self._conn.close()
             raise DataError(f"is not a usable workbench database ({err}).", path=self.path,
                             hint="Move the file away (or set WORKBENCH_HOME to another folder) and start again."
@@ -224,7 +224,7 @@ class Store:
         PostgreSQL restart: what was committed is there, and nothing of this write had begun)."""
         try:
             self._conn.begin_write()
-        except DATABASE_ERRORS:
+        except database_errors():
             if not self._conn.broken:
                 raise
             self._conn = self._connect()
@@ -252,7 +252,7 @@ class Store:
         try:
             try:
                 conn.begin_read()
-            except DATABASE_ERRORS:  # a pooled connection the restarted server dropped: once more on a new one
+            except database_errors():  # a pooled connection the restarted server dropped: once more on a new one
                 if not conn.broken:
                     raise
                 conn = self._connect()
@@ -434,7 +434,7 @@ class Store:
                 f"INSERT INTO pairs (dataset_id, position, {PAIR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (_pair_row(dataset_id, i, p) for i, p in enumerate(pairs)),
             )
-        except VALUE_ERRORS as err:
+        except value_errors() as err:
             raise DataError(f"Import of '{name}' failed and was rolled back: {err}.", path=self.path,
                             hint="Pairs need text responses and preferred set to 'A', 'B', 'tie' or None.") from None
         return len(pairs)

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable
 from pathlib import Path
 
-from workbench.db import VALUE_ERRORS, Connection, is_url, mask_url
+from workbench.db import Connection, is_url, mask_url, value_errors
 from workbench.errors import DataError
 from workbench.store import Store
 
@@ -80,7 +80,7 @@ def _copy_table(src: Connection, dst: Connection, table: str, order: str) -> int
     while batch := list(itertools.islice(cursor, BATCH_ROWS)):
         try:
             dst.executemany(insert, batch)
-        except VALUE_ERRORS as err:
+        except value_errors() as err:
             raise DataError(f"Table {table}: the target refuses a row among {copied + 1}–{copied + len(batch)} ({err}); "
                             "the copy was rolled back.", hint="Fix or delete that row in the source, then copy again.") from None
         copied += len(batch)
