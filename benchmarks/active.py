@@ -335,7 +335,7 @@ def paced(order: str, pool: list[Pair], votes: dict[str, str], lookup: Lookup, a
         lab.uncertain.wait(120)
         head = lab.uncertain.head(lab.session("s").id)
         store.close()
-    return {"trips": trips, "during": sum(during), "head": head}
+    return {"trips": trips, "flags": during, "during": sum(during), "head": head}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -488,6 +488,11 @@ def round_trip(args: argparse.Namespace, pairs: list[Pair], lookup: Lookup, laye
         refits = f"; {head.version} refits, last {head.seconds * 1000:.0f} ms on {head.votes} votes" if head else ""
         print(f"{order.replace('-', '_')}_round_trip_ms: p50 {pct(out['trips'], 50):.1f}, p99 {pct(out['trips'], 99):.1f} "
               f"({len(out['trips'])} votes, {out['during']} with a refit in flight{refits})")
+        if out["during"]:
+            busy = [t for t, b in zip(out["trips"], out["flags"], strict=True) if b]
+            idle = [t for t, b in zip(out["trips"], out["flags"], strict=True) if not b]
+            print(f"  with a refit in flight: p50 {pct(busy, 50):.1f}, p99 {pct(busy, 99):.1f} ({len(busy)}); "
+                  f"without: p50 {pct(idle, 50):.1f}, p99 {pct(idle, 99):.1f} ({len(idle)})")
     print(load_line())
 
 

@@ -213,6 +213,8 @@ def test_taste_groups_that_disagree_are_asked_first(tmp_path: Path) -> None:
     head = lab.uncertain.head(lab.session("s").id)
     assert sorted(sorted(m) for m in head.groups.values()) == [["long1", "long2"], ["short1", "short2"]]
     assert "taste groups" in lab.selection_status("s")["note"]
+    assert lab.uncertain._pool is not None  # the analysis ran in the child process, off the serving threads' interpreter lock
+    lab.uncertain.close()
     gap = {p.id: abs(np.log(a) - np.log(b)) for p, a, b in zip(pairs, la, lb, strict=True)}
     top = sorted(head.score, key=head.score.get, reverse=True)[:10]
     assert np.median([gap[p] for p in top]) > np.quantile(list(gap.values()), 0.75)

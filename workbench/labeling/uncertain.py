@@ -17,6 +17,8 @@ are then served by
   predicted P(A wins), also in bits (the same quantity BALD is over posterior draws, here over
   groups). The groups are re-estimated once the votes grew by a quarter since the last
   estimate (``annotator_analysis`` is the slow part of a refit); between, the refit reuses them.
+  The analysis runs in a child process: it is pure-Python work that would otherwise hold the
+  interpreter lock the serving threads need (measured: a round trip's p99 doubled while it ran).
 
 A pair's score is the larger of the two. The head works in the top ``COMPONENTS`` principal
 components of the standardised response features (computed once per session from all its
@@ -35,10 +37,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import multiprocessing
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -254,11 +259,15 @@ class UncertainOrder:
     its own snapshot through ``load`` and never holds the store's write lock.
     """
 
-    def __init__(self, features: PairFeatures | None = None, *, default: Callable[[], PairFeatures] | None = None) -> None:
+    def __init__(self, features: PairFeatures | None = None, *, default: Callable[[], PairFeatures] | None = None,
+                 analysis_process: bool = True) -> None:
         """``features`` gives the pairs' response features; without it ``default()`` builds the
-        source on the first fit (LabelingStore passes a ``ModelFeatures`` over its home)."""
+        source on the first fit (LabelingStore passes a ``ModelFeatures`` over its home).
+        ``analysis_process``: find taste groups in a child process (False: in the refit thread)."""
         self._features = features
         self._default = default
+        self._analysis_process = analysis_process
+        self._pool: Any = None
         self._lock = threading.Lock()
         self._heads: dict[int, Head] = {}
         self._asked: dict[int, int] = {}  # session -> decisive votes the newest queued/finished fit uses
@@ -353,6 +362,35 @@ class UncertainOrder:
                     self._pending -= 1
                     self._idle.notify_all()
 
+    def _taste_groups(self, pairs: list[Pair], judgments: list[Judgment], min_votes: int) -> dict[str, list[str]]:
+        """``taste_groups`` in the child process (started on first use; in this thread if none can start)."""
+        from workbench.preference.annotators import MIN_VOTES  # scipy: only a refit, off the serving path
+
+        per_annotator: dict[str, int] = {}
+        for _, who, _ in decisive_votes(judgments):
+            per_annotator[who] = per_annotator.get(who, 0) + 1
+        if sum(n >= MIN_VOTES for n in per_annotator.values()) < 2:  # nothing to group: no process needed
+            return {}
+        if self._analysis_process and self._pool is None:
+            try:
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            except (OSError, ImportError, ValueError) as err:
+                log.warning("model-uncertain: taste groups run in the refit thread (no child process: %s)", err)
+                self._analysis_process = False
+        if self._pool is not None:
+            try:
+                return self._pool.submit(taste_groups, pairs, judgments, min_votes).result()
+            except BrokenProcessPool as err:  # the child died (killed, out of memory): fall back for good
+                log.warning("model-uncertain: the taste-group process failed (%s); running in the refit thread", err)
+                self._pool, self._analysis_process = None, False
+        return taste_groups(pairs, judgments, min_votes)
+
+    def close(self) -> None:
+        """Stop the taste-group process, if one was started (it also ends with this process)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
     def _delta(self, sid: int, settings: Any, pairs: list[Pair]) -> tuple[list[str], np.ndarray, str]:
         ids = [p.id for p in pairs]
         digest = hashlib.sha256("\0".join(ids).encode()).hexdigest()
@@ -370,7 +408,7 @@ class UncertainOrder:
         votes = decisive_votes(judgments)
         found_on, groups = self._groups.get(sid, (0, {}))
         if not found_on or len(votes) >= GROUPS_GROWTH * found_on:
-            groups = taste_groups(pairs, judgments, settings.refit_every)
+            groups = self._taste_groups(pairs, judgments, settings.refit_every)
             self._groups[sid] = (len(votes), groups)
         score, _ = score_pairs(ids, delta, votes, groups)
         ranked = sorted(range(len(ids)), key=lambda i: -round(float(score[i]), 12))
