@@ -56,6 +56,8 @@ def test_sessions_create_and_list(home: Path) -> None:
     assert "created session 's2' over 12 pairs" in out and "helpfulness, verbosity" in out
     (home / "gold.json").write_text(json.dumps({"p01": "A"}))
     run(home, "create", "s3", "--dataset", "ds", "--order", "active", "--gold", str(home / "gold.json"))
+    run(home, "create", "s4", "--dataset", "ds", "--order", "model-uncertain", "--uncertainty-model", "tiny", "--refit-every", "4",
+        "--repeat-share", "0.2")
     rows = {r["name"]: r for r in json.loads(run(home, "sessions", "--json"))}
     assert rows["s"]["judgments"] == 24 and rows["s"]["annotators"] == 2
     assert (rows["s2"]["order"], rows["s2"]["overlap"], rows["s2"]["needed"], rows["s2"]["progress"]) == ("random", 3, 36, "0%")
@@ -64,6 +66,8 @@ def test_sessions_create_and_list(home: Path) -> None:
         lab = LabelingStore(store)
         assert lab.session("s2").settings.aspects == ["helpfulness", "verbosity"]
         assert lab.session("s3").settings.gold == {"p01": "A"}
+        s4 = lab.session("s4").settings
+        assert (s4.order, s4.uncertainty_model, s4.refit_every, s4.repeat_share) == ("model-uncertain", "tiny", 4, 0.2)
     assert "is closed" in run(home, "close", "s2") and "is open" in run(home, "reopen", "s2")
 
 
@@ -99,6 +103,7 @@ def test_refusals_exit_2_with_a_clear_message_and_change_nothing(home: Path) -> 
     cases = [
         (["create", "x", "--dataset", "nope"], "No dataset named 'nope'"),
         (["create", "x", "--dataset", "ds", "--order", "zigzag"], "Unknown pair order 'zigzag'"),
+        (["create", "x", "--dataset", "ds", "--repeat-share", "0.9"], "repeat_share must be a number from 0 to 0.5"),
         (["create", "s", "--dataset", "ds"], "already exists"),
         (["stats", "nope"], "No labeling session named 'nope'"),
         (["export", "s", str(home / "x.xml"), "--format", "xml"], "Unknown export format 'xml'"),

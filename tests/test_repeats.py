@@ -11,7 +11,7 @@ import pytest
 from workbench.data.types import Pair
 from workbench.labeling import Conflict, Invalid, LabelingStore
 from workbench.labeling.sessions import assigned_order
-from workbench.preference.annotators import annotator_analysis
+from workbench.preference.annotators import annotator_analysis, session_annotators
 from workbench.preference.winrate import did_it_win
 from workbench.store import Store
 
@@ -103,6 +103,9 @@ def test_simulated_annotators_see_hidden_repeats_that_never_count_twice(lab: Lab
     rows = {r["annotator"]: r for r in annotator_analysis(lab.pairs("s"), judgments, repeats=repeats)["annotators"]}
     assert rows["steady"]["self_consistency"]["n"] == 10 and rows["steady"]["self_consistency"]["rate"] == 1.0
     assert rows["coin"]["self_consistency"]["n"] == 10 and rows["coin"]["self_consistency"]["rate"] == 1 - flips / 10
+    # `label annotators` and the statistics view read the session's repeats themselves.
+    found = {r["annotator"]: r for r in session_annotators(lab, "s")["annotators"]}
+    assert found["coin"]["self_consistency"] == rows["coin"]["self_consistency"]
 
 
 def test_a_repeat_is_undone_and_served_again_and_never_submitted_twice(lab: LabelingStore, clock: list[float]) -> None:

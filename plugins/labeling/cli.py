@@ -21,8 +21,9 @@ from workbench.errors import ConfigError, DataError
 from workbench.jobs.commands import follow, manager_for
 from workbench.labeling.alpacaeval import import_alpacaeval, session_leaderboard
 from workbench.labeling.export import export_session_as
-from workbench.labeling.sessions import LabelingStore, SessionSettings
+from workbench.labeling.sessions import ORDERS, LabelingStore, SessionSettings
 from workbench.labeling.state import labeling_store
+from workbench.labeling.uncertain import DEFAULT_REFIT_EVERY
 from workbench.loop import read_prompt_file, start_blind_session
 
 label_app = typer.Typer(help="Labeling sessions: list, create, statistics (Bradley–Terry, agreement) and export.",
@@ -73,7 +74,13 @@ def create(
     dataset: Annotated[str, typer.Option("--dataset", help="An imported dataset (see `workbench data list`).")],
     aspects: Annotated[str, typer.Option("--aspects", help="Aspects to judge, comma separated, e.g. helpfulness,verbosity.")] = "",
     overlap: Annotated[int, typer.Option("--overlap", help="Annotators per pair.")] = 1,
-    order: Annotated[str, typer.Option("--order", help="Pair order: sequential, random or active.")] = "sequential",
+    order: Annotated[str, typer.Option("--order", help=f"Pair order: {', '.join(ORDERS)} (model-uncertain: where a reward "
+                                                       "head refitted from the votes is least sure; needs a model).")] = "sequential",
+    repeat_share: Annotated[float, typer.Option("--repeat-share", help="Share of each annotator's items that are hidden repeats "
+                                                                       "(0–0.5), sides swapped, for self-consistency.")] = 0.0,
+    uncertainty_model: Annotated[str, typer.Option("--uncertainty-model", help="Model whose features the model-uncertain order "
+                                                                               "reads (default: --policy-model).")] = "",
+    refit_every: Annotated[int, typer.Option("--refit-every", help="Decisive votes between the model-uncertain head's refits.")] = DEFAULT_REFIT_EVERY,
     gold: Annotated[Path | None, typer.Option("--gold", help="JSON file {pair_id: 'A'|'B'|'tie'} of gold pairs.")] = None,
     policy_model: Annotated[str, typer.Option("--policy-model", help="Model for the post-vote log-probs (catalog name).")] = "",
     reference_model: Annotated[str, typer.Option("--reference-model", help="Reference model for the DPO margin.")] = "",
@@ -96,7 +103,8 @@ def create(
             raise DataError("The gold file must hold one JSON object {pair_id: answer}.", path=gold, hint='E.g. {"p1": "A"}.')
     settings = SessionSettings(aspects=[a.strip() for a in aspects.split(",") if a.strip()], overlap=overlap, gold=gold_map,
                                order=order, policy_model=policy_model, reference_model=reference_model,
-                               reward_model=reward_model, beta=beta)
+                               reward_model=reward_model, beta=beta, repeat_share=repeat_share,
+                               uncertainty_model=uncertainty_model, refit_every=refit_every)
     info = _labeling(ctx, home).create_session(name, dataset, settings)
     typer.echo(f"created session '{info.name}' over {info.n_pairs} pairs of '{info.dataset}' "
                f"(order {info.settings.order}, overlap {info.settings.overlap}"

@@ -336,8 +336,8 @@ def session_annotators(labeling: LabelingStore, session: str, *, level: float = 
     answers for the PAL ideal points, its features read from and written to the activation cache
     under the service's settings; ``ideal_points["feature_model"]`` names it.
 
-    Hidden repeats are not scheduled by sessions yet, so self-consistency is reported only
-    when repeats are given to ``annotator_analysis`` directly (its n is 0 here)."""
+    Self-consistency reads the session's hidden repeats (``repeat_share``): each annotator's
+    second vote on a pair, served again with its sides swapped."""
     info = labeling.session(session)
     name = model or (info.settings.policy_model if models is not None else None) or None
     embed = None
@@ -350,11 +350,10 @@ def session_annotators(labeling: LabelingStore, session: str, *, level: float = 
 
         embed = service_embedder(models, name)
     found = annotator_analysis(labeling.pairs(session), labeling.judgments(session), gold=info.settings.gold, level=level,
-                               embed=embed, resamples=resamples)
+                               repeats=labeling.repeats(session), embed=embed, resamples=resamples)
     if name:
         found["ideal_points"]["feature_model"] = name
     return {"session": session, **found}
-
 
 
 def _ci_text(part: dict[str, Any]) -> str:
