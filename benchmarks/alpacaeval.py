@@ -36,8 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from workbench.data.readers import QUALITY_CHECKS  # noqa: E402
+from workbench.data.types import pair_sources  # noqa: E402
 from workbench.labeling.alpacaeval import import_alpacaeval, session_leaderboard  # noqa: E402
-from workbench.labeling.sessions import LabelingStore, pair_sources  # noqa: E402
+from workbench.labeling.sessions import LabelingStore  # noqa: E402
 from workbench.preference.length_control import instruction_difficulty, length_controlled, matchups  # noqa: E402
 from workbench.store import Store  # noqa: E402
 

@@ -108,9 +108,9 @@ def test_position_bias_is_reported_as_confounded_when_one_source_is_always_left(
     """AlpacaEval's output_1 is always the baseline and shown first: position is source there."""
     import json
 
+    from workbench.data.types import pair_sources
     from workbench.labeling import LabelingStore
     from workbench.labeling.alpacaeval import import_alpacaeval
-    from workbench.labeling.sessions import pair_sources
     from workbench.store import Store
 
     rows = [{"instruction": f"task {i}", "output_1": f"baseline answer {i}", "output_2": f"model answer {i}",

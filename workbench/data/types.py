@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -113,3 +114,23 @@ def vote_value(j: Judgment, *, soft: bool = True) -> float | None:
     if outcome not in HARD_VALUE:
         return None
     return float(j.soft) if soft and j.soft is not None else HARD_VALUE[outcome]
+
+
+def pair_sources(metadata: dict[str, Any]) -> tuple[str, str] | None:
+    """Which systems wrote response A and B, from the usual metadata keys (None when unknown)."""
+    for a, b in (("source_a", "source_b"), ("model_a", "model_b"), ("generator_1", "generator_2"), ("a_pole", "b_pole")):
+        if isinstance(metadata.get(a), str) and isinstance(metadata.get(b), str):
+            return metadata[a], metadata[b]
+    return None
+
+
+def identical_responses(pair: Pair) -> bool:
+    """Both sources wrote the same text (up to surrounding whitespace): the vote cannot say
+    which is better, so statistics leave it out and count it."""
+    return pair.response_a.strip() == pair.response_b.strip()
+
+
+def identical_votes(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> tuple[int, int]:
+    """(votes, pairs) on pairs whose two responses are identical."""
+    same = {p.id for p in pairs if identical_responses(p)}
+    return sum(1 for j in judgments if j.pair_id in same), len(same)

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from workbench.data.readers import alpacaeval_soft, read_pairs
-from workbench.data.types import Pair
+from workbench.data.types import Pair, pair_sources
 from workbench.errors import DataError
 from workbench.labeling.errors import Conflict
-from workbench.labeling.sessions import LabelingStore, pair_sources
+from workbench.labeling.sessions import LabelingStore
 
 JUDGE_FIELDS = ("annotator", "preference", "raw_completion", "price_per_example", "time_per_example")
 """Fields of one judge's annotation, not of the pair: kept with the vote (or dropped), not in pair metadata."""

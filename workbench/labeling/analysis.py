@@ -11,19 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from workbench.data.types import Judgment, Pair, vote_value
+from workbench.data.types import Pair, identical_votes, pair_sources
 from workbench.labeling.selection import stopping_hint
-from workbench.labeling.sessions import LabelingStore, pair_sources
+from workbench.labeling.sessions import LabelingStore
 from workbench.preference.agreement import agreement_report, annotator_stats
-from workbench.preference.bradley_terry import BTResult, Comparisons, fit_bradley_terry, win_rate_matrix
+from workbench.preference.bradley_terry import BTResult, Comparisons, fit_bradley_terry, source_comparisons, win_rate_matrix
 from workbench.preference.fragility import ranking_fragility
 from workbench.preference.intervals import LEVEL, rate_summary
-
-
-def identical_responses(pair: Pair) -> bool:
-    """Both sources wrote the same text (up to surrounding whitespace): the vote cannot say
-    which is better, so statistics leave it out and count it."""
-    return pair.response_a.strip() == pair.response_b.strip()
 
 
 def recorded_candidate(pairs: Sequence[Pair]) -> str | None:
@@ -34,24 +28,6 @@ def recorded_candidate(pairs: Sequence[Pair]) -> str | None:
     return named.pop() if len(named) == 1 else None
 
 
-def source_comparisons(pairs: Sequence[Pair], judgments: Sequence[Judgment], *, soft: bool = True) -> Comparisons:
-    """Each A/B/tie vote on a pair with source metadata, as a comparison between its sources,
-    valued by ``vote_value`` (a judge's soft probability unless ``soft=False``); pairs whose two
-    responses are identical are left out (``identical_votes`` counts them)."""
-    by_id = {p.id: p for p in pairs}
-    sources = {p.id: pair_sources(p.metadata) for p in pairs}
-    records = []
-    for j in judgments:
-        src, value = sources.get(j.pair_id), vote_value(j, soft=soft)
-        if src and value is not None and not identical_responses(by_id[j.pair_id]):
-            records.append((src[0], src[1], value))
-    return Comparisons.from_records(records)
-
-
-def identical_votes(pairs: Sequence[Pair], judgments: Sequence[Judgment]) -> tuple[int, int]:
-    """(votes, pairs) on pairs whose two responses are identical."""
-    same = {p.id for p in pairs if identical_responses(p)}
-    return sum(1 for j in judgments if j.pair_id in same), len(same)
 
 
 def head_to_head(comparisons: Comparisons, source: str, other: str | None = None) -> np.ndarray:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from workbench.data.types import Judgment, Outcome, Pair
+from workbench.data.types import Judgment, Outcome, Pair, pair_sources
 from workbench.db import Connection
 from workbench.labeling.errors import Conflict, Forbidden, Invalid, NotFound
 from workbench.labeling.selection import hold, open_pairs, random_rank, rank_active, rank_uncertain, repeat_pick, reserve
@@ -887,13 +887,6 @@ def _check_vote_fields(outcome: str, strength: Any, rationale: Any, started_at: 
     if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= NAME_MAX):
         raise Invalid("request_id must be a non-empty text of at most 100 characters.", hint="Use a fresh UUID per vote.")
 
-
-def pair_sources(metadata: dict[str, Any]) -> tuple[str, str] | None:
-    """Which systems wrote response A and B, from the usual metadata keys (None when unknown)."""
-    for a, b in (("source_a", "source_b"), ("model_a", "model_b"), ("generator_1", "generator_2"), ("a_pole", "b_pole")):
-        if isinstance(metadata.get(a), str) and isinstance(metadata.get(b), str):
-            return metadata[a], metadata[b]
-    return None
 
 
 def check_soft(soft: Any, outcome: str, *, imported: bool = False) -> float | None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench.data.types import identical_votes
 from workbench.errors import WorkbenchError
-from workbench.labeling.analysis import fmt_num, identical_votes, recorded_candidate, source_comparisons
+from workbench.labeling.analysis import fmt_num, recorded_candidate
 from workbench.labeling.sessions import LabelingStore
 from workbench.preference.agreement import live_bias
-from workbench.preference.bradley_terry import fit_bradley_terry
+from workbench.preference.bradley_terry import fit_bradley_terry, source_comparisons
 from workbench.preference.factors import explain_votes
 from workbench.preference.fragility import fragility_text
 from workbench.preference.intervals import LEVEL

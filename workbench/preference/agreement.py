@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest
 
-from workbench.data.types import Judgment, Pair, vote_value
-from workbench.labeling.sessions import pair_sources
+from workbench.data.types import Judgment, Pair, pair_sources, vote_value
 from workbench.preference.intervals import LEVEL, rate_summary
 
 ALPHA_RESAMPLES = 1000

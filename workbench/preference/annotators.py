@@ -54,11 +54,10 @@ from scipy.stats import binomtest, chi2, norm
 
 from workbench.data.types import Judgment, Pair
 from workbench.errors import DataError, WorkbenchError
-from workbench.labeling.analysis import source_comparisons
-from workbench.labeling.sessions import LabelingStore
-from workbench.preference.bradley_terry import Comparisons, fit_bradley_terry
+from workbench.preference.bradley_terry import Comparisons, fit_bradley_terry, source_comparisons
 from workbench.preference.factors import fit_logistic, vote_factor_rows
 from workbench.preference.intervals import LEVEL, decided, rate_interval, wilson_interval, z_value
+from workbench.preference.votes import VoteSource
 from workbench.preference.winrate import did_it_win, duels
 
 L2 = 1.0  # prior precision on scaled coefficients: shrinks a 100-vote fit, never dominates it
@@ -327,7 +326,7 @@ def _competence(result: dict[str, dict[str, Any]], groups: dict[str, list[str]],
         r["competence_from"] = [k for k in ("consensus", "gold", "self_consistency") if r[k]["n"]]
 
 
-def session_annotators(labeling: LabelingStore, session: str, *, level: float = LEVEL, model: str | None = None,
+def session_annotators(labeling: VoteSource, session: str, *, level: float = LEVEL, model: str | None = None,
                        models: Any = None, resamples: int | None = None) -> dict[str, Any]:
     """``annotator_analysis`` of a session's votes that currently count, with its gold pairs.
 
@@ -390,7 +389,7 @@ def _nearest_text(point: dict[str, Any] | None) -> str:
     return f"{point['nearest']} {d['distance']:.2f} [{d['ci'][0]:.2f}, {d['ci'][1]:.2f}] ({d['resamples']} resamples)"
 
 
-def group_verdicts(labeling: LabelingStore, session: str, candidate: str, *, analysis: dict[str, Any] | None = None,
+def group_verdicts(labeling: VoteSource, session: str, candidate: str, *, analysis: dict[str, Any] | None = None,
                    level: float = LEVEL) -> dict[str, Any]:
     """Did ``candidate`` win, for whom: ``did_it_win`` on the votes of each taste group (and of
     the noisy annotators apart; a group whose votes cannot answer gets ``{"error": …}``), and

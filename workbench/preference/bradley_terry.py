@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
+from workbench.data.types import Judgment, Pair, identical_responses, pair_sources, vote_value
 from workbench.errors import DataError
 from workbench.preference.intervals import LEVEL
 
@@ -284,3 +285,17 @@ def win_rate_matrix(comparisons: Comparisons) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(count > 0, wins / count, np.nan)
     return rate, count
+
+
+def source_comparisons(pairs: Sequence[Pair], judgments: Sequence[Judgment], *, soft: bool = True) -> Comparisons:
+    """Each A/B/tie vote on a pair with source metadata, as a comparison between its sources,
+    valued by ``vote_value`` (a judge's soft probability unless ``soft=False``); pairs whose two
+    responses are identical are left out (``identical_votes`` counts them)."""
+    by_id = {p.id: p for p in pairs}
+    sources = {p.id: pair_sources(p.metadata) for p in pairs}
+    records = []
+    for j in judgments:
+        src, value = sources.get(j.pair_id), vote_value(j, soft=soft)
+        if src and value is not None and not identical_responses(by_id[j.pair_id]):
+            records.append((src[0], src[1], value))
+    return Comparisons.from_records(records)

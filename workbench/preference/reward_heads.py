@@ -36,9 +36,8 @@ from workbench.activations import ActivationCache, chat_texts, extract_activatio
 from workbench.data.types import Judgment, Pair, Prompt
 from workbench.errors import ConfigError, DataError, ModelError
 from workbench.files import atomic_path, is_temporary
-from workbench.labeling.sessions import LabelingStore
 from workbench.models.loading import LoadedModel
-from workbench.preference.votes import snapshot_of, votes_from_judgments
+from workbench.preference.votes import VoteSource, snapshot_of, votes_from_judgments
 
 HEAD_KINDS = ("ridge", "bradley_terry")
 MODEL_FILE = "reward_model.json"
@@ -417,7 +416,7 @@ def vote_direction(rm: RewardModel, comparisons: Sequence[AspectComparison], fea
     return {a: float(x / norm) for a, x in zip(aspects, w, strict=True)} if norm > 0 else None
 
 
-def train_reward_model_from_session(lm: LoadedModel, labeling: LabelingStore, session: str, *, name: str, layer: int,
+def train_reward_model_from_session(lm: LoadedModel, labeling: VoteSource, session: str, *, name: str, layer: int,
                                     overall: str = "overall", min_votes: int = 8, **options: Any) -> RewardModel:
     """Reward heads fitted on a session's votes: ``overall`` on the A/B outcome, one head per judged aspect.
 

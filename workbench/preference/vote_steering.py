@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from workbench.labeling.sessions import LabelingStore
 from workbench.models.loading import LoadedModel
-from workbench.preference.votes import SessionVotes, Vote, session_votes
+from workbench.preference.votes import SessionVotes, Vote, VoteSource, session_votes
 from workbench.steering.contrastive import ContrastiveSet, contrastive_vectors
 from workbench.steering.vectors import SteeringVector
 
@@ -39,13 +38,13 @@ def steering_from_votes(lm: LoadedModel, votes: SessionVotes, layers: list[int],
     return {layer: replace(v, info={**v.info, **provenance}) for layer, v in fitted.items()}
 
 
-def session_vectors(lm: LoadedModel, labeling: LabelingStore, session: str, layers: list[int], *, method: str = "mean_diff",
+def session_vectors(lm: LoadedModel, labeling: VoteSource, session: str, layers: list[int], *, method: str = "mean_diff",
                     min_strength: int | None = None, **options: Any) -> dict[int, SteeringVector]:
     """``steering_from_votes`` on a session's votes as they are now (an unknown session is a ``NotFound``)."""
     return steering_from_votes(lm, session_votes(labeling, session, min_strength=min_strength), layers, method=method, **options)
 
 
-def sessions_with_votes(labeling: LabelingStore) -> list[tuple[str, int]]:
+def sessions_with_votes(labeling: VoteSource) -> list[tuple[str, int]]:
     """(session, A/B votes that count) for the sessions that have any: the ones a vector can be fitted from."""
     out = []
     for info in labeling.list_sessions():

@@ -14,11 +14,28 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from workbench.data.types import Judgment, Pair, Prompt, prompt_text
+from workbench.data.types import Judgment, Pair, Prompt, pair_sources, prompt_text
 from workbench.errors import ConfigError, DataError
-from workbench.labeling.sessions import LabelingStore, pair_sources
+
+
+class VoteSource(Protocol):
+    """What this package reads from a labeling store; ``workbench.labeling.sessions.LabelingStore`` is one.
+
+    The arrow runs one way: labeling owns votes as data (sessions, pairs, the vote log) and
+    calls the statistics here; this package never imports labeling, so it declares the reads it needs."""
+
+    def session(self, name: str) -> Any: ...  # a SessionInfo: .name, .settings (gold, policy_model)
+
+    def list_sessions(self) -> list[Any]: ...
+
+    def pairs(self, name: str) -> list[Pair]: ...
+
+    def judgments(self, session: str) -> list[Judgment]: ...
+
+    def repeats(self, session: str) -> list[Judgment]: ...
+
 
 CLEAR = 2  # a vote without a strength counts as clear (the labeling view's default)
 
@@ -160,7 +177,7 @@ def votes_from_judgments(session: str, pairs: list[Pair], judgments: list[Judgme
     return SessionVotes(session, votes, dict(left_out), snapshot_of(session, judgments))
 
 
-def session_votes(labeling: LabelingStore, session: str, *, min_votes: int = 1, min_sources: int = 0, min_annotators: int = 0,
+def session_votes(labeling: VoteSource, session: str, *, min_votes: int = 1, min_sources: int = 0, min_annotators: int = 0,
                   min_strength: int | None = None, weight_by_strength: bool = False) -> SessionVotes:
     """A session's usable votes, refusing (DataError) when there are too few for the use at hand (see ``SessionVotes.require``)."""
     judgments = labeling.judgments(session)  # one read: the snapshot hashes exactly these

@@ -32,12 +32,10 @@ import numpy as np
 from scipy.special import expit
 from scipy.stats import t as student_t
 
-from workbench.data.types import Judgment, Pair, vote_value
+from workbench.data.types import Judgment, Pair, identical_responses, identical_votes, pair_sources, vote_value
 from workbench.errors import DataError
-from workbench.labeling.analysis import identical_responses, identical_votes, source_comparisons
-from workbench.labeling.sessions import pair_sources
 from workbench.preference.agreement import position_bias
-from workbench.preference.bradley_terry import fit_bradley_terry, is_soft
+from workbench.preference.bradley_terry import fit_bradley_terry, is_soft, source_comparisons
 from workbench.preference.factors import fit_logistic
 from workbench.preference.fragility import ranking_fragility, win_rate_fragility
 from workbench.preference.intervals import LEVEL, rate_interval, rate_summary
