@@ -26,7 +26,7 @@ MODEL_CAPABILITIES = {
     "gguf-dequantized": "a GGUF file, dequantized once to safetensors",
     "chat": "has a chat template",
 }
-# What a stored dataset holds (workbench.app.ui.dataset_capabilities derives them).
+# What a stored dataset holds (``Store.dataset_capabilities`` derives them).
 DATASET_CAPABILITIES = {
     "pairs": "prompt + two responses",
     "labeled": "pairs with a recorded winner (chosen/rejected)",

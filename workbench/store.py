@@ -446,6 +446,15 @@ class Store:
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, row, strict=True)) for row in cur]
 
+    def dataset_capabilities(self) -> dict[str, frozenset[str]]:
+        """Each stored dataset's capabilities (``plugin_types.DATASET_CAPABILITIES``), oldest first:
+        every one has ``pairs``; ``labeled`` when a pair has a winner (what DPO and reward heads need)."""
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT d.name, EXISTS (SELECT 1 FROM pairs p WHERE p.dataset_id = d.id AND p.preferred IN ('A', 'B')) "
+                "FROM datasets d ORDER BY d.id").fetchall()
+        return {name: frozenset({"pairs", "labeled"} if labeled else {"pairs"}) for name, labeled in rows}
+
     def delete_dataset(self, name: str) -> None:
         """Remove a dataset and its pairs."""
         with self.transaction() as conn:

@@ -48,7 +48,7 @@ def session_choices(ctx: Any) -> list[str]:
 def dataset_note(ctx: Any, kind: str) -> str:
     """Which stored datasets the form can train on, and why the others cannot."""
     trainable = dataset_choices(ctx, kind)
-    others = [n for n in ui.dataset_capabilities(ctx) if n not in trainable]
+    others = [n for n in ctx.store.dataset_capabilities() if n not in trainable]
     lines = ["**Trainable datasets** (labelled pairs: a chosen and a rejected response): "
              + (", ".join(f"`{ui.md_escape(n)}`" for n in trainable) or "none yet")]
     if others:

@@ -17,7 +17,7 @@ import gradio as gr
 from workbench import __version__
 from workbench.app.panel_views import collect_panel_views, panel_url
 from workbench.app.roles_guard import guard_new_events
-from workbench.app.ui import dataset_capabilities, md_escape, model_choices
+from workbench.app.ui import md_escape, model_choices
 from workbench.context import AppContext
 from workbench.plugin_types import DATASET_CAPABILITIES, GradioTab, PanelView, is_compatible
 
@@ -68,7 +68,7 @@ def unmet_requirements(ctx: AppContext, requires: list[str]) -> str | None:
     if model_needs and not model_choices(ctx, model_needs):
         reasons.append(f"a model that {is_compatible(model_needs, ())[1].removeprefix('needs ')}; "
                        "add one under the workbench home's models folder or WORKBENCH_MODEL_ROOTS")
-    datasets = dataset_capabilities(ctx) or {"demo": frozenset({"pairs"})}
+    datasets = ctx.store.dataset_capabilities() or {"demo": frozenset({"pairs"})}
     if data_needs and not any(is_compatible(data_needs, caps)[0] for caps in datasets.values()):
         reasons.append(f"a dataset with {is_compatible(data_needs, ())[1].removeprefix('needs ')}; import one on the Models & data tab")
     return " and ".join(reasons) or None

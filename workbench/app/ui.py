@@ -63,18 +63,9 @@ def model_choices(ctx: Any, requires: Collection[str] = ()) -> list[str]:
     return [name for name, caps in offered.items() if is_compatible(requires, caps)[0]]
 
 
-def dataset_capabilities(ctx: Any) -> dict[str, frozenset[str]]:
-    """Each stored dataset's capabilities: every one has ``pairs``; ``labeled`` when a pair has a winner."""
-    with ctx.store.reading() as conn:
-        rows = conn.execute(
-            "SELECT d.name, EXISTS (SELECT 1 FROM pairs p WHERE p.dataset_id = d.id AND p.preferred IN ('A', 'B')) "
-            "FROM datasets d ORDER BY d.id").fetchall()
-    return {name: frozenset({"pairs", "labeled"} if labeled else {"pairs"}) for name, labeled in rows}
-
-
 def dataset_choices(ctx: Any, requires: Collection[str] = ()) -> list[str]:
     """Names of the stored datasets that meet ``requires`` (oldest first)."""
-    return [name for name, caps in dataset_capabilities(ctx).items() if is_compatible(requires, caps)[0]]
+    return [name for name, caps in ctx.store.dataset_capabilities().items() if is_compatible(requires, caps)[0]]
 
 
 async def run_guarded(button: Any, alert: Any, fn: Callable[[], Any]) -> Any:
