@@ -215,6 +215,19 @@ def blind_step(f: Floors, lm: LoadedModel, run: Run, args: argparse.Namespace, s
     return seen["end"]
 
 
+def verdict_line(won: dict[str, Any]) -> str:
+    """The verdict as the session's statistics give it: each rate with its interval, and whether
+    the length-controlled one extrapolates (10 votes decide little; a bare point would look certain)."""
+    def rate(key: str) -> str:
+        lo, hi = won[f"{key}_ci"]
+        return f"{won[key]:.2f} [{lo:.2f}, {hi:.2f}]"
+
+    support = won.get("length_support") or {}
+    note = f"; {support['note']}" if support.get("extrapolates") else ""
+    return (f"{won['candidate']} win rate {rate('win_rate')}, length-controlled {rate('lc_win_rate')} over {won['n']} votes "
+            f"({won['verdict']}{note})")
+
+
 def vote_and_verdict(f: Floors, ctx: AppContext, api: str, blind: str, path: str) -> float:
     t0 = time.perf_counter()
     n = annotate(api, blind, "scripted")
@@ -224,7 +237,7 @@ def vote_and_verdict(f: Floors, ctx: AppContext, api: str, blind: str, path: str
     won = session_verdict(ctx.labeling, blind)["did_it_win"]
     verdict = time.perf_counter() - t1
     f.line(f"{path}_verdict", verdict, None, "Bradley–Terry and win rates: no model work")
-    print(f"{path}_verdict: {won.get('error') or {k: won.get(k) for k in ('candidate', 'win_rate', 'lc_win_rate')}}")
+    print(f"{path}_verdict: {won.get('error') or verdict_line(won)}")
     return votes + verdict
 
 

@@ -120,7 +120,7 @@ def length_support(d: Duels, level: float = LEVEL) -> dict[str, Any]:
     extrapolates = max(longer, shorter) >= ONE_SIDED
     side = "longer" if longer >= shorter else "shorter"
     note = (f"{max(longer, shorter):.0%} of votes have the candidate {side}: the length-controlled rate extrapolates; "
-            f"within {rule} of equal length it is {inside['rate']:.3f} over {inside['n']} votes"
+            f"within {rule} of equal length it is {inside['rate']:.3f} over {inside['n']} vote{'s' if inside['n'] != 1 else ''}"
             if extrapolates and inside["n"] else
             f"{max(longer, shorter):.0%} of votes have the candidate {side}, none within {rule} of "
             "equal length: the length-controlled rate extrapolates" if extrapolates else "")
