@@ -210,7 +210,9 @@ class CountConfig(JobConfig):
 
 
 def count_job(job: JobContext) -> None:
-    job.progress(CountConfig.from_dict(job.config).steps, CountConfig.from_dict(job.config).steps, stage="count")
+    """Reads its typed options (parsed once by the worker) and records what it was given."""
+    job.progress(job.options.steps, job.options.steps, stage="count")
+    job.set_summary(options_class=type(job.options).__name__)
 
 
 def test_cli_uses_the_plugin_host_that_main_built(tmp_path):
@@ -230,5 +232,22 @@ def test_cli_uses_the_plugin_host_that_main_built(tmp_path):
     assert out.exit_code == 0, out.output
     run = JobManager(Settings(home=tmp_path / "home")).runs()[0]
     assert run.config == {"steps": 2} and run.manifest.status == "finished"
+    assert run.manifest.summary["options_class"] == "CountConfig" and run.progress()["step"] == 2  # job.options, typed
     with pytest.raises(ConfigError, match="steps must be at least 1"):
         CountConfig.from_dict({"steps": 0})
+
+
+def test_a_config_object_is_submitted_and_an_old_run_resumes_with_typed_options(tmp_path):
+    manager = JobManager(Settings(home=tmp_path / "home"), job_types={"count": JobType("count", count_job, config_cls=CountConfig)})
+    run = manager.submit("count", CountConfig(steps=3))
+    assert run.wait(timeout=60).status == "finished", run.log_tail()
+    assert run.config == {"steps": 3} and run.manifest.summary["options_class"] == "CountConfig"
+    with pytest.raises(ConfigError, match="Job type 'count' takes CountConfig, got a RSFJobConfig"):
+        manager.submit("count", RSFJobConfig(reward_model="rm", prompts=["Hi"]))
+    # A run folder written before manifests named the options class: resuming it names the class again.
+    m = files.read_manifest(run.dir)
+    m.status, m.options_cls, m.summary = "failed", None, {}
+    files.write_manifest(run.dir, m)
+    manager.resume(run.id)
+    assert run.wait(timeout=60).status == "finished", run.log_tail()
+    assert run.manifest.summary["options_class"] == "CountConfig"

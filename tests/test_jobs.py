@@ -14,8 +14,10 @@ from workbench.settings import Settings
 
 
 def counting_job(job: JobContext) -> str:
-    """Counts to config['steps'], checkpointing every step; resumes from the last checkpoint."""
-    cfg = job.config
+    """Counts to config['steps'], checkpointing every step; resumes from the last checkpoint.
+
+    Its job type has no config_cls, so ``job.options`` is the validated mapping itself."""
+    cfg = job.options
     start = 0
     if job.resume and (ckpt := job.latest_checkpoint()):
         start = json.loads((ckpt / "state.json").read_text())["step"]

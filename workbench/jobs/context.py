@@ -1,6 +1,7 @@
 """What a job function sees while it runs inside the worker process.
 
-A job function is ``run(job: JobContext) -> str | None``: it reads ``job.config``, loads
+A job function is ``run(job: JobContext) -> str | None``: it reads its typed options as
+``job.options`` (the job type's ``config_cls``, parsed once by the worker), loads
 models with ``job.load_model`` (the app's own resolution path), reports through
 ``job.progress`` / ``job.log_metrics``, saves checkpoints under ``job.checkpoints_dir``,
 polls ``job.should_stop()`` and returns the output folder relative to the run directory
@@ -47,15 +48,17 @@ def cancel_requested() -> bool:
 
 
 class JobContext:
-    """Run directory, config and reporting helpers for one attempt of one run."""
+    """Run directory, typed options and reporting helpers for one attempt of one run."""
 
-    def __init__(self, run_dir: Path, config: dict[str, Any], settings: Settings, *, resume: bool, run_id: str,
+    def __init__(self, run_dir: Path, options: Any, settings: Settings, *, resume: bool, run_id: str,
                  clock: Callable[[], float] = time.time) -> None:
-        """``clock`` (seconds, wall time) stamps progress and metrics; a test passes its own to check ETAs."""
+        """``options`` is the job type's ``JobConfig`` instance (the plain mapping for a job type
+        without ``config_cls``); ``clock`` (seconds, wall time) stamps progress and metrics: a test
+        passes its own to check ETAs."""
         self.run_dir = Path(run_dir)
         self.clock = clock
         self.run_id = run_id
-        self.config = config
+        self.options = options
         self.settings = settings
         self.resume = resume
         self.log = logging.getLogger(f"workbench.job.{run_id}")

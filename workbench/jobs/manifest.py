@@ -36,6 +36,7 @@ class Manifest:
     id: str
     type: str
     entry: str  # "module:function" the worker imports
+    options_cls: str | None = None  # "module:Class" of the job's typed options (JobType.config_cls); None: a plain mapping
     status: str = "queued"
     created: float = field(default_factory=time.time)
     started: float | None = None

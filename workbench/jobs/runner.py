@@ -13,8 +13,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
 from workbench.files import atomic_path, atomic_write_text, is_temporary
@@ -22,6 +23,9 @@ from workbench.jobs import manifest as files
 from workbench.jobs.manifest import ACTIVE, Manifest
 from workbench.jobs.registry import JobType, add_job_type, collect_job_types
 from workbench.settings import Settings
+
+if TYPE_CHECKING:
+    from workbench.jobs.config import JobConfig
 
 # Children started by this process, so they are reaped and their exit codes known.
 _CHILDREN: dict[int, subprocess.Popen] = {}
@@ -174,10 +178,14 @@ class JobManager:
         return self.types[name]
 
     # -- submitting ----------------------------------------------------------------------
-    def submit(self, job_type: str, config: dict[str, Any], *, run_id: str | None = None, env: dict[str, str] | None = None) -> Run:
-        """Validate, write the run folder (atomically) and start the worker."""
+    def submit(self, job_type: str, config: JobConfig | Mapping[str, Any], *, run_id: str | None = None,
+               env: dict[str, str] | None = None) -> Run:
+        """Validate, write the run folder (atomically) and start the worker.
+
+        ``config`` is the job type's ``config_cls`` instance (what code builds) or a plain mapping
+        (a YAML file, a form); both go through the same checks."""
         jt = self.job_type(job_type)
-        config = jt.normalise(config, self.settings)
+        config = jt.normalise(_as_mapping(jt, config), self.settings)
         run_id = run_id or f"{job_type}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         final = self.runs_dir / run_id
         if final.exists():
@@ -185,7 +193,8 @@ class JobManager:
         with atomic_path(final) as tmp:
             tmp.mkdir()
             files.write_config(tmp, config)
-            files.write_manifest(tmp, Manifest(id=run_id, type=job_type, entry=jt.entry, settings=_settings_dict(self.settings)))
+            files.write_manifest(tmp, Manifest(id=run_id, type=job_type, entry=jt.entry, options_cls=_options_cls(jt),
+                                               settings=_settings_dict(self.settings)))
         self._spawn(final, env)
         return Run(final)
 
@@ -255,9 +264,28 @@ class JobManager:
         (run.dir / files.CANCEL).unlink(missing_ok=True)
         (run.dir / files.PID).unlink(missing_ok=True)  # the old worker's pid must not mark the new attempt failed
         m.status, m.resume, m.pid, m.error, m.error_traceback = "queued", True, None, None, None
+        if m.options_cls is None and m.type in self.types:  # a run made before manifests named their options class
+            m.options_cls = _options_cls(self.types[m.type])
         files.write_manifest(run.dir, m)
         self._spawn(run.dir, None)
         return run
+
+
+def _as_mapping(jt: JobType, config: JobConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """A config object as the mapping ``normalise`` checks; the object must be of the job's own options class."""
+    if isinstance(config, Mapping):
+        return dict(config)
+    if jt.config_cls is None or not isinstance(config, jt.config_cls):
+        want = jt.config_cls.__name__ if jt.config_cls else "a mapping of options"
+        raise ConfigError(f"Job type {jt.name!r} takes {want}, got a {type(config).__name__}.",
+                          hint="Build the job type's own options class, or pass a mapping.")
+    return config.to_dict()
+
+
+def _options_cls(jt: JobType) -> str | None:
+    """Where the worker imports the job's typed options class from ("module:Class")."""
+    cls = jt.config_cls
+    return f"{cls.__module__}:{cls.__qualname__}" if cls is not None else None
 
 
 def describe_failure(run: Run, lines: int = 20) -> str:

@@ -39,6 +39,14 @@ def settings_from(data: dict[str, Any]) -> Settings:
     return Settings(**data)
 
 
+def job_context(run_dir: Path, m: files.Manifest) -> JobContext:
+    """The context a job function (or a rank of a multi-process job) gets: its config.yaml parsed
+    once, here, into the job type's typed options (``m.options_cls``), so no job re-parses it."""
+    raw = files.read_config(run_dir)
+    options = import_entry(m.options_cls).from_dict(raw) if m.options_cls else raw
+    return JobContext(run_dir, options, settings_from(m.settings), resume=m.resume, run_id=m.id)
+
+
 def _request_cancel(run_dir: Path) -> None:
     def handler(signum: int, frame: Any) -> None:
         (run_dir / files.CANCEL).touch()
@@ -62,10 +70,10 @@ def run(run_dir: Path) -> int:
     for info in PluginHost().infos:
         if info.status != "ok":
             log.warning("plugin %s (%s) is left out: %s", info.name, info.module, info.error)
-    ctx = JobContext(run_dir, files.read_config(run_dir), settings_from(m.settings), resume=m.resume, run_id=m.id)
-    activate(ctx)  # a generate() deep in the job stops at the next token once this run is cancelled
     output, error, tb, status = None, None, None, "finished"
     try:
+        ctx = job_context(run_dir, m)  # a config.yaml edited by hand into a bad one fails the run, naming the option
+        activate(ctx)  # a generate() deep in the job stops at the next token once this run is cancelled
         job = import_entry(m.entry)  # its imports (torch, transformers) take seconds: a cancel may come meanwhile
         if ctx.should_stop():
             raise JobCancelled("before the job started")

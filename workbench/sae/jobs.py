@@ -43,7 +43,7 @@ def validate_recsae(cfg: RecSAEJobConfig | dict[str, Any], settings: Settings) -
 
 
 def run_recsae_job(job: JobContext) -> str:
-    cfg = RecSAEConfig.from_dict(job.config)
+    cfg = RecSAEConfig.from_dict(job.options.to_dict())
 
     def report(stage: str, step: int, total: int, row: dict[str, Any]) -> None:
         job.progress(step, total, stage, stage=stage)
@@ -82,7 +82,7 @@ def validate_lm_sae(cfg: LMSAEJobConfig | dict[str, Any], settings: Settings) ->
 
 
 def run_lm_sae_job(job: JobContext) -> str:
-    cfg = LMSAEJobConfig.from_dict(job.config)
+    cfg: LMSAEJobConfig = job.options
     lm = job.load_model(cfg.model)
     pairs = [p for p in _labelled_pairs(cfg, job.settings) if p.preferred in ("A", "B")][: cfg.max_pairs or None]
     layer = cfg.layer if cfg.layer is not None else lm.n_layers // 2

@@ -147,7 +147,7 @@ def _train(policy: LoadedModel, peft_model: Any, examples: list[tuple[torch.Tens
 
 def run(job: JobContext) -> str:
     """The RSF job: iterate sample → rerank by vᵀr → fine-tune, checkpointing every iteration."""
-    cfg = RSFJobConfig.from_dict(job.config)
+    cfg: RSFJobConfig = job.options
     torch.manual_seed(cfg.seed)
     rm = load_reward_model(job.settings, str(cfg.reward_model))
     scorer = job.load_model(cfg.model)  # frozen: the reward model reads its features

@@ -23,7 +23,7 @@ from workbench.jobs import manifest as files
 from workbench.jobs.config import parsed
 from workbench.jobs.context import JobCancelled, JobContext, activate
 from workbench.jobs.registry import JobType
-from workbench.jobs.worker import settings_from
+from workbench.jobs.worker import job_context
 from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.settings import Settings
 from workbench.training.configs import DPOJobConfig
@@ -93,7 +93,7 @@ def pairs_of(cfg: DPOJobConfig, settings: Settings, min_votes: int = 1) -> PairS
 
 def _split(job: JobContext) -> PairSplit:
     """The pairs this run trains and reports on; a session run reads the votes it froze at start."""
-    cfg = DPOJobConfig.from_dict(job.config)
+    cfg: DPOJobConfig = job.options
     if cfg.session:
         frozen = frozen_session_split(job.run_dir)
         if frozen is None:
@@ -105,7 +105,7 @@ def _split(job: JobContext) -> PairSplit:
 def _freeze_split(job: JobContext) -> None:
     """At the run's first start, save what it trains on and holds out (what ``workbench compare`` splits by):
     a session's votes with the session and vote snapshot, or a dataset's pair ids."""
-    cfg = DPOJobConfig.from_dict(job.config)
+    cfg: DPOJobConfig = job.options
     if not cfg.session:
         if not (job.run_dir / SPLIT_FILE).exists():
             save_split_ids(job.run_dir, pairs_of(cfg, job.settings))
@@ -130,7 +130,7 @@ def train_dpo(job: JobContext) -> bool:
 
     from workbench.training.callbacks import JobCallback  # torch: only in train_dpo()
 
-    cfg = DPOJobConfig.from_dict(job.config)
+    cfg: DPOJobConfig = job.options
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     lm = job.load_model(cfg.model, device="cpu", dtype="float32", stop_inside=False)  # the trainer places it; float32 master weights
@@ -214,7 +214,7 @@ def evaluate_dpo(job: JobContext) -> dict[str, Any]:
     from workbench.models.generation import SamplingSettings, generate  # torch: only in evaluate_dpo()
     from workbench.training.logprobs import response_token_counts, sequence_logprobs  # torch: only in evaluate_dpo()
 
-    cfg = DPOJobConfig.from_dict(job.config)
+    cfg: DPOJobConfig = job.options
     split = _split(job)
     device = None if cfg.device == "auto" else cfg.device
     base = job.load_model(cfg.model, device=device)
@@ -309,7 +309,7 @@ def falling_logps_warning(summary: dict[str, Any]) -> str | None:
 # -- the job -------------------------------------------------------------------------------
 def _launch_ranks(job: JobContext) -> bool:
     """Run ``accelerate launch`` for the ranks; their output goes to this worker's log."""
-    cfg = DPOJobConfig.from_dict(job.config)
+    cfg: DPOJobConfig = job.options
     acc = accelerate_config(cfg.num_processes, cpu=_use_cpu(cfg.device), distributed=cfg.distributed,
                             num_machines=cfg.num_machines, machine_rank=cfg.machine_rank,
                             main_process_ip=cfg.main_process_ip, main_process_port=cfg.main_process_port,
@@ -332,7 +332,7 @@ def _launch_ranks(job: JobContext) -> bool:
 
 
 def run_dpo(job: JobContext) -> str:
-    cfg = DPOJobConfig.from_dict(job.config)
+    cfg: DPOJobConfig = job.options
     _freeze_split(job)
     trained = _launch_ranks(job) if cfg.num_processes > 1 else train_dpo(job)
     if not trained:
@@ -353,7 +353,7 @@ def main(run_dir: str) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     path = Path(run_dir)
     m = files.read_manifest(path)
-    job = JobContext(path, files.read_config(path), settings_from(m.settings), resume=m.resume, run_id=m.id)
+    job = job_context(path, m)
     activate(job)
     train_dpo(job)
 

@@ -47,7 +47,7 @@ def validate_pal(cfg: PALJobConfig | dict[str, Any], settings: Settings) -> dict
         split = session_split(settings, cfg.session, cfg.test_fraction, cfg.seed, min_strength=cfg.min_strength,
                               min_votes=MIN_SESSION_VOTES, min_annotators=2)
         check_late_annotators(cfg, split)
-        pairs = session_pal_pairs(split, cfg.to_dict())
+        pairs = session_pal_pairs(split, cfg)
     else:
         pairs = load_pairs(str(cfg.dataset), settings, cfg.format)
     labelled = [p for p in pairs if p.preferred in ("A", "B")]
@@ -83,22 +83,22 @@ def check_late_annotators(cfg: PALJobConfig, split: PairSplit) -> None:
                           "Bradley–Terry model needs at least 2.", hint="Mark fewer annotators as late.")
 
 
-def session_pal_pairs(split: PairSplit, cfg: dict[str, Any]) -> list[Any]:
+def session_pal_pairs(split: PairSplit, cfg: PALJobConfig) -> list[Any]:
     """A session's votes as PAL pairs: the annotator is the user, held-out prompts are the test split,
     and late annotators are unseen users (their training-prompt votes are the shots pool)."""
-    late = set(cfg["late_annotators"])
+    late = set(cfg.late_annotators)
     out = []
     for part, pairs in (("train", split.train), ("test", split.held_out)):
         for p in pairs:
             who = p.metadata["annotator"]
-            meta = {**p.metadata, cfg["user_field"]: who, cfg["split_field"]: part, cfg["unseen_field"]: "unseen" if who in late else "seen"}
+            meta = {**p.metadata, cfg.user_field: who, cfg.split_field: part, cfg.unseen_field: "unseen" if who in late else "seen"}
             out.append(dataclasses.replace(p, metadata=meta))
     return out
 
 
 def _pairs(job: JobContext) -> list[Any]:
     """The run's pairs; a session run reads its votes once, at first start, and keeps them in the run folder."""
-    cfg = PALJobConfig.from_dict(job.config)
+    cfg: PALJobConfig = job.options
     if not cfg.session:
         return load_pairs(str(cfg.dataset), job.settings, cfg.format)
     split = frozen_session_split(job.run_dir)
@@ -107,7 +107,7 @@ def _pairs(job: JobContext) -> list[Any]:
                               min_votes=MIN_SESSION_VOTES, min_annotators=2)
         freeze_session_split(job.run_dir, split)
         job.set_summary(votes=split.record)
-    return session_pal_pairs(split, job.config)
+    return session_pal_pairs(split, cfg)
 
 
 def per_user_accuracy(models: dict[str, torch.nn.Module], test: PrefData, users: list[str]) -> dict[str, dict[str, float]]:
@@ -130,18 +130,18 @@ def _hash01(text: str, seed: int) -> float:
     return int.from_bytes(hashlib.sha1(f"{seed}:{text}".encode()).digest()[:8], "big") / 2**64
 
 
-def split_users_and_pairs(pairs: list[Any], cfg: dict[str, Any]) -> dict[str, list[Any]]:
+def split_users_and_pairs(pairs: list[Any], cfg: PALJobConfig) -> dict[str, list[Any]]:
     """seen-train / seen-test / unseen-train (shots pool) / unseen-test, from metadata or hashes."""
-    uf, seed = cfg["user_field"], cfg["seed"]
+    uf, seed = cfg.user_field, cfg.seed
     users = sorted({str(p.metadata[uf]) for p in pairs})
-    if any(cfg["unseen_field"] in p.metadata for p in pairs):
-        unseen = {str(p.metadata[uf]) for p in pairs if p.metadata.get(cfg["unseen_field"]) == "unseen"}
+    if any(cfg.unseen_field in p.metadata for p in pairs):
+        unseen = {str(p.metadata[uf]) for p in pairs if p.metadata.get(cfg.unseen_field) == "unseen"}
     else:
-        unseen = {u for u in users if _hash01(u, seed) < cfg["unseen_fraction"]}
+        unseen = {u for u in users if _hash01(u, seed) < cfg.unseen_fraction}
     out: dict[str, list[Any]] = {"seen_train": [], "seen_test": [], "unseen_train": [], "unseen_test": []}
     for p in pairs:
-        split = p.metadata.get(cfg["split_field"])
-        test = split == "test" if split in ("train", "test") else _hash01(p.id, seed) < cfg["test_fraction"]
+        split = p.metadata.get(cfg.split_field)
+        test = split == "test" if split in ("train", "test") else _hash01(p.id, seed) < cfg.test_fraction
         out[("unseen_" if str(p.metadata[uf]) in unseen else "seen_") + ("test" if test else "train")].append(p)
     return out
 
@@ -181,31 +181,32 @@ def latent_view(model: PALModel, users: list[str], groups: dict[str, Any]) -> di
 
 
 def run_pal(job: JobContext) -> str:
-    cfg, s = job.config, job.settings
-    random.seed(cfg["seed"])
-    torch.manual_seed(cfg["seed"])
+    cfg: PALJobConfig = job.options
+    s = job.settings
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
     pairs = [p for p in _pairs(job) if p.preferred in ("A", "B")]
     parts = split_users_and_pairs(pairs, cfg)
     job.progress(0, 1, "embedding texts with the frozen model")
-    lm = job.load_model(cfg["model"])
+    lm = job.load_model(cfg.model)
     cache = ActivationCache(s.cache_dir)
     texts = list(dict.fromkeys([p.prompt_text for p in pairs] + [t for p in pairs for t in (p.response_a, p.response_b)]))
-    table = dict(zip(texts, embed_texts(lm, texts, layer=cfg["layer"], pooling=cfg["pooling"], cache=cache), strict=True))
+    table = dict(zip(texts, embed_texts(lm, texts, layer=cfg.layer, pooling=cfg.pooling, cache=cache), strict=True))
     del lm
 
     def embed(batch: list[str]) -> np.ndarray:
         return np.stack([table[t] for t in batch])
 
-    uf = cfg["user_field"]
+    uf = cfg.user_field
     seen = build_pref_data(parts["seen_train"] + parts["seen_test"], embed, user_field=uf)
     n_tr = len(parts["seen_train"])
     train, test = seen.data.subset(torch.arange(n_tr)), seen.data.subset(torch.arange(n_tr, len(seen.data)))
     d_item, d_prompt = seen.data.items.shape[1], seen.data.prompts.shape[1]
-    variants = ["A", "B"] if cfg["variant"] == "both" else [cfg["variant"]]
-    models: dict[str, torch.nn.Module] = {"BT": BTModel(d_item, d_prompt, cfg["hidden"], cfg["seed"])}
+    variants = ["A", "B"] if cfg.variant == "both" else [cfg.variant]
+    models: dict[str, torch.nn.Module] = {"BT": BTModel(d_item, d_prompt, cfg.hidden, cfg.seed)}
     for v in variants:
-        models[f"PAL-{v}"] = PALModel(d_item, d_prompt, len(seen.users), cfg["k"], cfg["dim"], v, cfg["hidden"], cfg["seed"])
-    total = cfg["epochs"] * len(models)
+        models[f"PAL-{v}"] = PALModel(d_item, d_prompt, len(seen.users), cfg.k, cfg.dim, v, cfg.hidden, cfg.seed)
+    total = cfg.epochs * len(models)
     done_models = 0
     for i, (name, model) in enumerate(models.items()):
         ckpt = job.checkpoints_dir / f"checkpoint-{i + 1}" / f"{name}.safetensors"
@@ -215,13 +216,13 @@ def run_pal(job: JobContext) -> str:
             done_models += 1
             continue
 
-        def on_epoch(epoch: int, loss: float, acc: float, name: str = name, base: int = done_models * cfg["epochs"]) -> bool:
+        def on_epoch(epoch: int, loss: float, acc: float, name: str = name, base: int = done_models * cfg.epochs) -> bool:
             job.log_metrics({"model": name, "epoch": epoch + 1, "loss": loss, "train_accuracy": acc})
             job.progress(base + epoch + 1, total, f"training {name}")
             return job.should_stop()
 
-        fit(model, train, epochs=cfg["epochs"], lr=cfg["learning_rate"], batch_size=cfg["batch_size"],
-            weight_decay=cfg["weight_decay"], seed=cfg["seed"], on_epoch=on_epoch)
+        fit(model, train, epochs=cfg.epochs, lr=cfg.learning_rate, batch_size=cfg.batch_size,
+            weight_decay=cfg.weight_decay, seed=cfg.seed, on_epoch=on_epoch)
         if job.should_stop():
             raise JobCancelled
         with atomic_path(ckpt.parent) as tmp:
@@ -231,14 +232,14 @@ def run_pal(job: JobContext) -> str:
 
     results: dict[str, Any] = {"n_seen_users": len(seen.users), "n_train_pairs": len(train), "n_test_pairs": len(test),
                                "seen": {name: accuracy(m, test) for name, m in models.items()}}
-    oracle = _oracle(parts["seen_test"], cfg["oracle_field"])
+    oracle = _oracle(parts["seen_test"], cfg.oracle_field)
     if oracle is not None:
         results["seen"]["oracle"] = oracle
-    if cfg.get("session"):  # a handful of annotators: each one's held-out accuracy, PAL vs one BT model for all
+    if cfg.session:  # a handful of annotators: each one's held-out accuracy, PAL vs one BT model for all
         results["per_annotator"] = per_user_accuracy(models, test, seen.users)
     if parts["unseen_train"] and parts["unseen_test"]:
         results["unseen"] = evaluate_unseen(models, seen.users, parts, embed, cfg)
-    groups = {str(p.metadata[uf]): p.metadata.get(cfg["group_field"]) for p in pairs}
+    groups = {str(p.metadata[uf]): p.metadata.get(cfg.group_field) for p in pairs}
     latent = {name: latent_view(m, seen.users, groups) for name, m in models.items() if isinstance(m, PALModel)}
     with atomic_path(job.run_dir / OUTPUT) as out:
         out.mkdir()
@@ -246,8 +247,8 @@ def run_pal(job: JobContext) -> str:
             save_weights(model, out / f"{name}.safetensors")
         (out / "latent.json").write_text(json.dumps(latent), encoding="utf-8")
         (out / "pal_config.json").write_text(json.dumps({
-            "feature_model": cfg["model"], "layer": cfg["layer"], "pooling": cfg["pooling"], "k": cfg["k"], "dim": cfg["dim"],
-            "hidden": cfg["hidden"], "d_item": d_item, "d_prompt": d_prompt, "users": seen.users, "models": list(models)}, indent=1),
+            "feature_model": cfg.model, "layer": cfg.layer, "pooling": cfg.pooling, "k": cfg.k, "dim": cfg.dim,
+            "hidden": cfg.hidden, "d_item": d_item, "d_prompt": d_prompt, "users": seen.users, "models": list(models)}, indent=1),
             encoding="utf-8")
         (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     job.set_summary(**results)
@@ -255,23 +256,23 @@ def run_pal(job: JobContext) -> str:
 
 
 def evaluate_unseen(models: dict[str, torch.nn.Module], seen_users: list[str], parts: dict[str, list[Any]], embed: Any,
-                    cfg: dict[str, Any]) -> dict[str, Any]:
+                    cfg: PALJobConfig) -> dict[str, Any]:
     """Accuracy on unseen users' test pairs after n-shot adaptation (BT: the same global reward)."""
-    uf = cfg["user_field"]
+    uf = cfg.user_field
     new = build_pref_data(parts["unseen_train"] + parts["unseen_test"], embed, user_field=uf, users=list(seen_users))
     n_tr = len(parts["unseen_train"])
     pool, test = new.data.subset(torch.arange(n_tr)), new.data.subset(torch.arange(n_tr, len(new.data)))
     n_new = len(new.users) - len(seen_users)
     out: dict[str, Any] = {"n_users": n_new, "n_test_pairs": len(test), "shots": {}}
-    oracle = _oracle(parts["unseen_test"], cfg["oracle_field"])
-    for n in cfg["shots"]:
-        shots = _first_shots(pool, n, cfg["seed"])
+    oracle = _oracle(parts["unseen_test"], cfg.oracle_field)
+    for n in cfg.shots:
+        shots = _first_shots(pool, n, cfg.seed)
         row: dict[str, float] = {"BT": accuracy(models["BT"], test)}
         for name, model in models.items():
             if isinstance(model, PALModel):
                 adapted = copy.deepcopy(model)
                 adapted.add_users(n_new)
-                adapt_new_users(adapted, shots, steps=cfg["adapt_steps"], lr=cfg["adapt_lr"])
+                adapt_new_users(adapted, shots, steps=cfg.adapt_steps, lr=cfg.adapt_lr)
                 row[name] = accuracy(adapted, test)
         if oracle is not None:
             row["oracle"] = oracle
