@@ -2,40 +2,13 @@
 zero-shot stitching and cached 2-D projections. Imports no UI library."""
 from workbench.lazy import lazy_exports
 
-_EXPORTS = {
-    "ANCHOR_METHODS": "anchors",
-    "kmeans_labels": "anchors",
-    "select_anchors": "anchors",
-    "SpaceComparison": "compare",
-    "compare_spaces": "compare",
-    "jaccard_at_k": "compare",
-    "knn_overlap": "compare",
-    "mean_cosine": "compare",
-    "mean_reciprocal_rank": "compare",
-    "nearest_neighbours": "compare",
-    "Item": "inputs",
-    "encode_items": "inputs",
-    "encode_items_layers": "inputs",
-    "items_frame": "inputs",
-    "pair_items": "inputs",
-    "PROJECTION_METHODS": "projection",
-    "Projection": "projection",
-    "ProjectionCache": "projection",
-    "project": "projection",
-    "projection_key": "projection",
-    "NORMALIZATIONS": "relative",
-    "relative_encode": "relative",
-    "relative_space": "relative",
-    "Space": "space",
-    "check_same_inputs": "space",
-    "StitchingResult": "stitching",
-    "make_head": "stitching",
-    "stitch": "stitching",
-    "MAJORITY": "votes",
-    "VOTE_PREFIX": "votes",
-    "add_vote_columns": "votes",
-    "dataset_judgments": "votes",
-    "vote_columns": "votes",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "anchors": ("ANCHOR_METHODS", "kmeans_labels", "select_anchors"),
+    "compare": ("SpaceComparison", "compare_spaces", "jaccard_at_k", "knn_overlap", "mean_cosine", "mean_reciprocal_rank", "nearest_neighbours"),
+    "inputs": ("Item", "encode_items", "encode_items_layers", "items_frame", "pair_items"),
+    "projection": ("PROJECTION_METHODS", "Projection", "ProjectionCache", "project", "projection_key"),
+    "relative": ("NORMALIZATIONS", "relative_encode", "relative_space"),
+    "space": ("Space", "check_same_inputs"),
+    "stitching": ("StitchingResult", "make_head", "stitch"),
+    "votes": ("MAJORITY", "VOTE_PREFIX", "add_vote_columns", "dataset_judgments", "vote_columns"),
+})

@@ -5,19 +5,7 @@ See docs/labeling.md. Start from ``LabelingStore(store)``; the HTTP vote API is 
 """
 from workbench.lazy import lazy_exports
 
-_EXPORTS = {
-    "Conflict": "errors",
-    "Forbidden": "errors",
-    "Invalid": "errors",
-    "LabelingError": "errors",
-    "NotFound": "errors",
-    "ORDERS": "sessions",
-    "Item": "sessions",
-    "LabelingStore": "sessions",
-    "Progress": "sessions",
-    "SessionInfo": "sessions",
-    "SessionSettings": "sessions",
-    "VoteAck": "sessions",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "errors": ("Conflict", "Forbidden", "Invalid", "LabelingError", "NotFound"),
+    "sessions": ("ORDERS", "Item", "LabelingStore", "Progress", "SessionInfo", "SessionSettings", "VoteAck"),
+})

@@ -1,31 +1,11 @@
 """Logit lens and latent-language analyses (compute only: no UI library is imported here)."""
 from workbench.lazy import lazy_exports
 
-_EXPORTS = {
-    "FewCarriers": "latent",
-    "LatentResult": "latent",
-    "carried_by": "latent",
-    "run_latent": "latent",
-    "LensGrid": "lens",
-    "LensMetrics": "lens",
-    "lens_grid": "lens",
-    "lens_metrics": "lens",
-    "mean_ci": "lens",
-    "parity_gap": "lens",
-    "PreferenceLensResult": "preference",
-    "preference_lens": "preference",
-    "KINDS": "tasks",
-    "Example": "tasks",
-    "LensTask": "tasks",
-    "make_task": "tasks",
-    "TokenSet": "token_sets",
-    "concept_token_set": "token_sets",
-    "display_token": "token_sets",
-    "word_token_set": "token_sets",
-    "WordTable": "wordlists",
-    "language_name": "wordlists",
-    "packaged_words": "wordlists",
-    "read_word_table": "wordlists",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "latent": ("FewCarriers", "LatentResult", "carried_by", "run_latent"),
+    "lens": ("LensGrid", "LensMetrics", "lens_grid", "lens_metrics", "mean_ci", "parity_gap"),
+    "preference": ("PreferenceLensResult", "preference_lens"),
+    "tasks": ("KINDS", "Example", "LensTask", "make_task"),
+    "token_sets": ("TokenSet", "concept_token_set", "display_token", "word_token_set"),
+    "wordlists": ("WordTable", "language_name", "packaged_words", "read_word_table"),
+})
