@@ -126,6 +126,7 @@ def session_leaderboard(labeling: LabelingStore, session: str, *, baseline: str 
     length coefficient, whether that rate extrapolates, and the win rate's fragility. Figures
     are percent, as AlpacaEval prints them. ``difficulty`` says which instruction-difficulty
     estimate the length control used."""
+    # scipy: `label` commands import this module, and only the leaderboard needs the statistics
     from workbench.preference.fragility import fragility_text, win_rate_fragility
     from workbench.preference.length_control import instruction_difficulty, length_controlled, matchups, win_rates
     from workbench.preference.winrate import Duels, length_support

@@ -11,7 +11,7 @@ from typing import Any
 
 from workbench.data.types import identical_votes
 from workbench.errors import WorkbenchError
-from workbench.labeling.analysis import fmt_num, recorded_candidate
+from workbench.labeling.analysis import fmt_num, recorded_candidate, session_report
 from workbench.labeling.sessions import LabelingStore
 from workbench.preference.agreement import live_bias
 from workbench.preference.bradley_terry import fit_bradley_terry, source_comparisons
@@ -52,8 +52,6 @@ def session_verdict(labeling: LabelingStore, session: str, *, candidate: str | N
 def session_stats(labeling: LabelingStore, session: str) -> dict[str, Any]:
     """The few lines the fast labeling page shows its owner: whether labeling can stop, and the
     verdict with its interval and fragility (the same figures as the tab and ``label stats``)."""
-    from workbench.labeling.analysis import session_report  # analysis ← winrate ← this module: no cycle, just late
-
     report, verdict = session_report(labeling, session), session_verdict(labeling, session)
     won = verdict["did_it_win"]
     rows = dict(verdict_tables(verdict)["win"])
