@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import types
+import typing
 from typing import ClassVar
 
 import gradio as gr
@@ -21,7 +22,7 @@ from workbench.plugins import PluginHost
 from workbench.sae.job_configs import LMSAEJobConfig, RecSAEJobConfig
 from workbench.settings import Settings
 from workbench.steering.rsf import RSFJobConfig
-from workbench.training.configs import DPOJobConfig, PALJobConfig
+from workbench.training.configs import DPOJobConfig, DPOLossType, PALJobConfig
 
 REQUIRED = {DPOJobConfig: {"dataset": "d"}, PALJobConfig: {"dataset": "d"}, RSFJobConfig: {"reward_model": "rm", "prompts": ["Hi"]},
             RecSAEJobConfig: {"interactions": "i.csv"}, LMSAEJobConfig: {"model": "m", "dataset": "d"}}
@@ -36,6 +37,8 @@ def test_from_dict_names_the_option_and_what_is_wrong():
         DPOJobConfig.from_dict({"dataset": "d", "held_out_fraction": 1.0})
     with pytest.raises(ConfigError, match="DPO option method must be one of lora, full; got 'qlora'"):
         DPOJobConfig.from_dict({"dataset": "d", "method": "qlora"})
+    with pytest.raises(ConfigError, match="DPO option min_strength must be one of 1, 2; got 3"):
+        DPOJobConfig.from_dict({"session": "s", "min_strength": 3})
     with pytest.raises(ConfigError, match="DPO option precompute_ref_log_probs must be true or false, got 1"):
         DPOJobConfig.from_dict({"dataset": "d", "precompute_ref_log_probs": 1})
     with pytest.raises(ConfigError, match=r"PAL option shots\[1\] must be a whole number, got 'x'"):
@@ -44,6 +47,32 @@ def test_from_dict_names_the_option_and_what_is_wrong():
         DPOJobConfig.from_dict({})
     cfg = DPOJobConfig.from_dict({"dataset": "d", "batch_size": 4.0, "max_steps": None})  # Gradio numbers are floats
     assert cfg.batch_size == 4 and type(cfg.batch_size) is int and cfg.max_steps == 100
+
+
+def test_a_literal_typo_is_refused_at_submit_with_the_allowed_values(tmp_path):
+    from workbench.training.dpo import DPO_JOB
+
+    manager = JobManager(Settings(home=tmp_path / "home"), job_types={"dpo": DPO_JOB})
+    with pytest.raises(ConfigError, match="(?s)DPO option loss_type must be one of sigmoid, hinge, ipo, .*; got 'sigmod'.*"
+                                          "Did you mean 'sigmoid'"):
+        manager.submit("dpo", {"dataset": "d", "loss_type": "sigmod"})
+    with pytest.raises(ConfigError, match="DPO option device must be one of auto, cpu, cuda; got 'gpu'"):
+        manager.submit("dpo", {"dataset": "d", "device": "gpu"})
+    assert not list(manager.runs_dir.iterdir())  # no run folder: the typo never reached a worker
+    assert DPOJobConfig.from_dict({"session": "s", "min_strength": 2.0}).min_strength == 2  # a form's number is a choice too
+
+
+def test_cli_flags_offer_a_literals_choices():
+    from typer.testing import CliRunner
+
+    from plugins.finetune.cli import train_app
+
+    params = {p.name: p for p in get_command(train_app).commands["dpo"].params}
+    assert params["loss_type"].type_descriptor.annotation == DPOLossType
+    assert typing.get_args(params["device"].type_descriptor.annotation) == ("auto", "cpu", "cuda")
+    out = CliRunner().invoke(train_app, ["dpo", "--dataset", "d", "--loss-type", "sigmod"])
+    text = " ".join(out.output.replace("│", " ").split())  # the error box wraps lines
+    assert out.exit_code == 2 and "'sigmod' is not one of 'sigmoid', 'hinge'" in text, text
 
 
 @pytest.mark.parametrize("cls", list(REQUIRED), ids=lambda c: c.__name__)

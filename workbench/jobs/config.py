@@ -1,7 +1,8 @@
 """Typed job options: one dataclass per job type is the single source of truth.
 
-SAELens's config pattern: every option is a dataclass field with its help text, range and
-choices in ``field(metadata=...)`` (write it with ``option``). ``JobConfig.from_dict``
+SAELens's config pattern: every option is a dataclass field with its help text and range in
+``field(metadata=...)`` (write it with ``option``); a closed set of values is a ``Literal[...]``
+annotation, which ``from_dict`` checks, the CLI offers as a choice and the form as radio buttons. ``JobConfig.from_dict``
 validates a plain mapping (unknown key with "did you mean", wrong type, out of range →
 ``ConfigError`` naming the option), ``to_dict`` gives back what the run folder's
 ``config.yaml`` stores, and the CLI flags (``command_from_config``) and the Gradio form are
@@ -10,11 +11,12 @@ generated from the same fields, so the three cannot drift.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import types
 import typing
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
@@ -26,13 +28,12 @@ _MISSING = dataclasses.MISSING
 
 
 def option(default: Any = _MISSING, help: str = "", *, default_factory: Any = _MISSING, min: float | None = None,
-           max: float | None = None, choices: tuple[Any, ...] | None = None, cli: bool = True, exclusive_max: bool = False,
-           new_name: bool = False) -> Any:
-    """A config field: ``help`` is shown by ``--help`` and the form; ``min``/``max``/``choices``
-    are checked by ``from_dict``; ``cli=False`` keeps it out of the generated flags (``--set`` still works);
-    ``new_name`` marks a name the job creates (a text box in forms, never a list of existing ones)."""
-    meta = {"help": help, "min": min, "max": max, "choices": choices, "cli": cli, "exclusive_max": exclusive_max,
-            "new_name": new_name}
+           max: float | None = None, cli: bool = True, exclusive_max: bool = False, new_name: bool = False) -> Any:
+    """A config field: ``help`` is shown by ``--help`` and the form; ``min``/``max`` are checked by
+    ``from_dict`` (choices are the field's ``Literal[...]`` type); ``cli=False`` keeps it out of the
+    generated flags (``--set`` still works); ``new_name`` marks a name the job creates (a text box
+    in forms, never a list of existing ones)."""
+    meta = {"help": help, "min": min, "max": max, "cli": cli, "exclusive_max": exclusive_max, "new_name": new_name}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -51,8 +52,16 @@ def unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+def literal_choices(tp: Any) -> tuple[Any, ...] | None:
+    """The allowed values of a ``Literal[...]`` annotation (``Literal[...] | None`` too); None for any other type."""
+    inner, _ = unwrap_optional(tp)
+    return typing.get_args(inner) if typing.get_origin(inner) is Literal else None
+
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
     if origin is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])} values"
     return {int: "a whole number", float: "a number", bool: "true or false", str: "a text", dict: "a mapping"}.get(tp, getattr(tp, "__name__", str(tp)))
@@ -66,6 +75,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return None
         raise ConfigError(f"{where} must be {_type_name(inner)}, got nothing (null).")
     origin = typing.get_origin(inner)
+    if origin is Literal:
+        return _choice(value, typing.get_args(inner), where)
     if dataclasses.is_dataclass(inner):
         if isinstance(value, inner):
             return value
@@ -94,12 +105,20 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return inner(value)
 
 
+def _choice(value: Any, allowed: tuple[Any, ...], where: str) -> Any:
+    """``value`` if it is one of ``allowed`` (2.0 from a form counts as 2, True never as 1), else a
+    ConfigError listing the allowed values, with the closest one for a typo."""
+    for a in allowed:
+        if a == value and isinstance(a, bool) == isinstance(value, bool) and isinstance(a, str) == isinstance(value, str):
+            return a
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+    raise ConfigError(f"{where} must be one of {', '.join(map(str, allowed))}; got {value!r}.",
+                      hint=f"Did you mean {close[0]!r}?" if close else None)
+
+
 def _check_range(value: Any, meta: Any, where: str) -> None:
     if value is None:
         return
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))}; got {value!r}.")
     lo, hi = meta.get("min"), meta.get("max")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if lo is not None and value < lo:
@@ -168,7 +187,7 @@ def cli_fields(cls: type) -> list[dataclasses.Field]:
     out = []
     for f in dataclasses.fields(cls):
         inner, _ = unwrap_optional(hints[f.name])
-        if f.metadata.get("cli", True) and inner in (int, float, str, bool):
+        if f.metadata.get("cli", True) and (inner in (int, float, str, bool) or literal_choices(inner)):
             out.append(f)
     return out
 

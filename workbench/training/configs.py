@@ -7,10 +7,17 @@ these at start-up, so this module imports no torch; the jobs themselves live in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from workbench.errors import ConfigError
 from workbench.jobs.config import JobConfig, option
+
+# TRL's DPO loss types (DPOConfig.loss_type of trl 1.16), less exo_pair: it needs a label_smoothing above 0,
+# which this job does not expose, so DPOTrainer would refuse it only once the run started.
+DPOLossType = Literal["sigmoid", "hinge", "ipo", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
+                      "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm"]
+Device = Literal["auto", "cpu", "cuda"]
+VoteStrength = Literal[1, 2]
 
 
 @dataclass
@@ -22,16 +29,16 @@ class DPOJobConfig(JobConfig):
                                "(default: the embedded demo model).")
     dataset: str | None = option(None, "Stored dataset name or pair file (TRL, HH-RLHF, labeling export…); or give session.")
     session: str | None = option(None, "Labeling session whose A/B votes are the training pairs (instead of dataset).")
-    min_strength: int | None = option(None, "With session: keep only votes at least this strong (1 slight, 2 clear).", choices=(1, 2))
+    min_strength: VoteStrength | None = option(None, "With session: keep only votes at least this strong (1 slight, 2 clear).")
     drop_pairs: list[str] = option(default_factory=list, help="With session: pair ids to leave out (e.g. the top ones by CHES).")
     format: str = option("auto", "Pair file format (auto detects it).", cli=False)
-    method: str = option("lora", "lora (PEFT adapter) or full (all weights).", choices=("lora", "full"))
+    method: Literal["lora", "full"] = option("lora", "lora (PEFT adapter) or full (all weights).")
     lora_r: int = option(8, "LoRA rank.", min=1)
     lora_alpha: int = option(16, "LoRA alpha (scale = alpha / r).", min=1)
     lora_dropout: float = option(0.0, "LoRA dropout.", min=0.0, max=1.0, exclusive_max=True)
     target_modules: str = option("all-linear", "Modules LoRA adapts (PEFT's target_modules).")
     beta: float = option(0.1, "DPO beta (strength of the KL anchor), > 0.", min=0.0)
-    loss_type: str = option("sigmoid", "TRL DPO loss type (sigmoid, ipo, hinge, …).")
+    loss_type: DPOLossType = option("sigmoid", "TRL DPO loss type.")
     learning_rate: float = option(5e-5, "Learning rate, > 0.", min=0.0)
     max_steps: int = option(100, "Optimizer steps (0 = use num_epochs).", min=0)
     num_epochs: float = option(1.0, "Epochs when max_steps is 0.", min=0.0)
@@ -48,13 +55,13 @@ class DPOJobConfig(JobConfig):
     logging_steps: int = option(1, "Log metrics every this many steps.", min=1)
     seed: int = option(0, "Random seed (pair split, shuffling, LoRA init).")
     num_processes: int = option(1, "Processes for accelerate launch (GPUs, or CPU processes with gloo).", min=1)
-    distributed: str = option("ddp", "ddp, deepspeed or fsdp (with num_processes > 1).", choices=("ddp", "deepspeed", "fsdp"))
+    distributed: Literal["ddp", "deepspeed", "fsdp"] = option("ddp", "Multi-process backend (with num_processes > 1).")
     zero_stage: int = option(2, "DeepSpeed ZeRO stage.", min=0, max=3)
     num_machines: int = option(1, "Machines in a multi-node run.", min=1)
     machine_rank: int = option(0, "This machine's rank in a multi-node run.", min=0)
     main_process_ip: str | None = option(None, "Address of machine rank 0 (multi-node).")
     main_process_port: int | None = option(None, "Port of machine rank 0 (multi-node).", min=1, max=65535)
-    device: str = option("auto", "auto, cpu or cuda for training and the before/after report.")
+    device: Device = option("auto", "Device for training and the before/after report (auto: cuda when there is one).")
     n_samples: int = option(4, "Held-out prompts answered before and after, side by side.", min=0)
     sample_max_new_tokens: int = option(48, "Tokens per sample generation.", min=1)
     eval_batch_size: int = option(8, "Pairs per batch in the before/after report.", min=1)
@@ -85,13 +92,13 @@ class PALJobConfig(JobConfig):
     what: ClassVar[str] = "PAL"
     dataset: str | None = option(None, "Pairs with a user id per pair: file path or stored dataset (see docs/pal_persona.md); or give session.")
     session: str | None = option(None, "Labeling session whose A/B votes train PAL, one user per annotator (instead of dataset).")
-    min_strength: int | None = option(None, "With session: keep only votes at least this strong (1 slight, 2 clear).", choices=(1, 2))
+    min_strength: VoteStrength | None = option(None, "With session: keep only votes at least this strong (1 slight, 2 clear).")
     late_annotators: list[str] = option(default_factory=list, help="With session: annotators treated as joining later "
                                         "(unseen users, adapted from their first votes by shots).")
     format: str = option("auto", "Pair file format (auto detects it).", cli=False)
     model: str | None = option(None, "Frozen feature model: catalog name or path (default: the all-MiniLM-L6-v2 sentence embedder).")
     layer: int | None = option(None, "Feature layer (default: the last).")
-    pooling: str = option("mean", "How token states become one vector.", choices=("mean", "last"))
+    pooling: Literal["mean", "last"] = option("mean", "How token states become one vector.")
     user_field: str = option("user", "Pair metadata field holding the user id.")
     unseen_field: str = option("user_kind", "Metadata field marking unseen users ('unseen').")
     split_field: str = option("split", "Metadata field with train/test per pair.")
@@ -99,7 +106,7 @@ class PALJobConfig(JobConfig):
     group_field: str = option("group", "Metadata field with the user's true group, for the latent view.")
     unseen_fraction: float = option(0.0, "Share of users held out as unseen when no unseen_field is given.", min=0.0, max=1.0)
     test_fraction: float = option(0.2, "Share of pairs held out for testing when no split_field is given.", min=0.0, max=1.0)
-    variant: str = option("both", "A (ideal point), B (mixture of prompt mappings) or both.", choices=("A", "B", "both"))
+    variant: Literal["A", "B", "both"] = option("both", "A (ideal point), B (mixture of prompt mappings) or both.")
     k: int = option(4, "Number of prototypes / preference groups.", min=1)
     dim: int = option(16, "Latent dimension.", min=1)
     hidden: int = option(64, "Hidden width of the mappings.", min=1)
