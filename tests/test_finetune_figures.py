@@ -1,5 +1,6 @@
 """The PAL latent plot reads at any scale (issue 21 §5: a PCA axis on a 1e-6 scale), and says so when the
-users cannot be told apart. Views in the format the PAL job writes to ``pal/latent.json``."""
+users cannot be told apart (views in the format the PAL job writes to ``pal/latent.json``); the DPO and PAL
+jobs' own metric figures (``JobType.figure``) draw what was logged."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from plugins.finetune import actions
+from plugins.finetune.figures import dpo_figure, pal_figure
 from workbench.jobs.runner import Run
 
 
@@ -38,3 +40,26 @@ def test_users_far_apart_get_no_note(tmp_path: Path) -> None:
     coords, _, note = actions.latent_coordinates(view)
     assert note == "" and np.allclose(np.ptp(coords, axis=0).max(), 5 / 5)
     assert "equal" not in actions.latent_figure(run).axes[0].get_title()
+
+
+def test_the_dpo_figure_draws_each_logged_curve_by_step() -> None:
+    rows = [{"stage": "reference"}]  # a row without a loss (e.g. the log-prob pass) is not a training step
+    rows += [{"step": s, "loss": 0.7 - 0.1 * s, "rewards/chosen": 0.1 * s, "rewards/rejected": -0.1 * s, "rewards/margins": 0.2 * s,
+              "rewards/accuracies": 0.5 + 0.1 * s, "logps/chosen": -40.0 + s, "logps/rejected": -42.0 - s} for s in (1, 2, 3)]
+    fig = dpo_figure(rows)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "rewards", "accuracy", "log-probs"]
+    assert [len(ax.lines) for ax in fig.axes] == [1, 3, 1, 2]
+    loss = fig.axes[0].lines[0]
+    assert list(loss.get_xdata()) == [1, 2, 3] and list(loss.get_ydata()) == [r["loss"] for r in rows[1:]]
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["chosen", "rejected", "margins"]
+
+
+def test_the_pal_figure_draws_one_curve_per_model_by_epoch() -> None:
+    rows = [{"model": m, "epoch": e, "loss": 1.0 / (e + i), "train_accuracy": 0.5 + 0.1 * e}
+            for i, m in enumerate(("PAL-A", "BT"), start=1) for e in (1, 2)]
+    fig = pal_figure(rows)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "train accuracy"]
+    for ax in fig.axes:
+        assert [line.get_label() for line in ax.lines] == ["PAL-A", "BT"] and list(ax.lines[0].get_xdata()) == [1, 2]
+    assert list(fig.axes[0].lines[1].get_ydata()) == [1.0 / 3, 1.0 / 4]
+    assert len(pal_figure([]).axes[0].lines) == 0  # nothing logged yet: empty panels, no error

@@ -9,7 +9,7 @@ from workbench.settings import Settings
 
 def family_job(job: JobContext) -> None:
     """Load the configured model in the worker and record which adapter family read it."""
-    lm = job.load_model(job.config["model"], device="cpu")
+    lm = job.load_model(job.options["model"], device="cpu")  # no config_cls: the options are the plain mapping
     job.set_summary(family=lm.adapter.family, n_layers=lm.n_layers)
 
 

@@ -104,12 +104,13 @@ def test_two_process_gloo_run_cancels_and_resumes(manager, tiny_checkpoint, tmp_
     assert m.summary["held_out"]["logp_chosen_per_token_after"] < 0  # the log-prob report of the same held-out pairs
 
     from plugins.finetune import actions
+    from plugins.finetune.figures import dpo_figure
     from workbench.app import job_ui
 
     assert [r[0] for r in actions.before_after_rows(run)] == ["held_out", "train"]
     assert len(actions.samples_rows(run)) == 1 and "finished" in job_ui.status_markdown(run)
     logged = [r for r in run.metrics() if "loss" in r]
-    loss_curve = job_ui.dpo_figure(run.metrics()).axes[0].lines[0]  # the loss panel draws the logged losses by step
+    loss_curve = dpo_figure(run.metrics()).axes[0].lines[0]  # the loss panel draws the logged losses by step
     assert logged and list(loss_curve.get_xdata()) == [r["step"] for r in logged]
     assert list(loss_curve.get_ydata()) == [r["loss"] for r in logged]
 

@@ -5,6 +5,7 @@ Gradio) happen only when a hook's result is used, so ``workbench plugins`` stays
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from workbench.hookspecs import hookimpl
@@ -13,11 +14,12 @@ from workbench.plugin_types import GradioTab
 
 @hookimpl
 def job_types() -> dict[str, Any]:
-    # entry points load on every command: the job modules only when job types are collected
+    # entry points load on every command: the job modules (and matplotlib) only when job types are collected
+    from plugins.finetune.figures import dpo_figure, pal_figure
     from workbench.training.dpo import DPO_JOB
     from workbench.training.pal_job import PAL_JOB  # torch: only in job_types()
 
-    return {"dpo": DPO_JOB, "pal": PAL_JOB}
+    return {"dpo": dataclasses.replace(DPO_JOB, figure=dpo_figure), "pal": dataclasses.replace(PAL_JOB, figure=pal_figure)}
 
 
 @hookimpl

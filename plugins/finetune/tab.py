@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from plugins.finetune import actions
+from plugins.finetune.figures import dpo_figure, pal_figure
 from workbench.app import job_ui
 from workbench.app.job_ui import config_form
 from workbench.app.ui import error_markdown, md_escape
@@ -112,8 +113,8 @@ def _show(manager: JobManager, rid: str | None) -> tuple[Any, ...]:
     if run.manifest.type == "dpo":
         warnings = run.manifest.summary.get("warnings", [])
         return (job_ui.status_markdown(run), "  \n".join(f"⚠️ **Warning:** {md_escape(w)}" for w in warnings),
-                job_ui.dpo_figure(run.metrics()), *_panels(run), job_ui.log_text(run))
-    return job_ui.status_markdown(run), "", job_ui.pal_figure(run.metrics()), *_panels(run), job_ui.log_text(run)
+                dpo_figure(run.metrics()), *_panels(run), job_ui.log_text(run))
+    return job_ui.status_markdown(run), "", pal_figure(run.metrics()), *_panels(run), job_ui.log_text(run)
 
 
 def build_finetune_tab(ctx: Any) -> None:

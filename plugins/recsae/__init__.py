@@ -7,6 +7,7 @@ result is used, so ``workbench plugins`` stays fast.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from workbench.hookspecs import hookimpl
@@ -15,9 +16,19 @@ from workbench.plugin_types import PanelView
 
 @hookimpl
 def job_types() -> dict[str, Any]:
+    from workbench.jobs.registry import JobExample  # the job system: only when job types are collected, like the jobs
     from workbench.sae.jobs import LM_SAE_JOB, RECSAE_JOB  # imports torch: only when job types are collected
 
-    return {"recsae": RECSAE_JOB, "lm-sae": LM_SAE_JOB}
+    shipped = JobExample("Use the shipped synthetic dataset", _synthetic_example)
+    return {"recsae": dataclasses.replace(RECSAE_JOB, example=shipped), "lm-sae": LM_SAE_JOB}
+
+
+def _synthetic_example() -> dict[str, Any]:
+    """RecSAE's ready run: the synthetic dataset shipped in the package (8 planted music genres), wherever it is installed."""
+    from workbench.sae.synthetic import synthetic_paths  # numpy: not when the entry point loads
+
+    interactions, items, _ = synthetic_paths()
+    return {"interactions": str(interactions), "attributes": str(items)}
 
 
 @hookimpl

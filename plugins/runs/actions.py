@@ -2,7 +2,8 @@
 run from browser values (owner only, every path confined), and a run's plots.
 
 The form is generated from the job type's ``config_cls``; options the form cannot show as
-one widget (mappings, lists) and job types without a ``config_cls`` take a YAML box.
+one widget (mappings, lists) and job types without a ``config_cls`` take a YAML box. A job's
+ready example and its own plot come from its ``JobType`` declaration: no job is known by name here.
 """
 from __future__ import annotations
 
@@ -15,13 +16,12 @@ from typing import Any
 import yaml
 from matplotlib.figure import Figure
 
-from workbench.app import job_ui, ui
+from workbench.app import ui
 from workbench.app.auth import require_owner
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import JobManager, Run
 from workbench.jobs.config import unwrap_optional
-from workbench.jobs.registry import JobType
-from workbench.sae.synthetic import SHIPPED, synthetic_paths
+from workbench.jobs.registry import JobType, check_options
 
 SCALARS = (str, int, float, bool)
 MAX_YAML_CHARS = 20_000
@@ -32,7 +32,7 @@ def form_fields(job_type: JobType) -> list[str]:
     """The options shown as one widget each: the config's scalar fields, in declaration order.
 
     A number whose default is "none" stays in the YAML box: Gradio's number box sends 0 when
-    left empty, which would silently replace "the default" (e.g. LM-SAE's middle layer).
+    left empty, which would silently replace "the default" (e.g. a layer that defaults to the middle one).
     """
     cls = job_type.config_cls
     if cls is None:
@@ -52,22 +52,36 @@ def yaml_fields(job_type: JobType) -> list[str]:
     return [] if cls is None else [f.name for f in dataclasses.fields(cls) if f.init and f.name not in form_fields(job_type)]
 
 
-def form_hint(job_type: JobType) -> str:
-    """What the form says above its fields: the job's description and a ready example where one ships."""
+def example_values(job_type: JobType) -> dict[str, Any]:
+    """The option values of the ready run the job type declares (``JobType.example``; {} when none),
+    checked against its options so a plugin's typo is named instead of filling nothing."""
+    if job_type.example is None:
+        return {}
+    values = job_type.example.values()
+    owner = f"job type {job_type.name!r} (plugin {job_type.plugin or 'registered directly'})"
+    if not isinstance(values, dict):
+        raise ConfigError(f"The example of {owner} is a {type(values).__name__}, not option: value pairs.",
+                          hint="Make JobExample.values return a dict of option values.")
+    if job_type.config_cls is not None:
+        check_options(values, [f.name for f in dataclasses.fields(job_type.config_cls) if f.init], f"{owner} example")
+    return values
+
+
+def form_hint(job_type: JobType, example: dict[str, Any]) -> str:
+    """What the form says above its fields: the job's description and the ready example it declares, if any."""
     text = ui.md_escape(job_type.description or job_type.name)
-    if job_type.name == "recsae":
-        interactions, items, _ = synthetic_paths()
-        text += (f"  \nReady example: the shipped synthetic dataset (8 planted music genres), "
-                 f"interactions `{ui.md_escape(str(interactions))}` and attributes `{ui.md_escape(str(items))}` "
-                 "(**Use the shipped synthetic dataset** fills them in).")
+    if job_type.example is not None and example:
+        shown = ", ".join(f"{ui.md_escape(k)} `{ui.md_escape(str(v))}`" for k, v in example.items())
+        text += f"  \nReady example: {shown} (**{ui.md_escape(job_type.example.label)}** fills them in)."
     if job_type.config_cls is None:
         text += "  \nThis job type declares no typed options: write them in the YAML box."
     return text
 
 
-def example_yaml(job_type: JobType) -> str:
-    """The example's options that have no field of their own, as the YAML box's starting text."""
-    example = getattr(job_type.config_cls, "example", {})
+def example_yaml(job_type: JobType, example: dict[str, Any] | None = None) -> str:
+    """An example's options that have no field of their own, as the YAML box's text (by default the
+    config's ``JobConfig.example``, which the form starts with)."""
+    example = getattr(job_type.config_cls, "example", {}) if example is None else example
     rest = {k: v for k, v in example.items() if k not in form_fields(job_type)}
     return yaml.safe_dump(rest, sort_keys=False, allow_unicode=True, width=100) if rest else ""
 
@@ -101,13 +115,13 @@ def parse_yaml(text: str | None) -> dict[str, Any]:
     return data
 
 
-def _confine(ctx: Any, key: str, value: Any, models: set[str]) -> Any:
+def _confine(ctx: Any, key: str, value: Any, models: set[str], shipped: frozenset[Path]) -> Any:
     """A browser-given value that names a file must lie in the data roots (models: model or data roots);
-    the shipped synthetic dataset is read-only package data and always allowed."""
+    a file the job's declared example names (``shipped``: data a plugin ships read-only) is allowed."""
     if isinstance(value, dict):
-        return {k: _confine(ctx, f"{key}.{k}", v, models) for k, v in value.items()}
+        return {k: _confine(ctx, f"{key}.{k}", v, models, shipped) for k, v in value.items()}
     if isinstance(value, list):
-        return [_confine(ctx, f"{key}[{i}]", v, models) for i, v in enumerate(value)]
+        return [_confine(ctx, f"{key}[{i}]", v, models, shipped) for i, v in enumerate(value)]
     if not isinstance(value, str) or not value:
         return value
     path = Path(value).expanduser()
@@ -116,7 +130,7 @@ def _confine(ctx: Any, key: str, value: Any, models: set[str]) -> Any:
     if not path.is_absolute():  # starts from the data folders the UI names, never the server's working folder
         return str(ctx.check_data_path(path))
     resolved = path.resolve()
-    if SHIPPED.resolve() in resolved.parents:
+    if resolved in shipped:
         return str(resolved)
     if key.split(".")[-1] == "model":
         roots = [Path(r).expanduser().resolve() for r in ctx.settings.model_roots]
@@ -125,32 +139,37 @@ def _confine(ctx: Any, key: str, value: Any, models: set[str]) -> Any:
     return str(ctx.check_data_path(resolved))
 
 
-def options_from_form(ctx: Any, values: dict[str, Any], extra_yaml: str | None) -> dict[str, Any]:
-    """Form values (empty ones mean "the default") plus the YAML box, every file path confined."""
+def options_from_form(ctx: Any, values: dict[str, Any], extra_yaml: str | None,
+                      example: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Form values (empty ones mean "the default") plus the YAML box, every file path confined but
+    those the job's declared ``example`` names."""
     options = {k: v for k, v in values.items() if v not in (None, "")}
     extra = parse_yaml(extra_yaml)
     both = sorted(set(options) & set(extra))
     if both:
         raise ConfigError(f"Option(s) {', '.join(both)} are set both in the form and in the options box.", hint="Keep one of the two.")
     models = set(ui.model_choices(ctx))
-    return {k: _confine(ctx, k, v, models) for k, v in {**options, **extra}.items()}
+    shipped = frozenset(Path(v).expanduser().resolve() for v in (example or {}).values() if isinstance(v, str) and v)
+    return {k: _confine(ctx, k, v, models, shipped) for k, v in {**options, **extra}.items()}
 
 
 def start(ctx: Any, manager: JobManager, user: str | None, kind: str, values: dict[str, Any], extra_yaml: str | None) -> Run:
     """Start a run of job type ``kind``: owner only; the job's own validation runs before any run exists."""
     require_owner(ctx.settings, user, "start a job")
-    return manager.submit(kind, options_from_form(ctx, values, extra_yaml))
+    example = example_values(manager.job_type(kind))
+    return manager.submit(kind, options_from_form(ctx, values, extra_yaml, example))
 
 
-def metrics_figure(run: Run) -> Any:
-    """Every numeric metric by step (or by row when the job logs no step), one panel per metric."""
-    if run.manifest.type == "dpo":
-        return job_ui.dpo_figure(run.metrics())
-    if run.manifest.type == "pal":
-        return job_ui.pal_figure(run.metrics())
+def metrics_figure(run: Run, job_type: JobType | None) -> Any:
+    """The job type's own figure when it declares one (``JobType.figure``), else every numeric metric by
+    step (or by row when the job logs no step), one panel per metric; ``job_type`` is None for a run
+    whose job type is no longer registered."""
     rows = run.metrics()
+    if job_type is not None and job_type.figure is not None:
+        return job_type.figure(rows)
+    # "time" is the wall-clock stamp log_metrics adds to every row: an axis, not a metric
     keys = [k for k in dict.fromkeys(k for r in rows for k in r)
-            if k not in ("step", "epoch") and any(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in rows)]
+            if k not in ("step", "epoch", "time") and any(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in rows)]
     if not keys:
         return None
     keys = keys[:6]

@@ -19,7 +19,6 @@ from workbench.app.ui import error_markdown, md_escape
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager
 from workbench.jobs.registry import JobType
-from workbench.sae.synthetic import synthetic_paths
 
 REFRESH_S = 2.0
 # A link to a run (``/?tab=runs&run=<id>``, e.g. from the Labeling tab's loop panel) opens this tab on load;
@@ -35,13 +34,18 @@ PLOT_EVERY_S = 10.0
 
 
 def slug(name: str) -> str:
-    """A job type's name as an element-id part (``labeling.generate-pairs`` → ``labeling-generate-pairs``)."""
+    """A job type's name as an element-id part (``myplugin.my-job`` → ``myplugin-my-job``)."""
     return "".join(c if c.isalnum() else "-" for c in name)
 
 
 def _form(ctx: Any, job_type: JobType) -> tuple[gr.Button, list[str], list[Any], gr.Textbox]:
     kind = slug(job_type.name)
-    gr.Markdown(actions.form_hint(job_type), elem_id=f"runs-{kind}-hint")
+    try:
+        ready = actions.example_values(job_type)  # the declared ready run: values only known now, e.g. installed data
+        problem = ""
+    except WorkbenchError as exc:  # a plugin's bad example costs its button, not the tab
+        ready, problem = {}, "  \n" + error_markdown(exc)
+    gr.Markdown(actions.form_hint(job_type, ready) + problem, elem_id=f"runs-{kind}-hint")
     names = actions.form_fields(job_type)
     example = getattr(job_type.config_cls, "example", {})  # a ready run: the form starts filled with it
     with gr.Row():
@@ -51,11 +55,8 @@ def _form(ctx: Any, job_type: JobType) -> tuple[gr.Button, list[str], list[Any],
                        elem_id=f"runs-{kind}-yaml",
                        info=("Options without a field above: " + ", ".join(more)) if more else "All of this job's options, as option: value lines.")
     with gr.Row():
-        if job_type.name == "recsae":
-            example = gr.Button("Use the shipped synthetic dataset", elem_id="runs-recsae-example")
-            interactions, items, _ = synthetic_paths()
-            fields = [inputs[names.index("interactions")], inputs[names.index("attributes")]]
-            example.click(lambda: (str(interactions), str(items)), outputs=fields)
+        if ready:
+            _example_button(job_type, ready, names, inputs, extra)
         start = gr.Button(f"Start {job_type.name} run", variant="primary", elem_id=f"runs-{kind}-start")
     # a name the job creates (new_name) is a text box, not a list to refill
     fill = [(c, n) for c, n in zip(inputs, names, strict=True) if n in ("model", "dataset") and isinstance(c, gr.Dropdown)]
@@ -69,6 +70,16 @@ def _form(ctx: Any, job_type: JobType) -> tuple[gr.Button, list[str], list[Any],
 
         gr.on(triggers=None, fn=choices, outputs=[c for c, _ in fill])
     return start, names, inputs, extra
+
+
+def _example_button(job_type: JobType, ready: dict[str, Any], names: list[str], inputs: list[Any], extra: gr.Textbox) -> None:
+    """The job's "use the example" button: its values go to their fields, the rest to the YAML box."""
+    fields = [inputs[names.index(k)] for k in ready if k in names]
+    values = [v for k, v in ready.items() if k in names]
+    rest = actions.example_yaml(job_type, ready)
+    outputs, values = (fields + [extra], values + [rest]) if rest else (fields, values)
+    button = gr.Button(job_type.example.label, elem_id=f"runs-{slug(job_type.name)}-example")
+    button.click(lambda: values if len(values) > 1 else values[0], outputs=outputs)  # Gradio takes a one-item list as one value
 
 
 def build_runs_tab(ctx: Any) -> None:
@@ -99,7 +110,7 @@ def build_runs_tab(ctx: Any) -> None:
             if not rid:
                 return "No run selected.", None, ""
             run = manager.get(rid)
-            return job_ui.status_markdown(run), actions.metrics_figure(run), job_ui.log_text(run)
+            return job_ui.status_markdown(run), actions.metrics_figure(run, manager.types.get(run.manifest.type)), job_ui.log_text(run)
         except WorkbenchError as exc:
             return error_markdown(exc), None, ""
 
@@ -146,7 +157,7 @@ def build_runs_tab(ctx: Any) -> None:
         if drawn and drawn[0] == rid and (drawn[1] == rows or now - drawn[2] < PLOT_EVERY_S):
             plot_update = gr.skip()
         else:
-            plot_update, drawn = actions.metrics_figure(run), (rid, rows, now)
+            plot_update, drawn = actions.metrics_figure(run, manager.types.get(run.manifest.type)), (rid, rows, now)
         return job_ui.runs_table(manager), job_ui.status_markdown(run), plot_update, job_ui.log_text(run), drawn
 
     drawn = gr.State(None)

@@ -1,5 +1,6 @@
 """The job pieces of the UI kit: forms generated from a job's typed config, the runs table,
-status lines, cancel/resume and the metric plots, shared by the Fine-tune and Runs tabs.
+status lines and cancel/resume, shared by the Fine-tune and Runs tabs. A job's own metric plot is
+declared on its job type (``JobType.figure``), not here.
 """
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from collections.abc import Collection
 from typing import Any
 
 import gradio as gr
-import matplotlib
 
 from workbench.app import ui
 from workbench.app.auth import require_owner
@@ -17,17 +17,7 @@ from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import JobManager, Run, describe_failure
 from workbench.jobs.config import unwrap_optional
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
-
 RUN_COLUMNS = ["id", "type", "status", "progress", "eta_s", "attempts", "created", "output", "error"]
-DPO_PANELS = (
-    ("loss", ["loss"]),
-    ("rewards", ["rewards/chosen", "rewards/rejected", "rewards/margins"]),
-    ("accuracy", ["rewards/accuracies"]),
-    ("log-probs", ["logps/chosen", "logps/rejected"]),
-)
-
 
 
 def config_form(cls: type, names: list[str], id_prefix: str, values: dict[str, Any] | None = None) -> list[Any]:
@@ -105,40 +95,6 @@ def status_markdown(run: Run) -> str:
 
 def log_text(run: Run, lines: int = 40) -> str:
     return describe_failure(run, lines) if run.status == "failed" else run.log_tail(lines)
-
-
-def dpo_figure(rows: list[dict[str, Any]]) -> Any:
-    """Live DPO curves: loss, rewards (chosen/rejected/margins), accuracy, log-probs."""
-    fig, axes = plt.subplots(1, len(DPO_PANELS), figsize=(14, 3))
-    rows = [r for r in rows if "loss" in r]
-    for ax, (title, keys) in zip(axes, DPO_PANELS, strict=True):
-        for key in keys:
-            pts = [(r["step"], r[key]) for r in rows if key in r]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker=".", label=key.split("/")[-1])
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        if len(keys) > 1:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
-
-
-def pal_figure(rows: list[dict[str, Any]]) -> Any:
-    """Training loss per model (PAL-A, PAL-B, BT) by epoch."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-    for name in dict.fromkeys(r["model"] for r in rows if "model" in r):
-        pts = [r for r in rows if r.get("model") == name]
-        axes[0].plot([r["epoch"] for r in pts], [r["loss"] for r in pts], label=name)
-        axes[1].plot([r["epoch"] for r in pts], [r["train_accuracy"] for r in pts], label=name)
-    for ax, title in zip(axes, ("loss", "train accuracy"), strict=True):
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
 
 
 def run_list(manager: JobManager, selected: str | None = None, types: Collection[str] | None = None) -> tuple[list[list[Any]], Any]:

@@ -17,6 +17,17 @@ from workbench.settings import Settings
 
 RunFn = Callable[[Any], "str | None"]
 ValidateFn = Callable[[Any, Settings], dict[str, Any]]  # gets the parsed JobConfig when config_cls is set
+FigureFn = Callable[[list[dict[str, Any]]], Any]  # a run's metrics rows → a matplotlib Figure (or None: nothing to draw yet)
+
+
+@dataclass(frozen=True)
+class JobExample:
+    """A ready run whose option values exist only at run time (e.g. the paths of data shipped
+    inside a package): the Runs tab shows a button labelled ``label`` that fills the form with
+    ``values()``. ``JobConfig.example`` stays the static values a form starts with."""
+
+    label: str
+    values: Callable[[], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -25,7 +36,9 @@ class JobType:
     submitting process and returns the normalised config, raising a WorkbenchError for a
     bad one, so a broken run never starts. ``config_cls`` (a ``JobConfig`` subclass) is the
     job's typed options: without an explicit ``validate`` the config is checked by its
-    ``from_dict`` alone; with one, ``validate`` receives the config already parsed by it."""
+    ``from_dict`` alone; with one, ``validate`` receives the config already parsed by it.
+    ``figure`` draws the job's own metrics plot (None: one generic panel per metric) and
+    ``example`` offers a ready run, so the Runs tab shows both without knowing any job by name."""
 
     name: str
     run: RunFn
@@ -33,6 +46,8 @@ class JobType:
     description: str = ""
     config_cls: type | None = None
     plugin: str = ""
+    figure: FigureFn | None = None
+    example: JobExample | None = None
 
     def normalise(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
         """The config as the run folder stores it (typed check first, then the job's own checks)."""
