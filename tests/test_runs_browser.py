@@ -1,6 +1,6 @@
-"""The Runs tab in a real headless Chromium against a real ``workbench serve``: start an LM-SAE
-run on a tiny random checkpoint from its generated form, see its stage and ETA, cancel it and
-see "cancelled" within a few seconds."""
+"""The Runs tab in a real headless Chromium against a real ``workbench serve``: a declared ready
+example fills its form, start an LM-SAE run on a tiny random checkpoint from its generated form,
+see its stage and ETA, cancel it and see "cancelled" within a few seconds."""
 from __future__ import annotations
 
 import re
@@ -15,6 +15,7 @@ from test_server import Server, start_server
 
 from workbench.context import AppContext
 from workbench.models.embedded import DEMO_MODEL_NAME
+from workbench.sae.synthetic import synthetic_paths
 from workbench.settings import Settings
 
 pytestmark = pytest.mark.browser
@@ -57,6 +58,12 @@ def test_start_follow_and_cancel_a_run(browser, server) -> None:
     expect(page.locator("#runs-labeling-generate-pairs-dataset textarea")).to_have_value("greedy-vs-sampled")
     example = page.locator("#runs-labeling-generate-pairs-yaml textarea").input_value()
     assert "prompts:" in example and "sources:" in example and DEMO_MODEL_NAME in example, example
+    # A job type's declared ready run (JobType.example): its button fills the fields with values known at run time.
+    page.get_by_role("tab", name="recsae", exact=True).click()
+    page.locator("#runs-recsae-example").click()
+    interactions, items, _ = synthetic_paths()
+    expect(page.locator("#runs-recsae-interactions").locator("textarea, input").first).to_have_value(str(interactions))
+    expect(page.locator("#runs-recsae-attributes").locator("textarea, input").first).to_have_value(str(items))
     page.get_by_role("tab", name="lm-sae", exact=True).click()
     expect(page.locator("#runs-lm-sae-model input")).to_have_value(DEMO_MODEL_NAME)
     expect(page.locator("#runs-lm-sae-dataset input")).to_have_value("demo")
