@@ -65,3 +65,36 @@ def test_the_tab_labels_in_the_fast_page_and_a_reload_resumes(tmp_path: Path, br
         votes = [(j.annotator, j.pair_id) for j in LabelingStore(store).judgments("s")]
     assert votes == [("kim", "p0000"), ("kim", "p0001"), ("kim", "p0002")]
     assert max(latencies) < 5, latencies  # one request per vote, not Gradio's queue
+
+
+def test_the_owner_sees_what_the_model_uncertain_order_does(tmp_path: Path, browser, server_process, tiny_checkpoint) -> None:
+    """The fast page's owner view: before the first refit it says how many votes the head waits
+    for; once the server has fitted one on the tiny checkpoint, that it ranks by BALD, with the
+    refits, the votes since the last and the feature model."""
+    pairs = [Pair(f"prompt {i}", "yes " * (1 + i % 5), "no " * (1 + i % 3), id=f"p{i:04d}") for i in range(12)]
+    with Store(tmp_path / "workbench.sqlite") as store:
+        store.import_pairs("ds", pairs)
+        LabelingStore(store).create_session("s", "ds", {"order": "model-uncertain", "refit_every": 2,
+                                                        "uncertainty_model": str(tiny_checkpoint("llama"))})
+    server = server_process(tmp_path, ["apps.labeling_server", "--api-only"])
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(f"{server.url}/label/s")
+    page.fill("#name", "kim")  # no logins: the owner's server
+    page.keyboard.press("Enter")
+    expect(page.locator("#progress")).to_contain_text("Pair 1 of 12")
+    expect(page.locator("#selection")).to_contain_text("waiting for 2 more decisive votes before the first refit")
+    page.keyboard.press("1")
+    expect(page.locator("#progress")).to_contain_text("Pair 2 of 12")
+    page.keyboard.press("2")  # the second decisive vote: the next pair's request queues the first fit
+    expect(page.locator("#progress")).to_contain_text("Pair 3 of 12")
+    # Each poll asks the API again; the answer lands on window for the next poll (a predicate cannot be async).
+    fitted = """() => { fetch('/api/labeling/sessions/s').then((r) => r.json())
+                         .then((j) => { window.__refits = j.progress.selection.refits; });
+                       return window.__refits === 1; }"""
+    page.wait_for_function(fitted, polling=500, timeout=120_000)  # the server loads the checkpoint and fits
+    page.keyboard.press("1")  # the page reads the order's state after every vote
+    expect(page.locator("#selection")).to_contain_text("ranking by BALD", timeout=UI_TIMEOUT_MS)
+    text = page.locator("#selection").text_content()
+    assert "refits 1" in text and "layer 1" in text and "votes since the last (every 2)" in text, text
+    page.close()

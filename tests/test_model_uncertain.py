@@ -177,6 +177,7 @@ def test_a_failing_fit_is_reported_and_serving_goes_on(tmp_path: Path) -> None:
     assert lab.uncertain.wait(30)
     status = lab.selection_status("s")
     assert status["head_version"] is None and "no such model" in status["error"] and "The last fit failed" in status["note"]
+    assert status["doing"].startswith("refit failed: RuntimeError: no such model")
     assert lab.next_item("s", "al") is not None
 
 
@@ -240,3 +241,63 @@ def test_default_features_read_a_real_checkpoint_through_the_activation_cache(tm
     assert any((tmp_path / "cache" / "activations").iterdir())
     item = lab.next_item("s", "al")
     assert item is not None and item.pair.id not in {j.pair_id for j in lab.judgments("s")}
+
+
+def test_the_statistics_view_says_what_the_order_does(tmp_path: Path) -> None:
+    """selection_status before the first head, then with one: refits, votes since, the feature
+    model and the heads' held-out accuracy (each head on the votes that came after it), and the
+    statistics view's Markdown shows it."""
+    from plugins.labeling.manage import report_markdown
+    from workbench.labeling.analysis import session_report
+    from workbench.labeling.verdict import session_verdict
+
+    pairs, fa, fb = planted_pairs(80)
+    lab = make_lab(tmp_path, pairs, Planted(pairs, fa, fb))
+    lab.create_session("s", "ds", {"order": MODEL_UNCERTAIN, "policy_model": "tiny", "refit_every": 8})
+    lab.join("s", "al")
+    status = lab.selection_status("s")
+    assert status["doing"].startswith("waiting for 8 more decisive votes before the first refit") and status["refits"] == 0
+    w = np.random.default_rng(7).normal(size=D)
+    row = {p.id: i for i, p in enumerate(pairs)}
+    for _ in range(27):
+        item = lab.next_item("s", "al")
+        assert lab.uncertain.wait(30)  # a fit this request queued reads its votes before the next one lands
+        lab.vote("s", "al", item.pair.id, hidden_vote(w, fa, fb, row[item.pair.id]), displayed_order=item.displayed_order)
+    status = lab.selection_status("s")
+    # Fits on 8, 16 and 24 votes (each asked for by the request after the vote that completed the batch).
+    assert status["refits"] == 3 and status["head_votes"] == 24 and status["votes_since_refit"] == 3
+    assert status["doing"] == "ranking by BALD" and status["features"] == "planted features"
+    held = status["heldout_accuracy"]
+    assert held["n"] == 16 and held["ci"][0] <= held["rate"] <= held["ci"][1]
+    assert held["rate"] > 0.5  # a noiseless linear taste: the heads predict the votes they had not seen
+    assert status["self_accuracy"]["n"] == 24 and status["self_accuracy"]["rate"] >= held["rate"]
+    text = report_markdown(session_report(lab, "s"), session_verdict(lab, "s"))
+    assert "#### Selection: model-uncertain" in text and "| doing | ranking by BALD |" in text
+    assert f"| held-out accuracy (each head on the votes after it) | {held['rate']:.2f} [" in text and "n 16 |" in text
+
+
+def test_the_app_serves_the_refit_from_its_own_model_service(tmp_path: Path, tiny_checkpoint) -> None:
+    """An AppContext's LabelingStore reads features through the app's ModelService and activation
+    cache: after a refit the service holds the one model, and the app's own request for it is
+    that same object (no second copy loaded)."""
+    from workbench.context import AppContext
+    from workbench.settings import Settings
+
+    ctx = AppContext(Settings(home=tmp_path))
+    pairs, _, _ = planted_pairs(16)
+    ctx.store.import_pairs("ds", pairs)
+    model = str(tiny_checkpoint("llama"))
+    lab = ctx.labeling
+    lab.create_session("s", "ds", {"order": MODEL_UNCERTAIN, "uncertainty_model": model, "refit_every": 4})
+    lab.join("s", "al")
+    for _ in range(4):
+        item = lab.next_item("s", "al")
+        lab.vote("s", "al", item.pair.id, "A", displayed_order=item.displayed_order)
+    assert not ctx.models  # nothing loaded before the first fit
+    lab.next_item("s", "al")
+    assert lab.uncertain.wait(120)
+    assert lab.selection_status("s")["error"] is None and lab.selection_status("s")["refits"] == 1
+    assert len(ctx.models) == 1
+    loaded = next(iter(ctx.models.values()))
+    assert ctx.get_model(model) is loaded and len(ctx.models) == 1
+    assert any(ctx.activation_cache.root.iterdir())  # the activations went to the app's cache

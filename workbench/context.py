@@ -61,10 +61,15 @@ class AppContext:
 
     @cached_property
     def labeling(self) -> LabelingStore:
-        """The one LabelingStore over this context's store: the tab, the API and the CLI share its caches and pair reservations."""
-        from workbench.labeling.sessions import LabelingStore  # imports scipy (Bradley–Terry): only where sessions are used
+        """The one LabelingStore over this context's store: the tab, the API and the CLI share its caches and pair reservations.
 
-        return LabelingStore(self.store)
+        Its model-uncertain sessions read response features through this context's model service
+        and activation cache, so the model they need is loaded once for the whole app."""
+        from workbench.labeling.sessions import LabelingStore  # imports scipy (Bradley–Terry): only where sessions are used
+        from workbench.labeling.uncertain import ModelFeatures
+
+        # ``get_model`` runs on the first refit: no torch is imported before a head is fitted.
+        return LabelingStore(self.store, features=ModelFeatures(get_model=self.get_model, cache=self.activation_cache))
 
     @cached_property
     def activation_cache(self) -> ActivationCache:

@@ -101,7 +101,24 @@ def report_markdown(report: dict[str, Any], verdict: dict[str, Any]) -> str:
     else:
         lines += _md_table(["factor", "coefficient (log-odds)", "95% CI", "odds ratio", "p"], [list(r.values()) for r in tables["factors"]])
     lines += ["", "#### Agreement", ""] + _md_table(["agreement", "value"], [list(r) for r in agreement_rows(a)])
+    if p.get("selection"):
+        lines += ["", *selection_markdown(p["selection"])]
     return "\n".join(lines)
+
+
+def _share(acc: dict[str, Any] | None) -> str:
+    return "—" if acc is None else f"{acc['rate']:.2f} [{acc['ci'][0]:.2f}, {acc['ci'][1]:.2f}], n {acc['n']}"
+
+
+def selection_markdown(sel: dict[str, Any]) -> list[str]:
+    """A model-uncertain session's order (``LabelingStore.selection_status``): what it does now and
+    what its reward head rests on, so an owner sees whether the order is steering yet."""
+    rows = [["doing", md_escape(sel["doing"])], ["refits", str(sel["refits"])],
+            ["votes since the last refit", f"{sel['votes_since_refit']} (refit every {sel['refit_every']})"],
+            ["feature model", md_escape(sel["features"] or "— (read on the first refit)")],
+            ["held-out accuracy (each head on the votes after it)", _share(sel["heldout_accuracy"])],
+            ["accuracy on its own votes", _share(sel["self_accuracy"])]]
+    return ["#### Selection: model-uncertain", "", *_md_table(["order", "now"], rows), "", md_escape(sel["note"])]
 
 
 ANNOTATOR_COLUMNS = ["annotator", "votes", "taste_group", "noisy", "competence", "consensus", "gold", "self_consistency",

@@ -50,6 +50,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from workbench.data.types import Judgment, Pair
+from workbench.preference.intervals import wilson_interval
 
 MODEL_UNCERTAIN = "model-uncertain"
 DEFAULT_REFIT_EVERY = 8
@@ -228,6 +229,35 @@ class Head:
     order: dict[str, int]  # pair id -> place (0: ask first)
     score: dict[str, float]
     groups: dict[str, list[str]] = field(default_factory=dict)
+    weights: np.ndarray | None = None  # the head on every vote, in the session's projected features
+    seen: frozenset[tuple[str, str]] = frozenset()  # (pair, annotator) of the votes it was fitted on
+    fit_correct: int = 0  # of its own ``votes``, how many it predicts
+    heldout: tuple[int, int] = (0, 0)  # (right, n): each earlier head on the votes that came in after it
+
+
+def accuracy(correct: int, n: int) -> dict[str, Any] | None:
+    """A share with its Wilson interval and n (None without votes)."""
+    if n <= 0:
+        return None
+    lo, hi = wilson_interval(correct, n)
+    return {"rate": correct / n, "ci": [float(lo), float(hi)], "n": n}
+
+
+def doing(head: Head | None, n_decisive: int, refit_every: int, running: int | None, error: str | None) -> str:
+    """What the order does now, in a few words (the statistics view's first line about it)."""
+    if head is None:
+        if error:
+            return f"refit failed: {error}; serving in the active order"
+        if running is not None:
+            return f"fitting the first head on {running} votes; serving in the active order meanwhile"
+        if n_decisive < refit_every:
+            return (f"waiting for {refit_every - n_decisive} more decisive votes before the first refit "
+                    f"({n_decisive} of {refit_every}); serving in the active order")
+        return "no head yet; serving in the active order"
+    what = "ranking by BALD" + (f" and the disagreement of taste groups {', '.join(sorted(head.groups))}" if head.groups else "")
+    if running is not None:
+        what += f"; refitting on {running} votes"
+    return what + (f"; the last refit failed: {error}" if error else "")
 
 
 def score_pairs(ids: Sequence[str], delta: np.ndarray, votes: Sequence[tuple[str, str, bool]],
@@ -248,6 +278,23 @@ def score_pairs(ids: Sequence[str], delta: np.ndarray, votes: Sequence[tuple[str
             probs.append(predictive(*fit_head(delta[idx[mine]], wins[mine], l2).predict(delta)))
         score = np.maximum(score, disagreement(probs))
     return score, head
+
+
+def track_accuracy(previous: Head | None, ids: Sequence[str], delta: np.ndarray, votes: Sequence[tuple[str, str, bool]],
+                   w: np.ndarray) -> tuple[int, tuple[int, int]]:
+    """The new head's hits on its own votes, and the held-out tally carried forward: the previous
+    head's hits on the votes it had not seen (each vote is predicted once, by the head before it,
+    so the tally is an honest out-of-sample accuracy of the heads the order used)."""
+    row = {pid: i for i, pid in enumerate(ids)}
+    known = [(row[p], who, a) for p, who, a in votes if p in row]
+    x = delta[[r for r, _, _ in known]] if known else np.zeros((0, delta.shape[1]))
+    wins = np.array([a for _, _, a in known], dtype=bool)
+    fit_correct = int(np.sum((x @ w > 0) == wins))
+    if previous is None or previous.weights is None or previous.weights.shape != w.shape:
+        return fit_correct, (0, 0)
+    new = np.array([(ids[r], who) not in previous.seen for r, who, _ in known], dtype=bool)
+    right = int(np.sum((x[new] @ previous.weights > 0) == wins[new]))
+    return fit_correct, (previous.heldout[0] + right, previous.heldout[1] + int(new.sum()))
 
 
 class UncertainOrder:
@@ -314,7 +361,12 @@ class UncertainOrder:
         out: dict[str, Any] = {"order": MODEL_UNCERTAIN, "decisive_votes": n_decisive, "refit_every": refit_every,
                                "head_votes": head.votes if head else None, "head_version": head.version if head else None,
                                "refitting": running is not None, "groups": sorted(head.groups) if head else [],
-                               "error": error}
+                               "error": error, "refits": head.version if head else 0,
+                               "votes_since_refit": n_decisive - (head.votes if head else 0),
+                               "features": head.features if head else None,
+                               "self_accuracy": accuracy(head.fit_correct, head.votes) if head else None,
+                               "heldout_accuracy": accuracy(*head.heldout) if head else None,
+                               "doing": doing(head, n_decisive, refit_every, running, error)}
         if head is None:
             if n_decisive < refit_every:
                 note = (f"No reward head yet: {n_decisive} of the {refit_every} decisive (A/B) votes the first fit needs; "
@@ -410,13 +462,16 @@ class UncertainOrder:
         if not found_on or len(votes) >= GROUPS_GROWTH * found_on:
             groups = self._taste_groups(pairs, judgments, settings.refit_every)
             self._groups[sid] = (len(votes), groups)
-        score, _ = score_pairs(ids, delta, votes, groups)
+        score, fitted = score_pairs(ids, delta, votes, groups)
         ranked = sorted(range(len(ids)), key=lambda i: -round(float(score[i]), 12))
+        fit_correct, heldout = track_accuracy(self.head(sid), ids, delta, votes, fitted.w)
         with self._lock:
             version = (self._heads[sid].version + 1) if sid in self._heads else 1
             self._heads[sid] = Head(version=version, votes=len(votes), fitted_at=time.time(), seconds=time.perf_counter() - t0,
                                     features=described, order={ids[i]: place for place, i in enumerate(ranked)},
-                                    score={pid: float(s) for pid, s in zip(ids, score, strict=True)}, groups=groups)
+                                    score={pid: float(s) for pid, s in zip(ids, score, strict=True)}, groups=groups,
+                                    weights=fitted.w, seen=frozenset((p, who) for p, who, _ in votes),
+                                    fit_correct=fit_correct, heldout=heldout)
             self._asked[sid] = max(self._asked.get(sid, 0), len(votes))
             self._errors.pop(sid, None)
 

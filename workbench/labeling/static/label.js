@@ -156,6 +156,7 @@
     const answer = await api(mine("/votes"), {method: "POST", body, token: who.token});
     await showNext(answer.next, choice === "skip" ? "✓ Skipped." : "✓ Saved.");
     if (choice !== "skip") tellTheTab(it);
+    if (me.role === "owner") showSelection();  // not awaited, like the bias panel
     if (me.role === "owner" && ++votesSinceBias >= BIAS_EVERY) {
       votesSinceBias = 0;
       showBias();  // not awaited: the next vote never waits for the statistics
@@ -181,6 +182,21 @@
       $("bias").classList.toggle("warn", (stats.warnings ?? []).length > 0);
       $("bias").hidden = !$("bias").textContent;
     } catch { /* the statistics are a side panel: a failure here must not disturb labeling */ }
+  }
+
+  // A model-uncertain session: what its order does now (refits, votes since the last, the head's
+  // held-out accuracy, the feature model), from the session's progress; one cheap read per vote.
+  async function showSelection() {
+    try {
+      const sel = (await api(`/sessions/${enc(session)}`)).progress?.selection;
+      const acc = (a) => a ? `${a.rate.toFixed(2)} [${a.ci[0].toFixed(2)}, ${a.ci[1].toFixed(2)}] of ${a.n}` : "—";
+      $("selection").textContent = sel
+        ? `Order model-uncertain: ${sel.doing} · refits ${sel.refits} · ${sel.votes_since_refit} votes since the last`
+          + ` (every ${sel.refit_every})${sel.features ? ` · features ${sel.features}` : ""}`
+          + (sel.heldout_accuracy ? ` · held-out accuracy ${acc(sel.heldout_accuracy)}` : "")
+          + (sel.self_accuracy ? ` · on its own votes ${acc(sel.self_accuracy)}` : "") : "";
+      $("selection").hidden = !sel;
+    } catch { /* a side panel, like the bias: never in the way of labeling */ }
   }
 
   async function undo() {
@@ -352,6 +368,7 @@
     }
     aspects = info.settings.aspects;
     buildAspects();
+    if (me.role === "owner") showSelection();
     let saved = null;
     try { saved = JSON.parse(localStorage.getItem(storageKey) ?? "null"); } catch { /* unreadable: join again */ }
     let note = "";
