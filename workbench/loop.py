@@ -25,7 +25,7 @@ from typing import Any
 from workbench.data.types import prompt_text
 from workbench.errors import ConfigError, DataError
 from workbench.jobs import JobManager, Run
-from workbench.labeling.generate import GENERATE_PAIRS
+from workbench.labeling.generate import GENERATE_PAIRS, GeneratePairsConfig, PairSource, SteeringSetting
 from workbench.settings import Settings
 from workbench.store import Store
 from workbench.training.pairs import frozen_session_split
@@ -104,15 +104,15 @@ def untrained_prompts(manager: JobManager, run: Run) -> list[str]:
 
 def blind_session_config(manager: JobManager, run_id: str, *, prompts: list[str] | None = None, n: int | None = None,
                          session: str | None = None, max_new_tokens: int = 128, batch_size: int = BLIND_BATCH,
-                         temperature: float | None = None) -> dict[str, Any]:
+                         temperature: float | None = None) -> GeneratePairsConfig:
     """The pair-generation config: base vs tuned, greedy (sampled at ``temperature`` if given), on held-out
     prompts (or ``prompts``), the first ``n``."""
     run = finished_dpo_run(manager, run_id)
     chosen = _first(prompts if prompts is not None else untrained_prompts(manager, run), n)
     session = session or f"{run.id}-blind"
-    return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size, "candidate": TUNED,
-            "sources": [{"name": BASE, "model": run.config["model"], "sampling": _sampling(max_new_tokens, temperature, 0)},
-                        {"name": TUNED, "model": f"run:{run.id}", "sampling": _sampling(max_new_tokens, temperature, 1)}]}
+    return GeneratePairsConfig(dataset=session, prompts=chosen, session=session, batch_size=batch_size, candidate=TUNED, sources=[
+        PairSource(name=BASE, model=run.config["model"], sampling=_sampling(max_new_tokens, temperature, 0)),
+        PairSource(name=TUNED, model=f"run:{run.id}", sampling=_sampling(max_new_tokens, temperature, 1))])
 
 
 def start_blind_session(manager: JobManager, run_id: str, **kw: Any) -> Run:
@@ -180,7 +180,7 @@ def unfitted_session_prompts(settings: Settings, session: str, vectors: Sequence
 
 def steering_blind_config(settings: Settings, model: str, steering: Sequence[tuple[str, float]], *, prompts: list[str] | None = None,
                           from_session: str | None = None, n: int | None = None, session: str | None = None,
-                          max_new_tokens: int = 128, batch_size: int = BLIND_BATCH, temperature: float | None = None) -> dict[str, Any]:
+                          max_new_tokens: int = 128, batch_size: int = BLIND_BATCH, temperature: float | None = None) -> GeneratePairsConfig:
     """The pair-generation config: ``model`` unsteered vs steered by ``steering`` ((vector name, coefficient), …),
     greedy (sampled at ``temperature`` if given), on ``prompts`` or the prompts of ``from_session`` that fitted none of the vectors, the first ``n``."""
     from workbench.steering.library import load_vector  # imports torch: not needed to build the CLI
@@ -197,10 +197,10 @@ def steering_blind_config(settings: Settings, model: str, steering: Sequence[tup
                           hint="--prompts FILE, or --from-session NAME (its prompts that fitted none of the vectors).")
     chosen = _first(prompts if prompts is not None else unfitted_session_prompts(settings, str(from_session), vectors), n)
     session = session or f"steered-blind-{time.strftime('%Y%m%d-%H%M%S')}"
-    return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size, "candidate": STEERED,
-            "sources": [{"name": UNSTEERED, "model": model, "sampling": _sampling(max_new_tokens, temperature, 0)},
-                        {"name": STEERED, "model": model, "sampling": _sampling(max_new_tokens, temperature, 1),
-                         "steering": [{"vector": name, "coefficient": c} for name, c in active]}]}
+    return GeneratePairsConfig(dataset=session, prompts=chosen, session=session, batch_size=batch_size, candidate=STEERED, sources=[
+        PairSource(name=UNSTEERED, model=model, sampling=_sampling(max_new_tokens, temperature, 0)),
+        PairSource(name=STEERED, model=model, sampling=_sampling(max_new_tokens, temperature, 1),
+                   steering=[SteeringSetting(vector=name, coefficient=c) for name, c in active])])
 
 
 def start_steering_blind_session(manager: JobManager, model: str, steering: Sequence[tuple[str, float]], **kw: Any) -> Run:
@@ -235,7 +235,7 @@ def dpa_system(reward_model: Any) -> str:
 
 def dpa_blind_config(settings: Settings, model: str, reward_model: str, *, from_session: str, n: int | None = None,
                      session: str | None = None, max_new_tokens: int = 128, batch_size: int = BLIND_BATCH,
-                     temperature: float | None = None) -> dict[str, Any]:
+                     temperature: float | None = None) -> GeneratePairsConfig:
     """The pair-generation config: ``model`` plain vs conditioned on the DPA system prompt of ``reward_model``
     (fitted on a session's votes), on the prompts of ``from_session`` whose votes fitted nothing, the first ``n``."""
     from workbench.preference.reward_heads import load_reward_model  # torch: not needed to build the CLI
@@ -244,9 +244,9 @@ def dpa_blind_config(settings: Settings, model: str, reward_model: str, *, from_
     system = dpa_system(rm)
     chosen = _first(unfitted_session_prompts(settings, from_session, [rm]), n)
     session = session or f"dpa-blind-{time.strftime('%Y%m%d-%H%M%S')}"
-    return {"dataset": session, "prompts": chosen, "session": session, "batch_size": batch_size, "candidate": STEERED,
-            "sources": [{"name": UNSTEERED, "model": model, "sampling": _sampling(max_new_tokens, temperature, 0)},
-                        {"name": STEERED, "model": model, "system": system, "sampling": _sampling(max_new_tokens, temperature, 1)}]}
+    return GeneratePairsConfig(dataset=session, prompts=chosen, session=session, batch_size=batch_size, candidate=STEERED, sources=[
+        PairSource(name=UNSTEERED, model=model, sampling=_sampling(max_new_tokens, temperature, 0)),
+        PairSource(name=STEERED, model=model, system=system, sampling=_sampling(max_new_tokens, temperature, 1))])
 
 
 def start_dpa_blind_session(manager: JobManager, model: str, reward_model: str, **kw: Any) -> Run:
