@@ -69,6 +69,7 @@ def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
 
 def test_pal_job_through_the_cli(tmp_path, tiny_checkpoint):
     from plugins.finetune import actions
+    from plugins.finetune.figures import pal_figure
     from workbench.app import job_ui
 
     pairs, truth = build_persona_benchmark(fake_persona(tmp_path / "persona"), SMALL)
@@ -96,7 +97,7 @@ def test_pal_job_through_the_cli(tmp_path, tiny_checkpoint):
     rows = actions.pal_results_rows(run)
     assert [r[0] for r in rows] == ["BT", "PAL-A", "PAL-B", "oracle"] and len(rows[0]) == 4
     assert actions.pal_results_columns(run) == ["model", "seen users", "unseen, 1 shots", "unseen, 5 shots"]
-    assert actions.latent_figure(run) is not None and job_ui.pal_figure(run.metrics()) is not None
+    assert actions.latent_figure(run) is not None and pal_figure(run.metrics()) is not None
     assert "finished" in job_ui.status_markdown(run)
 
     # The runs commands in-process (the subprocess above already exercised the entry point).
