@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.sae.recsae import RecSAEConfig, RecSAEResult, load_data, run_recsae
+from workbench.sae.job_configs import RecSAEJobConfig, SAESpec
+from workbench.sae.recsae import RecSAEResult, load_data, run_recsae
 from workbench.sae.sasrec import SASRecConfig, evaluate_protocols, train_sasrec
-from workbench.sae.training import SAESpec
 
 
 def plots(result: RecSAEResult, folder: Path) -> None:
@@ -73,9 +73,9 @@ def main() -> None:
         print(json.dumps({k: v for k, v in result.summary.items() if k.startswith("test_")}, indent=2))
         plots(result, args.plots_only)
         return
-    cfg = RecSAEConfig(interactions=str(args.movielens / "ratings.csv"), attributes=str(args.movielens / "movies.csv"),
-                       max_len=50, d_model=64, epochs=args.epochs,
-                       sae=SAESpec(expansion=args.expansion, k=args.k, training_samples=args.samples, batch_size=512))
+    cfg = RecSAEJobConfig(interactions=str(args.movielens / "ratings.csv"), attributes=str(args.movielens / "movies.csv"),
+                          max_len=50, d_model=64, epochs=args.epochs,
+                          sae=SAESpec(expansion=args.expansion, k=args.k, training_samples=args.samples, batch_size=512))
 
     if args.recommender_only:
         data = load_data(cfg)

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import gradio as gr
 import pytest
+import typer
 from typer.main import get_command
 
 from workbench.errors import ConfigError, PermissionDenied, SecurityError
@@ -103,6 +104,34 @@ def test_cli_flags_are_the_configs_fields():
         assert wanted <= flags, (name, wanted - flags)
         assert {"--config", "--set", "--wait", "--home"} <= flags
     assert {"--sep", "--user-column", "--item-column", "--time-column", "--attribute-column", "--k", "--samples"} <= _flags(sae_app, "recsae")
+    assert {"--sae-lr", "--sae-batch-size", "--sae-seed", "--architecture", "--expansion"} <= _flags(sae_app, "lm")  # from SAESpec's fields
+
+
+def _parsed_flags(cls: type, args: list[str]) -> dict:
+    """The options a generated command hands its body for ``args`` (flags merged as job_options merges them)."""
+    from typer.testing import CliRunner
+
+    from workbench.jobs.commands import job_options
+    from workbench.jobs.config import command_from_config
+
+    got: dict = {}
+
+    def body(explicit: dict, nested_values: dict) -> None:
+        got.update(job_options(None, None, explicit, nested_values))
+
+    app = typer.Typer()
+    app.command("x")(command_from_config(cls, body))
+    app.command("y")(lambda: None)
+    out = CliRunner().invoke(app, ["x", *args])
+    assert out.exit_code == 0, out.output
+    return got
+
+
+def test_nested_group_flags_parse_into_the_group():
+    got = _parsed_flags(LMSAEJobConfig, ["--model", "m", "--samples", "4000", "--sae-batch-size", "32", "--architecture", "batchtopk"])
+    assert got == {"model": "m", "sae": {"training_samples": 4000, "batch_size": 32, "architecture": "batchtopk"}}
+    cfg = LMSAEJobConfig.from_dict({**got, "dataset": "d"})
+    assert (cfg.sae.training_samples, cfg.sae.batch_size, cfg.sae.architecture, cfg.sae.k) == (4000, 32, "batchtopk", 8)
 
 
 def test_cli_flags_reach_the_config(tmp_path):
@@ -247,7 +276,6 @@ def count_job(job: JobContext) -> None:
 def test_cli_uses_the_plugin_host_that_main_built(tmp_path):
     """The job type exists only in the host handed down as the click context's obj (as main() does):
     a command that loaded the entry points again would not know it."""
-    import typer
     from typer.testing import CliRunner
 
     from workbench.jobs.commands import job_command

@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 from workbench.data.types import Pair
 from workbench.errors import ConfigError, DataError
 from workbench.sae.interactions import read_interactions
+from workbench.sae.job_configs import LMSAEJobConfig, RecSAEJobConfig
 from workbench.sae.synthetic import CATEGORIES, read_profiles, synthetic_paths
 from workbench.sae.training import SAESpec, evaluate_sae, load_sae, train_sae
 
@@ -111,13 +112,13 @@ def test_sae_spec_and_input_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def recsae_run(tmp_path_factory):
-    from workbench.sae.recsae import RecSAEConfig, RecSAEResult, run_recsae
+    from workbench.sae.recsae import RecSAEResult, run_recsae
 
     torch.set_num_threads(1)  # deterministic enough on a shared CPU, and the run is small
     interactions, items, _ = synthetic_paths()
     folder = tmp_path_factory.mktemp("recsae") / "run"
-    cfg = RecSAEConfig(interactions=str(interactions), attributes=str(items), max_len=30, d_model=32, epochs=30,
-                       sae=SAESpec(expansion=4, k=4, training_samples=300_000, batch_size=256))
+    cfg = RecSAEJobConfig(interactions=str(interactions), attributes=str(items), max_len=30, d_model=32, epochs=30,
+                          sae=SAESpec(expansion=4, k=4, training_samples=300_000, batch_size=256))
     summary = run_recsae(cfg, folder)
     return summary, RecSAEResult.load(folder)
 
@@ -266,14 +267,17 @@ def test_lm_path_on_a_tiny_checkpoint(tmp_path, tiny_checkpoint):
     assert load_sae(tmp_path / "lm" / "sae").cfg.d_sae == 2 * lm.model.config.hidden_size
 
 
-def test_recsae_config_is_the_job_config_with_the_sae_group_typed():
-    from workbench.sae.recsae import RecSAEConfig
-
-    cfg = RecSAEConfig.from_dict({"interactions": "i.csv", "top_k": 5, "sae": {"k": 3}})
+def test_the_sae_group_is_an_sae_spec_checked_by_the_job_config():
+    cfg = RecSAEJobConfig.from_dict({"interactions": "i.csv", "top_k": 5, "sae": {"k": 3}})
     assert isinstance(cfg.sae, SAESpec) and (cfg.sae.k, cfg.sae.expansion, cfg.top_k) == (3, 8, 5)
+    assert RecSAEJobConfig.from_dict(cfg.to_dict()) == cfg  # what config.yaml / config.json store reads back the same
     with pytest.raises(ConfigError, match="did you mean 'k'"):
-        RecSAEConfig.from_dict({"interactions": "i.csv", "sae": {"kk": 3}})
-    with pytest.raises(ConfigError, match="top_k must be at least 1"):  # the job config's ranges hold here too
-        RecSAEConfig.from_dict({"interactions": "i.csv", "top_k": 0})
+        RecSAEJobConfig.from_dict({"interactions": "i.csv", "sae": {"kk": 3}})
+    with pytest.raises(ConfigError, match="architecture must be one of topk, batchtopk; got 'top-k'"):
+        LMSAEJobConfig.from_dict({"model": "m", "dataset": "d", "sae": {"architecture": "top-k"}})
+    with pytest.raises(ConfigError, match="training_samples ≥ batch_size"):  # SAESpec's own rules run inside the job config's
+        RecSAEJobConfig.from_dict({"interactions": "i.csv", "sae": {"training_samples": 10}})
+    with pytest.raises(ConfigError, match="top_k must be at least 1"):
+        RecSAEJobConfig.from_dict({"interactions": "i.csv", "top_k": 0})
     with pytest.raises(ConfigError, match="No interaction file"):
-        RecSAEConfig.from_dict({})
+        RecSAEJobConfig.from_dict({})

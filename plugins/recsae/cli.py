@@ -11,7 +11,7 @@ from plugins.recsae import actions
 from workbench.cli_options import HomeOpt, settings_for
 from workbench.errors import ConfigError
 from workbench.jobs.commands import job_command
-from workbench.sae.job_configs import SAE_FLAGS, LMSAEJobConfig, RecSAEJobConfig
+from workbench.sae.job_configs import LMSAEJobConfig, RecSAEJobConfig
 
 sae_app = typer.Typer(help="SAE concept dictionaries: train RecSAE on interaction data, list its concepts, intervene on latents.",
                       no_args_is_help=True)
@@ -30,11 +30,11 @@ def _show_latents_file(run: Any) -> None:
 sae_app.command("recsae")(job_command(
     actions.JOB_TYPE, RecSAEJobConfig,
     "Train SASRec, an SAE on its user states, the concept dictionary and interventions (a background job).",
-    nested={"sae": SAE_FLAGS}, on_finished=_show_concepts_hint))
+    on_finished=_show_concepts_hint))
 sae_app.command("lm")(job_command(
     "lm-sae", LMSAEJobConfig,
     "Train an SAE on a language model's response tokens and rank latents by how they separate chosen from rejected.",
-    nested={"sae": SAE_FLAGS}, on_finished=_show_latents_file))
+    on_finished=_show_latents_file))
 
 
 def _fmt(value: Any) -> str:

@@ -28,12 +28,15 @@ _MISSING = dataclasses.MISSING
 
 
 def option(default: Any = _MISSING, help: str = "", *, default_factory: Any = _MISSING, min: float | None = None,
-           max: float | None = None, cli: bool = True, exclusive_max: bool = False, new_name: bool = False) -> Any:
+           max: float | None = None, cli: bool = True, exclusive_max: bool = False, new_name: bool = False,
+           flag: str | None = None) -> Any:
     """A config field: ``help`` is shown by ``--help`` and the form; ``min``/``max`` are checked by
     ``from_dict`` (choices are the field's ``Literal[...]`` type); ``cli=False`` keeps it out of the
     generated flags (``--set`` still works); ``new_name`` marks a name the job creates (a text box
-    in forms, never a list of existing ones)."""
-    meta = {"help": help, "min": min, "max": max, "cli": cli, "exclusive_max": exclusive_max, "new_name": new_name}
+    in forms, never a list of existing ones). An option of a nested group (e.g. ``lora: LoRAOptions``)
+    gets the flag ``--<group>-<option>``; ``flag`` names it otherwise (a flag older than the group)."""
+    meta = {"help": help, "min": min, "max": max, "cli": cli, "exclusive_max": exclusive_max, "new_name": new_name,
+            "flag": flag}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -192,13 +195,30 @@ def cli_fields(cls: type) -> list[dataclasses.Field]:
     return out
 
 
+def group_flags(cls: type) -> dict[str, dict[str, tuple[str, Any, str]]]:
+    """The flags of ``cls``'s option groups (fields typed as a dataclass, e.g. ``sae: SAESpec``):
+    ``{group: {flag_name: (option, type, help)}}``, help showing the group's own default."""
+    hints = _hints(cls)
+    out: dict[str, dict[str, tuple[str, Any, str]]] = {}
+    for f in dataclasses.fields(cls):
+        inner, _ = unwrap_optional(hints[f.name])
+        if not (dataclasses.is_dataclass(inner) and f.metadata.get("cli", True)):
+            continue
+        defaults = f.default_factory() if f.default_factory is not _MISSING else None  # e.g. RSF samples 48 tokens, not 256
+        inner_hints = _hints(inner)
+        out[f.name] = {g.metadata.get("flag") or f"{f.name}_{g.name}": (g.name, inner_hints[g.name], _help_with_default(g, defaults))
+                       for g in cli_fields(inner)}
+    return out
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _help_with_default(f: dataclasses.Field) -> str:
+def _help_with_default(f: dataclasses.Field, group_default: Any = None) -> str:
     help = f.metadata.get("help", "")
-    return help if f.default in (None, _MISSING) else f"{help} [default: {f.default}]"
+    default = getattr(group_default, f.name) if group_default is not None else f.default
+    return help if default in (None, _MISSING) else f"{help} [default: {default}]"
 
 
 def _param(name: str, tp: Any, help: str, flag: str | None = None) -> inspect.Parameter:
@@ -211,16 +231,19 @@ def _param(name: str, tp: Any, help: str, flag: str | None = None) -> inspect.Pa
 
 def command_from_config(cls: type, body: Callable[..., None], *, nested: dict[str, dict[str, tuple[str, type, str]]] | None = None,
                         extra: list[inspect.Parameter] | None = None) -> Callable[..., None]:
-    """A typer command whose flags are ``cls``'s CLI fields (plus ``nested`` group flags and
-    ``extra`` parameters). ``body(explicit, nested_values, **extra)`` gets the flags given.
+    """A typer command whose flags are ``cls``'s CLI fields, its option groups' flags (``group_flags``)
+    and ``extra`` parameters. ``body(explicit, nested_values, **extra)`` gets the flags given.
 
-    ``nested`` maps a group field of ``cls`` (e.g. ``sae``) to ``{flag_name: (inner_option, type, help)}``.
+    ``nested`` adds flags to a group: ``{group: {flag_name: (inner_option, type, help)}}``.
     """
     hints = _hints(cls)
     params = [_param(f.name, hints[f.name], _help_with_default(f)) for f in cli_fields(cls)]
     own = {p.name for p in params}
     groups: dict[str, dict[str, str]] = {}
+    merged = group_flags(cls)
     for group, flags in (nested or {}).items():
+        merged[group] = {**merged.get(group, {}), **flags}
+    for group, flags in merged.items():
         if group not in hints:
             raise ConfigError(f"{cls.__name__} has no option group {group!r}.")
         for flag_name, (inner, tp, help) in flags.items():

@@ -5,7 +5,6 @@ validation here reads the data once, so a bad file fails before a run exists.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,7 @@ from workbench.jobs.registry import JobType
 from workbench.models.resolve import resolve
 from workbench.sae.job_configs import LMSAEJobConfig, RecSAEJobConfig
 from workbench.sae.lm import label_by_pole, run_lm_sae
-from workbench.sae.recsae import RecSAEConfig, load_data, run_recsae
-from workbench.sae.training import SAESpec
+from workbench.sae.recsae import load_data, run_recsae
 from workbench.settings import Settings
 from workbench.training.pairs import load_pairs
 
@@ -27,23 +25,21 @@ LM_OUTPUT = "lmsae"
 
 
 def validate_recsae(cfg: RecSAEJobConfig | dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Read the data once (so a bad file fails before the run starts) and fill the SAE defaults."""
+    """Read the data once, so a bad file (or an SAE too large for it) fails before the run starts."""
     cfg = parsed(RecSAEJobConfig, cfg)
     for key in ("interactions", "attributes"):
         if getattr(cfg, key):
             setattr(cfg, key, str(Path(getattr(cfg, key)).expanduser().resolve()))
-    cfg.sae = asdict(SAESpec.from_dict(cfg.sae))
-    recsae = RecSAEConfig.from_dict(cfg.to_dict())
-    data = load_data(recsae)
+    data = load_data(cfg)
     if not data.attributes:
         raise ConfigError("No item attributes: the concept dictionary needs them.",
                           hint="Pass an item attribute file (--attributes: item id and an attributes column like 'Comedy|Drama').")
-    recsae.sae.check(sum(len(s) for s in data.sequences), recsae.d_model)
+    cfg.sae.check_for(sum(len(s) for s in data.sequences), cfg.d_model)
     return cfg.to_dict()
 
 
 def run_recsae_job(job: JobContext) -> str:
-    cfg = RecSAEConfig.from_dict(job.options.to_dict())
+    cfg: RecSAEJobConfig = job.options
 
     def report(stage: str, step: int, total: int, row: dict[str, Any]) -> None:
         job.progress(step, total, stage, stage=stage)
@@ -77,7 +73,6 @@ def validate_lm_sae(cfg: LMSAEJobConfig | dict[str, Any], settings: Settings) ->
     if sum(p.preferred in ("A", "B") for p in pairs) < 4:
         raise ConfigError(f"Fewer than 4 of the {len(pairs)} pairs say which response was preferred.",
                           hint="Label pairs first, or pass prefer_pole (e.g. 'verbose' on the demo dataset).")
-    cfg.sae = asdict(SAESpec.from_dict(cfg.sae))
     return cfg.to_dict()
 
 
@@ -92,7 +87,7 @@ def run_lm_sae_job(job: JobContext) -> str:
         job.progress(done, total, "training the SAE", stage="sae")
         job.log_metrics(row)
 
-    result = run_lm_sae(lm, pairs, layer, SAESpec(**cfg.sae), job.run_dir / LM_OUTPUT, cache=ActivationCache(job.settings.cache_dir),
+    result = run_lm_sae(lm, pairs, layer, cfg.sae, job.run_dir / LM_OUTPUT, cache=ActivationCache(job.settings.cache_dir),
                         on_progress=report, should_stop=job.should_stop)
     if job.should_stop():
         raise JobCancelled

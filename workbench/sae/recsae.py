@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,27 +32,12 @@ from workbench.sae.sasrec import (
     evaluate_protocols,
     train_sasrec,
 )
-from workbench.sae.training import SAESpec, encode, load_sae, train_sae
+from workbench.sae.training import encode, load_sae, train_sae
 
 Report = Callable[[str, int, int, dict[str, Any]], None]
 
 
-@dataclass
-class RecSAEConfig(RecSAEJobConfig):
-    """The run's options (``RecSAEJobConfig``: names, defaults, help, checks) with the SAE group as an ``SAESpec``.
-
-    Derived rather than written twice: ``job_configs`` stays free of torch for the CLI's start-up.
-    """
-
-    sae: SAESpec = field(default_factory=SAESpec)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> RecSAEConfig:
-        job = RecSAEJobConfig.from_dict(raw)
-        return cls(**{**vars(job), "sae": SAESpec.from_dict(job.sae)})
-
-
-def load_data(cfg: RecSAEConfig) -> Interactions:
+def load_data(cfg: RecSAEJobConfig) -> Interactions:
     return read_interactions(cfg.interactions, cfg.attributes, user_column=cfg.user_column, item_column=cfg.item_column,
                              time_column=cfg.time_column, attribute_column=cfg.attribute_column, sep=cfg.sep)
 
@@ -62,7 +47,7 @@ def test_histories(data: Interactions) -> list[np.ndarray]:
     return [s[:-1] for s in data.sequences]
 
 
-def run_recsae(cfg: RecSAEConfig, out: str | Path, *, report: Report | None = None,
+def run_recsae(cfg: RecSAEJobConfig, out: str | Path, *, report: Report | None = None,
                should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run every stage, writing artefacts to ``out`` as they are made; returns the summary."""
     out = Path(out)
@@ -159,7 +144,7 @@ class RecSAEResult:
     """A finished RecSAE folder, opened for browsing and further interventions."""
 
     folder: Path
-    config: RecSAEConfig
+    config: RecSAEJobConfig
     data: Interactions
     model: SASRec
     sae: Any
@@ -178,7 +163,7 @@ class RecSAEResult:
         if missing:
             raise ModelError(f"{folder} is not a finished RecSAE run (missing {', '.join(missing)}).",
                              hint="Pick a run whose status is 'succeeded', or start one with `workbench sae recsae`.")
-        cfg = RecSAEConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        cfg = RecSAEJobConfig.from_dict(json.loads((folder / "config.json").read_text()))
         arrays = np.load(folder / "states.npz")
         return cls(folder=folder, config=cfg, data=load_data(cfg), model=SASRec.load(folder / "sasrec"), sae=load_sae(folder / "sae"),
                    dictionary=dictionary_from_json(json.loads((folder / "concepts.json").read_text())),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,53 +23,9 @@ import numpy as np
 import torch
 
 from workbench.errors import ConfigError, ModelError
-from workbench.jobs.registry import check_options
+from workbench.sae.job_configs import SAESpec
 
-ARCHITECTURES = ("topk", "batchtopk")
 META_FILE = "workbench_sae.json"
-
-
-@dataclass
-class SAESpec:
-    """What to train: ``d_sae = expansion × d_in`` latents with ``k`` active per input."""
-
-    architecture: str = "topk"
-    expansion: int = 8
-    k: int = 8
-    lr: float = 1e-3
-    batch_size: int = 512
-    training_samples: int = 500_000
-    held_out_fraction: float = 0.1
-    dead_window_samples: int = 50_000
-    n_checkpoints: int = 2  # intermediate sae-lens checkpoints under <folder>/checkpoints
-    buffer_rows: int = 262_144  # the streaming mixing buffer (1 GiB at d_in 1024 in float32)
-    max_eval_rows: int = 100_000  # the held-out rows kept in memory for evaluation
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> SAESpec:
-        """The ``sae:`` group of a job config; an unknown option is refused with the closest known name."""
-        raw = dict(raw or {})
-        check_options(raw, [f.name for f in fields(cls)], "SAE")
-        return cls(**raw)
-
-    def check(self, n_rows: int, d_in: int) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ConfigError(f"Unknown SAE architecture {self.architecture!r}.", hint=f"Use one of {', '.join(ARCHITECTURES)}.")
-        if self.expansion < 1 or self.k < 1 or self.batch_size < 1 or self.training_samples < self.batch_size:
-            raise ConfigError("expansion, k and batch_size must be ≥ 1 and training_samples ≥ batch_size "
-                              f"(got expansion={self.expansion}, k={self.k}, batch_size={self.batch_size}, "
-                              f"training_samples={self.training_samples}).")
-        if self.k >= self.expansion * d_in:
-            raise ConfigError(f"k = {self.k} is not below d_sae = {self.expansion * d_in}.", hint="Use a smaller k or a larger expansion.")
-        if not 0.0 < self.held_out_fraction < 0.5:
-            raise ConfigError(f"held_out_fraction must be in (0, 0.5), got {self.held_out_fraction}.")
-        if self.buffer_rows < 2 * self.batch_size or self.max_eval_rows < 1:
-            raise ConfigError(f"buffer_rows must hold two batches and max_eval_rows must be ≥ 1 (got buffer_rows={self.buffer_rows}, "
-                              f"batch_size={self.batch_size}, max_eval_rows={self.max_eval_rows}).")
-        if n_rows < 2 * self.batch_size:
-            raise ConfigError(f"Only {n_rows} activation rows for batches of {self.batch_size}.",
-                              hint="Collect more activations (more texts or sequences) or use a smaller batch_size.")
 
 
 @dataclass
@@ -221,7 +177,7 @@ def train_sae(acts: Rows, spec: SAESpec, *, folder: str | Path | None = None,
     shards = _as_shards(acts)
     d_in = _check_shards(shards)
     n_rows = sum(len(s) for s in shards)
-    spec.check(n_rows, d_in)
+    spec.check_for(n_rows, d_in)
     torch.manual_seed(spec.seed)
     train_rows, held_out = _held_out_split(shards, spec)
     n_train = sum(len(r) for r in train_rows)
