@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from sessions import longer, open_session
 from typer.testing import CliRunner
 
 from plugins.labeling.cli import label_app
@@ -37,15 +38,10 @@ def longer_only(home: Path, *, n: int = 120, fixed_sides: bool = False) -> Label
         swap = not fixed_sides and i % 2 == 1
         a, b, src = (tuned, base, ("tuned", "base")) if swap else (base, tuned, ("base", "tuned"))
         pairs.append(Pair(f"question {i}", a, b, id=f"p{i:03d}", metadata={"source_a": src[0], "source_b": src[1]}))
-    store = Store(home / "workbench.sqlite")
-    store.import_pairs("ds", pairs)
-    lab = LabelingStore(store)
-    lab.create_session("s", "ds")
-    lab.join("s", "ann")
+    lab = open_session(Store(home / "workbench.sqlite"), "ds", pairs, "s")
     for p in pairs:
-        longer = "A" if len(p.response_a) > len(p.response_b) else "B"
-        other = "B" if longer == "A" else "A"
-        outcome = longer if rng.random() < 0.9 else other
+        liked = longer(p)
+        outcome = liked if rng.random() < 0.9 else "B" if liked == "A" else "A"
         if fixed_sides:
             lab.vote("s", "ann", p.id, outcome, displayed_order="AB", imported=True)
         else:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sessions import longer, voted_session
 
 from workbench.data.types import Pair
 from workbench.errors import DataError
-from workbench.labeling import LabelingStore
 from workbench.models.loading import load_model
 from workbench.preference.vote_steering import steering_from_votes
 from workbench.preference.votes import SessionVotes, session_votes
@@ -23,13 +23,7 @@ def test_vector_from_voted_pairs_points_toward_the_chosen_responses(tiny_checkpo
     for i in range(16):
         long = " ".join(words[(i + k) % len(words)] for k in range(10))
         pairs.append(Pair(f"Question {i}?", long if i % 2 else words[i % 6], words[i % 6] if i % 2 else long, id=f"p{i}"))
-    store = Store(tmp_path / "wb.sqlite")
-    store.import_pairs("ds", pairs)
-    lab = LabelingStore(store)
-    lab.create_session("s", "ds")
-    lab.join("s", "ann")
-    for p in pairs:
-        lab.vote("s", "ann", p.id, "A" if len(p.response_a) > len(p.response_b) else "B")
+    lab = voted_session(Store(tmp_path / "wb.sqlite"), "ds", pairs, "s")
     votes = session_votes(lab, "s", min_votes=8)
     vectors = steering_from_votes(lm, votes, [1, 2], first_tokens=None)
     assert sorted(vectors) == [1, 2]
@@ -38,8 +32,7 @@ def test_vector_from_voted_pairs_points_toward_the_chosen_responses(tiny_checkpo
     assert vec.info["snapshot"]["sha256"] == votes.snapshot.sha256
     assert vec.info["accuracy"] >= 0.75 and vec.scale > 0  # chosen (long) responses project higher
     # The same vector as the dataset path gives for the pairs labelled with these votes.
-    labelled = [Pair(p.prompt, p.response_a, p.response_b, id=p.id, preferred="A" if len(p.response_a) > len(p.response_b) else "B")
-                for p in pairs]
+    labelled = [Pair(p.prompt, p.response_a, p.response_b, id=p.id, preferred=longer(p)) for p in pairs]
     direct = contrastive_vectors(lm, chosen_rejected_set(labelled), [2], first_tokens=None)[2]
     assert np.allclose(direct.direction.numpy(), vec.direction.numpy(), atol=1e-5) and direct.scale == pytest.approx(vec.scale)
     settings = Settings(home=tmp_path / "home")

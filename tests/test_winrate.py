@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sessions import voted_session
 
 from workbench.data.types import Judgment, Outcome, Pair
 from workbench.errors import DataError
-from workbench.labeling import LabelingStore
 from workbench.labeling.verdict import session_verdict
 from workbench.preference.factors import explain_votes, fit_logistic, text_factors
 from workbench.preference.winrate import did_it_win, duels, win_rates
@@ -80,13 +80,8 @@ def test_ties_count_half_and_unknown_sources_are_refused() -> None:
 
 def test_session_report_through_the_store(tmp_path: Path) -> None:
     pairs, judgments = length_only_session(n=60, seed=2)
-    store = Store(tmp_path / "wb.sqlite")
-    store.import_pairs("ds", pairs)
-    lab = LabelingStore(store)
-    lab.create_session("s", "ds")
-    lab.join("s", "ann")
-    for j in judgments:
-        lab.vote("s", "ann", j.pair_id, j.outcome.value)
+    outcomes = {j.pair_id: j.outcome.value for j in judgments}
+    lab = voted_session(Store(tmp_path / "wb.sqlite"), "ds", pairs, "s", choose=lambda p: outcomes[p.id])
     report = session_verdict(lab, "s", candidate="tuned")["did_it_win"]
     assert report["n"] == 60
     assert report["win_rate"] == pytest.approx(duels(pairs, judgments, "tuned").result.mean())
