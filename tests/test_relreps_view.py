@@ -3,11 +3,14 @@ models, stitches, projects, lists selections and reports bad input in the page."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from pathlib import Path
 
 import holoviews as hv
 import numpy as np
 import pandas as pd
 import pytest
+from sessions import verbosity_pairs
 
 from workbench.context import AppContext
 from workbench.data.types import Pair
@@ -17,14 +20,16 @@ from workbench.settings import Settings
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory, tiny_checkpoint):
     """One context for the module (the tests only read from it), so the models load once."""
-    context = AppContext(Settings(home=tmp_path_factory.mktemp("relreps") / "home"))
+    return explorer_context(tmp_path_factory.mktemp("relreps") / "home", tiny_checkpoint, "toy",
+                            verbosity_pairs(20, preferred=lambda i: "A" if i % 2 else "B"))
+
+
+def explorer_context(home: Path, tiny_checkpoint: Callable[[str], Path], dataset: str, pairs: list[Pair]) -> AppContext:
+    """The explorer's two models (tiny qwen2, then llama) active, and ``pairs`` stored as ``dataset``."""
+    context = AppContext(Settings(home=home))
     context.activate(str(tiny_checkpoint("qwen2")))
     context.activate(str(tiny_checkpoint("llama")))
-    pairs = [Pair(prompt=f"Tell me about topic {i}.", response_a=f"Topic {i}: short.",
-                  response_b=f"Topic {i} is a long subject; here is a detailed, careful and thorough explanation of it.",
-                  preferred="A" if i % 2 else "B", metadata={"attribute": "verbosity", "a_pole": "concise", "b_pole": "verbose"})
-             for i in range(20)]
-    context.store.import_pairs("toy", pairs, source="test", format="unlabeled")
+    context.store.import_pairs(dataset, pairs, source="test", format="unlabeled")
     return context
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import holoviews as hv
 import pytest
+from sessions import verbosity_pairs
+from test_relreps_view import explorer_context
 
-from workbench.context import AppContext
 from workbench.data.types import Judgment, Outcome, Pair
 from workbench.geometry import MAJORITY, add_vote_columns, dataset_judgments, items_frame, pair_items, vote_columns
 from workbench.labeling.state import labeling_store
-from workbench.settings import Settings
 
 # alice and bob's votes on p00..p05; p06..p09 are not judged by anyone.
 ALICE = {"p00": "A", "p01": "B", "p02": "tie", "p03": "A", "p04": "both_bad", "p05": "skip"}
@@ -21,14 +21,8 @@ BOB = {"p00": "A", "p01": "A", "p02": "tie", "p03": "B", "p05": "B"}
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory, tiny_checkpoint):
-    context = AppContext(Settings(home=tmp_path_factory.mktemp("relreps-votes") / "home"))
-    context.activate(str(tiny_checkpoint("qwen2")))
-    context.activate(str(tiny_checkpoint("llama")))
-    pairs = [Pair(prompt=f"Tell me about topic {i}.", response_a=f"Topic {i}: short.",
-                  response_b=f"Topic {i} is a long subject; here is a detailed, careful and thorough explanation of it.",
-                  id=f"p{i:02d}", metadata={"attribute": "verbosity", "a_pole": "concise", "b_pole": "verbose"})
-             for i in range(10)]
-    context.store.import_pairs("votes-toy", pairs, source="test", format="unlabeled")
+    context = explorer_context(tmp_path_factory.mktemp("relreps-votes") / "home", tiny_checkpoint, "votes-toy",
+                               verbosity_pairs(10, id=lambda i: f"p{i:02d}"))
     lab = labeling_store(context)
     lab.create_session("judge-verbosity", "votes-toy", {"overlap": 2})
     for who, votes in (("alice", ALICE), ("bob", BOB)):
