@@ -9,9 +9,8 @@ import threading
 
 import gradio as gr
 import pytest
-from checkpoints import write_tiny_checkpoint
 from test_steering_plugin import demo_like_pairs
-from test_view_compare import write_perturbed_copy, write_wide_llama
+from test_view_compare import write_compared_models
 
 from plugins.steering import actions
 from plugins.steering.progress import Background, ProgressText
@@ -26,12 +25,9 @@ from workbench.steering.contrastive import attribute_set, contrastive_vectors
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    root = tmp_path_factory.mktemp("steer-compare")
-    models = root / "home" / "models"
-    base = write_tiny_checkpoint("llama", models / "base")
-    write_perturbed_copy(base, models / "tuned")
-    write_wide_llama(models / "wide")
-    context = AppContext(Settings(home=root / "home", users={"ann": "pw"}))
+    home = tmp_path_factory.mktemp("steer-compare") / "home"
+    write_compared_models(home / "models")
+    context = AppContext(Settings(home=home, users={"ann": "pw"}))
     context.store.import_pairs("toy", demo_like_pairs(), source="test", format="unlabeled")
     return context
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from pathlib import Path
 
 import holoviews as hv
 import numpy as np
@@ -15,9 +16,9 @@ import pandas as pd
 import pytest
 import torch
 from checkpoints import FAMILY_CONFIGS, make_tokenizer, write_tiny_checkpoint
+from sessions import verbosity_pairs
 
 from workbench.context import AppContext
-from workbench.data.types import Pair
 from workbench.geometry.stitching import StitchingResult
 from workbench.settings import Settings
 
@@ -63,22 +64,22 @@ def write_wide_llama(out):
     return out
 
 
-@pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    root = tmp_path_factory.mktemp("view-compare")
-    models = root / "home" / "models"
+def write_compared_models(models: Path) -> None:
+    """Under ``models``: the tiny llama "base", its copy with one perturbed block "tuned", and "wide"."""
     base = write_tiny_checkpoint("llama", models / "base")
     write_perturbed_copy(base, models / "tuned")
-    write_other_tokenizer_llama(models / "othertok")
     write_wide_llama(models / "wide")
-    context = AppContext(Settings(home=root / "home"))
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    home = tmp_path_factory.mktemp("view-compare") / "home"
+    write_compared_models(home / "models")
+    write_other_tokenizer_llama(home / "models" / "othertok")
+    context = AppContext(Settings(home=home))
     for name in ("base", "tuned", "othertok", "wide"):
-        context.get_model(str(models / name))
-    pairs = [Pair(id=f"p{i}", prompt=f"Tell me about topic {i}.", response_a=f"Topic {i}: short.",
-                  response_b=f"Topic {i} is a long subject; here is a detailed, careful and thorough explanation of it.",
-                  preferred="B", metadata={"attribute": "verbosity", "a_pole": "concise", "b_pole": "verbose"})
-             for i in range(16)]
-    context.store.import_pairs("toy", pairs, source="test", format="unlabeled")
+        context.get_model(str(home / "models" / name))
+    context.store.import_pairs("toy", verbosity_pairs(16, id=lambda i: f"p{i}", preferred="B"), source="test", format="unlabeled")
     return context
 
 
