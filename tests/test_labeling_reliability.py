@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ServerProcess, backend_env, free_port, launch
+from sessions import run_annotators
 
 from workbench.data.types import Pair
 from workbench.labeling import LabelingStore
@@ -135,11 +136,7 @@ def test_twenty_concurrent_annotators_through_the_app(app_server: tuple[ServerPr
             if item is not None:
                 errors.append(f"{name}: queue not empty after 100 votes")
 
-    threads = [threading.Thread(target=annotate, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
+    run_annotators(annotate, names)
     assert not errors, errors[:3]
     votes = db_votes(home)
     assert len(votes) == 2000

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ServerProcess, backend_env, launch
+from sessions import run_annotators
 
 from workbench.data.types import Pair
 from workbench.labeling import LabelingStore
@@ -143,11 +144,7 @@ def test_concurrent_annotators_never_share_a_pair_beyond_the_overlap(request: py
                     return
                 item = r.json()["next"]["item"]
 
-    threads = [threading.Thread(target=annotate, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
+    run_annotators(annotate, names)
     assert not errors, errors[:3]
     with Store(target) as store:
         per_pair = Counter(j.pair_id for j in LabelingStore(store).judgments(session))
