@@ -127,6 +127,30 @@ def _parsed_flags(cls: type, args: list[str]) -> dict:
     return got
 
 
+def test_nested_lora_flags_keep_their_names_and_parse_into_the_group():
+    got = _parsed_flags(DPOJobConfig, ["--dataset", "d", "--lora-r", "4", "--lora-dropout", "0.1", "--target-modules", "q_proj"])
+    assert got == {"dataset": "d", "lora": {"r": 4, "dropout": 0.1, "target_modules": "q_proj"}}
+    cfg = DPOJobConfig.from_dict(got)
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.target_modules) == (4, 16, 0.1, "q_proj")
+    assert DPOJobConfig.from_dict({"dataset": "d"}).lora.target_modules == "all-linear"  # DPO's own default for the group
+    with pytest.raises(ConfigError, match="DPO option lora option r must be at least 1, got 0"):
+        DPOJobConfig.from_dict({"dataset": "d", "lora": {"r": 0}})
+
+
+def test_an_old_flat_config_yaml_still_loads_into_the_groups(tmp_path):
+    """A run folder written before LoRA and sampling options were groups (lora_r: 8 at the top) resumes and lists."""
+    (tmp_path / files.CONFIG).write_text("dataset: d\nlora_r: 4\nlora_alpha: 32\ntarget_modules: q_proj\nbeta: 0.2\n")
+    cfg = DPOJobConfig.from_dict(files.read_config(tmp_path))
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.target_modules, cfg.beta) == (4, 32, "q_proj", 0.2)
+    assert "lora_r" not in cfg.to_dict() and cfg.to_dict()["lora"]["r"] == 4  # written back in the new form
+    rsf = RSFJobConfig.from_dict({"reward_model": "rm", "prompts": ["Hi"], "max_new_tokens": 6, "temperature": 1.5, "lora_r": 2})
+    assert (rsf.sampling.max_new_tokens, rsf.sampling.temperature, rsf.sampling.top_p, rsf.lora.r) == (6, 1.5, 0.95, 2)
+    with pytest.raises(ConfigError, match="lora_r \\(4\\) and lora.r \\(8\\) disagree"):
+        DPOJobConfig.from_dict({"dataset": "d", "lora_r": 4, "lora": {"r": 8}})
+    with pytest.raises(ConfigError, match="did you mean 'lora_r'"):  # a typo of the former name still points at a name that works
+        DPOJobConfig.from_dict({"dataset": "d", "lora_rank": 4})
+
+
 def test_nested_group_flags_parse_into_the_group():
     got = _parsed_flags(LMSAEJobConfig, ["--model", "m", "--samples", "4000", "--sae-batch-size", "32", "--architecture", "batchtopk"])
     assert got == {"model": "m", "sae": {"training_samples": 4000, "batch_size": 32, "architecture": "batchtopk"}}

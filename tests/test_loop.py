@@ -64,7 +64,7 @@ def manager(settings: Settings) -> JobManager:
 
 def dpo_options(model: Path, **kw: object) -> dict[str, object]:
     return {"model": str(model), "session": "s", "max_steps": 2, "batch_size": 1, "learning_rate": 1e-3, "max_length": 64,
-            "held_out_fraction": 0.25, "lora_r": 4, "n_samples": 0, "eval_max_pairs": 4, **kw}
+            "held_out_fraction": 0.25, "lora": {"r": 4}, "n_samples": 0, "eval_max_pairs": 4, **kw}
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -25,6 +25,7 @@ from typing import Any
 from workbench.data.types import prompt_text
 from workbench.errors import ConfigError, DataError
 from workbench.jobs import JobManager, Run
+from workbench.jobs.options import SamplingOptions
 from workbench.labeling.generate import GENERATE_PAIRS, GeneratePairsConfig, PairSource, SteeringSetting
 from workbench.settings import Settings
 from workbench.store import Store
@@ -35,6 +36,7 @@ UNSTEERED, STEERED = "unsteered", "steered"  # ... and in a steering setting's
 MAX_PROMPTS = 10_000  # a prompt file longer than this is refused, not truncated
 MAX_PROMPT_CHARS = 20_000
 BLIND_BATCH = 16  # a blind session's prompts answered per batch: 10 prompts in one batch, not 8 + 2 (half the decoding steps)
+BLIND_MAX_NEW_TOKENS = 128  # tokens per blind answer (the CLI's --max-new-tokens default too): enough for a paragraph to judge
 
 
 def finished_dpo_run(manager: JobManager, run_id: str) -> Run:
@@ -103,7 +105,7 @@ def untrained_prompts(manager: JobManager, run: Run) -> list[str]:
 
 
 def blind_session_config(manager: JobManager, run_id: str, *, prompts: list[str] | None = None, n: int | None = None,
-                         session: str | None = None, max_new_tokens: int = 128, batch_size: int = BLIND_BATCH,
+                         session: str | None = None, max_new_tokens: int = BLIND_MAX_NEW_TOKENS, batch_size: int = BLIND_BATCH,
                          temperature: float | None = None) -> GeneratePairsConfig:
     """The pair-generation config: base vs tuned, greedy (sampled at ``temperature`` if given), on held-out
     prompts (or ``prompts``), the first ``n``."""
@@ -120,14 +122,14 @@ def start_blind_session(manager: JobManager, run_id: str, **kw: Any) -> Run:
     return manager.submit(GENERATE_PAIRS.name, blind_session_config(manager, run_id, **kw))
 
 
-def _sampling(max_new_tokens: int, temperature: float | None = None, seed: int = 0) -> dict[str, Any]:
+def _sampling(max_new_tokens: int, temperature: float | None = None, seed: int = 0) -> SamplingOptions:
     """Greedy, or sampled at ``temperature`` with a seed per source: greedy decoding (or one seed) of
     two near-identical models repeats the same answers, which no vote can tell apart."""
     if temperature is None:
-        return {"do_sample": False, "max_new_tokens": max_new_tokens}
+        return SamplingOptions(do_sample=False, max_new_tokens=max_new_tokens)
     if not temperature > 0:
         raise ConfigError(f"--temperature must be above 0, got {temperature}.", hint="Leave it out for greedy decoding.")
-    return {"do_sample": True, "temperature": float(temperature), "max_new_tokens": max_new_tokens, "seed": seed}
+    return SamplingOptions(do_sample=True, temperature=float(temperature), max_new_tokens=max_new_tokens, seed=seed)
 
 
 def _first(prompts: list[str], n: int | None) -> list[str]:
@@ -180,7 +182,7 @@ def unfitted_session_prompts(settings: Settings, session: str, vectors: Sequence
 
 def steering_blind_config(settings: Settings, model: str, steering: Sequence[tuple[str, float]], *, prompts: list[str] | None = None,
                           from_session: str | None = None, n: int | None = None, session: str | None = None,
-                          max_new_tokens: int = 128, batch_size: int = BLIND_BATCH, temperature: float | None = None) -> GeneratePairsConfig:
+                          max_new_tokens: int = BLIND_MAX_NEW_TOKENS, batch_size: int = BLIND_BATCH, temperature: float | None = None) -> GeneratePairsConfig:
     """The pair-generation config: ``model`` unsteered vs steered by ``steering`` ((vector name, coefficient), …),
     greedy (sampled at ``temperature`` if given), on ``prompts`` or the prompts of ``from_session`` that fitted none of the vectors, the first ``n``."""
     from workbench.steering.library import load_vector  # imports torch: not needed to build the CLI
@@ -234,7 +236,7 @@ def dpa_system(reward_model: Any) -> str:
 
 
 def dpa_blind_config(settings: Settings, model: str, reward_model: str, *, from_session: str, n: int | None = None,
-                     session: str | None = None, max_new_tokens: int = 128, batch_size: int = BLIND_BATCH,
+                     session: str | None = None, max_new_tokens: int = BLIND_MAX_NEW_TOKENS, batch_size: int = BLIND_BATCH,
                      temperature: float | None = None) -> GeneratePairsConfig:
     """The pair-generation config: ``model`` plain vs conditioned on the DPA system prompt of ``reward_model``
     (fitted on a session's votes), on the prompts of ``from_session`` whose votes fitted nothing, the first ``n``."""

@@ -24,7 +24,7 @@ from workbench.labeling.export import export_session_as
 from workbench.labeling.sessions import ORDERS, LabelingStore, SessionSettings
 from workbench.labeling.state import labeling_store
 from workbench.labeling.uncertain import DEFAULT_REFIT_EVERY
-from workbench.loop import read_prompt_file, start_blind_session
+from workbench.loop import BLIND_MAX_NEW_TOKENS, read_prompt_file, start_blind_session
 
 label_app = typer.Typer(help="Labeling sessions: list, create, statistics (Bradley–Terry, agreement) and export.",
                         no_args_is_help=True)
@@ -361,7 +361,7 @@ def from_run(
                                                  "default: the source session's prompts that trained nothing.")] = None,
     n: Annotated[int | None, typer.Option("--n", help="Use the first N prompts.")] = None,
     session: Annotated[str | None, typer.Option("--session", help="Name of the new session (default: <run>-blind).")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per answer.")] = 128,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per answer.")] = BLIND_MAX_NEW_TOKENS,
     temperature: Annotated[float | None, typer.Option("--temperature", help="Sample at this temperature (a seed per "
                                                       "side) instead of greedy, e.g. when greedy answers came out identical.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the generation until it ends.")] = False,

@@ -20,7 +20,7 @@ from workbench.cli_options import HomeOpt, host_of, settings_for, table
 from workbench.context import AppContext
 from workbench.errors import ConfigError
 from workbench.jobs.commands import follow, manager_for
-from workbench.loop import read_prompt_file, start_steering_blind_session
+from workbench.loop import BLIND_MAX_NEW_TOKENS, read_prompt_file, start_steering_blind_session
 from workbench.models.embedded import DEMO_MODEL_NAME
 
 steer_app = typer.Typer(help="Steering vectors: list them, fit one from a session's votes, blind-test a steering setting.",
@@ -93,7 +93,7 @@ def blind(
                                                       "the vectors.")] = None,
     n: Annotated[int | None, typer.Option("--n", help="Use the first N prompts.")] = None,
     session: Annotated[str | None, typer.Option("--session", help="Name of the new session (default: steered-blind-<time>).")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per answer.")] = 128,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per answer.")] = BLIND_MAX_NEW_TOKENS,
     temperature: Annotated[float | None, typer.Option("--temperature", help="Sample at this temperature (a seed per "
                                                       "side) instead of greedy, e.g. when greedy answers came out identical.")] = None,
     model: ModelOpt = None,

@@ -18,7 +18,10 @@ from workbench.app.ui import dataset_choices, error_markdown, md_escape
 from workbench.context import AppContext
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobManager
+from workbench.jobs.options import SamplingOptions
 from workbench.steering.contrastive import METHODS
+
+PREVIEW = SamplingOptions(max_new_tokens=96)  # the side-by-side answers: the app's sampling, a shorter answer than a chat's
 
 CSS = """
 .wb-token:hover { background: #fde68a; cursor: help; }
@@ -116,8 +119,8 @@ def _generation_section(ctx: AppContext, model: gr.Dropdown) -> list[gr.Dropdown
             slots.append(gr.Dropdown(label=f"Vector {i + 1}", choices=[], scale=3, elem_id=f"steer-slot-{i}"))
             sliders.append(gr.Slider(-8, 8, value=0, step=0.25, label=f"Coefficient {i + 1}", scale=2, elem_id=f"steer-coef-{i}"))
     with gr.Row():
-        max_new = gr.Slider(8, 512, value=96, step=8, label="Max new tokens", elem_id="steer-max-new")
-        temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
+        max_new = gr.Slider(8, 512, value=PREVIEW.max_new_tokens, step=8, label="Max new tokens", elem_id="steer-max-new")
+        temperature = gr.Slider(0.0, 2.0, value=PREVIEW.temperature, step=0.05, label="Temperature (0 = greedy)")
         seed = gr.Number(value=0, precision=0, label="Seed")
     compare = gr.Dropdown(label="Compare with (optional): the same prompt, seed and sliders under a second model",
                           choices=[""], value="", elem_id="steer-compare")
@@ -214,7 +217,7 @@ def _sweep_section(ctx: AppContext, model: gr.Dropdown) -> tuple[gr.Dropdown, gr
     def on_run(vec: str, lo: float, hi: float, n: float, rm: str | None, attr: str | None, mx: float, text: str,
                name: str | None) -> tuple[Any, Any, str]:
         try:
-            result = actions.run_sweep(ctx, vec, text, lo, hi, int(n), actions.sampling(mx, 0.7, 0), rm or None, attr or None, model=name)
+            result = actions.run_sweep(ctx, vec, text, lo, hi, int(n), actions.sampling(mx, PREVIEW.temperature, 0), rm or None, attr or None, model=name)
         except WorkbenchError as exc:
             return gr.skip(), gr.skip(), error_markdown(exc)
         df = pd.DataFrame(result.rows())

@@ -130,19 +130,23 @@ def _check_range(value: Any, meta: Any, where: str) -> None:
             raise ConfigError(f"{where} must be {'below' if meta.get('exclusive_max') else 'at most'} {hi}, got {value!r}.")
 
 
-def config_from_dict(cls: type, raw: dict[str, Any], what: str) -> Any:
-    """Build dataclass ``cls`` from ``raw``; missing or null keys take the field's default."""
+def config_from_dict(cls: type, raw: dict[str, Any], what: str, *, moved: dict[str, str] | None = None) -> Any:
+    """Build dataclass ``cls`` from ``raw``; missing or null keys take the field's default.
+
+    ``moved`` maps an option's former flat name to its place in a group (``lora_r`` → ``lora.r``):
+    a mapping written before the move (an old run's config.yaml, a saved job file) still loads."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{what} options must be a mapping of option: value, got {raw!r}.")
+    raw = _move_into_groups(raw, moved or {}, what)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    check_options(raw, fields, what)
+    check_options(raw, [*fields, *(moved or {})], what)  # a typo of a former name is pointed at it: it still works
     hints = _hints(cls)
     values = {}
     for name, f in fields.items():
         if raw.get(name) is None and not (name in raw and unwrap_optional(hints[name])[1]):
             continue  # the default
         where = f"{what} option {name}"
-        values[name] = _coerce(raw[name], hints[name], where)
+        values[name] = _coerce(_over_group_default(raw[name], f), hints[name], where)
         _check_range(values[name], f.metadata, where)
     try:
         obj = cls(**values)
@@ -155,6 +159,33 @@ def config_from_dict(cls: type, raw: dict[str, Any], what: str) -> Any:
     return obj
 
 
+def _over_group_default(value: Any, f: dataclasses.Field) -> Any:
+    """A group given in part (``sampling: {temperature: 1.5}``) keeps the job's own defaults for the rest
+    (RSF samples 48 tokens at top_p 0.95), not the group class's (256 tokens at 0.9)."""
+    if not (isinstance(value, dict) and f.default_factory is not _MISSING):
+        return value
+    default = f.default_factory()
+    return {**dataclasses.asdict(default), **value} if dataclasses.is_dataclass(default) else value
+
+
+def _move_into_groups(raw: dict[str, Any], moved: dict[str, str], what: str) -> dict[str, Any]:
+    """``raw`` with former flat options put into their groups; the same option given both ways must agree."""
+    out = dict(raw)
+    for old, new in moved.items():
+        if old not in out:
+            continue
+        group, name = new.split(".")
+        inner = out.get(group) or {}
+        if not isinstance(inner, dict):
+            continue  # the group's own check names the bad value
+        value = out.pop(old)
+        if name in inner and inner[name] != value:
+            raise ConfigError(f"{what} options {old} ({value!r}) and {new} ({inner[name]!r}) disagree: {old} is the former "
+                              f"name of {new}.", hint=f"Keep {new} only.")
+        out[group] = {**inner, name: value}
+    return out
+
+
 @dataclasses.dataclass
 class JobConfig:
     """Base of every job's options; subclasses set ``what`` (the name used in errors)."""
@@ -162,10 +193,12 @@ class JobConfig:
     what: typing.ClassVar[str] = "job"
     # A ready run's options (the Runs form starts filled with them): names that exist on a fresh install.
     example: typing.ClassVar[dict[str, Any]] = {}
+    # Options that moved into a group: former flat name → "group.option" (see config_from_dict).
+    moved: typing.ClassVar[dict[str, str]] = {}
 
     @classmethod
     def from_dict(cls: type[C], raw: dict[str, Any] | None) -> C:
-        return config_from_dict(cls, dict(raw or {}), cls.what)
+        return config_from_dict(cls, dict(raw or {}), cls.what, moved=cls.moved)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -25,6 +25,7 @@ from workbench.errors import ConfigError
 from workbench.files import atomic_write_text
 from workbench.jobs import JobCancelled, JobContext, JobType
 from workbench.jobs.config import JobConfig, option, parsed
+from workbench.jobs.options import SamplingOptions
 from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.settings import Settings
 
@@ -50,7 +51,7 @@ class PairSource:
     model: str | None = option(None, "Catalog name or folder of the checkpoint.")
     name: str | None = option(None, "Name recorded as the pair's source (default: source-1 / source-2).")
     system: str | None = option(None, "System prompt.")
-    sampling: dict[str, Any] = option(default_factory=dict, help="Decoding settings (temperature, max_new_tokens, …).")
+    sampling: SamplingOptions = option(default_factory=SamplingOptions, help="Decoding settings (temperature, max_new_tokens, …).")
     steering: list[SteeringSetting] = option(default_factory=list, help="Steering while this source answers: "
                                              "[{vector, coefficient}, …] (default: none).")
 
@@ -103,15 +104,13 @@ class GeneratePairsConfig(JobConfig):
 
 def validate(config: GeneratePairsConfig | dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Refuse a config that cannot produce a dataset (bad decoding settings, taken name), before any run exists."""
-    # the sampling checks import torch, and the store and labeling layer are not needed to build the form
+    # the store and the labeling layer: checking a config needs them, building its form does not
     from workbench.labeling.sessions import LabelingStore, SessionSettings
-    from workbench.models.generation import SamplingSettings
     from workbench.steering.library import load_vector
     from workbench.store import Store
 
-    cfg = parsed(GeneratePairsConfig, config)
+    cfg = parsed(GeneratePairsConfig, config)  # the sampling settings are checked by their own group (SamplingOptions)
     for src in cfg.sources:
-        SamplingSettings(**src.sampling)  # raises ConfigError for bad values
         for s in src.steering:
             load_vector(settings, s.vector)  # a ConfigError naming the saved vectors when it is not one of them
     with Store(settings.store_target) as store:
@@ -153,7 +152,7 @@ def run(job: JobContext) -> None:
         if src.model not in models:
             models[src.model] = job.load_model(src.model)
         lm = models[src.model]
-        sampling = SamplingSettings(**src.sampling)
+        sampling = SamplingSettings(**asdict(src.sampling))
         while len(answers[k]) < len(prompts):
             if job.should_stop():  # cancelled while a model loaded
                 raise JobCancelled

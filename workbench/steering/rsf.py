@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +26,7 @@ from workbench.errors import ConfigError, DataError
 from workbench.files import atomic_path, atomic_write_text
 from workbench.jobs import JobCancelled, JobContext, JobType
 from workbench.jobs.config import JobConfig, option, parsed
+from workbench.jobs.options import LoRAOptions, SamplingOptions
 from workbench.models.generation import SamplingSettings, generate, render_prompt
 from workbench.models.loading import LoadedModel
 from workbench.models.resolve import resolve
@@ -53,19 +54,21 @@ class RSFJobConfig(JobConfig):
     """Options of an RSF run."""
 
     what: ClassVar[str] = "RSF"
+    moved: ClassVar[dict[str, str]] = {"lora_r": "lora.r", "lora_alpha": "lora.alpha", "max_new_tokens": "sampling.max_new_tokens",
+                                       "temperature": "sampling.temperature", "top_p": "sampling.top_p"}
     reward_model: str | None = option(None, "Name of a saved multi-objective reward model (train one in the Steering tab).")
     model: str | None = option(None, "Base policy: catalog name or path (default: the reward model's base model).")
     prompts: list[str] = option(default_factory=list, help="Prompts to sample from, one per list item.")
     iterations: int = option(1, "Sample → rerank → fine-tune iterations.", min=1)
     n: int = option(4, "Responses sampled per prompt (the best of n is kept).", min=2)
-    max_new_tokens: int = option(48, "Tokens per sampled response.", min=1)
-    temperature: float = option(1.0, "Sampling temperature.", min=0.0)
-    top_p: float = option(0.95, "Nucleus sampling mass.", min=0.0, max=1.0)
+    # Short, diverse candidates: best-of-n needs them to differ; the seed is set per prompt and iteration.
+    sampling: SamplingOptions = option(default_factory=lambda: SamplingOptions(max_new_tokens=48, temperature=1.0, top_p=0.95),
+                                       help="How candidates are sampled (do_sample stays on: best-of-n needs different answers).")
     learning_rate: float = option(2e-4, "LoRA learning rate.", min=0.0)
     epochs: int = option(1, "Epochs over the kept responses per iteration.", min=1)
     batch_size: int = option(4, "Responses per training batch.", min=1)
-    lora_r: int = option(8, "LoRA rank.", min=1)
-    lora_alpha: int = option(16, "LoRA alpha.", min=1)
+    lora: LoRAOptions = option(default_factory=LoRAOptions, help="The LoRA adapter trained (target_modules none: the attention "
+                               "projections found by name, else every linear layer but the output head).")
     seed: int = option(0, "Random seed.")
     angle_min: float = option(-90.0, "Smallest direction angle in degrees (two attributes).", min=-180.0, max=180.0)
     angle_max: float = option(90.0, "Largest direction angle in degrees (two attributes).", min=-180.0, max=180.0)
@@ -75,6 +78,9 @@ class RSFJobConfig(JobConfig):
             raise ConfigError("An RSF run needs a reward model (its name).", hint="Train one in the Steering tab (DPA section) first.")
         if not self.prompts or not all(p.strip() for p in self.prompts):
             raise DataError("`prompts` must be a non-empty list of non-empty strings.", field="prompts")
+        if not self.sampling.do_sample:
+            raise ConfigError("RSF samples n candidates per prompt: sampling.do_sample must stay true.",
+                              hint="Lower sampling.temperature for closer candidates instead.")
         if self.angle_min > self.angle_max:
             raise ConfigError(f"angle_min {self.angle_min} is above angle_max {self.angle_max}.")
 
@@ -95,9 +101,11 @@ def _lora(model: torch.nn.Module, cfg: RSFJobConfig, adapter_dir: Path | None) -
 
     if adapter_dir is not None:
         return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
-    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    targets = sorted(names & {"q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "query_key_value", "dense", "qkv_proj"}) or sorted(names - {"lm_head"})
-    return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+    targets = cfg.lora.target_modules
+    if targets is None:
+        names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+        targets = sorted(names & {"q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "query_key_value", "dense", "qkv_proj"}) or sorted(names - {"lm_head"})
+    return get_peft_model(model, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                                             target_modules=targets, task_type="CAUSAL_LM"))
 
 
@@ -161,7 +169,7 @@ def run(job: JobContext) -> str:
     peft_model = _lora(policy.model, cfg, adapter_dir)
     policy.model = peft_model
     prompts, n, iterations = cfg.prompts, cfg.n, cfg.iterations
-    settings = SamplingSettings(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
+    settings = SamplingSettings(**asdict(cfg.sampling))
     total = iterations * (len(prompts) + 1)
     for iteration in range(start + 1, iterations + 1):
         rng = np.random.default_rng(cfg.seed + iteration)

@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 
 from workbench.errors import ConfigError
 from workbench.jobs.config import JobConfig, option
+from workbench.jobs.options import LoRAOptions
 
 # TRL's DPO loss types (DPOConfig.loss_type of trl 1.16), less exo_pair: it needs a label_smoothing above 0,
 # which this job does not expose, so DPOTrainer would refuse it only once the run started.
@@ -25,6 +26,8 @@ class DPOJobConfig(JobConfig):
     """Options of a DPO run (the CLI flags and the Fine-tune form are generated from these)."""
 
     what: ClassVar[str] = "DPO"
+    moved: ClassVar[dict[str, str]] = {"lora_r": "lora.r", "lora_alpha": "lora.alpha", "lora_dropout": "lora.dropout",
+                                       "target_modules": "lora.target_modules"}
     model: str | None = option(None, "Catalog name or path of the model to train: a full model or a GGUF, not an adapter "
                                "(default: the embedded demo model).")
     dataset: str | None = option(None, "Stored dataset name or pair file (TRL, HH-RLHF, labeling export…); or give session.")
@@ -33,10 +36,8 @@ class DPOJobConfig(JobConfig):
     drop_pairs: list[str] = option(default_factory=list, help="With session: pair ids to leave out (e.g. the top ones by CHES).")
     format: str = option("auto", "Pair file format (auto detects it).", cli=False)
     method: Literal["lora", "full"] = option("lora", "lora (PEFT adapter) or full (all weights).")
-    lora_r: int = option(8, "LoRA rank.", min=1)
-    lora_alpha: int = option(16, "LoRA alpha (scale = alpha / r).", min=1)
-    lora_dropout: float = option(0.0, "LoRA dropout.", min=0.0, max=1.0, exclusive_max=True)
-    target_modules: str = option("all-linear", "Modules LoRA adapts (PEFT's target_modules).")
+    lora: LoRAOptions = option(default_factory=lambda: LoRAOptions(target_modules="all-linear"),
+                               help="The LoRA adapter with method lora (--lora-r, --lora-alpha, --lora-dropout, --target-modules).")
     beta: float = option(0.1, "DPO beta (strength of the KL anchor), > 0.", min=0.0)
     loss_type: DPOLossType = option("sigmoid", "TRL DPO loss type.")
     learning_rate: float = option(5e-5, "Learning rate, > 0.", min=0.0)

@@ -153,8 +153,8 @@ def train_dpo(job: JobContext) -> bool:
     )
     peft_config = None
     if cfg.method == "lora":
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                 target_modules=cfg.target_modules, task_type="CAUSAL_LM")
+        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                                 target_modules=cfg.lora.target_modules or "all-linear", task_type="CAUSAL_LM")
     if job.should_stop():  # cancelled while the model loaded: no trainer, no tokenized dataset
         return False
     callback = JobCallback(job)
