@@ -107,14 +107,11 @@ def test_peft_adapter_changes_outputs_and_finds_base_by_name(tiny_checkpoint, ti
 
 
 def test_detect_format_errors(tmp_path):
-    with pytest.raises(ModelError, match="does not exist"):
-        detect_format(tmp_path / "missing")
     (tmp_path / "notes.txt").write_text("hi")
-    with pytest.raises(ModelError, match="not a .gguf"):
-        detect_format(tmp_path / "notes.txt")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelError, match="config.json"):
-        detect_format(tmp_path / "empty")
+    for name, message in (("missing", "does not exist"), ("notes.txt", "not a .gguf"), ("empty", "config.json")):
+        with pytest.raises(ModelError, match=message):
+            detect_format(tmp_path / name)
     with pytest.raises(ModelError, match="Unknown dtype"):
         resolve_dtype("float8", torch.device("cpu"))
 
