@@ -36,17 +36,16 @@ import torch
 from peers import (
     add_round_args,
     interleave,
+    interpretability_peers,
     load_line,
     machine_line,
     matmul_flops,
-    nnsight,
     non_embedding_params,
     report_rounds,
     set_threads,
     spread,
     sync,
     timed,
-    transformerlens,
 )
 
 from workbench.activations import ActivationCache, extract_activations, pair_texts
@@ -194,15 +193,13 @@ def run_benchmark(lm: LoadedModel, n: int, batch_size: int, rounds: int, pooling
         contenders["hf_batched"] = lambda part: run_peer(lm, part, add_special, batch_size, pooling, hf_capture(lm))
     if "hf_one_at_a_time" in wanted:
         contenders["hf_one_at_a_time"] = lambda part: hf_one_at_a_time(lm, part, add_special, pooling)
-    for name, build, make in (("transformerlens", transformerlens, tl_capture), ("nnsight", nnsight, nnsight_capture)):
-        if name in wanted:
-            peer, why = build(lm)
-            if peer is None:
-                print(f"{name}: cannot run here: {why}")
-            else:
-                capture = make(peer, lm.n_layers)
-                contenders[name] = lambda part, capture=capture: run_peer(lm, part, add_special, batch_size, pooling, capture)
-    set_threads(torch.get_num_threads())  # again after the peers' imports: none keeps a thread count of its own
+    captures = {"transformerlens": tl_capture, "nnsight": nnsight_capture}
+
+    def peer_contender(name: str, peer: object) -> Callable[[list[str]], np.ndarray]:
+        capture = captures[name](peer, lm.n_layers)
+        return lambda part: run_peer(lm, part, add_special, batch_size, pooling, capture)
+
+    contenders.update(interpretability_peers(lm, wanted, peer_contender))
 
     for fn in contenders.values():  # warm-up: allocator, kernels, first-call set-up
         fn(texts[:2])

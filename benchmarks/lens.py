@@ -30,7 +30,15 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from peers import add_round_args, interleave, load_line, machine_line, nnsight, report_rounds, set_threads, transformerlens
+from peers import (
+    add_round_args,
+    interleave,
+    interpretability_peers,
+    load_line,
+    machine_line,
+    report_rounds,
+    set_threads,
+)
 
 from workbench.lenses import make_task, packaged_words, word_token_set
 from workbench.lenses.lens import LN2, batch_inputs, encode, lens_logits, lens_metrics
@@ -127,14 +135,8 @@ def compare_peers(lm: LoadedModel, prompts: list[str], batch_size: int, rounds: 
     """
     wanted = {"transformerlens", "nnsight"} if peers == "all" else set() if peers == "none" else set(peers.split(","))
     contenders: dict[str, Lens] = {"ours": lambda batch: lens_logits(lm, batch, [-1])[:, :, 0]}
-    for name, build, make in (("transformerlens", transformerlens, tl_lens), ("nnsight", nnsight, nnsight_lens)):
-        if name in wanted:
-            peer, why = build(lm)
-            if peer is None:
-                print(f"{name}: cannot run here: {why}")
-            else:
-                contenders[name] = make(lm, peer)
-    set_threads(torch.get_num_threads())  # again after the peers' imports: none keeps a thread count of its own
+    makers = {"transformerlens": tl_lens, "nnsight": nnsight_lens}
+    contenders.update(interpretability_peers(lm, wanted, lambda name, peer: makers[name](lm, peer)))
     ids = encode(lm, prompts)
     for lens in contenders.values():  # warm-up
         run_lens(lm, ids[:2], [0, 1], 2, lens)

@@ -254,6 +254,22 @@ def nnsight(lm: LoadedModel) -> tuple[Any, str | None]:
     return LanguageModel(lm.model, tokenizer=lm.tokenizer), None
 
 
+
+def interpretability_peers(lm: LoadedModel, wanted: set[str], contender: Callable[[str, Any], Any]) -> dict[str, Any]:
+    """TransformerLens and nnsight, those in ``wanted``, as ``contender(name, peer)``: what the
+    activation and lens benchmarks race against. One that cannot run here is printed with why and
+    left out; the thread count is set again after their imports (none keeps one of its own)."""
+    out: dict[str, Any] = {}
+    for name, build in (("transformerlens", transformerlens), ("nnsight", nnsight)):
+        if name in wanted:
+            peer, why = build(lm)
+            if peer is None:
+                print(f"{name}: cannot run here: {why}")
+            else:
+                out[name] = contender(name, peer)
+    set_threads(torch.get_num_threads())
+    return out
+
 def steering_vectors(lm: LoadedModel) -> tuple[Any, str | None]:
     """steering-vectors' SteeringVector class (it guesses the layer layout from the model)."""
     if (why := _missing("steering_vectors", "steering-vectors")):
