@@ -10,6 +10,7 @@ import pytest
 
 from workbench.errors import ConfigError
 from workbench.jobs import JobCancelled, JobContext, JobManager, JobType
+from workbench.jobs import manifest as files
 from workbench.settings import Settings
 
 
@@ -155,3 +156,13 @@ def test_eta_counts_down_and_warnings_show(tmp_path):
     write_manifest(tmp_path, Manifest(id=tmp_path.name, type="recsae", entry="m:f", status="finished",
                                       summary={"warnings": ["The recommender does not beat popularity."]}))
     assert "Warning:** The recommender does not beat popularity." in status_markdown(Run(tmp_path))
+
+
+def test_a_run_of_a_renamed_job_type_lists_and_filters_under_its_new_name(manager):
+    run = manager.submit("count", {"steps": 1})
+    run.wait(timeout=60)
+    m = json.loads((run.dir / files.MANIFEST).read_text())
+    m["type"] = "labeling.generate-pairs"  # what a run folder made before the rename holds
+    (run.dir / files.MANIFEST).write_text(json.dumps(m))
+    assert run.manifest.type == "generate-pairs"
+    assert [r.id for r in manager.runs(type="generate-pairs")] == [run.id] and not manager.runs(type="count")

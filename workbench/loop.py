@@ -2,7 +2,7 @@
 steered, answer prompts that trained nothing.
 
 One action (``start_blind_session``; ``workbench label from-run``; a button in the Fine-tune
-tab) builds a pair-generation job (``labeling.generate-pairs``, the one way pairs are made)
+tab) builds a pair-generation job (``generate-pairs``, the one way pairs are made)
 whose two sources are the run's base model and the run's output (``run:<id>`` in the model
 catalog), on held-out prompts: the source session's prompts that trained nothing, or a
 prompt file. ``start_steering_blind_session`` (``workbench steer blind``; "Blind-test this

@@ -27,6 +27,7 @@ PROGRESS = "progress.json"
 CHECKPOINTS = "checkpoints"
 CANCEL = "cancel"
 PID = "worker.pid"
+RENAMED_TYPES = {"labeling.generate-pairs": "generate-pairs"}  # former job-type name → its name now
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        # Job types renamed since: a run folder written under the old name still lists, filters and resumes.
+        known["type"] = RENAMED_TYPES.get(known.get("type"), known.get("type"))
         return cls(**known)
 
 

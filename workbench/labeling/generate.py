@@ -205,5 +205,5 @@ def _distinct(pairs: list[Pair]) -> list[Pair]:
     return pairs
 
 
-GENERATE_PAIRS = JobType("labeling.generate-pairs", run, validate, config_cls=GeneratePairsConfig,
+GENERATE_PAIRS = JobType("generate-pairs", run, validate, config_cls=GeneratePairsConfig,
                          description="Answer prompts with two sources (checkpoints or decoding settings) and store the pairs.")
