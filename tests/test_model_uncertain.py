@@ -14,7 +14,7 @@ import pytest
 from workbench.data.types import Pair
 from workbench.labeling import LabelingStore
 from workbench.labeling.sessions import ORDERS, Invalid
-from workbench.labeling.uncertain import MODEL_UNCERTAIN, bald, disagreement, fit_head, project
+from workbench.labeling.uncertain import MODEL_UNCERTAIN, LaplaceHead, bald, batch_order, disagreement, fit_head, project
 from workbench.store import Store
 
 D = 6
@@ -91,6 +91,20 @@ def test_head_maths_on_planted_data() -> None:
     assert delta.shape == (50, 8)
 
 
+def test_a_refits_batch_spreads_over_directions_the_head_is_unsure_of() -> None:
+    """Ten copies of one direction outscore five of another under BALD; the batch order asks one
+    of the first, then, that one taken in, one of the second (plain BALD would ask all ten)."""
+    delta = np.vstack([np.tile([3.0, 0.0], (10, 1)), np.tile([0.0, 2.5], (5, 1))])
+    head = LaplaceHead(np.zeros(2), np.eye(2), 0)
+    plain = np.argsort(-bald(*head.predict(delta)), kind="stable")
+    assert set(plain[:10]) == set(range(10))
+    order = batch_order(delta, head, np.zeros(15), batch=4)
+    assert order[0] < 10 and order[1] >= 10 and sorted(order) == list(range(15))
+    done = np.zeros(15, dtype=bool)
+    done[:10] = True  # those have their votes: never picked, and last
+    assert set(batch_order(delta, head, np.zeros(15), batch=4, done=done)[:5]) == set(range(10, 15))
+
+
 def test_votes_refit_the_head_and_the_next_pair_is_the_least_sure(tmp_path: Path) -> None:
     pairs, fa, fb = planted_pairs(60)
     planted = Planted(pairs, fa, fb)
@@ -116,12 +130,14 @@ def test_votes_refit_the_head_and_the_next_pair_is_the_least_sure(tmp_path: Path
     sid = lab.session("s").id
     head = lab.uncertain.head(sid)
     assert lab.next_item("s", "al").pair.id == held.pair.id  # a served pair stays al's until answered
+    open_at_fit = [pid for pid in head.score if pid not in {j.pair_id for j in lab.judgments("s")}]
     lab.vote("s", "al", held.pair.id, hidden_vote(w, fa, fb, row[held.pair.id]), displayed_order=held.displayed_order)
     voted = {j.pair_id for j in lab.judgments("s")}
-    # The pair served next is the open pair the head scores highest.
-    best = max((pid for pid in head.score if pid not in voted), key=lambda pid: (head.score[pid], -head.order[pid]))
+    # The head's first pick is the open pair it scores highest, and pairs are served in its order.
     assert max(head.score.values()) > min(head.score.values())
-    assert lab.next_item("s", "al").pair.id == best
+    first = min(open_at_fit, key=head.order.get)
+    assert head.score[first] == max(head.score[pid] for pid in open_at_fit)
+    assert lab.next_item("s", "al").pair.id == min((pid for pid in head.order if pid not in voted), key=head.order.get)
     for _ in range(7):
         item = lab.next_item("s", "al")
         lab.vote("s", "al", item.pair.id, hidden_vote(w, fa, fb, row[item.pair.id]), displayed_order=item.displayed_order)

@@ -17,10 +17,14 @@ are then served by
   predicted P(A wins), also in bits (the same quantity BALD is over posterior draws, here over
   groups). The groups are re-estimated once the votes grew by a quarter since the last
   estimate (``annotator_analysis`` is the slow part of a refit); between, the refit reuses them.
-  The analysis runs in a child process: it is pure-Python work that would otherwise hold the
-  interpreter lock the serving threads need (measured: a round trip's p99 doubled while it ran).
+  The analysis runs in a child process at a lower CPU priority (nice +10): it is pure-Python work
+  that would otherwise hold the interpreter lock the serving threads need (measured: a round
+  trip's p99 doubled while it ran), and on a busy machine its CPU seconds would still crowd them.
 
-A pair's score is the larger of the two. The head works in the top ``COMPONENTS`` principal
+A pair's score is the larger of the two. The k votes until the next refit are served from one
+ranking, so its first 2k places are picked greedily (``batch_order``): each pick is taken into the
+head's posterior as if answered before the next is chosen, so they spread over the directions
+the head is unsure of instead of being near-copies of one. The head works in the top ``COMPONENTS`` principal
 components of the standardised response features (computed once per session from all its
 responses, no votes needed): a few dozen votes cannot inform 500+ weights, and the Laplace
 covariance is then a small matrix. Its prior gives a pair's logit a standard deviation of
@@ -38,6 +42,7 @@ import hashlib
 import logging
 import math
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -132,7 +137,7 @@ class LaplaceHead:
 
     def predict(self, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean logit and its posterior variance per row of ``delta``."""
-        return delta @ self.w, np.einsum("ij,jk,ik->i", delta, self.cov, delta)
+        return delta @ self.w, np.sum((delta @ self.cov) * delta, axis=1)  # BLAS, off the interpreter lock (einsum is not)
 
 
 def prior_precision(delta: np.ndarray, logit_sd: float = PRIOR_LOGIT_SD) -> float:
@@ -261,23 +266,23 @@ def doing(head: Head | None, n_decisive: int, refit_every: int, running: int | N
 
 
 def score_pairs(ids: Sequence[str], delta: np.ndarray, votes: Sequence[tuple[str, str, bool]],
-                groups: dict[str, list[str]] | None = None) -> tuple[np.ndarray, LaplaceHead]:
+                groups: dict[str, list[str]] | None = None) -> tuple[np.ndarray, LaplaceHead, np.ndarray]:
     """Each pair's score (bits): the larger of BALD under the head on every vote and the taste
-    groups' disagreement (when ``groups`` has two or more)."""
+    groups' disagreement (when ``groups`` has two or more; zeros otherwise), and that disagreement."""
     row = {pid: i for i, pid in enumerate(ids)}
     l2 = prior_precision(delta)
     used = [(row[p], who, a) for p, who, a in votes if p in row]
     idx = np.array([r for r, _, _ in used], dtype=np.int64)
     wins = np.array([a for _, _, a in used], dtype=bool)
     head = fit_head(delta[idx], wins, l2)
-    score = bald(*head.predict(delta))
+    split = np.zeros(len(delta))
     if groups and len(groups) >= 2:
         probs = []
         for members in groups.values():
             mine = np.array([who in members for _, who, _ in used], dtype=bool)
             probs.append(predictive(*fit_head(delta[idx[mine]], wins[mine], l2).predict(delta)))
-        score = np.maximum(score, disagreement(probs))
-    return score, head
+        split = disagreement(probs)
+    return np.maximum(bald(*head.predict(delta)), split), head, split
 
 
 def track_accuracy(previous: Head | None, ids: Sequence[str], delta: np.ndarray, votes: Sequence[tuple[str, str, bool]],
@@ -295,6 +300,47 @@ def track_accuracy(previous: Head | None, ids: Sequence[str], delta: np.ndarray,
     new = np.array([(ids[r], who) not in previous.seen for r, who, _ in known], dtype=bool)
     right = int(np.sum((x[new] @ previous.weights > 0) == wins[new]))
     return fit_correct, (previous.heldout[0] + right, previous.heldout[1] + int(new.sum()))
+
+
+def background_priority() -> None:
+    """Run the taste-group process at a lower CPU priority (nice +10), so that on a busy machine its
+    seconds of work yield the cores to the threads serving votes (measured: with the child at
+    normal priority a round trip's p99 rose while it ran, though it holds none of their locks)."""
+    if hasattr(os, "nice"):  # POSIX; elsewhere the child keeps its priority
+        try:
+            os.nice(10)
+        except OSError as err:
+            log.warning("model-uncertain: the taste-group process keeps its priority (%s)", err)
+
+
+def batch_order(delta: np.ndarray, head: LaplaceHead, floor: np.ndarray, batch: int, done: np.ndarray | None = None) -> np.ndarray:
+    """Row indices, ask first first: the first ``batch`` picked greedily, each by BALD after the
+    head's posterior has taken in the picks before it as if they had been answered (a rank-one
+    Laplace update per pick, weighted by p(1 − p) at the head's mean; the mean itself is left
+    alone, as the outcome is unknown), then the rest by that final score. A refit's k votes are
+    served from one ranking: plain BALD would spend them on near-copies of one direction; this
+    spreads them over the directions the head is unsure of. ``floor`` (e.g. the taste groups'
+    disagreement, which no fantasy changes) is a lower bound on every score; ``done`` marks pairs
+    that have all their votes (never picked, and last: the head already took them in)."""
+    mu, var = head.predict(delta)
+    weight = 1 / (1 + np.exp(-mu)) * (1 / (1 + np.exp(mu)))  # σ'(mu): the Fisher weight of one vote
+    cov = head.cov.copy()
+    score = np.maximum(bald(mu, var), floor)
+    taken = np.zeros(len(delta), dtype=bool) if done is None else np.asarray(done, dtype=bool).copy()
+    picks: list[int] = []
+    for _ in range(min(batch, int(np.sum(~taken)))):
+        i = int(np.argmax(np.where(taken, -np.inf, score)))
+        picks.append(i)
+        taken[i] = True
+        cx = cov @ delta[i]
+        gain = weight[i] / (1 + weight[i] * float(delta[i] @ cx))
+        cov -= gain * np.outer(cx, cx)
+        var = np.maximum(var - gain * (delta @ cx) ** 2, 0.0)
+        score = np.maximum(bald(mu, var), floor)
+    rest = np.flatnonzero(~taken)
+    closed = np.setdiff1d(np.flatnonzero(taken), picks)
+    by_score = [r[np.argsort(-np.round(score[r], 12), kind="stable")] for r in (rest, closed)]
+    return np.concatenate([np.array(picks, dtype=np.int64), *by_score])
 
 
 class UncertainOrder:
@@ -425,7 +471,8 @@ class UncertainOrder:
             return {}
         if self._analysis_process and self._pool is None:
             try:
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=background_priority)
             except (OSError, ImportError, ValueError) as err:
                 log.warning("model-uncertain: taste groups run in the refit thread (no child process: %s)", err)
                 self._analysis_process = False
@@ -462,8 +509,14 @@ class UncertainOrder:
         if not found_on or len(votes) >= GROUPS_GROWTH * found_on:
             groups = self._taste_groups(pairs, judgments, settings.refit_every)
             self._groups[sid] = (len(votes), groups)
-        score, fitted = score_pairs(ids, delta, votes, groups)
-        ranked = sorted(range(len(ids)), key=lambda i: -round(float(score[i]), 12))
+        score, fitted, split = score_pairs(ids, delta, votes, groups)
+        # The next refit comes after k more votes; twice k covers the pairs annotators hold meanwhile.
+        counted: dict[str, int] = {}
+        for j in judgments:
+            if str(getattr(j.outcome, "value", j.outcome)) != "skip":
+                counted[j.pair_id] = counted.get(j.pair_id, 0) + 1
+        done = np.array([counted.get(pid, 0) >= settings.overlap for pid in ids], dtype=bool)
+        ranked = batch_order(delta, fitted, split, 2 * settings.refit_every, done).tolist()
         fit_correct, heldout = track_accuracy(self.head(sid), ids, delta, votes, fitted.w)
         with self._lock:
             version = (self._heads[sid].version + 1) if sid in self._heads else 1
