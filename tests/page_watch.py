@@ -1,5 +1,5 @@
-"""Browser-test helpers for states that come and go: every text an element shows, and a file
-picked into a page still settling.
+"""Browser-test helpers: a page opened on the app, and states that come and go (every text an
+element shows, a file picked into a page still settling).
 
 Playwright's ``expect`` polls, so on a fast machine a state that lasts one frame (the chat's
 "working" note before the first token) can come and go between two polls. A MutationObserver
@@ -48,3 +48,18 @@ def attach_file(page: Any, elem: str, path: Path) -> None:
         except PlaywrightTimeoutError:
             if attempt:
                 raise
+
+
+UI_TIMEOUT_MS = 60_000  # one UI step on a busy 2-core machine (a model's work waits longer, per test)
+
+
+def open_app(browser: Any, url: str, width: int = 1400, height: int = 1400, *, tab: str = "", exact: bool = False,
+             timeout_ms: int = UI_TIMEOUT_MS) -> Any:
+    """A new page on the app at ``url`` (its root) in a ``width`` × ``height`` viewport, every wait bounded by
+    ``timeout_ms``, on ``tab`` when one is named: how every browser test starts."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(timeout_ms)
+    page.goto(url + "/", timeout=timeout_ms)
+    if tab:
+        page.get_by_role("tab", name=tab, exact=exact).click()
+    return page

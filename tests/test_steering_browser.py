@@ -9,12 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from playwright.sync_api import expect
+from page_watch import UI_TIMEOUT_MS, open_app
+from playwright.sync_api import Page, expect
+from sessions import longer, open_session, voted_session
 from test_server import Server, make_home, start_server
 from test_steering_votes import voted_pairs
 
 from workbench.data.types import Pair
-from workbench.labeling import LabelingStore
 from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.settings import Settings
 from workbench.steering.library import save_vector
@@ -23,7 +24,6 @@ from workbench.store import Store
 
 pytestmark = [pytest.mark.browser, pytest.mark.demo_model]
 
-UI_TIMEOUT_MS = 60_000
 LOOP_PROMPTS = ["Name a primary color.", "Say hello."]
 MODEL_TIMEOUT_MS = 300_000
 
@@ -34,39 +34,43 @@ def server(tmp_path_factory, demo_model_dir) -> Iterator[Server]:
     direction = torch.randn(576, generator=torch.Generator().manual_seed(0))
     save_vector(Settings(home=home), SteeringVector("random@12", 12, direction, scale=40.0))
     with Store(Settings(home=home).db_path) as store:  # a session whose 16 votes chose the longer answer
-        pairs = voted_pairs()
-        store.import_pairs("voted", pairs)
-        lab = LabelingStore(store)
-        lab.create_session("votes", "voted")
-        lab.join("votes", "ann")
-        for p in pairs:
-            lab.vote("votes", "ann", p.id, "A" if len(p.response_a) > len(p.response_b) else "B")
+        voted_session(store, "voted", voted_pairs(), "votes")
         # The loop panel's session: 10 of 12 prompts voted, and two new ones for the blind test.
         loop_pairs = voted_pairs(12) + [Pair(prompt, "a", "b", id=f"new{i}") for i, prompt in enumerate(LOOP_PROMPTS)]
-        store.import_pairs("loop-ds", loop_pairs)
-        lab.create_session("loop", "loop-ds")
-        lab.join("loop", "ann")
+        lab = open_session(store, "loop-ds", loop_pairs, "loop")
         for p in loop_pairs[:10]:
-            lab.vote("loop", "ann", p.id, "A" if len(p.response_a) > len(p.response_b) else "B")
+            lab.vote("loop", "ann", p.id, longer(p))
     srv = start_server(home, "--model", DEMO_MODEL_NAME)
     yield srv
     srv.stop()
 
 
-def test_slider_steers_the_right_panel_only(browser, server: Server) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
-    page.get_by_role("tab", name="Steering").click()
-    page.locator("#steer-slot-0 input").click()
-    page.get_by_role("option", name="random@12").click()
-    for elem, value in (("#steer-coef-0", "1"), ("#steer-max-new", "16")):
-        box = page.locator(f"{elem} input[type=number]")
-        box.fill(value)
-        box.press("Enter")
-    page.locator("#steer-prompt textarea").fill("Name a primary color.")
+def pick(page: Page, elem: str, option: str) -> None:
+    """Choose ``option`` in the dropdown ``elem``."""
+    page.locator(f"{elem} input").click()
+    page.get_by_role("option", name=option).click()
+
+
+def set_number(page: Page, elem: str, value: str) -> None:
+    """Type ``value`` into the number box of ``elem`` and commit it with Enter, as a user does."""
+    box = page.locator(f"{elem} input[type=number]")
+    box.fill(value)
+    box.press("Enter")
+
+
+def generate(page: Page, prompt: str) -> None:
+    """Generate from ``prompt`` with the sliders as set, and wait until the model is done."""
+    page.locator("#steer-prompt textarea").fill(prompt)
     page.locator("#steer-generate").click()
     expect(page.locator("#steer-gen-status")).to_contain_text("Done.", timeout=MODEL_TIMEOUT_MS)
+
+
+def test_slider_steers_the_right_panel_only(browser, server: Server) -> None:
+    page = open_app(browser, server.url, 1400, 1600, tab="Steering")
+    pick(page, "#steer-slot-0", "random@12")
+    set_number(page, "#steer-coef-0", "1")
+    set_number(page, "#steer-max-new", "16")
+    generate(page, "Name a primary color.")
     plain = page.locator("#steer-plain .wb-token")
     steered = page.locator("#steer-steered .wb-token")
     assert plain.count() > 0 and steered.count() > 0
@@ -77,14 +81,9 @@ def test_slider_steers_the_right_panel_only(browser, server: Server) -> None:
 
 def test_a_coefficient_without_a_vector_warns(browser, server: Server) -> None:
     """It used to return two identical texts and "Done."."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
-    page.get_by_role("tab", name="Steering").click()
+    page = open_app(browser, server.url, 1400, 1600, tab="Steering")
     expect(page.locator("#steer-model input")).to_have_value(DEMO_MODEL_NAME, timeout=UI_TIMEOUT_MS)  # the model the server started with, named
-    box = page.locator("#steer-coef-1 input[type=number]")
-    box.fill("2")
-    box.press("Enter")
+    set_number(page, "#steer-coef-1", "2")
     page.locator("#steer-generate").click()
     expect(page.locator("#steer-gen-status")).to_contain_text("Coefficient 2 is 2, but slot 2 has no vector")
     assert page.locator("#steer-plain .wb-token").count() == 0
@@ -93,22 +92,13 @@ def test_a_coefficient_without_a_vector_warns(browser, server: Server) -> None:
 
 def test_compare_with_shows_the_second_model_side_by_side(browser, server: Server) -> None:
     """The same prompt, seed and slider under a second model: here the model itself, so B reads as A."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1800})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
-    page.get_by_role("tab", name="Steering").click()
+    page = open_app(browser, server.url, 1400, 1800, tab="Steering")
     expect(page.locator("#steer-b-plain")).to_be_hidden()  # no second model picked: no second row
-    page.locator("#steer-slot-0 input").click()
-    page.get_by_role("option", name="random@12").click()
-    page.locator("#steer-compare input").click()
-    page.get_by_role("option", name=DEMO_MODEL_NAME).click()
-    for elem, value in (("#steer-coef-0", "1"), ("#steer-max-new", "8")):
-        box = page.locator(f"{elem} input[type=number]")
-        box.fill(value)
-        box.press("Enter")
-    page.locator("#steer-prompt textarea").fill("Name a primary color.")
-    page.locator("#steer-generate").click()
-    expect(page.locator("#steer-gen-status")).to_contain_text("Done.", timeout=MODEL_TIMEOUT_MS)
+    pick(page, "#steer-slot-0", "random@12")
+    pick(page, "#steer-compare", DEMO_MODEL_NAME)
+    set_number(page, "#steer-coef-0", "1")
+    set_number(page, "#steer-max-new", "8")
+    generate(page, "Name a primary color.")
     expect(page.locator("#steer-b-title")).to_contain_text(DEMO_MODEL_NAME)
     assert page.locator("#steer-b-plain .wb-token").count() > 0 and page.locator("#steer-b-steered .wb-token").count() > 0
     assert page.locator("#steer-b-plain").inner_text() == page.locator("#steer-plain").inner_text()
@@ -119,21 +109,14 @@ def test_compare_with_shows_the_second_model_side_by_side(browser, server: Serve
 def test_fit_from_votes_then_blind_test_the_setting(browser, server: Server) -> None:
     """The loop through steering from the browser: a vector from the session's votes goes straight into the
     slider dropdowns, and "Blind-test this setting" starts the generation job of a new session."""
-    page = browser.new_page(viewport={"width": 1400, "height": 2000})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
-    page.get_by_role("tab", name="Steering").click()
-    page.locator("#steer-votes-session input").click()
-    page.get_by_role("option", name="votes (16 A/B votes)").click()
+    page = open_app(browser, server.url, 1400, 2000, tab="Steering")
+    pick(page, "#steer-votes-session", "votes (16 A/B votes)")
     page.locator("#steer-votes-layers textarea, #steer-votes-layers input").first.fill("12")
     page.locator("#steer-votes-fit").click()
     expect(page.locator("#steer-votes-status")).to_contain_text("Saved 1 vector(s) from the votes of votes", timeout=MODEL_TIMEOUT_MS)
     expect(page.locator("#steer-votes-table")).to_contain_text("votes:votes@12:mean_diff")
-    page.locator("#steer-slot-0 input").click()
-    page.get_by_role("option", name="votes:votes@12:mean_diff").click()
-    box = page.locator("#steer-coef-0 input[type=number]")
-    box.fill("4")
-    box.press("Enter")
+    pick(page, "#steer-slot-0", "votes:votes@12:mean_diff")
+    set_number(page, "#steer-coef-0", "4")
     page.get_by_text("Blind-test this setting: a labeling session").click()
     page.locator("#steer-blind-prompts textarea").fill("Name a primary color.\nSay hello.")
     page.locator("#steer-blind-name textarea, #steer-blind-name input").first.fill("steered-check")
@@ -165,9 +148,7 @@ def test_from_votes_to_verdict_in_at_most_8_clicks(browser, server: Server) -> N
         locator.click()
         clicks += 1
 
-    page = browser.new_page(viewport={"width": 1400, "height": 2000})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
+    page = open_app(browser, server.url, 1400, 2000)
     click(page.get_by_role("tab", name="Labeling"))
     click(page.get_by_text("From votes to verdict"))
     click(page.locator("#wb-loop-session input"))
