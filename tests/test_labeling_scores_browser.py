@@ -8,12 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 from checkpoints import write_tiny_checkpoint
+from page_watch import open_app
 from playwright.sync_api import expect
+from sessions import voted_session
 from test_server import Server, start_server
 from test_steering_votes import voted_pairs
 
 from workbench.data.types import Pair
-from workbench.labeling import LabelingStore
 from workbench.models.loading import load_model
 from workbench.preference.reward_heads import reward_models_dir, train_reward_model_from_session
 from workbench.settings import Settings
@@ -21,7 +22,6 @@ from workbench.store import Store
 
 pytestmark = pytest.mark.browser
 
-UI_TIMEOUT_MS = 60_000
 MODEL_TIMEOUT_MS = 240_000
 
 
@@ -31,13 +31,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
     model = write_tiny_checkpoint("llama", home / "models" / "tiny-llama")
     settings = Settings(home=home)
     with Store(settings.db_path) as store:
-        pairs = voted_pairs(12)
-        store.import_pairs("voted", pairs)
-        lab = LabelingStore(store)
-        lab.create_session("votes", "voted")
-        lab.join("votes", "ann")
-        for p in pairs:
-            lab.vote("votes", "ann", p.id, "A" if len(p.response_a) > len(p.response_b) else "B")
+        lab = voted_session(store, "voted", voted_pairs(12), "votes")
         rm = train_reward_model_from_session(load_model(model, name="tiny-llama"), lab, "votes", name="rm", layer=1)
         rm.save(reward_models_dir(settings))
         store.import_pairs("fresh", [Pair("Say hello.", "Hello there, friend.", "Hi", id="q0"),
@@ -49,10 +43,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
 
 
 def test_scores_show_after_the_vote_never_before(browser, server: Server) -> None:
-    page = browser.new_page(viewport={"width": 1300, "height": 1500})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
-    page.get_by_role("tab", name="Labeling").click()
+    page = open_app(browser, server.url, 1300, 1500, tab="Labeling")
     box = page.locator("#wb-lab-session input")
     box.click()
     page.get_by_role("option", name="scored", exact=True).click()
