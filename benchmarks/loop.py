@@ -379,7 +379,7 @@ def cancel_jobs(ctx: AppContext, lm: LoadedModel, session: str, pal_session: str
     jobs = {
         "dpo": ("dpo", {**dpo, "max_steps": 1000}, lambda p: p.get("stage") == "train"),
         "dpo_evaluate": ("dpo", {**dpo, "max_steps": 1, "eval_max_pairs": 64}, lambda p: p.get("stage") == "evaluate"),
-        "pair_generation": ("labeling.generate-pairs", {"dataset": "cancel-pairs", "prompts": prompts, "sources": [
+        "pair_generation": ("generate-pairs", {"dataset": "cancel-pairs", "prompts": prompts, "sources": [
             {"name": "a", "model": DEMO_MODEL_NAME, "sampling": greedy},
             {"name": "b", "model": DEMO_MODEL_NAME, "sampling": {"max_new_tokens": 256}}]}, lambda p: "answering" in p.get("message", "")),
         "pal": ("pal", {"session": pal_session, "epochs": 5000, "k": 2}, any_stage),

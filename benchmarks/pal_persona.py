@@ -53,7 +53,7 @@ def one_seed(seed: int, model: str, settings: Settings, data: Path, traits: list
         run_dir = Path(tmp) / "run"
         run_dir.mkdir()
         files.write_manifest(run_dir, files.Manifest(id=f"persona-{seed}", type="pal", entry=""))
-        run_pal(JobContext(run_dir, cfg, settings, resume=False, run_id=f"persona-{seed}"))
+        run_pal(JobContext(run_dir, PALJobConfig.from_dict(cfg), settings, resume=False, run_id=f"persona-{seed}"))
         summary = files.read_manifest(run_dir).summary
     print(json.dumps({"seed": seed, "traits": spec.traits, "seen": summary["seen"]}), file=sys.stderr, flush=True)
     return summary

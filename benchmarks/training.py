@@ -22,6 +22,7 @@ import torch
 
 from workbench.jobs.context import JobContext
 from workbench.settings import Settings
+from workbench.training.configs import DPOJobConfig
 from workbench.training.dpo import train_dpo, validate_dpo
 from workbench.training.pal import BTModel, PALModel, fit
 from workbench.training.pal_data import planted_groups
@@ -54,7 +55,7 @@ def dpo_run(settings: Settings, data: Path, model: str, steps: int, precompute: 
     cfg = validate_dpo({"model": model, "dataset": str(data), "max_steps": steps, "batch_size": 2, "max_length": max_length,
                         "held_out_fraction": 0.0, "precompute_ref_log_probs": precompute, "save_steps": 10_000}, settings)
     with tempfile.TemporaryDirectory() as tmp:
-        job = JobContext(Path(tmp), cfg, settings, resume=False, run_id="bench")
+        job = JobContext(Path(tmp), DPOJobConfig.from_dict(cfg), settings, resume=False, run_id="bench")
         from workbench.jobs import manifest as files
 
         files.write_manifest(Path(tmp), files.Manifest(id="bench", type="dpo", entry=""))

@@ -40,7 +40,7 @@ def ctx(tmp_path) -> AppContext:
 
 def test_every_registered_job_type_gets_a_form(ctx) -> None:
     manager = JobManager.for_context(ctx)
-    assert {"dpo", "pal", "dpa-rsf", "recsae", "lm-sae", "labeling.generate-pairs"} <= set(manager.types)
+    assert {"dpo", "pal", "dpa-rsf", "recsae", "lm-sae", "generate-pairs"} <= set(manager.types)
     recsae = manager.job_type("recsae")
     assert {"interactions", "attributes", "epochs", "d_model"} <= set(actions.form_fields(recsae))
     assert actions.yaml_fields(recsae) == ["sae"]  # a mapping: only the YAML box sets it
@@ -50,7 +50,7 @@ def test_every_registered_job_type_gets_a_form(ctx) -> None:
     # the shipped plugins declare their own figures and ready runs on their job types
     assert (manager.job_type("dpo").figure, manager.job_type("pal").figure) == (dpo_figure, pal_figure)
     assert actions.example_values(recsae) == {"interactions": str(INTERACTIONS), "attributes": str(ITEMS)}
-    pairs_job = manager.job_type("labeling.generate-pairs")
+    pairs_job = manager.job_type("generate-pairs")
     assert actions.form_fields(pairs_job) == ["dataset", "session", "candidate", "batch_size"]
     assert actions.yaml_fields(pairs_job) == ["prompts", "sources", "session_settings"]
     with gr.Blocks() as demo:

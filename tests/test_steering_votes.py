@@ -106,10 +106,10 @@ def test_blind_session_config_holds_out_the_fitted_prompts_and_refuses_one_sourc
     with pytest.raises(NotFound, match="No labeling session named 'nope'"):
         steering_blind_config(ctx.settings, "m", [(vec, 2.0)], from_session="nope")
     greedy = steering_blind_config(ctx.settings, "m", [(vec, 2.0)], prompts=["Hi"])
-    assert greedy["candidate"] == "steered" and all(not src["sampling"]["do_sample"] for src in greedy["sources"])
+    assert greedy.candidate == "steered" and all(not src.sampling.do_sample for src in greedy.sources)
     sampled = steering_blind_config(ctx.settings, "m", [(vec, 2.0)], prompts=["Hi"], temperature=0.7)
     # Regenerating with sampling: a seed per side, or near-identical sides repeat the same answers.
-    assert [(s["sampling"]["do_sample"], s["sampling"]["temperature"], s["sampling"]["seed"]) for s in sampled["sources"]] == [
+    assert [(s.sampling.do_sample, s.sampling.temperature, s.sampling.seed) for s in sampled.sources] == [
         (True, 0.7, 0), (True, 0.7, 1)]
     with pytest.raises(ConfigError, match="--temperature must be above 0"):
         steering_blind_config(ctx.settings, "m", [(vec, 2.0)], prompts=["Hi"], temperature=0.0)

@@ -19,6 +19,7 @@ from workbench.jobs import JobManager, describe_failure
 from workbench.labeling.alpacaeval import import_alpacaeval
 from workbench.labeling.analysis import agreement_rows, fmt_num, session_report
 from workbench.labeling.export import SESSION_EXPORT_FORMATS, export_session_as
+from workbench.labeling.generate import GENERATE_PAIRS
 from workbench.labeling.scores import disagreement_queue, model_scores
 from workbench.labeling.sessions import ORDERS, LabelingStore, SessionSettings
 from workbench.labeling.state import labeling_store
@@ -312,7 +313,7 @@ def _generate_section(ctx: Any) -> gr.Accordion:
             config = {"dataset": dataset.strip(), "prompts": [p for p in prompts.splitlines() if p.strip()], "sources": [a, b]}
             if session.strip():
                 config["session"] = session.strip()
-            run = JobManager.for_context(ctx).submit("labeling.generate-pairs", config)
+            run = JobManager.for_context(ctx).submit(GENERATE_PAIRS.name, config)
         except WorkbenchError as err:
             return f"⚠️ {err}", ""
         return f"Started run `{run.id}`; press Refresh progress.", run.id

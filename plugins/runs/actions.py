@@ -20,7 +20,7 @@ from workbench.app import ui
 from workbench.app.auth import require_owner
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import JobManager, Run
-from workbench.jobs.config import unwrap_optional
+from workbench.jobs.config import literal_choices, unwrap_optional
 from workbench.jobs.registry import JobType, check_options
 
 SCALARS = (str, int, float, bool)
@@ -41,7 +41,7 @@ def form_fields(job_type: JobType) -> list[str]:
     out = []
     for f in dataclasses.fields(cls):
         tp, optional = unwrap_optional(hints[f.name])
-        if f.init and tp in SCALARS and not (optional and tp in (int, float) and f.default is None):
+        if f.init and (tp in SCALARS or literal_choices(tp)) and not (optional and tp in (int, float) and f.default is None):
             out.append(f.name)
     return out
 

@@ -15,7 +15,7 @@ from workbench.app import ui
 from workbench.app.auth import require_owner
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import JobManager, Run, describe_failure
-from workbench.jobs.config import unwrap_optional
+from workbench.jobs.config import literal_choices, unwrap_optional
 
 RUN_COLUMNS = ["id", "type", "status", "progress", "eta_s", "attempts", "created", "output", "error"]
 
@@ -34,8 +34,8 @@ def config_form(cls: type, names: list[str], id_prefix: str, values: dict[str, A
         elem_id = f"{id_prefix}-{name.replace('_', '-')}"
         if name in ("model", "dataset") and not f.metadata.get("new_name"):
             out.append(gr.Dropdown(label=label, info=info, choices=[], value=default, allow_custom_value=True, elem_id=elem_id))
-        elif f.metadata.get("choices"):
-            out.append(gr.Radio(list(f.metadata["choices"]), value=default, label=label, info=info, elem_id=elem_id))
+        elif choices := literal_choices(hints[name]):
+            out.append(gr.Radio(list(choices), value=default, label=label, info=info, elem_id=elem_id))
         elif tp is bool:
             out.append(gr.Checkbox(value=bool(default), label=label, info=info, elem_id=elem_id))
         elif tp in (int, float):
