@@ -8,14 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 from checkpoints import write_tiny_checkpoint
+from page_watch import UI_TIMEOUT_MS, open_app
 from playwright.sync_api import expect
+from sessions import voted_session
 from test_loop import ONE_THREAD, dpo_options
 from test_server import Server, start_server
 from test_steering_votes import voted_pairs
 from test_training_pal_job import SMALL, fake_persona
 
 from workbench.jobs import JobManager
-from workbench.labeling import LabelingStore
 from workbench.labeling.generate import GENERATE_PAIRS
 from workbench.settings import Settings
 from workbench.store import Store
@@ -25,7 +26,6 @@ from workbench.training.persona import build_persona_benchmark, write_benchmark
 
 pytestmark = pytest.mark.browser
 
-UI_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +35,7 @@ def runs(tmp_path_factory) -> Iterator[tuple[Server, dict[str, str]]]:
     model = write_tiny_checkpoint("llama", home / "models" / "tiny-llama")
     settings = Settings(home=home)
     with Store(settings.db_path) as store:
-        pairs = voted_pairs(16)
-        store.import_pairs("ds", pairs)
-        lab = LabelingStore(store)
-        lab.create_session("s", "ds")
-        lab.join("s", "alice")
-        for p in pairs:
-            lab.vote("s", "alice", p.id, "A" if len(p.response_a) > len(p.response_b) else "B")
+        voted_session(store, "ds", voted_pairs(16), "s", "alice")
     bench = write_benchmark(*build_persona_benchmark(fake_persona(root / "persona"), SMALL), root / "bench")
     manager = JobManager(settings, job_types={"dpo": DPO_JOB, "pal": PAL_JOB, GENERATE_PAIRS.name: GENERATE_PAIRS})
     sides = [{"name": n, "model": str(model), "sampling": {"max_new_tokens": 2}} for n in ("a", "b")]
@@ -65,10 +59,7 @@ def pick_run(page, run_id: str) -> None:
 
 def test_a_run_shows_only_its_job_types_panels(browser, runs) -> None:
     server, ids = runs
-    page = browser.new_page(viewport={"width": 1400, "height": 2400})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
-    page.get_by_role("tab", name="Fine-tune", exact=True).click()
+    page = open_app(browser, server.url, 1400, 2400, tab="Fine-tune", exact=True)
     # Its own runs only: the pair-generation run is the Runs tab's.
     expect(page.locator("#ft-table")).to_contain_text(ids["dpo"], timeout=UI_TIMEOUT_MS)
     expect(page.locator("#ft-table")).to_contain_text(ids["pal"])
