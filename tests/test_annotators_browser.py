@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from page_watch import open_app
 from test_annotators import demo_pairs, voters
 from test_labeling_browser import UI_TIMEOUT_MS
 
@@ -43,9 +44,7 @@ def simulated_session(home: Path) -> None:
 def test_the_statistics_view_tells_the_noisy_voter_from_the_two_tastes(tmp_path: Path, browser, server_process) -> None:
     simulated_session(tmp_path)
     server = server_process(tmp_path, ["apps.labeling_server"])
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(server.url + "/")
+    page = open_app(browser, server.url, timeout_ms=UI_TIMEOUT_MS)
     page.locator("#wb-lab-frame").wait_for()  # the page-load event has chosen a session
     page.get_by_text("Analysis, disagreements and export", exact=True).click()
     page.wait_for_function("document.querySelector('#wb-lab-an-session input')?.value === 'tastes'")  # the only session
