@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from page_watch import open_app
 from test_labeling_browser import UI_TIMEOUT_MS
 
 from apps.labeling_server import labeling_context
@@ -257,9 +258,7 @@ def test_logins_label_as_themselves_and_never_in_anothers_queue(tmp_path: Path, 
 def test_the_labeling_tab_links_the_fast_page(tmp_path: Path, browser, server_process) -> None:
     prepare(tmp_path)
     server = server_process(tmp_path, ["apps.labeling_server"])
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(server.url + "/")
+    page = open_app(browser, server.url, 1300, 1000, timeout_ms=UI_TIMEOUT_MS)
     link = page.locator("#wb-lab-fast a")
     link.wait_for()
     assert link.get_attribute("href") == "/label/s" and "Fast keyboard page" in page.locator("#wb-lab-fast").inner_text()
