@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from checkpoints import write_tiny_checkpoint
-from page_watch import attach_file, record_texts, recorded
+from page_watch import attach_file, open_app, record_texts, recorded
 from playwright.sync_api import expect
 from test_home_chat import write_plain_gpt2
 from test_server import Server, start_server
@@ -20,7 +20,6 @@ from plugins.home.actions import WORKING
 
 pytestmark = pytest.mark.browser
 
-UI_TIMEOUT_MS = 60_000
 MODEL_TIMEOUT_MS = 180_000  # the server's first torch import and model load on a busy 2-core CPU
 
 # Every text the compare pane's answer bubble shows, in order (MutationObserver: no state is missed).
@@ -36,9 +35,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
 
 @pytest.fixture
 def page(browser, server: Server):
-    page = browser.new_page(viewport={"width": 1440, "height": 1400})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
+    page = open_app(browser, server.url, 1440, 1400)
     page.locator("#home-load").wait_for()
     yield page
     page.close()
