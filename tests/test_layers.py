@@ -1,7 +1,7 @@
 """The import arrows docs/architecture.md promises, read from the source (issue 23 §4).
 
 Every ``import`` counts, inside functions too: a lazy import is still an arrow. Rules:
-the core never imports a plugin or an app; compute packages never import the UI (the app's
+the core never imports a plugin or an app; no plugin imports another; compute packages never import the UI (the app's
 auth and body limits are HTTP plumbing the labeling API shares); ``workbench.preference`` never imports ``workbench.labeling``
 (labeling owns votes as data and calls the statistics; preference declares what it reads
 as ``VoteSource``).
@@ -48,6 +48,15 @@ def test_compute_never_imports_the_app(package: str) -> None:
 
 def test_preference_never_imports_labeling() -> None:
     assert offenders("workbench/preference", ("workbench.labeling",)) == []
+
+
+def test_no_plugin_imports_another() -> None:
+    """What two plugins share lives in the core (the loop panel fits through workbench.*, not the Steering tab's actions)."""
+    plugins = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").exists())
+    found = []
+    for name in plugins:
+        found += offenders(f"plugins/{name}", tuple(f"plugins.{other}" for other in plugins if other != name))
+    assert found == []
 
 
 def test_the_checker_sees_lazy_imports(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def ctx(tmp_path_factory, tiny_checkpoint):
 
 def test_actions_need_a_loaded_causal_model(tmp_path):
     with pytest.raises(ModelError, match="No model picked"):
-        actions.require_model(AppContext(Settings(home=tmp_path)))
+        AppContext(Settings(home=tmp_path)).causal_model()
 
 
 def test_fit_vectors_then_stream_side_by_side(ctx, tiny_checkpoint):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from workbench.data.demo import load_demo_pairs
 from workbench.data.readers import detect_file_format, read_pairs
-from workbench.errors import DataError, SecurityError
+from workbench.errors import DataError, ModelError, SecurityError
 from workbench.models.catalog import CatalogEntry, scan_catalog
 from workbench.plugins import PluginHost
 from workbench.settings import Settings
@@ -119,6 +119,18 @@ class AppContext:
         place (hooks, adapters) must scope that change and undo it.
         """
         return self.model_service.get(name_or_path, base=base)
+
+    def causal_model(self, model: str | None = None) -> LoadedModel:
+        """The causal LM a request names (the server's active model when it names none), from the
+        shared cache: steering, reward heads and the loop need a decoder, and nothing here
+        switches the model anyone else is using."""
+        name = model or self.active_model_name
+        if not name:
+            raise ModelError("No model picked.", hint="Pick a model in the Model dropdown at the top of this tab.")
+        lm = self.get_model(name)
+        if lm.is_encoder:
+            raise ModelError(f"{lm.name} is an encoder; steering needs a causal language model.", hint="Pick a decoder model.")
+        return lm
 
     def activate(self, name_or_path: str | Path) -> LoadedModel:
         """Make a model the app's active one (the Home tab's Load, ``serve --model``)."""

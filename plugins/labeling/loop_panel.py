@@ -25,8 +25,21 @@ from workbench.app.auth import OWNER, login_name, role_of
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import JobManager, Run, describe_failure
 from workbench.jobs.commands import progress_line
+from workbench.labeling.analysis import session_report
 from workbench.labeling.page import page_url
 from workbench.labeling.state import labeling_store
+from workbench.labeling.verdict import session_verdict
+from workbench.loop import (
+    dpa_system,
+    held_out_note,
+    pal_verdict,
+    start_blind_session,
+    start_dpa_blind_session,
+    start_steering_blind_session,
+)
+from workbench.preference.reward_heads import reward_models_dir, train_reward_model_from_session
+from workbench.preference.vote_steering import session_vectors, sessions_with_votes
+from workbench.steering.library import save_fitted
 
 COEFFICIENT = 4.0  # what the steering tests use on the demo model: visibly steered, still fluent
 PROMPTS = 8
@@ -42,7 +55,6 @@ PAL_NO_BLIND = ("A PAL run writes no answers, so there is no blind session to ma
 
 def vote_sessions(ctx: Any) -> list[tuple[str, str]]:
     """(label, session) for the sessions with A/B votes, most votes first (the likeliest to fit)."""
-    from workbench.preference.vote_steering import sessions_with_votes
 
     rows = sorted(sessions_with_votes(labeling_store(ctx)), key=lambda r: -r[1])
     return [(f"{name} ({n} A/B votes)", name) for name, n in rows]
@@ -79,26 +91,25 @@ def model_name(ctx: Any) -> str:
 
 def fit_steering(ctx: Any, session: str) -> tuple[str, dict[str, str]]:
     """A mean-difference steering vector from the session's votes; (status, what was fitted)."""
-    from plugins.steering.actions import fit_from_votes, require_model
-
-    layer = fit_layer(require_model(ctx).n_layers)
-    (row,) = fit_from_votes(ctx, session, "mean_diff", str(layer))
-    name, _, _, _, accuracy, _, n_pairs = row
-    return (f"✓ **1 ·** Saved steering vector **{ui.md_escape(name)}** (layer {layer}, {n_pairs} votes, accuracy on them "
-            f"{accuracy:.2f}); the Steering tab lists it too. Next: **2 · Make the blind session**."), {"kind": STEERING, "name": name}
+    lm = ctx.causal_model()
+    layer = fit_layer(lm.n_layers)
+    (vector,) = save_fitted(ctx.settings, session_vectors(lm, labeling_store(ctx), session, [layer], method="mean_diff",
+                                                           cache=ctx.activation_cache))
+    return (f"✓ **1 ·** Saved steering vector **{ui.md_escape(vector.name)}** (layer {layer}, {vector.info['n_pairs']} votes, "
+            f"accuracy on them {vector.info['accuracy']:.2f}); the Steering tab lists it too. Next: **2 · Make the blind session**."
+            ), {"kind": STEERING, "name": vector.name}
 
 
 def fit_dpa(ctx: Any, session: str) -> tuple[str, dict[str, str]]:
     """Reward heads on the session's votes and the DPA direction they imply; (status, what was fitted)."""
-    from plugins.steering.actions import SESSION_SOURCE, require_model, train_reward
-    from workbench.loop import dpa_system
-    from workbench.preference.reward_heads import load_reward_model
-
-    name = f"loop-{session}"
-    said = train_reward(ctx, SESSION_SOURCE + session, "", fit_layer(require_model(ctx).n_layers), name)
-    system = dpa_system(load_reward_model(ctx.settings, name))
-    return (f"✓ **1 ·** {said} The DPA tab lists it. Steered answers get the system prompt “{ui.md_escape(system)}”. "
-            "Next: **2 · Make the blind session**."), {"kind": DPA, "name": name}
+    lm, name = ctx.causal_model(), f"loop-{session}"
+    rm = train_reward_model_from_session(lm, labeling_store(ctx), session, name=name, layer=fit_layer(lm.n_layers),
+                                         cache=ctx.activation_cache)
+    rm.save(reward_models_dir(ctx.settings))
+    accuracy = rm.metrics["overall"]["heldout_pairwise_accuracy"]
+    return (f"✓ **1 ·** Saved reward model **{ui.md_escape(name)}** from the session's votes, with its DPA direction "
+            f"(held-out pairwise accuracy {accuracy:.2f}); the DPA tab lists it. Steered answers get the system prompt "
+            f"“{ui.md_escape(dpa_system(rm))}”. Next: **2 · Make the blind session**."), {"kind": DPA, "name": name}
 
 
 def start_run(ctx: Any, kind: str, session: str, steps: float | None) -> Run:
@@ -134,7 +145,9 @@ def follow_run(run: Run, what: str) -> Iterator[tuple[str, Any, Any]]:
 def fit(ctx: Any, session: str | None, method: str | None, steps: float | None,
         request: gr.Request | None) -> Iterator[tuple[str, Any, Any]]:
     """Step 1, by the chosen method; yields (status, what was fitted, the blind button's update)."""
-    from plugins.labeling.manage import owner_only
+    from plugins.labeling.manage import (
+        owner_only,  # manage imports this module (build_loop_panel): at the top it would be an import cycle
+    )
 
     try:
         owner_only(ctx, request)
@@ -156,7 +169,6 @@ def start_blind(ctx: Any, session: str | None, fitted: dict[str, str], coefficie
                 temperature: float | None) -> tuple[Run, str]:
     """The blind session's job for what step 1 fitted (greedy, or sampled at ``temperature`` with a seed per
     side: a short run can leave greedy answers unchanged), and the note on its prompts."""
-    from workbench.loop import held_out_note, start_blind_session, start_dpa_blind_session, start_steering_blind_session
 
     manager, kind, name = JobManager.for_context(ctx), fitted.get("kind"), fitted.get("name", "")
     if temperature is not None and temperature < 0:
@@ -181,7 +193,9 @@ def start_blind(ctx: Any, session: str | None, fitted: dict[str, str], coefficie
 def make_blind(ctx: Any, session: str | None, fitted: dict[str, str] | None, coefficient: float | None,
                temperature: float | None, request: gr.Request | None) -> Iterator[tuple[str, Any]]:
     """Step 2: start the blind session's job and follow it until the session exists."""
-    from plugins.labeling.manage import owner_only
+    from plugins.labeling.manage import (
+        owner_only,  # manage imports this module (build_loop_panel): at the top it would be an import cycle
+    )
 
     fitted = fitted or {}
     try:
@@ -209,7 +223,6 @@ def make_blind(ctx: Any, session: str | None, fitted: dict[str, str] | None, coe
 
 def pal_markdown(ctx: Any, run_id: str) -> str:
     """A finished PAL run's verdict: held-out accuracy of PAL and Bradley–Terry with 95 % intervals."""
-    from workbench.loop import pal_verdict
 
     run = JobManager.for_context(ctx).get(run_id)
     if run.status != "finished":
@@ -230,9 +243,10 @@ def pal_markdown(ctx: Any, run_id: str) -> str:
 
 def verdict(ctx: Any, blind: str | None, fitted: dict[str, str] | None, request: gr.Request | None) -> str:
     """Step 4: the blind session's statistics, "did it win?" about its recorded candidate first (PAL: its accuracy)."""
-    from plugins.labeling.manage import owner_only, report_markdown
-    from workbench.labeling.analysis import session_report
-    from workbench.labeling.verdict import session_verdict
+    from plugins.labeling.manage import (  # manage imports this module (build_loop_panel): at the top it would be an import cycle
+        owner_only,
+        report_markdown,
+    )
 
     try:
         owner_only(ctx, request)

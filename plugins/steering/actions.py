@@ -47,23 +47,11 @@ FIT_UNITS = {MODEL_STAGE: "model loaded", "activations": "texts", "fit": "layers
 REWARD_UNITS = {MODEL_STAGE: "model loaded", "features": "texts", "heads": "attributes"}
 
 
-def require_model(ctx: AppContext, model: str | None = None) -> LoadedModel:
-    """The causal LM this request names (the server's start-up model when it names none), from the
-    shared cache: nothing here switches a model for anyone else."""
-    name = model or ctx.active_model_name
-    if not name:
-        raise ModelError("No model picked.", hint="Pick a model in the Model dropdown at the top of this tab.")
-    lm = ctx.get_model(name)
-    if lm.is_encoder:
-        raise ModelError(f"{lm.name} is an encoder; steering needs a causal language model.", hint="Pick a decoder model.")
-    return lm
-
-
 def require_model_reporting(ctx: AppContext, model: str | None, progress: StageProgress | None) -> LoadedModel:
     """``require_model`` as the first stage of a long action: loading a model can take minutes."""
     if progress:
         progress(MODEL_STAGE, 0, 1)
-    lm = require_model(ctx, model)
+    lm = ctx.causal_model(model)
     if progress:
         progress(MODEL_STAGE, 1, 1)
     return lm
@@ -256,10 +244,10 @@ def stream_comparison(ctx: AppContext, prompt: str, system: str, steering: list[
     B is decoded after A, with the same settings; the vectors apply to B when their residual
     width and layer fit it, otherwise B is shown unsteered and the note says why.
     """
-    lm = require_model(ctx, model)
+    lm = ctx.causal_model(model)
     if not (prompt or "").strip():
         raise ConfigError("Type a prompt first.")
-    other = require_model(ctx, compare) if compare else None
+    other = ctx.causal_model(compare) if compare else None
     text, sys_text = prompt.strip(), system or None
     a_plain = a_steered = ""
     for plain, steered, state in timed_pairs(lm, text, steering, settings, sys_text, every):
@@ -312,7 +300,7 @@ def blind_test(ctx: AppContext, manager: JobManager, model: str | None, names: S
 def run_sweep(ctx: AppContext, vector_name: str, prompts_text: str, low: float, high: float, steps: int,
               settings: SamplingSettings, reward_model: str | None = None, attribute: str | None = None,
               model: str | None = None) -> SweepResult:
-    lm = require_model(ctx, model)
+    lm = ctx.causal_model(model)
     if not vector_name:
         raise ConfigError("Pick a steering vector to sweep.")
     prompts = [line.strip() for line in (prompts_text or "").splitlines() if line.strip()]
@@ -435,7 +423,7 @@ def dpa_prompt_preview(ctx: AppContext, reward_model: str | None, theta: float, 
 def run_best_of_n(ctx: AppContext, reward_model: str, prompt: str, theta: float, weights: Sequence[float], n: int,
                   settings: SamplingSettings, condition_prompt: bool, mode: str = THETA,
                   axes: tuple[str | None, str | None] = (None, None), model: str | None = None) -> BestOfN:
-    lm = require_model(ctx, model)
+    lm = ctx.causal_model(model)
     if not reward_model:
         raise ConfigError("Pick a reward model (or train one above).")
     if not (prompt or "").strip():
