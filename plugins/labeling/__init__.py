@@ -13,7 +13,7 @@ from workbench.plugin_types import GradioTab
 
 
 def _build_tab(ctx: Any) -> None:
-    from plugins.labeling.tab import build_labeling_tab
+    from plugins.labeling.tab import build_labeling_tab  # gradio: only when the app builds its tabs
 
     build_labeling_tab(ctx)
 
@@ -25,6 +25,7 @@ def gradio_tabs(context: Any) -> list[GradioTab]:
 
 @hookimpl
 def api_routes(context: Any) -> list[Any]:
+    # FastAPI and the store's statistics: only a server calls this hook, never the CLI's quick commands
     from workbench.labeling.api import build_router
     from workbench.labeling.page import build_page_router
     from workbench.labeling.state import labeling_store
@@ -34,6 +35,7 @@ def api_routes(context: Any) -> list[Any]:
 
 @hookimpl
 def job_types() -> dict[str, Any]:
+    # entry points load on every command: the job module only when job types are collected
     from workbench.labeling.generate import GENERATE_PAIRS
 
     return {GENERATE_PAIRS.name: GENERATE_PAIRS}
@@ -41,6 +43,6 @@ def job_types() -> dict[str, Any]:
 
 @hookimpl
 def cli_commands(app: Any) -> None:
-    from plugins.labeling.cli import label_app
+    from plugins.labeling.cli import label_app  # only the CLI calls this hook: the app, notebooks and jobs never load it
 
     app.add_typer(label_app, name="label")

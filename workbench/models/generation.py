@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from workbench.data.types import Prompt
 from workbench.errors import ConfigError
@@ -137,8 +137,6 @@ class Streamed:
 
 def stream(lm: LoadedModel, prompt: Prompt, settings: SamplingSettings | None = None, system: str | None = None) -> Iterator[Streamed]:
     """Yield the growing response as tokens arrive (for live UIs), with its token count and ETA."""
-    from transformers import TextIteratorStreamer
-
     settings = settings or SamplingSettings()
     enc = _encode(lm, [prompt], system)
     t0 = time.monotonic()
