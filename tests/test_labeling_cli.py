@@ -143,3 +143,14 @@ def test_label_serve_serves_the_fast_page_and_refuses_an_open_bind_without_login
     assert item.status_code == 200 and item.json()["item"] is None  # overlap 2, and ann and ben judged every pair
     refused = workbench(home, "serve", "--host", "0.0.0.0", "--port", "1")
     assert refused.returncode == 2 and "--auth" in refused.stderr + refused.stdout, refused.stderr
+
+
+def test_a_gold_file_is_read_like_every_user_file(home: Path) -> None:
+    """A pipe is refused at once (not read until it closes), a missing or broken file is named, and no session is made."""
+    os.mkfifo(home / "gold.pipe")
+    (home / "broken.json").write_text('{"p01": "A"')
+    for name, said in (("gold.pipe", "named pipe"), ("missing.json", "does not exist"), ("broken.json", "line 1")):
+        proc = workbench(home, "create", "g", "--dataset", "ds", "--gold", str(home / name))
+        assert proc.returncode != 0 and name in proc.stderr and said in proc.stderr, proc.stderr
+    with Store(home / "workbench.sqlite") as store:
+        assert [s.name for s in LabelingStore(store).list_sessions()] == ["s"]  # the fixture's session only

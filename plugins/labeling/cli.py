@@ -17,6 +17,7 @@ import typer
 
 from workbench.cli_options import DatabaseUrlOpt, HomeOpt, JsonOpt, context_for, host_of, table
 from workbench.data.readers import FileDataError
+from workbench.data.user_files import read_user_text
 from workbench.errors import ConfigError, DataError
 from workbench.jobs.commands import follow, manager_for
 from workbench.labeling.alpacaeval import import_alpacaeval, session_leaderboard
@@ -93,9 +94,7 @@ def create(
     gold_map: dict[str, str] = {}
     if gold is not None:
         try:
-            gold_map = json.loads(gold.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise ConfigError(f"Cannot read the gold file {gold}: {err.strerror or err}.", hint="Give a JSON file path.") from None
+            gold_map = json.loads(read_user_text(gold))  # size-bounded, a pipe refused, errors naming the file
         except json.JSONDecodeError as err:
             raise DataError(f"The gold file is not valid JSON: {err.msg}.", path=gold, line=err.lineno,
                             hint='Write e.g. {"p1": "A", "p7": "tie"}.') from None
