@@ -126,8 +126,7 @@ def submit(kind: str, opts: dict[str, Any], home: Path | None, wait: bool,
     return run
 
 
-def job_command(kind: str, config_cls: type, doc: str, *, nested: dict[str, dict[str, tuple[str, type, str]]] | None = None,
-                on_finished: Callable[[Any], None] | None = None) -> Callable[..., None]:
+def job_command(kind: str, config_cls: type, doc: str, *, on_finished: Callable[[Any], None] | None = None) -> Callable[..., None]:
     """A ``workbench … <kind>`` submit command whose flags are generated from ``config_cls``
     (plus ``--config``, ``--set``, ``--wait``, ``--home``)."""
 
@@ -136,7 +135,7 @@ def job_command(kind: str, config_cls: type, doc: str, *, nested: dict[str, dict
         submit(kind, job_options(config, set_, explicit, nested_values), home, wait, on_finished, host_of(ctx))
 
     body.__doc__ = doc
-    return command_from_config(config_cls, body, nested=nested, extra=[
+    return command_from_config(config_cls, body, extra=[
         inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
         inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt),
         inspect.Parameter("set_", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=SetOpt),

@@ -262,23 +262,14 @@ def _param(name: str, tp: Any, help: str, flag: str | None = None) -> inspect.Pa
                              annotation=Annotated[inner | None, typer.Option(*decl, help=help)])
 
 
-def command_from_config(cls: type, body: Callable[..., None], *, nested: dict[str, dict[str, tuple[str, type, str]]] | None = None,
-                        extra: list[inspect.Parameter] | None = None) -> Callable[..., None]:
+def command_from_config(cls: type, body: Callable[..., None], *, extra: list[inspect.Parameter] | None = None) -> Callable[..., None]:
     """A typer command whose flags are ``cls``'s CLI fields, its option groups' flags (``group_flags``)
-    and ``extra`` parameters. ``body(explicit, nested_values, **extra)`` gets the flags given.
-
-    ``nested`` adds flags to a group: ``{group: {flag_name: (inner_option, type, help)}}``.
-    """
+    and ``extra`` parameters. ``body(explicit, nested_values, **extra)`` gets the flags given."""
     hints = _hints(cls)
     params = [_param(f.name, hints[f.name], _help_with_default(f)) for f in cli_fields(cls)]
     own = {p.name for p in params}
     groups: dict[str, dict[str, str]] = {}
-    merged = group_flags(cls)
-    for group, flags in (nested or {}).items():
-        merged[group] = {**merged.get(group, {}), **flags}
-    for group, flags in merged.items():
-        if group not in hints:
-            raise ConfigError(f"{cls.__name__} has no option group {group!r}.")
+    for group, flags in group_flags(cls).items():
         for flag_name, (inner, tp, help) in flags.items():
             if flag_name in own:
                 raise ConfigError(f"Flag --{flag_name} of the {group} group clashes with a top-level option.")
