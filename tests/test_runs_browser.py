@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from checkpoints import write_tiny_checkpoint
+from page_watch import UI_TIMEOUT_MS, open_app
 from playwright.sync_api import expect
 from test_server import Server, start_server
 
@@ -20,7 +21,6 @@ from workbench.settings import Settings
 
 pytestmark = pytest.mark.browser
 
-UI_TIMEOUT_MS = 60_000
 JOB_TIMEOUT_MS = 420_000  # the worker's first torch import and the extraction on a busy 2-core CPU
 SCREENSHOT = Path("/tmp/wb-runs-tab.png")
 
@@ -43,10 +43,7 @@ def _fill(page, elem_id: str, value: str) -> None:
 
 def test_start_follow_and_cancel_a_run(browser, server) -> None:
     srv, dataset = server
-    page = browser.new_page(viewport={"width": 1440, "height": 1600})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(srv.url + "/", timeout=UI_TIMEOUT_MS)
-    page.get_by_role("tab", name="Runs", exact=True).click()
+    page = open_app(browser, srv.url, 1440, 1600, tab="Runs", exact=True)
     # A form whose only list is its model: the list is filled, and its box does not show an object's repr.
     page.locator("#runs-dpa-rsf-model input").click()
     page.wait_for_selector("#runs-dpa-rsf-model [data-testid=dropdown-option]", state="attached")
@@ -54,9 +51,9 @@ def test_start_follow_and_cancel_a_run(browser, server) -> None:
     assert "gradio" not in page.locator("#runs-dpa-rsf-model input").input_value()
     # Each form starts as a ready example (issue 21 §5): pair generation names a new dataset in a text box and
     # shows its prompts and sources; LM-SAE starts with a model and a dataset, and an error names the form's fields.
-    page.get_by_role("tab", name="labeling.generate-pairs", exact=True).click()
-    expect(page.locator("#runs-labeling-generate-pairs-dataset textarea")).to_have_value("greedy-vs-sampled")
-    example = page.locator("#runs-labeling-generate-pairs-yaml textarea").input_value()
+    page.get_by_role("tab", name="generate-pairs", exact=True).click()
+    expect(page.locator("#runs-generate-pairs-dataset textarea")).to_have_value("greedy-vs-sampled")
+    example = page.locator("#runs-generate-pairs-yaml textarea").input_value()
     assert "prompts:" in example and "sources:" in example and DEMO_MODEL_NAME in example, example
     # A job type's declared ready run (JobType.example): its button fills the fields with values known at run time.
     page.get_by_role("tab", name="recsae", exact=True).click()
