@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from page_watch import attach_file, record_texts, recorded
+from page_watch import UI_TIMEOUT_MS, attach_file, open_app, record_texts, recorded
 from playwright.sync_api import expect
 from test_server import Server, make_home, start_server
 
@@ -21,7 +21,6 @@ from workbench.models.embedded import DEMO_MODEL_NAME
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = Path("/tmp/wb-home-tab.png")
-UI_TIMEOUT_MS = 60_000
 MODEL_TIMEOUT_MS = 300_000  # first load and generation on a busy 2-core CPU
 
 
@@ -34,9 +33,7 @@ def server(tmp_path_factory, demo_model_dir) -> Iterator[Server]:
 
 @pytest.fixture
 def page(browser, server):
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(server.url + "/", timeout=UI_TIMEOUT_MS)
+    page = open_app(browser, server.url)
     page.locator("#home-load").wait_for()
     yield page
     page.close()
