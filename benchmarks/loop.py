@@ -53,11 +53,12 @@ from workbench.context import AppContext
 from workbench.data.demo import load_demo_pairs
 from workbench.jobs import JobManager, Run
 from workbench.jobs.manifest import ACTIVE
+from workbench.jobs.options import SamplingOptions
 from workbench.jobs.runner import pid_alive
 from workbench.labeling.verdict import session_verdict
 from workbench.loop import start_blind_session, start_steering_blind_session
 from workbench.models.embedded import DEMO_MODEL_NAME
-from workbench.models.generation import SamplingSettings, generate, render_prompt, stream
+from workbench.models.generation import generate, render_prompt, stream
 from workbench.models.loading import LoadedModel
 from workbench.preference.reward_heads import AspectComparison, reward_models_dir, train_reward_model
 from workbench.sae.synthetic import synthetic_paths
@@ -298,7 +299,7 @@ def dpo_loop(f: Floors, ctx: AppContext, lm: LoadedModel, api: str, session: str
 def pair_generation_ratio(lm: LoadedModel, prompts: list[str], args: argparse.Namespace) -> None:
     """Our pair-making ``generate`` vs plain HF ``generate`` on one batch per round (greedy: the same tokens)."""
     batches = [prompts[(r * args.batch_size) % len(prompts):][:args.batch_size] or prompts[:args.batch_size] for r in range(args.rounds)]
-    greedy = SamplingSettings(do_sample=False, max_new_tokens=args.tokens)
+    greedy = SamplingOptions(do_sample=False, max_new_tokens=args.tokens)
     texts: dict[str, list[str]] = {}
 
     def keep(r: int, out: dict[str, Any]) -> None:
@@ -318,7 +319,7 @@ def pair_generation_ratio(lm: LoadedModel, prompts: list[str], args: argparse.Na
 
 def chat_ratio(lm: LoadedModel, args: argparse.Namespace) -> None:
     """The Home chat's ``stream`` (sampled, seeded: the same tokens) vs plain HF ``generate`` of the one prompt."""
-    settings = SamplingSettings(max_new_tokens=args.tokens, temperature=0.7, seed=0)
+    settings = SamplingOptions(max_new_tokens=args.tokens, temperature=0.7, seed=0)
     first: list[float] = []
 
     def chat(r: int) -> str:

@@ -35,8 +35,8 @@ import peers
 import torch
 from peers import add_round_args, interleave, machine_line, median_iqr, report_rounds, round_ratios, set_threads, spread, sync
 
+from workbench.jobs.options import SamplingOptions
 from workbench.models.embedded import ensure_demo_model
-from workbench.models.generation import SamplingSettings
 from workbench.models.loading import load_model
 from workbench.preference.reward_heads import RewardModel
 from workbench.settings import Settings
@@ -178,7 +178,7 @@ def evidence(lm) -> None:
     # The demo model's default answers run into any small length cap, so ask for short answers.
     prompts = ["What is a noun?", "What is a volcano?", "How do magnets work?"]
     sweep = dose_response(lm, vectors[12], prompts, [-2, -1, 1, 2], system="Answer in two or three sentences.",
-                          settings=SamplingSettings(max_new_tokens=128, do_sample=False, repetition_penalty=1.1))
+                          settings=SamplingOptions(max_new_tokens=128, do_sample=False, repetition_penalty=1.1))
     print("\n| coefficient | length (tokens) | KL (nats/token) | repetition | compression | usable |\n|---|---|---|---|---|---|")
     for r in sweep.rows():
         print(f"| {r['coefficient']:+g} | {r['length']:.1f} | {r['kl']:.3f} | {r['repetition']:.3f} | {r['compression']:.2f} | {r['usable']} |")
@@ -226,7 +226,7 @@ def main() -> None:
     if args.fit_pairs:
         fit_cost(lm, args.fit_pairs, args.clock == "cpu")
 
-    settings = SamplingSettings(max_new_tokens=args.tokens, temperature=1.0, top_p=1.0, top_k=0, seed=0)
+    settings = SamplingOptions(max_new_tokens=args.tokens, temperature=1.0, top_p=1.0, top_k=0, seed=0)
     paired = []
     for _ in range(max(1, args.rounds // 4)):  # on the clock the unsteered rate above was taken on
         secs, rows = peers.clocked(lm.device, lambda: generate_rows(lm, PROMPT, [vectors[0]], [[0.0], [1.0]], settings), args.clock == "cpu")
@@ -239,8 +239,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rm = RewardModel("bench", lm.name, str(lm.path), n_layers * 2 // 3, ["a", "b"], ["ridge", "ridge"], rng.normal(size=(2, d)),
                      np.zeros(2), np.zeros(d), np.ones(d))
-    best_of_n(lm, PROMPT, rm, angle_direction(30), n=2, settings=SamplingSettings(max_new_tokens=8, seed=0))  # warm-up
-    res = best_of_n(lm, PROMPT, rm, angle_direction(30), n=args.n, settings=SamplingSettings(max_new_tokens=args.tokens, seed=0))
+    best_of_n(lm, PROMPT, rm, angle_direction(30), n=2, settings=SamplingOptions(max_new_tokens=8, seed=0))  # warm-up
+    res = best_of_n(lm, PROMPT, rm, angle_direction(30), n=args.n, settings=SamplingOptions(max_new_tokens=args.tokens, seed=0))
     gen_per = res.timings["generate_s"] / args.n
     score_per = res.timings["score_s_per_candidate"]
     print(f"\n== best-of-{args.n} reranking (wall clock: best_of_n times its own two parts) ==")

@@ -204,14 +204,15 @@ def user_turn(prompt: str, pole: Pole) -> str:
 
 def generate_pole(lm: Any, prompts: list[dict[str, str]], pole: Pole, seed: int, batch_size: int) -> dict[str, dict[str, Any]]:
     """Answer every prompt under one pole, in batches of similar length; keyed by prompt id."""
-    from workbench.models.generation import SamplingSettings, generate
+    from workbench.jobs.options import SamplingOptions
+    from workbench.models.generation import generate
 
     texts = {p["id"]: user_turn(p["prompt"], pole) for p in prompts}
     order = sorted(texts, key=lambda pid: len(lm.tokenizer(texts[pid])["input_ids"]))
     out: dict[str, dict[str, Any]] = {}
     for b, start in enumerate(range(0, len(order), batch_size)):
         ids = order[start:start + batch_size]
-        settings = SamplingSettings(max_new_tokens=pole.max_new_tokens, seed=seed + b, **DECODING)
+        settings = SamplingOptions(max_new_tokens=pole.max_new_tokens, seed=seed + b, **DECODING)
         responses = generate(lm, [texts[i] for i in ids], settings, system=pole.system)
         for pid, text in zip(ids, responses, strict=True):
             out[pid] = {"text": text, "decoding": asdict(settings), "user_turn": texts[pid],

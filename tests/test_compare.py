@@ -19,7 +19,6 @@ from workbench.compare.report import run_folder, summary_lines, with_run_split
 from workbench.context import AppContext
 from workbench.data.types import Pair
 from workbench.errors import ConfigError, DataError, ModelError
-from workbench.labeling.state import labeling_store
 from workbench.models.loading import load_model
 from workbench.settings import Settings
 
@@ -204,7 +203,7 @@ def test_cli_refuses_a_run_that_is_still_running_and_a_missing_session(tmp_path,
 def test_diff_pairs_reads_a_session_oriented_by_its_first_votes_or_a_dataset(tmp_path) -> None:
     ctx = AppContext(Settings(home=tmp_path / "home"))
     ctx.store.import_pairs("ds", make_pairs(6))
-    labeling = labeling_store(ctx)
+    labeling = ctx.labeling
     labeling.create_session("s", "ds")
     labeling.join("s", "alice"), labeling.join("s", "bob")
     labeling.vote("s", "alice", "p0", "A")  # the pair's own label is B (A, A, B for p1..p3)

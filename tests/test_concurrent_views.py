@@ -16,15 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
+from workbench.jobs.options import SamplingOptions
 from workbench.lenses.lens import lens_grid
-from workbench.models.generation import SamplingSettings
 from workbench.steering.decoding import generate_rows
 from workbench.steering.vectors import SteeringVector
 
 pytestmark = pytest.mark.demo_model
 
 TEXT = "The capital of France is Paris."
-GREEDY = SamplingSettings(max_new_tokens=12, do_sample=False, seed=0)
+GREEDY = SamplingOptions(max_new_tokens=12, do_sample=False, seed=0)
 
 
 def vector(seed: int) -> SteeringVector:

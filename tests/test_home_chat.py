@@ -17,12 +17,13 @@ from checkpoints import write_tiny_checkpoint
 from plugins.home import actions
 from workbench.context import AppContext
 from workbench.errors import ModelError
+from workbench.jobs.options import SamplingOptions
 from workbench.models.embedded import EMBEDDER_NAME
-from workbench.models.generation import SamplingSettings, render_prompt, stream
+from workbench.models.generation import render_prompt, stream
 from workbench.settings import Settings
 
 QUESTION = [{"role": "user", "content": "Which answer is more concise?"}]
-SAMPLED = SamplingSettings(max_new_tokens=12, temperature=0.7, seed=3)
+SAMPLED = SamplingOptions(max_new_tokens=12, temperature=0.7, seed=3)
 
 
 def write_plain_gpt2(out: Path) -> Path:

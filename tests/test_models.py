@@ -9,10 +9,11 @@ import torch
 from conftest import ALL_FAMILIES
 
 from workbench.errors import ModelError, SecurityError
+from workbench.jobs.options import SamplingOptions
 from workbench.models import resolve
 from workbench.models.adapters import adapter_for, residual_stream, supported_model_types
 from workbench.models.catalog import safetensors_params, scan_catalog, scan_roots
-from workbench.models.generation import SamplingSettings, generate, stream
+from workbench.models.generation import generate, stream
 from workbench.models.loading import detect_format, load_model, resolve_dtype
 from workbench.settings import Settings
 
@@ -37,15 +38,15 @@ def test_every_family_loads_and_lens_matches_logits(tiny_checkpoint, family):
 @pytest.mark.parametrize("family", ["llama", "gpt2", "phi"])
 def test_generation_is_seeded_and_streams(tiny_checkpoint, family):
     lm = load_model(tiny_checkpoint(family))
-    settings = SamplingSettings(max_new_tokens=8, temperature=1.0, seed=123)
+    settings = SamplingOptions(max_new_tokens=8, temperature=1.0, seed=123)
     first = generate(lm, ["hello", "what is a preference?"], settings)
     again = generate(lm, ["hello", "what is a preference?"], settings)
     assert first == again and len(first) == 2
-    parts = list(stream(lm, "hello", SamplingSettings(max_new_tokens=8, do_sample=False)))
+    parts = list(stream(lm, "hello", SamplingOptions(max_new_tokens=8, do_sample=False)))
     pieces = [p.text for p in parts]
     assert [p.tokens for p in parts] == sorted(p.tokens for p in parts) and 0 < parts[-1].tokens <= 8 == parts[-1].max_new_tokens
     assert pieces and all(b.startswith(a) for a, b in zip(pieces, pieces[1:], strict=False))
-    greedy = generate(lm, ["hello"], SamplingSettings(max_new_tokens=8, do_sample=False))[0]
+    greedy = generate(lm, ["hello"], SamplingOptions(max_new_tokens=8, do_sample=False))[0]
     assert pieces[-1].strip() == greedy
 
 
@@ -171,7 +172,7 @@ def test_demo_model_converts_once_and_answers(demo_model_dir, demo_lm):
     assert ensure_demo_model(Settings(home=demo_model_dir.parent.parent)) == demo_model_dir
     assert manifest.stat().st_mtime == stamp  # second call reuses the conversion
     assert adapter_for(demo_lm.model).family == "llama" and demo_lm.n_layers == 30
-    reply = generate(demo_lm, ["What is the capital of France? Answer in one word."], SamplingSettings(max_new_tokens=12, do_sample=False))[0]
+    reply = generate(demo_lm, ["What is the capital of France? Answer in one word."], SamplingOptions(max_new_tokens=12, do_sample=False))[0]
     assert "Paris" in reply
 
 

@@ -12,7 +12,6 @@ from test_relreps_view import explorer_context
 
 from workbench.data.types import Judgment, Outcome, Pair
 from workbench.geometry import MAJORITY, add_vote_columns, dataset_judgments, items_frame, pair_items, vote_columns
-from workbench.labeling.state import labeling_store
 
 # alice and bob's votes on p00..p05; p06..p09 are not judged by anyone.
 ALICE = {"p00": "A", "p01": "B", "p02": "tie", "p03": "A", "p04": "both_bad", "p05": "skip"}
@@ -23,7 +22,7 @@ BOB = {"p00": "A", "p01": "A", "p02": "tie", "p03": "B", "p05": "B"}
 def ctx(tmp_path_factory, tiny_checkpoint):
     context = explorer_context(tmp_path_factory.mktemp("relreps-votes") / "home", tiny_checkpoint, "votes-toy",
                                verbosity_pairs(10, id=lambda i: f"p{i:02d}"))
-    lab = labeling_store(context)
+    lab = context.labeling
     lab.create_session("judge-verbosity", "votes-toy", {"overlap": 2})
     for who, votes in (("alice", ALICE), ("bob", BOB)):
         lab.join("judge-verbosity", who)
@@ -38,9 +37,9 @@ def _by_key(frame, column):
 
 
 def test_votes_of_a_real_session_become_columns_per_response(ctx):
-    judgments = dataset_judgments(labeling_store(ctx), "votes-toy")
+    judgments = dataset_judgments(ctx.labeling, "votes-toy")
     assert sorted(judgments) == ["alice", "bob"] and len(judgments["alice"]) == 6
-    assert dataset_judgments(labeling_store(ctx), "no-such-dataset") == {}
+    assert dataset_judgments(ctx.labeling, "no-such-dataset") == {}
     frame = add_vote_columns(items_frame(pair_items(ctx.store.get_pairs("votes-toy"))), judgments)
     assert {"vote:alice", "vote:bob", MAJORITY} <= set(frame.columns)
     alice, bob, major = _by_key(frame, "vote:alice"), _by_key(frame, "vote:bob"), _by_key(frame, MAJORITY)

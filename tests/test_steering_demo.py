@@ -20,7 +20,8 @@ import torch
 
 from workbench.activations import chat_texts, extract_activations
 from workbench.data.demo import load_demo_pairs
-from workbench.models.generation import SamplingSettings, generate
+from workbench.jobs.options import SamplingOptions
+from workbench.models.generation import generate
 from workbench.preference.reward_heads import comparisons_from_poles, train_reward_model
 from workbench.steering import attribute_set, contrastive_vectors
 from workbench.steering.contrastive import contrastive_activations
@@ -78,7 +79,7 @@ def test_verbosity_vector_changes_mean_length_monotonically(demo_lm, demo_pairs)
     assert vector.info["accuracy"] > 0.6, vector.info  # the groups separate at this layer at all
 
     prompts = [q + LENGTH_INSTRUCTION for q in QUESTIONS]
-    settings = SamplingSettings(max_new_tokens=96, do_sample=False, repetition_penalty=1.1)
+    settings = SamplingOptions(max_new_tokens=96, do_sample=False, repetition_penalty=1.1)
     lengths = []
     for coefficient in (-COEF, 0.0, COEF):
         with vector.apply(demo_lm, coefficient):
@@ -105,7 +106,7 @@ def test_dpa_reranking_toward_verbosity_picks_longer_responses(demo_lm, demo_pai
     toward, away = [], []  # θ = 90° is all verbosity, θ = -90° all against it
     for i, question in enumerate(["Tell me about the moon.", "How do plants grow?"]):
         result = best_of_n(demo_lm, question + LENGTH_INSTRUCTION, rm, angle_direction(90), n=8,
-                           settings=SamplingSettings(max_new_tokens=64, temperature=1.0, seed=i + 1))
+                           settings=SamplingOptions(max_new_tokens=64, temperature=1.0, seed=i + 1))
         _, _, away_index = rerank(rm, result.rewards, angle_direction(-90))
         lengths = _token_lengths(demo_lm, result.candidates)
         print(f"candidate lengths {lengths.tolist()}, verbosity rewards {np.round(result.rewards[:, 1], 2).tolist()}")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from workbench.errors import ConfigError
-from workbench.models.generation import SamplingSettings
+from workbench.jobs.options import SamplingOptions
 from workbench.models.loading import load_model
 from workbench.preference.reward_heads import RewardModel
 from workbench.steering.dpa import angle_direction, best_of_n, dpa_system_prompt, pareto_front, rerank, unit_direction
@@ -45,7 +45,7 @@ def test_best_of_n_on_a_tiny_model(tiny_checkpoint):
     rng = np.random.default_rng(0)
     rm = RewardModel("r", lm.name, str(lm.path), 2, ["x", "y"], ["ridge", "bradley_terry"], rng.normal(size=(2, d)), np.zeros(2),
                      np.zeros(d), np.ones(d))
-    settings = SamplingSettings(max_new_tokens=6, temperature=1.5, top_p=1.0, seed=0)
+    settings = SamplingOptions(max_new_tokens=6, temperature=1.5, top_p=1.0, seed=0)
     res = best_of_n(lm, "Hello", rm, angle_direction(30), n=5, settings=settings)
     assert len(res.candidates) == 5 and res.rewards.shape == (5, 2)
     assert res.best == int(np.argmax(res.rewards @ angle_direction(30)))
@@ -56,4 +56,4 @@ def test_best_of_n_on_a_tiny_model(tiny_checkpoint):
     flipped = best_of_n(lm, "Hello", rm, angle_direction(210), n=5, settings=settings)
     assert flipped.candidates == res.candidates  # same seed, same candidates; only the pick moves
     with pytest.raises(ConfigError, match="greedy"):
-        best_of_n(lm, "Hello", rm, [1, 0], n=3, settings=SamplingSettings(do_sample=False))
+        best_of_n(lm, "Hello", rm, [1, 0], n=3, settings=SamplingOptions(do_sample=False))

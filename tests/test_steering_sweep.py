@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from workbench.errors import ConfigError
-from workbench.models.generation import SamplingSettings
+from workbench.jobs.options import SamplingOptions
 from workbench.models.loading import load_model
 from workbench.steering.sweep import compression_ratio, dose_response, repetition_rate, suggest_range
 from workbench.steering.vectors import SteeringVector
@@ -38,7 +38,7 @@ def test_dose_response_on_a_tiny_model(tiny_checkpoint):
         return np.array([len(r) for r in responses], dtype=float)
 
     result = dose_response(lm, vec, ["Hello", "The fox"], [-2.0, 2.0], score=score,
-                           settings=SamplingSettings(max_new_tokens=8, seed=1), max_kl=50.0)
+                           settings=SamplingOptions(max_new_tokens=8, seed=1), max_kl=50.0)
     by_c = {p.coefficient: p for p in result.points}
     assert sorted(by_c) == [-2.0, 0.0, 2.0]  # 0 is always added as the reference
     assert by_c[0.0].kl == 0.0 and by_c[2.0].kl > 0.0 and by_c[-2.0].kl > 0.0

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from workbench.errors import ConfigError, ModelError
-from workbench.models.generation import SamplingSettings, generate
+from workbench.jobs.options import SamplingOptions
+from workbench.models.generation import generate
 from workbench.models.loading import load_model
 from workbench.steering import (
     ContrastiveSet,
@@ -37,8 +38,8 @@ def logits(lm, text: str = "The quick brown fox") -> torch.Tensor:
         return lm.model(input_ids=ids).logits
 
 
-GREEDY = SamplingSettings(max_new_tokens=12, do_sample=False)
-SAMPLED = SamplingSettings(max_new_tokens=12, temperature=1.0, top_p=1.0, top_k=0, seed=3)
+GREEDY = SamplingOptions(max_new_tokens=12, do_sample=False)
+SAMPLED = SamplingOptions(max_new_tokens=12, temperature=1.0, top_p=1.0, top_k=0, seed=3)
 
 
 def test_coefficient_zero_reproduces_unsteered_output_exactly(llama):

@@ -19,7 +19,6 @@ from workbench.errors import ConfigError, DataError
 from workbench.jobs import JobManager
 from workbench.labeling import NotFound
 from workbench.labeling.generate import GENERATE_PAIRS
-from workbench.labeling.state import labeling_store
 from workbench.labeling.verdict import session_verdict
 from workbench.loop import STEERED, UNSTEERED, start_steering_blind_session, steering_blind_config, unfitted_session_prompts
 from workbench.settings import Settings
@@ -48,7 +47,7 @@ def ctx(tmp_path_factory, tiny_checkpoint) -> AppContext:
     # Held-out prompts: four the votes fitted on, four new ones.
     context.store.import_pairs("later", [Pair(f"Question {i}?" if i < 4 else f"New question {i}?", "a", "b", id=f"l{i}")
                                          for i in range(8)], source="test", format="unlabeled")
-    lab = labeling_store(context)
+    lab = context.labeling
     lab.create_session("s", "ds")
     lab.create_session("few", "ds")
     lab.create_session("empty", "ds")
@@ -127,7 +126,7 @@ def test_blind_session_from_a_steering_setting_has_both_sources_and_different_an
     assert steered["name"] == STEERED and steered["steering"] == [{"vector": "votes:s@1:mean_diff", "coefficient": 40.0}]
     m = run.wait(300)
     assert m.status == "finished", run.log_tail(40)
-    lab = labeling_store(ctx)
+    lab = ctx.labeling
     pairs = lab.pairs("steer-blind")
     assert [p.prompt for p in pairs] == [f"New question {i}?" for i in range(4, 8)]
     assert {(p.metadata["source_a"], p.metadata["source_b"]) for p in pairs} == {(UNSTEERED, STEERED)}
@@ -167,4 +166,4 @@ def test_blind_session_refuses_a_vector_of_another_model_before_any_answer(ctx, 
     assert m.status == "failed"
     assert "has 48 dimensions, the model's residual stream has 32" in (m.error or "") + run.log_tail(40), run.log_tail(40)
     assert not (run.dir / "responses.json").exists()  # refused before the unsteered source answered
-    assert "wrong-model" not in {s.name for s in labeling_store(ctx).list_sessions()}
+    assert "wrong-model" not in {s.name for s in ctx.labeling.list_sessions()}

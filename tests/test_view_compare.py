@@ -223,18 +223,12 @@ def test_lm_sae_lists_the_latents_that_moved_between_two_models(ctx, lm_sae_run)
     same = view.moved_latents()
     assert (view.shift.table["mean_abs_shift"] == 0).all() and (same["shift"] == 0).all()
     # A session's responses are offered too (its dataset's pairs).
-    labeling_store_of(ctx).create_session("votes", "toy")
+    ctx.labeling.create_session("votes", "toy")
     view.refresh_runs()
     view.lm_source.value = "session: votes"
     view.lm_limit.value = 4
     view.moved_latents()
     assert view.shift.n_responses == 8 and "(session: votes)" in view.lm_note.object
-
-
-def labeling_store_of(ctx):
-    from workbench.labeling.state import labeling_store
-
-    return labeling_store(ctx)
 
 
 def test_lm_sae_refuses_other_tokenizers_and_widths_in_the_page(ctx, lm_sae_run):

@@ -59,17 +59,24 @@ class AppContext:
     def store(self) -> Store:
         return Store(self.settings.store_target)
 
-    @cached_property
+    @property
     def labeling(self) -> LabelingStore:
         """The one LabelingStore over this context's store: the tab, the API and the CLI share its caches and pair reservations.
 
         Its model-uncertain sessions read response features through this context's model service
-        and activation cache, so the model they need is loaded once for the whole app."""
-        from workbench.labeling.sessions import LabelingStore  # imports scipy (Bradley–Terry): only where sessions are used
-        from workbench.labeling.uncertain import ModelFeatures
+        and activation cache, so the model they need is loaded once for the whole app. Made under
+        a lock: two server threads asking first at once must not get two stores."""
+        with self._service_lock:
+            if "_labeling" not in self.__dict__:
+                from workbench.labeling.sessions import (
+                    LabelingStore,  # imports scipy (Bradley–Terry): only where sessions are used
+                )
+                from workbench.labeling.uncertain import ModelFeatures
 
-        # ``get_model`` runs on the first refit: no torch is imported before a head is fitted.
-        return LabelingStore(self.store, features=ModelFeatures(get_model=self.get_model, cache=self.activation_cache))
+                # ``get_model`` runs on the first refit: no torch is imported before a head is fitted.
+                features = ModelFeatures(get_model=self.get_model, cache=self.activation_cache)
+                self.__dict__["_labeling"] = LabelingStore(self.store, features=features)
+            return self.__dict__["_labeling"]
 
     @cached_property
     def activation_cache(self) -> ActivationCache:

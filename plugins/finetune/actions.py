@@ -15,7 +15,6 @@ from workbench.app import ui
 from workbench.app.auth import require_owner
 from workbench.errors import ConfigError
 from workbench.jobs import JobManager, Run
-from workbench.labeling.state import labeling_store
 from workbench.loop import start_blind_session
 from workbench.models.embedded import DEMO_MODEL_NAME
 from workbench.preference.votes import session_votes
@@ -42,7 +41,7 @@ def confine_dataset(ctx: Any, dataset: str | None) -> str | None:
 
 def session_choices(ctx: Any) -> list[str]:
     """Labeling sessions, a source of training pairs (their A/B votes) like a dataset."""
-    return [s.name for s in labeling_store(ctx).list_sessions()]
+    return [s.name for s in ctx.labeling.list_sessions()]
 
 
 def dataset_note(ctx: Any, kind: str) -> str:
@@ -98,7 +97,7 @@ def displacement_rows(ctx: Any, user: str | None, session: str | None, model: st
     require_owner(ctx.settings, user, "check a session's pairs")
     if not session:
         raise ConfigError("Pick a labeling session first.")
-    votes = session_votes(labeling_store(ctx), session)
+    votes = session_votes(ctx.labeling, session)
     risk = displacement_risk(ctx.get_model(model or DEMO_MODEL_NAME), votes.votes, top_k=top_k)
     return [[r["pair_id"], r["annotator"], r["prompt"], round(r["ches"], 2), round(r["ln_ches"], 3)] for r in risk["top"]]
 

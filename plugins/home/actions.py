@@ -21,8 +21,9 @@ from workbench.data.readers import QUALITY_CHECKS, FileDataError
 from workbench.data.types import Message, Pair
 from workbench.errors import DataError, ModelError, SecurityError
 from workbench.files import atomic_path
+from workbench.jobs.options import SamplingOptions
 from workbench.models.embedded import DEMO_MODEL_NAME
-from workbench.models.generation import SamplingSettings, stream
+from workbench.models.generation import stream
 from workbench.models.loading import LoadedModel
 from workbench.store import name_problem
 
@@ -273,7 +274,7 @@ class ChatUpdate:
     status: str
 
 
-def answer(models: list[LoadedModel], conversations: list[list[Message]], settings: SamplingSettings) -> Iterator[ChatUpdate]:
+def answer(models: list[LoadedModel], conversations: list[list[Message]], settings: SamplingOptions) -> Iterator[ChatUpdate]:
     """Stream each model's reply to its own conversation (whose last message is the user's).
 
     The models answer one after the other: sampling draws from torch's global generator, so

@@ -16,7 +16,7 @@ from workbench.app.auth import login_name, require_owner
 from workbench.context import AppContext
 from workbench.data.readers import FORMATS, QUALITY_CHECKS
 from workbench.errors import WorkbenchError
-from workbench.models.generation import SamplingSettings
+from workbench.jobs.options import SamplingOptions
 
 
 def _models_section(ctx: AppContext, chat_model: gr.Markdown) -> None:
@@ -82,7 +82,7 @@ def _chat_section(ctx: AppContext) -> gr.Markdown:
             yield gr.skip(), gr.skip(), gr.skip(), "Type a message first."
             return
         try:
-            settings = SamplingSettings(
+            settings = SamplingOptions(
                 max_new_tokens=int(max_new_tokens), temperature=float(temp) if temp > 0 else 1.0,
                 do_sample=temp > 0, seed=None if seed_value is None else int(seed_value),
             )

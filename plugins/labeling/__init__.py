@@ -28,9 +28,8 @@ def api_routes(context: Any) -> list[Any]:
     # FastAPI and the store's statistics: only a server calls this hook, never the CLI's quick commands
     from workbench.labeling.api import build_router
     from workbench.labeling.page import build_page_router
-    from workbench.labeling.state import labeling_store
 
-    return [build_router(lambda: labeling_store(context), context.settings), build_page_router()]
+    return [build_router(lambda: context.labeling, context.settings), build_page_router()]
 
 
 @hookimpl

@@ -23,7 +23,6 @@ from workbench.jobs.commands import follow, manager_for
 from workbench.labeling.alpacaeval import import_alpacaeval, session_leaderboard
 from workbench.labeling.export import export_session_as
 from workbench.labeling.sessions import ORDERS, LabelingStore, SessionSettings
-from workbench.labeling.state import labeling_store
 from workbench.labeling.uncertain import DEFAULT_REFIT_EVERY
 from workbench.loop import BLIND_MAX_NEW_TOKENS, read_prompt_file, start_blind_session
 
@@ -34,7 +33,7 @@ label_app = typer.Typer(help="Labeling sessions: list, create, statistics (Bradl
 
 def _labeling(ctx: typer.Context, home: Path | None) -> LabelingStore:
     """The LabelingStore over ``home``, with the plugin host ``workbench`` built."""
-    return labeling_store(context_for(ctx, home))
+    return context_for(ctx, home).labeling
 
 
 def _clean(x: Any) -> Any:
@@ -250,7 +249,7 @@ def annotators(
     from workbench.preference.annotators import annotator_rows, group_verdicts, session_annotators  # scipy: only this command
 
     wb = context_for(ctx, home)
-    lab = labeling_store(wb)
+    lab = wb.labeling
     analysis = session_annotators(lab, session, model=model, models=wb.model_service if model else None, resamples=resamples)
     by_group = group_verdicts(lab, session, candidate, analysis=analysis) if candidate else None
     if as_json:

@@ -27,7 +27,6 @@ from workbench.jobs import JobManager, Run, describe_failure
 from workbench.jobs.commands import progress_line
 from workbench.labeling.analysis import session_report
 from workbench.labeling.page import page_url
-from workbench.labeling.state import labeling_store
 from workbench.labeling.verdict import session_verdict
 from workbench.loop import (
     dpa_system,
@@ -56,7 +55,7 @@ PAL_NO_BLIND = ("A PAL run writes no answers, so there is no blind session to ma
 def vote_sessions(ctx: Any) -> list[tuple[str, str]]:
     """(label, session) for the sessions with A/B votes, most votes first (the likeliest to fit)."""
 
-    rows = sorted(sessions_with_votes(labeling_store(ctx)), key=lambda r: -r[1])
+    rows = sorted(sessions_with_votes(ctx.labeling), key=lambda r: -r[1])
     return [(f"{name} ({n} A/B votes)", name) for name, n in rows]
 
 
@@ -93,7 +92,7 @@ def fit_steering(ctx: Any, session: str) -> tuple[str, dict[str, str]]:
     """A mean-difference steering vector from the session's votes; (status, what was fitted)."""
     lm = ctx.causal_model()
     layer = fit_layer(lm.n_layers)
-    (vector,) = save_fitted(ctx.settings, session_vectors(lm, labeling_store(ctx), session, [layer], method="mean_diff",
+    (vector,) = save_fitted(ctx.settings, session_vectors(lm, ctx.labeling, session, [layer], method="mean_diff",
                                                            cache=ctx.activation_cache))
     return (f"✓ **1 ·** Saved steering vector **{ui.md_escape(vector.name)}** (layer {layer}, {vector.info['n_pairs']} votes, "
             f"accuracy on them {vector.info['accuracy']:.2f}); the Steering tab lists it too. Next: **2 · Make the blind session**."
@@ -103,7 +102,7 @@ def fit_steering(ctx: Any, session: str) -> tuple[str, dict[str, str]]:
 def fit_dpa(ctx: Any, session: str) -> tuple[str, dict[str, str]]:
     """Reward heads on the session's votes and the DPA direction they imply; (status, what was fitted)."""
     lm, name = ctx.causal_model(), f"loop-{session}"
-    rm = train_reward_model_from_session(lm, labeling_store(ctx), session, name=name, layer=fit_layer(lm.n_layers),
+    rm = train_reward_model_from_session(lm, ctx.labeling, session, name=name, layer=fit_layer(lm.n_layers),
                                          cache=ctx.activation_cache)
     rm.save(reward_models_dir(ctx.settings))
     accuracy = rm.metrics["overall"]["heldout_pairwise_accuracy"]
@@ -121,7 +120,7 @@ def start_run(ctx: Any, kind: str, session: str, steps: float | None) -> Run:
             raise ConfigError("DPO steps must be at least 1.", hint="Set “DPO steps” (20 is a short run).")
         return manager.submit(DPO, {"session": session, "model": model_name(ctx), "max_steps": int(steps), "n_samples": 0})
     # One prototype per annotator at most (PAL refuses more prototypes than users; a session has a handful).
-    k = max(1, min(PAL_K, len(labeling_store(ctx).annotators(session))))
+    k = max(1, min(PAL_K, len(ctx.labeling.annotators(session))))
     return manager.submit(PAL, {"session": session, "model": model_name(ctx), "k": k})
 
 
@@ -254,7 +253,7 @@ def verdict(ctx: Any, blind: str | None, fitted: dict[str, str] | None, request:
             return pal_markdown(ctx, fitted["name"])
         if not blind:
             raise ConfigError("No blind session yet.", hint="Make one with “2 · Make the blind session”, or type its name in “Blind session”.")
-        lab = labeling_store(ctx)
+        lab = ctx.labeling
         body = report_markdown(session_report(lab, blind), session_verdict(lab, blind))
     except WorkbenchError as err:
         return ui.error_markdown(err)

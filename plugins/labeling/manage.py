@@ -22,7 +22,6 @@ from workbench.labeling.export import SESSION_EXPORT_FORMATS, export_session_as
 from workbench.labeling.generate import GENERATE_PAIRS
 from workbench.labeling.scores import disagreement_queue, model_scores
 from workbench.labeling.sessions import ORDERS, LabelingStore, SessionSettings
-from workbench.labeling.state import labeling_store
 from workbench.labeling.verdict import session_verdict, verdict_tables
 from workbench.preference.annotators import annotator_rows, group_verdicts, session_annotators
 from workbench.preference.vote_features import LM_SAE_TYPE, comparison_rows, explain_session, group_rows, latent_rows
@@ -206,7 +205,7 @@ def build_manage_section(ctx: Any, view: Any) -> None:
     analysis section's session dropdown is made first (unrendered) because creating a
     session refreshes it; page loads refresh it for the owner.
     """
-    which = gr.Dropdown(choices=[s.name for s in labeling_store(ctx).list_sessions()], label="Session",
+    which = gr.Dropdown(choices=[s.name for s in ctx.labeling.list_sessions()], label="Session",
                         elem_id="wb-lab-an-session", render=False)
     loop = build_loop_panel(ctx)
     new_section, datasets = _new_session_section(ctx, view, which)
@@ -218,7 +217,7 @@ def build_manage_section(ctx: Any, view: Any) -> None:
     def tools_visible(request: gr.Request) -> list[Any]:
         """Show the tools to the owner, with the sessions, datasets and models as they are now (not at start-up)."""
         owner = role_of(ctx.settings, login_name(request)) == OWNER
-        every = [s.name for s in labeling_store(ctx).list_sessions()]
+        every = [s.name for s in ctx.labeling.list_sessions()]
         names = gr.update(choices=every, value=every[0] if every else None) if owner else gr.update()
         data = gr.update(choices=[d["name"] for d in ctx.store.list_datasets()]) if owner else gr.update()
         models = gr.update(choices=[NO_MODEL, *model_choices(ctx)]) if owner else gr.update()
@@ -259,11 +258,11 @@ def _new_session_section(ctx: Any, view: Any, which: gr.Dropdown) -> tuple[gr.Ac
             settings = SessionSettings(aspects=_names(aspects), overlap=int(overlap or 1), gold=gold_map, order=order,
                                        policy_model=policy.strip(), reference_model=reference.strip(),
                                        reward_model=reward.strip(), beta=float(beta or 0.1), annotators=_names(annotators))
-            info = labeling_store(ctx).create_session(name, dataset or "", settings)
+            info = ctx.labeling.create_session(name, dataset or "", settings)
         except WorkbenchError as err:
             return f"⚠️ {err}", gr.update(), gr.update()
         names = view.session_names(login_name(request))
-        every = [s.name for s in labeling_store(ctx).list_sessions()]
+        every = [s.name for s in ctx.labeling.list_sessions()]
         return (f"✓ Created session **{info.name}** over {info.n_pairs} pairs.", gr.update(choices=every),
                 gr.update(choices=names, value=info.name))
 
@@ -425,12 +424,12 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> tuple[gr.Accordion, gr.Dr
     def analyse(session: str, ties: str, model: str, request: gr.Request) -> tuple[str, Any, Any, str]:
         try:
             owner_only(ctx, request)
-            return analysis_outputs(labeling_store(ctx), session or "", ties, model or "", ctx.model_service if model else None)
+            return analysis_outputs(ctx.labeling, session or "", ties, model or "", ctx.model_service if model else None)
         except WorkbenchError as err:
             return f"⚠️ {err}", None, None, ""
 
     def disagree(session: str, request: gr.Request) -> Any:
-        lab = labeling_store(ctx)
+        lab = ctx.labeling
         try:
             owner_only(ctx, request)
             info = lab.session(session or "")
@@ -449,7 +448,7 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> tuple[gr.Accordion, gr.Dr
         path = folder / f"{session}-{fmt}{SESSION_EXPORT_FORMATS.get(fmt, '')}"
         try:
             owner_only(ctx, request)
-            report = export_session_as(labeling_store(ctx), session or "", path, fmt, aggregate=aggregate)
+            report = export_session_as(ctx.labeling, session or "", path, fmt, aggregate=aggregate)
             if "rows" in report:
                 return f"✓ Wrote {report['rows']} rows (one per vote) to `{path}`.", str(path)
         except WorkbenchError as err:
@@ -460,7 +459,7 @@ def _analysis_section(ctx: Any, which: gr.Dropdown) -> tuple[gr.Accordion, gr.Dr
     def import_alpaca(path: str, session: str, request: gr.Request) -> str:
         try:
             owner_only(ctx, request)
-            counts = import_alpacaeval(labeling_store(ctx), ctx.check_data_path(path), session.strip())
+            counts = import_alpacaeval(ctx.labeling, ctx.check_data_path(path), session.strip())
         except FileDataError as err:  # it names the resolved path; the user typed ``path``
             return error_markdown(err.shown_as(path))
         except WorkbenchError as err:

@@ -24,7 +24,6 @@ from workbench.errors import WorkbenchError
 from workbench.labeling.page import page_url
 from workbench.labeling.scores import describe_scores, model_scores
 from workbench.labeling.sessions import LabelingStore
-from workbench.labeling.state import labeling_store
 
 FRAME_HEIGHT_PX = 900
 NO_SESSION = "<p id='wb-lab-none'>Choose a session in <b>Session</b> above to start labeling.</p>"
@@ -107,7 +106,7 @@ class LabelingView:
 
     @property
     def lab(self) -> LabelingStore:
-        return labeling_store(self.ctx)
+        return self.ctx.labeling
 
     def session_names(self, user: str | None = None) -> list[str]:
         """Open sessions; for an annotator login, only those assigned to them."""

@@ -25,7 +25,6 @@ from workbench.app.ui import dataset_choices, model_choices, run_guarded, show_a
 from workbench.compare.pairs import diff_pairs
 from workbench.context import AppContext
 from workbench.errors import ConfigError
-from workbench.labeling.state import labeling_store
 from workbench.preference.vote_features import comparison_rows, explain_session, group_rows, latent_rows
 from workbench.sae.interventions import MODES, InterventionResult
 from workbench.sae.lm import LatentShift, latent_shift
@@ -142,7 +141,7 @@ class RecSAEView:
         self.votes_run.options = lm_options
         if lm_options and self.votes_run.value not in lm_options.values():
             self.votes_run.value = next(iter(lm_options.values()))
-        sessions = [s.name for s in labeling_store(self.ctx).list_sessions()]
+        sessions = [s.name for s in self.ctx.labeling.list_sessions()]
         self.votes_session.options = sessions
         if sessions and self.votes_session.value not in sessions:
             self.votes_session.value = sessions[0]

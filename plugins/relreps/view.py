@@ -200,9 +200,8 @@ class RelRepsView:
 
     def _judgments(self) -> dict:
         """Current labeling votes on the chosen dataset, by annotator (empty without sessions)."""
-        from workbench.labeling.state import labeling_store  # scipy: only in _judgments()
 
-        return dataset_judgments(labeling_store(self.ctx), self.dataset.value)
+        return dataset_judgments(self.ctx.labeling, self.dataset.value)
 
     def run(self, progress: StageProgress | None = None) -> Analysis:
         """Encode the dataset with both models, compare, stitch and project; then draw.

@@ -16,10 +16,10 @@ from workbench.app import ui
 from workbench.context import AppContext
 from workbench.errors import ConfigError, DataError, ModelError, WorkbenchError
 from workbench.jobs import JobManager
-from workbench.labeling.state import labeling_store
+from workbench.jobs.options import SamplingOptions
 from workbench.loop import MAX_PROMPT_CHARS, MAX_PROMPTS, held_out_note, start_steering_blind_session
 from workbench.models.checkpoint_files import read_json_object
-from workbench.models.generation import SamplingSettings, Streamed, render_prompt
+from workbench.models.generation import Streamed, render_prompt
 from workbench.models.loading import LoadedModel
 from workbench.models.resolve import resolve
 from workbench.preference.reward_heads import (
@@ -57,9 +57,9 @@ def require_model_reporting(ctx: AppContext, model: str | None, progress: StageP
     return lm
 
 
-def sampling(max_new_tokens: float, temperature: float, seed: float | None) -> SamplingSettings:
+def sampling(max_new_tokens: float, temperature: float, seed: float | None) -> SamplingOptions:
     """Temperature 0 means greedy decoding."""
-    return SamplingSettings(max_new_tokens=int(max_new_tokens), temperature=float(temperature) if temperature > 0 else 1.0,
+    return SamplingOptions(max_new_tokens=int(max_new_tokens), temperature=float(temperature) if temperature > 0 else 1.0,
                             do_sample=temperature > 0, seed=None if seed is None else int(seed))
 
 
@@ -149,7 +149,7 @@ def vector_rows(vectors: Sequence[SteeringVector]) -> list[list[Any]]:
 
 def vote_session_choices(ctx: AppContext) -> list[tuple[str, str]]:
     """(label, session) for the sessions with A/B votes, the label saying how many."""
-    return [(f"{name} ({n} A/B votes)", name) for name, n in sessions_with_votes(labeling_store(ctx))]
+    return [(f"{name} ({n} A/B votes)", name) for name, n in sessions_with_votes(ctx.labeling)]
 
 
 def fit_from_votes(ctx: AppContext, session: str | None, method: str, layers_text: str, model: str | None = None,
@@ -160,7 +160,7 @@ def fit_from_votes(ctx: AppContext, session: str | None, method: str, layers_tex
     check_method(method)
     check_layers_before_loading(ctx, model, layers_text)
     lm = require_model_reporting(ctx, model, progress)
-    vectors = session_vectors(lm, labeling_store(ctx), session, parse_layers(layers_text, lm.n_layers, lm.name), method=method,
+    vectors = session_vectors(lm, ctx.labeling, session, parse_layers(layers_text, lm.n_layers, lm.name), method=method,
                               cache=ctx.activation_cache, progress=progress)
     return vector_rows(save_fitted(ctx.settings, vectors))
 
@@ -217,7 +217,7 @@ def _unsteered_html(note: str) -> str:
     return f'<div class="wb-steer-steered"><em>{html.escape(note)}</em></div>'
 
 
-def timed_pairs(lm: LoadedModel, prompt: str, steering: list[tuple[Any, float]], settings: SamplingSettings,
+def timed_pairs(lm: LoadedModel, prompt: str, steering: list[tuple[Any, float]], settings: SamplingOptions,
                 system: str | None, every: int) -> Iterator[tuple[DecodedRow, DecodedRow, Streamed]]:
     """``side_by_side`` with how far it is, the chat's way (``Streamed``: tokens so far / max, an ETA from the
     decoding rate): every token step is timed, every ``every``-th and the last are yielded."""
@@ -235,7 +235,7 @@ def timed_pairs(lm: LoadedModel, prompt: str, steering: list[tuple[Any, float]],
 
 
 def stream_comparison(ctx: AppContext, prompt: str, system: str, steering: list[tuple[Any, float]],
-                      settings: SamplingSettings, every: int = 4, model: str | None = None,
+                      settings: SamplingOptions, every: int = 4, model: str | None = None,
                       compare: str | None = None) -> Iterator[tuple[str, str, str, str, str, str]]:
     """Stream (A unsteered, A steered, B unsteered, B steered, note, progress) for the same prompt, seed
     and sliders: A is ``model``, B the ``compare`` model (its panels stay empty without one); progress
@@ -264,7 +264,7 @@ def stream_comparison(ctx: AppContext, prompt: str, system: str, steering: list[
 # -- blind test of a steering setting ---------------------------------------------------
 def session_choices(ctx: AppContext) -> list[str]:
     """Labeling sessions, whose prompts (those that fitted none of the vectors) a blind test can use."""
-    return [s.name for s in labeling_store(ctx).list_sessions()]
+    return [s.name for s in ctx.labeling.list_sessions()]
 
 
 def typed_prompts(text: str | None) -> list[str] | None:
@@ -298,7 +298,7 @@ def blind_test(ctx: AppContext, manager: JobManager, model: str | None, names: S
 
 # -- dose-response ---------------------------------------------------------------------
 def run_sweep(ctx: AppContext, vector_name: str, prompts_text: str, low: float, high: float, steps: int,
-              settings: SamplingSettings, reward_model: str | None = None, attribute: str | None = None,
+              settings: SamplingOptions, reward_model: str | None = None, attribute: str | None = None,
               model: str | None = None) -> SweepResult:
     lm = ctx.causal_model(model)
     if not vector_name:
@@ -350,7 +350,7 @@ SESSION_SOURCE = "session:"  # a reward-source choice that names a labeling sess
 def reward_source_choices(ctx: AppContext) -> list[tuple[str, str]]:
     """The reward form's sources, one list: datasets (their attribute poles), then sessions with votes (their A/B and aspect votes)."""
     return ([(d, d) for d in ui.dataset_choices(ctx)]
-            + [(f"session {name} ({n} A/B votes)", SESSION_SOURCE + name) for name, n in sessions_with_votes(labeling_store(ctx))])
+            + [(f"session {name} ({n} A/B votes)", SESSION_SOURCE + name) for name, n in sessions_with_votes(ctx.labeling)])
 
 
 def train_reward(ctx: AppContext, dataset: str, high_poles_text: str, layer: int, name: str, model: str | None = None,
@@ -362,7 +362,7 @@ def train_reward(ctx: AppContext, dataset: str, high_poles_text: str, layer: int
     lm = require_model_reporting(ctx, model, progress)
     if dataset.startswith(SESSION_SOURCE):
         session = dataset[len(SESSION_SOURCE):]
-        rm = train_reward_model_from_session(lm, labeling_store(ctx), session, name=name, layer=int(layer),
+        rm = train_reward_model_from_session(lm, ctx.labeling, session, name=name, layer=int(layer),
                                              cache=ctx.activation_cache, progress=progress)
         path = rm.save(reward_models_dir(ctx.settings))
         accs = ", ".join(f"{a}: {m['heldout_pairwise_accuracy']:.2f}" for a, m in rm.metrics.items())
@@ -421,7 +421,7 @@ def dpa_prompt_preview(ctx: AppContext, reward_model: str | None, theta: float, 
 
 
 def run_best_of_n(ctx: AppContext, reward_model: str, prompt: str, theta: float, weights: Sequence[float], n: int,
-                  settings: SamplingSettings, condition_prompt: bool, mode: str = THETA,
+                  settings: SamplingOptions, condition_prompt: bool, mode: str = THETA,
                   axes: tuple[str | None, str | None] = (None, None), model: str | None = None) -> BestOfN:
     lm = ctx.causal_model(model)
     if not reward_model:

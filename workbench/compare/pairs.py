@@ -9,7 +9,6 @@ from typing import Any
 
 from workbench.data.types import Pair
 from workbench.errors import ConfigError
-from workbench.labeling.state import labeling_store
 from workbench.preference.votes import session_votes
 from workbench.training.pairs import load_pairs
 
@@ -22,7 +21,7 @@ def diff_pairs(ctx: Any, dataset: str | None, session: str | None, limit: int) -
         raise ConfigError(f"The pair limit must be at least 2 (the diff compares states across texts), got {limit}.")
     if dataset is not None:
         return load_pairs(dataset, ctx.settings)[:limit]
-    labeling = labeling_store(ctx)
+    labeling = ctx.labeling
     first_vote: dict[str, str] = {}
     for v in session_votes(labeling, session, min_votes=0).votes:
         first_vote.setdefault(v.pair_id, v.outcome)

@@ -8,7 +8,8 @@ and the forms import it at start-up.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from workbench.errors import ConfigError
 from workbench.jobs.config import option
@@ -27,10 +28,10 @@ class LoRAOptions:
 
 @dataclass
 class SamplingOptions:
-    """How one source answers (``transformers`` ``generate`` settings): greedy with ``do_sample`` false.
+    """How a model answers (``transformers`` ``generate`` settings): greedy with ``do_sample`` false.
 
-    The defaults are the app's: ``workbench.models.generation.SamplingSettings`` has the same
-    fields and defaults, with torch beside it; a job turns these into one with ``asdict``.
+    One class for a job's options, the chat, the Steering tab and every ``generate`` call:
+    torch-free, so the CLI and the forms import it at start-up.
     """
 
     max_new_tokens: int = option(256, "New tokens per answer.", min=1)
@@ -41,9 +42,23 @@ class SamplingOptions:
     do_sample: bool = option(True, "Sample; false decodes greedily (temperature, top_p and top_k are then unused).")
     seed: int | None = option(0, "Seed of the sampling, so an answer can be drawn again (none: unseeded).")
 
+    def __post_init__(self) -> None:
+        self.check()  # built in code too (the chat, a sweep), not only from a config: refuse bad settings there as well
+
     def check(self) -> None:
-        """Rules between options, the same as SamplingSettings' (a temperature of 0 only when greedy)."""
+        """Rules between options (a temperature of 0 only when greedy)."""
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}.")
         if self.do_sample and self.temperature <= 0:
             raise ConfigError("temperature must be > 0 when sampling.", hint="Set do_sample=False for greedy decoding.")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}.")
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``model.generate`` (the seed is set apart; greedy drops the sampling knobs)."""
+        kw = asdict(self)
+        kw.pop("seed")
+        if not self.do_sample:
+            for key in ("temperature", "top_p", "top_k"):
+                kw.pop(key)
+        return kw

@@ -127,7 +127,7 @@ def run(job: JobContext) -> None:
     """Answer every prompt with both sources, then store the pairs (and open the session)."""
     # torch, generation and the labeling layer: the job's worker needs them, building its form does not
     from workbench.labeling.sessions import LabelingStore
-    from workbench.models.generation import SamplingSettings, generate
+    from workbench.models.generation import generate
     from workbench.steering.library import load_vector
     from workbench.steering.vectors import steer
     from workbench.store import Store
@@ -152,7 +152,7 @@ def run(job: JobContext) -> None:
         if src.model not in models:
             models[src.model] = job.load_model(src.model)
         lm = models[src.model]
-        sampling = SamplingSettings(**asdict(src.sampling))
+        sampling = src.sampling
         while len(answers[k]) < len(prompts):
             if job.should_stop():  # cancelled while a model loaded
                 raise JobCancelled

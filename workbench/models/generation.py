@@ -9,43 +9,16 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from workbench.data.types import Prompt
-from workbench.errors import ConfigError
 from workbench.jobs.context import JobCancelled, cancel_requested
+from workbench.jobs.options import SamplingOptions
 from workbench.models.loading import LoadedModel
-
-
-@dataclass
-class SamplingSettings:
-    max_new_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 50
-    repetition_penalty: float = 1.0
-    do_sample: bool = True
-    seed: int | None = 0
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}.")
-        if self.do_sample and self.temperature <= 0:
-            raise ConfigError("temperature must be > 0 when sampling.", hint="Set do_sample=False for greedy decoding.")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}.")
-
-    def generate_kwargs(self) -> dict[str, Any]:
-        kw = asdict(self)
-        kw.pop("seed")
-        if not self.do_sample:
-            for key in ("temperature", "top_p", "top_k"):
-                kw.pop(key)
-        return kw
 
 
 def to_messages(prompt: Prompt, system: str | None = None) -> list[dict[str, str]]:
@@ -88,14 +61,14 @@ class _JobCancel(StoppingCriteria):  # type: ignore[misc]
         return torch.full((input_ids.shape[0],), cancel_requested(), dtype=torch.bool, device=input_ids.device)
 
 
-def generate(lm: LoadedModel, prompts: list[Prompt], settings: SamplingSettings | None = None, system: str | None = None) -> list[str]:
+def generate(lm: LoadedModel, prompts: list[Prompt], settings: SamplingOptions | None = None, system: str | None = None) -> list[str]:
     """Generate one response per prompt in a single batched call.
 
     Inside a job (``workbench.jobs.context.activate``) a cancel stops the batch at the next
     token and raises ``JobCancelled``: a batch of 8 × 128 tokens took minutes on a busy CPU
     before its job could notice, and its cut-off answers must never be kept as if complete.
     """
-    settings = settings or SamplingSettings()
+    settings = settings or SamplingOptions()
     enc = _encode(lm, prompts, system)
     _seed(settings.seed)
     with torch.inference_mode():
@@ -135,9 +108,9 @@ class Streamed:
         return f"{self.tokens} / {self.max_new_tokens} tokens" + (f", ETA {eta:.0f} s" if eta is not None else "")
 
 
-def stream(lm: LoadedModel, prompt: Prompt, settings: SamplingSettings | None = None, system: str | None = None) -> Iterator[Streamed]:
+def stream(lm: LoadedModel, prompt: Prompt, settings: SamplingOptions | None = None, system: str | None = None) -> Iterator[Streamed]:
     """Yield the growing response as tokens arrive (for live UIs), with its token count and ETA."""
-    settings = settings or SamplingSettings()
+    settings = settings or SamplingOptions()
     enc = _encode(lm, [prompt], system)
     t0 = time.monotonic()
     counts: list[float] = []  # the time of every new token

@@ -19,7 +19,8 @@ import torch
 
 from workbench.data.types import Prompt
 from workbench.errors import ConfigError
-from workbench.models.generation import SamplingSettings, render_prompt
+from workbench.jobs.options import SamplingOptions
+from workbench.models.generation import render_prompt
 from workbench.models.loading import LoadedModel
 from workbench.steering.vectors import SteeringVector, steer
 
@@ -40,7 +41,7 @@ class DecodedRow:
         return len(self.token_ids)
 
 
-def _processors(settings: SamplingSettings) -> list:
+def _processors(settings: SamplingOptions) -> list:
     # transformers: only in _processors()
     from transformers import RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
@@ -71,7 +72,7 @@ def decode_rows(
     prompt: Prompt,
     vectors: Sequence[SteeringVector],
     coefficients: Sequence[Sequence[float]],
-    settings: SamplingSettings | None = None,
+    settings: SamplingOptions | None = None,
     *,
     system: str | None = None,
     every: int = 1,
@@ -80,7 +81,7 @@ def decode_rows(
 
     Yields the rows every ``every`` steps and once at the end (the last yield is final).
     """
-    settings = settings or SamplingSettings()
+    settings = settings or SamplingOptions()
     coef = torch.tensor([list(map(float, row)) for row in coefficients], dtype=torch.float32)
     if coef.ndim != 2 or coef.shape[0] == 0 or coef.shape[1] != len(vectors):
         raise ConfigError(f"coefficients must be one row per output with {len(vectors)} number(s) each (one per vector); "
@@ -147,14 +148,14 @@ def _record(rows: list[DecodedRow], tok, ids: list[int], lps: list[float], done:
 
 
 def generate_rows(lm: LoadedModel, prompt: Prompt, vectors: Sequence[SteeringVector], coefficients: Sequence[Sequence[float]],
-                  settings: SamplingSettings | None = None, *, system: str | None = None) -> list[DecodedRow]:
+                  settings: SamplingOptions | None = None, *, system: str | None = None) -> list[DecodedRow]:
     """The final rows of ``decode_rows`` (no streaming)."""
     *_, final = decode_rows(lm, prompt, vectors, coefficients, settings, system=system, every=1 << 30)
     return final
 
 
 def side_by_side(lm: LoadedModel, prompt: Prompt, steering: Sequence[tuple[SteeringVector, float]],
-                 settings: SamplingSettings | None = None, *, system: str | None = None,
+                 settings: SamplingOptions | None = None, *, system: str | None = None,
                  every: int = 1) -> Iterator[tuple[DecodedRow, DecodedRow]]:
     """Stream (unsteered, steered) for the same prompt and seed; one batched forward per token."""
     vectors = [v for v, _ in steering]

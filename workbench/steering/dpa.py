@@ -20,7 +20,8 @@ import numpy as np
 
 from workbench.data.types import Prompt
 from workbench.errors import ConfigError
-from workbench.models.generation import SamplingSettings, generate
+from workbench.jobs.options import SamplingOptions
+from workbench.models.generation import generate
 from workbench.models.loading import LoadedModel
 from workbench.preference.reward_heads import RewardModel
 
@@ -122,13 +123,13 @@ def rerank(reward_model: RewardModel, rewards_all: np.ndarray, direction: Sequen
 
 
 def best_of_n(lm: LoadedModel, prompt: Prompt, reward_model: RewardModel, direction: Sequence[float], *, n: int = 8,
-              attributes: Sequence[str] | None = None, settings: SamplingSettings | None = None,
+              attributes: Sequence[str] | None = None, settings: SamplingOptions | None = None,
               system: str | None = None, batch_size: int = 16) -> BestOfN:
     """Sample ``n`` responses in one batch (seeded), score them with the reward model, keep the best by vᵀr."""
     if n < 1:
         raise ConfigError(f"n must be at least 1, got {n}.")
     names, _ = _attribute_view(reward_model, attributes)
-    settings = settings or SamplingSettings()
+    settings = settings or SamplingOptions()
     if not settings.do_sample and n > 1:
         raise ConfigError("Best-of-n with greedy decoding gives n identical candidates.", hint="Turn sampling on (temperature > 0).")
     t0 = time.perf_counter()

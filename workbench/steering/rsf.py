@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,7 +27,7 @@ from workbench.files import atomic_path, atomic_write_text
 from workbench.jobs import JobCancelled, JobContext, JobType
 from workbench.jobs.config import JobConfig, option, parsed
 from workbench.jobs.options import LoRAOptions, SamplingOptions
-from workbench.models.generation import SamplingSettings, generate, render_prompt
+from workbench.models.generation import generate, render_prompt
 from workbench.models.loading import LoadedModel
 from workbench.models.resolve import resolve
 from workbench.preference.reward_heads import load_reward_model
@@ -169,7 +169,7 @@ def run(job: JobContext) -> str:
     peft_model = _lora(policy.model, cfg, adapter_dir)
     policy.model = peft_model
     prompts, n, iterations = cfg.prompts, cfg.n, cfg.iterations
-    settings = SamplingSettings(**asdict(cfg.sampling))
+    settings = cfg.sampling
     total = iterations * (len(prompts) + 1)
     for iteration in range(start + 1, iterations + 1):
         rng = np.random.default_rng(cfg.seed + iteration)

@@ -24,7 +24,8 @@ import torch
 
 from workbench.data.types import Prompt
 from workbench.errors import ConfigError
-from workbench.models.generation import SamplingSettings, render_prompt
+from workbench.jobs.options import SamplingOptions
+from workbench.models.generation import render_prompt
 from workbench.models.loading import LoadedModel
 from workbench.steering.decoding import DecodedRow, generate_rows
 from workbench.steering.vectors import SteeringVector
@@ -115,7 +116,7 @@ def suggest_range(coefficients: np.ndarray, ok: np.ndarray) -> tuple[float, floa
 
 
 def dose_response(lm: LoadedModel, vector: SteeringVector, prompts: Sequence[Prompt], coefficients: Sequence[float], *,
-                  score: ScoreFn | None = None, settings: SamplingSettings | None = None, system: str | None = None,
+                  score: ScoreFn | None = None, settings: SamplingOptions | None = None, system: str | None = None,
                   max_kl: float = 1.0, max_repetition_increase: float = 0.2, max_compression_ratio: float = 1.5) -> SweepResult:
     """Sweep ``coefficients`` over ``prompts`` and suggest a usable range.
 
@@ -128,7 +129,7 @@ def dose_response(lm: LoadedModel, vector: SteeringVector, prompts: Sequence[Pro
         raise ConfigError("A sweep needs at least two different coefficients.")
     if not prompts:
         raise ConfigError("A sweep needs at least one prompt.")
-    settings = settings or SamplingSettings(max_new_tokens=64)
+    settings = settings or SamplingOptions(max_new_tokens=64)
     grid = sorted(set(coefs.tolist()) | {0.0})  # the unsteered row is the reference
     texts: list[list[str]] = [[] for _ in grid]
     kls, reps, comps, lens = (np.zeros((len(grid), len(prompts))) for _ in range(4))

@@ -22,6 +22,7 @@ from workbench.errors import ConfigError, ModelError
 from workbench.jobs import manifest as files
 from workbench.jobs.config import parsed
 from workbench.jobs.context import JobCancelled, JobContext, activate
+from workbench.jobs.options import SamplingOptions
 from workbench.jobs.registry import JobType
 from workbench.jobs.worker import job_context
 from workbench.models.embedded import DEMO_MODEL_NAME
@@ -211,7 +212,7 @@ def evaluate_dpo(job: JobContext) -> dict[str, Any]:
     """Held-out (and training) pair accuracies before vs after, and sample generations side by side."""
     from peft import PeftModel  # heavy: worker only
 
-    from workbench.models.generation import SamplingSettings, generate  # torch: only in evaluate_dpo()
+    from workbench.models.generation import generate  # torch: only in evaluate_dpo()
     from workbench.training.logprobs import response_token_counts, sequence_logprobs  # torch: only in evaluate_dpo()
 
     cfg: DPOJobConfig = job.options
@@ -259,7 +260,7 @@ def evaluate_dpo(job: JobContext) -> dict[str, Any]:
         summary["warnings"] = [warning]
     sample_pairs = (split.held_out or split.train)[:cfg.n_samples]
     if sample_pairs:
-        greedy = SamplingSettings(max_new_tokens=cfg.sample_max_new_tokens, do_sample=False)
+        greedy = SamplingOptions(max_new_tokens=cfg.sample_max_new_tokens, do_sample=False)
         texts: dict[str, list[str]] = {"before": [], "after": []}
         n = 2 * len(sample_pairs)
         job.progress(0, n, f"0 of {n} sample answers", stage="samples")
