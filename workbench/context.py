@@ -68,9 +68,8 @@ class AppContext:
         a lock: two server threads asking first at once must not get two stores."""
         with self._service_lock:
             if "_labeling" not in self.__dict__:
-                from workbench.labeling.sessions import (
-                    LabelingStore,  # imports scipy (Bradley–Terry): only where sessions are used
-                )
+                # scipy (Bradley–Terry) comes with sessions: only where sessions are used
+                from workbench.labeling.sessions import LabelingStore
                 from workbench.labeling.uncertain import ModelFeatures
 
                 # ``get_model`` runs on the first refit: no torch is imported before a head is fitted.

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from plugins.labeling.loop_panel import build_loop_panel
 from workbench.app.auth import OWNER, login_name, require_owner, role_of
@@ -41,8 +42,7 @@ def ratings_figure(report: dict[str, Any]) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    import matplotlib.pyplot as plt  # once the backend is set
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     rows = report["ratings"]

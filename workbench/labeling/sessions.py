@@ -27,6 +27,7 @@ from workbench.labeling.errors import Conflict, Forbidden, Invalid, NotFound
 from workbench.labeling.selection import hold, open_pairs, random_rank, rank_active, rank_uncertain, repeat_pick, reserve
 from workbench.labeling.uncertain import DEFAULT_REFIT_EVERY, MODEL_UNCERTAIN, ModelFeatures, PairFeatures, UncertainOrder
 from workbench.preference.bradley_terry import BTResult, Comparisons, fit_bradley_terry
+from workbench.settings import Settings
 from workbench.store import NAME_MAX, PAIR_COLUMNS, Store, name_problem, row_pair
 
 ORDERS = ("sequential", "random", "active", MODEL_UNCERTAIN)
@@ -260,8 +261,6 @@ class LabelingStore:
         self._tokens: dict[tuple[str, str], tuple[str]] = {}
 
     def _default_features(self) -> PairFeatures:
-        from workbench.settings import Settings
-
         # The home holding the SQLite store; a PostgreSQL store has none of its own: the settings' home.
         return ModelFeatures(Settings(home=self.store.path.parent) if self.store.url is None else Settings())
 

@@ -54,6 +54,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from workbench.activations.cache import ActivationCache
 from workbench.data.types import Judgment, Pair
 from workbench.preference.intervals import wilson_interval
 
@@ -96,8 +97,6 @@ class ModelFeatures:
 
                 self._get_model = ModelService(self.settings).get
             if self.cache is None and self.settings is not None:
-                from workbench.activations.cache import ActivationCache
-
                 self.cache = ActivationCache(self.settings.cache_dir)
         return self._get_model(model)
 
@@ -178,7 +177,7 @@ def _probit(mu: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def predictive(mu: np.ndarray, var: np.ndarray) -> np.ndarray:
     """P(A wins) averaged over the posterior (probit approximation)."""
-    from scipy.special import ndtr
+    from scipy.special import ndtr  # sessions import this module, and `label sessions` loads no scipy
 
     m, v = _probit(mu, var)
     return ndtr(m / np.sqrt(1 + v))
