@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from page_watch import open_app
 from test_labeling_browser import UI_TIMEOUT_MS
 
-from apps.labeling_server import labeling_context
+from plugins.labeling.server import labeling_context
 from plugins.labeling.tab import fast_page_link
 from workbench.app.server import create_app
 from workbench.data.types import Pair

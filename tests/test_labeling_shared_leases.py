@@ -17,7 +17,7 @@ import httpx
 import pytest
 from conftest import backend_env
 
-from apps.labeling_server import check_workers
+from plugins.labeling.server import check_workers
 from workbench.data.types import Pair
 from workbench.errors import ConfigError
 from workbench.labeling import LabelingStore

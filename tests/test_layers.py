@@ -1,7 +1,7 @@
 """The import arrows docs/architecture.md promises, read from the source (issue 23 §4).
 
 Every ``import`` counts, inside functions too: a lazy import is still an arrow. Rules:
-the core never imports a plugin or an app; no plugin imports another; compute packages never import the UI (the app's
+the core never imports a plugin or an app; a plugin never imports an app or another plugin; compute packages never import the UI (the app's
 auth and body limits are HTTP plumbing the labeling API shares); ``workbench.preference`` never imports ``workbench.labeling``
 (labeling owns votes as data and calls the statistics; preference declares what it reads
 as ``VoteSource``).
@@ -38,6 +38,11 @@ def offenders(folder: str, forbidden: tuple[str, ...]) -> list[str]:
 
 def test_the_core_never_imports_a_plugin_or_an_app() -> None:
     assert offenders("workbench", ("plugins", "apps")) == []
+
+
+def test_plugins_never_import_an_app() -> None:
+    """An app is an entry point over plugins (``apps/labeling_server.py`` calls ``plugins.labeling.server``), never the reverse."""
+    assert offenders("plugins", ("apps",)) == []
 
 
 @pytest.mark.parametrize("package", COMPUTE)

@@ -67,7 +67,7 @@ def test_a_length_lover_sets_off_the_length_warning(tmp_path: Path) -> None:
 def test_the_owners_stats_carry_the_bias_and_the_fast_page_shows_it(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from apps.labeling_server import labeling_context
+    from plugins.labeling.server import labeling_context
     from workbench.app.server import create_app
     from workbench.settings import Settings
 

@@ -153,7 +153,7 @@ def test_soft_votes_flow_through_and_discrete_figures_sit_beside() -> None:
 def test_fast_page_api_gives_the_owner_the_verdict_and_annotators_nothing(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from apps.labeling_server import labeling_context
+    from plugins.labeling.server import labeling_context
     from workbench.app.server import create_app
     from workbench.settings import Settings
 

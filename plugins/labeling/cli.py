@@ -25,6 +25,7 @@ from workbench.labeling.export import export_session_as
 from workbench.labeling.sessions import ORDERS, LabelingStore, SessionSettings
 from workbench.labeling.uncertain import DEFAULT_REFIT_EVERY
 from workbench.loop import BLIND_MAX_NEW_TOKENS, read_prompt_file, start_blind_session
+from workbench.settings import parse_auth
 
 label_app = typer.Typer(help="Labeling sessions: list, create, statistics (Bradley–Terry, agreement) and export.",
                         no_args_is_help=True)
@@ -390,14 +391,10 @@ def serve(
 ) -> None:
     """Serve labeling only, for annotators: the fast keyboard page /label/<session>, the API and the Labeling tab.
 
-    The same server as ``python -m apps.labeling_server`` (this runs its ``main``), so both
-    check the bind address, the logins and the home the same way.
+    The same server as ``python -m apps.labeling_server`` (both call ``plugins.labeling.server.serve``),
+    so both check the bind address, the logins and the home the same way.
     """
-    from apps.labeling_server import main as serve_labeling  # uvicorn + the app: only this command needs them
+    from plugins.labeling.server import serve as serve_labeling  # uvicorn + the app: only this command needs them
 
-    argv = ["--host", host, "--port", str(port)] + (["--auth", auth] if auth else []) + (["--users", str(users)] if users else [])
-    argv += (["--home", str(home)] if home else []) + (["--api-only"] if api_only else [])
-    argv += ["--workers", str(workers)]
-    code = serve_labeling(argv, database_url=database_url)
-    if code:
-        raise typer.Exit(code)
+    serve_labeling(host=host, port=port, auth=parse_auth(auth) if auth else None, users=users, home=home,
+                   api_only=api_only, workers=workers, database_url=database_url)  # a refusal: the CLI prints it, exit 2
