@@ -332,3 +332,39 @@ def test_a_config_object_is_submitted_and_an_old_run_resumes_with_typed_options(
     manager.resume(run.id)
     assert run.wait(timeout=60).status == "finished", run.log_tail()
     assert run.manifest.summary["options_class"] == "CountConfig"
+
+
+def test_the_cli_resumes_an_old_run_with_typed_options(tmp_path):
+    """`workbench runs resume` uses a manager that knows no job types: the worker names the options
+    class from the plugins it loads, so an older run's job gets typed options, not a mapping."""
+    from workbench.labeling.generate import GENERATE_PAIRS
+
+    home = tmp_path / "home"
+    plugin_manager = JobManager(Settings(home=home), job_types={GENERATE_PAIRS.name: GENERATE_PAIRS})
+    run = plugin_manager.submit("labeling.generate-pairs", {  # the former name still submits, under the new one
+        "dataset": "old", "prompts": ["Hi"], "sources": [{"name": "a", "model": "no-such-model"}, {"name": "b", "model": "no-such-model"}]})
+    run.wait(timeout=120)
+    assert run.manifest.type == "generate-pairs" and run.id.startswith("generate-pairs-")
+    m = files.read_manifest(run.dir)
+    m.type, m.status, m.options_cls = "labeling.generate-pairs", "failed", None  # as a run folder from before this change
+    files.write_manifest(run.dir, m)
+    JobManager(Settings(home=home)).resume(run.id)  # what `workbench runs resume` builds
+    run.wait(timeout=120)
+    m = files.read_manifest(run.dir)
+    assert m.options_cls == GENERATE_PAIRS.options_entry
+    assert m.status == "failed" and "no-such-model" in (m.error or "") and "AttributeError" not in (m.error_traceback or ""), m.error
+
+
+def test_a_flag_wins_over_an_older_files_flat_name(tmp_path):
+    from workbench.jobs.commands import job_options
+
+    old = tmp_path / "old.yaml"
+    old.write_text("model: m\ndataset: d\nlora_r: 4\n")
+    opts = job_options(old, None, {}, {"lora": {"r": 16}}, DPOJobConfig.moved)
+    assert opts["lora"]["r"] == 16 and "lora_r" not in opts
+    assert DPOJobConfig.from_dict(opts).lora.r == 16
+
+
+def test_a_groups_own_check_says_where_the_group_sits():
+    with pytest.raises(ConfigError, match=r"RSF option sampling: temperature must be > 0 when sampling"):
+        RSFJobConfig.from_dict({"reward_model": "rm", "prompts": ["Hi"], "sampling": {"temperature": 0.0}})

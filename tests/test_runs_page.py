@@ -67,7 +67,8 @@ def test_browser_values_are_confined_and_checked(ctx, tmp_path) -> None:
         actions.options_from_form(ctx, {"interactions": str(outside)}, "")
     with pytest.raises(SecurityError):  # nested in the YAML box too
         actions.options_from_form(ctx, {}, f"sources: [{{model: {tmp_path / 'm'}}}]")
-    shipped = actions.example_values(JobManager.for_context(ctx).job_type("recsae"))  # the files its declared example names
+    shipped = actions.shipped_files(JobManager.for_context(ctx).job_type("recsae"))  # the files its declared example names
+    assert shipped == {INTERACTIONS.resolve(), ITEMS.resolve()}
     opts = actions.options_from_form(ctx, {"interactions": str(INTERACTIONS), "attributes": str(ITEMS), "epochs": 3, "sep": ""},
                                      "sae: {k: 4}", shipped)
     assert opts == {"interactions": str(INTERACTIONS), "attributes": str(ITEMS), "epochs": 3, "sae": {"k": 4}}
@@ -195,6 +196,7 @@ def test_a_broken_example_costs_its_button_not_the_tab(tmp_path) -> None:
     ids = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
     assert "runs-count-start" in ids and "runs-count-example" not in ids
     assert "did you mean" in ids["runs-count-hint"].value and "words" in ids["runs-count-hint"].value
+    assert actions.shipped_files(JobManager.for_context(ctx).job_type("count")) == frozenset()  # and it blocks no start
 
 
 def test_the_runs_tab_names_no_job_type(tmp_path) -> None:

@@ -139,25 +139,34 @@ def _confine(ctx: Any, key: str, value: Any, models: set[str], shipped: frozense
     return str(ctx.check_data_path(resolved))
 
 
+def shipped_files(job_type: JobType) -> frozenset[Path]:
+    """The files the job type's declared example names (absolute paths of existing files): the only paths
+    a form may use outside the data folders. A broken example allows none and blocks no start."""
+    try:
+        values = example_values(job_type)
+    except WorkbenchError:
+        return frozenset()
+    paths = (Path(v) for v in values.values() if isinstance(v, str) and v)
+    return frozenset(p.resolve() for p in paths if p.is_absolute() and p.is_file())
+
+
 def options_from_form(ctx: Any, values: dict[str, Any], extra_yaml: str | None,
-                      example: dict[str, Any] | None = None) -> dict[str, Any]:
+                      shipped: frozenset[Path] = frozenset()) -> dict[str, Any]:
     """Form values (empty ones mean "the default") plus the YAML box, every file path confined but
-    those the job's declared ``example`` names."""
+    the ``shipped`` files of the job's declared example (``shipped_files``)."""
     options = {k: v for k, v in values.items() if v not in (None, "")}
     extra = parse_yaml(extra_yaml)
     both = sorted(set(options) & set(extra))
     if both:
         raise ConfigError(f"Option(s) {', '.join(both)} are set both in the form and in the options box.", hint="Keep one of the two.")
     models = set(ui.model_choices(ctx))
-    shipped = frozenset(Path(v).expanduser().resolve() for v in (example or {}).values() if isinstance(v, str) and v)
     return {k: _confine(ctx, k, v, models, shipped) for k, v in {**options, **extra}.items()}
 
 
 def start(ctx: Any, manager: JobManager, user: str | None, kind: str, values: dict[str, Any], extra_yaml: str | None) -> Run:
     """Start a run of job type ``kind``: owner only; the job's own validation runs before any run exists."""
     require_owner(ctx.settings, user, "start a job")
-    example = example_values(manager.job_type(kind))
-    return manager.submit(kind, options_from_form(ctx, values, extra_yaml, example))
+    return manager.submit(kind, options_from_form(ctx, values, extra_yaml, shipped_files(manager.job_type(kind))))
 
 
 def metrics_figure(run: Run, job_type: JobType | None) -> Any:

@@ -17,7 +17,7 @@ import yaml
 
 from workbench.cli_options import HomeOpt, host_of, settings_for
 from workbench.errors import ConfigError, DataError
-from workbench.jobs.config import command_from_config
+from workbench.jobs.config import command_from_config, move_into_groups
 from workbench.jobs.runner import JobManager, describe_failure
 from workbench.plugins import PluginHost
 
@@ -47,10 +47,12 @@ def _set(opts: dict[str, Any], key: str, value: Any, nested: Collection[str]) ->
 
 
 def job_options(config: Path | None, sets: list[str] | None, explicit: dict[str, Any],
-                nested: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                nested: dict[str, dict[str, Any]] | None = None, moved: dict[str, str] | None = None) -> dict[str, Any]:
     """Options from a YAML file, then ``--set key=value``, then explicit flags (later wins).
 
-    ``nested`` maps a group name (e.g. ``sae``) to flags that belong inside that group.
+    ``nested`` maps a group name (e.g. ``sae``) to flags that belong inside that group; ``moved``
+    (``JobConfig.moved``) puts a file's former flat names (``lora_r``) into their groups first,
+    so a flag (``--lora-r``) still wins over an older file instead of disagreeing with it.
     """
     nested = nested or {}
     opts: dict[str, Any] = {}
@@ -75,6 +77,7 @@ def job_options(config: Path | None, sets: list[str] | None, explicit: dict[str,
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r} is not of the form key=value.", hint="Example: --set learning_rate=0.0005")
         _set(opts, key.strip(), yaml.safe_load(value), nested)
+    opts = move_into_groups(opts, moved or {}, "the file's and --set")
     opts.update({k: v for k, v in explicit.items() if v is not None})
     for group, flags in nested.items():
         given = {k: v for k, v in flags.items() if v is not None}
@@ -132,7 +135,8 @@ def job_command(kind: str, config_cls: type, doc: str, *, on_finished: Callable[
 
     def body(explicit: dict[str, Any], nested_values: dict[str, dict[str, Any]], *, ctx: typer.Context,
              config: Path | None, set_: list[str] | None, wait: bool, home: Path | None) -> None:
-        submit(kind, job_options(config, set_, explicit, nested_values), home, wait, on_finished, host_of(ctx))
+        submit(kind, job_options(config, set_, explicit, nested_values, getattr(config_cls, "moved", {})), home, wait, on_finished,
+               host_of(ctx))
 
     body.__doc__ = doc
     return command_from_config(config_cls, body, extra=[

@@ -137,7 +137,7 @@ def config_from_dict(cls: type, raw: dict[str, Any], what: str, *, moved: dict[s
     a mapping written before the move (an old run's config.yaml, a saved job file) still loads."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{what} options must be a mapping of option: value, got {raw!r}.")
-    raw = _move_into_groups(raw, moved or {}, what)
+    raw = move_into_groups(raw, moved or {}, what)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     check_options(raw, [*fields, *(moved or {})], what)  # a typo of a former name is pointed at it: it still works
     hints = _hints(cls)
@@ -153,6 +153,8 @@ def config_from_dict(cls: type, raw: dict[str, Any], what: str, *, moved: dict[s
     except TypeError as exc:  # a required option is missing
         missing = [n for n, f in fields.items() if n not in values and f.default is _MISSING and f.default_factory is _MISSING]
         raise ConfigError(f"{what}: missing option(s) {', '.join(missing) or '?'}.", hint=str(exc)) from None
+    except ConfigError as exc:  # a group that checks itself on construction (SamplingOptions): say where it sits
+        raise ConfigError(f"{what}: {exc.message}", hint=exc.hint) from None
     check = getattr(obj, "check", None)
     if callable(check):
         check()
@@ -168,7 +170,7 @@ def _over_group_default(value: Any, f: dataclasses.Field) -> Any:
     return {**dataclasses.asdict(default), **value} if dataclasses.is_dataclass(default) else value
 
 
-def _move_into_groups(raw: dict[str, Any], moved: dict[str, str], what: str) -> dict[str, Any]:
+def move_into_groups(raw: dict[str, Any], moved: dict[str, str], what: str) -> dict[str, Any]:
     """``raw`` with former flat options put into their groups; the same option given both ways must agree."""
     out = dict(raw)
     for old, new in moved.items():

@@ -57,6 +57,12 @@ class JobType:
         return self.validate(dict(config), settings) if self.validate else dict(config)
 
     @property
+    def options_entry(self) -> str | None:
+        """Where the worker imports the job's typed options class from ("module:Class"); None without one."""
+        cls = self.config_cls
+        return f"{cls.__module__}:{cls.__qualname__}" if cls is not None else None
+
+    @property
     def entry(self) -> str:
         fn = self.run
         qual = getattr(fn, "__qualname__", "")

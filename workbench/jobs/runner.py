@@ -173,6 +173,7 @@ class JobManager:
         return add_job_type(self.types, name, job_type)
 
     def job_type(self, name: str) -> JobType:
+        name = files.RENAMED_TYPES.get(name, name)  # a script written before a rename still submits
         if name not in self.types:
             raise ConfigError(f"Unknown job type {name!r}.", hint=f"Known job types: {', '.join(sorted(self.types)) or 'none (is the plugin installed?)'}.")
         return self.types[name]
@@ -185,6 +186,7 @@ class JobManager:
         ``config`` is the job type's ``config_cls`` instance (what code builds) or a plain mapping
         (a YAML file, a form); both go through the same checks."""
         jt = self.job_type(job_type)
+        job_type = jt.name  # the current name, even when a former one was given
         config = jt.normalise(_as_mapping(jt, config), self.settings)
         run_id = run_id or f"{job_type}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         final = self.runs_dir / run_id
@@ -193,7 +195,7 @@ class JobManager:
         with atomic_path(final) as tmp:
             tmp.mkdir()
             files.write_config(tmp, config)
-            files.write_manifest(tmp, Manifest(id=run_id, type=job_type, entry=jt.entry, options_cls=_options_cls(jt),
+            files.write_manifest(tmp, Manifest(id=run_id, type=job_type, entry=jt.entry, options_cls=jt.options_entry,
                                                settings=_settings_dict(self.settings)))
         self._spawn(final, env)
         return Run(final)
@@ -234,6 +236,7 @@ class JobManager:
 
     def runs(self, type: str | None = None) -> list[Run]:
         """All runs, newest first."""
+        type = files.RENAMED_TYPES.get(type, type) if type else type  # manifests read the former name as the new one
         out = []
         for manifest in self.runs_dir.glob(f"*/{files.MANIFEST}"):
             if is_temporary(manifest.parent.name):
@@ -265,7 +268,7 @@ class JobManager:
         (run.dir / files.PID).unlink(missing_ok=True)  # the old worker's pid must not mark the new attempt failed
         m.status, m.resume, m.pid, m.error, m.error_traceback = "queued", True, None, None, None
         if m.options_cls is None and m.type in self.types:  # a run made before manifests named their options class
-            m.options_cls = _options_cls(self.types[m.type])
+            m.options_cls = self.types[m.type].options_entry
         files.write_manifest(run.dir, m)
         self._spawn(run.dir, None)
         return run
@@ -280,12 +283,6 @@ def _as_mapping(jt: JobType, config: JobConfig | Mapping[str, Any]) -> dict[str,
         raise ConfigError(f"Job type {jt.name!r} takes {want}, got a {type(config).__name__}.",
                           hint="Build the job type's own options class, or pass a mapping.")
     return config.to_dict()
-
-
-def _options_cls(jt: JobType) -> str | None:
-    """Where the worker imports the job's typed options class from ("module:Class")."""
-    cls = jt.config_cls
-    return f"{cls.__module__}:{cls.__qualname__}" if cls is not None else None
 
 
 def describe_failure(run: Run, lines: int = 20) -> str:

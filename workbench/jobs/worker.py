@@ -17,8 +17,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import ConfigError
 from workbench.jobs import manifest as files
 from workbench.jobs.context import JobCancelled, JobContext, activate
+from workbench.jobs.registry import collect_job_types
 from workbench.plugins import PluginHost
 from workbench.settings import Settings
 
@@ -43,7 +45,11 @@ def job_context(run_dir: Path, m: files.Manifest) -> JobContext:
     """The context a job function (or a rank of a multi-process job) gets: its config.yaml parsed
     once, here, into the job type's typed options (``m.options_cls``), so no job re-parses it."""
     raw = files.read_config(run_dir)
-    options = import_entry(m.options_cls).from_dict(raw) if m.options_cls else raw
+    try:
+        options = import_entry(m.options_cls).from_dict(raw) if m.options_cls else raw
+    except ConfigError as exc:  # an older version's value, or a hand edit: name the file it is in
+        raise ConfigError(f"{run_dir / files.CONFIG}: {exc.message}",
+                          hint=exc.hint or "Edit that file, or start a new run with valid options.") from None
     return JobContext(run_dir, options, settings_from(m.settings), resume=m.resume, run_id=m.id)
 
 
@@ -67,9 +73,15 @@ def run(run_dir: Path) -> int:
     _request_cancel(run_dir)
     log.info("run %s (%s) attempt %d%s", m.id, m.type, m.attempts, " (resume)" if m.resume else "")
     # The same plugins as the app: their architecture families and job types exist here too.
-    for info in PluginHost().infos:
+    host = PluginHost()
+    for info in host.infos:
         if info.status != "ok":
             log.warning("plugin %s (%s) is left out: %s", info.name, info.module, info.error)
+    if m.options_cls is None:  # a run made before manifests named their options class, resumed by any manager
+        job_type = collect_job_types(host).get(m.type)
+        if job_type is not None and job_type.options_entry:
+            m.options_cls = job_type.options_entry
+            files.write_manifest(run_dir, m)  # a multi-process job's ranks read it from here
     output, error, tb, status = None, None, None, "finished"
     try:
         ctx = job_context(run_dir, m)  # a config.yaml edited by hand into a bad one fails the run, naming the option

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -63,7 +63,7 @@ class RSFJobConfig(JobConfig):
     n: int = option(4, "Responses sampled per prompt (the best of n is kept).", min=2)
     # Short, diverse candidates: best-of-n needs them to differ; the seed is set per prompt and iteration.
     sampling: SamplingOptions = option(default_factory=lambda: SamplingOptions(max_new_tokens=48, temperature=1.0, top_p=0.95),
-                                       help="How candidates are sampled (do_sample stays on: best-of-n needs different answers).")
+                                       help="How candidates are sampled (do_sample stays on: best-of-n needs different answers; the seed comes from the run's seed, per prompt and iteration).")
     learning_rate: float = option(2e-4, "LoRA learning rate.", min=0.0)
     epochs: int = option(1, "Epochs over the kept responses per iteration.", min=1)
     batch_size: int = option(4, "Responses per training batch.", min=1)
@@ -169,7 +169,6 @@ def run(job: JobContext) -> str:
     peft_model = _lora(policy.model, cfg, adapter_dir)
     policy.model = peft_model
     prompts, n, iterations = cfg.prompts, cfg.n, cfg.iterations
-    settings = cfg.sampling
     total = iterations * (len(prompts) + 1)
     for iteration in range(start + 1, iterations + 1):
         rng = np.random.default_rng(cfg.seed + iteration)
@@ -177,7 +176,8 @@ def run(job: JobContext) -> str:
         kept, best_scores, mean_scores, kept_rewards = [], [], [], []
         for i, (prompt, v) in enumerate(zip(prompts, directions, strict=True)):
             system = dpa_system_prompt(rm.attributes, v)
-            settings.seed = cfg.seed * 100_003 + iteration * 1009 + i
+            # each prompt of each iteration its own seed, from the run's seed (a copy: job.options stays as given)
+            settings = replace(cfg.sampling, seed=cfg.seed * 100_003 + iteration * 1009 + i)
             candidates = generate(policy, [prompt] * n, settings, system=system)
             usable = [c for c in candidates if c.strip()]
             if usable:
