@@ -69,7 +69,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -287,33 +288,31 @@ def session_settings(order: str, model: str, layer: int, refit_every: int) -> di
     return {"order": order, "overlap": 1, **extra}
 
 
-def run_order(order: str, pool: list[Pair], votes: dict[str, str], lookup: Lookup, args: argparse.Namespace, seed: int,
-              layer: int) -> tuple[list[str], dict]:
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "workbench.sqlite")
+@contextmanager
+def simulated_session(order: str, pool: list[Pair], lookup: Lookup, args: argparse.Namespace, layer: int,
+                      names: list[str]) -> Iterator[LabelingStore]:
+    """Session "s" over ``pool`` in a throw-away SQLite store, in ``order``, with ``names`` joined."""
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "workbench.sqlite") as store:
         store.import_pairs("pool", pool)
         lab = LabelingStore(store, features=lookup)
         lab.create_session("s", "pool", session_settings(order, args.model, layer, args.refit_every))
-        names = [f"sim{seed}-{k}" for k in range(args.annotators)]
         for name in names:
             lab.join("s", name)
-        limit = args.max_votes or len(pool)
-        sequence = label(lab, names, votes, limit)
-        status = lab.selection_status("s") or {}
-        store.close()
-    return sequence, status
+        yield lab
+
+
+def run_order(order: str, pool: list[Pair], votes: dict[str, str], lookup: Lookup, args: argparse.Namespace, seed: int,
+              layer: int) -> tuple[list[str], dict]:
+    names = [f"sim{seed}-{k}" for k in range(args.annotators)]
+    with simulated_session(order, pool, lookup, args, layer, names) as lab:
+        sequence = label(lab, names, votes, args.max_votes or len(pool))
+        return sequence, lab.selection_status("s") or {}
 
 
 def paced(order: str, pool: list[Pair], votes: dict[str, str], lookup: Lookup, args: argparse.Namespace, layer: int) -> dict:
     """``--paced`` threads label one session at a human-like pace; vote → next pair round trips."""
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "workbench.sqlite")
-        store.import_pairs("pool", pool)
-        lab = LabelingStore(store, features=lookup)
-        lab.create_session("s", "pool", session_settings(order, args.model, layer, args.refit_every))
-        names = [f"paced-{k}" for k in range(args.paced)]
-        for name in names:
-            lab.join("s", name)
+    names = [f"paced-{k}" for k in range(args.paced)]
+    with simulated_session(order, pool, lookup, args, layer, names) as lab:
         trips: list[float] = []
         during: list[bool] = []
         lock = threading.Lock()
@@ -341,7 +340,6 @@ def paced(order: str, pool: list[Pair], votes: dict[str, str], lookup: Lookup, a
             t.join()
         lab.uncertain.wait(120)
         head = lab.uncertain.head(lab.session("s").id)
-        store.close()
     return {"trips": trips, "flags": during, "during": sum(during), "head": head}
 
 
