@@ -30,6 +30,11 @@ PID = "worker.pid"
 RENAMED_TYPES = {"labeling.generate-pairs": "generate-pairs"}  # former job-type name → its name now
 
 
+def current_type(name: str | None) -> str | None:
+    """A job type's name now: run folders, filters and scripts written before a rename keep working."""
+    return RENAMED_TYPES.get(name, name) if name else name
+
+
 @dataclass
 class Manifest:
     """What a run is and where it stands; ``output`` is relative to the run directory."""
@@ -56,7 +61,7 @@ class Manifest:
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         # Job types renamed since: a run folder written under the old name still lists, filters and resumes.
-        known["type"] = RENAMED_TYPES.get(known.get("type"), known.get("type"))
+        known["type"] = current_type(known.get("type"))
         return cls(**known)
 
 

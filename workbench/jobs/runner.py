@@ -173,7 +173,7 @@ class JobManager:
         return add_job_type(self.types, name, job_type)
 
     def job_type(self, name: str) -> JobType:
-        name = files.RENAMED_TYPES.get(name, name)  # a script written before a rename still submits
+        name = files.current_type(name)
         if name not in self.types:
             raise ConfigError(f"Unknown job type {name!r}.", hint=f"Known job types: {', '.join(sorted(self.types)) or 'none (is the plugin installed?)'}.")
         return self.types[name]
@@ -236,7 +236,7 @@ class JobManager:
 
     def runs(self, type: str | None = None) -> list[Run]:
         """All runs, newest first."""
-        type = files.RENAMED_TYPES.get(type, type) if type else type  # manifests read the former name as the new one
+        type = files.current_type(type)
         out = []
         for manifest in self.runs_dir.glob(f"*/{files.MANIFEST}"):
             if is_temporary(manifest.parent.name):
