@@ -19,7 +19,7 @@ Disagreement between annotators is either noise or taste. This module separates 
   is fully specified). Length, the verbosity pole and the others' majority often say the same
   thing; a Bonferroni over them paid for each copy (a voter following the dataset's label with
   30 % noise, 100 votes: not noisy in 11 of 20 seeds then, 14 of 20 now), while a coin still
-  passes at about ``ALPHA`` (1 of 200 simulated random voters was called not noisy). That test, gold accuracy and self-consistency on repeated pairs are then
+  passes at ``ALPHA`` (2 of 200 simulated random voters were called not noisy). That test, gold accuracy and self-consistency on repeated pairs are then
   Bonferroni-corrected at ``ALPHA``. A competent voter with a unique taste is not noisy: their
   own factors predict their votes. A random voter's votes are unpredictable even from their own
   factors. Each raw p is in ``vote_tests``; ``fit`` keeps the likelihood-ratio test, the
@@ -161,24 +161,25 @@ def _sign_test(factors: Sequence[str], x: np.ndarray, y: np.ndarray) -> dict[str
 
 
 def _vote_tests(x: np.ndarray, y: np.ndarray, refs: np.ndarray) -> np.ndarray:
-    """p-values of every test on the decisive votes, one row per vote vector in ``y`` (draws × n):
-    the score test of the taste model at coefficients 0 (column 0), then the two-sided binomial
-    test of agreement with the sign of each reference column (a factor, the dataset's label, the
-    others' majority; 0 = no side)."""
+    """p-values of every test on the decisive votes, one column per vote vector in ``y`` (n ×
+    draws): the score test of the taste model at coefficients 0 (row 0), then the two-sided
+    binomial test of agreement with the sign of each reference column (a factor, the dataset's
+    label, the others' majority; 0 = no side). Vote vectors are columns so that the products are
+    (tests × n) @ (n × draws), which BLAS runs fast even on a busy machine."""
     centred = y - 0.5
-    taste = np.ones(len(y))
+    taste = np.ones(y.shape[1])
     if x.shape[1]:
-        u, info = centred @ x, x.T @ x / 4  # the score and the information at β = 0
-        taste = chi2.sf(np.sum((u @ np.linalg.pinv(info)) * u, axis=1), max(1, np.linalg.matrix_rank(info)))
+        u, info = x.T @ centred, x.T @ x / 4  # the score and the information at β = 0
+        taste = chi2.sf(np.sum(u * (np.linalg.pinv(info) @ u), axis=0), max(1, np.linalg.matrix_rank(info)))
     side = np.sign(refs)
     n = np.abs(side).sum(axis=0).astype(np.int64)
-    agree = np.rint((n + (centred * 2) @ side) / 2).astype(np.int64)  # votes on the reference's side
-    out = np.empty((len(y), 1 + refs.shape[1]))
-    out[:, 0] = taste
+    agree = np.rint((n[:, None] + side.T @ (centred * 2)) / 2).astype(np.int64)  # votes on each reference's side
+    out = np.empty((1 + refs.shape[1], y.shape[1]))
+    out[0] = taste
     for k, m in enumerate(n):  # a table per reference: p of every possible count
         counts = np.arange(m + 1)
         table = np.minimum(1.0, 2 * binom.cdf(np.minimum(counts, m - counts), m, 0.5)) if m else np.ones(1)
-        out[:, k + 1] = table[agree[:, k]]
+        out[k + 1] = table[agree[k]]
     return out
 
 
@@ -187,9 +188,9 @@ def _joint_p(x: np.ndarray, y: np.ndarray, refs: np.ndarray, seed: int) -> float
     simulated coin-flip vote vectors whose smallest p is at least as small (Westfall–Young min-p).
     Unlike Bonferroni it does not pay for tests that measure the same thing (length, the verbosity
     pole and the others' majority, for a length lover)."""
-    observed = _vote_tests(x, y[None, :], refs).min()
-    draws = np.random.default_rng(seed).integers(0, 2, size=(NULL_DRAWS, len(y))).astype(np.float64)
-    return float((1 + np.sum(_vote_tests(x, draws, refs).min(axis=1) <= observed * (1 + 1e-9))) / (NULL_DRAWS + 1))
+    observed = _vote_tests(x, y[:, None], refs).min()
+    draws = np.random.default_rng(seed).integers(0, 2, size=(len(y), NULL_DRAWS)).astype(np.float64)
+    return float((1 + np.sum(_vote_tests(x, draws, refs).min(axis=0) <= observed * (1 + 1e-9))) / (NULL_DRAWS + 1))
 
 
 def _majority_side(votes: Mapping[str, str], name: str) -> float:
@@ -314,7 +315,7 @@ def _vote_evidence(row: dict[str, Any], factors: list[str], x: np.ndarray, y: np
     row[LABEL] = _rate((label[label != 0] > 0) == (y[label != 0] == 1), level)
     row["vote_tests"] = {}
     if np.any(refs != 0):
-        row["vote_tests"] = dict(zip(["taste", *factors, "majority"], map(float, _vote_tests(x, y[None, :], refs)[0]), strict=True))
+        row["vote_tests"] = dict(zip(["taste", *factors, "majority"], map(float, _vote_tests(x, y[:, None], refs)[:, 0]), strict=True))
         row["tests"]["votes"] = _joint_p(x, y, refs, _seed(row["annotator"]))
 
 
