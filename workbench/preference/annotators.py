@@ -21,9 +21,10 @@ Disagreement between annotators is either noise or taste. This module separates 
   30 % noise, 100 votes: not noisy in 11 of 20 seeds then, 14 of 20 now), while a coin still
   passes at ``ALPHA`` (2 of 200 simulated random voters were called not noisy). That test, gold
   accuracy and self-consistency on repeated pairs are then Bonferroni-corrected at ``ALPHA``.
-  A competent voter with a unique taste is not noisy: their own factors predict their votes. A random voter's votes are unpredictable even from their own
-  factors. Each raw p is in ``vote_tests``; ``fit`` keeps the likelihood-ratio test, the
-  cross-validated gain and the strongest single factor as description.
+  A competent voter with a unique taste is not noisy: their own factors predict their votes. A
+  random voter's votes are unpredictable even from their own factors. Each raw p is in
+  ``vote_tests``; ``fit`` keeps the likelihood-ratio test, the cross-validated gain and the
+  strongest single factor as description.
   Limits of what votes can tell, measured on simulated voters over the demo pairs: a voter
   following a rule that no factor, no other annotator, no gold, no dataset label and no repeat
   reflects cannot be told from a random one (the evidence says which tests were possible); at
