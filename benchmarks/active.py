@@ -38,7 +38,10 @@
    unlucky point used to decide a seed (the ``_raw`` lines keep that reading). Printed per order
    and seed, then ``votes_saved_vs_random: X`` (the median over seeds of votes(random) ÷
    votes(model-uncertain)) with ``votes_saved_vs_random_iqr: [lo, hi]`` and the per-seed ratios,
-   and the same against ``active``; the issue's target is 1.5.
+   and the same against ``active``; the issue's target is 1.5. Beside it, a steadier companion
+   (not the issue's figure): each curve's **shortfall area**, the votes × accuracy its isotonic
+   fit spends below the all-votes accuracy, and ``shortfall_saved_vs_random``, the median over
+   seeds of random's area ÷ model-uncertain's (every checkpoint counts, not one crossing).
 
    The test set is every pair of every prompt outside the pool: the ``--test-prompts`` held out
    and, with ``--prompts`` under 60, the prompts not drawn (840 test pairs at ``--prompts 40``,
@@ -254,6 +257,15 @@ def votes_needed(points: list[int], accs: list[float], full: float, *, raw: bool
     return points[int(reached[0])] if len(reached) else points[-1]
 
 
+def shortfall_area(points: list[int], accs: list[float], full: float) -> float:
+    """Votes × accuracy the isotonic curve spends below ``full``: Σ over checkpoints of
+    max(0, full − curve) times the votes to the next one. Every checkpoint counts, not one
+    crossing, so it moves less with one point's test noise than ``votes_needed``."""
+    curve = IsotonicRegression(increasing=True).fit_transform(points, accs)
+    widths = np.diff([0, *points])
+    return float(np.sum(np.maximum(0.0, full - curve) * widths))
+
+
 def check_against_fit_bt_head(x: np.ndarray, a_wins: np.ndarray) -> float:
     """Largest |difference| between eval_head's and fit_bt_head's weights on the same votes."""
     from workbench.preference.reward_heads import fit_bt_head
@@ -417,6 +429,7 @@ def votes_saved(args: argparse.Namespace, answers: list[Answer], pairs: list[Pai
     orders = [o for o in ORDERS if o in args.orders]
     needed: dict[str, list[int]] = {o: [] for o in orders}
     raw: dict[str, list[int]] = {o: [] for o in orders}
+    area: dict[str, list[float]] = {o: [] for o in orders}
     t_start = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         rng = np.random.default_rng(seed)
@@ -449,6 +462,7 @@ def votes_saved(args: argparse.Namespace, answers: list[Answer], pairs: list[Pai
             print(f"  {order:16s} {len(sequence)} votes in {t_label:.1f} s{extra}")
             needed[order].append(votes_needed(points, accs, accs[-1]))
             raw[order].append(votes_needed(points, accs, accs[-1], raw=True))
+            area[order].append(shortfall_area(points, accs, accs[-1]))
             shown = ", ".join(f"{p}:{a:.3f}" for p, a in zip(points, accs, strict=True) if p in (16, 32, 64, 128, 256, 512) or p == points[-1])
             print(f"  {order:16s} votes_needed {needed[order][-1]:5d}, raw {raw[order][-1]:5d} (accuracy on all votes {accs[-1]:.3f}, "
                   f"best checkpoint {max(accs):.3f}; curve {shown})")
@@ -459,12 +473,13 @@ def votes_saved(args: argparse.Namespace, answers: list[Answer], pairs: list[Pai
             _, scale = standardise(fa, fb)
             diff = check_against_fit_bt_head((fa - fb) / scale, np.array([a_wins[p] for p in first]))
             print(f"  the evaluation head against fit_bt_head on the first {len(first)} votes: max |w difference| {diff:.2e}")
-    report(needed, raw)
+    report(needed, raw, area)
     print(f"labeling and curves: {time.perf_counter() - t_start:.0f} s; {load_line()}")
 
 
-def report(needed: dict[str, list[int]], raw: dict[str, list[int]]) -> None:
-    """Votes needed per order (median, IQR, per seed) and the ratios against random and active."""
+def report(needed: dict[str, list[int]], raw: dict[str, list[int]], area: dict[str, list[float]]) -> None:
+    """Votes needed per order (median, IQR, per seed) and the ratios against random and active;
+    then the shortfall areas' ratios (a steadier companion figure, not the issue's)."""
     for label_, table in (("", needed), ("_raw", raw)):
         what = "the isotonic fit of the curve reaches" if not label_ else "a checkpoint first reaches (raw points)"
         print(f"\nvotes needed before {what} a held-out accuracy within {TOLERANCE} of the all-votes head's (per seed):")
@@ -480,6 +495,12 @@ def report(needed: dict[str, list[int]], raw: dict[str, list[int]]) -> None:
             print(f"votes_saved_vs_{peer}{label_}: {med:.2f}")
             print(f"votes_saved_vs_{peer}{label_}_iqr: [{q1:.2f}, {q3:.2f}]")
             print(f"votes_saved_vs_{peer}{label_}_per_seed: {np.round(ratios, 2).tolist()}")
+    if "random" in area and MODEL_UNCERTAIN in area:
+        ratios = np.array(area["random"]) / np.maximum(np.array(area[MODEL_UNCERTAIN]), 1e-9)
+        med, q1, q3 = median_iqr(ratios)
+        print("\nshortfall area (votes x accuracy below the all-votes head's, isotonic curve) per seed: "
+              + "; ".join(f"{o} {np.round(v, 1).tolist()}" for o, v in area.items()))
+        print(f"shortfall_saved_vs_random: {med:.2f}   (IQR [{q1:.2f}, {q3:.2f}]; per seed {np.round(ratios, 2).tolist()})")
     if "random" in needed and MODEL_UNCERTAIN in needed:
         saved = float(np.median(np.array(needed["random"], dtype=float) / np.array(needed[MODEL_UNCERTAIN], dtype=float)))
         print(f"target_votes_saved_vs_random_{TARGET}: {'met' if saved >= TARGET else 'NOT met'} ({saved:.2f})")

@@ -317,3 +317,28 @@ def test_the_app_serves_the_refit_from_its_own_model_service(tmp_path: Path, tin
     loaded = next(iter(ctx.models.values()))
     assert ctx.get_model(model) is loaded and len(ctx.models) == 1
     assert any(ctx.activation_cache.root.iterdir())  # the activations went to the app's cache
+
+
+def test_the_held_out_tally_starts_again_when_the_sessions_pairs_change(tmp_path: Path) -> None:
+    """The heads' weights live in a projection computed from the session's pairs: once the dataset
+    is replaced by a larger one, an older head cannot predict in the new basis, so the held-out
+    tally counts only heads fitted on the new pairs (it counted 16 votes before the change)."""
+    pairs, fa, fb = planted_pairs(90)
+    lab = make_lab(tmp_path, pairs[:80], Planted(pairs, fa, fb))
+    lab.create_session("s", "ds", {"order": MODEL_UNCERTAIN, "policy_model": "tiny", "refit_every": 8})
+    lab.join("s", "al")
+    w = np.random.default_rng(7).normal(size=D)
+    row = {p.id: i for i, p in enumerate(pairs)}
+
+    def vote(n: int) -> None:
+        for _ in range(n):
+            item = lab.next_item("s", "al")
+            assert lab.uncertain.wait(30)
+            lab.vote("s", "al", item.pair.id, hidden_vote(w, fa, fb, row[item.pair.id]), displayed_order=item.displayed_order)
+
+    vote(27)
+    assert lab.selection_status("s")["heldout_accuracy"]["n"] == 16
+    lab.store.import_pairs("ds", pairs, replace=True)
+    vote(16)  # fits on 32 (the first in the new basis: no tally) and 40 (the 32-vote head on the 8 after it)
+    status = lab.selection_status("s")
+    assert status["head_votes"] == 40 and status["heldout_accuracy"]["n"] == 8

@@ -255,7 +255,7 @@ class LabelingStore:
         self.clock = clock
         self.uncertain = UncertainOrder(features, default=self._default_features)
         self._pair_cache: dict[int, tuple[list[str], dict[str, tuple[str, str]]]] = {}
-        self._fit_pairs: dict[int, list[Pair]] = {}  # dataset row -> its pairs, read once for the model-uncertain refits
+        self._fit_pairs: dict[tuple, list[Pair]] = {}  # (dataset row, import time, size) -> its pairs, read once for the model-uncertain refits
         self._bt_cache: dict[int, tuple[int, BTResult | None]] = {}
         self._rank_cache: dict[tuple[int, str], tuple[list[str], list[str]]] = {}
         self._tokens: dict[tuple[str, str], tuple[str]] = {}
@@ -472,10 +472,11 @@ class LabelingStore:
         """The session's settings, pairs and current votes from one snapshot (read by the background refit)."""
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
-            row = conn.execute("SELECT id FROM datasets WHERE name = ?", (info.dataset,)).fetchone()
-            pairs = self._fit_pairs.get(row[0])
-            if pairs is None:  # a replaced dataset is a new row: its pairs are read again
-                pairs = self._fit_pairs[row[0]] = [row_pair(r) for r in conn.execute(
+            row = conn.execute("SELECT id, created_at, n_pairs FROM datasets WHERE name = ?", (info.dataset,)).fetchone()
+            key = tuple(row)  # a replaced dataset is a new row, but SQLite may give it the same id: its import time differs
+            pairs = self._fit_pairs.get(key)
+            if pairs is None:
+                pairs = self._fit_pairs[key] = [row_pair(r) for r in conn.execute(
                     f"SELECT {PAIR_COLUMNS} FROM pairs WHERE dataset_id = ? ORDER BY position", (row[0],))]
             return info.settings, pairs, self._judgments(conn, info.id)
 

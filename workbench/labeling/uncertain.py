@@ -237,6 +237,7 @@ class Head:
     seen: frozenset[tuple[str, str]] = frozenset()  # (pair, annotator) of the votes it was fitted on
     fit_correct: int = 0  # of its own ``votes``, how many it predicts
     heldout: tuple[int, int] = (0, 0)  # (right, n): each earlier head on the votes that came in after it
+    basis: str = ""  # digest of the session's pairs the projection was computed from (weights live in it)
 
 
 def accuracy(correct: int, n: int) -> dict[str, Any] | None:
@@ -285,16 +286,18 @@ def score_pairs(ids: Sequence[str], delta: np.ndarray, votes: Sequence[tuple[str
 
 
 def track_accuracy(previous: Head | None, ids: Sequence[str], delta: np.ndarray, votes: Sequence[tuple[str, str, bool]],
-                   w: np.ndarray) -> tuple[int, tuple[int, int]]:
+                   w: np.ndarray, basis: str) -> tuple[int, tuple[int, int]]:
     """The new head's hits on its own votes, and the held-out tally carried forward: the previous
     head's hits on the votes it had not seen (each vote is predicted once, by the head before it,
-    so the tally is an honest out-of-sample accuracy of the heads the order used)."""
+    so the tally is an honest out-of-sample accuracy of the heads the order used). When the
+    session's pairs changed (a dataset replaced), the projection ``basis`` did too and the previous
+    weights mean nothing in the new one: the tally starts again."""
     row = {pid: i for i, pid in enumerate(ids)}
     known = [(row[p], who, a) for p, who, a in votes if p in row]
     x = delta[[r for r, _, _ in known]] if known else np.zeros((0, delta.shape[1]))
     wins = np.array([a for _, _, a in known], dtype=bool)
     fit_correct = int(np.sum((x @ w > 0) == wins))
-    if previous is None or previous.weights is None or previous.weights.shape != w.shape:
+    if previous is None or previous.weights is None or previous.basis != basis or previous.weights.shape != w.shape:
         return fit_correct, (0, 0)
     new = np.array([(ids[r], who) not in previous.seen for r, who, _ in known], dtype=bool)
     right = int(np.sum((x[new] @ previous.weights > 0) == wins[new]))
@@ -489,7 +492,8 @@ class UncertainOrder:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    def _delta(self, sid: int, settings: Any, pairs: list[Pair]) -> tuple[list[str], np.ndarray, str]:
+    def _delta(self, sid: int, settings: Any, pairs: list[Pair]) -> tuple[list[str], np.ndarray, str, str]:
+        """The pairs' ids, their projected A − B, the features' description and the basis's key."""
         ids = [p.id for p in pairs]
         digest = hashlib.sha256("\0".join(ids).encode()).hexdigest()
         key = (sid, settings.uncertainty_model or settings.policy_model, int(settings.uncertainty_layer), digest)
@@ -497,12 +501,12 @@ class UncertainOrder:
         if cached is None:
             fa, fb, described = self.features(key[1], key[2], pairs)
             cached = self._projected[key] = (ids, project(fa, fb), described)
-        return cached
+        return (*cached, "/".join(map(str, key[1:])))
 
     def _refit(self, sid: int, load: Callable[[], tuple[Any, list[Pair], list[Judgment]]]) -> None:
         t0 = time.perf_counter()
         settings, pairs, judgments = load()
-        ids, delta, described = self._delta(sid, settings, pairs)
+        ids, delta, described, basis = self._delta(sid, settings, pairs)
         votes = decisive_votes(judgments)
         found_on, groups = self._groups.get(sid, (0, {}))
         if not found_on or len(votes) >= GROUPS_GROWTH * found_on:
@@ -516,14 +520,14 @@ class UncertainOrder:
                 counted[j.pair_id] = counted.get(j.pair_id, 0) + 1
         done = np.array([counted.get(pid, 0) >= settings.overlap for pid in ids], dtype=bool)
         ranked = batch_order(delta, fitted, split, 2 * settings.refit_every, done).tolist()
-        fit_correct, heldout = track_accuracy(self.head(sid), ids, delta, votes, fitted.w)
+        fit_correct, heldout = track_accuracy(self.head(sid), ids, delta, votes, fitted.w, basis)
         with self._lock:
             version = (self._heads[sid].version + 1) if sid in self._heads else 1
             self._heads[sid] = Head(version=version, votes=len(votes), fitted_at=time.time(), seconds=time.perf_counter() - t0,
                                     features=described, order={ids[i]: place for place, i in enumerate(ranked)},
                                     score={pid: float(s) for pid, s in zip(ids, score, strict=True)}, groups=groups,
                                     weights=fitted.w, seen=frozenset((p, who) for p, who, _ in votes),
-                                    fit_correct=fit_correct, heldout=heldout)
+                                    fit_correct=fit_correct, heldout=heldout, basis=basis)
             self._asked[sid] = max(self._asked.get(sid, 0), len(votes))
             self._errors.pop(sid, None)
 
