@@ -13,6 +13,7 @@ from workbench.preference.reward_heads import (
     AspectComparison,
     RatedResponse,
     RewardModel,
+    choose_l2,
     comparisons_from_judgments,
     comparisons_from_poles,
     fit_bt_head,
@@ -39,6 +40,31 @@ def test_ridge_and_bradley_terry_recover_planted_weights():
     a_wins = rng.random(400) < p
     w_bt = fit_bt_head(za, zb, a_wins, l2=0.1)
     assert np.corrcoef(w_bt, w_true)[0, 1] > 0.9
+
+
+def test_the_bradley_terry_penalty_is_chosen_by_cross_validation_not_fixed():
+    """Features as a model's are: a few strong correlated directions over 300 dimensions, and a
+    taste along them voted with logistic noise (about one vote in five against it). At the old
+    fixed L2 = 1 the head fits the noise in every dimension; the penalty chosen on held-out
+    prompts predicts the taste on unseen pairs far better. Below MIN_CV_COMPARISONS, or with too
+    few prompts to fold by, L2 stays fixed and the note says why."""
+    rng = np.random.default_rng(3)
+    d, n, n_test = 300, 400, 2000
+    latent = rng.normal(size=(n + n_test, 8))
+    diff = latent @ rng.normal(size=(8, d)) + rng.normal(size=(n + n_test, d))
+    utility = latent @ rng.normal(size=8)
+    a_wins = rng.random(n + n_test) < 1 / (1 + np.exp(-2 * utility / utility.std()))
+    prompts = [f"prompt {i // 8}" for i in range(n)]  # 8 comparisons per prompt
+    l2, note = choose_l2(diff[:n], a_wins[:n], prompts)
+    assert l2 >= 100 and "5-fold cross-validation by prompt" in note
+
+    def accuracy(penalty: float) -> float:
+        w = fit_bt_head(diff[:n], np.zeros((n, d)), a_wins[:n], penalty)
+        return float(np.mean((diff[n:] @ w > 0) == (utility[n:] > 0)))
+
+    assert accuracy(l2) > accuracy(1.0) + 0.1
+    assert choose_l2(diff[:12], a_wins[:12], prompts[:12])[1].startswith("fixed at 1 (12 comparisons")
+    assert choose_l2(diff[:16], a_wins[:16], prompts[:16])[0] == 1.0  # two prompts: nothing to fold by
 
 
 def test_comparisons_from_poles_and_judgments():
@@ -144,6 +170,8 @@ def test_reward_heads_from_a_sessions_votes(llama, tmp_path):
     overall = rm.metrics["overall"]
     assert overall["n_train"] + overall["n_test"] == 39  # the tie is not a comparison
     assert overall["heldout_pairwise_accuracy"] >= 0.8
+    # 39 comparisons over 20 prompts: the penalty is chosen on held-out prompts, and says so.
+    assert "5-fold cross-validation by prompt" in overall["l2_note"] and overall["l2"] == pytest.approx(float(overall["l2_note"].split(",")[0]))
     low, high = overall["heldout_ci"]
     assert low <= overall["heldout_pairwise_accuracy"] <= high
     tone_low, tone_high = rm.metrics["tone"]["heldout_ci"]  # coin-flip votes: a wide interval

@@ -233,6 +233,48 @@ def fit_ridge_head(z: np.ndarray, y: np.ndarray, l2: float = 1.0) -> tuple[np.nd
     return w, b
 
 
+L2_GRID = tuple(float(v) for v in np.logspace(-1, 4, 11))  # prior precisions cross-validation chooses from
+CV_FOLDS = 5
+MIN_CV_COMPARISONS = 20  # below this (or with fewer than 3 prompts to fold by) L2 stays at FIXED_L2
+FIXED_L2 = 1.0
+
+
+def choose_l2(diff: np.ndarray, a_wins: np.ndarray, groups: Sequence[str] | None = None, seed: int = 0) -> tuple[float, str]:
+    """The Bradley–Terry head's L2 with the best cross-validated log-loss over ``L2_GRID``, and
+    how it was chosen. A fixed L2 suits no vote count: at L2 = 1 on a few hundred noisy votes a
+    head over hundreds of features fits the noise, and its held-out accuracy *falls* as votes
+    are added (measured in ``benchmarks/active.py``). Folds keep a prompt's comparisons together
+    when ``groups`` names them, so the choice is made on prompts the fit did not see."""
+    from sklearn.linear_model import LogisticRegression  # scikit-learn: only when a head is fitted
+    from sklearn.model_selection import GroupKFold, KFold
+
+    n = len(diff)
+    n_groups = len(set(groups)) if groups is not None else n
+    if n < MIN_CV_COMPARISONS or n_groups < 3 or len(np.unique(a_wins)) < 2:
+        return FIXED_L2, f"fixed at {FIXED_L2:g} ({n} comparisons: too few to choose it by cross-validation)"
+    folds = min(CV_FOLDS, n_groups)
+    splitter = GroupKFold(folds) if groups is not None else KFold(folds, shuffle=True, random_state=seed)
+    fits = []  # per fold: its classifier, training data (both orientations of each comparison) and held-out rows
+    for train, test in splitter.split(diff, groups=None if groups is None else list(groups)):
+        x, y = np.concatenate([diff[train], -diff[train]]), np.concatenate([a_wins[train], ~a_wins[train]]).astype(int)
+        fits.append((LogisticRegression(fit_intercept=False, max_iter=5000, warm_start=True), x, y, test))
+    # Strongest penalty first, each fit starting from the last one's weights; the path stops two
+    # steps past the best held-out log-loss (weakly penalised fits are the slow ones, and past the
+    # minimum the loss only rises as the head fits more noise).
+    losses: dict[float, float] = {}
+    for l2 in sorted(L2_GRID, reverse=True):
+        total = 0.0
+        for clf, x, y, test in fits:
+            clf.set_params(C=1.0 / l2).fit(x, y)
+            total += float(np.sum(np.logaddexp(0.0, -np.where(a_wins[test], 1.0, -1.0) * (diff[test] @ clf.coef_[0]))))
+        losses[l2] = total
+        if len(losses) - 1 - list(losses).index(min(losses, key=losses.get)) >= 2:
+            break
+    l2 = min(losses, key=losses.get)
+    by = "prompt" if groups is not None else "comparison"
+    return l2, f"{l2:.3g}, chosen by {folds}-fold cross-validation by {by} (held-out log-loss) from {L2_GRID[0]:g}–{L2_GRID[-1]:g}"
+
+
 def fit_bt_head(z_a: np.ndarray, z_b: np.ndarray, a_wins: np.ndarray, l2: float = 1.0) -> np.ndarray:
     """Bradley–Terry head: logistic regression on ``z_a - z_b`` with no intercept.
 
@@ -317,21 +359,32 @@ def _rating_head(z_r: np.ndarray, ratings: Sequence[RatedResponse], attr: str, l
     return w, b, {"heldout_pairwise_accuracy": acc, "n_train": len(train), "n_test": len(test)}
 
 
-def _comparison_head(z_a: np.ndarray, z_b: np.ndarray, comparisons: Sequence[AspectComparison], attr: str, l2: float,
+def _comparison_head(z_a: np.ndarray, z_b: np.ndarray, comparisons: Sequence[AspectComparison], attr: str, l2: float | None,
                      test_fraction: float, rng: np.random.Generator, *, split_by_prompt: bool, n_boot: int,
                      ci: float) -> tuple[np.ndarray, dict[str, Any]]:
-    """A Bradley–Terry head for one compared aspect: held-out accuracy with its interval, then refitted on all."""
+    """A Bradley–Terry head for one compared aspect: held-out accuracy with its interval, then
+    refitted on all; ``l2`` None chooses it by cross-validation (on the training part for the
+    held-out figure, on all comparisons for the head kept)."""
     idx = np.array([i for i, c in enumerate(comparisons) if c.aspect == attr])
     a_wins = np.array([comparisons[i].winner == "A" for i in idx])
     groups = [json.dumps(comparisons[i].prompt, sort_keys=True) for i in idx] if split_by_prompt else None
     train, test = _split(len(idx), test_fraction, rng, groups)
+    diff = z_a[idx] - z_b[idx]
+
+    def penalty(rows: np.ndarray) -> tuple[float, str]:
+        """``l2`` as given, or chosen on ``rows`` alone (the held-out part never informs it)."""
+        return (l2, f"fixed at {l2:g}") if l2 is not None else choose_l2(
+            diff[rows], a_wins[rows], None if groups is None else [groups[i] for i in rows])
+
     acc, acc_ci = float("nan"), None
     if len(test) and len(np.unique(a_wins[train])) == 2:
-        w = fit_bt_head(z_a[idx[train]], z_b[idx[train]], a_wins[train], l2)
-        correct = (((z_a[idx[test]] - z_b[idx[test]]) @ w > 0) == a_wins[test]).astype(np.float64)
+        w = fit_bt_head(z_a[idx[train]], z_b[idx[train]], a_wins[train], penalty(train)[0])
+        correct = ((diff[test] @ w > 0) == a_wins[test]).astype(np.float64)
         acc, acc_ci = float(correct.mean()), _bootstrap_ci(correct, n_boot, ci, rng)
-    w = fit_bt_head(z_a[idx], z_b[idx], a_wins, l2)
-    return w, {"heldout_pairwise_accuracy": acc, "heldout_ci": acc_ci, "n_train": len(train), "n_test": len(test)}
+    chosen, how = penalty(np.arange(len(idx)))
+    w = fit_bt_head(z_a[idx], z_b[idx], a_wins, chosen)
+    return w, {"heldout_pairwise_accuracy": acc, "heldout_ci": acc_ci, "n_train": len(train), "n_test": len(test),
+               "l2": chosen, "l2_note": how}
 
 
 def train_reward_model(
@@ -341,7 +394,7 @@ def train_reward_model(
     layer: int,
     ratings: Sequence[RatedResponse] = (),
     comparisons: Sequence[AspectComparison] = (),
-    l2: float = 1.0,
+    l2: float | None = None,
     test_fraction: float = 0.25,
     seed: int = 0,
     system: str | None = None,
@@ -358,7 +411,10 @@ def train_reward_model(
     head is refitted on all of its data. ``split_by_prompt`` holds out whole prompts, so the
     accuracy is on prompts no head saw. ``features`` are ``featurize``'s rows for the ratings'
     responses, then every comparison's A, then every B, when the caller already has them.
-    ``progress(stage, done, total)`` hears "features" (texts) and then "heads" (attributes fitted)."""
+    ``progress(stage, done, total)`` hears "features" (texts) and then "heads" (attributes fitted).
+    ``l2`` is the heads' prior precision; None (the default) chooses each Bradley–Terry head's by
+    cross-validation (``choose_l2``; its metrics say which and how) and keeps ridge heads at
+    ``FIXED_L2``."""
     rated_attrs, compared_attrs = _check_training_data(lm, name, layer, ratings, comparisons)
     # One feature pass for every text involved.
     prompts = [r.prompt for r in ratings] + [c.prompt for c in comparisons] * 2
@@ -376,7 +432,7 @@ def train_reward_model(
     attributes, kinds, weights, biases, metrics = [], [], [], [], {}
     n_heads = len(rated_attrs) + len(compared_attrs)
     for attr in rated_attrs:
-        w, b, metrics[attr] = _rating_head(z_r, ratings, attr, l2, test_fraction, rng)
+        w, b, metrics[attr] = _rating_head(z_r, ratings, attr, FIXED_L2 if l2 is None else l2, test_fraction, rng)
         attributes.append(attr), kinds.append("ridge"), weights.append(w), biases.append(b)
         if progress:
             progress(HEADS_STAGE, len(attributes), n_heads)
