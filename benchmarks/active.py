@@ -284,9 +284,12 @@ def label(lab: LabelingStore, names: list[str], votes: dict[str, str], limit: in
             item = lab.next_item("s", name)
             if item is None:
                 continue
+            # Annotators are slower than a refit: the refit this request queued reads the votes as
+            # they are now and is done before this vote lands (waiting after the vote instead left
+            # it to thread timing whether the refit saw this vote, and runs were not reproducible).
+            lab.uncertain.wait(120)
             lab.vote("s", name, item.pair.id, votes[item.pair.id], displayed_order=item.displayed_order)
             order.append(item.pair.id)
-            lab.uncertain.wait(120)  # annotators are slower than a refit: never serve from a head a refit is replacing
             moved = True
             if len(order) >= limit:
                 break
