@@ -13,6 +13,7 @@ from workbench.preference.reward_heads import (
     AspectComparison,
     RatedResponse,
     RewardModel,
+    accuracy_parts,
     choose_l2,
     comparisons_from_judgments,
     comparisons_from_poles,
@@ -174,6 +175,9 @@ def test_reward_heads_from_a_sessions_votes(llama, tmp_path):
     assert "5-fold cross-validation by prompt" in overall["l2_note"] and overall["l2"] == pytest.approx(float(overall["l2_note"].split(",")[0]))
     low, high = overall["heldout_ci"]
     assert low <= overall["heldout_pairwise_accuracy"] <= high
+    shown = dict(accuracy_parts(rm))["overall"]  # what the Steering tab and the loop panel print
+    assert shown == (f"{overall['heldout_pairwise_accuracy']:.2f} [{low:.2f}, {high:.2f}] "
+                     f"(n {overall['n_test']} held out, L2 {overall['l2']:.3g} cross-validated)")
     tone_low, tone_high = rm.metrics["tone"]["heldout_ci"]  # coin-flip votes: a wide interval
     assert tone_high - tone_low > 0.2
     assert rm.source["session"] == "s" and rm.source["snapshot"]["n_judgments"] == 40 and rm.source["left_out"] == {"tie": 1}

@@ -36,7 +36,7 @@ from workbench.loop import (
     start_dpa_blind_session,
     start_steering_blind_session,
 )
-from workbench.preference.reward_heads import reward_models_dir, train_reward_model_from_session
+from workbench.preference.reward_heads import accuracy_parts, reward_models_dir, train_reward_model_from_session
 from workbench.preference.vote_steering import session_vectors, sessions_with_votes
 from workbench.steering.library import save_fitted
 
@@ -105,9 +105,9 @@ def fit_dpa(ctx: Any, session: str) -> tuple[str, dict[str, str]]:
     rm = train_reward_model_from_session(lm, ctx.labeling, session, name=name, layer=fit_layer(lm.n_layers),
                                          cache=ctx.activation_cache)
     rm.save(reward_models_dir(ctx.settings))
-    accuracy = rm.metrics["overall"]["heldout_pairwise_accuracy"]
+    accuracy = dict(accuracy_parts(rm))["overall"]
     return (f"✓ **1 ·** Saved reward model **{ui.md_escape(name)}** from the session's votes, with its DPA direction "
-            f"(held-out pairwise accuracy {accuracy:.2f}); the DPA tab lists it. Steered answers get the system prompt "
+            f"(held-out pairwise accuracy {accuracy}); the DPA tab lists it. Steered answers get the system prompt "
             f"“{ui.md_escape(dpa_system(rm))}”. Next: **2 · Make the blind session**."), {"kind": DPA, "name": name}
 
 

@@ -24,6 +24,7 @@ from workbench.models.loading import LoadedModel
 from workbench.models.resolve import resolve
 from workbench.preference.reward_heads import (
     RewardModel,
+    accuracy_parts,
     comparisons_from_poles,
     list_reward_models,
     load_reward_model,
@@ -365,17 +366,20 @@ def train_reward(ctx: AppContext, dataset: str, high_poles_text: str, layer: int
         rm = train_reward_model_from_session(lm, ctx.labeling, session, name=name, layer=int(layer),
                                              cache=ctx.activation_cache, progress=progress)
         path = rm.save(reward_models_dir(ctx.settings))
-        accs = ", ".join(f"{a}: {m['heldout_pairwise_accuracy']:.2f}" for a, m in rm.metrics.items())
         return (f"Saved reward model **{ui.md_escape(rm.name)}** ({path}) from the votes of session **{ui.md_escape(session)}**, "
-                f"with its DPA direction. Held-out pairwise accuracy — {accs}.")
+                f"with its DPA direction. Held-out pairwise accuracy — {accuracy_text(rm)}.")
     comparisons = comparisons_from_poles(ctx.store.get_pairs(dataset), parse_high_poles(high_poles_text))
     if not comparisons:
         raise DataError(f"Dataset {dataset!r} has no pairs whose poles match {high_poles_text!r}.",
                         field="metadata.attribute", hint="Check the attribute names and poles listed above.")
     rm = train_reward_model(lm, name=name, layer=int(layer), comparisons=comparisons, cache=ctx.activation_cache, progress=progress)
     path = rm.save(reward_models_dir(ctx.settings))
-    accs = ", ".join(f"{a}: {m['heldout_pairwise_accuracy']:.2f}" for a, m in rm.metrics.items())
-    return f"Saved reward model **{rm.name}** ({path}). Held-out pairwise accuracy — {accs}."
+    return f"Saved reward model **{rm.name}** ({path}). Held-out pairwise accuracy — {accuracy_text(rm)}."
+
+
+def accuracy_text(rm: RewardModel) -> str:
+    return ", ".join(f"{ui.md_escape(attr)}: {text}" for attr, text in accuracy_parts(rm))
+
 
 
 def reward_model_choices(ctx: AppContext) -> list[str]:

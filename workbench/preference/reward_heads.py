@@ -453,6 +453,17 @@ def train_reward_model(
     )
 
 
+def accuracy_parts(rm: RewardModel) -> list[tuple[str, str]]:
+    """(attribute, its held-out pairwise accuracy with interval, n and the L2 it was fitted with)
+    per head, for a status line: an accuracy without its interval reads surer than it is."""
+    parts = []
+    for attr, m in rm.metrics.items():
+        ci = f" [{m['heldout_ci'][0]:.2f}, {m['heldout_ci'][1]:.2f}]" if m.get("heldout_ci") else ""
+        l2 = f", L2 {m['l2']:.3g}{' cross-validated' if 'cross-validation' in m.get('l2_note', '') else ''}" if "l2" in m else ""
+        parts.append((attr, f"{m['heldout_pairwise_accuracy']:.2f}{ci} (n {m.get('n_test', '?')} held out{l2})"))
+    return parts
+
+
 def vote_direction(rm: RewardModel, comparisons: Sequence[AspectComparison], features_a: np.ndarray, features_b: np.ndarray,
                    overall: str, l2: float = 1.0) -> dict[str, float] | None:
     """The DPA direction the overall votes imply: a unit vector v over the aspect heads with
