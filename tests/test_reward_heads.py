@@ -199,3 +199,16 @@ def test_reward_heads_from_a_session_refuse_too_few_votes(llama, tmp_path):
         train_reward_model_from_session(llama, lab, "s", name="few", layer=2)
     with pytest.raises(ConfigError, match="safe folder name"):
         train_reward_model_from_session(llama, lab, "s", name="../x", layer=2, min_votes=1)
+
+
+def test_accuracy_text_of_older_and_unmeasured_heads():
+    """A head saved before the penalty was chosen (no "l2"), a ridge head (no interval) and a head
+    with no held-out pairs (NaN) each read as what they are, never as "nan"."""
+    rm = RewardModel("r", "m", "/m", 1, ["old", "rated", "unmeasured"], ["bradley_terry", "ridge", "bradley_terry"],
+                     np.zeros((3, 2)), np.zeros(3), np.zeros(2), np.ones(2),
+                     metrics={"old": {"heldout_pairwise_accuracy": 0.8, "heldout_ci": [0.7, 0.9], "n_test": 20},
+                              "rated": {"heldout_pairwise_accuracy": 0.75, "n_test": 6},
+                              "unmeasured": {"heldout_pairwise_accuracy": float("nan"), "n_test": 0, "l2": 1.0,
+                                             "l2_note": "fixed at 1 (12 comparisons: too few …)"}})
+    assert accuracy_parts(rm) == [("old", "0.80 [0.70, 0.90] (n 20 held out)"), ("rated", "0.75 (n 6 held out)"),
+                                  ("unmeasured", "not measured (no held-out pairs, L2 1)")]

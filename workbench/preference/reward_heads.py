@@ -458,9 +458,13 @@ def accuracy_parts(rm: RewardModel) -> list[tuple[str, str]]:
     per head, for a status line: an accuracy without its interval reads surer than it is."""
     parts = []
     for attr, m in rm.metrics.items():
+        acc = m.get("heldout_pairwise_accuracy")
+        l2 = f"L2 {m['l2']:.3g}{' cross-validated' if 'cross-validation' in m.get('l2_note', '') else ''}" if "l2" in m else ""
+        if acc is None or not np.isfinite(acc):
+            parts.append((attr, f"not measured (no held-out pairs{', ' + l2 if l2 else ''})"))
+            continue
         ci = f" [{m['heldout_ci'][0]:.2f}, {m['heldout_ci'][1]:.2f}]" if m.get("heldout_ci") else ""
-        l2 = f", L2 {m['l2']:.3g}{' cross-validated' if 'cross-validation' in m.get('l2_note', '') else ''}" if "l2" in m else ""
-        parts.append((attr, f"{m['heldout_pairwise_accuracy']:.2f}{ci} (n {m.get('n_test', '?')} held out{l2})"))
+        parts.append((attr, f"{acc:.2f}{ci} (n {m.get('n_test', '?')} held out{', ' + l2 if l2 else ''})"))
     return parts
 
 
