@@ -342,3 +342,18 @@ def test_the_held_out_tally_starts_again_when_the_sessions_pairs_change(tmp_path
     vote(16)  # fits on 32 (the first in the new basis: no tally) and 40 (the 32-vote head on the 8 after it)
     status = lab.selection_status("s")
     assert status["head_votes"] == 40 and status["heldout_accuracy"]["n"] == 8
+
+
+def test_a_replaced_dataset_is_served_with_its_new_pairs(tmp_path: Path) -> None:
+    """SQLite gives a replaced dataset's new row the old id: the session's pair cache must still
+    see the new pairs (it served the old ids, which no longer exist: NotFound)."""
+    pairs, fa, fb = planted_pairs(20)
+    lab = make_lab(tmp_path, pairs, Planted(pairs, fa, fb))
+    lab.create_session("s", "ds")
+    lab.join("s", "al")
+    item = lab.next_item("s", "al")
+    lab.vote("s", "al", item.pair.id, "A", displayed_order=item.displayed_order)
+    renamed = [Pair(p.prompt, p.response_a, p.response_b, id=f"new-{p.id}") for p in pairs]
+    lab.store.import_pairs("ds", renamed, replace=True)
+    served = lab.next_item("s", "al")
+    assert served is not None and served.pair.id.startswith("new-")

@@ -36,6 +36,7 @@ ASPECT_OUTCOMES = ("A", "B", "tie")
 CHOICES = ("left", "right", "tie", "both_bad", "skip")  # what an annotator picks, in displayed terms
 ASPECT_CHOICES = ("left", "right", "tie")
 RATIONALE_MAX = 10_000
+DatasetVersion = tuple[int, float, int]  # (dataset row id, import time, pairs): a replaced dataset is another version
 
 
 @dataclass
@@ -254,8 +255,10 @@ class LabelingStore:
         self.store = store
         self.clock = clock
         self.uncertain = UncertainOrder(features, default=self._default_features)
-        self._pair_cache: dict[int, tuple[list[str], dict[str, tuple[str, str]]]] = {}
-        self._fit_pairs: dict[tuple, list[Pair]] = {}  # (dataset row, import time, size) -> its pairs, read once for the model-uncertain refits
+        # Per dataset row: (its version, what was read for it). A replaced dataset is a new row, but
+        # SQLite may give it the same id; its import time and size tell the versions apart.
+        self._pair_cache: dict[int, tuple[DatasetVersion, tuple[list[str], dict[str, tuple[str, str]]]]] = {}
+        self._fit_pairs: dict[int, tuple[DatasetVersion, list[Pair]]] = {}  # its pairs, for the model-uncertain refits
         self._bt_cache: dict[int, tuple[int, BTResult | None]] = {}
         self._rank_cache: dict[tuple[int, str], tuple[list[str], list[str]]] = {}
         self._tokens: dict[tuple[str, str], tuple[str]] = {}
@@ -311,20 +314,26 @@ class LabelingStore:
         ids, _ = self._dataset_pairs(conn, row[2])
         return SessionInfo(row[0], row[1], row[2], SessionSettings(**json.loads(row[3])), row[4], row[5], len(ids))
 
-    def _dataset_pairs(self, conn: Connection, dataset: str) -> tuple[list[str], dict[str, tuple[str, str]]]:
-        """Pair ids in dataset order and each pair's (source A, source B), cached per dataset row."""
-        row = conn.execute("SELECT id FROM datasets WHERE name = ?", (dataset,)).fetchone()
+    @staticmethod
+    def _dataset_version(conn: Connection, dataset: str) -> DatasetVersion:
+        row = conn.execute("SELECT id, created_at, n_pairs FROM datasets WHERE name = ?", (dataset,)).fetchone()
         if row is None:
             raise NotFound(f"No dataset named '{dataset}'.", hint="Import it first (workbench data import).")
-        if row[0] not in self._pair_cache:
+        return int(row[0]), float(row[1]), int(row[2])
+
+    def _dataset_pairs(self, conn: Connection, dataset: str) -> tuple[list[str], dict[str, tuple[str, str]]]:
+        """Pair ids in dataset order and each pair's (source A, source B), cached per dataset version."""
+        version = self._dataset_version(conn, dataset)
+        cached = self._pair_cache.get(version[0])
+        if cached is None or cached[0] != version:
             ids, sources = [], {}
-            for pid, meta in conn.execute("SELECT pair_id, metadata FROM pairs WHERE dataset_id = ? ORDER BY position", (row[0],)):
+            for pid, meta in conn.execute("SELECT pair_id, metadata FROM pairs WHERE dataset_id = ? ORDER BY position", (version[0],)):
                 ids.append(pid)
                 src = pair_sources(json.loads(meta))
                 if src:
                     sources[pid] = src
-            self._pair_cache[row[0]] = (ids, sources)
-        return self._pair_cache[row[0]]
+            cached = self._pair_cache[version[0]] = (version, (ids, sources))
+        return cached[1]
 
     # -- annotators ------------------------------------------------------------------------
 
@@ -472,13 +481,12 @@ class LabelingStore:
         """The session's settings, pairs and current votes from one snapshot (read by the background refit)."""
         with self.store.snapshot() as conn:
             info = self._session(conn, session)
-            row = conn.execute("SELECT id, created_at, n_pairs FROM datasets WHERE name = ?", (info.dataset,)).fetchone()
-            key = tuple(row)  # a replaced dataset is a new row, but SQLite may give it the same id: its import time differs
-            pairs = self._fit_pairs.get(key)
-            if pairs is None:
-                pairs = self._fit_pairs[key] = [row_pair(r) for r in conn.execute(
-                    f"SELECT {PAIR_COLUMNS} FROM pairs WHERE dataset_id = ? ORDER BY position", (row[0],))]
-            return info.settings, pairs, self._judgments(conn, info.id)
+            version = self._dataset_version(conn, info.dataset)
+            cached = self._fit_pairs.get(version[0])
+            if cached is None or cached[0] != version:
+                cached = self._fit_pairs[version[0]] = (version, [row_pair(r) for r in conn.execute(
+                    f"SELECT {PAIR_COLUMNS} FROM pairs WHERE dataset_id = ? ORDER BY position", (version[0],))])
+            return info.settings, cached[1], self._judgments(conn, info.id)
 
     def _repeat_plan(self, conn: Connection, info: SessionInfo, aid: int, annotator: str, left: int,
                      now: float | None) -> _RepeatPlan:

@@ -495,7 +495,8 @@ class UncertainOrder:
     def _delta(self, sid: int, settings: Any, pairs: list[Pair]) -> tuple[list[str], np.ndarray, str, str]:
         """The pairs' ids, their projected A − B, the features' description and the basis's key."""
         ids = [p.id for p in pairs]
-        digest = hashlib.sha256("\0".join(ids).encode()).hexdigest()
+        # The texts too: a dataset replaced by one with the same ids and new answers has other features.
+        digest = hashlib.sha256("\0".join(f"{p.id}\1{p.prompt}\1{p.response_a}\1{p.response_b}" for p in pairs).encode()).hexdigest()
         key = (sid, settings.uncertainty_model or settings.policy_model, int(settings.uncertainty_layer), digest)
         cached = self._projected.get(key)
         if cached is None:
