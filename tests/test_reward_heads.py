@@ -65,7 +65,11 @@ def test_the_bradley_terry_penalty_is_chosen_by_cross_validation_not_fixed():
 
     assert accuracy(l2) > accuracy(1.0) + 0.1
     assert choose_l2(diff[:12], a_wins[:12], prompts[:12])[1].startswith("fixed at 1 (12 comparisons")
-    assert choose_l2(diff[:16], a_wins[:16], prompts[:16])[0] == 1.0  # two prompts: nothing to fold by
+    two = choose_l2(diff[:40], a_wins[:40], [f"prompt {i % 2}" for i in range(40)])  # enough votes, two prompts
+    assert two == (1.0, "fixed at 1 (2 prompt(s): too few to hold prompts out)")
+    assert choose_l2(diff[:40], np.ones(40, dtype=int), prompts[:40])[1] == "fixed at 1 (every vote went to one side)"
+    as_ints = choose_l2(diff[:n], a_wins[:n].astype(int).tolist(), prompts)  # 0/1 as a list: the same choice
+    assert as_ints[0] == l2
 
 
 def test_comparisons_from_poles_and_judgments():
@@ -107,6 +111,10 @@ def test_train_score_save_list_and_load(llama, tmp_path):
     for attr in rm.attributes:
         m = rm.metrics[attr]
         assert m["n_test"] == 6 and m["heldout_pairwise_accuracy"] >= 0.8, (attr, m)  # both are read off the length
+        low, high = m["heldout_ci"]  # the ridge head's too: a bootstrap over held-out responses
+        assert low <= m["heldout_pairwise_accuracy"] <= high and high - low > 0, (attr, m)
+    assert 0 < rm.metrics["length"]["n_test_pairs"] <= 15  # pairs of 6 held-out responses with different ratings
+    assert dict(accuracy_parts(rm))["length"].endswith(f"(n {rm.metrics['length']['n_test_pairs']} held-out pairs of 6 responses, L2 1)")
     # Length is easy to read off even a random tiny model's mean-pooled states.
     assert rm.metrics["verbosity"]["heldout_pairwise_accuracy"] >= 0.8
     scores = rm.score(llama, ["Q"] * 2, ["fox", "fox dog answer preference brown lazy fox dog answer"])
@@ -166,13 +174,13 @@ def test_reward_heads_from_a_sessions_votes(llama, tmp_path):
     from workbench.preference.reward_heads import train_reward_model_from_session
 
     lab = _voted_session(tmp_path)
-    rm = train_reward_model_from_session(llama, lab, "s", name="from-votes", layer=2, n_boot=200)
+    rm = train_reward_model_from_session(llama, lab, "s", name="from-votes", layer=2)
     assert sorted(rm.attributes) == ["overall", "tone", "verbosity"] and set(rm.kinds) == {"bradley_terry"}
     overall = rm.metrics["overall"]
     assert overall["n_train"] + overall["n_test"] == 39  # the tie is not a comparison
     assert overall["heldout_pairwise_accuracy"] >= 0.8
     # 39 comparisons over 20 prompts: the penalty is chosen on held-out prompts, and says so.
-    assert "5-fold cross-validation by prompt" in overall["l2_note"] and overall["l2"] == pytest.approx(float(overall["l2_note"].split(",")[0]))
+    assert "5-fold cross-validation by prompt" in overall["l2_note"] and overall["l2"] == pytest.approx(float(overall["l2_note"].split(",")[0]), rel=1e-2)
     low, high = overall["heldout_ci"]
     assert low <= overall["heldout_pairwise_accuracy"] <= high
     shown = dict(accuracy_parts(rm))["overall"]  # what the Steering tab and the loop panel print
@@ -204,11 +212,14 @@ def test_reward_heads_from_a_session_refuse_too_few_votes(llama, tmp_path):
 def test_accuracy_text_of_older_and_unmeasured_heads():
     """A head saved before the penalty was chosen (no "l2"), a ridge head (no interval) and a head
     with no held-out pairs (NaN) each read as what they are, never as "nan"."""
-    rm = RewardModel("r", "m", "/m", 1, ["old", "rated", "unmeasured"], ["bradley_terry", "ridge", "bradley_terry"],
-                     np.zeros((3, 2)), np.zeros(3), np.zeros(2), np.ones(2),
+    rm = RewardModel("r", "m", "/m", 1, ["old", "rated", "unmeasured", "one-sided"], ["bradley_terry", "ridge"] + ["bradley_terry"] * 2,
+                     np.zeros((4, 2)), np.zeros(4), np.zeros(2), np.ones(2),
                      metrics={"old": {"heldout_pairwise_accuracy": 0.8, "heldout_ci": [0.7, 0.9], "n_test": 20},
                               "rated": {"heldout_pairwise_accuracy": 0.75, "n_test": 6},
                               "unmeasured": {"heldout_pairwise_accuracy": float("nan"), "n_test": 0, "l2": 1.0,
-                                             "l2_note": "fixed at 1 (12 comparisons: too few …)"}})
-    assert accuracy_parts(rm) == [("old", "0.80 [0.70, 0.90] (n 20 held out)"), ("rated", "0.75 (n 6 held out)"),
-                                  ("unmeasured", "not measured (no held-out pairs, L2 1)")]
+                                             "l2_note": "fixed at 1 (12 comparisons: too few …)"},
+                              "one-sided": {"heldout_pairwise_accuracy": float("nan"), "n_test": 8, "l2": 1.0,
+                                            "heldout_note": "8 held out, but every training vote went to one side: no head to test"}})
+    assert accuracy_parts(rm) == [("old", "0.80 [0.70, 0.90] (n 20 held out)"), ("rated", "0.75, no interval (n 6 held out)"),
+                                  ("unmeasured", "not measured (no held-out pairs, L2 1)"),
+                                  ("one-sided", "not measured (8 held out, but every training vote went to one side: no head to test, L2 1)")]

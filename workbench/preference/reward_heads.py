@@ -11,7 +11,8 @@ layer. Two kinds of head, one per kind of supervision:
 Heads live in a standardised feature space (mean and scale stored with them) so one L2
 strength suits every layer, and their outputs are standardised over the training responses
 (mean 0, std 1 per attribute) so rewards of different attributes share a unit. Quality is reported as held-out pairwise accuracy per
-attribute, with a bootstrap CI for the pairwise heads. Saved reward models are folders under
+attribute, with its interval (the project's Wilson interval for pairwise heads, Kendall's τ
+variance for rating heads). Saved reward models are folders under
 ``<home>/reward_models/<name>/`` and ``list_reward_models`` lists them (the Steering tab and
 best-of-n read that list).
 
@@ -23,6 +24,7 @@ imply over the aspect heads.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +39,7 @@ from workbench.data.types import Judgment, Pair, Prompt
 from workbench.errors import ConfigError, DataError, ModelError
 from workbench.files import atomic_path, is_temporary
 from workbench.models.loading import LoadedModel
+from workbench.preference.intervals import rate_interval, z_value
 from workbench.preference.votes import VoteSource, snapshot_of, votes_from_judgments
 
 HEAD_KINDS = ("ridge", "bradley_terry")
@@ -248,10 +251,15 @@ def choose_l2(diff: np.ndarray, a_wins: np.ndarray, groups: Sequence[str] | None
     from sklearn.linear_model import LogisticRegression  # scikit-learn: only when a head is fitted
     from sklearn.model_selection import GroupKFold, KFold
 
+    a_wins = np.asarray(a_wins, dtype=bool)
     n = len(diff)
     n_groups = len(set(groups)) if groups is not None else n
-    if n < MIN_CV_COMPARISONS or n_groups < 3 or len(np.unique(a_wins)) < 2:
+    if n < MIN_CV_COMPARISONS:
         return FIXED_L2, f"fixed at {FIXED_L2:g} ({n} comparisons: too few to choose it by cross-validation)"
+    if n_groups < 3:
+        return FIXED_L2, f"fixed at {FIXED_L2:g} ({n_groups} prompt(s): too few to hold prompts out)"
+    if len(np.unique(a_wins)) < 2:
+        return FIXED_L2, f"fixed at {FIXED_L2:g} (every vote went to one side)"
     folds = min(CV_FOLDS, n_groups)
     splitter = GroupKFold(folds) if groups is not None else KFold(folds, shuffle=True, random_state=seed)
     fits = []  # per fold: its classifier, training data (both orientations of each comparison) and held-out rows
@@ -282,6 +290,7 @@ def fit_bt_head(z_a: np.ndarray, z_b: np.ndarray, a_wins: np.ndarray, l2: float 
     """
     from sklearn.linear_model import LogisticRegression  # scikit-learn: only in fit_bt_head()
 
+    a_wins = np.asarray(a_wins, dtype=bool)  # 0/1 ints would make ~a_wins −1/−2: four classes
     diff = z_a - z_b
     x = np.concatenate([diff, -diff])
     y = np.concatenate([a_wins, ~a_wins]).astype(int)
@@ -312,14 +321,6 @@ def _split(n: int, test_fraction: float, rng: np.random.Generator, groups: Seque
     return np.array([i for i, g in enumerate(groups) if g not in held], dtype=np.int64), test
 
 
-def _bootstrap_ci(correct: np.ndarray, n_boot: int, level: float, rng: np.random.Generator) -> list[float] | None:
-    """Percentile bootstrap CI of a mean of 0/1 outcomes (None without data or resamples)."""
-    if not len(correct) or n_boot < 1:
-        return None
-    means = correct[rng.integers(0, len(correct), (n_boot, len(correct)))].mean(1)
-    return [float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))]
-
-
 def _check_name(name: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}", name):
         raise ConfigError(f"Reward model name {name!r} is not a safe folder name.", hint="Use letters, digits, '-', '_' and '.'.")
@@ -345,22 +346,37 @@ def _check_training_data(lm: LoadedModel, name: str, layer: int, ratings: Sequen
     return rated_attrs, compared_attrs
 
 
+def _concordance_interval(acc: float, n: int, level: float) -> list[float]:
+    """An interval for the share of correctly ordered pairs among ``n`` responses: pairs share
+    responses, so neither a binomial over pairs nor a bootstrap (degenerate at 1.0) fits; the
+    normal interval with Kendall's τ variance under independence, (2n + 5) / (9n(n − 1)), halved
+    to the share's scale (share = (τ + 1) / 2), is the conservative width (τ's variance shrinks
+    away from 0)."""
+    half = z_value(level) * math.sqrt((2 * n + 5) / (18 * n * (n - 1)))
+    return [max(0.0, acc - half), min(1.0, acc + half)]
+
+
 def _rating_head(z_r: np.ndarray, ratings: Sequence[RatedResponse], attr: str, l2: float, test_fraction: float,
-                 rng: np.random.Generator) -> tuple[np.ndarray, float, dict[str, Any]]:
-    """A ridge head for one rated attribute: held-out pairwise accuracy first, then refitted on all."""
+                 rng: np.random.Generator, ci: float) -> tuple[np.ndarray, float, dict[str, Any]]:
+    """A ridge head for one rated attribute: held-out pairwise accuracy with its interval first,
+    then refitted on all."""
     idx = np.array([i for i, r in enumerate(ratings) if attr in r.ratings])
     y = np.array([ratings[i].ratings[attr] for i in idx], dtype=np.float64)
     train, test = _split(len(idx), test_fraction, rng)
-    acc = float("nan")
+    acc, acc_ci, n_pairs = float("nan"), None, 0
     if len(test) >= 2:
         w, b = fit_ridge_head(z_r[idx[train]], y[train], l2)
-        acc = _pairwise_accuracy_ratings(z_r[idx[test]] @ w + b, y[test])
+        truth = y[test]
+        acc, n_pairs = _pairwise_accuracy_ratings(z_r[idx[test]] @ w + b, truth), int(np.sum(np.triu(truth[:, None] != truth[None, :], k=1)))
+        acc_ci = _concordance_interval(acc, len(test), ci) if np.isfinite(acc) else None
     w, b = fit_ridge_head(z_r[idx], y, l2)
-    return w, b, {"heldout_pairwise_accuracy": acc, "n_train": len(train), "n_test": len(test)}
+    unmeasured = {} if np.isfinite(acc) else {"heldout_note": f"{len(test)} held-out response(s): no two rated differently"}
+    return w, b, {"heldout_pairwise_accuracy": acc, "heldout_ci": acc_ci, "n_train": len(train), "n_test": len(test),
+                  "n_test_pairs": n_pairs, "l2": l2, "l2_note": f"fixed at {l2:g}", **unmeasured}
 
 
 def _comparison_head(z_a: np.ndarray, z_b: np.ndarray, comparisons: Sequence[AspectComparison], attr: str, l2: float | None,
-                     test_fraction: float, rng: np.random.Generator, *, split_by_prompt: bool, n_boot: int,
+                     test_fraction: float, rng: np.random.Generator, *, split_by_prompt: bool,
                      ci: float) -> tuple[np.ndarray, dict[str, Any]]:
     """A Bradley–Terry head for one compared aspect: held-out accuracy with its interval, then
     refitted on all; ``l2`` None chooses it by cross-validation (on the training part for the
@@ -376,15 +392,18 @@ def _comparison_head(z_a: np.ndarray, z_b: np.ndarray, comparisons: Sequence[Asp
         return (l2, f"fixed at {l2:g}") if l2 is not None else choose_l2(
             diff[rows], a_wins[rows], None if groups is None else [groups[i] for i in rows])
 
-    acc, acc_ci = float("nan"), None
+    acc, acc_ci, unmeasured = float("nan"), None, {}
     if len(test) and len(np.unique(a_wins[train])) == 2:
         w = fit_bt_head(z_a[idx[train]], z_b[idx[train]], a_wins[train], penalty(train)[0])
         correct = ((diff[test] @ w > 0) == a_wins[test]).astype(np.float64)
-        acc, acc_ci = float(correct.mean()), _bootstrap_ci(correct, n_boot, ci, rng)
+        acc, acc_ci = float(correct.mean()), rate_interval(correct, ci)
+    else:
+        unmeasured = {"heldout_note": "no held-out pairs" if not len(test) else
+                      f"{len(test)} held out, but every training vote went to one side: no head to test"}
     chosen, how = penalty(np.arange(len(idx)))
     w = fit_bt_head(z_a[idx], z_b[idx], a_wins, chosen)
     return w, {"heldout_pairwise_accuracy": acc, "heldout_ci": acc_ci, "n_train": len(train), "n_test": len(test),
-               "l2": chosen, "l2_note": how}
+               "l2": chosen, "l2_note": how, **unmeasured}
 
 
 def train_reward_model(
@@ -401,13 +420,12 @@ def train_reward_model(
     cache: ActivationCache | None = None,
     batch_size: int = 16,
     split_by_prompt: bool = False,
-    n_boot: int = 1000,
     ci: float = 0.95,
     features: np.ndarray | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> RewardModel:
     """Fit one head per attribute (ridge on ratings, Bradley–Terry on comparisons) and report
-    held-out pairwise accuracy (with a bootstrap CI for comparison heads); after evaluation each
+    held-out pairwise accuracy with its interval (``ci``, the level); after evaluation each
     head is refitted on all of its data. ``split_by_prompt`` holds out whole prompts, so the
     accuracy is on prompts no head saw. ``features`` are ``featurize``'s rows for the ratings'
     responses, then every comparison's A, then every B, when the caller already has them.
@@ -432,13 +450,13 @@ def train_reward_model(
     attributes, kinds, weights, biases, metrics = [], [], [], [], {}
     n_heads = len(rated_attrs) + len(compared_attrs)
     for attr in rated_attrs:
-        w, b, metrics[attr] = _rating_head(z_r, ratings, attr, FIXED_L2 if l2 is None else l2, test_fraction, rng)
+        w, b, metrics[attr] = _rating_head(z_r, ratings, attr, FIXED_L2 if l2 is None else l2, test_fraction, rng, ci)
         attributes.append(attr), kinds.append("ridge"), weights.append(w), biases.append(b)
         if progress:
             progress(HEADS_STAGE, len(attributes), n_heads)
     for attr in compared_attrs:
         w, metrics[attr] = _comparison_head(z_a, z_b, comparisons, attr, l2, test_fraction, rng,
-                                            split_by_prompt=split_by_prompt, n_boot=n_boot, ci=ci)
+                                            split_by_prompt=split_by_prompt, ci=ci)
         attributes.append(attr), kinds.append("bradley_terry"), weights.append(w), biases.append(0.0)
         if progress:
             progress(HEADS_STAGE, len(attributes), n_heads)
@@ -459,12 +477,14 @@ def accuracy_parts(rm: RewardModel) -> list[tuple[str, str]]:
     parts = []
     for attr, m in rm.metrics.items():
         acc = m.get("heldout_pairwise_accuracy")
-        l2 = f"L2 {m['l2']:.3g}{' cross-validated' if 'cross-validation' in m.get('l2_note', '') else ''}" if "l2" in m else ""
+        l2 = f", L2 {m['l2']:.3g}{' cross-validated' if 'cross-validation' in m.get('l2_note', '') else ''}" if "l2" in m else ""
         if acc is None or not np.isfinite(acc):
-            parts.append((attr, f"not measured (no held-out pairs{', ' + l2 if l2 else ''})"))
+            parts.append((attr, f"not measured ({m.get('heldout_note', 'no held-out pairs')}{l2})"))
             continue
-        ci = f" [{m['heldout_ci'][0]:.2f}, {m['heldout_ci'][1]:.2f}]" if m.get("heldout_ci") else ""
-        parts.append((attr, f"{acc:.2f}{ci} (n {m.get('n_test', '?')} held out{', ' + l2 if l2 else ''})"))
+        ci = f" [{m['heldout_ci'][0]:.2f}, {m['heldout_ci'][1]:.2f}]" if m.get("heldout_ci") else ", no interval"
+        n = (f"n {m['n_test_pairs']} held-out pairs of {m['n_test']} responses" if "n_test_pairs" in m
+             else f"n {m.get('n_test', '?')} held out")
+        parts.append((attr, f"{acc:.2f}{ci} ({n}{l2})"))
     return parts
 
 
