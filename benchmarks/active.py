@@ -259,7 +259,7 @@ def votes_needed(points: list[int], accs: list[float], full: float, *, raw: bool
 
 def shortfall_area(points: list[int], accs: list[float], full: float) -> float:
     """Votes × accuracy the isotonic curve spends below ``full``: Σ over checkpoints of
-    max(0, full − curve) times the votes to the next one. Every checkpoint counts, not one
+    max(0, full − curve) times the votes since the previous checkpoint. Every checkpoint counts, not one
     crossing, so it moves less with one point's test noise than ``votes_needed``."""
     curve = IsotonicRegression(increasing=True).fit_transform(points, accs)
     widths = np.diff([0, *points])
@@ -287,7 +287,8 @@ def label(lab: LabelingStore, names: list[str], votes: dict[str, str], limit: in
             # Annotators are slower than a refit: the refit this request queued reads the votes as
             # they are now and is done before this vote lands (waiting after the vote instead left
             # it to thread timing whether the refit saw this vote, and runs were not reproducible).
-            lab.uncertain.wait(120)
+            if not lab.uncertain.wait(120):
+                raise RuntimeError("a model-uncertain refit took over 120 s: the run would depend on thread timing")
             lab.vote("s", name, item.pair.id, votes[item.pair.id], displayed_order=item.displayed_order)
             order.append(item.pair.id)
             moved = True
@@ -499,7 +500,8 @@ def report(needed: dict[str, list[int]], raw: dict[str, list[int]], area: dict[s
             print(f"votes_saved_vs_{peer}{label_}_iqr: [{q1:.2f}, {q3:.2f}]")
             print(f"votes_saved_vs_{peer}{label_}_per_seed: {np.round(ratios, 2).tolist()}")
     if "random" in area and MODEL_UNCERTAIN in area:
-        ratios = np.array(area["random"]) / np.maximum(np.array(area[MODEL_UNCERTAIN]), 1e-9)
+        with np.errstate(divide="ignore"):  # an area of 0 (at the all-votes accuracy from the first checkpoint): inf
+            ratios = np.array(area["random"]) / np.array(area[MODEL_UNCERTAIN])
         med, q1, q3 = median_iqr(ratios)
         print("\nshortfall area (votes x accuracy below the all-votes head's, isotonic curve) per seed: "
               + "; ".join(f"{o} {np.round(v, 1).tolist()}" for o, v in area.items()))

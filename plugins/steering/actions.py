@@ -378,8 +378,8 @@ def train_reward(ctx: AppContext, dataset: str, high_poles_text: str, layer: int
 
 
 def accuracy_text(rm: RewardModel) -> str:
+    """Every head's held-out accuracy with its interval, n and L2, attribute names escaped for Markdown."""
     return ", ".join(f"{ui.md_escape(attr)}: {text}" for attr, text in accuracy_parts(rm))
-
 
 
 def reward_model_choices(ctx: AppContext) -> list[str]:
