@@ -508,7 +508,9 @@ def report(needed: dict[str, list[int]], raw: dict[str, list[int]], area: dict[s
         print(f"shortfall_saved_vs_random: {med:.2f}   (IQR [{q1:.2f}, {q3:.2f}]; per seed {np.round(ratios, 2).tolist()})")
     if "random" in needed and MODEL_UNCERTAIN in needed:
         saved = float(np.median(np.array(needed["random"], dtype=float) / np.array(needed[MODEL_UNCERTAIN], dtype=float)))
-        print(f"target_votes_saved_vs_random_{TARGET}: {'met' if saved >= TARGET else 'NOT met'} ({saved:.2f})")
+        seeds = len(needed["random"])
+        verdict = ("met" if saved >= TARGET else "NOT met") if seeds >= 5 else f"not judged: {seeds} seed(s), the target is a median over at least 5"
+        print(f"target_votes_saved_vs_random_{TARGET}: {verdict} ({saved:.2f})")
 
 
 def round_trip(args: argparse.Namespace, pairs: list[Pair], lookup: Lookup, layer: int, prompts: list[str]) -> None:
