@@ -30,7 +30,9 @@
    by damped Newton with sklearn's stopping rule, checked against ``fit_bt_head`` once per run),
    whose held-out accuracy here *falls* as votes are added past a few dozen (under-regularised
    for 576 features), so that "within 0.02 of the head on all votes" is met by 16–64 votes of
-   any order and measures nothing. **Votes needed** is the first checkpoint whose accuracy is
+   any order and measures nothing; ``workbench`` is the head ``train_reward_model_from_session``
+   fits since 2026-12-07, ``fit_bt_head`` with its L2 chosen by cross-validation over prompts
+   (``choose_l2``). **Votes needed** is the first checkpoint whose accuracy is
    within 0.02 of the accuracy of the head fitted on all pool votes (the same number for every
    order of one seed): the issue's "reach". It is read from the **isotonic (non-decreasing)
    least-squares fit** of each learning curve, not from the raw points: with a few hundred test
@@ -241,7 +243,13 @@ def learning_curve(order: list[str], index: dict[str, int], rows: np.ndarray, fe
         mean, scale = standardise(fa, fb)
         x = (fa - fb) / scale
         wins = np.array([a_wins[p] for p in order[:n]])
-        w = eval_head(x, wins, w) if kind == "bt" else ridge_loo_head(x, wins)[0]
+        if kind == "workbench":  # the head train_reward_model_from_session fits: L2 cross-validated by prompt
+            from workbench.preference.reward_heads import choose_l2, fit_bt_head  # torch: only this head
+
+            prompts = [p.split(":", 1)[0] for p in order[:n]]
+            w = fit_bt_head(x, np.zeros_like(x), wins, choose_l2(x, wins, prompts)[0])
+        else:
+            w = eval_head(x, wins, w) if kind == "bt" else ridge_loo_head(x, wins)[0]
         pred = ((feats[rows[test, 0]] - feats[rows[test, 1]]) / scale) @ w > 0
         accs.append(float(np.mean(pred == truth)))
     return points, accs
@@ -377,9 +385,11 @@ def main() -> None:
     parser.add_argument("--preference-dims", type=int, default=8,
                         help="principal components the model preference lives in (0: all 576 dimensions, isotropic)")
     parser.add_argument("--check-every", type=int, default=16, help="votes between evaluation checkpoints")
-    parser.add_argument("--eval-head", choices=("ridge-loo", "bt"), default="ridge-loo",
+    parser.add_argument("--eval-head", choices=("ridge-loo", "bt", "workbench"), default="ridge-loo",
                         help="the reward head whose held-out accuracy is tracked: ridge-loo (ridge on the vote signs, L2 by exact "
-                             "leave-one-out on the votes so far) or bt (fit_bt_head's fixed L2 = 1 logistic head)")
+                             "leave-one-out on the votes so far), bt (fit_bt_head's fixed L2 = 1 logistic head) or workbench "
+                             "(the head the workbench trains on a session: fit_bt_head with its L2 cross-validated by prompt; "
+                             "slower, 0.1–3 s a checkpoint)")
     parser.add_argument("--orders", type=lambda v: v.split(","), default=list(ORDERS),
                         help=f"comma-separated orders to label with (default all: {','.join(ORDERS)}); the ratios need random/active and {MODEL_UNCERTAIN}")
     parser.add_argument("--refit-every", type=int, default=8, help="the model-uncertain session's refit_every")
