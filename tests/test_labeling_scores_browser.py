@@ -45,10 +45,8 @@ def server(tmp_path_factory) -> Iterator[Server]:
 def test_scores_show_after_the_vote_never_before(browser, server: Server) -> None:
     page = open_app(browser, server.url, 1300, 1500, tab="Labeling")
     box = page.locator("#wb-lab-session input")
-    # Typed, then Enter (the dropdown filters as you type): clicking the option timed out once in
-    # CI with the list re-rendering under it ("element is not stable", then detached, for 60 s).
-    box.fill("scored")
-    box.press("Enter")
+    box.click()
+    page.get_by_role("option", name="scored", exact=True).click()
     frame = page.frame_locator("#wb-lab-frame")
     frame.locator("#name").fill("kim")
     frame.locator("#name").press("Enter")
