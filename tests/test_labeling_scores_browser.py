@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from checkpoints import write_tiny_checkpoint
 from page_watch import open_app
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 from sessions import voted_session
 from test_server import Server, start_server
@@ -45,8 +46,17 @@ def server(tmp_path_factory) -> Iterator[Server]:
 def test_scores_show_after_the_vote_never_before(browser, server: Server) -> None:
     page = open_app(browser, server.url, 1300, 1500, tab="Labeling")
     box = page.locator("#wb-lab-session input")
-    box.click()
-    page.get_by_role("option", name="scored", exact=True).click()
+    # The tab's load event may refresh the session choices while the list is open, which closes it
+    # (a clean-clone CI run once waited 60 s on a detached option): open it again, as a user would.
+    for _ in range(4):
+        box.click()
+        try:
+            page.get_by_role("option", name="scored", exact=True).click(timeout=15_000)
+            break
+        except PlaywrightTimeoutError:
+            continue
+    else:
+        pytest.fail("the session list never offered 'scored' long enough to pick it")
     frame = page.frame_locator("#wb-lab-frame")
     frame.locator("#name").fill("kim")
     frame.locator("#name").press("Enter")
