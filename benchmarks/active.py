@@ -81,6 +81,7 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+import scipy.linalg
 from sklearn.isotonic import IsotonicRegression
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,7 +220,10 @@ def ridge_loo_head(x: np.ndarray, a_wins: np.ndarray) -> tuple[np.ndarray, float
     """Ridge regression of ±1 on Δ (no intercept; ``fit_ridge_head``'s model on vote signs), its
     L2 chosen from RIDGE_GRID by the exact leave-one-out squared error (one SVD for the grid)."""
     y = np.where(a_wins, 1.0, -1.0)
-    u, sv, vt = np.linalg.svd(x, full_matrices=False)
+    try:
+        u, sv, vt = np.linalg.svd(x, full_matrices=False)
+    except np.linalg.LinAlgError:  # LAPACK's divide-and-conquer SVD fails on some few-row matrices; the QR route does not
+        u, sv, vt = scipy.linalg.svd(x, full_matrices=False, lapack_driver="gesvd")
     uty = u.T @ y
     best, chosen = np.inf, RIDGE_GRID[0]
     for lam in RIDGE_GRID:

@@ -14,7 +14,17 @@ import pytest
 from workbench.data.types import Pair
 from workbench.labeling import LabelingStore
 from workbench.labeling.sessions import ORDERS, Invalid
-from workbench.labeling.uncertain import MODEL_UNCERTAIN, LaplaceHead, bald, batch_order, disagreement, fit_head, project
+from workbench.labeling.uncertain import (
+    MODEL_UNCERTAIN,
+    LaplaceHead,
+    bald,
+    batch_order,
+    disagreement,
+    expected_reduction,
+    fit_head,
+    prior_precision,
+    project,
+)
 from workbench.store import Store
 
 D = 6
@@ -92,17 +102,38 @@ def test_head_maths_on_planted_data() -> None:
 
 
 def test_a_refits_batch_spreads_over_directions_the_head_is_unsure_of() -> None:
-    """Ten copies of one direction outscore five of another under BALD; the batch order asks one
-    of the first, then, that one taken in, one of the second (plain BALD would ask all ten)."""
+    """Ten copies of one direction outscore five of another (BALD, and what a vote would lower
+    over the open pairs); the batch order asks one of the first, then, that one taken in, one
+    of the second (ranking once would ask all ten)."""
     delta = np.vstack([np.tile([3.0, 0.0], (10, 1)), np.tile([0.0, 2.5], (5, 1))])
     head = LaplaceHead(np.zeros(2), np.eye(2), 0)
     plain = np.argsort(-bald(*head.predict(delta)), kind="stable")
     assert set(plain[:10]) == set(range(10))
+    reduction = expected_reduction(delta, head.cov, np.full(15, 0.25), delta)
+    assert set(np.argsort(-reduction, kind="stable")[:10]) == set(range(10))
     order = batch_order(delta, head, np.zeros(15), batch=4)
     assert order[0] < 10 and order[1] >= 10 and sorted(order) == list(range(15))
     done = np.zeros(15, dtype=bool)
     done[:10] = True  # those have their votes: never picked, and last
     assert set(batch_order(delta, head, np.zeros(15), batch=4, done=done)[:5]) == set(range(10, 15))
+
+
+def test_a_vote_is_worth_most_where_it_informs_many_open_pairs() -> None:
+    """Two directions the head is equally unsure of: a vote along the one most open pairs lie
+    along lowers more uncertainty (and is asked first) than a vote along the one pairs already
+    voted on lie along; the greedy order stays on that side only until it is learnt. Where taste
+    groups disagree, every other pick is theirs."""
+    delta = np.vstack([np.tile([2.0, 0.0], (8, 1)), np.tile([0.0, 2.0], (8, 1))])
+    head = LaplaceHead(np.zeros(2), np.eye(2), 0)
+    done = np.zeros(16, dtype=bool)
+    done[9:] = True  # seven of the second direction's pairs already have their votes
+    reduction = expected_reduction(delta, head.cov, np.full(16, 0.25), delta[~done])
+    assert reduction[0] > 2 * reduction[8]
+    assert batch_order(delta, head, np.zeros(16), batch=2, done=done)[0] < 8
+    floor = np.zeros(16)
+    floor[5] = 0.4  # the taste groups' heads disagree on pair 5 only
+    order = batch_order(delta, head, floor, batch=4)
+    assert order[1] == 5 and order[0] != 5
 
 
 def test_votes_refit_the_head_and_the_next_pair_is_the_least_sure(tmp_path: Path) -> None:
@@ -133,10 +164,18 @@ def test_votes_refit_the_head_and_the_next_pair_is_the_least_sure(tmp_path: Path
     open_at_fit = [pid for pid in head.score if pid not in {j.pair_id for j in lab.judgments("s")}]
     lab.vote("s", "al", held.pair.id, hidden_vote(w, fa, fb, row[held.pair.id]), displayed_order=held.displayed_order)
     voted = {j.pair_id for j in lab.judgments("s")}
-    # The head's first pick is the open pair it scores highest, and pairs are served in its order.
+    # The head's first pick is the open pair whose vote lowers its uncertainty over the open pairs
+    # most (the head refitted here on the same votes), and pairs are served in its order.
     assert max(head.score.values()) > min(head.score.values())
     first = min(open_at_fit, key=head.order.get)
-    assert head.score[first] == max(head.score[pid] for pid in open_at_fit)
+    delta = project(fa, fb)
+    fitted_on = [j for j in lab.judgments("s") if j.pair_id != held.pair.id]  # the 8 votes the head was fitted on
+    refit = fit_head(delta[[row[j.pair_id] for j in fitted_on]], np.array([str(getattr(j.outcome, "value", j.outcome)) == "A" for j in fitted_on]),
+                     prior_precision(delta))
+    mu = delta @ refit.w
+    is_open = np.array([p.id in open_at_fit for p in pairs])
+    reduction = expected_reduction(delta, refit.cov, np.exp(-np.abs(mu)) / (1 + np.exp(-np.abs(mu))) ** 2, delta[is_open])
+    assert row[first] == int(np.argmax(np.where(is_open, reduction, -np.inf)))
     assert lab.next_item("s", "al").pair.id == min((pid for pid in head.order if pid not in voted), key=head.order.get)
     for _ in range(7):
         item = lab.next_item("s", "al")
@@ -282,13 +321,13 @@ def test_the_statistics_view_says_what_the_order_does(tmp_path: Path) -> None:
     status = lab.selection_status("s")
     # Fits on 8, 16 and 24 votes (each asked for by the request after the vote that completed the batch).
     assert status["refits"] == 3 and status["head_votes"] == 24 and status["votes_since_refit"] == 3
-    assert status["doing"] == "ranking by BALD" and status["features"] == "planted features"
+    assert status["doing"] == "ranking by expected uncertainty reduction" and status["features"] == "planted features"
     held = status["heldout_accuracy"]
     assert held["n"] == 16 and held["ci"][0] <= held["rate"] <= held["ci"][1]
     assert held["rate"] > 0.5  # a noiseless linear taste: the heads predict the votes they had not seen
     assert status["self_accuracy"]["n"] == 24 and status["self_accuracy"]["rate"] >= held["rate"]
     text = report_markdown(session_report(lab, "s"), session_verdict(lab, "s"))
-    assert "#### Selection: model-uncertain" in text and "| doing | ranking by BALD |" in text
+    assert "#### Selection: model-uncertain" in text and "| doing | ranking by expected uncertainty reduction |" in text
     assert f"| held-out accuracy (each head on the votes after it) | {held['rate']:.2f} [" in text and "n 16 |" in text
 
 

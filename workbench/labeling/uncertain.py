@@ -3,16 +3,16 @@
 A reward head on the frozen features of the session's model (mean-pooled residual stream of
 each response at one layer, ``reward_heads.featurize``, read through the content-hash
 activation cache) is refitted from the session's votes every ``refit_every`` decisive (A/B)
-votes, in a background thread: the vote → next pair round trip never waits for a fit. Pairs
-are then served by
+votes, in a background thread: the vote → next pair round trip never waits for a fit. Each
+pair gets a score, how unsure the head is about it, in bits: the larger of
 
 - **how much one vote would teach the head**: BALD, the mutual information between a vote's
   outcome and the head's weights under their Laplace posterior (probit approximation of the
-  logistic link, Houlsby et al. 2011), in bits. It is high where the head cannot tell which
-  side wins *because it has not seen pairs like this one*, and low both where it is sure and
-  where it is sure that the pair is a coin flip (a near tie stays unsure after any number of
-  votes; asking about it again teaches nothing);
-- or, once ``annotator_analysis`` finds two or more taste groups with enough votes each, how
+  logistic link, Houlsby et al. 2011). It is high where the head cannot tell which side wins
+  *because it has not seen pairs like this one*, and low both where it is sure and where it is
+  sure that the pair is a coin flip (a near tie stays unsure after any number of votes;
+  asking about it again teaches nothing);
+- and, once ``annotator_analysis`` finds two or more taste groups with enough votes each, how
   much the groups' own heads **disagree** on the pair: the Jensen–Shannon divergence of their
   predicted P(A wins), also in bits (the same quantity BALD is over posterior draws, here over
   groups). The groups are re-estimated once the votes grew by a quarter since the last
@@ -21,18 +21,22 @@ are then served by
   that would otherwise hold the interpreter lock the serving threads need (measured: a round
   trip's p99 doubled while it ran), and on a busy machine its CPU seconds would still crowd them.
 
-A pair's score is the larger of the two. The k votes until the next refit are served from one
-ranking, so its first 2k places are picked greedily (``batch_order``): each pick is taken into the
-head's posterior as if answered before the next is chosen, so they spread over the directions
-the head is unsure of instead of being near-copies of one. The head works in the top ``COMPONENTS`` principal
-components of the standardised response features (computed once per session from all its
-responses, no votes needed): a few dozen votes cannot inform 500+ weights, and the Laplace
-covariance is then a small matrix. Its prior gives a pair's logit a standard deviation of
+The queue itself is ordered by what a vote would do for the *whole session*
+(``batch_order``): the pair whose vote most lowers the head's uncertainty about the pairs still
+open (the expected reduction of their posterior logit variance, MacKay's ALC), and, where taste
+groups exist, every other pick the pair they disagree on most. The k votes until the next refit
+are served from one ranking, so its first 2k places are picked greedily, each pick taken into
+the head's posterior as if answered before the next is chosen: they spread over the directions
+the head is unsure of instead of being near-copies of one. (Ranking by BALD alone, as before
+2026-12-07, needed more votes: benchmarks/README.md, run 12.) The head works in the top
+``COMPONENTS`` principal components of the standardised response features (computed once per
+session from all its responses, no votes needed): a few dozen votes cannot inform 500+
+weights, and the Laplace covariance is then a small matrix. Its prior gives a pair's logit a standard deviation of
 ``PRIOR_LOGIT_SD`` on average. The evaluation head a researcher trains afterwards
 (``train_reward_model_from_session``) is unaffected: this head only orders the queue.
 
 Everything else stays as in the other orders: coverage first (fewest votes first), then the
-score; the reservation and overlap rules of ``selection.reserve`` apply unchanged. Until the
+head's order; the reservation and overlap rules of ``selection.reserve`` apply unchanged. Until the
 first head exists (fewer than ``refit_every`` decisive votes, or the first fit still running)
 pairs are served in the ``active`` order, and ``status`` says so.
 """
@@ -259,7 +263,7 @@ def doing(head: Head | None, n_decisive: int, refit_every: int, running: int | N
             return (f"waiting for {refit_every - n_decisive} more decisive votes before the first refit "
                     f"({n_decisive} of {refit_every}); serving in the active order")
         return "no head yet; serving in the active order"
-    what = "ranking by BALD" + (f" and the disagreement of taste groups {', '.join(sorted(head.groups))}" if head.groups else "")
+    what = "ranking by expected uncertainty reduction" + (f" and the disagreement of taste groups {', '.join(sorted(head.groups))}" if head.groups else "")
     if running is not None:
         what += f"; refitting on {running} votes"
     return what + (f"; the last refit failed: {error}" if error else "")
@@ -315,30 +319,42 @@ def background_priority() -> None:
             log.warning("model-uncertain: the taste-group process keeps its priority (%s)", err)
 
 
+def expected_reduction(delta: np.ndarray, cov: np.ndarray, weight: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per row i: how much one vote on pair i would lower the head's posterior logit variance,
+    summed over the ``targets`` rows (Cohn et al. 1996, MacKay 1992's ALC): a rank-one Laplace
+    update Σ' = Σ − w Σxxᵀ Σ / (1 + w xᵀΣx) lowers target j's variance by w (x_jᵀ Σ x)² / (1 + w xᵀΣx)."""
+    cx = delta @ cov  # row i: (Σ x_i)ᵀ; matmuls run in BLAS, off the interpreter lock
+    spread = targets.T @ targets
+    return weight * np.sum((cx @ spread) * cx, axis=1) / (1 + weight * np.sum(cx * delta, axis=1))
+
+
 def batch_order(delta: np.ndarray, head: LaplaceHead, floor: np.ndarray, batch: int, done: np.ndarray | None = None) -> np.ndarray:
-    """Row indices, ask first first: the first ``batch`` picked greedily, each by BALD after the
-    head's posterior has taken in the picks before it as if they had been answered (a rank-one
-    Laplace update per pick, weighted by p(1 − p) at the head's mean; the mean itself is left
-    alone, as the outcome is unknown), then the rest by that final score. A refit's k votes are
-    served from one ranking: plain BALD would spend them on near-copies of one direction; this
-    spreads them over the directions the head is unsure of. ``floor`` (e.g. the taste groups'
-    disagreement, which no fantasy changes) is a lower bound on every score; ``done`` marks pairs
-    that have all their votes (never picked, and last: the head already took them in)."""
-    mu, var = head.predict(delta)
+    """Row indices, ask first first. The first ``batch`` are picked greedily by
+    ``expected_reduction`` over the pairs still open (the vote that most lowers the head's
+    uncertainty about the pairs still to be voted on), each pick taken into the posterior as if
+    answered before the next is chosen (the rank-one update, weighted by p(1 − p) at the head's
+    mean; the mean is left alone, as the outcome is unknown), so the k votes until the next
+    refit spread over what the head is unsure of. Measured against picking by BALD alone on 40
+    simulated sessions (benchmarks/README.md, run 12): a smaller shortfall area in 32 of them.
+    Where ``floor`` (the taste groups' disagreement, which no fantasy changes) is positive
+    somewhere, every other pick is the open pair the groups disagree on most. Then the rest by
+    their expected reduction. ``done`` marks pairs that have all their votes (never picked, and
+    last: the head already took them in)."""
+    mu = head.predict(delta)[0]
     weight = 1 / (1 + np.exp(-mu)) * (1 / (1 + np.exp(mu)))  # σ'(mu): the Fisher weight of one vote
     cov = head.cov.copy()
-    score = np.maximum(bald(mu, var), floor)
     taken = np.zeros(len(delta), dtype=bool) if done is None else np.asarray(done, dtype=bool).copy()
+    targets = delta[~taken]
+    groups = bool(np.any(floor > 0))
     picks: list[int] = []
-    for _ in range(min(batch, int(np.sum(~taken)))):
+    for k in range(min(batch, int(np.sum(~taken)))):
+        score = floor if groups and k % 2 else expected_reduction(delta, cov, weight, targets)
         i = int(np.argmax(np.where(taken, -np.inf, score)))
         picks.append(i)
         taken[i] = True
         cx = cov @ delta[i]
-        gain = weight[i] / (1 + weight[i] * float(delta[i] @ cx))
-        cov -= gain * np.outer(cx, cx)
-        var = np.maximum(var - gain * (delta @ cx) ** 2, 0.0)
-        score = np.maximum(bald(mu, var), floor)
+        cov -= weight[i] / (1 + weight[i] * float(delta[i] @ cx)) * np.outer(cx, cx)
+    score = expected_reduction(delta, cov, weight, targets)
     rest = np.flatnonzero(~taken)
     closed = np.setdiff1d(np.flatnonzero(taken), picks)
     by_score = [r[np.argsort(-np.round(score[r], 12), kind="stable")] for r in (rest, closed)]
