@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/active.py [--seeds 5] [--annotators 4] [--beta 2] [--check-every 16]
                                           [--prompts 60] [--test-prompts 15] [--paced 20] [--paced-votes 30]
-                                          [--orders random,active,model-uncertain]
+                                          [--random-draws 5] [--orders random,active,model-uncertain]
 
 1. **Votes needed.** Real pairs: the shipped demo dataset's 480 responses (60 prompts, 8 answers
    each, written by the demo model under 8 system prompts), every two answers to one prompt
@@ -44,6 +44,13 @@
    (not the issue's figure): each curve's **shortfall area**, the votes × accuracy its isotonic
    fit spends below the all-votes accuracy, and ``shortfall_saved_vs_random``, the median over
    seeds of random's area ÷ model-uncertain's (every checkpoint counts, not one crossing).
+
+   ``random`` is a distribution of orders, and one draw's crossing is itself a lottery (within
+   one seed, draws needed 96 to 1,088 votes): ``--random-draws`` random orders are labelled per
+   seed (annotators renamed, which reseeds the order) and random's votes needed and area per
+   seed are the medians over them (``votes_saved_vs_random_first_draw``: the first draw alone,
+   the reading before 2026-12-07). Beside every order, an **oracle bound**: the pool taken in
+   order of the hidden margin, clearest pairs first, which no order can know.
 
    The test set is every pair of every prompt outside the pool: the ``--test-prompts`` held out
    and, with ``--prompts`` under 60, the prompts not drawn (840 test pairs at ``--prompts 40``,
@@ -547,7 +554,9 @@ def report(needed: dict[str, list[float]], raw: dict[str, list[float]], area: di
               + "; ".join(f"{o} {np.round(v, 1).tolist()}" for o, v in area.items()))
         ratio_line("shortfall_saved_vs_random", area["random"], area[MODEL_UNCERTAIN])
     if needed.get("random"):
-        print("\nthe bound: the oracle takes the pairs in order of the hidden margin |u_A - u_B| (clearest first), which no order can know")
+        print("\nthe bound: the oracle takes the pairs in order of the hidden margin |u_A - u_B| (clearest first), which no order can know; "
+              "its curve can peak above the all-votes accuracy and sag as the near-ties come last, which the isotonic reading "
+              "pools (a late reading: see oracle_votes_needed_raw)")
         ratio_line("oracle_votes_saved_vs_random", needed["random"], needed["oracle"])
     if needed.get("random") and needed.get(MODEL_UNCERTAIN):
         if first_draw:

@@ -69,7 +69,7 @@ def test_the_tab_labels_in_the_fast_page_and_a_reload_resumes(tmp_path: Path, br
 
 def test_the_owner_sees_what_the_model_uncertain_order_does(tmp_path: Path, browser, server_process, tiny_checkpoint) -> None:
     """The fast page's owner view: before the first refit it says how many votes the head waits
-    for; once the server has fitted one on the tiny checkpoint, that it ranks by BALD, with the
+    for; once the server has fitted one on the tiny checkpoint, that it ranks by expected uncertainty reduction, with the
     refits, the votes since the last and the feature model."""
     pairs = [Pair(f"prompt {i}", "yes " * (1 + i % 5), "no " * (1 + i % 3), id=f"p{i:04d}") for i in range(12)]
     with Store(tmp_path / "workbench.sqlite") as store:
@@ -94,7 +94,7 @@ def test_the_owner_sees_what_the_model_uncertain_order_does(tmp_path: Path, brow
                        return window.__refits === 1; }"""
     page.wait_for_function(fitted, polling=500, timeout=120_000)  # the server loads the checkpoint and fits
     page.keyboard.press("1")  # the page reads the order's state after every vote
-    expect(page.locator("#selection")).to_contain_text("ranking by BALD", timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#selection")).to_contain_text("ranking by expected uncertainty reduction", timeout=UI_TIMEOUT_MS)
     text = page.locator("#selection").text_content()
     assert "refits 1" in text and "layer 1" in text and "votes since the last (every 2)" in text, text
     page.close()
