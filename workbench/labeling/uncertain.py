@@ -3,36 +3,33 @@
 A reward head on the frozen features of the session's model (mean-pooled residual stream of
 each response at one layer, ``reward_heads.featurize``, read through the content-hash
 activation cache) is refitted from the session's votes every ``refit_every`` decisive (A/B)
-votes, in a background thread: the vote → next pair round trip never waits for a fit. Each
-pair gets a score, how unsure the head is about it, in bits: the larger of
+votes, in a background thread: the vote → next pair round trip never waits for a fit. The queue
+is then ordered by what one vote would do for the *whole session* (``batch_order``):
 
-- **how much one vote would teach the head**: BALD, the mutual information between a vote's
-  outcome and the head's weights under their Laplace posterior (probit approximation of the
-  logistic link, Houlsby et al. 2011). It is high where the head cannot tell which side wins
-  *because it has not seen pairs like this one*, and low both where it is sure and where it is
-  sure that the pair is a coin flip (a near tie stays unsure after any number of votes;
-  asking about it again teaches nothing);
-- and, once ``annotator_analysis`` finds two or more taste groups with enough votes each, how
-  much the groups' own heads **disagree** on the pair: the Jensen–Shannon divergence of their
-  predicted P(A wins), also in bits (the same quantity BALD is over posterior draws, here over
-  groups). The groups are re-estimated once the votes grew by a quarter since the last
-  estimate (``annotator_analysis`` is the slow part of a refit); between, the refit reuses them.
-  The analysis runs in a child process at a lower CPU priority (nice +10): it is pure-Python work
-  that would otherwise hold the interpreter lock the serving threads need (measured: a round
-  trip's p99 doubled while it ran), and on a busy machine its CPU seconds would still crowd them.
+- first the pair whose vote would most lower the head's **uncertainty about the pairs still
+  open**: the expected reduction of their posterior logit variance under the head's Laplace
+  posterior (MacKay's ALC, Cohn et al. 1996). It is high where the head is unsure *and* many open
+  pairs lie along the same direction; low where the head is sure, and low for a pair the head is
+  sure is a coin flip (a near tie teaches little about any other pair). Ranking by BALD, the
+  information one vote gives about the head's own weights, as before 2026-12-07, needed more
+  votes (benchmarks/README.md, run 12);
+- and, once ``annotator_analysis`` finds two or more taste groups with enough votes each, every
+  other pick is the pair the groups' own heads **disagree** on most: the Jensen–Shannon
+  divergence of their predicted P(A wins), in bits. The groups are re-estimated once the votes
+  grew by a quarter since the last estimate (``annotator_analysis`` is the slow part of a
+  refit); between, the refit reuses them. The analysis runs in a child process at a lower CPU
+  priority (nice +10): it is pure-Python work that would otherwise hold the interpreter lock the
+  serving threads need (measured: a round trip's p99 doubled while it ran), and on a busy
+  machine its CPU seconds would still crowd them.
 
-The queue itself is ordered by what a vote would do for the *whole session*
-(``batch_order``): the pair whose vote most lowers the head's uncertainty about the pairs still
-open (the expected reduction of their posterior logit variance, MacKay's ALC), and, where taste
-groups exist, every other pick the pair they disagree on most. The k votes until the next refit
-are served from one ranking, so its first 2k places are picked greedily, each pick taken into
-the head's posterior as if answered before the next is chosen: they spread over the directions
-the head is unsure of instead of being near-copies of one. (Ranking by BALD alone, as before
-2026-12-07, needed more votes: benchmarks/README.md, run 12.) The head works in the top
-``COMPONENTS`` principal components of the standardised response features (computed once per
-session from all its responses, no votes needed): a few dozen votes cannot inform 500+
-weights, and the Laplace covariance is then a small matrix. Its prior gives a pair's logit a standard deviation of
-``PRIOR_LOGIT_SD`` on average. The evaluation head a researcher trains afterwards
+The k votes until the next refit are served from one ranking, so its first 2k places are picked
+greedily, each pick taken into the head's posterior as if answered before the next is chosen:
+they spread over the directions the head is unsure of instead of being near-copies of one.
+
+The head works in the top ``COMPONENTS`` principal components of the standardised response
+features (computed once per session from all its responses, no votes needed): a few dozen
+votes cannot inform 500+ weights, and the Laplace covariance is then a small matrix. Its prior
+gives a pair's logit a standard deviation of ``PRIOR_LOGIT_SD`` on average. The evaluation head a researcher trains afterwards
 (``train_reward_model_from_session``) is unaffected: this head only orders the queue.
 
 Everything else stays as in the other orders: coverage first (fewest votes first), then the
@@ -68,7 +65,6 @@ COMPONENTS = 32
 PRIOR_LOGIT_SD = 2.0
 NEWTON_STEPS = 50
 GROUPS_GROWTH = 1.25  # taste groups are re-estimated once the votes grew by a quarter (annotator_analysis is a refit's slow part)
-_BALD_C = math.sqrt(math.pi * math.log(2) / 2)
 log = logging.getLogger(__name__)
 
 
@@ -187,13 +183,6 @@ def predictive(mu: np.ndarray, var: np.ndarray) -> np.ndarray:
     return ndtr(m / np.sqrt(1 + v))
 
 
-def bald(mu: np.ndarray, var: np.ndarray) -> np.ndarray:
-    """Mutual information (bits) between one vote and the head's weights (Houlsby et al. 2011)."""
-    m, v = _probit(mu, var)
-    expected = _BALD_C / np.sqrt(v + _BALD_C**2) * np.exp(-(m**2) / (2 * (v + _BALD_C**2)))
-    return np.clip(_entropy_bits(predictive(mu, var)) - expected, 0.0, 1.0)
-
-
 def disagreement(probabilities: Sequence[np.ndarray]) -> np.ndarray:
     """Jensen–Shannon divergence (bits) of several heads' P(A wins), equal weights."""
     p = np.stack(probabilities)
@@ -235,7 +224,6 @@ class Head:
     seconds: float
     features: str
     order: dict[str, int]  # pair id -> place (0: ask first)
-    score: dict[str, float]
     groups: dict[str, list[str]] = field(default_factory=dict)
     weights: np.ndarray | None = None  # the head on every vote, in the session's projected features
     seen: frozenset[tuple[str, str]] = frozenset()  # (pair, annotator) of the votes it was fitted on
@@ -269,10 +257,10 @@ def doing(head: Head | None, n_decisive: int, refit_every: int, running: int | N
     return what + (f"; the last refit failed: {error}" if error else "")
 
 
-def score_pairs(ids: Sequence[str], delta: np.ndarray, votes: Sequence[tuple[str, str, bool]],
-                groups: dict[str, list[str]] | None = None) -> tuple[np.ndarray, LaplaceHead, np.ndarray]:
-    """Each pair's score (bits): the larger of BALD under the head on every vote and the taste
-    groups' disagreement (when ``groups`` has two or more; zeros otherwise), and that disagreement."""
+def fit_heads(ids: Sequence[str], delta: np.ndarray, votes: Sequence[tuple[str, str, bool]],
+              groups: dict[str, list[str]] | None = None) -> tuple[LaplaceHead, np.ndarray]:
+    """The head on every vote, and per pair the taste groups' disagreement in bits (each group's
+    own head on its members' votes; zeros without two or more ``groups``)."""
     row = {pid: i for i, pid in enumerate(ids)}
     l2 = prior_precision(delta)
     used = [(row[p], who, a) for p, who, a in votes if p in row]
@@ -286,7 +274,7 @@ def score_pairs(ids: Sequence[str], delta: np.ndarray, votes: Sequence[tuple[str
             mine = np.array([who in members for _, who, _ in used], dtype=bool)
             probs.append(predictive(*fit_head(delta[idx[mine]], wins[mine], l2).predict(delta)))
         split = disagreement(probs)
-    return np.maximum(bald(*head.predict(delta)), split), head, split
+    return head, split
 
 
 def track_accuracy(previous: Head | None, ids: Sequence[str], delta: np.ndarray, votes: Sequence[tuple[str, str, bool]],
@@ -529,7 +517,7 @@ class UncertainOrder:
         if not found_on or len(votes) >= GROUPS_GROWTH * found_on:
             groups = self._taste_groups(pairs, judgments, settings.refit_every)
             self._groups[sid] = (len(votes), groups)
-        score, fitted, split = score_pairs(ids, delta, votes, groups)
+        fitted, split = fit_heads(ids, delta, votes, groups)
         # The next refit comes after k more votes; twice k covers the pairs annotators hold meanwhile.
         counted: dict[str, int] = {}
         for j in judgments:
@@ -542,7 +530,7 @@ class UncertainOrder:
             version = (self._heads[sid].version + 1) if sid in self._heads else 1
             self._heads[sid] = Head(version=version, votes=len(votes), fitted_at=time.time(), seconds=time.perf_counter() - t0,
                                     features=described, order={ids[i]: place for place, i in enumerate(ranked)},
-                                    score={pid: float(s) for pid, s in zip(ids, score, strict=True)}, groups=groups,
+                                    groups=groups,
                                     weights=fitted.w, seen=frozenset((p, who) for p, who, _ in votes),
                                     fit_correct=fit_correct, heldout=heldout, basis=basis)
             self._asked[sid] = max(self._asked.get(sid, 0), len(votes))
