@@ -102,7 +102,7 @@ def test_a_refits_batch_spreads_over_directions_the_head_is_unsure_of() -> None:
     one of the second (ranking once would ask all ten)."""
     delta = np.vstack([np.tile([3.0, 0.0], (10, 1)), np.tile([0.0, 2.5], (5, 1))])
     head = LaplaceHead(np.zeros(2), np.eye(2), 0)
-    reduction = expected_reduction(delta, head.cov, np.full(15, 0.25), delta)
+    reduction = expected_reduction(delta, head.cov, np.full(15, 0.25), delta.T @ delta)
     assert set(np.argsort(-reduction, kind="stable")[:10]) == set(range(10))
     order = batch_order(delta, head, np.zeros(15), batch=4)
     assert order[0] < 10 and order[1] >= 10 and sorted(order) == list(range(15))
@@ -120,7 +120,7 @@ def test_a_vote_is_worth_most_where_it_informs_many_open_pairs() -> None:
     head = LaplaceHead(np.zeros(2), np.eye(2), 0)
     done = np.zeros(16, dtype=bool)
     done[9:] = True  # seven of the second direction's pairs already have their votes
-    reduction = expected_reduction(delta, head.cov, np.full(16, 0.25), delta[~done])
+    reduction = expected_reduction(delta, head.cov, np.full(16, 0.25), delta[~done].T @ delta[~done])
     assert reduction[0] > 2 * reduction[8]
     assert batch_order(delta, head, np.zeros(16), batch=2, done=done)[0] < 8
     floor = np.zeros(16)
@@ -166,7 +166,8 @@ def test_votes_refit_the_head_and_the_next_pair_is_the_least_sure(tmp_path: Path
                      prior_precision(delta))
     mu = delta @ refit.w
     is_open = np.array([p.id in open_at_fit for p in pairs])
-    reduction = expected_reduction(delta, refit.cov, np.exp(-np.abs(mu)) / (1 + np.exp(-np.abs(mu))) ** 2, delta[is_open])
+    reduction = expected_reduction(delta, refit.cov, np.exp(-np.abs(mu)) / (1 + np.exp(-np.abs(mu))) ** 2,
+                                   delta[is_open].T @ delta[is_open])
     assert row[first] == int(np.argmax(np.where(is_open, reduction, -np.inf)))
     assert lab.next_item("s", "al").pair.id == min((pid for pid in head.order if pid not in voted), key=head.order.get)
     for _ in range(7):

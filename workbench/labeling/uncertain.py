@@ -29,8 +29,9 @@ they spread over the directions the head is unsure of instead of being near-copi
 The head works in the top ``COMPONENTS`` principal components of the standardised response
 features (computed once per session from all its responses, no votes needed): a few dozen
 votes cannot inform 500+ weights, and the Laplace covariance is then a small matrix. Its prior
-gives a pair's logit a standard deviation of ``PRIOR_LOGIT_SD`` on average. The evaluation head a researcher trains afterwards
-(``train_reward_model_from_session``) is unaffected: this head only orders the queue.
+gives a pair's logit a standard deviation of ``PRIOR_LOGIT_SD`` on average. The evaluation head
+a researcher trains afterwards (``train_reward_model_from_session``) is unaffected: this head
+only orders the queue.
 
 Everything else stays as in the other orders: coverage first (fewest votes first), then the
 head's order; the reservation and overlap rules of ``selection.reserve`` apply unchanged. Until the
@@ -307,12 +308,12 @@ def background_priority() -> None:
             log.warning("model-uncertain: the taste-group process keeps its priority (%s)", err)
 
 
-def expected_reduction(delta: np.ndarray, cov: np.ndarray, weight: np.ndarray, targets: np.ndarray) -> np.ndarray:
+def expected_reduction(delta: np.ndarray, cov: np.ndarray, weight: np.ndarray, spread: np.ndarray) -> np.ndarray:
     """Per row i: how much one vote on pair i would lower the head's posterior logit variance,
-    summed over the ``targets`` rows (Cohn et al. 1996, MacKay 1992's ALC): a rank-one Laplace
-    update Σ' = Σ − w Σxxᵀ Σ / (1 + w xᵀΣx) lowers target j's variance by w (x_jᵀ Σ x)² / (1 + w xᵀΣx)."""
+    summed over the target pairs whose scatter matrix is ``spread`` (Σ_j x_j x_jᵀ; Cohn et al.
+    1996, MacKay 1992's ALC): a rank-one Laplace update Σ' = Σ − w Σxxᵀ Σ / (1 + w xᵀΣx) lowers
+    target j's variance by w (x_jᵀ Σ x)² / (1 + w xᵀΣx)."""
     cx = delta @ cov  # row i: (Σ x_i)ᵀ; matmuls run in BLAS, off the interpreter lock
-    spread = targets.T @ targets
     return weight * np.sum((cx @ spread) * cx, axis=1) / (1 + weight * np.sum(cx * delta, axis=1))
 
 
@@ -332,17 +333,18 @@ def batch_order(delta: np.ndarray, head: LaplaceHead, floor: np.ndarray, batch: 
     weight = 1 / (1 + np.exp(-mu)) * (1 / (1 + np.exp(mu)))  # σ'(mu): the Fisher weight of one vote
     cov = head.cov.copy()
     taken = np.zeros(len(delta), dtype=bool) if done is None else np.asarray(done, dtype=bool).copy()
-    targets = delta[~taken]
+    open_rows = delta[~taken]
+    spread = open_rows.T @ open_rows  # the targets stay the pairs open at the refit: computed once
     groups = bool(np.any(floor > 0))
     picks: list[int] = []
     for k in range(min(batch, int(np.sum(~taken)))):
-        score = floor if groups and k % 2 else expected_reduction(delta, cov, weight, targets)
+        score = floor if groups and k % 2 else expected_reduction(delta, cov, weight, spread)
         i = int(np.argmax(np.where(taken, -np.inf, score)))
         picks.append(i)
         taken[i] = True
         cx = cov @ delta[i]
         cov -= weight[i] / (1 + weight[i] * float(delta[i] @ cx)) * np.outer(cx, cx)
-    score = expected_reduction(delta, cov, weight, targets)
+    score = expected_reduction(delta, cov, weight, spread)
     rest = np.flatnonzero(~taken)
     closed = np.setdiff1d(np.flatnonzero(taken), picks)
     by_score = [r[np.argsort(-np.round(score[r], 12), kind="stable")] for r in (rest, closed)]
