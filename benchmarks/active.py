@@ -88,7 +88,6 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
 from sklearn.isotonic import IsotonicRegression
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +99,7 @@ from workbench.data.demo import load_demo_pairs  # noqa: E402
 from workbench.data.types import Pair  # noqa: E402
 from workbench.labeling import LabelingStore  # noqa: E402
 from workbench.labeling.uncertain import MODEL_UNCERTAIN  # noqa: E402
+from workbench.preference.ridge import ridge_loo  # noqa: E402
 from workbench.store import Store  # noqa: E402
 
 ORDERS = ("random", "active", MODEL_UNCERTAIN)
@@ -225,22 +225,8 @@ RIDGE_GRID = np.logspace(-1, 5, 25)
 
 def ridge_loo_head(x: np.ndarray, a_wins: np.ndarray) -> tuple[np.ndarray, float]:
     """Ridge regression of ±1 on Δ (no intercept; ``fit_ridge_head``'s model on vote signs), its
-    L2 chosen from RIDGE_GRID by the exact leave-one-out squared error (one SVD for the grid)."""
-    y = np.where(a_wins, 1.0, -1.0)
-    try:
-        u, sv, vt = np.linalg.svd(x, full_matrices=False)
-    except np.linalg.LinAlgError:  # LAPACK's divide-and-conquer SVD fails on some few-row matrices; the QR route does not
-        u, sv, vt = scipy.linalg.svd(x, full_matrices=False, lapack_driver="gesvd")
-    uty = u.T @ y
-    best, chosen = np.inf, RIDGE_GRID[0]
-    for lam in RIDGE_GRID:
-        shrink = sv**2 / (sv**2 + lam)
-        fitted = u @ (shrink * uty)
-        leverage = np.einsum("ik,k,ik->i", u, shrink, u)
-        loo = float(np.mean(((y - fitted) / (1 - leverage)) ** 2))
-        if loo < best:
-            best, chosen = loo, lam
-    return vt.T @ (sv / (sv**2 + chosen) * uty), float(chosen)
+    L2 chosen from RIDGE_GRID by the exact leave-one-out squared error (``ridge_loo``)."""
+    return ridge_loo(x, np.where(a_wins, 1.0, -1.0), RIDGE_GRID)
 
 
 def learning_curve(order: list[str], index: dict[str, int], rows: np.ndarray, feats: np.ndarray, a_wins: dict[str, bool],

@@ -188,6 +188,7 @@ def evidence(lm) -> None:
         rm = train_reward_model(lm, name="evidence", layer=layer, comparisons=comps)
         accs = ", ".join(f"{a} {m['heldout_pairwise_accuracy']:.2f} (n_test {m['n_test']})" for a, m in rm.metrics.items())
         print(f"reward heads, layer {layer}: {accs}")
+    rating_heads(lm, pairs)
     hh = root.parent / "shared" / "data" / "preference" / "hh-rlhf-harmless-base-test.jsonl.gz"
     if not hh.exists():
         print(f"({hh} not found: HH-RLHF evidence skipped)")
@@ -202,6 +203,42 @@ def evidence(lm) -> None:
         m = rm.metrics["harmless"]
         print(f"HH-RLHF harmless-base, {len(hh_comps)} pairs, layer {layer}: held-out pairwise accuracy {m['heldout_pairwise_accuracy']:.3f} "
               f"(n_test {m['n_test']})")
+
+
+def rating_heads(lm, pairs: list, layer: int = 15, seeds: int = 5) -> None:
+    """Ridge (rating) heads at the old fixed L2 = 1 against the penalty ``choose_ridge_l2``
+    picks: every distinct demo answer rated 1–5 by a hidden taste (a random direction in the top
+    8 principal components of the answers' features, as benchmarks/active.py's preference) plus
+    unit noise; concordance with the taste on 200 answers no head saw."""
+    from workbench.preference.reward_heads import choose_ridge_l2, featurize, fit_ridge_head
+
+    answers = sorted({(str(p.prompt), r) for p in pairs for r in (p.response_a, p.response_b)})
+    feats = featurize(lm, [a for a, _ in answers], [r for _, r in answers], layer, batch_size=8)
+    z = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
+    values, vectors = np.linalg.eigh(z.T @ z)
+    basis = z @ vectors[:, np.argsort(values)[::-1][:8]]
+    basis /= basis.std(0)
+    upper = np.triu(np.ones((200, 200), dtype=bool), k=1)
+    print(f"\nrating heads on {len(answers)} demo answers (layer {layer}), {seeds} seeds: held-out concordance with the hidden taste")
+    print("| ratings | fixed L2 = 1 | chosen L2 | L2 chosen | choice (ms) |\n|---|---|---|---|---|")
+    for n in (30, 60, 120, 240):
+        fixed, chosen, l2s, ms = [], [], [], []
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            taste = basis @ rng.normal(size=8)
+            taste = (taste - taste.mean()) / taste.std()
+            ratings = np.clip(np.round(3 + taste + rng.normal(size=len(z))), 1, 5)
+            order = rng.permutation(len(z))
+            test, train = order[:200], order[200:200 + n]
+            t0 = time.perf_counter()
+            l2, _ = choose_ridge_l2(z[train], ratings[train])
+            ms.append(1000 * (time.perf_counter() - t0))
+            for penalty, into in ((1.0, fixed), (l2, chosen)):
+                w, b = fit_ridge_head(z[train], ratings[train], penalty)
+                pred, truth = z[test] @ w + b, taste[test]
+                into.append(float(np.mean((np.sign(pred[:, None] - pred[None]) == np.sign(truth[:, None] - truth[None]))[upper])))
+            l2s.append(l2)
+        print(f"| {n} | {np.mean(fixed):.3f} | {np.mean(chosen):.3f} | {', '.join(f'{v:.3g}' for v in l2s)} | {max(ms):.0f} |")
 
 
 def main() -> None:

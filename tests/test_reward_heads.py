@@ -15,6 +15,7 @@ from workbench.preference.reward_heads import (
     RewardModel,
     accuracy_parts,
     choose_l2,
+    choose_ridge_l2,
     comparisons_from_judgments,
     comparisons_from_poles,
     fit_bt_head,
@@ -24,6 +25,7 @@ from workbench.preference.reward_heads import (
     reward_models_dir,
     train_reward_model,
 )
+from workbench.preference.ridge import ridge_loo
 from workbench.settings import Settings
 
 
@@ -70,6 +72,55 @@ def test_the_bradley_terry_penalty_is_chosen_by_cross_validation_not_fixed():
     assert choose_l2(diff[:40], np.ones(40, dtype=int), prompts[:40])[1] == "fixed at 1 (every vote went to one side)"
     as_ints = choose_l2(diff[:n], a_wins[:n].astype(int).tolist(), prompts)  # 0/1 as a list: the same choice
     assert as_ints[0] == l2
+
+
+def test_ridge_loo_is_the_exact_leave_one_out_choice():
+    """The one-SVD shortcut gives what refitting without each row in turn gives, with and
+    without an intercept (fewer rows than columns: where centring alone would mislead)."""
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(30, 50)), 2 + rng.normal(size=30)
+    grid = (0.1, 3.0, 100.0, 3000.0)
+
+    def brute(lam: float, intercept: bool) -> float:
+        errors = []
+        for i in range(len(y)):
+            keep = np.arange(len(y)) != i
+            if intercept:
+                w, b = fit_ridge_head(x[keep], y[keep], lam)
+            else:
+                w, b = np.linalg.solve(x[keep].T @ x[keep] + lam * np.eye(50), x[keep].T @ y[keep]), 0.0
+            errors.append((y[i] - x[i] @ w - b) ** 2)
+        return float(np.mean(errors))
+
+    for intercept in (False, True):
+        w, chosen = ridge_loo(x, y, grid, intercept=intercept)
+        assert chosen == min(grid, key=lambda lam: brute(lam, intercept))
+    assert np.allclose(ridge_loo(x, y, (3.0,))[0], np.linalg.solve(x.T @ x + 3.0 * np.eye(50), x.T @ y))
+
+
+def test_the_rating_head_penalty_is_chosen_by_leave_one_out_not_fixed():
+    """Ratings as annotators give them: a taste along a few of 300 correlated feature directions,
+    on a 1–5 scale with noise, 60 rated responses. At the old fixed L2 = 1 the ridge head all but
+    interpolates them; the penalty chosen by leave-one-out orders unseen responses far better,
+    and with too few ratings, or all alike, L2 stays fixed and the note says why."""
+    rng = np.random.default_rng(11)
+    d, n, n_test = 300, 60, 1000
+    latent = rng.normal(size=(n + n_test, 6))
+    z = latent @ rng.normal(size=(6, d)) + 2 * rng.normal(size=(n + n_test, d))
+    taste = latent @ rng.normal(size=6)
+    ratings = np.clip(np.round(3 + taste / taste.std() + rng.normal(size=n + n_test)), 1, 5)
+    l2, note = choose_ridge_l2(z[:n], ratings[:n])
+    assert l2 > 10 and "leave-one-out" in note
+
+    def concordance(penalty: float) -> float:
+        w, b = fit_ridge_head(z[:n], ratings[:n], penalty)
+        pred, truth = z[n:] @ w + b, taste[n:]
+        upper = np.triu(np.ones((n_test, n_test), dtype=bool), k=1)
+        return float(np.mean((np.sign(pred[:, None] - pred[None, :]) == np.sign(truth[:, None] - truth[None, :]))[upper]))
+
+    assert concordance(l2) > concordance(1.0) + 0.05
+    assert choose_ridge_l2(z[:8], ratings[:8])[1] == "fixed at 1 (8 ratings: too few to choose it by leave-one-out)"
+    assert choose_ridge_l2(z[:20], np.full(20, 3.0))[1] == "fixed at 1 (every rating is the same)"
 
 
 def test_comparisons_from_poles_and_judgments():

@@ -40,6 +40,7 @@ from workbench.errors import ConfigError, DataError, ModelError
 from workbench.files import atomic_path, is_temporary
 from workbench.models.loading import LoadedModel
 from workbench.preference.intervals import rate_interval, z_value
+from workbench.preference.ridge import ridge_loo
 from workbench.preference.votes import VoteSource, snapshot_of, votes_from_judgments
 
 HEAD_KINDS = ("ridge", "bradley_terry")
@@ -224,22 +225,36 @@ def featurize(lm: LoadedModel, prompts: Sequence[Prompt], responses: Sequence[st
 
 
 def fit_ridge_head(z: np.ndarray, y: np.ndarray, l2: float = 1.0) -> tuple[np.ndarray, float]:
-    """Closed-form ridge on standardised features (dual form when n < d)."""
+    """Closed-form ridge with an unpenalised intercept (``z`` and ``y`` centred; dual form when n < d)."""
     y = np.asarray(y, dtype=np.float64)
-    b = float(y.mean())
-    yc = y - b
+    centre = z.mean(0)
+    zc, yc = z - centre, y - y.mean()
     n, d = z.shape
     if n < d:
-        w = z.T @ np.linalg.solve(z @ z.T + l2 * np.eye(n), yc)
+        w = zc.T @ np.linalg.solve(zc @ zc.T + l2 * np.eye(n), yc)
     else:
-        w = np.linalg.solve(z.T @ z + l2 * np.eye(d), z.T @ yc)
-    return w, b
+        w = np.linalg.solve(zc.T @ zc + l2 * np.eye(d), zc.T @ yc)
+    return w, float(y.mean() - centre @ w)
 
 
 L2_GRID = tuple(float(v) for v in np.logspace(-1, 4, 11))  # prior precisions cross-validation chooses from
 CV_FOLDS = 5
 MIN_CV_COMPARISONS = 20  # below this (or with fewer than 3 prompts to fold by) L2 stays at FIXED_L2
+MIN_LOO_RATINGS = 10  # below this a ridge head's L2 stays at FIXED_L2
 FIXED_L2 = 1.0
+
+
+def choose_ridge_l2(z: np.ndarray, y: np.ndarray) -> tuple[float, str]:
+    """A ridge (rating) head's L2 by exact leave-one-out squared error over ``L2_GRID``, and how
+    it was chosen: at a fixed L2 = 1 a head over hundreds of features all but interpolates a few
+    dozen noisy ratings, as the Bradley–Terry heads did (``choose_l2``)."""
+    y = np.asarray(y, dtype=np.float64)
+    if len(y) < MIN_LOO_RATINGS:
+        return FIXED_L2, f"fixed at {FIXED_L2:g} ({len(y)} ratings: too few to choose it by leave-one-out)"
+    if np.ptp(y) == 0:
+        return FIXED_L2, f"fixed at {FIXED_L2:g} (every rating is the same)"
+    l2 = ridge_loo(z, y, L2_GRID, intercept=True)[1]
+    return l2, f"{l2:.3g}, chosen by exact leave-one-out squared error from {L2_GRID[0]:g}–{L2_GRID[-1]:g}"
 
 
 def choose_l2(diff: np.ndarray, a_wins: np.ndarray, groups: Sequence[str] | None = None, seed: int = 0) -> tuple[float, str]:
@@ -356,23 +371,30 @@ def _concordance_interval(acc: float, n: int, level: float) -> list[float]:
     return [max(0.0, acc - half), min(1.0, acc + half)]
 
 
-def _rating_head(z_r: np.ndarray, ratings: Sequence[RatedResponse], attr: str, l2: float, test_fraction: float,
+def _rating_head(z_r: np.ndarray, ratings: Sequence[RatedResponse], attr: str, l2: float | None, test_fraction: float,
                  rng: np.random.Generator, ci: float) -> tuple[np.ndarray, float, dict[str, Any]]:
     """A ridge head for one rated attribute: held-out pairwise accuracy with its interval first,
-    then refitted on all."""
+    then refitted on all; ``l2`` None chooses it by leave-one-out (on the training part for the
+    held-out figure, on all ratings for the head kept)."""
     idx = np.array([i for i, r in enumerate(ratings) if attr in r.ratings])
     y = np.array([ratings[i].ratings[attr] for i in idx], dtype=np.float64)
     train, test = _split(len(idx), test_fraction, rng)
+
+    def penalty(rows: np.ndarray) -> tuple[float, str]:
+        """``l2`` as given, or chosen on ``rows`` alone (the held-out part never informs it)."""
+        return (l2, f"fixed at {l2:g}") if l2 is not None else choose_ridge_l2(z_r[idx[rows]], y[rows])
+
     acc, acc_ci, n_pairs = float("nan"), None, 0
     if len(test) >= 2:
-        w, b = fit_ridge_head(z_r[idx[train]], y[train], l2)
+        w, b = fit_ridge_head(z_r[idx[train]], y[train], penalty(train)[0])
         truth = y[test]
         acc, n_pairs = _pairwise_accuracy_ratings(z_r[idx[test]] @ w + b, truth), int(np.sum(np.triu(truth[:, None] != truth[None, :], k=1)))
         acc_ci = _concordance_interval(acc, len(test), ci) if np.isfinite(acc) else None
-    w, b = fit_ridge_head(z_r[idx], y, l2)
+    chosen, how = penalty(np.arange(len(idx)))
+    w, b = fit_ridge_head(z_r[idx], y, chosen)
     unmeasured = {} if np.isfinite(acc) else {"heldout_note": f"{len(test)} held-out response(s): no two rated differently"}
     return w, b, {"heldout_pairwise_accuracy": acc, "heldout_ci": acc_ci, "n_train": len(train), "n_test": len(test),
-                  "n_test_pairs": n_pairs, "l2": l2, "l2_note": f"fixed at {l2:g}", **unmeasured}
+                  "n_test_pairs": n_pairs, "l2": chosen, "l2_note": how, **unmeasured}
 
 
 def _comparison_head(z_a: np.ndarray, z_b: np.ndarray, comparisons: Sequence[AspectComparison], attr: str, l2: float | None,
@@ -430,9 +452,9 @@ def train_reward_model(
     accuracy is on prompts no head saw. ``features`` are ``featurize``'s rows for the ratings'
     responses, then every comparison's A, then every B, when the caller already has them.
     ``progress(stage, done, total)`` hears "features" (texts) and then "heads" (attributes fitted).
-    ``l2`` is the heads' prior precision; None (the default) chooses each Bradley–Terry head's by
-    cross-validation (``choose_l2``; its metrics say which and how) and keeps ridge heads at
-    ``FIXED_L2``."""
+    ``l2`` is the heads' prior precision; None (the default) chooses each head's on its own data
+    (Bradley–Terry: ``choose_l2``, cross-validation; ridge: ``choose_ridge_l2``, leave-one-out);
+    the metrics say which and how."""
     rated_attrs, compared_attrs = _check_training_data(lm, name, layer, ratings, comparisons)
     # One feature pass for every text involved.
     prompts = [r.prompt for r in ratings] + [c.prompt for c in comparisons] * 2
@@ -450,7 +472,7 @@ def train_reward_model(
     attributes, kinds, weights, biases, metrics = [], [], [], [], {}
     n_heads = len(rated_attrs) + len(compared_attrs)
     for attr in rated_attrs:
-        w, b, metrics[attr] = _rating_head(z_r, ratings, attr, FIXED_L2 if l2 is None else l2, test_fraction, rng, ci)
+        w, b, metrics[attr] = _rating_head(z_r, ratings, attr, l2, test_fraction, rng, ci)
         attributes.append(attr), kinds.append("ridge"), weights.append(w), biases.append(b)
         if progress:
             progress(HEADS_STAGE, len(attributes), n_heads)
@@ -477,7 +499,7 @@ def accuracy_parts(rm: RewardModel) -> list[tuple[str, str]]:
     parts = []
     for attr, m in rm.metrics.items():
         acc = m.get("heldout_pairwise_accuracy")
-        l2 = f", L2 {m['l2']:.3g}{' cross-validated' if 'cross-validation' in m.get('l2_note', '') else ''}" if "l2" in m else ""
+        l2 = f", L2 {m['l2']:.3g}{' cross-validated' if 'chosen by' in m.get('l2_note', '') else ''}" if "l2" in m else ""
         if acc is None or not np.isfinite(acc):
             parts.append((attr, f"not measured ({m.get('heldout_note', 'no held-out pairs')}{l2})"))
             continue
