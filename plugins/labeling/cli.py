@@ -75,8 +75,8 @@ def create(
     dataset: Annotated[str, typer.Option("--dataset", help="An imported dataset (see `workbench data list`).")],
     aspects: Annotated[str, typer.Option("--aspects", help="Aspects to judge, comma separated, e.g. helpfulness,verbosity.")] = "",
     overlap: Annotated[int, typer.Option("--overlap", help="Annotators per pair.")] = 1,
-    order: Annotated[str, typer.Option("--order", help=f"Pair order: {', '.join(ORDERS)} (model-uncertain: where a reward "
-                                                       "head refitted from the votes is least sure; needs a model).")] = "sequential",
+    order: Annotated[str, typer.Option("--order", help=f"Pair order: {', '.join(ORDERS)} (model-uncertain: the pairs whose "
+                                                       "vote would most lower the uncertainty of a reward head refitted from the votes; needs a model).")] = "sequential",
     repeat_share: Annotated[float, typer.Option("--repeat-share", help="Share of each annotator's items that are hidden repeats "
                                                                        "(0–0.5), sides swapped, for self-consistency.")] = 0.0,
     uncertainty_model: Annotated[str, typer.Option("--uncertainty-model", help="Model whose features the model-uncertain order "
