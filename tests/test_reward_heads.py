@@ -189,6 +189,11 @@ def test_reward_model_errors(llama, tiny_checkpoint):
         train_reward_model(llama, name="../evil", layer=1, comparisons=_length_comparisons(4))
     with pytest.raises(ConfigError, match="out of range"):
         train_reward_model(llama, name="x", layer=7, comparisons=_length_comparisons(4))
+    for bad in (float("nan"), "4", True, None):  # a NaN rating would have saved a head of NaN weights
+        rated = [RatedResponse("q", "an answer", {"length": 3.0}), RatedResponse("q", "another", {"length": bad})]
+        with pytest.raises(DataError, match=r"Rating 2 gives 'length' the value .*a rating is a finite number") as err:
+            train_reward_model(llama, name="x", layer=1, ratings=rated)
+        assert err.value.field == "ratings[1].length"
     rm = RewardModel("r", "other", "/x", 1, ["a"], ["ridge"], np.ones((1, 16)), np.zeros(1), np.zeros(16), np.ones(16))
     with pytest.raises(ModelError, match="d=16"):
         rm.check_model(llama)

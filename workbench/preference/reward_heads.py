@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -355,6 +356,11 @@ def _check_training_data(lm: LoadedModel, name: str, layer: int, ratings: Sequen
     if clash := set(rated_attrs) & set(compared_attrs):
         raise DataError(f"Attribute(s) {', '.join(sorted(clash))} have both ratings and comparisons; a head takes one kind.",
                         hint="Rename one of them, or train two reward models.")
+    for i, r in enumerate(ratings):
+        for attr, value in r.ratings.items():
+            if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise DataError(f"Rating {i + 1} gives '{attr}' the value {str(value)[:20]!r}; a rating is a finite number.",
+                                field=f"ratings[{i}].{attr}", hint="Give every rating as a number on the attribute's scale, or leave it out.")
     for c in comparisons:
         if c.winner not in ("A", "B"):
             raise DataError(f"Comparison winner must be 'A' or 'B', got {c.winner!r}.", field="winner")
