@@ -210,7 +210,7 @@ def rating_heads(lm, pairs: list, layer: int = 15, seeds: int = 5) -> None:
     picks: every distinct demo answer rated 1–5 by a hidden taste (a random direction in the top
     8 principal components of the answers' features, as benchmarks/active.py's preference) plus
     unit noise; concordance with the taste on 200 answers no head saw."""
-    from workbench.preference.reward_heads import choose_ridge_l2, featurize, fit_ridge_head
+    from workbench.preference.reward_heads import choose_ridge_l2, featurize, fit_ridge_head, pairwise_concordance
 
     answers = sorted({(str(p.prompt), r) for p in pairs for r in (p.response_a, p.response_b)})
     feats = featurize(lm, [a for a, _ in answers], [r for _, r in answers], layer, batch_size=8)
@@ -218,7 +218,6 @@ def rating_heads(lm, pairs: list, layer: int = 15, seeds: int = 5) -> None:
     values, vectors = np.linalg.eigh(z.T @ z)
     basis = z @ vectors[:, np.argsort(values)[::-1][:8]]
     basis /= basis.std(0)
-    upper = np.triu(np.ones((200, 200), dtype=bool), k=1)
     print(f"\nrating heads on {len(answers)} demo answers (layer {layer}), {seeds} seeds: held-out concordance with the hidden taste")
     print("| ratings | fixed L2 = 1 | chosen L2 | L2 chosen | choice (ms) |\n|---|---|---|---|---|")
     for n in (30, 60, 120, 240):
@@ -235,8 +234,7 @@ def rating_heads(lm, pairs: list, layer: int = 15, seeds: int = 5) -> None:
             ms.append(1000 * (time.perf_counter() - t0))
             for penalty, into in ((1.0, fixed), (l2, chosen)):
                 w, b = fit_ridge_head(z[train], ratings[train], penalty)
-                pred, truth = z[test] @ w + b, taste[test]
-                into.append(float(np.mean((np.sign(pred[:, None] - pred[None]) == np.sign(truth[:, None] - truth[None]))[upper])))
+                into.append(pairwise_concordance(z[test] @ w + b, taste[test])[0])
             l2s.append(l2)
         print(f"| {n} | {np.mean(fixed):.3f} | {np.mean(chosen):.3f} | {', '.join(f'{v:.3g}' for v in l2s)} | {max(ms):.0f} |")
 

@@ -316,12 +316,14 @@ def fit_bt_head(z_a: np.ndarray, z_b: np.ndarray, a_wins: np.ndarray, l2: float 
     return clf.coef_[0]
 
 
-def _pairwise_accuracy_ratings(pred: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of response pairs with different ratings that the predictions order correctly."""
+def pairwise_concordance(pred: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """The share of response pairs with different ``y`` that ``pred`` orders the same way (NaN
+    when there are none), and how many such pairs there are."""
     dy = np.sign(y[:, None] - y[None, :])
     dp = np.sign(pred[:, None] - pred[None, :])
     mask = np.triu(dy != 0, k=1)
-    return float((dy == dp)[mask].mean()) if mask.any() else float("nan")
+    n = int(mask.sum())
+    return (float((dy == dp)[mask].mean()) if n else float("nan")), n
 
 
 def _split(n: int, test_fraction: float, rng: np.random.Generator, groups: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -393,8 +395,7 @@ def _rating_head(z_r: np.ndarray, ratings: Sequence[RatedResponse], attr: str, l
     acc, acc_ci, n_pairs = float("nan"), None, 0
     if len(test) >= 2:
         w, b = fit_ridge_head(z_r[idx[train]], y[train], penalty(train)[0])
-        truth = y[test]
-        acc, n_pairs = _pairwise_accuracy_ratings(z_r[idx[test]] @ w + b, truth), int(np.sum(np.triu(truth[:, None] != truth[None, :], k=1)))
+        acc, n_pairs = pairwise_concordance(z_r[idx[test]] @ w + b, y[test])
         acc_ci = _concordance_interval(acc, len(test), ci) if np.isfinite(acc) else None
     chosen, how = penalty(np.arange(len(idx)))
     w, b = fit_ridge_head(z_r[idx], y, chosen)
